@@ -1,0 +1,69 @@
+"""forgeml: a local-first, plugin-based machine-learning platform.
+
+The public API is loaded lazily so that ``import forgeml`` stays fast and pulls in no engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from forgeml.errors import ForgeError
+from forgeml.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; resolved on first attribute access
+_LAZY: dict[str, str] = {
+    "Workspace": "forgeml.workspace",
+    # tracking
+    "start_run": "forgeml.tracking",
+    "active_run": "forgeml.tracking",
+    "end_run": "forgeml.tracking",
+    "log_param": "forgeml.tracking",
+    "log_params": "forgeml.tracking",
+    "log_metric": "forgeml.tracking",
+    "log_metrics": "forgeml.tracking",
+    "set_tags": "forgeml.tracking",
+    "set_tag": "forgeml.tracking",
+    "log_artifact": "forgeml.tracking",
+    "log_dict": "forgeml.tracking",
+    "log_text": "forgeml.tracking",
+    "log_throughput": "forgeml.tracking",
+    "flush": "forgeml.tracking",
+    "search_runs": "forgeml.tracking",
+    # jobs
+    "JobSpec": "forgeml.jobs",
+    "submit": "forgeml.jobs",
+    # features
+    "Entity": "forgeml.features",
+    "FeatureView": "forgeml.features",
+    "Feature": "forgeml.features",
+    "FileSource": "forgeml.features",
+    "get_historical_features": "forgeml.features",
+    "get_online_features": "forgeml.features",
+    "push": "forgeml.features",
+    "nearest": "forgeml.features",
+    # tuning
+    "trial_params": "forgeml.tuning",
+    "report": "forgeml.tuning",
+    "should_prune": "forgeml.tuning",
+    # pipelines
+    "step": "forgeml.pipelines",
+    "pipeline": "forgeml.pipelines",
+}
+
+__all__ = ["ForgeError", "hookimpl", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forgeml' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

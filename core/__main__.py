@@ -1,0 +1,5 @@
+"""``python -m forgeml`` runs the CLI."""
+
+from forgeml.cli import main
+
+main()

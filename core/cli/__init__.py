@@ -1,0 +1,84 @@
+"""The ``forgeml`` command line: a root group whose subcommands load lazily, one module per group."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from forgeml.errors import ForgeError
+
+# command name -> "module:attribute"; modules import only when the command runs or help lists it
+COMMANDS: dict[str, str] = {
+    "init": "forgeml.cli.workspace:init_cmd",
+    "doctor": "forgeml.cli.workspace:doctor_cmd",
+    "plugins": "forgeml.cli.workspace:plugins_group",
+    "config": "forgeml.cli.workspace:config_group",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports each subcommand's module only when it is needed."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+        self._plugins_loaded = False
+
+    def _load_plugin_commands(self, ctx: click.Context) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        try:
+            from forgeml.workspace import Workspace
+
+            host = Workspace.find().plugins
+        except ForgeError:
+            from forgeml.plugin_manager import make_plugin_manager
+
+            host = make_plugin_manager()
+        host.register_commands(self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Return built-in and plugin commands, sorted."""
+        self._load_plugin_commands(ctx)
+        return sorted(set(self.lazy) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """Return a command, importing its module on first use."""
+        if name in self.lazy and name not in self.commands:
+            module, attr = self.lazy[name].split(":")
+            self.commands[name] = getattr(importlib.import_module(module), attr)
+        if name not in self.commands:
+            self._load_plugin_commands(ctx)
+        return self.commands.get(name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="forgeml", prog_name="forgeml")
+def cli() -> None:
+    """forgeml: feature store, tracking, GPU scheduling, tuning, registry, serving and monitoring on one machine."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a ForgeError prints one line to stderr and exits 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="forgeml", standalone_mode=False)
+    except ForgeError as e:
+        click.echo(f"forgeml: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        os._exit(0)

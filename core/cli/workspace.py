@@ -1,0 +1,97 @@
+"""Workspace commands: init, doctor, plugins list, config."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+import click
+
+from forgeml.cli.output import emit_json, print_table
+
+
+@click.command("init")
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+def init_cmd(directory: Path) -> None:
+    """Create a workspace: a documented plugins.toml and the .forgeml/ folder."""
+    from forgeml.workspace import Workspace
+
+    existed = (directory / "plugins.toml").exists()
+    ws = Workspace.init(directory)
+    verb = "Reopened" if existed else "Created"
+    click.echo(f"{verb} workspace {ws.root}")
+
+
+@click.group("plugins")
+def plugins_group() -> None:
+    """Inspect plugins."""
+
+
+@plugins_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins_list(as_json: bool) -> None:
+    """List every plugin: name, version, origin, hooks, and whether it is enabled."""
+    from forgeml.errors import WorkspaceError
+    from forgeml.plugin_manager import make_plugin_manager
+    from forgeml.workspace import Workspace
+
+    try:
+        host = Workspace.find().plugins
+    except WorkspaceError:
+        host = make_plugin_manager()
+    rows = [
+        {"name": i.name, "version": i.version, "origin": i.origin,
+         "enabled": "yes" if i.enabled else ("error" if i.error else "no"),
+         "hooks": ", ".join(h.removeprefix("forgeml_") for h in i.hooks) or i.error}
+        for i in host.infos
+    ]
+    if as_json:
+        emit_json(rows)
+    else:
+        print_table(rows, ["name", "version", "origin", "enabled", "hooks"], title="forgeml plugins")
+
+
+@click.group("config")
+def config_group() -> None:
+    """Show the configuration."""
+
+
+@config_group.command("default")
+def config_default() -> None:
+    """Print the documented default plugins.toml (what `forgeml init` writes)."""
+    from forgeml.workspace import default_config_text
+
+    click.echo(default_config_text(), nl=False)
+
+
+@config_group.command("show")
+def config_show() -> None:
+    """Validate this workspace's plugins.toml and print the chosen providers."""
+    from forgeml.workspace import PROVIDER_SECTIONS, Workspace
+
+    ws = Workspace.find()
+    rows = []
+    for section in PROVIDER_SECTIONS:
+        provider, _ = ws.config.provider(section)
+        rows.append({"section": section, "plugin": provider.name, "from": provider.plugin})
+    for name, (provider, _) in ws.config.targets().items():
+        rows.append({"section": f"compute.targets.{name}", "plugin": provider.name, "from": provider.plugin})
+    print_table(rows, title=str(ws.config.path or "defaults"))
+
+
+@click.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor_cmd(as_json: bool) -> None:
+    """Check Python, torch and CUDA, GPUs, the workspace and every plugin."""
+    from forgeml.doctor import run_checks
+
+    checks = run_checks()
+    if as_json:
+        emit_json(checks)
+    else:
+        rows = [{"check": c.name, "ok": "ok" if c.ok else "FAIL", "detail": c.detail} for c in checks]
+        print_table(rows, title=f"forgeml doctor (Python {platform.python_version()}, {sys.platform}, pid {os.getpid()})")
+    if not all(c.ok for c in checks):
+        sys.exit(1)

@@ -1,0 +1,307 @@
+"""Typed contracts each provider plugin implements; core talks to layers only through these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+# ---------------------------------------------------------------- metadata store
+@dataclass(frozen=True)
+class Migration:
+    """One numbered schema step of a migration set; never edited once released."""
+
+    number: int
+    name: str
+    sql: str = ""
+    apply: Callable[[Any], None] | None = None
+
+
+class Transaction(Protocol):
+    """A write transaction: statements run together or not at all."""
+
+    def execute(self, sql: str, params: Params = ()) -> Any:
+        """Run one statement and return a DB-API cursor (lastrowid, rowcount, fetchall)."""
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        """Run one statement for many parameter rows; return the rows affected."""
+
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        """Run a SELECT inside the transaction and return rows as dicts."""
+
+
+@runtime_checkable
+class MetadataStore(Protocol):
+    """Relational metadata (runs, jobs, models, features, audit) shared by many processes."""
+
+    url: str
+
+    def migrate(self, migration_set: str, migrations: Sequence[Migration]) -> list[str]:
+        """Apply the set's migrations not yet recorded; return the names applied."""
+
+    def applied_migrations(self, migration_set: str) -> list[int]:
+        """Return the numbers of the set's migrations already applied."""
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write statement in its own transaction; return the rows affected."""
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        """Run one write statement for many rows in one transaction; return the rows affected."""
+
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        """Run a SELECT and return rows as dicts."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Open a write transaction that commits on success and rolls back on error."""
+
+    def close(self) -> None:
+        """Release connections held by this process."""
+
+
+# ---------------------------------------------------------------- artifact store
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One stored object: its sha256 hex digest and size in bytes."""
+
+    digest: str
+    size: int
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Content-addressed blobs: identical bytes are stored once and verified on read."""
+
+    root: str
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store bytes and return their sha256 hex digest."""
+
+    def put_file(self, path: str | Path) -> str:
+        """Store a file's contents and return their sha256 hex digest."""
+
+    def get_bytes(self, digest: str) -> bytes:
+        """Return an object's bytes, raising CorruptObjectError when they do not match the digest."""
+
+    def get_file(self, digest: str, dest: str | Path) -> Path:
+        """Copy an object to dest, verified, and return dest."""
+
+    def open(self, digest: str) -> BinaryIO:
+        """Open an object for streaming reads; reading to the end verifies it."""
+
+    def exists(self, digest: str) -> bool:
+        """Return whether an object with this digest is stored."""
+
+    def list(self) -> Iterator[ArtifactInfo]:
+        """Yield every stored object."""
+
+
+# ---------------------------------------------------------------- feature storage
+@runtime_checkable
+class OfflineStore(Protocol):
+    """Append-only, date-partitioned history of feature rows, queried for point-in-time joins."""
+
+    def write(self, table: str, data: pa.Table, timestamp_field: str) -> int:
+        """Append rows to a named table, partitioned by the date of timestamp_field; return rows written."""
+
+    def read(self, table: str, start: Any = None, end: Any = None, columns: Sequence[str] | None = None) -> pa.Table:
+        """Return a table's rows with timestamps in [start, end)."""
+
+    def point_in_time_join(self, entity_rows: pa.Table, requests: Sequence[Any], timestamp_field: str) -> pa.Table:
+        """Join each entity row with the latest feature values at or before its timestamp, within TTL."""
+
+
+@runtime_checkable
+class OnlineStore(Protocol):
+    """Latest feature values per entity key, read in milliseconds at serving time."""
+
+    def write(self, view: str, rows: pa.Table, key_columns: Sequence[str], timestamp_field: str) -> int:
+        """Upsert rows newer than what is stored; return rows written."""
+
+    def read(self, view: str, keys: Sequence[tuple[Any, ...]], features: Sequence[str]) -> pa.Table:
+        """Return the stored features (null when absent) plus an event-timestamp column per key."""
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    """Embeddings with nearest-neighbour search."""
+
+    def upsert(self, table: str, data: pa.Table, vector_column: str, key_columns: Sequence[str]) -> int:
+        """Insert or replace rows by key; return rows written."""
+
+    def search(self, table: str, vector: Sequence[float], k: int, filter: str | None = None) -> pa.Table:
+        """Return the k nearest rows with a _distance column, optionally filtered."""
+
+
+# ---------------------------------------------------------------- compute
+@dataclass(frozen=True)
+class GpuDevice:
+    """One GPU as an inventory sees it right now."""
+
+    index: int
+    name: str
+    memory_total_mb: int
+    memory_free_mb: int
+    utilization_pct: float = 0.0
+    uuid: str = ""
+    power_w: float | None = None
+    temperature_c: float | None = None
+    processes: tuple[int, ...] = ()
+
+
+@runtime_checkable
+class GpuInventory(Protocol):
+    """The GPUs a machine has and how busy they are."""
+
+    def devices(self) -> list[GpuDevice]:
+        """Return every visible GPU; an empty list means CPU mode."""
+
+
+@dataclass
+class LaunchRequest:
+    """What an executor needs to start one attempt of a job."""
+
+    job_id: str
+    attempt: int
+    argv: list[str]
+    env: dict[str, str]
+    workdir: str
+    log_path: str
+    gpus: list[int] = field(default_factory=list)
+    cpus: float | None = None
+    memory_mb: int | None = None
+    timeout_s: float | None = None
+    spec: Any = None
+
+
+@dataclass
+class ExecutionStatus:
+    """An executor's view of a launched attempt."""
+
+    state: str  # "running", "succeeded", "failed", "cancelled", "lost"
+    exit_code: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One line of a health report: what was checked, whether it passed, and details."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Launches, polls, cancels and reads logs of job attempts on some compute."""
+
+    name: str
+
+    def launch(self, request: LaunchRequest) -> str:
+        """Start an attempt detached and return a handle that survives a restart of forgeml."""
+
+    def poll(self, handle: str) -> ExecutionStatus:
+        """Return the attempt's current status."""
+
+    def cancel(self, handle: str, grace_s: float = 10.0) -> None:
+        """Stop the attempt: SIGTERM (or the target's equivalent), then kill after grace_s."""
+
+    def logs(self, handle: str, offset: int = 0) -> tuple[str, int]:
+        """Return log text from byte offset and the new offset."""
+
+    def check(self) -> list[HealthCheck]:
+        """Verify connectivity, GPUs and queue state of the target."""
+
+
+@runtime_checkable
+class PlacementPolicy(Protocol):
+    """Decides which pending jobs start now and on which GPUs."""
+
+    def place(self, pending: Sequence[Any], gpus: Sequence[Any], resources: Any) -> list[Any]:
+        """Return placements for the jobs that should start now, never oversubscribing a GPU."""
+
+
+# ---------------------------------------------------------------- serving
+@runtime_checkable
+class LoadedModel(Protocol):
+    """A model ready to predict."""
+
+    def predict(self, inputs: Any) -> Any:
+        """Predict for a batch (pandas DataFrame or Arrow table) and return an array of outputs."""
+
+
+@runtime_checkable
+class ModelRuntime(Protocol):
+    """One model flavor: how to save, load and run it."""
+
+    flavor: str
+
+    def save(self, model: Any, path: Path) -> None:
+        """Write the model into the folder at path."""
+
+    def load(self, path: Path, device: str | None = None) -> LoadedModel:
+        """Load the model from the folder at path onto device (None lets the runtime choose)."""
+
+
+# ---------------------------------------------------------------- monitoring
+@dataclass
+class MonitorResult:
+    """One drift or quality test of one column."""
+
+    test: str
+    column: str
+    statistic: float
+    p_value: float | None
+    effect_size: float | None
+    drifted: bool
+    severity: str = "none"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Monitor(Protocol):
+    """A drift or quality test comparing a current sample with a reference."""
+
+    name: str
+    kinds: tuple[str, ...]  # column kinds it applies to: "numeric", "categorical", "embedding"
+
+    def compare(self, column: str, reference: Any, current: Any) -> MonitorResult:
+        """Compare two samples of one column and return the result."""
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers an alert somewhere a person will see it."""
+
+    name: str
+
+    def notify(self, alert: Mapping[str, Any]) -> None:
+        """Deliver one alert; raise ForgeError when delivery failed."""
+
+
+@dataclass
+class GateResult:
+    """The verdict of one promotion gate."""
+
+    gate: str
+    passed: bool
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class PromotionGate(Protocol):
+    """Decides whether a model version may move to a stage."""
+
+    name: str
+
+    def check(self, context: Any) -> GateResult:
+        """Evaluate the gate for a promotion and return its verdict."""

@@ -1,0 +1,353 @@
+"""A workspace: a folder with plugins.toml and .forgeml/, found by walking up like git."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from forgeml.config import (
+    CONFIG_FILE,
+    PluginsSettings,
+    build_settings,
+    read_toml,
+    render_table,
+)
+from forgeml.errors import ConfigError, WorkspaceError, did_you_mean
+from forgeml.plugin_manager import PluginHost, Provider, make_plugin_manager
+
+DOT_DIR = ".forgeml"
+
+
+@dataclass(frozen=True)
+class ProviderSectionSpec:
+    """A plugins.toml table that selects one provider of a layer with ``plugin = "name"``."""
+
+    layer: str
+    default: str
+    doc: str
+
+
+PROVIDER_SECTIONS: dict[str, ProviderSectionSpec] = {
+    "storage.metadata": ProviderSectionSpec(
+        "metadata_stores", "sqlite", "Metadata store: runs, jobs, models, features, datasets, alerts, audit."
+    ),
+    "storage.artifacts": ProviderSectionSpec(
+        "artifact_stores", "fsspec", "Artifact store: content-addressed files (models, logs, diffs)."
+    ),
+    "storage.offline": ProviderSectionSpec(
+        "offline_stores", "duckdb", "Offline feature store: date-partitioned Parquet history for training sets."
+    ),
+    "storage.online": ProviderSectionSpec(
+        "online_stores", "sqlite", "Online feature store: the latest value per entity for serving."
+    ),
+    "storage.vector": ProviderSectionSpec(
+        "vector_stores", "lancedb", "Vector store: embedding features and nearest-neighbour search."
+    ),
+    "scheduler.inventory": ProviderSectionSpec(
+        "gpu_inventories", "nvml", "GPU inventory the scheduler places jobs on (nvml reads the real GPUs)."
+    ),
+    "scheduler.policy": ProviderSectionSpec(
+        "placement_policies", "default", "Placement policy: which pending job starts where."
+    ),
+}
+TARGETS = "compute.targets"
+DEFAULT_TARGETS = {"local": "local"}
+
+
+class Config:
+    """A validated plugins.toml: plain sections, provider choices and compute targets."""
+
+    def __init__(self, raw: Mapping[str, Any], path: Path | None, host: PluginHost):
+        self.raw = dict(raw)
+        self.path = path
+        self.host = host
+        self._where = str(path) if path else CONFIG_FILE
+        self.plugins = build_settings(PluginsSettings, raw.get("plugins", {}), f"{self._where}: [plugins]")
+        self._sections: dict[str, Any] = {}
+        self.validate()
+
+    # ------------------------------------------------------------ lookups
+    def _table(self, dotted: str) -> Mapping[str, Any] | None:
+        node: Any = self.raw
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        if not isinstance(node, Mapping):
+            raise ConfigError(f"{self._where}: [{dotted}] must be a table")
+        return node
+
+    def _known(self) -> set[str]:
+        return {"plugins", TARGETS, *PROVIDER_SECTIONS, *self.host.settings_sections()}
+
+    def _own_keys(self, dotted: str, table: Mapping[str, Any]) -> dict[str, Any]:
+        known = self._known()
+        prefixes = {".".join(k.split(".")[:i]) for k in known for i in range(1, k.count(".") + 1)}
+        return {k: v for k, v in table.items() if f"{dotted}.{k}" not in known | prefixes}
+
+    def section(self, name: str) -> Any:
+        """Return a plain section's validated settings (defaults where plugins.toml is silent)."""
+        if name not in self._sections:
+            sections = self.host.settings_sections()
+            if name not in sections:
+                raise ConfigError(f"no settings section [{name}]{did_you_mean(name, sections)}")
+            cls = sections[name][0]
+            table = self._table(name) or {}
+            self._sections[name] = build_settings(cls, self._own_keys(name, table), f"{self._where}: [{name}]")
+        return self._sections[name]
+
+    def _provider_from(self, dotted: str, layer: str, table: Mapping[str, Any], default: str | None) -> tuple[Provider, Any]:
+        where = f"{self._where}: [{dotted}]"
+        name = table.get("plugin", default)
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: 'plugin' must name a plugin")
+        provider = self.host.provider(layer, name, f"{where} plugin")
+        values = {k: v for k, v in table.items() if k != "plugin"}
+        if provider.settings is None:
+            if values:
+                key = next(iter(values))
+                raise ConfigError(f"{where}: unknown key {key!r}; plugin {name!r} takes no settings")
+            return provider, None
+        return provider, build_settings(provider.settings, values, where)
+
+    def provider(self, section: str) -> tuple[Provider, Any]:
+        """Return the provider a provider section selects, with its validated settings."""
+        spec = PROVIDER_SECTIONS[section]
+        return self._provider_from(section, spec.layer, self._table(section) or {}, spec.default)
+
+    def targets(self) -> dict[str, tuple[Provider, Any]]:
+        """Return every compute target by name (``local`` always exists)."""
+        tables = dict(self._table(TARGETS) or {})
+        for name, plugin in DEFAULT_TARGETS.items():
+            tables.setdefault(name, {"plugin": plugin})
+        out = {}
+        for name, table in tables.items():
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"{self._where}: [{TARGETS}.{name}] must be a table")
+            out[name] = self._provider_from(f"{TARGETS}.{name}", "executors", table, None)
+        return out
+
+    # ------------------------------------------------------------ validation
+    def validate(self) -> None:
+        """Check every table and key now, so a typo fails at start-up with a did-you-mean."""
+        known = self._known()
+        prefixes = {".".join(k.split(".")[:i]) for k in known for i in range(1, k.count(".") + 1)}
+
+        def walk(dotted: str, table: Mapping[str, Any]) -> None:
+            for key, value in table.items():
+                path = f"{dotted}.{key}" if dotted else key
+                if path in known or path in prefixes:
+                    if not isinstance(value, Mapping):
+                        raise ConfigError(f"{self._where}: [{path}] must be a table, got {value!r}")
+                    if path in prefixes and path not in known:
+                        walk(path, value)
+                    elif path in self.host.settings_sections():
+                        walk_sub(path, value)
+                    continue
+                if dotted and dotted in known:
+                    continue  # keys of a known section are checked by its settings class
+                choices = sorted({p.split(".")[-1] for p in known | prefixes if "." in p and p.rsplit(".", 1)[0] == dotted}
+                                 if dotted else {p.split(".")[0] for p in known})
+                label = f"[{path}]" if isinstance(value, Mapping) or not dotted else f"key {path!r}"
+                raise ConfigError(
+                    f"{self._where}: unknown section {label}{did_you_mean(key, choices)}; "
+                    f"choices{' under [' + dotted + ']' if dotted else ''}: {', '.join(choices)}"
+                )
+
+        def walk_sub(path: str, value: Mapping[str, Any]) -> None:
+            for key, sub in value.items():
+                if f"{path}.{key}" in known | prefixes:
+                    walk(path, {key: sub})
+
+        walk("", self.raw)
+        for name in self.host.settings_sections():
+            if self._table(name) is not None:
+                self.section(name)
+        for name in PROVIDER_SECTIONS:
+            if self._table(name) is not None:
+                self.provider(name)
+        if self._table(TARGETS) is not None:
+            self.targets()
+
+    # ------------------------------------------------------------ the documented default
+    def render_default(self) -> str:
+        """Render the commented default plugins.toml from every registered section and provider."""
+        out = [
+            "# forgeml workspace configuration.",
+            "# Every section and setting is shown with its default; edit, or delete what you do not change.",
+            "# Secrets are never written here: give them as { env = \"VARIABLE\" }.",
+            "",
+            render_table("plugins", "Which plugins load.", PluginsSettings()),
+        ]
+        for dotted, spec in PROVIDER_SECTIONS.items():
+            found = self.host.providers(spec.layer)
+            if spec.default not in found:
+                continue
+            provider = found[spec.default]
+            choices = ", ".join(sorted(found))
+            doc = f"{spec.doc}\n# plugin: one of {choices}."
+            instance = provider.settings() if provider.settings else _Empty()
+            out.append(render_table(dotted, doc, instance, extra={"plugin": spec.default}))
+        executors = self.host.providers("executors")
+        for name, plugin in DEFAULT_TARGETS.items():
+            if plugin in executors:
+                provider = executors[plugin]
+                doc = (f"Compute target {name!r}; add [compute.targets.NAME] tables for more.\n"
+                       f"# plugin: one of {', '.join(sorted(executors))}.")
+                instance = provider.settings() if provider.settings else _Empty()
+                out.append(render_table(f"{TARGETS}.{name}", doc, instance, extra={"plugin": plugin}))
+        for name, (cls, _plugin) in sorted(self.host.settings_sections().items()):
+            out.append(render_table(name, (cls.__doc__ or "").strip().splitlines()[0], cls()))
+        return "\n".join(out)
+
+
+@dataclass
+class _Empty:
+    """A provider that takes no settings."""
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+class Workspace:
+    """An open workspace: its configuration, plugins and lazily opened stores."""
+
+    def __init__(self, root: Path, host: PluginHost | None = None, raw: Mapping[str, Any] | None = None):
+        self.root = Path(root).resolve()
+        self.dot = self.root / DOT_DIR
+        config_path = self.root / CONFIG_FILE
+        if raw is None:
+            raw = read_toml(config_path) if config_path.exists() else {}
+        if host is None:
+            plugins = build_settings(PluginsSettings, raw.get("plugins", {}), f"{config_path}: [plugins]")
+            host = make_plugin_manager(plugins.disabled, plugins.local, base_dir=self.root)
+        self.plugins = host
+        self.config = Config(raw, config_path if config_path.exists() else None, host)
+        self._lock = threading.Lock()
+        self._opened: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ finding and creating
+    @classmethod
+    def find(cls, start: str | Path | None = None) -> Workspace:
+        """Open the workspace named by FORGEML_HOME, or the nearest one above start (default: cwd)."""
+        home = os.environ.get("FORGEML_HOME")
+        if home:
+            root = Path(home)
+            if not (root / CONFIG_FILE).exists() and not (root / DOT_DIR).is_dir():
+                raise WorkspaceError(f"FORGEML_HOME={home} is not a forgeml workspace; run `forgeml init {home}`")
+            return cls(root)
+        here = Path(start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / DOT_DIR).is_dir():
+                return cls(folder)
+        raise WorkspaceError(f"no forgeml workspace in {here} or any parent; run `forgeml init` to create one")
+
+    @classmethod
+    def init(cls, root: str | Path) -> Workspace:
+        """Create (or reopen) a workspace: write the documented plugins.toml and .forgeml/."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / DOT_DIR).mkdir(exist_ok=True)
+        config_path = root / CONFIG_FILE
+        if not config_path.exists():
+            config_path.write_text(default_config_text())
+        ws = cls(root)
+        ws.metadata  # noqa: B018 - opening runs the migrations now, not on first use
+        return ws
+
+    # ------------------------------------------------------------ stores
+    def _open(self, key: str, section: str) -> Any:
+        with self._lock:
+            if key not in self._opened:
+                provider, settings = self.config.provider(section)
+                self._opened[key] = provider.factory(settings, self)
+            return self._opened[key]
+
+    @property
+    def metadata(self) -> Any:
+        """The metadata store (contract: MetadataStore)."""
+        return self._open("metadata", "storage.metadata")
+
+    @property
+    def artifacts(self) -> Any:
+        """The artifact store (contract: ArtifactStore)."""
+        return self._open("artifacts", "storage.artifacts")
+
+    @property
+    def offline_store(self) -> Any:
+        """The offline feature store (contract: OfflineStore)."""
+        return self._open("offline", "storage.offline")
+
+    @property
+    def online_store(self) -> Any:
+        """The online feature store (contract: OnlineStore)."""
+        return self._open("online", "storage.online")
+
+    @property
+    def vector_store(self) -> Any:
+        """The vector store (contract: VectorStore)."""
+        return self._open("vector", "storage.vector")
+
+    @property
+    def gpu_inventory(self) -> Any:
+        """The GPU inventory (contract: GpuInventory)."""
+        return self._open("inventory", "scheduler.inventory")
+
+    def executor(self, target: str) -> Any:
+        """Return the executor for a compute target by name."""
+        with self._lock:
+            key = f"target:{target}"
+            if key not in self._opened:
+                targets = self.config.targets()
+                if target not in targets:
+                    from forgeml.errors import unknown_name
+
+                    raise unknown_name("compute target", target, targets, "submit --target")
+                provider, settings = targets[target]
+                self._opened[key] = provider.factory(settings, self)
+            return self._opened[key]
+
+    def resolve(self, path: str | Path) -> Path:
+        """Resolve a path from plugins.toml relative to the workspace root."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    def close(self) -> None:
+        """Close every store this process opened."""
+        with self._lock:
+            for store in self._opened.values():
+                close = getattr(store, "close", None)
+                if close is not None:
+                    close()
+            self._opened.clear()
+
+
+_current: Workspace | None = None
+_current_lock = threading.Lock()
+
+
+def current() -> Workspace:
+    """Return this process's workspace (FORGEML_HOME or the nearest above cwd), opened once."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Workspace.find()
+        return _current
+
+
+def set_current(ws: Workspace | None) -> None:
+    """Make ws the workspace the module-level API uses (None forgets it)."""
+    global _current
+    with _current_lock:
+        _current = ws
+
+
+def default_config_text() -> str:
+    """Return the documented default plugins.toml that `forgeml init` writes."""
+    host = make_plugin_manager()
+    return Config({}, None, host).render_default()

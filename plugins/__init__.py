@@ -1,0 +1,1 @@
+"""Built-in plugins, each registered through the ``forgeml`` entry point group like a third-party one."""

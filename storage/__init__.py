@@ -1,0 +1,1 @@
+"""Embedded engines bound to the hook specs by the built-in plugins."""

@@ -1,0 +1,154 @@
+"""The default artifact store: content-addressed (sha256) objects under any fsspec URL."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from forgeml.contracts import ArtifactInfo
+from forgeml.errors import CorruptObjectError, NotFoundError, StorageError, ValidationError
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """Return the sha256 hex digest of a local file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_digest(digest: str) -> str:
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValidationError(f"{digest!r} is not a sha256 digest (64 lowercase hex characters)")
+    return digest
+
+
+class VerifyingReader(io.RawIOBase):
+    """A read-only stream that raises CorruptObjectError at EOF when the bytes do not match."""
+
+    def __init__(self, raw: BinaryIO, digest: str, where: str):
+        self._raw = raw
+        self._digest = digest
+        self._hash = hashlib.sha256()
+        self._where = where
+        self._checked = False
+
+    def readable(self) -> bool:
+        """Return True: this stream reads."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Read into buffer, verifying the digest when the end is reached."""
+        data = self._raw.read(len(buffer))
+        if not data:
+            if not self._checked:
+                self._checked = True
+                if self._hash.hexdigest() != self._digest:
+                    raise CorruptObjectError(f"{self._where}: content does not match its sha256 (corrupt or truncated)")
+            return 0
+        self._hash.update(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Close the underlying file."""
+        self._raw.close()
+        super().close()
+
+
+class FsspecArtifactStore:
+    """Objects stored as ROOT/objects/ab/<sha256>, written atomically, verified on read."""
+
+    def __init__(self, root: str):
+        import fsspec
+
+        self.root = root.rstrip("/")
+        try:
+            self.fs, self._base = fsspec.core.url_to_fs(self.root)
+        except (ImportError, ValueError) as e:
+            raise StorageError(f"artifact root {root!r}: {e}") from e
+        self._local = type(self.fs).__name__ == "LocalFileSystem"
+        self.fs.makedirs(f"{self._base}/objects", exist_ok=True)
+        self.fs.makedirs(f"{self._base}/tmp", exist_ok=True)
+
+    def _path(self, digest: str) -> str:
+        _check_digest(digest)
+        return f"{self._base}/objects/{digest[:2]}/{digest}"
+
+    def exists(self, digest: str) -> bool:
+        """Return whether an object with this digest is stored."""
+        return bool(self.fs.exists(self._path(digest)))
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store bytes once; return their digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.exists(digest):
+            tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
+            with self.fs.open(tmp, "wb") as f:
+                f.write(data)
+            self._commit(tmp, digest)
+        return digest
+
+    def put_file(self, path: str | Path) -> str:
+        """Store a local file's contents once; return their digest."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFoundError(f"cannot store {str(path)!r}: no such file")
+        digest = sha256_file(path)
+        if not self.exists(digest):
+            tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
+            self.fs.put_file(str(path), tmp)
+            self._commit(tmp, digest)
+        return digest
+
+    def _commit(self, tmp: str, digest: str) -> None:
+        final = self._path(digest)
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        if self._local:
+            os.replace(tmp, final)  # atomic: readers never see a half-written object
+        else:
+            self.fs.mv(tmp, final)
+
+    def open(self, digest: str) -> BinaryIO:
+        """Open an object; reading it to the end verifies its digest."""
+        path = self._path(digest)
+        try:
+            raw = self.fs.open(path, "rb")
+        except FileNotFoundError as e:
+            raise NotFoundError(f"artifact {digest} is not in {self.root}") from e
+        return io.BufferedReader(VerifyingReader(raw, digest, f"artifact {digest}"), CHUNK)  # type: ignore[return-value]
+
+    def get_bytes(self, digest: str) -> bytes:
+        """Return an object's verified bytes."""
+        with self.open(digest) as f:
+            return f.read()
+
+    def get_file(self, digest: str, dest: str | Path) -> Path:
+        """Copy an object to dest, verified; a corrupt object leaves no file behind."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        try:
+            with self.open(digest) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return dest
+
+    def list(self) -> Iterator[ArtifactInfo]:
+        """Yield every stored object with its size."""
+        base = f"{self._base}/objects"
+        for path, info in sorted(self.fs.find(base, detail=True).items()):
+            name = path.rsplit("/", 1)[-1]
+            if len(name) == 64:
+                yield ArtifactInfo(name, int(info.get("size") or 0))
