@@ -298,6 +298,16 @@ class Workspace:
         """The GPU inventory (contract: GpuInventory)."""
         return self._open("inventory", "scheduler.inventory")
 
+    def metadata_for(self, migration_set: str, migrations: Any) -> Any:
+        """Return the metadata store with a layer's migration set applied (once per process)."""
+        key = f"migrated:{migration_set}"
+        if key not in self._opened:
+            store = self.metadata
+            store.migrate(migration_set, migrations)
+            with self._lock:
+                self._opened[key] = store
+        return self._opened[key]
+
     def executor(self, target: str) -> Any:
         """Return the executor for a compute target by name."""
         with self._lock:
@@ -320,8 +330,8 @@ class Workspace:
     def close(self) -> None:
         """Close every store this process opened."""
         with self._lock:
-            for store in self._opened.values():
-                close = getattr(store, "close", None)
+            for key, store in self._opened.items():
+                close = None if key.startswith("migrated:") else getattr(store, "close", None)
                 if close is not None:
                     close()
             self._opened.clear()

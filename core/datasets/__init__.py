@@ -1,0 +1,1 @@
+"""Dataset versions, splits and validation."""

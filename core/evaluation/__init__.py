@@ -1,0 +1,1 @@
+"""Evaluation: metrics, slices, fairness, champion vs challenger, backtests."""

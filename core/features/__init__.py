@@ -1,0 +1,1 @@
+"""The feature store: definitions, point-in-time joins, materialization and online reads."""

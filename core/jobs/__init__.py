@@ -1,0 +1,1 @@
+"""Training jobs: specs, the queue, the GPU-aware scheduler and supervision."""

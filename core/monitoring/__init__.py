@@ -1,0 +1,1 @@
+"""Monitoring: drift reports, output monitoring, alert rules and notifications."""

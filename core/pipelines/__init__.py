@@ -1,0 +1,1 @@
+"""Pipelines: steps, DAGs, caching, retries and triggers."""

@@ -1,0 +1,1 @@
+"""The model registry: versions, stages, aliases, promotion gates and audit."""

@@ -1,0 +1,1 @@
+"""Shared pieces of the remote compute plugins: code snapshots, syncing and state mapping."""

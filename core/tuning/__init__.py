@@ -1,0 +1,1 @@
+"""Hyperparameter tuning with Optuna: trials as scheduled jobs."""

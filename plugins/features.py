@@ -1,0 +1,1 @@
+"""Feature storage on the embedded engines: DuckDB+Parquet offline, SQLite online, LanceDB vectors."""

@@ -1,0 +1,1 @@
+"""Built-in promotion gates: metric thresholds, no regression, approvals, custom command."""

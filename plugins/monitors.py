@@ -1,0 +1,1 @@
+"""Drift tests: PSI, KS, Jensen-Shannon, chi-squared, MMD."""

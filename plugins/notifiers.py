@@ -1,0 +1,1 @@
+"""Alert notifiers: log, shell command, webhook, desktop."""

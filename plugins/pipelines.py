@@ -1,0 +1,1 @@
+"""Pipeline settings and triggers."""

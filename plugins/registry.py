@@ -1,0 +1,1 @@
+"""The model registry's settings: per-model promotion gates and stages."""

@@ -1,0 +1,1 @@
+"""Model runtimes: scikit-learn, torch, ONNX Runtime and plain Python functions."""

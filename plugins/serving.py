@@ -1,0 +1,1 @@
+"""Serving settings and the serve/predict commands."""

@@ -1,0 +1,1 @@
+"""Compute on a Slurm cluster."""

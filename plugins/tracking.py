@@ -1,0 +1,1 @@
+"""Experiment tracking: the [tracking] settings and the runs CLI."""
