@@ -51,6 +51,17 @@ _LAZY: dict[str, str] = {
     # pipelines
     "step": "forgeml.pipelines",
     "pipeline": "forgeml.pipelines",
+    # registry
+    "register_model": "forgeml.registry",
+    "get_model_version": "forgeml.registry",
+    "load_model": "forgeml.registry",
+    "promote": "forgeml.registry",
+    "rollback": "forgeml.registry",
+    # datasets
+    "register_dataset": "forgeml.datasets",
+    "read_dataset": "forgeml.datasets",
+    # evaluation
+    "evaluate": "forgeml.evaluation",
 }
 
 __all__ = ["ForgeError", "hookimpl", "__version__", *_LAZY]

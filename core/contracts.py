@@ -104,6 +104,24 @@ class ArtifactStore(Protocol):
 
 
 # ---------------------------------------------------------------- feature storage
+@dataclass(frozen=True)
+class FeatureRequest:
+    """One feature view's part of a point-in-time join.
+
+    ``relation`` is DuckDB SQL yielding the view's rows (a table function such as ``read_parquet(...)``
+    or a parenthesized query) or an Arrow table; ``features`` are its columns, returned under
+    ``output_names``; ``ttl_s`` None means values never expire.
+    """
+
+    name: str
+    relation: Any
+    join_keys: tuple[str, ...]
+    features: tuple[str, ...]
+    output_names: tuple[str, ...]
+    timestamp_field: str
+    ttl_s: float | None = None
+
+
 @runtime_checkable
 class OfflineStore(Protocol):
     """Append-only, date-partitioned history of feature rows, queried for point-in-time joins."""
@@ -111,22 +129,50 @@ class OfflineStore(Protocol):
     def write(self, table: str, data: pa.Table, timestamp_field: str) -> int:
         """Append rows to a named table, partitioned by the date of timestamp_field; return rows written."""
 
-    def read(self, table: str, start: Any = None, end: Any = None, columns: Sequence[str] | None = None) -> pa.Table:
+    def read(self, table: str, start: Any = None, end: Any = None, columns: Sequence[str] | None = None,
+             timestamp_field: str = "event_timestamp") -> pa.Table:
         """Return a table's rows with timestamps in [start, end)."""
 
-    def point_in_time_join(self, entity_rows: pa.Table, requests: Sequence[Any], timestamp_field: str) -> pa.Table:
-        """Join each entity row with the latest feature values at or before its timestamp, within TTL."""
+    def has_table(self, table: str) -> bool:
+        """Return whether any rows were written to a table."""
+
+    def table_relation(self, table: str) -> str:
+        """Return DuckDB SQL reading a stored table, for use as a FeatureRequest relation."""
+
+    def query(self, sql: str, tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
+        """Run DuckDB SQL (with Arrow tables registered under the given names) and return the result."""
+
+    def query_batches(self, sql: str, tables: Mapping[str, pa.Table] | None = None,
+                      batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+        """Run DuckDB SQL and yield the result in record batches."""
+
+    def point_in_time_join(self, entity_rows: pa.Table, requests: Sequence[FeatureRequest],
+                           timestamp_field: str) -> pa.Table:
+        """Join each entity row with the latest feature values at or before its timestamp, within TTL.
+
+        Every entity row is kept, in its order; a feature with no value in its TTL window is null.
+        """
 
 
 @runtime_checkable
 class OnlineStore(Protocol):
-    """Latest feature values per entity key, read in milliseconds at serving time."""
+    """Latest feature values per entity key, read in milliseconds at serving time.
+
+    Keys are tuples of join-key values; a view's rows are stored whole, so a write replaces every
+    feature of a key at once, and only when its event timestamp is not older than the stored one.
+    """
 
     def write(self, view: str, rows: pa.Table, key_columns: Sequence[str], timestamp_field: str) -> int:
-        """Upsert rows newer than what is stored; return rows written."""
+        """Upsert rows newer than what is stored (the newest row wins per key); return rows written."""
 
     def read(self, view: str, keys: Sequence[tuple[Any, ...]], features: Sequence[str]) -> pa.Table:
-        """Return the stored features (null when absent) plus an event-timestamp column per key."""
+        """Return the stored features (null when absent) plus an ``_event_timestamp`` column, one row per key."""
+
+    def read_rows(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]] | None]:
+        """Hot path: per key, (event time in epoch microseconds, feature values by name), or None when absent."""
+
+    def delete_view(self, view: str) -> int:
+        """Remove every stored row of a view; return the rows removed."""
 
 
 @runtime_checkable
@@ -136,8 +182,12 @@ class VectorStore(Protocol):
     def upsert(self, table: str, data: pa.Table, vector_column: str, key_columns: Sequence[str]) -> int:
         """Insert or replace rows by key; return rows written."""
 
-    def search(self, table: str, vector: Sequence[float], k: int, filter: str | None = None) -> pa.Table:
-        """Return the k nearest rows with a _distance column, optionally filtered."""
+    def search(self, table: str, vector: Sequence[float], k: int, filter: str | None = None,
+               vector_column: str | None = None) -> pa.Table:
+        """Return the k nearest rows with a _distance column, optionally filtered by a SQL predicate."""
+
+    def count(self, table: str) -> int:
+        """Return the rows stored in a table (0 when it does not exist)."""
 
 
 # ---------------------------------------------------------------- compute
@@ -266,9 +316,24 @@ class MonitorResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CategoricalSample:
+    """A categorical column as counts over the categories shared by the reference and the current sample."""
+
+    counts: Any  # 1-D float numpy array, one count per category
+    categories: tuple[str, ...]
+
+
 @runtime_checkable
 class Monitor(Protocol):
-    """A drift or quality test comparing a current sample with a reference."""
+    """A drift or quality test comparing a current sample with a reference.
+
+    What ``compare`` receives depends on the column kind: ``"numeric"`` columns arrive as 1-D float64
+    numpy arrays sorted ascending with nulls and NaNs removed; ``"categorical"`` ones as
+    :class:`CategoricalSample` (both samples share one category list); ``"embedding"`` ones as 2-D
+    float numpy arrays (rows x dimensions). Implementations must be thread-safe: a report compares
+    several columns at once.
+    """
 
     name: str
     kinds: tuple[str, ...]  # column kinds it applies to: "numeric", "categorical", "embedding"
@@ -279,7 +344,11 @@ class Monitor(Protocol):
 
 @runtime_checkable
 class Notifier(Protocol):
-    """Delivers an alert somewhere a person will see it."""
+    """Delivers an alert somewhere a person will see it.
+
+    ``alert`` is the stored alert as plain JSON-able values: id, rule, metric, subject, value,
+    threshold, severity, message, fired_at (ISO 8601 UTC), pipeline (or None) and details.
+    """
 
     name: str
 

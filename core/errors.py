@@ -64,3 +64,19 @@ def unknown_name(kind: str, name: str, choices: Iterable[str], where: str = "") 
     listed = ", ".join(options) if options else "none are available"
     prefix = f"{where}: " if where else ""
     return NotFoundError(f"{prefix}unknown {kind} {name!r}{did_you_mean(name, options)}; choices: {listed}")
+
+
+class DataValidationError(ValidationError):
+    """A dataset failed its expectation suite; the message lists every failing expectation."""
+
+    def __init__(self, message: str, report: object = None):
+        super().__init__(message)
+        self.report = report
+
+
+class PromotionConflictError(ForgeError):
+    """Another promotion of the same model committed first; re-read the registry and retry."""
+
+
+class RemoteError(ForgeError):
+    """A remote compute target could not be reached, refused a login, or failed a command."""

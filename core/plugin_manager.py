@@ -232,12 +232,12 @@ def make_plugin_manager(
     for spec in local:
         try:
             name, module = _load_local(spec, base_dir)
+            unknown = [u for u in unknown if u != name]
             if name in disabled:
                 infos.append(PluginInfo(name, "local", "local", enabled=False))
                 continue
             pm.register(module, name=name)
             infos.append(PluginInfo(name, getattr(module, "__version__", "local"), "local", enabled=True))
-            unknown = [u for u in unknown if u != name]
         except ConfigError:
             raise
         except Exception as e:

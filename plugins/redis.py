@@ -1,1 +1,120 @@
-"""The Redis online store."""
+"""The Redis online store: one hash per (view, entity key), pipelined HMGET reads and scripted upserts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from forgeml import hookimpl
+from forgeml.config import Secret, setting
+
+# Upsert only when the stored event time is not newer, atomically per key.
+UPSERT = """
+local held = redis.call('HGET', KEYS[1], 't')
+if held and tonumber(held) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 't', ARGV[1], 'v', ARGV[2])
+if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+
+@dataclass
+class RedisSettings:
+    """Settings of the Redis online store."""
+
+    url: str = setting("redis://127.0.0.1:6379/0", "Redis URL (redis://, rediss:// or unix://).")
+    password: Secret | None = setting(None, "Password, given as { env = \"VAR\" } (or put it in the URL).")
+    key_prefix: str = setting("forgeml:", "Prefix of every key this store writes, so one Redis can hold several.")
+    expire_s: int = setting(0, "Expire keys this many seconds after their last write (0: never).")
+    batch: int = setting(1000, "Keys per pipeline round trip.")
+
+
+class RedisOnlineStore:
+    """Latest values per (view, entity key) as Redis hashes {t: event µs, v: JSON payload}."""
+
+    def __init__(self, url: str, password: str | None = None, key_prefix: str = "forgeml:", expire_s: int = 0,
+                 batch: int = 1000):
+        import redis
+
+        self.client = redis.Redis.from_url(url, password=password)
+        self.key_prefix = key_prefix
+        self.expire_ms = int(expire_s * 1000)
+        self.batch = batch
+        self._upsert = self.client.register_script(UPSERT)
+
+    def _key(self, view: str, key: str) -> str:
+        return f"{self.key_prefix}{view}:{key}"
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        import redis
+
+        from forgeml.errors import StorageError
+
+        try:
+            return fn(*args)
+        except redis.RedisError as e:
+            raise StorageError(f"Redis online store: {e}") from e
+
+    def write(self, view: str, rows: Any, key_columns: Sequence[str], timestamp_field: str) -> int:
+        """Upsert each key's newest row unless Redis holds a newer one; return rows written."""
+        from forgeml.storage.online import encode_rows
+
+        encoded = list(encode_rows(rows, key_columns, timestamp_field).items())
+        written = 0
+        for start in range(0, len(encoded), self.batch):
+            pipe = self.client.pipeline(transaction=False)
+            for key, (ts, payload) in encoded[start:start + self.batch]:
+                self._upsert(keys=[self._key(view, key)], args=[ts, payload, self.expire_ms], client=pipe)
+            written += sum(self._call(pipe.execute))
+        return written
+
+    def read_rows(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]] | None]:
+        """Return (event µs, values) or None per key, in order, with one pipelined round trip per batch."""
+        from forgeml.storage.online import decode_payload, entity_key
+
+        if len(keys) == 1:
+            got = [self._call(self.client.hmget, self._key(view, entity_key(keys[0])), "t", "v")]
+        else:
+            got = []
+            for start in range(0, len(keys), self.batch):
+                pipe = self.client.pipeline(transaction=False)
+                for k in keys[start:start + self.batch]:
+                    pipe.hmget(self._key(view, entity_key(k)), "t", "v")
+                got.extend(self._call(pipe.execute))
+        return [None if t is None else (int(t), decode_payload(v)) for t, v in got]
+
+    def read(self, view: str, keys: Sequence[tuple[Any, ...]], features: Sequence[str]) -> Any:
+        """Return the features and _event_timestamp per key as an Arrow table."""
+        from forgeml.storage.online import rows_to_table
+
+        return rows_to_table(self.read_rows(view, keys), features)
+
+    def delete_view(self, view: str) -> int:
+        """Remove every key of a view (SCAN + UNLINK in batches)."""
+        removed = 0
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=f"{self.key_prefix}{view}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += self._call(self.client.unlink, *batch)
+                batch = []
+        if batch:
+            removed += self._call(self.client.unlink, *batch)
+        return removed
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+
+def _redis(settings: RedisSettings, workspace: Any) -> RedisOnlineStore:
+    password = settings.password.get() if settings.password is not None else None
+    return RedisOnlineStore(settings.url, password=password, key_prefix=settings.key_prefix,
+                            expire_s=settings.expire_s, batch=settings.batch)
+
+
+@hookimpl
+def forgeml_register_online_stores(register):
+    """Offer the Redis online store."""
+    register("redis", _redis, settings=RedisSettings, description="latest values per entity in Redis hashes")

@@ -1,1 +1,33 @@
 """The model registry's settings: per-model promotion gates and stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from forgeml import hookimpl
+from forgeml.config import setting
+
+
+@dataclass
+class ModelSettings:
+    """Registry settings of one model ([registry.models.NAME])."""
+
+    gates: list[dict[str, Any]] = setting(
+        [], "Gates a promotion must pass, e.g. [{ gate = \"metric_threshold\", metric = \"roc_auc\", min = 0.8 }]; "
+            "each may list stages = [\"PRODUCTION\"] it applies to."
+    )
+    description: str = setting("", "What the model is for.")
+
+
+@dataclass
+class RegistrySettings:
+    """Model registry: promotion gates per model, as [registry.models.NAME] tables."""
+
+    models: dict[str, ModelSettings] = setting({}, "Per-model settings, one [registry.models.NAME] table each.")
+
+
+@hookimpl
+def forgeml_register_settings(register):
+    """Declare the [registry] section."""
+    register("registry", RegistrySettings)

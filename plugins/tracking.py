@@ -1,1 +1,13 @@
-"""Experiment tracking: the [tracking] settings and the runs CLI."""
+"""Experiment tracking: declares the [tracking] settings section."""
+
+from __future__ import annotations
+
+from forgeml import hookimpl
+
+
+@hookimpl
+def forgeml_register_settings(register):
+    """Declare [tracking]: flush interval, system metrics sampling and context capture."""
+    from forgeml.tracking.settings import TrackingSettings
+
+    register("tracking", TrackingSettings)

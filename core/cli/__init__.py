@@ -17,6 +17,19 @@ COMMANDS: dict[str, str] = {
     "doctor": "forgeml.cli.workspace:doctor_cmd",
     "plugins": "forgeml.cli.workspace:plugins_group",
     "config": "forgeml.cli.workspace:config_group",
+    "monitor": "forgeml.cli.monitor:monitor_group",
+    "pipeline": "forgeml.cli.pipeline:pipeline_group",
+    "datasets": "forgeml.cli.datasets:datasets_group",
+    "models": "forgeml.cli.models:models_group",
+    "evaluate": "forgeml.cli.evaluate:evaluate_cmd",
+    "submit": "forgeml.cli.jobs:submit_cmd",
+    "jobs": "forgeml.cli.jobs:jobs_group",
+    "scheduler": "forgeml.cli.jobs:scheduler_cmd",
+    "runs": "forgeml.cli.runs:runs_group",
+    "targets": "forgeml.cli.targets:targets_group",
+    "serve": "forgeml.cli.serve:serve_cmd",
+    "predict": "forgeml.cli.predict:predict_cmd",
+    "features": "forgeml.cli.features:features_group",
 }
 
 
@@ -51,10 +64,25 @@ class LazyGroup(click.Group):
         """Return a command, importing its module on first use."""
         if name in self.lazy and name not in self.commands:
             module, attr = self.lazy[name].split(":")
-            self.commands[name] = getattr(importlib.import_module(module), attr)
+            try:
+                self.commands[name] = getattr(importlib.import_module(module), attr)
+            except Exception as e:  # one broken command module must not take `forgeml --help` down
+                self.commands[name] = _unavailable(name, f"{module}: {type(e).__name__}: {e}")
         if name not in self.commands:
             self._load_plugin_commands(ctx)
         return self.commands.get(name)
+
+
+def _unavailable(name: str, reason: str) -> click.Command:
+    """A stand-in for a command whose module failed to import: listed in help, fails in one line."""
+
+    def fail() -> None:
+        from forgeml.errors import PluginError
+
+        raise PluginError(f"command {name!r} is unavailable: {reason}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {reason})", short_help="(unavailable)",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})

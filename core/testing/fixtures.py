@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +24,35 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[objec
     finally:
         set_current(None)
         ws.close()
+
+
+@pytest.fixture
+def make_plugin_manager() -> Callable[..., Any]:
+    """A factory building a PluginHost from the installed plugins plus throwaway ones.
+
+    ``make_plugin_manager(plugin, ("name", other), disabled=["nvml"], local=[...], base_dir=...)``:
+    each extra plugin is a module, class or object with ``@hookimpl`` functions, optionally
+    given as a ``(name, plugin)`` pair; unnamed ones are named after their ``__name__``. Messages
+    about plugins that failed to load are collected in the returned host's ``load_reports``.
+    """
+    from forgeml.plugin_manager import make_plugin_manager as build
+
+    def factory(
+        *plugins: Any,
+        disabled: Iterable[str] = (),
+        local: Iterable[str] = (),
+        base_dir: Path | None = None,
+    ) -> Any:
+        extra = []
+        for i, plugin in enumerate(plugins):
+            if isinstance(plugin, tuple):
+                extra.append(plugin)
+            else:
+                name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{i}"
+                extra.append((name, plugin))
+        reports: list[str] = []
+        host = build(disabled=disabled, local=local, base_dir=base_dir, extra=extra, report=reports.append)
+        host.load_reports = reports
+        return host
+
+    return factory

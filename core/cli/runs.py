@@ -1,0 +1,244 @@
+"""`forgeml runs`: list, show, search, compare, delete, restore, reproduce and fetch artifacts of runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from forgeml.cli.output import emit_json, print_table
+
+SHOWN_VALUE_COLUMNS = 8
+
+
+def _when(ts: Any) -> str:
+    if ts is None or (isinstance(ts, float) and math.isnan(ts)):
+        return ""
+    if hasattr(ts, "timestamp"):
+        if str(ts) == "NaT":
+            return ""
+        ts = ts.timestamp()
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _plain(value: Any) -> Any:
+    """Turn pandas values (NaN, NaT, Timestamps) into JSON values."""
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return None if str(value) == "NaT" else value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _frame_records(frame: Any) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _print_runs(frame: Any, title: str) -> None:
+    value_columns = [c for c in frame.columns if c.startswith("metrics.")] + \
+        [c for c in frame.columns if c.startswith("params.")]
+    value_columns = value_columns[:SHOWN_VALUE_COLUMNS]
+    rows = []
+    for rec in frame.to_dict("records"):
+        row = {"id": rec["run_id"][:8], "name": rec["name"] or "", "experiment": rec["experiment"],
+               "status": rec["status"], "started": _when(rec["start_time"])}
+        for c in value_columns:
+            v = _plain(rec[c])
+            row[c] = f"{v:.6g}" if isinstance(v, float) else v
+        rows.append(row)
+    print_table(rows, ["id", "name", "experiment", "status", "started", *value_columns], title=title)
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """Tracked runs: list, inspect, search, compare, delete, restore, reproduce, artifacts."""
+
+
+@runs_group.command("ls")
+@click.option("-e", "--experiment", "experiments", multiple=True, help="Only runs of this experiment (repeatable).")
+@click.option("--status", help="Only runs with this status (RUNNING, FINISHED, FAILED, KILLED, SCHEDULED).")
+@click.option("-n", "--limit", default=50, show_default=True, help="Show at most this many runs, newest first.")
+@click.option("--deleted", is_flag=True, help="Include deleted runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs_ls(experiments: tuple[str, ...], status: str | None, limit: int, deleted: bool, as_json: bool) -> None:
+    """List runs, newest first."""
+    from forgeml.tracking import search_runs
+    from forgeml.tracking.api import valid_status
+
+    query = f"status = '{valid_status(status)}'" if status else ""
+    frame = search_runs(query, experiments=list(experiments) or None, include_deleted=deleted, limit=limit)
+    if as_json:
+        emit_json(_frame_records(frame))
+    else:
+        _print_runs(frame, f"{len(frame)} run(s)")
+
+
+@runs_group.command("search")
+@click.argument("query")
+@click.option("-n", "--limit", type=int, default=None, help="Return at most this many runs.")
+@click.option("--deleted", is_flag=True, help="Include deleted runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs_search(query: str, limit: int | None, deleted: bool, as_json: bool) -> None:
+    """Search runs, e.g. "params.lr between 1e-4 and 1e-3 and metrics.val_loss < 0.5 order by metrics.val_loss"."""
+    from forgeml.tracking import search_runs
+
+    frame = search_runs(query, include_deleted=deleted, limit=limit)
+    if as_json:
+        emit_json(_frame_records(frame))
+    else:
+        _print_runs(frame, f"{len(frame)} run(s) matching")
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs_show(run_id: str, as_json: bool) -> None:
+    """Show one run: attributes, params, final metrics, tags, inputs, artifacts and captured context."""
+    from forgeml.tracking import get_run, list_artifacts
+
+    run = get_run(run_id)
+    artifacts = list_artifacts(run.id)
+    if as_json:
+        emit_json({**run.__dict__, "artifacts": [a.__dict__ if hasattr(a, "__dict__") else a for a in artifacts]})
+        return
+    git = run.context.get("git") or {}
+    click.echo(f"run        {run.id}{'  (deleted)' if run.deleted else ''}")
+    click.echo(f"name       {run.name or ''}")
+    click.echo(f"experiment {run.experiment}")
+    click.echo(f"status     {run.status}")
+    click.echo(f"started    {_when(run.start_time)}   ended {_when(run.end_time)}")
+    if run.parent_id:
+        click.echo(f"parent     {run.parent_id}")
+    if run.job_id:
+        click.echo(f"job        {run.job_id}")
+    if git:
+        click.echo(f"git        {git.get('commit')} ({git.get('branch')}){' dirty' if git.get('dirty') else ''}")
+    if run.context.get("argv"):
+        click.echo(f"command    {' '.join(run.context['argv'])}")
+    if run.context.get("host"):
+        click.echo(f"host       {run.context['host']}  python {run.context.get('python')}")
+    for title, values in (("params", run.params), ("metrics", run.metrics), ("tags", run.tags)):
+        if values:
+            print_table([{"key": k, "value": v} for k, v in values.items()], title=title)
+    if run.inputs:
+        print_table(run.inputs, ["kind", "ref"], title="inputs")
+    if artifacts:
+        print_table([{"path": a.path, "size": a.size, "digest": a.digest[:12]} for a in artifacts], title="artifacts")
+
+
+@runs_group.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.option("--only-diff", is_flag=True, help="Show only the rows that differ.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs_compare(run_ids: tuple[str, ...], only_diff: bool, as_json: bool) -> None:
+    """Compare runs side by side: params and final metrics, differences highlighted."""
+    from forgeml.tracking import compare_runs
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    comparison = compare_runs(list(run_ids))
+    rows = [r for r in comparison.rows if r["differs"] or not only_diff]
+    if as_json:
+        emit_json({"run_ids": comparison.run_ids, "rows": rows})
+        return
+    table = Table(title="run comparison (differences in yellow)")
+    table.add_column("field")
+    for run_id in comparison.run_ids:
+        table.add_column(run_id[:8])
+    for row in rows:
+        cells = ["" if v is None else escape(f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row["values"]]
+        table.add_row(escape(row["field"]), *cells, style="bold yellow" if row["differs"] else None)
+    Console().print(table)
+
+
+@runs_group.command("delete")
+@click.argument("run_ids", nargs=-1, required=True)
+def runs_delete(run_ids: tuple[str, ...]) -> None:
+    """Delete runs (hidden from listings and search; `runs restore` brings them back)."""
+    from forgeml.tracking import delete_runs
+
+    click.echo(f"Deleted {delete_runs(list(run_ids))} run(s)")
+
+
+@runs_group.command("restore")
+@click.argument("run_ids", nargs=-1, required=True)
+def runs_restore(run_ids: tuple[str, ...]) -> None:
+    """Restore deleted runs."""
+    from forgeml.tracking import restore_runs
+
+    click.echo(f"Restored {restore_runs(list(run_ids))} run(s)")
+
+
+@runs_group.command("reproduce")
+@click.argument("run_id")
+@click.option("--target", help="Compute target to run on (default: the original's).")
+@click.option("--dry-run", is_flag=True, help="Print the job spec that would be submitted; submit nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs_reproduce(run_id: str, target: str | None, dry_run: bool, as_json: bool) -> None:
+    """Resubmit a run's work (its job spec or command, params, datasets, seed) through the scheduler."""
+    from forgeml.tracking import reproduce
+
+    plan = reproduce(run_id, target=target, dry_run=dry_run)
+    if as_json:
+        emit_json(plan)
+        return
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if dry_run:
+        click.echo(json.dumps(plan.spec, indent=2, default=str))
+    else:
+        click.echo(f"Submitted job {plan.job_id} reproducing run {plan.run_id}")
+
+
+@runs_group.command("artifacts")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs_artifacts(run_id: str, as_json: bool) -> None:
+    """List a run's artifacts."""
+    from forgeml.tracking import list_artifacts
+
+    records = list_artifacts(run_id)
+    if as_json:
+        emit_json(records)
+    else:
+        print_table([{"path": a.path, "size": a.size, "digest": a.digest} for a in records],
+                    ["path", "size", "digest"], title=f"{len(records)} artifact(s)")
+
+
+@runs_group.command("download")
+@click.argument("run_id")
+@click.argument("path", required=False)
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Folder to copy the artifacts into.")
+def runs_download(run_id: str, path: str | None, dest: Path) -> None:
+    """Copy a run's artifacts (all, or one file or folder by PATH) into a folder, verified."""
+    from forgeml.tracking import download_artifacts
+
+    files = download_artifacts(run_id, dest, path)
+    for f in files:
+        click.echo(str(f))
+
+
+@runs_group.command("history")
+@click.argument("run_id")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV.")
+def runs_history(run_id: str, key: str, as_json: bool, as_csv: bool) -> None:
+    """Print every point of one metric of a run (step, timestamp, value)."""
+    from forgeml.tracking import get_metric_history
+
+    frame = get_metric_history(run_id, key)
+    if as_csv:
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif as_json:
+        emit_json(_frame_records(frame))
+    else:
+        print_table([{"step": r["step"], "timestamp": _when(r["timestamp"]), "value": f"{r['value']:.6g}"}
+                     for r in frame.to_dict("records")], title=f"{key}: {len(frame)} point(s)")

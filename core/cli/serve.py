@@ -1,0 +1,23 @@
+"""`forgeml serve`: the model server."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("serve")
+@click.argument("model_uris", nargs=-1)
+@click.option("--host", default=None, help="Address to listen on (default from [serving], 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="TCP port (default from [serving], 8080).")
+@click.option("--workers", type=int, default=None, help="Server processes (default from [serving], 1).")
+@click.option("--no-batching", is_flag=True, help="Run every request as its own predict call.")
+def serve_cmd(model_uris: tuple[str, ...], host: str | None, port: int | None, workers: int | None,
+              no_batching: bool) -> None:
+    """Serve models over HTTP: MODEL_URI is name@production, name@alias or name@version.
+
+    With no MODEL_URI, the [serving.endpoints.NAME] tables of plugins.toml say what to serve.
+    """
+    from forgeml.serving.server import run_server
+
+    run_server(list(model_uris), host=host, port=port, workers=workers,
+               batching=False if no_batching else None)

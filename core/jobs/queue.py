@@ -1,0 +1,320 @@
+"""The job queue in the metadata store: submit, inspect, cancel, retry and wait; persisted transitions."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forgeml.errors import ForgeError, JobError, NotFoundError, ValidationError, did_you_mean
+
+from .schema import MIGRATION_SET, MIGRATIONS
+from .spec import JobSpec
+from .wake import jobs_dir, notify_scheduler
+
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"
+STATES = (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+
+@dataclass
+class Job:
+    """One queued job and where it stands."""
+
+    id: str
+    name: str
+    state: str
+    spec: JobSpec
+    target: str
+    priority: int
+    attempts: int = 0
+    failures: int = 0
+    max_retries: int = 0
+    preemptions: int = 0
+    exit_code: int | None = None
+    reason: str = ""
+    run_id: str | None = None
+    gpus: list[int] = field(default_factory=list)
+    log_path: str | None = None
+    handle: str | None = None
+    stop_requested: str | None = None
+    submitted_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    not_before: float = 0.0
+
+    @property
+    def done(self) -> bool:
+        """Whether the job reached SUCCEEDED, FAILED or CANCELLED."""
+        return self.state in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the job as plain JSON-able values."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "spec"}
+        out["spec"] = self.spec.to_dict()
+        return out
+
+
+def _ws(ws: Any) -> Any:
+    if ws is not None:
+        return ws
+    from forgeml.workspace import current
+
+    return current()
+
+
+def jobs_store(ws: Any) -> Any:
+    """Return the metadata store with the jobs migration set applied."""
+    return ws.metadata_for(MIGRATION_SET, MIGRATIONS)
+
+
+def _job(row: dict[str, Any]) -> Job:
+    return Job(
+        id=row["id"], name=row["name"], state=row["state"], spec=JobSpec.from_json(row["spec"]),
+        target=row["target"], priority=row["priority"], attempts=row["attempts"], failures=row["failures"],
+        max_retries=row["max_retries"], preemptions=row["preemptions"], exit_code=row["exit_code"],
+        reason=row["reason"], run_id=row["run_id"], gpus=json.loads(row["assigned_gpus"] or "[]"),
+        log_path=row["log_path"], handle=row["handle"], stop_requested=row["stop_requested"],
+        submitted_at=row["submitted_at"], started_at=row["started_at"], finished_at=row["finished_at"],
+        not_before=row["not_before"],
+    )
+
+
+# ------------------------------------------------------------------ submission
+def _create_run(ws: Any, spec: JobSpec, job_id: str) -> str | None:
+    """Create the job's tracking run (SCHEDULED until the job attaches); None without a tracking layer."""
+    try:
+        from forgeml.tracking import create_run
+    except ImportError:
+        return None
+    run = create_run(name=spec.display_name, experiment=spec.experiment, tags={"forgeml.job_id": job_id},
+                     parent=None, job_id=job_id, params=spec.params, status="SCHEDULED", workspace=ws)
+    return getattr(run, "id", None)
+
+
+def submit(spec: JobSpec, ws: Any = None) -> Job:
+    """Validate a spec, queue it as PENDING (with its tracking run) and nudge the scheduler."""
+    from .validation import check_spec
+
+    ws = _ws(ws)
+    if not isinstance(spec, JobSpec):
+        raise ValidationError(f"submit() takes a JobSpec, got {type(spec).__name__}")
+    check_spec(spec, ws)
+    if spec.workdir is None or not Path(spec.workdir).is_absolute():
+        spec.workdir = str(spec.resolved_workdir())
+    store = jobs_store(ws)
+    job_id = uuid.uuid4().hex[:12]
+    run_id = _create_run(ws, spec, job_id)
+    now = time.time()
+    with store.transaction() as tx:
+        tx.execute(
+            "INSERT INTO jobs (id, name, spec, state, target, priority, gpus, gpu_type, min_gpu_memory_mb, shared,"
+            " cpus, memory_mb, preemptible, max_retries, timeout_s, run_id, submitted_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (job_id, spec.display_name, spec.to_json(), PENDING, spec.target, spec.priority, spec.gpus,
+             spec.gpu_type, spec.min_gpu_memory_mb, int(spec.shared), spec.cpus, spec.memory_mb,
+             int(spec.preemptible), spec.retries, spec.timeout_s, run_id, now, now),
+        )
+        tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
+                   (job_id, now, None, PENDING, "submitted"))
+    job = get_job(job_id, ws)
+    ws.plugins.on_job_state_changed(job=job, old_state=None, new_state=PENDING, workspace=ws)
+    notify_scheduler(ws)
+    return job
+
+
+# ------------------------------------------------------------------ reading
+def get_job(job_id: str, ws: Any = None) -> Job:
+    """Return a job by id or unique id prefix (at least 4 characters)."""
+    ws = _ws(ws)
+    store = jobs_store(ws)
+    rows = store.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    if not rows and len(job_id) >= 4:
+        rows = store.query("SELECT * FROM jobs WHERE id LIKE ? ORDER BY seq LIMIT 3", (job_id + "%",))
+        if len(rows) > 1:
+            raise NotFoundError(f"job id prefix {job_id!r} is ambiguous ({', '.join(r['id'] for r in rows)}); "
+                                f"type more characters")
+    if not rows:
+        recent = [r["id"] for r in store.query("SELECT id FROM jobs ORDER BY seq DESC LIMIT 50")]
+        raise NotFoundError(f"no job {job_id!r}{did_you_mean(job_id, recent)}; list jobs with `forgeml jobs ls`")
+    return _job(rows[0])
+
+
+def list_jobs(state: str | None = None, target: str | None = None, limit: int | None = None,
+              ws: Any = None) -> list[Job]:
+    """Return jobs, newest first, optionally filtered by state and target."""
+    ws = _ws(ws)
+    where, params = [], []
+    if state:
+        if state.upper() not in STATES:
+            raise ValidationError(f"unknown job state {state!r}{did_you_mean(state.upper(), STATES)}; "
+                                  f"choices: {', '.join(STATES)}")
+        where.append("state = ?")
+        params.append(state.upper())
+    if target:
+        where.append("target = ?")
+        params.append(target)
+    sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC"
+    if limit:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return [_job(r) for r in jobs_store(ws).query(sql, params)]
+
+
+def job_events(job_id: str, ws: Any = None) -> list[dict[str, Any]]:
+    """Return a job's state transitions, oldest first."""
+    ws = _ws(ws)
+    job = get_job(job_id, ws)
+    return jobs_store(ws).query("SELECT at, old_state, new_state, reason FROM job_events WHERE job_id = ?"
+                                " ORDER BY id", (job.id,))
+
+
+def job_attempts(job_id: str, ws: Any = None) -> list[dict[str, Any]]:
+    """Return a job's attempts: start, end, exit code, outcome, GPUs and log file."""
+    ws = _ws(ws)
+    job = get_job(job_id, ws)
+    rows = jobs_store(ws).query("SELECT * FROM job_attempts WHERE job_id = ? ORDER BY attempt", (job.id,))
+    for r in rows:
+        r["gpus"] = json.loads(r["gpus"] or "[]")
+    return rows
+
+
+# ------------------------------------------------------------------ transitions
+def transition(ws: Any, job_id: str, new_state: str, expect: tuple[str, ...], reason: str = "",
+               **columns: Any) -> Job | None:
+    """Move a job to new_state if it is in one of expect; commit, then fire on_job_state_changed.
+
+    Returns the updated job, or None when the job was no longer in an expected state (a concurrent
+    change won). Extra keyword arguments set columns of the jobs row in the same transaction.
+    """
+    store = jobs_store(ws)
+    now = time.time()
+    with store.transaction() as tx:
+        rows = tx.query("SELECT state FROM jobs WHERE id = ?", (job_id,))
+        if not rows or rows[0]["state"] not in expect:
+            return None
+        old = rows[0]["state"]
+        columns.update(state=new_state, reason=reason, updated_at=now)
+        if new_state in TERMINAL:
+            columns.setdefault("finished_at", now)
+        sets = ", ".join(f"{k} = ?" for k in columns)
+        tx.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*columns.values(), job_id))
+        if old != new_state:
+            tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
+                       (job_id, now, old, new_state, reason))
+    job = get_job(job_id, ws)
+    if old != new_state:
+        ws.plugins.on_job_state_changed(job=job, old_state=old, new_state=new_state, workspace=ws)
+    return job
+
+
+def cancel(job_id: str, ws: Any = None, reason: str = "cancelled by user") -> Job:
+    """Cancel a job: a PENDING one now, a RUNNING one by asking the scheduler to stop it."""
+    ws = _ws(ws)
+    job = get_job(job_id, ws)
+    if job.state == CANCELLED:
+        return job
+    if job.state in TERMINAL:
+        raise JobError(f"job {job.id} already {job.state}; nothing to cancel")
+    if job.state == PENDING:
+        done = transition(ws, job.id, CANCELLED, (PENDING,), reason)
+        if done is not None:
+            return done
+    store = jobs_store(ws)
+    store.execute("UPDATE jobs SET stop_requested = 'cancel', stop_sent_at = NULL, updated_at = ?"
+                  " WHERE id = ? AND state = ?", (time.time(), job.id, RUNNING))
+    notify_scheduler(ws)
+    return get_job(job.id, ws)
+
+
+def retry(job_id: str, ws: Any = None) -> Job:
+    """Queue a FAILED or CANCELLED job again with a fresh retry budget (its checkpoints are kept)."""
+    ws = _ws(ws)
+    job = get_job(job_id, ws)
+    if job.state not in (FAILED, CANCELLED):
+        raise JobError(f"job {job.id} is {job.state}; only FAILED or CANCELLED jobs can be retried")
+    done = transition(ws, job.id, PENDING, (FAILED, CANCELLED), "retried by user", failures=0, not_before=0,
+                      exit_code=None, finished_at=None, stop_requested=None, stop_sent_at=None,
+                      handle=None, assigned_gpus="[]", assigned_cpus="[]")
+    notify_scheduler(ws)
+    return done or get_job(job.id, ws)
+
+
+def wait(job_id: str, timeout: float | None = None, ws: Any = None, poll_s: float = 0.1) -> Job:
+    """Block until the job reaches a final state and return it; JobError after timeout seconds."""
+    ws = _ws(ws)
+    job = get_job(job_id, ws)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not job.done:
+        if deadline is not None and time.monotonic() > deadline:
+            raise JobError(f"job {job.id} is still {job.state} after {timeout:g}s "
+                           f"(is `forgeml scheduler` running?)")
+        time.sleep(poll_s)
+        job = get_job(job.id, ws)
+    return job
+
+
+# ------------------------------------------------------------------ logs and files
+def job_dir(ws: Any, job_id: str) -> Path:
+    """Return (creating it) the folder with a job's logs and checkpoints."""
+    path = jobs_dir(ws) / job_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def checkpoint_dir_for(ws: Any, job_id: str) -> Path:
+    """Return (creating it) the job's FORGEML_CHECKPOINT_DIR, shared by all its attempts."""
+    path = job_dir(ws, job_id) / "checkpoints"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def read_logs(job_id: str, attempt: int | None = None, offset: int = 0, ws: Any = None) -> tuple[str, int]:
+    """Return an attempt's log text from byte offset (default: the latest attempt) and the new offset."""
+    ws = _ws(ws)
+    job = get_job(job_id, ws)
+    attempts = job_attempts(job.id, ws)
+    if not attempts:
+        return "", offset
+    row = attempts[-1] if attempt is None else next((a for a in attempts if a["attempt"] == attempt), None)
+    if row is None:
+        raise NotFoundError(f"job {job.id} has no attempt {attempt}; it has {len(attempts)}")
+    if job.target != "local" and row["handle"]:
+        return ws.executor(job.target).logs(row["handle"], offset)
+    path = Path(row["log_path"] or "")
+    if not path.is_file():
+        return "", offset
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    return data.decode(errors="replace"), offset + len(data)
+
+
+def follow_logs(job_id: str, ws: Any = None, poll_s: float = 0.2) -> Iterator[str]:
+    """Yield log text as it is written, across attempts, until the job reaches a final state."""
+    ws = _ws(ws)
+    attempt, offset = None, 0
+    while True:
+        job = get_job(job_id, ws)
+        if job.attempts and attempt != job.attempts:
+            if attempt is not None:
+                text, _ = read_logs(job.id, attempt, offset, ws)
+                if text:
+                    yield text
+            attempt, offset = job.attempts, 0
+            if job.attempts > 1:
+                yield f"--- attempt {job.attempts} ---\n"
+        if attempt is not None:
+            try:
+                text, offset = read_logs(job.id, attempt, offset, ws)
+            except ForgeError:
+                text = ""
+            if text:
+                yield text
+        if job.done:
+            return
+        time.sleep(poll_s)

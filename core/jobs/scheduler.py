@@ -1,0 +1,345 @@
+"""The scheduler loop: one per workspace; places, launches, supervises, retries, preempts, recovers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from forgeml.contracts import LaunchRequest
+from forgeml.errors import ForgeError, JobError
+
+from . import queue as q
+from .placement import GpuSlot, JobRequest, Resources, RunningJob
+from .supervision import TRANSIENT, backoff_delay, classify_failure, finish_run, job_environment, log_tail
+from .wake import SchedulerLock, Waker
+
+log = logging.getLogger("forgeml.jobs")
+
+_RUNNING_COLUMNS = ("id, target, priority, gpus, shared, min_gpu_memory_mb, cpus, memory_mb, preemptible, timeout_s,"
+                    " handle, log_path, assigned_gpus, stop_requested, stop_sent_at, started_at, attempts, failures,"
+                    " max_retries, run_id")
+_PENDING_COLUMNS = "id, seq, target, priority, gpus, gpu_type, min_gpu_memory_mb, shared, cpus, memory_mb, submitted_at"
+
+
+class Scheduler:
+    """Runs the workspace's queue: ``run_until_idle()``, ``start_in_thread()``/``stop()``, or ``serve_forever()``."""
+
+    def __init__(self, ws: Any = None):
+        if ws is None:
+            from forgeml.workspace import current
+
+            ws = current()
+        self.ws = ws
+        self.settings = ws.config.section("scheduler")
+        self.store = q.jobs_store(ws)
+        provider, policy_settings = ws.config.provider("scheduler.policy")
+        self.policy = provider.factory(policy_settings, ws)
+        self._lock = SchedulerLock(ws)
+        self._waker: Waker | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._next_due = 0.0
+        self.cycles = 0
+
+    # ------------------------------------------------------------ lifecycle
+    def open(self) -> None:
+        """Take the workspace's scheduler lock and start listening for nudges."""
+        if self._started:
+            return
+        self._lock.acquire()
+        try:
+            self._waker = Waker(self.ws)
+        except ForgeError:
+            self._lock.release()
+            raise
+        local = self.ws.executor("local")
+        if hasattr(local, "set_wakeup"):
+            local.set_wakeup(self._waker.wake)
+        self._started = True
+        self._stop.clear()
+
+    def close(self) -> None:
+        """Release the lock; running jobs keep running and are adopted by the next scheduler."""
+        if not self._started:
+            return
+        local = self.ws.executor("local")
+        if hasattr(local, "set_wakeup"):
+            local.set_wakeup(None)
+        if self._waker is not None:
+            self._waker.close()
+            self._waker = None
+        self._lock.release()
+        self._started = False
+
+    def _wait(self, timeout: float) -> None:
+        if self._waker is not None:
+            self._waker.wait(timeout)
+        else:
+            self._stop.wait(timeout)
+
+    def _sleep_time(self) -> float:
+        poll = self.settings.poll_interval_s
+        if self._next_due:
+            return max(0.0, min(poll, self._next_due - time.time()))
+        return poll
+
+    def run_until_idle(self, timeout: float | None = None) -> None:
+        """Run cycles until no job is PENDING or RUNNING; JobError after timeout seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        owned = not self._started
+        self.open()
+        try:
+            while True:
+                self.cycle()
+                if not self.store.query("SELECT 1 FROM jobs WHERE state IN (?, ?) LIMIT 1", (q.PENDING, q.RUNNING)):
+                    return
+                if deadline is not None and time.monotonic() > deadline:
+                    raise JobError(f"the queue was not idle after {timeout:g}s")
+                self._wait(self._sleep_time())
+        finally:
+            if owned:
+                self.close()
+
+    def serve_forever(self) -> None:
+        """Run cycles until stop() is called (or the process is signalled)."""
+        self.open()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.cycle()
+                except ForgeError as e:  # a bad job or a flaky store must not stop the queue
+                    log.error("scheduler cycle failed: %s", e)
+                self._wait(self._sleep_time())
+        finally:
+            self.close()
+
+    def start_in_thread(self) -> Scheduler:
+        """Take the lock now and run the loop in a daemon thread; return self."""
+        self.open()
+        self._thread = threading.Thread(target=self.serve_forever, name="forgeml-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop (jobs keep running) and release the lock."""
+        self._stop.set()
+        if self._waker is not None:
+            self._waker.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        else:
+            self.close()
+
+    # ------------------------------------------------------------ one cycle
+    def cycle(self) -> None:
+        """Supervise running jobs, then place and launch pending ones."""
+        self.cycles += 1
+        now = time.time()
+        running = self.store.query(f"SELECT {_RUNNING_COLUMNS} FROM jobs WHERE state = ?", (q.RUNNING,))
+        still: list[dict[str, Any]] = []
+        for row in running:
+            if self._supervise(row, now):
+                still.append(row)
+        self._place(still, now)
+
+    def _supervise(self, row: dict[str, Any], now: float) -> bool:
+        """Poll one running attempt; return True while it still holds its resources."""
+        executor = self.ws.executor(row["target"])
+        handle = row["handle"]
+        if not handle and hasattr(executor, "recover") and row["log_path"]:
+            handle = executor.recover(row["log_path"])
+            if handle:
+                self.store.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, row["id"]))
+        if not handle:
+            self._ended(row, None, "lost", "the attempt was never started (the scheduler stopped while launching)")
+            return False
+        status = executor.poll(handle)
+        if status.state == "running":
+            self._enforce(row, executor, handle, now)
+            return True
+        self._ended(row, status.exit_code, status.state, status.reason)
+        return False
+
+    def _enforce(self, row: dict[str, Any], executor: Any, handle: str, now: float) -> None:
+        """Apply timeouts and stop requests (cancel, preemption) to a running attempt."""
+        grace = self.settings.grace_period_s
+        stop = row["stop_requested"]
+        if not stop and row["timeout_s"] and row["started_at"] and now - row["started_at"] > row["timeout_s"]:
+            stop = "timeout"
+            self.store.execute("UPDATE jobs SET stop_requested = ? WHERE id = ? AND stop_requested IS NULL",
+                               (stop, row["id"]))
+        if not stop:
+            return
+        if row["stop_sent_at"] is None or (stop == "timeout" and row["stop_requested"] != "timeout"):
+            executor.cancel(handle, grace)
+            self.store.execute("UPDATE jobs SET stop_sent_at = ? WHERE id = ?", (now, row["id"]))
+        elif now - row["stop_sent_at"] > grace + 2 * self.settings.poll_interval_s:
+            # the SIGKILL timer died with an earlier scheduler: kill now
+            kill = getattr(executor, "kill", None)
+            kill(handle) if kill else executor.cancel(handle, 0)
+
+    def _ended(self, row: dict[str, Any], exit_code: int | None, outcome: str, reason: str) -> None:
+        """Record how an attempt ended and move the job on: success, retry, requeue, failure, cancel."""
+        job_id, now, s = row["id"], time.time(), self.settings
+        stop = row["stop_requested"] or ""
+        self.store.execute(
+            "UPDATE job_attempts SET finished_at = ?, exit_code = ?, outcome = ?, reason = ? WHERE job_id = ? AND attempt = ?",
+            (now, exit_code, outcome, reason, job_id, row["attempts"]))
+        clear = dict(handle=None, assigned_gpus="[]", assigned_cpus="[]", stop_requested=None, stop_sent_at=None,
+                     exit_code=exit_code)
+        job: q.Job | None
+        # a stop request decides first: a job that saves a checkpoint and exits 0 on SIGTERM is not done
+        if stop == "cancel":
+            job = q.transition(self.ws, job_id, q.CANCELLED, (q.RUNNING,), "cancelled by user", **clear)
+        elif stop == "timeout":
+            job = q.transition(self.ws, job_id, q.FAILED, (q.RUNNING,),
+                               f"timed out after {row['timeout_s']:g}s", **clear)
+        elif stop.startswith("preempt:"):
+            by = stop.split(":", 1)[1]
+            job = q.transition(self.ws, job_id, q.PENDING, (q.RUNNING,),
+                               f"preempted by job {by}; resumes from its latest checkpoint",
+                               preemptions=self._count(job_id, "preemptions") + 1, not_before=0, **clear)
+        elif outcome == "succeeded":
+            job = q.transition(self.ws, job_id, q.SUCCEEDED, (q.RUNNING,), "exit code 0", **clear)
+        else:
+            current = q.get_job(job_id, self.ws)
+            tail = log_tail(row["log_path"], s.log_tail_bytes)
+            verdict = classify_failure(self.ws, s, current, exit_code, tail)
+            failures = row["failures"] + 1
+            what = reason or (f"exit code {exit_code}" if exit_code is not None else "lost")
+            if verdict == TRANSIENT and failures <= row["max_retries"]:
+                delay = backoff_delay(s, failures)
+                job = q.transition(self.ws, job_id, q.PENDING, (q.RUNNING,),
+                                   f"attempt {row['attempts']} failed ({what}, transient); retry {failures} of "
+                                   f"{row['max_retries']} in {delay:g}s",
+                                   failures=failures, not_before=now + delay, **clear)
+                self._next_due = min(self._next_due or now + delay, now + delay)
+            else:
+                why = "permanent" if verdict != TRANSIENT else f"no retries left of {row['max_retries']}"
+                job = q.transition(self.ws, job_id, q.FAILED, (q.RUNNING,), f"{what} ({why})", failures=failures,
+                                   **clear)
+        if job is not None and job.done:
+            try:
+                finish_run(self.ws, job.run_id, job.state)
+            except ForgeError as e:
+                log.warning("could not close run %s of job %s: %s", job.run_id, job_id, e)
+
+    def _count(self, job_id: str, column: str) -> int:
+        return self.store.query(f"SELECT {column} FROM jobs WHERE id = ?", (job_id,))[0][column]
+
+    # ------------------------------------------------------------ placement and launch
+    def _place(self, running: list[dict[str, Any]], now: float) -> None:
+        rows = self.store.query(f"SELECT {_PENDING_COLUMNS} FROM jobs WHERE state = ? AND not_before <= ?",
+                                (q.PENDING, now))
+        later = self.store.query("SELECT MIN(not_before) AS due FROM jobs WHERE state = ? AND not_before > ?",
+                                 (q.PENDING, now))
+        self._next_due = later[0]["due"] or 0.0
+        if not rows:
+            return
+        remote = [r for r in rows if r["target"] != "local"]
+        for r in sorted(remote, key=lambda r: (-r["priority"], r["seq"])):
+            self._launch(r["id"], [])
+        local = [r for r in rows if r["target"] == "local"]
+        if not local:
+            return
+        default_cpus = self.settings.default_cpus
+        requests = [
+            JobRequest(r["id"], r["priority"], r["seq"], r["gpus"], r["gpu_type"], r["min_gpu_memory_mb"] or 0,
+                       bool(r["shared"]), r["cpus"] if r["cpus"] is not None else (0.0 if r["gpus"] else default_cpus),
+                       r["memory_mb"] or 0, now - r["submitted_at"])
+            for r in local
+        ]
+        slots, resources = self.snapshot(running)
+        for p in self.policy.place(requests, slots, resources):
+            if p.preempt:
+                self._preempt(p.preempt, p.job_id)
+            else:
+                self._launch(p.job_id, list(p.gpus))
+
+    def snapshot(self, running: list[dict[str, Any]]) -> tuple[list[GpuSlot], Resources]:
+        """Return the GPUs and CPU/memory picture the policy sees, given the running jobs' rows."""
+        devices = self.ws.gpu_inventory.devices()
+        slots = {d.index: GpuSlot(d.index, d.name, d.memory_total_mb, d.memory_free_mb) for d in devices}
+        cpus_total, memory_total = self.ws.executor("local").capacity()
+        held: list[RunningJob] = []
+        cpus_used, memory_used = 0.0, 0
+        for r in running:
+            if r["target"] != "local":
+                continue
+            gpus = tuple(json.loads(r["assigned_gpus"] or "[]"))
+            cpus = r["cpus"] if r["cpus"] is not None else (0.0 if r["gpus"] else self.settings.default_cpus)
+            job = RunningJob(r["id"], r["priority"], gpus, bool(r["shared"]), r["min_gpu_memory_mb"] or 0, cpus,
+                             r["memory_mb"] or 0, bool(r["preemptible"]), r["started_at"] or 0.0,
+                             bool(r["stop_requested"]))
+            held.append(job)
+            cpus_used += cpus
+            memory_used += job.memory_mb
+            for i in gpus:
+                slot = slots.get(i)
+                if slot is None:
+                    continue
+                if job.shared:
+                    slot.shared_jobs += 1
+                    slot.reserved_mb += job.gpu_memory_mb
+                else:
+                    slot.exclusive = True
+        resources = Resources(cpus_total, cpus_total - cpus_used, memory_total, memory_total - memory_used, held)
+        return list(slots.values()), resources
+
+    def _preempt(self, victims: tuple[str, ...], for_job: str) -> None:
+        for victim in victims:
+            changed = self.store.execute(
+                "UPDATE jobs SET stop_requested = ?, stop_sent_at = NULL WHERE id = ? AND state = ?"
+                " AND stop_requested IS NULL", (f"preempt:{for_job}", victim, q.RUNNING))
+            if not changed:
+                continue
+            row = self.store.query("SELECT target, handle FROM jobs WHERE id = ?", (victim,))[0]
+            if row["handle"]:
+                self.ws.executor(row["target"]).cancel(row["handle"], self.settings.grace_period_s)
+                self.store.execute("UPDATE jobs SET stop_sent_at = ? WHERE id = ?", (time.time(), victim))
+            log.info("preempting job %s for job %s", victim, for_job)
+
+    def _launch(self, job_id: str, gpus: list[int]) -> None:
+        """Mark the job RUNNING, start its attempt, record the handle, then announce the transition."""
+        job = q.get_job(job_id, self.ws)
+        if job.state != q.PENDING:
+            return
+        attempt = job.attempts + 1
+        log_path = str(q.job_dir(self.ws, job.id) / f"attempt-{attempt}.log")
+        now = time.time()
+        with self.store.transaction() as tx:
+            changed = tx.execute(
+                "UPDATE jobs SET state = ?, attempts = ?, assigned_gpus = ?, log_path = ?, started_at = ?, handle = NULL,"
+                " stop_requested = NULL, stop_sent_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND state = ?",
+                (q.RUNNING, attempt, json.dumps(gpus), log_path, now, f"attempt {attempt}", now, job.id, q.PENDING),
+            ).rowcount
+            if not changed:
+                return  # cancelled between placement and launch
+            tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
+                       (job.id, now, q.PENDING, q.RUNNING, f"attempt {attempt}"))
+            tx.execute("INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at, gpus, log_path)"
+                       " VALUES (?, ?, ?, ?, ?)", (job.id, attempt, now, json.dumps(gpus), log_path))
+        executor = self.ws.executor(job.target)
+        python = getattr(getattr(executor, "settings", None), "python", "") or None
+        request = LaunchRequest(
+            job_id=job.id, attempt=attempt, argv=job.spec.argv(python), env=job_environment(self.ws, job, attempt, gpus),
+            workdir=job.spec.workdir or str(self.ws.root), log_path=log_path, gpus=gpus, cpus=job.spec.cpus,
+            memory_mb=job.spec.memory_mb, timeout_s=job.spec.timeout_s, spec=job.spec,
+        )
+        try:
+            handle = executor.launch(request)
+        except ForgeError as e:
+            row = dict(id=job.id, stop_requested=None, attempts=attempt, failures=job.failures,
+                       max_retries=job.max_retries, log_path=log_path, timeout_s=None)
+            self._ended(row, None, "failed", f"launch failed: {e}")
+            return
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, job.id))
+            tx.execute("UPDATE job_attempts SET handle = ? WHERE job_id = ? AND attempt = ?", (handle, job.id, attempt))
+        started = q.get_job(job.id, self.ws)
+        self.ws.plugins.on_job_state_changed(job=started, old_state=q.PENDING, new_state=q.RUNNING, workspace=self.ws)

@@ -1,0 +1,377 @@
+"""Model versions: register (content-addressed), look up by version, stage or alias, and load."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from forgeml.errors import NotFoundError, ValidationError, unknown_name
+from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
+from forgeml.registry.schema import store
+
+STAGES = ("STAGING", "CANDIDATE", "PRODUCTION", "ARCHIVED")
+RESERVED_REFS = {"latest", *(s.lower() for s in STAGES)}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass
+class ModelVersion:
+    """One registered version of a model."""
+
+    name: str
+    version: int
+    stage: str
+    aliases: list[str]
+    flavor: str
+    artifact_digest: str
+    signature: dict[str, Any]
+    metrics: dict[str, float]
+    params: dict[str, Any]
+    datasets: list[str]
+    feature_views: list[str]
+    entity_keys: list[str]
+    run_id: str | None
+    created_at: float
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+    stage_changed_at: float = 0.0
+
+    @property
+    def uri(self) -> str:
+        """Return ``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return plain values for JSON output."""
+        out = asdict(self)
+        out["uri"] = self.uri
+        return out
+
+
+def workspace_or_current(workspace: Any) -> Any:
+    """Return the given workspace or this process's current one."""
+    if workspace is not None:
+        return workspace
+    from forgeml.workspace import current
+
+    return current()
+
+
+def default_actor() -> str:
+    """Return who is acting: FORGEML_ACTOR, else the login name."""
+    actor = os.environ.get("FORGEML_ACTOR")
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def check_name(name: str) -> str:
+    """Validate a model name."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValidationError(f"invalid model name {name!r}: use letters, digits, '_', '-' and '.'")
+    return name
+
+
+def normalize_stage(stage: str) -> str:
+    """Return the canonical upper-case stage or raise a did-you-mean error."""
+    upper = str(stage).upper()
+    if upper not in STAGES:
+        raise unknown_name("stage", str(stage), STAGES)
+    return upper
+
+
+def from_row(row: dict[str, Any], aliases: list[str]) -> ModelVersion:
+    """Build a ModelVersion from a registry_versions row."""
+    return ModelVersion(
+        name=row["name"], version=row["version"], stage=row["stage"], aliases=sorted(aliases), flavor=row["flavor"],
+        artifact_digest=row["artifact_digest"], signature=json.loads(row["signature"]),
+        metrics=json.loads(row["metrics"]), params=json.loads(row["params"]), datasets=json.loads(row["datasets"]),
+        feature_views=json.loads(row["feature_views"]), entity_keys=json.loads(row["entity_keys"]),
+        run_id=row["run_id"], created_at=row["created_at"], tags=json.loads(row["tags"]),
+        description=row["description"], stage_changed_at=row["stage_changed_at"],
+    )
+
+
+def audit(tx: Any, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
+    """Append one record to the core audit log inside the caller's transaction."""
+    tx.execute("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+               (time.time(), actor, action, subject, json.dumps(detail, default=str)))
+
+
+# ------------------------------------------------------------------ packaging
+def _pack(folder: Path) -> bytes:
+    """Tar a model folder deterministically (sorted names, zeroed times and owners)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for p in sorted(folder.rglob("*")):
+            info = tar.gettarinfo(str(p), arcname=str(p.relative_to(folder)))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.pax_headers = {}
+            if p.is_file():
+                with open(p, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    return buf.getvalue()
+
+
+def model_folder(ws: Any, digest: str) -> Path:
+    """Return the unpacked folder of a model artifact, unpacking it once (atomically) when needed."""
+    final = ws.dot / "registry" / "models" / digest
+    if final.is_dir():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{digest}.{uuid.uuid4().hex}"
+    with ws.artifacts.open(digest) as f, tarfile.open(fileobj=io.BytesIO(f.read()), mode="r") as tar:
+        tar.extractall(tmp, filter="data")
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another process unpacked the same digest first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def runtime_for(ws: Any, flavor: str, **options: Any) -> Any:
+    """Build the runtime plugin of a flavor with its plugins.toml settings (plus overrides)."""
+    provider = ws.plugins.provider("runtimes", flavor, "model flavor")
+    settings = None
+    if provider.settings is not None:
+        section = f"runtimes.{flavor}"
+        settings = (ws.config.section(section) if section in ws.plugins.settings_sections()
+                    else provider.settings())
+        if options:
+            names = {f.name for f in dataclasses.fields(settings)}
+            bad = sorted(set(options) - names)
+            if bad:
+                raise unknown_name(f"{flavor} runtime option", bad[0], names)
+            settings = dataclasses.replace(settings, **options)
+    elif options:
+        raise ValidationError(f"the {flavor} runtime takes no options, got {', '.join(options)}")
+    return provider.factory(settings, ws)
+
+
+# ------------------------------------------------------------------ registering
+def register_model(name: str, model: Any = None, flavor: str | None = None, path: str | Path | None = None,
+                   run_id: str | None = None, input_example: Any = None, metrics: dict[str, float] | None = None,
+                   params: dict[str, Any] | None = None, datasets: list[str] | None = None,
+                   feature_views: list[str] | None = None, entity_keys: list[str] | None = None,
+                   tags: dict[str, str] | None = None, description: str = "", actor: str | None = None,
+                   workspace: Any = None) -> ModelVersion:
+    """Store a model (an object or a saved file/folder) as the next version of name, in STAGING."""
+    ws = workspace_or_current(workspace)
+    check_name(name)
+    if flavor is None:
+        flavor = _guess_flavor(model)
+    if (model is None) == (path is None):
+        raise ValidationError("give exactly one of model=... (an object) or path=... (a saved file or folder)")
+    runtime = runtime_for(ws, flavor)
+    dataset_refs = _canonical_datasets(ws, datasets or [])
+    with tempfile.TemporaryDirectory(prefix="forgeml-model-") as tmp:
+        folder = Path(tmp) / "model"
+        if model is not None:
+            runtime.save(model, folder)
+        else:
+            src = Path(path)
+            if src.is_dir():
+                shutil.copytree(src, folder)
+            elif src.is_file():
+                runtime.import_file(src, folder)
+            else:
+                raise NotFoundError(f"model path {str(src)!r} does not exist")
+        signature: dict[str, Any] = {}
+        if input_example is not None:
+            signature["inputs"] = infer_inputs(input_example)
+            (folder / META_FILE).write_text(json.dumps({"flavor": flavor, "signature": signature}))
+            loaded = runtime.load(folder, device="cpu")
+            signature["outputs"] = infer_outputs(loaded.predict(input_example))
+        elif model is not None and getattr(model, "feature_names_in_", None) is not None:
+            signature["inputs"] = [{"name": str(c), "type": "double"} for c in model.feature_names_in_]
+        (folder / META_FILE).write_text(json.dumps({"flavor": flavor, "signature": signature}, sort_keys=True))
+        digest = ws.artifacts.put_bytes(_pack(folder))
+    now = time.time()
+    actor = actor or default_actor()
+    db = store(ws)
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO registry_models (name, description, created_at, updated_at) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT(name) DO UPDATE SET updated_at = excluded.updated_at", (name, "", now, now))
+        version = tx.query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM registry_versions WHERE name = ?",
+                           (name,))[0]["v"]
+        tx.execute(
+            "INSERT INTO registry_versions (name, version, stage, flavor, artifact_digest, signature, metrics, params,"
+            " datasets, feature_views, entity_keys, tags, description, run_id, created_at, stage_changed_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (name, version, "STAGING", flavor, digest, json.dumps(signature), json.dumps(_floats(metrics or {})),
+             json.dumps(params or {}, default=str), json.dumps(dataset_refs), json.dumps(list(feature_views or [])),
+             json.dumps(list(entity_keys or [])), json.dumps(tags or {}), description, run_id, now, now),
+        )
+        audit(tx, actor, "model.register", f"model:{name}@{version}",
+              {"flavor": flavor, "artifact_digest": digest, "run_id": run_id, "to": "STAGING"})
+    mv = get_model_version(name, version, workspace=ws)
+    ws.plugins.on_model_version_registered(model_version=mv, workspace=ws)
+    return mv
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    try:
+        return {str(k): float(v) for k, v in metrics.items()}
+    except (TypeError, ValueError) as e:
+        raise ValidationError(f"metrics must be numbers: {e}") from e
+
+
+def _guess_flavor(model: Any) -> str:
+    module = type(model).__module__.split(".")[0]
+    if module == "sklearn":
+        return "sklearn"
+    if module == "torch":
+        return "torch"
+    if module == "onnx" or isinstance(model, bytes | bytearray):
+        return "onnx"
+    if model is not None and callable(model):
+        return "python"
+    raise ValidationError("cannot tell the model's flavor; pass flavor= one of sklearn, torch, onnx, python")
+
+
+def _canonical_datasets(ws: Any, refs: list[str]) -> list[str]:
+    from forgeml.datasets.versions import get_dataset_version
+
+    return [get_dataset_version(r, workspace=ws).ref for r in refs]
+
+
+# ------------------------------------------------------------------ looking up
+def _aliases(db: Any, name: str, version: int) -> list[str]:
+    return [r["alias"] for r in db.query("SELECT alias FROM registry_aliases WHERE name = ? AND version = ?",
+                                         (name, version))]
+
+
+def version_number(db: Any, name: str, ref: int | str) -> int:
+    """Turn a version, stage or alias reference into a version number."""
+    rows = db.query("SELECT version FROM registry_versions WHERE name = ? ORDER BY version", (name,))
+    if not rows:
+        names = [r["name"] for r in db.query("SELECT name FROM registry_models")]
+        raise unknown_name("model", name, names)
+    known = [r["version"] for r in rows]
+    text = str(ref).strip()
+    if isinstance(ref, int) or re.fullmatch(r"v?\d+", text):
+        number = int(text.lstrip("v"))
+        if number not in known:
+            raise NotFoundError(f"model {name!r} has no version {number}; versions: {', '.join(map(str, known))}")
+        return number
+    low = text.lower()
+    if low == "latest":
+        return known[-1]
+    if low.upper() in STAGES:
+        hit = db.query("SELECT version FROM registry_versions WHERE name = ? AND stage = ?"
+                       " ORDER BY stage_changed_at DESC, version DESC LIMIT 1", (name, low.upper()))
+        if not hit:
+            raise NotFoundError(f"model {name!r} has no version in {low.upper()}; promote one first")
+        return hit[0]["version"]
+    hit = db.query("SELECT version FROM registry_aliases WHERE name = ? AND alias = ?", (name, text))
+    if not hit:
+        aliases = [r["alias"] for r in db.query("SELECT alias FROM registry_aliases WHERE name = ?", (name,))]
+        raise unknown_name(f"version reference of model {name!r}", text,
+                           [*aliases, "latest", *(s.lower() for s in STAGES)])
+    return hit[0]["version"]
+
+
+def get_model_version(name: str, ref: int | str = "latest", workspace: Any = None) -> ModelVersion:
+    """Return a version by number, stage name ("production") or alias ("champion")."""
+    ws = workspace_or_current(workspace)
+    db = store(ws)
+    number = version_number(db, check_name(name), ref)
+    row = db.query("SELECT * FROM registry_versions WHERE name = ? AND version = ?", (name, number))[0]
+    return from_row(row, _aliases(db, name, number))
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """Split ``name@ref`` (or ``models:/name/ref``) into name and ref (default "latest")."""
+    if not isinstance(uri, str) or not uri:
+        raise ValidationError(f"invalid model URI {uri!r}; write name@production, name@champion or name@3")
+    if uri.startswith("models:/"):
+        name, _, ref = uri[len("models:/"):].partition("/")
+    else:
+        name, _, ref = uri.partition("@")
+    return check_name(name), ref or "latest"
+
+
+def resolve(uri: str, workspace: Any = None) -> ModelVersion:
+    """Resolve ``name@production`` / ``name@champion`` / ``name@3`` to its ModelVersion."""
+    name, ref = parse_uri(uri)
+    return get_model_version(name, ref, workspace=workspace)
+
+
+def load_model(uri: str | ModelVersion, device: str | None = None, workspace: Any = None, **options: Any) -> Any:
+    """Load a model version through its flavor's runtime; options override the runtime's settings."""
+    ws = workspace_or_current(workspace)
+    mv = uri if isinstance(uri, ModelVersion) else resolve(uri, workspace=ws)
+    runtime = runtime_for(ws, mv.flavor, **options)
+    loaded = runtime.load(model_folder(ws, mv.artifact_digest), device=device)
+    loaded.model_version = mv
+    return loaded
+
+
+def list_models(workspace: Any = None) -> list[dict[str, Any]]:
+    """Return one row per model: latest version and the version in production."""
+    db = store(workspace_or_current(workspace))
+    return db.query(
+        "SELECT m.name, MAX(v.version) AS latest,"
+        " MAX(CASE WHEN v.stage = 'PRODUCTION' THEN v.version END) AS production, COUNT(v.version) AS versions,"
+        " m.updated_at FROM registry_models m LEFT JOIN registry_versions v ON v.name = m.name"
+        " GROUP BY m.name ORDER BY m.name"
+    )
+
+
+def list_versions(name: str, workspace: Any = None) -> list[ModelVersion]:
+    """Return every version of a model, oldest first."""
+    ws = workspace_or_current(workspace)
+    db = store(ws)
+    rows = db.query("SELECT * FROM registry_versions WHERE name = ? ORDER BY version", (check_name(name),))
+    if not rows:
+        raise unknown_name("model", name, [r["name"] for r in db.query("SELECT name FROM registry_models")])
+    aliases: dict[int, list[str]] = {}
+    for r in db.query("SELECT alias, version FROM registry_aliases WHERE name = ?", (name,)):
+        aliases.setdefault(r["version"], []).append(r["alias"])
+    return [from_row(r, aliases.get(r["version"], [])) for r in rows]
+
+
+def set_alias(name: str, alias: str, version: int | str, actor: str | None = None,
+              workspace: Any = None) -> ModelVersion:
+    """Point an alias (e.g. "champion") at a version, moving it if it pointed elsewhere."""
+    ws = workspace_or_current(workspace)
+    db = store(ws)
+    if not isinstance(alias, str) or not _NAME.match(alias) or alias.lower() in RESERVED_REFS or alias.isdigit():
+        raise ValidationError(f"invalid alias {alias!r}: use a name that is not a number, 'latest' or a stage")
+    number = version_number(db, check_name(name), version)
+    with db.transaction() as tx:
+        old = tx.query("SELECT version FROM registry_aliases WHERE name = ? AND alias = ?", (name, alias))
+        tx.execute("INSERT INTO registry_aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version,"
+                   " updated_at = excluded.updated_at", (name, alias, number, time.time()))
+        audit(tx, actor or default_actor(), "model.alias", f"model:{name}@{number}",
+              {"alias": alias, "from": old[0]["version"] if old else None, "to": number})
+    return get_model_version(name, number, workspace=ws)
+
+
+def delete_alias(name: str, alias: str, actor: str | None = None, workspace: Any = None) -> None:
+    """Remove an alias."""
+    ws = workspace_or_current(workspace)
+    db = store(ws)
+    with db.transaction() as tx:
+        gone = tx.execute("DELETE FROM registry_aliases WHERE name = ? AND alias = ?", (name, alias)).rowcount
+        if not gone:
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+        audit(tx, actor or default_actor(), "model.alias_deleted", f"model:{name}", {"alias": alias})

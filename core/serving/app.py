@@ -1,0 +1,301 @@
+"""The HTTP server: a Starlette ASGI app serving endpoints, with safety checks, metrics and readiness.
+
+Starlette rather than FastAPI: it is already a dependency, adds no per-request pydantic validation,
+and requests are validated against each model's own signature here; the OpenAPI document is built
+from those signatures too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from forgeml.errors import ConfigError, did_you_mean
+from forgeml.serving.endpoint import Endpoint, EndpointConfig, ModelRejectedInput
+from forgeml.serving.metrics import ServingMetrics
+from forgeml.serving.openapi import openapi_document
+from forgeml.serving.predlog import PredictionLogger, log_root
+from forgeml.serving.signature import SchemaMismatch
+from forgeml.serving.source import ModelSource, RegistrySource, fetch_online_features
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+log = logging.getLogger("forgeml.serving")
+
+JSON = "application/json"
+
+
+@dataclass
+class ServerOptions:
+    """Server-wide behaviour: auth, body limit, registry polling and the prediction log."""
+
+    token: str | None = None
+    max_body_bytes: int = 1_048_576
+    poll_interval_s: float = 2.0
+    log_predictions: bool = True
+    predlog_flush_s: float = 1.0
+    device: str | None = None
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, JSON)
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
+    return _json({"error": message, **extra}, status)
+
+
+class ServingState:
+    """Everything one running app holds: endpoints, metrics, the prediction log and the poller."""
+
+    def __init__(self, endpoints: Sequence[EndpointConfig], options: ServerOptions, workspace: Any = None,
+                 source: ModelSource | None = None, clock: Callable[[], float] = time.monotonic):
+        if workspace is None:
+            from forgeml.workspace import current
+
+            workspace = current()
+        names = [e.name for e in endpoints]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(f"endpoint {dupes[0]!r} is served twice; give each model URI its own name")
+        if not endpoints:
+            raise ConfigError("nothing to serve: give model URIs (forgeml serve fraud@production) "
+                              "or [serving.endpoints.NAME] tables in plugins.toml")
+        self.options = options
+        self.workspace = workspace
+        self.source = source or RegistrySource(workspace)
+        self.metrics = ServingMetrics()
+        self.predlog = (PredictionLogger(log_root(workspace), options.predlog_flush_s)
+                        if options.log_predictions else None)
+
+        def lookup(served: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+            return fetch_online_features(workspace, served, rows)
+
+        self.endpoints = {e.name: Endpoint(e, self.source, self.metrics, self.predlog, lookup, clock, options.device)
+                          for e in endpoints}
+        self.load_errors: dict[str, str] = {}
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def ready(self) -> bool:
+        """Whether every endpoint's every arm is loaded and warmed."""
+        return all(e.ready for e in self.endpoints.values())
+
+    async def start(self) -> None:
+        """Start the log writer, load models in the background and start the registry poller."""
+        if self.predlog is not None:
+            self.predlog.start()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._load_then_poll()))
+
+    async def _load_then_poll(self) -> None:
+        for name, endpoint in self.endpoints.items():
+            try:
+                await endpoint.load_all()
+            except Exception as e:  # reported by /readyz and retried by the poller
+                self.load_errors[name] = f"{type(e).__name__}: {e}"
+                log.error("endpoint %s: cannot load: %s", name, self.load_errors[name])
+        while True:
+            await asyncio.sleep(self.options.poll_interval_s)
+            await self.poll_once()
+
+    async def poll_once(self) -> dict[str, list[str]]:
+        """Check the registry for every endpoint once and hot-swap what changed."""
+        changed = {}
+        for name, endpoint in self.endpoints.items():
+            found = await endpoint.poll_once()
+            if endpoint.ready:
+                self.load_errors.pop(name, None)
+            if found:
+                changed[name] = found
+        return changed
+
+    async def stop(self) -> None:
+        """Stop polling, drain shadow copies and flush the prediction log."""
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for endpoint in self.endpoints.values():
+            await endpoint.close()
+        if self.predlog is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.predlog.close)
+
+
+# ---------------------------------------------------------------- request handling
+def _authorized(state: ServingState, request: Request) -> bool:
+    token = state.options.token
+    if not token:
+        return True
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+async def _read_body(request: Request, limit: int) -> bytes | Response:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                return _error(413, f"request body of {declared} bytes exceeds the {limit}-byte limit")
+        except ValueError:
+            return _error(400, "Content-Length is not a number")
+        body = await request.body()
+        return body if len(body) <= limit else _error(413, f"request body exceeds the {limit}-byte limit")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return _error(413, f"request body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def predict(request: Request) -> Response:
+    """POST /v1/models/{name}/predict: rows of features or entity keys in, predictions out."""
+    state: ServingState = request.app.state.serving
+    metrics = state.metrics
+    if not _authorized(state, request):
+        metrics.child(metrics.rejected, "unauthorized").inc()
+        return _error(401, "missing or wrong bearer token")
+    name = request.path_params["name"]
+    endpoint = state.endpoints.get(name)
+    if endpoint is None:
+        metrics.child(metrics.rejected, "unknown_model").inc()
+        return _error(404, f"no model named {name!r} is served{did_you_mean(name, state.endpoints)}; "
+                           f"served: {', '.join(sorted(state.endpoints))}")
+    body = await _read_body(request, state.options.max_body_bytes)
+    if isinstance(body, Response):
+        metrics.child(metrics.rejected, "too_large").inc()
+        return body
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        metrics.child(metrics.rejected, "malformed_json").inc()
+        return _error(400, f"request body is not valid JSON: {e}")
+    if not isinstance(payload, dict):
+        metrics.child(metrics.rejected, "schema").inc()
+        return _error(422, 'the body must be a JSON object with "rows" or "entities"', field="body")
+    if not endpoint.ready:
+        return _json({"error": f"model {name!r} is still loading; retry when /readyz says ready"}, 503,
+                     {"Retry-After": "1"})
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    try:
+        result = await endpoint.predict(payload, request_id[:128])
+    except SchemaMismatch as e:
+        metrics.child(metrics.rejected, "schema").inc()
+        return _error(422, str(e), field=e.field)
+    except ModelRejectedInput as e:
+        metrics.child(metrics.rejected, "model_rejected").inc()
+        return _error(422, str(e), field="body")
+    except Exception as e:
+        log.exception("endpoint %s: prediction failed", name)
+        return _error(500, f"prediction failed: {type(e).__name__}: {e}")
+    return _json(result)
+
+
+async def list_models(request: Request) -> Response:
+    """GET /v1/models: every endpoint, its arms, versions, traffic policy and readiness."""
+    state: ServingState = request.app.state.serving
+    if not _authorized(state, request):
+        return _error(401, "missing or wrong bearer token")
+    return _json({"models": [e.describe() for e in state.endpoints.values()]})
+
+
+async def show_model(request: Request) -> Response:
+    """GET /v1/models/{name}: one endpoint."""
+    state: ServingState = request.app.state.serving
+    if not _authorized(state, request):
+        return _error(401, "missing or wrong bearer token")
+    name = request.path_params["name"]
+    endpoint = state.endpoints.get(name)
+    if endpoint is None:
+        return _error(404, f"no model named {name!r} is served{did_you_mean(name, state.endpoints)}")
+    return _json(endpoint.describe())
+
+
+async def healthz(request: Request) -> Response:
+    """GET /healthz: the process is up."""
+    return _json({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """GET /readyz: 200 only when every model is loaded and warmed."""
+    state: ServingState = request.app.state.serving
+    models = {name: e.ready for name, e in state.endpoints.items()}
+    body = {"ready": state.ready, "models": models, "errors": state.load_errors}
+    return _json(body, 200 if state.ready else 503)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """GET /metrics: Prometheus exposition."""
+    state: ServingState = request.app.state.serving
+    if state.predlog is not None:
+        state.metrics.log_dropped.set(state.predlog.dropped_rows)
+    for endpoint in state.endpoints.values():
+        if endpoint.policy.canary is not None:
+            state.metrics.canary_fraction.labels(endpoint.name).set(endpoint.policy.canary.fraction())
+    text, content_type = state.metrics.render()
+    return Response(text, 200, media_type=content_type)
+
+
+async def openapi(request: Request) -> Response:
+    """GET /openapi.json: the document built from each served model's signature."""
+    state: ServingState = request.app.state.serving
+    return _json(openapi_document(state))
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return _error(exc.status_code, exc.detail or "error")
+
+
+def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None = None, workspace: Any = None,
+              source: ModelSource | None = None, clock: Callable[[], float] = time.monotonic) -> Starlette:
+    """Build the ASGI app for these endpoints; models load in the background once it starts."""
+    state = ServingState(endpoints, options or ServerOptions(), workspace, source, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    routes = [
+        Route("/v1/models/{name}/predict", predict, methods=["POST"]),
+        Route("/v1/models/{name}", show_model, methods=["GET"]),
+        Route("/v1/models", list_models, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+    app.state.serving = state
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Build the app from FORGEML_SERVE_SPEC (JSON written by `forgeml serve` for worker processes)."""
+    from forgeml.serving.config import spec_to_app_args
+
+    spec = os.environ.get("FORGEML_SERVE_SPEC")
+    if not spec:
+        raise ConfigError("FORGEML_SERVE_SPEC is not set; start the server with `forgeml serve`")
+    endpoints, options = spec_to_app_args(orjson.loads(spec))
+    return build_app(endpoints, options)

@@ -1,0 +1,155 @@
+"""Batch inference: a model over a Parquet file, a dataset version or a feature view, in chunks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forgeml.errors import NotFoundError, ValidationError
+
+PREDICTION_COLUMN = "prediction"
+
+
+@dataclass
+class BatchPredictionResult:
+    """What a batch prediction did: the model version, rows predicted, and where the output went."""
+
+    model: str
+    version: int
+    rows: int
+    output: str | None
+    online_view: str | None
+    seconds: float
+
+
+def _open_input(source: str, chunk_size: int, workspace: Any) -> tuple[int, Iterator[Any]]:
+    """Return (row count, iterator of Arrow record batches) for a path, ``name@vN`` or ``view:NAME``."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    path = Path(source)
+    if path.exists():
+        dataset = ds.dataset(str(path), format="parquet")
+        return dataset.count_rows(), iter(dataset.to_batches(batch_size=chunk_size))
+    if source.startswith("view:"):
+        table = _read_view(source[len("view:"):], workspace)
+    elif "@" in source:
+        from forgeml.datasets import read_dataset
+
+        table = read_dataset(source)
+    else:
+        raise NotFoundError(f"--input {source!r} is neither an existing Parquet file or folder, a dataset version "
+                            "(name@v3) nor a feature view (view:NAME)")
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    return table.num_rows, iter(table.to_batches(max_chunksize=chunk_size))
+
+
+def _read_view(name: str, workspace: Any) -> Any:
+    """Return the rows stored offline for a feature view."""
+    store = workspace.offline_store
+    if hasattr(store, "has_table") and not store.has_table(name):
+        raise NotFoundError(f"feature view {name!r} has no offline rows; apply and materialize or push it first")
+    return store.read(name)
+
+
+def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_size: int = 50_000,
+                  write_online: str | None = None, device: str | None = None, progress: bool = False,
+                  workspace: Any = None) -> BatchPredictionResult:
+    """Predict every row of source with a registry model, in chunks, to Parquet and/or the online store.
+
+    Rows lacking the model's feature columns get them from the online store by entity key, as in
+    serving. ``write_online`` names an online view that receives ``prediction`` per entity key.
+    """
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from forgeml.serving.endpoint import _predict
+    from forgeml.serving.source import RegistrySource, fetch_online_features
+
+    if workspace is None:
+        from forgeml.workspace import current
+
+        workspace = current()
+    if chunk_size <= 0:
+        raise ValidationError(f"chunk size must be positive, got {chunk_size}")
+    if output is None and write_online is None:
+        raise ValidationError("give --output PATH, --write-online VIEW, or both")
+    started = time.perf_counter()
+    served = RegistrySource(workspace).load(model_uri, device)
+    total, batches = _open_input(source, chunk_size, workspace)
+    names = served.signature.names
+    fed = served.feature_columns
+    if write_online and not served.entity_keys:
+        raise ValidationError(f"model {served.name} v{served.version} has no entity keys; the online store "
+                              "needs them to key the predictions")
+    writer = None
+    rows_done = 0
+    bar = _progress(progress, total, f"{served.name} v{served.version}")
+    try:
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            columns = table.to_pydict()
+            missing = [n for n in names if n not in columns]
+            if missing and all(n in fed for n in missing):
+                keys = served.entity_keys
+                absent = [k for k in keys if k not in columns]
+                if absent:
+                    raise ValidationError(f"input lacks {', '.join(missing)} and the entity key(s) "
+                                          f"{', '.join(absent)} needed to look them up")
+                entity_rows = [{k: columns[k][i] for k in keys} for i in range(table.num_rows)]
+                columns.update(fetch_online_features(workspace, served, entity_rows))
+            elif missing:
+                raise ValidationError(f"input lacks column(s) {', '.join(missing)} that model {served.name} "
+                                      f"v{served.version} takes; it has {', '.join(table.column_names)}")
+            predictions = _predict(served, {n: columns[n] for n in names} if names else columns)
+            out = table.append_column(PREDICTION_COLUMN, _prediction_array(predictions))
+            if output is not None:
+                if writer is None:
+                    Path(output).parent.mkdir(parents=True, exist_ok=True)
+                    writer = pq.ParquetWriter(output, out.schema)
+                writer.write_table(out.cast(writer.schema) if out.schema != writer.schema else out)
+            if write_online:
+                _write_online(workspace, write_online, out, served.entity_keys)
+            rows_done += table.num_rows
+            if bar is not None:
+                bar[0].update(bar[1], advance=table.num_rows)
+    finally:
+        if writer is not None:
+            writer.close()
+        if bar is not None:
+            bar[0].stop()
+    return BatchPredictionResult(served.name, served.version, rows_done, output, write_online,
+                                 round(time.perf_counter() - started, 3))
+
+
+def _prediction_array(predictions: list[Any]) -> Any:
+    import pyarrow as pa
+
+    try:
+        return pa.array(predictions)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([str(p) for p in predictions], pa.string())
+
+
+def _write_online(workspace: Any, view: str, table: Any, keys: list[str]) -> None:
+    import pyarrow as pa
+
+    now = dt.datetime.now(dt.UTC)
+    rows = table.select([*keys, PREDICTION_COLUMN])
+    rows = rows.append_column("event_timestamp", pa.array([now] * rows.num_rows, pa.timestamp("us", tz="UTC")))
+    workspace.online_store.write(view, rows, keys, "event_timestamp")
+
+
+def _progress(enabled: bool, total: int, label: str) -> tuple[Any, Any] | None:
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    bar.start()
+    return bar, bar.add_task(f"predicting with {label}", total=total)

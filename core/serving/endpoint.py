@@ -1,0 +1,418 @@
+"""One served endpoint: its model arms, the predict path through batching, traffic and the log, hot swap."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from forgeml.serving.batching import BatchingConfig, BatchItem, DynamicBatcher
+from forgeml.serving.metrics import ServingMetrics
+from forgeml.serving.predlog import PredictionLogger
+from forgeml.serving.signature import ColumnSpec, SchemaMismatch, check_value, rows_to_columns
+from forgeml.serving.source import ModelSource, ServedModel
+from forgeml.serving.traffic import (
+    ARM_A,
+    ARM_B,
+    CANARY,
+    PRIMARY,
+    SHADOW,
+    CanaryConfig,
+    CanaryRamp,
+    TrafficPolicy,
+)
+
+log = logging.getLogger("forgeml.serving")
+
+FeatureLookup = Callable[[ServedModel, Sequence[dict[str, Any]]], dict[str, list[Any]]]
+
+
+class ModelRejectedInput(ValueError):
+    """The model itself refused a request's values (for example an unknown category)."""
+
+
+@dataclass
+class EndpointConfig:
+    """What one endpoint serves and how: its primary model URI, optional challengers, batching."""
+
+    name: str
+    model: str
+    shadow: str = ""
+    ab_model: str = ""
+    ab_fraction: float = 0.5
+    key_field: str = ""
+    canary_model: str = ""
+    canary: CanaryConfig = field(default_factory=CanaryConfig)
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    threads: int = 4
+
+
+@dataclass
+class Prediction:
+    """What one batch run gives back to one request."""
+
+    version: int
+    predictions: list[Any]
+    inputs: dict[str, list[Any]]
+
+
+class ModelSlot:
+    """One arm's current model version, swapped atomically, and the batcher that feeds it."""
+
+    def __init__(self, endpoint: str, arm: str, uri: str, config: EndpointConfig, source: ModelSource,
+                 metrics: ServingMetrics, lookup: FeatureLookup | None, device: str | None = None):
+        self.endpoint = endpoint
+        self.arm = arm
+        self.uri = uri
+        self.source = source
+        self.metrics = metrics
+        self.lookup = lookup
+        self.device = device
+        self.served: ServedModel | None = None
+        self.load_error = ""
+        self.batcher = DynamicBatcher(self._run_batch, config.batching, on_batch=self._observe_batch,
+                                      threads=config.threads)
+
+    # ------------------------------------------------------------ loading and swapping
+    def load_and_warm(self) -> ServedModel:
+        """Load the version the URI points at now and run one sample row through it (blocking)."""
+        served = self.source.load(self.uri, self.device)
+        row = served.sample_row()
+        self.predict_batch(served, [BatchItem({k: [v] for k, v in row.items()}, 1)])
+        return served
+
+    def install(self, served: ServedModel) -> None:
+        """Switch to a loaded, warmed version; batches already running finish on the old one."""
+        old = self.served
+        self.served = served
+        self.load_error = ""
+        self.metrics.loaded_version.labels(self.endpoint, self.arm).set(served.version)
+        if old is not None and old.version != served.version:
+            self.metrics.swaps.labels(self.endpoint, self.arm).inc()
+            log.info("%s/%s: swapped %s v%s -> v%s", self.endpoint, self.arm, served.name, old.version,
+                     served.version)
+
+    # ------------------------------------------------------------ predicting (worker thread)
+    def _observe_batch(self, rows: int) -> None:
+        served = self.served
+        version = str(served.version) if served is not None else "?"
+        self.metrics.child(self.metrics.batch_size, self.endpoint, version).observe(rows)
+
+    def _run_batch(self, items: Sequence[BatchItem]) -> list[Prediction]:
+        served = self.served
+        if served is None:
+            raise RuntimeError(f"{self.endpoint}/{self.arm}: no model loaded yet")
+        return self.predict_batch(served, items)
+
+    def predict_batch(self, served: ServedModel, items: Sequence[BatchItem]) -> list[Prediction]:
+        """Look up online features for entity items, run one predict over all rows, split the outputs."""
+        entity_items = [it for it in items if it.entity_rows is not None]
+        if entity_items:
+            self._add_features(served, entity_items)
+        names = served.signature.names or list(items[0].columns)
+        columns: dict[str, list[Any]] = {}
+        for name in names:
+            if len(items) == 1:
+                values = items[0].columns.get(name)
+                if values is None:
+                    raise SchemaMismatch(name, "missing from the request")
+                columns[name] = values
+            else:
+                merged: list[Any] = []
+                for it in items:
+                    values = it.columns.get(name)
+                    if values is None:
+                        raise SchemaMismatch(name, "missing from the request")
+                    merged.extend(values)
+                columns[name] = merged
+        outputs = _predict(served, columns)
+        results: list[Prediction] = []
+        offset = 0
+        for it in items:
+            results.append(Prediction(served.version, outputs[offset:offset + it.n], it.columns))
+            offset += it.n
+        return results
+
+    def _add_features(self, served: ServedModel, items: Sequence[BatchItem]) -> None:
+        if self.lookup is None or not served.feature_refs:
+            return
+        rows = [r for it in items for r in it.entity_rows or ()]
+        features = self.lookup(served, rows)
+        required = {c.name: c for c in served.signature.inputs if c.required}
+        offset = 0
+        for it in items:
+            for name, values in features.items():
+                part = values[offset:offset + it.n]
+                spec = required.get(name)
+                if spec is not None:
+                    for i, value in enumerate(part):
+                        if value is None:
+                            keys = {k: it.entity_rows[i].get(k) for k in served.entity_keys}  # type: ignore[index]
+                            raise SchemaMismatch(f"entities[{i}].{name}",
+                                                 f"no online value for {keys}; materialize or push the feature view")
+                it.columns[name] = part
+            offset += it.n
+
+
+def _predict(served: ServedModel, columns: dict[str, list[Any]]) -> list[Any]:
+    import numpy as np
+    import pandas as pd
+
+    types = {c.name: c.json_type for c in served.signature.inputs}
+    if types and all(types.get(name) == "number" for name in columns):
+        # one 2-D float array is several times cheaper to wrap than a dict of columns
+        matrix = np.array(list(columns.values()), dtype=np.float64).T
+        frame = pd.DataFrame(matrix, columns=list(columns), copy=False)
+    else:
+        frame_cols: dict[str, Any] = {}
+        for name, values in columns.items():
+            frame_cols[name] = np.asarray(values, dtype=np.float64) if types.get(name) == "number" else values
+        frame = pd.DataFrame(frame_cols, copy=False)
+    try:
+        out = served.model.predict(frame)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelRejectedInput(f"model {served.name} v{served.version} rejected the input: {e}") from e
+    if hasattr(out, "detach"):
+        out = out.detach().cpu().numpy()
+    if hasattr(out, "to_numpy"):
+        out = out.to_numpy()
+    arr = np.asarray(out)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    return arr.tolist()
+
+
+class Endpoint:
+    """A named endpoint: traffic policy over model slots, the request path and the hot-swap poller."""
+
+    def __init__(self, config: EndpointConfig, source: ModelSource, metrics: ServingMetrics,
+                 predlog: PredictionLogger | None, lookup: FeatureLookup | None,
+                 clock: Callable[[], float] = time.monotonic, device: str | None = None):
+        self.config = config
+        self.name = config.name
+        self.metrics = metrics
+        self.predlog = predlog
+        self.slots: dict[str, ModelSlot] = {}
+
+        def slot(arm: str, uri: str) -> ModelSlot:
+            return ModelSlot(config.name, arm, uri, config, source, metrics, lookup, device)
+
+        has_b = bool(config.ab_model)
+        self.slots[ARM_A if has_b else PRIMARY] = slot(ARM_A if has_b else PRIMARY, config.model)
+        if has_b:
+            self.slots[ARM_B] = slot(ARM_B, config.ab_model)
+        ramp = None
+        if config.canary_model:
+            self.slots[CANARY] = slot(CANARY, config.canary_model)
+            ramp = CanaryRamp(config.canary, clock)
+        if config.shadow:
+            self.slots[SHADOW] = slot(SHADOW, config.shadow)
+        self.policy = TrafficPolicy(config.name, config.ab_fraction if has_b else 0.0, has_b,
+                                    bool(config.shadow), ramp)
+        self.primary_arm = ARM_A if has_b else PRIMARY
+        self._background: set[asyncio.Task] = set()
+
+    @property
+    def ready(self) -> bool:
+        """Whether every arm has a loaded, warmed model."""
+        return all(s.served is not None for s in self.slots.values())
+
+    @property
+    def primary(self) -> ServedModel | None:
+        """The primary arm's current model."""
+        return self.slots[self.primary_arm].served
+
+    # ------------------------------------------------------------ request path
+    def routing_key(self, payload: dict[str, Any], request_id: str) -> str:
+        """Return the key hashed for A/B and canary: explicit, a configured field, the first entity key."""
+        key = payload.get("key")
+        if isinstance(key, str | int) and not isinstance(key, bool):
+            return str(key)
+        first = None
+        for container in ("entities", "rows"):
+            rows = payload.get(container)
+            if isinstance(rows, list) and rows and isinstance(rows[0], dict):
+                first = rows[0]
+                break
+        if first is not None:
+            served = self.primary
+            for field_name in ([self.config.key_field] if self.config.key_field else []) + (
+                    served.entity_keys if served is not None else []):
+                if field_name in first:
+                    return str(first[field_name])
+        return request_id
+
+    def build_item(self, served: ServedModel, payload: dict[str, Any]) -> BatchItem:
+        """Validate a request body against a model's signature and turn it into a batch item."""
+        rows = payload.get("rows")
+        entities = payload.get("entities")
+        if (rows is None) == (entities is None):
+            raise SchemaMismatch("body", 'send exactly one of "rows" (feature values) or "entities" (entity keys)')
+        if rows is not None:
+            columns = rows_to_columns(rows, served.signature.inputs, "rows")
+            return BatchItem(columns, len(rows))
+        if not served.entity_keys or not served.feature_refs:
+            raise SchemaMismatch("entities", f"model {served.name} v{served.version} has no feature views; "
+                                             "send its inputs as rows")
+        by_name = {c.name: c for c in served.signature.inputs}
+        specs = [by_name.get(k, ColumnSpec(k, "any")) for k in served.entity_keys]
+        specs += [by_name[n] for n in served.request_columns]
+        columns = rows_to_columns(entities, specs, "entities")
+        for k in served.entity_keys:
+            for i, value in enumerate(columns[k]):
+                if not isinstance(value, str | int) or isinstance(value, bool):
+                    raise SchemaMismatch(f"entities[{i}].{k}", "an entity key must be a string or an integer")
+                if k in by_name:
+                    check_value(value, by_name[k].json_type, f"entities[{i}].{k}")
+        n = len(entities)
+        entity_rows = [{name: columns[name][i] for name in columns} for i in range(n)]
+        return BatchItem(columns, n, entity_rows)
+
+    async def predict(self, payload: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
+        """Serve one request: route it, predict through the batcher, log it, copy it to the shadow."""
+        started = time.perf_counter()
+        request_id = request_id or uuid.uuid4().hex
+        arm = self.policy.choose(self.routing_key(payload, request_id))
+        slot = self.slots[arm]
+        served = slot.served or self.primary
+        if served is None:
+            raise RuntimeError(f"endpoint {self.name!r} has no model loaded yet")
+        try:
+            item = self.build_item(served, payload)
+            result = await slot.batcher.submit(item)
+        except SchemaMismatch:
+            raise
+        except Exception as e:
+            if arm not in (CANARY, ARM_B):
+                self._count(arm, served.version, started, str(type(e).__name__), e)
+                raise
+            # a challenger failing must not fail the caller: record it, then answer from the primary
+            self._record_challenger(arm, served, started, e, payload, request_id)
+            arm = self.primary_arm
+            slot = self.slots[arm]
+            served = slot.served
+            assert served is not None
+            item = self.build_item(served, payload)
+            result = await slot.batcher.submit(item)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        self._count(arm, result.version, started, "ok")
+        if arm == CANARY and self.policy.canary is not None:
+            self._canary_outcome(True, latency_ms)
+        if self.predlog is not None:
+            self.predlog.log(self.name, result.version, arm, request_id, dt.datetime.now(dt.UTC), latency_ms,
+                             result.inputs, result.predictions, len(result.predictions))
+        if SHADOW in self.slots:
+            task = asyncio.get_running_loop().create_task(self._shadow(payload, request_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return {"model": self.name, "version": result.version, "arm": arm, "request_id": request_id,
+                "predictions": result.predictions}
+
+    def _count(self, arm: str, version: int, started: float, status: str, error: Exception | None = None) -> None:
+        v = str(version)
+        m = self.metrics
+        m.child(m.requests, self.name, v, arm, status).inc()
+        m.child(m.latency, self.name, v, arm).observe(time.perf_counter() - started)
+        if error is not None:
+            m.child(m.errors, self.name, v, type(error).__name__).inc()
+
+    def _record_challenger(self, arm: str, served: ServedModel, started: float, error: Exception,
+                           payload: dict[str, Any], request_id: str) -> None:
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        self._count(arm, served.version, started, "error", error)
+        if arm == CANARY:
+            self._canary_outcome(False, latency_ms)
+        if self.predlog is not None:
+            self.predlog.log(self.name, served.version, arm, request_id, dt.datetime.now(dt.UTC), latency_ms,
+                             {}, None, _row_count(payload), f"{type(error).__name__}: {error}")
+
+    def _canary_outcome(self, ok: bool, latency_ms: float) -> None:
+        ramp = self.policy.canary
+        assert ramp is not None
+        if ramp.record(ok, latency_ms):
+            self.metrics.canary_rollbacks.labels(self.name).inc()
+            log.warning("%s: canary %s rolled back: %s", self.name, self.config.canary_model, ramp.reason)
+        self.metrics.canary_fraction.labels(self.name).set(ramp.fraction())
+
+    async def _shadow(self, payload: dict[str, Any], request_id: str) -> None:
+        slot = self.slots[SHADOW]
+        served = slot.served
+        if served is None:
+            return
+        started = time.perf_counter()
+        try:
+            result = await slot.batcher.submit(self.build_item(served, payload))
+        except Exception as e:  # the shadow's failure is logged, never returned
+            self._count(SHADOW, served.version, started, "error", e)
+            if self.predlog is not None:
+                self.predlog.log(self.name, served.version, SHADOW, request_id, dt.datetime.now(dt.UTC),
+                                 (time.perf_counter() - started) * 1000.0, {}, None, _row_count(payload),
+                                 f"{type(e).__name__}: {e}")
+            return
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        self._count(SHADOW, result.version, started, "ok")
+        if self.predlog is not None:
+            self.predlog.log(self.name, result.version, SHADOW, request_id, dt.datetime.now(dt.UTC), latency_ms,
+                             result.inputs, result.predictions, len(result.predictions))
+
+    # ------------------------------------------------------------ hot swap
+    async def load_all(self) -> None:
+        """Load and warm every arm (in threads), then install them."""
+        loop = asyncio.get_running_loop()
+        for slot in self.slots.values():
+            served = await loop.run_in_executor(None, slot.load_and_warm)
+            slot.install(served)
+
+    async def poll_once(self) -> list[str]:
+        """Check each arm's URI in the registry and swap in a new version; return what changed."""
+        loop = asyncio.get_running_loop()
+        changed = []
+        for slot in self.slots.values():
+            try:
+                version = await loop.run_in_executor(None, slot.source.version_of, slot.uri)
+                if slot.served is not None and version == slot.served.version:
+                    continue
+                served = await loop.run_in_executor(None, slot.load_and_warm)
+            except Exception as e:  # keep serving the loaded version; the next poll tries again
+                slot.load_error = f"{type(e).__name__}: {e}"
+                log.warning("%s/%s: cannot refresh %s: %s", self.name, slot.arm, slot.uri, slot.load_error)
+                continue
+            slot.install(served)
+            changed.append(f"{slot.arm}:v{served.version}")
+        return changed
+
+    async def close(self) -> None:
+        """Wait for shadow copies in flight and stop the batchers."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        for slot in self.slots.values():
+            await slot.batcher.close()
+
+    def describe(self) -> dict[str, Any]:
+        """Return the endpoint for GET /v1/models."""
+        arms = {}
+        for arm, slot in self.slots.items():
+            s = slot.served
+            arms[arm] = {"uri": slot.uri, "version": s.version if s else None, "flavor": s.flavor if s else None,
+                         "ready": s is not None, "error": slot.load_error or None}
+        primary = self.primary
+        return {"name": self.name, "uri": self.config.model, "version": primary.version if primary else None,
+                "ready": self.ready, "arms": arms, "traffic": self.policy.describe(),
+                "entity_keys": primary.entity_keys if primary else [],
+                "feature_views": primary.feature_refs if primary else [],
+                "batching": {"enabled": self.config.batching.enabled,
+                             "max_batch_size": self.config.batching.max_batch_size,
+                             "max_delay_ms": self.config.batching.max_delay_ms}}
+
+
+def _row_count(payload: dict[str, Any]) -> int:
+    for key in ("rows", "entities"):
+        value = payload.get(key)
+        if isinstance(value, list):
+            return max(len(value), 1)
+    return 1

@@ -1,0 +1,118 @@
+"""Conformance suite for online feature stores (contract: :class:`forgeml.contracts.OnlineStore`).
+
+Subclass :class:`OnlineStoreSuite` as ``Test...`` and give it a ``store`` fixture returning a fresh,
+empty store (or one whose views are unique to the test: every test uses its own view names).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from forgeml.contracts import OnlineStore
+from forgeml.errors import ForgeError
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def _rows(ids: list[Any], times: list[datetime], **features: list[Any]) -> Any:
+    import pyarrow as pa
+
+    return pa.table({"user_id": ids, "event_timestamp": pa.array(times, pa.timestamp("us", tz="UTC")), **features})
+
+
+class OnlineStoreSuite:
+    """Tests every online store must pass; subclass it and define a ``store`` fixture."""
+
+    @pytest.fixture
+    def view(self) -> str:
+        """A view name no other test uses, so shared servers need no cleanup between tests."""
+        return f"conf_{uuid.uuid4().hex[:10]}"
+
+    def test_implements_the_contract(self, store: Any) -> None:
+        """The store has every method of the OnlineStore protocol."""
+        assert isinstance(store, OnlineStore)
+
+    def test_write_then_read_returns_values_and_event_time(self, store: Any, view: str) -> None:
+        """Written values come back per key, in the order asked, with their event timestamps."""
+        written = store.write(view, _rows([1, 2], [T0, T0 + timedelta(seconds=1)], a=[1.5, 2.5], s=["x", "y"]),
+                              ["user_id"], "event_timestamp")
+        assert written == 2
+        got = store.read(view, [(2,), (1,)], ["a", "s"])
+        assert got.column("a").to_pylist() == [2.5, 1.5]
+        assert got.column("s").to_pylist() == ["y", "x"]
+        assert got.column("_event_timestamp").to_pylist() == [T0 + timedelta(seconds=1), T0]
+
+    def test_missing_keys_and_features_are_null(self, store: Any, view: str) -> None:
+        """An absent key gives nulls and a null timestamp; an unknown feature gives nulls."""
+        store.write(view, _rows([1], [T0], a=[1.0]), ["user_id"], "event_timestamp")
+        got = store.read(view, [(1,), (99,)], ["a", "nope"])
+        assert got.column("a").to_pylist() == [1.0, None]
+        assert got.column("nope").to_pylist() == [None, None]
+        assert got.column("_event_timestamp").to_pylist() == [T0, None]
+
+    def test_older_rows_never_replace_newer_ones(self, store: Any, view: str) -> None:
+        """A late, older row is ignored; a newer one replaces every feature of the key."""
+        store.write(view, _rows([1], [T0 + timedelta(hours=1)], a=[2.0], b=[20.0]), ["user_id"], "event_timestamp")
+        assert store.write(view, _rows([1], [T0], a=[1.0], b=[10.0]), ["user_id"], "event_timestamp") == 0
+        assert store.read(view, [(1,)], ["a", "b"]).to_pylist()[0]["a"] == 2.0
+        store.write(view, _rows([1], [T0 + timedelta(hours=2)], a=[3.0], b=[None]), ["user_id"], "event_timestamp")
+        row = store.read(view, [(1,)], ["a", "b"]).to_pylist()[0]
+        assert (row["a"], row["b"]) == (3.0, None)
+
+    def test_newest_row_of_a_batch_wins(self, store: Any, view: str) -> None:
+        """When a batch holds several rows of one key, whatever their order, the newest is kept."""
+        times = [T0 + timedelta(minutes=m) for m in (5, 1, 9, 3)]
+        store.write(view, _rows([7, 7, 7, 7], times, a=[5.0, 1.0, 9.0, 3.0]), ["user_id"], "event_timestamp")
+        assert store.read(view, [(7,)], ["a"]).column("a").to_pylist() == [9.0]
+
+    def test_views_are_separate(self, store: Any, view: str) -> None:
+        """The same key in two views holds two independent rows."""
+        other = f"{view}_b"
+        store.write(view, _rows([1], [T0], a=[1.0]), ["user_id"], "event_timestamp")
+        store.write(other, _rows([1], [T0], a=[2.0]), ["user_id"], "event_timestamp")
+        assert store.read(view, [(1,)], ["a"]).column("a").to_pylist() == [1.0]
+        assert store.read(other, [(1,)], ["a"]).column("a").to_pylist() == [2.0]
+
+    def test_composite_keys_and_string_keys(self, store: Any, view: str) -> None:
+        """Keys of several columns and string keys round-trip."""
+        import pyarrow as pa
+
+        rows = pa.table({"driver": ["d1", "d1", "d2"], "city": [1, 2, 1],
+                         "event_timestamp": pa.array([T0] * 3, pa.timestamp("us", tz="UTC")), "v": [1, 2, 3]})
+        store.write(view, rows, ["driver", "city"], "event_timestamp")
+        got = store.read(view, [("d1", 2), ("d2", 1), ("d2", 2)], ["v"])
+        assert got.column("v").to_pylist() == [2, 3, None]
+
+    def test_embeddings_and_many_keys(self, store: Any, view: str) -> None:
+        """Vectors round-trip and a read of 1,500 keys (more than one batch) keeps the order."""
+        ids = list(range(1500))
+        vectors = [[float(i), float(i) / 2] for i in ids]
+        store.write(view, _rows(ids, [T0] * 1500, emb=vectors), ["user_id"], "event_timestamp")
+        keys = [(i,) for i in reversed(ids)]
+        rows = store.read_rows(view, keys)
+        assert [r[1]["emb"] for r in rows] == list(reversed(vectors))
+
+    def test_delete_view(self, store: Any, view: str) -> None:
+        """delete_view removes that view's rows only."""
+        store.write(view, _rows([1, 2], [T0, T0], a=[1.0, 2.0]), ["user_id"], "event_timestamp")
+        store.write(f"{view}_keep", _rows([1], [T0], a=[1.0]), ["user_id"], "event_timestamp")
+        assert store.delete_view(view) == 2
+        assert store.read_rows(view, [(1,), (2,)]) == [None, None]
+        assert store.read_rows(f"{view}_keep", [(1,)])[0] is not None
+
+    def test_bad_rows_raise_forge_errors(self, store: Any, view: str) -> None:
+        """A missing key column or naive timestamps are refused with a clear error, writing nothing."""
+        import pyarrow as pa
+
+        with pytest.raises(ForgeError, match="user_id"):
+            store.write(view, pa.table({"event_timestamp": pa.array([T0], pa.timestamp("us", tz="UTC")),
+                                        "a": [1.0]}), ["user_id"], "event_timestamp")
+        naive = pa.table({"user_id": [1], "event_timestamp": pa.array([T0.replace(tzinfo=None)], pa.timestamp("us")),
+                          "a": [1.0]})
+        with pytest.raises(ForgeError, match="time zone"):
+            store.write(view, naive, ["user_id"], "event_timestamp")
+        assert store.read_rows(view, [(1,)]) == [None]

@@ -1,0 +1,84 @@
+"""The tracking layer's migration set: runs, params, tags, metric points, latest metrics, artifacts, inputs."""
+
+from __future__ import annotations
+
+from forgeml.contracts import Migration
+
+MIGRATION_SET = "tracking"
+
+# Params and latest metrics are narrow key/value tables indexed by (key, value) so that a search
+# filter on one key is an index range scan joined back to runs, not a scan of every run.
+MIGRATIONS = [
+    Migration(
+        1,
+        "m001_initial",
+        """
+        CREATE TABLE tracking_runs (
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            experiment TEXT NOT NULL,
+            status TEXT NOT NULL,
+            start_time REAL NOT NULL,
+            end_time REAL,
+            parent_id TEXT,
+            job_id TEXT,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            deleted_at REAL,
+            context TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX tracking_runs_experiment ON tracking_runs(experiment, start_time);
+        CREATE INDEX tracking_runs_start ON tracking_runs(start_time);
+        CREATE INDEX tracking_runs_parent ON tracking_runs(parent_id);
+        CREATE INDEX tracking_runs_job ON tracking_runs(job_id);
+        CREATE TABLE tracking_params (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            num REAL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX tracking_params_num ON tracking_params(key, num);
+        CREATE INDEX tracking_params_value ON tracking_params(key, value);
+        CREATE TABLE tracking_tags (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX tracking_tags_value ON tracking_tags(key, value);
+        CREATE TABLE tracking_metrics (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            value REAL
+        );
+        CREATE INDEX tracking_metrics_history ON tracking_metrics(run_id, key, step);
+        CREATE TABLE tracking_latest_metrics (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value REAL,
+            step INTEGER NOT NULL,
+            ts REAL NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX tracking_latest_value ON tracking_latest_metrics(key, value);
+        CREATE TABLE tracking_artifacts (
+            run_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, path)
+        ) WITHOUT ROWID;
+        CREATE TABLE tracking_inputs (
+            run_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (run_id, kind, ref)
+        ) WITHOUT ROWID;
+        CREATE INDEX tracking_inputs_ref ON tracking_inputs(kind, ref);
+        """,
+    ),
+]

@@ -1,0 +1,186 @@
+"""Compile a parsed search query to one parameterized SQL statement and build the result DataFrame."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from forgeml.errors import StorageError
+from forgeml.tracking.query import (
+    And,
+    Between,
+    Compare,
+    Field,
+    In,
+    IsNull,
+    Like,
+    Literal,
+    Not,
+    Or,
+    Query,
+    parse_query,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from forgeml.tracking.store import TrackingStore
+
+_ATTR_SQL = {
+    "id": "r.id", "run_id": "r.id", "name": "r.name", "experiment": "r.experiment", "status": "r.status",
+    "start_time": "r.start_time", "end_time": "r.end_time", "duration": "(r.end_time - r.start_time)",
+    "parent_id": "r.parent_id", "job_id": "r.job_id",
+}
+_TABLES = {"params": ("tracking_params", "p"), "metrics": ("tracking_latest_metrics", "m"),
+           "tags": ("tracking_tags", "t")}
+RUN_FIELDS = ["run_id", "name", "experiment", "status", "start_time", "end_time", "parent_id", "job_id"]
+
+
+@dataclass
+class CompiledQuery:
+    """SQL selecting matching run rows in order, and its parameters."""
+
+    sql: str
+    params: list[Any] = field(default_factory=list)
+
+
+class _Compiler:
+    def __init__(self) -> None:
+        self.aliases: dict[tuple[str, str], str] = {}
+        self.join_params: list[Any] = []
+        self.joins: list[str] = []
+
+    def alias(self, f: Field) -> str:
+        key = (f.kind, f.key)
+        if key not in self.aliases:
+            table, letter = _TABLES[f.kind]
+            alias = f"{letter}{len(self.aliases)}"
+            self.aliases[key] = alias
+            # a LEFT JOIN keeps runs lacking the key (for OR, NOT, IS NULL); SQLite turns it into an
+            # inner join driven by the (key, value) index whenever the filter rejects NULLs
+            self.joins.append(f"LEFT JOIN {table} {alias} ON {alias}.run_id = r.id AND {alias}.key = ?")
+            self.join_params.append(f.key)
+        return self.aliases[key]
+
+    def column(self, f: Field, numeric: bool) -> str:
+        if f.kind == "attr":
+            return _ATTR_SQL[f.key]
+        alias = self.alias(f)
+        if f.kind == "params":
+            return f"{alias}.num" if numeric else f"{alias}.value"
+        return f"{alias}.value"
+
+    def cond(self, node: Any, out: list[Any]) -> str:
+        if isinstance(node, And | Or):
+            joiner = " AND " if isinstance(node, And) else " OR "
+            return "(" + joiner.join(self.cond(item, out) for item in node.items) + ")"
+        if isinstance(node, Not):
+            return f"NOT {self.cond(node.item, out)}"
+        if isinstance(node, Compare):
+            out.append(node.value.value)
+            return f"{self.column(node.field, node.value.is_number)} {node.op} ?"
+        if isinstance(node, Between):
+            out.extend([node.low.value, node.high.value])
+            neg = "NOT " if node.negated else ""
+            return f"{self.column(node.field, node.low.is_number)} {neg}BETWEEN ? AND ?"
+        if isinstance(node, In):
+            return self.in_list(node, out)
+        if isinstance(node, Like):
+            out.append(node.pattern.value)
+            neg = "NOT " if node.negated else ""
+            return f"{self.column(node.field, False)} {neg}LIKE ?"
+        if isinstance(node, IsNull):
+            return f"{self.column(node.field, False)} IS {'NOT ' if node.negated else ''}NULL"
+        raise TypeError(f"unknown query node {node!r}")
+
+    def in_list(self, node: In, out: list[Any]) -> str:
+        groups: dict[bool, list[Literal]] = {True: [], False: []}
+        for lit in node.values:
+            groups[lit.is_number].append(lit)
+        parts = []
+        for numeric, lits in groups.items():
+            if lits:
+                out.extend(lit.value for lit in lits)
+                parts.append(f"{self.column(node.field, numeric)} IN ({', '.join('?' * len(lits))})")
+        sql = parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+        return f"NOT {sql}" if node.negated else sql
+
+    def order(self, query: Query) -> list[str]:
+        terms = []
+        for item in query.order_by:
+            direction = "DESC" if item.descending else "ASC"
+            if item.field.kind == "params":
+                terms.append(f"{self.column(item.field, True)} {direction} NULLS LAST")
+            terms.append(f"{self.column(item.field, False)} {direction} NULLS LAST")
+        if not query.order_by:
+            terms.append("r.start_time DESC")
+        terms.append("r.id")
+        return terms
+
+
+def compile_query(query: Query, include_deleted: bool = False, experiments: Sequence[str] | None = None,
+                  limit: int | None = None) -> CompiledQuery:
+    """Compile a query AST to SQL that returns the matching run rows, sorted and limited."""
+    c = _Compiler()
+    where_params: list[Any] = []
+    conditions = []
+    if not include_deleted:
+        conditions.append("r.deleted = 0")
+    if experiments:
+        conditions.append(f"r.experiment IN ({', '.join('?' * len(experiments))})")
+        where_params.extend(experiments)
+    if query.where is not None:
+        conditions.append(c.cond(query.where, where_params))
+    order = c.order(query)
+    sql = ("SELECT r.id AS run_id, r.name, r.experiment, r.status, r.start_time, r.end_time, r.parent_id, r.job_id "
+           f"FROM tracking_runs r {' '.join(c.joins)}")
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    sql += " ORDER BY " + ", ".join(order)
+    limits = [n for n in (query.limit, limit) if n is not None]
+    params = [*c.join_params, *where_params]
+    if limits:
+        sql += " LIMIT ?"
+        params.append(min(limits))
+    return CompiledQuery(sql, params)
+
+
+def _tuples(db: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Run a SELECT returning plain tuples (the SQLite cursor directly when the store offers it)."""
+    connection = getattr(db, "connection", None)
+    if connection is None:
+        return [tuple(row.values()) for row in db.query(sql, params)]
+    import sqlite3
+
+    try:
+        return connection().execute(sql, params).fetchall()
+    except sqlite3.Error as e:
+        raise StorageError(f"run search failed: {e}") from e
+
+
+def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
+           experiments: Sequence[str] | None = None, limit: int | None = None) -> pd.DataFrame:
+    """Run a query and return one row per run: attributes, then params.*, metrics.*, tags.* columns."""
+    import pandas as pd
+
+    compiled = compile_query(parse_query(query or ""), include_deleted, experiments, limit)
+    rows = _tuples(store.db, compiled.sql, compiled.params)
+    ids = [r[0] for r in rows]
+    columns: dict[str, list[Any]] = {name: [r[i] for r in rows] for i, name in enumerate(RUN_FIELDS)}
+    if ids:
+        position = {run_id: i for i, run_id in enumerate(ids)}
+        ids_json = json.dumps(ids)
+        for prefix, table in (("params", "tracking_params"), ("metrics", "tracking_latest_metrics"),
+                              ("tags", "tracking_tags")):
+            found = _tuples(store.db, f"SELECT run_id, key, value FROM {table} "
+                            "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY key", (ids_json,))
+            for run_id, key, value in found:
+                col = columns.get(f"{prefix}.{key}")
+                if col is None:
+                    col = columns[f"{prefix}.{key}"] = [None] * len(ids)
+                col[position[run_id]] = value
+    frame = pd.DataFrame(columns)
+    for name in ("start_time", "end_time"):
+        frame[name] = pd.to_datetime(frame[name], unit="s", utc=True)
+    return frame

@@ -1,0 +1,238 @@
+"""Tracking persistence: every SQL statement on the tracking tables, parameterized, in one place."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from forgeml.errors import ConfigError, NotFoundError, ValidationError
+from forgeml.tracking.records import ArtifactRecord, Run
+from forgeml.tracking.schema import MIGRATION_SET, MIGRATIONS
+from forgeml.tracking.settings import TrackingSettings
+from forgeml.tracking.writer import MetricWriter, Point
+
+RUN_COLUMNS = "id, name, experiment, status, start_time, end_time, parent_id, job_id, deleted, context"
+
+_UPSERT_LATEST = (
+    "INSERT INTO tracking_latest_metrics (run_id, key, value, step, ts) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step, ts = excluded.ts "
+    "WHERE excluded.step > tracking_latest_metrics.step "
+    "OR (excluded.step = tracking_latest_metrics.step AND excluded.ts >= tracking_latest_metrics.ts)"
+)
+
+
+def numeric_shadow(value: Any) -> float | None:
+    """Return a param's value as a number when it is one (for numeric comparison in search), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            return None
+    return None if math.isnan(number) else number
+
+
+def param_text(value: Any) -> str:
+    """Return the text form a param is stored as."""
+    return value if isinstance(value, str) else str(value)
+
+
+def latest_of(points: Iterable[Point]) -> list[tuple[str, str, float, int, float]]:
+    """Reduce points to the latest (highest step, then newest) per (run, key), as upsert rows."""
+    best: dict[tuple[str, str], Point] = {}
+    for p in points:
+        k = (p[0], p[1])
+        old = best.get(k)
+        if old is None or p[2] > old[2] or (p[2] == old[2] and p[3] >= old[3]):
+            best[k] = p
+    return [(p[0], p[1], p[4], p[2], p[3]) for p in best.values()]
+
+
+class TrackingStore:
+    """The tracking tables of one workspace's metadata store, plus its metric writer."""
+
+    def __init__(self, workspace: Any):
+        self.workspace = workspace
+        self.db = workspace.metadata_for(MIGRATION_SET, MIGRATIONS)
+        try:
+            self.settings: TrackingSettings = workspace.config.section("tracking")
+        except ConfigError:  # the tracking plugin may be disabled: its section is then unknown
+            self.settings = TrackingSettings()
+        self.writer = MetricWriter(self.write_points, self.settings.flush_interval_s)
+
+    # ------------------------------------------------------------ runs
+    def insert_run(self, run: Run) -> None:
+        """Insert a new run row with its params and tags."""
+        with self.db.transaction() as tx:
+            tx.execute(
+                f"INSERT INTO tracking_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run.id, run.name, run.experiment, run.status, run.start_time, run.end_time, run.parent_id,
+                 run.job_id, int(run.deleted), json.dumps(run.context, default=str)),
+            )
+            self._params(tx, run.id, run.params)
+            self._tags(tx, run.id, run.tags)
+
+    def update_run(self, run_id: str, **values: Any) -> None:
+        """Set attribute columns of a run (status, end_time, name, context, job_id)."""
+        allowed = {"status", "end_time", "name", "context", "job_id", "parent_id"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValidationError(f"cannot update run attribute(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        if "context" in values:
+            values["context"] = json.dumps(values["context"], default=str)
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        if self.db.execute(f"UPDATE tracking_runs SET {assignments} WHERE id = ?", (*values.values(), run_id)) == 0:
+            raise NotFoundError(f"run {run_id!r} does not exist")
+
+    def run_exists(self, run_id: str) -> bool:
+        """Return whether a run with exactly this id exists."""
+        return bool(self.db.query("SELECT 1 FROM tracking_runs WHERE id = ?", (run_id,)))
+
+    def resolve_id(self, ref: str) -> str:
+        """Return the full id for a run id or a unique prefix of one (at least 4 characters)."""
+        ref = str(ref).strip()
+        if self.run_exists(ref):
+            return ref
+        if len(ref) >= 4 and all(c in "0123456789abcdef" for c in ref.lower()):
+            rows = self.db.query("SELECT id FROM tracking_runs WHERE id >= ? AND id < ? LIMIT 2",
+                                 (ref.lower(), ref.lower() + "g"))
+            if len(rows) == 1:
+                return rows[0]["id"]
+            if len(rows) > 1:
+                raise ValidationError(f"run id prefix {ref!r} is ambiguous; give more characters")
+        raise NotFoundError(f"run {ref!r} does not exist; list runs with `forgeml runs ls`")
+
+    def get_run(self, ref: str) -> Run:
+        """Return a run with its params, tags, latest metrics and inputs."""
+        run_id = self.resolve_id(ref)
+        row = self.db.query(f"SELECT {RUN_COLUMNS} FROM tracking_runs WHERE id = ?", (run_id,))[0]
+        run = self._run_from_row(row)
+        run.params = {r["key"]: r["value"] for r in self.db.query(
+            "SELECT key, value FROM tracking_params WHERE run_id = ? ORDER BY key", (run_id,))}
+        run.tags = {r["key"]: r["value"] for r in self.db.query(
+            "SELECT key, value FROM tracking_tags WHERE run_id = ? ORDER BY key", (run_id,))}
+        run.metrics = {r["key"]: r["value"] for r in self.db.query(
+            "SELECT key, value FROM tracking_latest_metrics WHERE run_id = ? ORDER BY key", (run_id,))}
+        run.inputs = [{"kind": r["kind"], "ref": r["ref"]} for r in self.db.query(
+            "SELECT kind, ref FROM tracking_inputs WHERE run_id = ? ORDER BY kind, ref", (run_id,))]
+        return run
+
+    @staticmethod
+    def _run_from_row(row: Mapping[str, Any]) -> Run:
+        return Run(id=row["id"], name=row["name"], experiment=row["experiment"], status=row["status"],
+                   start_time=row["start_time"], end_time=row["end_time"], parent_id=row["parent_id"],
+                   job_id=row["job_id"], deleted=bool(row["deleted"]), context=json.loads(row["context"] or "{}"))
+
+    def children(self, run_id: str) -> list[str]:
+        """Return the ids of a run's direct child runs, oldest first."""
+        rows = self.db.query("SELECT id FROM tracking_runs WHERE parent_id = ? ORDER BY start_time", (run_id,))
+        return [r["id"] for r in rows]
+
+    def set_deleted(self, run_ids: Sequence[str], deleted: bool) -> int:
+        """Mark runs deleted (hidden from search) or restore them; return how many changed."""
+        with self.db.transaction() as tx:
+            n = 0
+            for run_id in run_ids:
+                n += tx.execute("UPDATE tracking_runs SET deleted = ?, deleted_at = ? WHERE id = ?",
+                                (int(deleted), time.time() if deleted else None, run_id)).rowcount
+        return n
+
+    def experiments(self) -> list[dict[str, Any]]:
+        """Return each experiment with its run count and newest start time."""
+        return self.db.query(
+            "SELECT experiment, COUNT(*) AS runs, MAX(start_time) AS last_start FROM tracking_runs "
+            "WHERE deleted = 0 GROUP BY experiment ORDER BY experiment")
+
+    # ------------------------------------------------------------ params, tags, inputs, artifacts
+    @staticmethod
+    def _params(tx: Any, run_id: str, params: Mapping[str, Any]) -> None:
+        if params:
+            tx.executemany(
+                "INSERT INTO tracking_params (run_id, key, value, num) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
+                [(run_id, str(k), param_text(v), numeric_shadow(v)) for k, v in params.items()],
+            )
+
+    @staticmethod
+    def _tags(tx: Any, run_id: str, tags: Mapping[str, Any]) -> None:
+        if tags:
+            tx.executemany(
+                "INSERT INTO tracking_tags (run_id, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                [(run_id, str(k), param_text(v)) for k, v in tags.items()],
+            )
+
+    def write_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Store params (a later value for the same key replaces the earlier one)."""
+        with self.db.transaction() as tx:
+            self._params(tx, run_id, params)
+
+    def write_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Store tags."""
+        with self.db.transaction() as tx:
+            self._tags(tx, run_id, tags)
+
+    def add_inputs(self, run_id: str, inputs: Iterable[tuple[str, str]]) -> None:
+        """Record references to what a run read: (kind, ref) such as ("dataset", "name@v3")."""
+        now = time.time()
+        with self.db.transaction() as tx:
+            tx.executemany("INSERT OR IGNORE INTO tracking_inputs (run_id, kind, ref, created_at) VALUES (?, ?, ?, ?)",
+                           [(run_id, kind, ref, now) for kind, ref in inputs])
+
+    def add_artifact(self, run_id: str, path: str, digest: str, size: int) -> ArtifactRecord:
+        """Record a stored object under a path of the run (replacing an earlier one at that path)."""
+        record = ArtifactRecord(run_id, path, digest, size, time.time())
+        self.db.execute(
+            "INSERT INTO tracking_artifacts (run_id, path, digest, size, created_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, path) DO UPDATE SET digest = excluded.digest, size = excluded.size, "
+            "created_at = excluded.created_at",
+            (record.run_id, record.path, record.digest, record.size, record.created_at),
+        )
+        return record
+
+    def artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        """Return a run's artifacts ordered by path."""
+        rows = self.db.query("SELECT run_id, path, digest, size, created_at FROM tracking_artifacts "
+                             "WHERE run_id = ? ORDER BY path", (run_id,))
+        return [ArtifactRecord(**r) for r in rows]
+
+    # ------------------------------------------------------------ metrics
+    def write_points(self, points: Sequence[Point]) -> None:
+        """Append metric points and advance the latest-value table, in one transaction."""
+        with self.db.transaction() as tx:
+            tx.executemany("INSERT INTO tracking_metrics (run_id, key, step, ts, value) VALUES (?, ?, ?, ?, ?)",
+                           points)
+            tx.executemany(_UPSERT_LATEST, latest_of(points))
+
+    def metric_history(self, run_id: str, key: str | None = None) -> list[tuple[str, int, float, float]]:
+        """Return (key, step, ts, value) rows of a run, one key or all, ordered by key and step."""
+        conn_sql = "SELECT key, step, ts, value FROM tracking_metrics WHERE run_id = ?"
+        params: tuple[Any, ...] = (run_id,)
+        if key is not None:
+            conn_sql += " AND key = ?"
+            params += (key,)
+        conn_sql += " ORDER BY key, step, ts"
+        return [(r["key"], r["step"], r["ts"], r["value"]) for r in self.db.query(conn_sql, params)]
+
+    def metric_keys(self, run_id: str) -> list[str]:
+        """Return the metric keys a run has logged."""
+        return [r["key"] for r in self.db.query(
+            "SELECT key FROM tracking_latest_metrics WHERE run_id = ? ORDER BY key", (run_id,))]
+
+
+_STORES: weakref.WeakKeyDictionary[Any, TrackingStore] = weakref.WeakKeyDictionary()
+
+
+def tracking_store(workspace: Any) -> TrackingStore:
+    """Return the workspace's tracking store, opened (and migrated) once per process."""
+    store = _STORES.get(workspace)
+    if store is None:
+        store = _STORES.setdefault(workspace, TrackingStore(workspace))
+    return store

@@ -1,0 +1,145 @@
+"""The buffered metric writer: ``log_metric`` appends to memory, a daemon thread writes batches."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from forgeml.errors import ForgeError, StorageError
+
+Point = tuple[str, str, int, float, float]  # run_id, key, step, ts, value
+
+_WRITERS: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
+
+
+class MetricWriter:
+    """Buffers metric points and writes them in batches: on a timer, on flush(), and at exit."""
+
+    def __init__(self, write_batch: Callable[[Sequence[Point]], None], interval_s: float = 0.5):
+        self.write_batch = write_batch
+        self.interval_s = max(0.01, min(float(interval_s), 1.0))
+        self._reset()
+        _WRITERS.add(self)
+
+    def _reset(self) -> None:
+        self._buf: list[Point] = []
+        self._failed: list[Point] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: ForgeError | None = None
+
+    # ------------------------------------------------------------ the hot path
+    def append(self, point: Point) -> None:
+        """Buffer one point; the first call starts the background thread."""
+        with self._lock:
+            self._buf.append(point)
+        if self._thread is None:
+            self._start()
+
+    def extend(self, points: Sequence[Point]) -> None:
+        """Buffer several points at once."""
+        with self._lock:
+            self._buf.extend(points)
+        if self._thread is None:
+            self._start()
+
+    def pending(self) -> int:
+        """Return how many points are buffered and not yet written."""
+        return len(self._buf) + len(self._failed)
+
+    # ------------------------------------------------------------ writing
+    def _start(self) -> None:
+        _ensure_exit_flush()
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._stop = threading.Event()
+            thread = threading.Thread(target=self._loop, name="forgeml-metric-writer", daemon=True)
+            self._thread = thread
+        thread.start()
+
+    def _loop(self) -> None:
+        stop = self._stop
+        while not stop.wait(self.interval_s):
+            try:
+                self._write_pending()
+            except ForgeError as e:
+                # keep the points and retry on the next tick; flush() reports the error to the caller
+                self.error = e
+
+    def _write_pending(self) -> int:
+        with self._write_lock:
+            with self._lock:
+                batch, self._buf = self._buf, []
+            rows = self._failed + batch if self._failed else batch
+            if not rows:
+                return 0
+            try:
+                self.write_batch(rows)
+            except ForgeError:
+                self._failed = rows
+                raise
+            except Exception as e:  # a driver error must not lose points: keep them for the retry
+                self._failed = rows
+                raise StorageError(f"writing {len(rows)} metric points failed: {type(e).__name__}: {e}") from e
+            self._failed = []
+            self.error = None
+            return len(rows)
+
+    def flush(self) -> int:
+        """Write every buffered point now and return how many were written."""
+        return self._write_pending()
+
+    def stop(self) -> None:
+        """Flush and stop the background thread."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self._thread = None
+        self.flush()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent writes its own buffered points; the child starts empty with fresh locks and no thread.
+        self._reset()
+
+
+def flush_all() -> None:
+    """Flush every writer of this process; errors are reported, not raised (used at exit)."""
+    for writer in list(_WRITERS):
+        try:
+            writer.flush()
+        except ForgeError as e:
+            print(f"forgeml: could not flush {writer.pending()} metric points: {e}", file=sys.stderr)
+
+
+_exit_hook_pid: int | None = None
+
+
+def _ensure_exit_flush() -> None:
+    """Make sure this process flushes at exit, including multiprocessing children that skip atexit."""
+    global _exit_hook_pid
+    if _exit_hook_pid == os.getpid():
+        return
+    _exit_hook_pid = os.getpid()
+    # forked multiprocessing workers leave through os._exit (no atexit) but run their finalizers;
+    # registered here, at the child's first point, because the child clears inherited finalizers first
+    mp_util: Any = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.Finalize(None, flush_all, exitpriority=100)
+
+
+def _child_after_fork() -> None:
+    for writer in list(_WRITERS):
+        writer._after_fork_in_child()
+
+
+atexit.register(flush_all)
+os.register_at_fork(after_in_child=_child_after_fork)

@@ -1,0 +1,224 @@
+"""The default online store: one SQLite row per (view, entity key) holding the latest values as one JSON payload."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from forgeml.errors import StorageError, ValidationError
+
+KEY_SEPARATOR = "\x1f"
+TIMESTAMP_COLUMN = "_event_timestamp"
+READ_CHUNK = 500  # keys per IN (...) statement; sqlite3 caches one prepared statement per chunk size
+
+
+def entity_key(values: Sequence[Any]) -> str:
+    """Encode a tuple of join-key values as the stored key text (the same for Arrow and Python values)."""
+    if len(values) == 1:
+        return str(values[0])
+    return KEY_SEPARATOR.join(map(str, values))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot store a {type(value).__name__} online")
+
+
+_dumps = json.JSONEncoder(default=_json_default, separators=(",", ":")).encode
+_loads = json.JSONDecoder().decode
+
+
+def encode_rows(rows: pa.Table, key_columns: Sequence[str],
+                timestamp_field: str) -> dict[str, tuple[int, str]]:
+    """Return {key: (event time in epoch µs, JSON payload)}, keeping the newest row of each key."""
+    from forgeml.storage.offline import timestamp_micros
+
+    missing = [c for c in (*key_columns, timestamp_field) if c not in rows.column_names]
+    if missing:
+        raise ValidationError(f"online rows lack column {missing[0]!r}; they need {', '.join(key_columns)} "
+                              f"and {timestamp_field}")
+    micros = timestamp_micros(rows.column(timestamp_field), f"online rows column {timestamp_field!r}").to_pylist()
+    if len(key_columns) == 1:
+        keys = [str(k) for k in rows.column(key_columns[0]).to_pylist()]
+    else:
+        keys = [KEY_SEPARATOR.join(map(str, t)) for t in zip(*(rows.column(c).to_pylist() for c in key_columns))]
+    names = [c for c in rows.column_names if c not in key_columns and c != timestamp_field]
+    columns = []
+    for name in names:
+        col = rows.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
+        values = col.to_pylist()
+        if pa.types.is_floating(col.type):
+            values = [None if v is not None and math.isnan(v) else v for v in values]
+        columns.append(values)
+    out: dict[str, tuple[int, str]] = {}
+    for i, (key, ts) in enumerate(zip(keys, micros)):
+        if ts is None:
+            raise ValidationError(f"online rows: row {i} has a null {timestamp_field!r}")
+        held = out.get(key)
+        if held is not None and held[0] > ts:
+            continue
+        out[key] = (ts, _dumps({n: c[i] for n, c in zip(names, columns)}))
+    return out
+
+
+def decode_payload(payload: str | bytes) -> dict[str, Any]:
+    """Decode a stored JSON payload."""
+    return _loads(payload if isinstance(payload, str) else payload.decode())
+
+
+def rows_to_table(rows: list[tuple[int, dict[str, Any]] | None], features: Sequence[str]) -> pa.Table:
+    """Build the Arrow answer of OnlineStore.read from read_rows results."""
+    data: dict[str, Any] = {f: [None if r is None else r[1].get(f) for r in rows] for f in features}
+    data[TIMESTAMP_COLUMN] = pa.array([None if r is None else r[0] for r in rows], pa.int64()).cast(
+        pa.timestamp("us", tz="UTC"))
+    return pa.table(data)
+
+
+class SQLiteOnlineStore:
+    """Latest values per (view, entity key) in a WAL-mode SQLite file; one connection per thread."""
+
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 30000, mmap_mb: int = 256):
+        self.path = Path(path)
+        self.busy_timeout_ms = busy_timeout_ms
+        self.mmap_mb = mmap_mb
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        conn = self.connection()
+        with self._translate():
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS online_rows (view TEXT NOT NULL, entity_key TEXT NOT NULL,"
+                " event_ts INTEGER NOT NULL, written_at INTEGER NOT NULL, payload TEXT NOT NULL,"
+                " PRIMARY KEY (view, entity_key)) WITHOUT ROWID"
+            )
+
+    def _translate(self) -> Any:
+        store = self
+
+        class _Translate:
+            def __enter__(self) -> None:
+                return None
+
+            def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
+                if isinstance(err, sqlite3.Error):
+                    raise StorageError(f"online store {store.path}: {err}") from err
+                return False
+
+        return _Translate()
+
+    def connection(self) -> sqlite3.Connection:
+        """Return this thread's connection (reopened after a fork)."""
+        if self._pid != os.getpid():
+            self._local, self._all, self._pid = threading.local(), [], os.getpid()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
+                                       check_same_thread=False, cached_statements=256)
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(f"PRAGMA mmap_size = {int(self.mmap_mb) * 1024 * 1024}")
+                conn.execute("PRAGMA cache_size = -65536")
+            except sqlite3.DatabaseError as e:
+                raise StorageError(f"online store {self.path}: not a usable SQLite database ({e})") from e
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    # ------------------------------------------------------------ writes
+    def write(self, view: str, rows: pa.Table, key_columns: Sequence[str], timestamp_field: str) -> int:
+        """Upsert each key's newest row unless the stored one is newer; return rows written."""
+        encoded = encode_rows(rows, key_columns, timestamp_field)
+        if not encoded:
+            return 0
+        now = int(time.time() * 1_000_000)
+        params = [(view, key, ts, now, payload) for key, (ts, payload) in encoded.items()]
+        conn = self.connection()
+        with self._translate():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT INTO online_rows (view, entity_key, event_ts, written_at, payload) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (view, entity_key) DO UPDATE SET event_ts = excluded.event_ts,"
+                    " written_at = excluded.written_at, payload = excluded.payload"
+                    " WHERE excluded.event_ts >= online_rows.event_ts", params)
+                written = conn.total_changes - before
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return written
+
+    def delete_view(self, view: str) -> int:
+        """Remove every stored row of a view."""
+        with self._translate():
+            return self.connection().execute("DELETE FROM online_rows WHERE view = ?", (view,)).rowcount
+
+    # ------------------------------------------------------------ reads
+    def read_rows(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]] | None]:
+        """Return (event µs, values) or None per key, in the order of keys."""
+        conn = self.connection()
+        if len(keys) == 1:
+            with self._translate():
+                row = conn.execute("SELECT event_ts, payload FROM online_rows WHERE view = ? AND entity_key = ?",
+                                   (view, entity_key(keys[0]))).fetchone()
+            return [None if row is None else (row[0], _loads(row[1]))]
+        wanted = [entity_key(k) for k in keys]
+        found: dict[str, tuple[int, str]] = {}
+        with self._translate():
+            for start in range(0, len(wanted), READ_CHUNK):
+                chunk = wanted[start:start + READ_CHUNK]
+                sql = ("SELECT entity_key, event_ts, payload FROM online_rows WHERE view = ? AND entity_key IN ("
+                       + ",".join("?" * len(chunk)) + ")")
+                for key, ts, payload in conn.execute(sql, (view, *chunk)):
+                    found[key] = (ts, payload)
+        out: list[tuple[int, dict[str, Any]] | None] = []
+        for key in wanted:
+            hit = found.get(key)
+            out.append(None if hit is None else (hit[0], _loads(hit[1])))
+        return out
+
+    def read(self, view: str, keys: Sequence[tuple[Any, ...]], features: Sequence[str]) -> pa.Table:
+        """Return the features and _event_timestamp per key as an Arrow table (nulls when absent)."""
+        return rows_to_table(self.read_rows(view, keys), features)
+
+    def count(self, view: str) -> int:
+        """Return how many keys a view holds."""
+        with self._translate():
+            return self.connection().execute("SELECT count(*) FROM online_rows WHERE view = ?", (view,)).fetchone()[0]
+
+    def close(self) -> None:
+        """Close every connection this process opened."""
+        with self._all_lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def micros_to_datetime(micros: int | None) -> datetime | None:
+    """Return epoch microseconds as an aware UTC datetime."""
+    if micros is None:
+        return None
+    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(microsecond=micros % 1_000_000)

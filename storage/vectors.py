@@ -1,0 +1,97 @@
+"""The default vector store: LanceDB tables of embeddings, upserted by key, searched with an IVF index."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from forgeml.errors import NotFoundError, StorageError, ValidationError
+
+
+class LanceDBVectorStore:
+    """Embedding tables in a LanceDB folder; an IVF_FLAT index is built once a table is large enough."""
+
+    def __init__(self, uri: str, metric: str = "l2", index_min_rows: int = 50_000, rows_per_partition: int = 3_000,
+                 nprobes_fraction: float = 0.25):
+        import lancedb
+
+        self.uri = str(uri)
+        self.metric = metric
+        self.index_min_rows = index_min_rows
+        self.rows_per_partition = rows_per_partition
+        self.nprobes_fraction = nprobes_fraction
+        self._db = lancedb.connect(self.uri)
+        self._lock = threading.Lock()
+        self._partitions: dict[str, int] = {}  # table -> IVF partitions of its index, when indexed
+
+    def _open(self, table: str) -> Any:
+        try:
+            return self._db.open_table(table)
+        except (FileNotFoundError, ValueError) as e:
+            raise NotFoundError(f"vector table {table!r} does not exist yet; push or materialize its view first") from e
+
+    def _try_open(self, table: str) -> Any:
+        try:
+            return self._db.open_table(table)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def count(self, table: str) -> int:
+        """Return the rows stored in a table (0 when it does not exist)."""
+        tbl = self._try_open(table)
+        return 0 if tbl is None else tbl.count_rows()
+
+    def upsert(self, table: str, data: pa.Table, vector_column: str, key_columns: Sequence[str]) -> int:
+        """Insert or replace rows by key; build the index when the table first reaches index_min_rows."""
+        if vector_column not in data.column_names:
+            raise ValidationError(f"vector table {table!r}: rows have no {vector_column!r} column")
+        if data.num_rows == 0:
+            return 0
+        with self._lock:
+            try:
+                tbl = self._try_open(table)
+                if tbl is None:
+                    tbl = self._db.create_table(table, data)
+                else:
+                    (tbl.merge_insert(list(key_columns)).when_matched_update_all().when_not_matched_insert_all()
+                     .execute(data))
+                rows = tbl.count_rows()
+                if rows >= self.index_min_rows and table not in self._partitions:
+                    self._build_index(tbl, table, vector_column, rows)
+            except (OSError, RuntimeError, ValueError) as e:
+                raise StorageError(f"vector table {table!r} in {self.uri}: {e}") from e
+        return data.num_rows
+
+    def _build_index(self, tbl: Any, table: str, vector_column: str, rows: int) -> None:
+        from lancedb.index import IvfFlat
+
+        if any(vector_column in (i.columns or []) for i in tbl.list_indices()):
+            self._partitions[table] = max(1, rows // self.rows_per_partition)
+            return
+        partitions = max(1, rows // self.rows_per_partition)
+        tbl.create_index(vector_column, config=IvfFlat(distance_type=self.metric, num_partitions=partitions,
+                                                       max_iterations=10, sample_rate=64))
+        self._partitions[table] = partitions
+
+    def search(self, table: str, vector: Sequence[float], k: int, filter: str | None = None,
+               vector_column: str | None = None) -> pa.Table:
+        """Return the k nearest rows with a _distance column; filter is an SQL predicate applied first."""
+        if k <= 0:
+            raise ValidationError(f"nearest: k must be positive, got {k}")
+        tbl = self._open(table)
+        query = tbl.search(list(vector), vector_column_name=vector_column).distance_type(self.metric).limit(k)
+        partitions = self._partitions.get(table)
+        if partitions is None and tbl.count_rows() >= self.index_min_rows:
+            partitions = max(1, tbl.count_rows() // self.rows_per_partition)
+        if partitions:
+            query = query.nprobes(max(1, int(partitions * self.nprobes_fraction)))
+        if filter:
+            query = query.where(filter, prefilter=True)
+        try:
+            return query.to_arrow()
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ValidationError(f"nearest in {table!r} failed (is the filter {filter!r} valid SQL over its "
+                                  f"columns?): {e}") from e

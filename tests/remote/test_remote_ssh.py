@@ -1,0 +1,152 @@
+"""The ssh executor against a real OpenSSH server on 127.0.0.1 (no mocks: paramiko, SFTP, sshd)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from forgeml.contracts import ExecutionStatus, LaunchRequest
+from forgeml.errors import ConfigError, JobError, RemoteError
+from forgeml.remote.jobdir import parse_handle
+from forgeml.remote.settings import SshTargetSettings
+from forgeml.remote.ssh_executor import SshExecutor
+
+pytestmark = pytest.mark.service
+
+
+def wait_done(executor, handle: str, timeout: float = 40.0) -> ExecutionStatus:
+    """Poll until the attempt leaves the running state."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = executor.poll(handle)
+        if status.state != "running":
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"attempt {handle} still running after {timeout}s")
+
+
+def request(job_code: Path, tmp_path: Path, job_id: str, argv: list[str], env=None, spec=None) -> LaunchRequest:
+    """A launch request for a script in the job code folder."""
+    return LaunchRequest(job_id=job_id, attempt=1, argv=[sys.executable, *argv], env=dict(env or {}),
+                         workdir=str(job_code), log_path=str(tmp_path / f"{job_id}.log"), spec=spec)
+
+
+def test_job_runs_end_to_end_and_metrics_and_artifacts_come_back(workspace, ssh_settings, job_code, tmp_path):
+    from forgeml.tracking import create_run, get_metric_history, get_run, list_artifacts
+
+    run = create_run("remote-ssh", "default")
+    executor = SshExecutor(ssh_settings, workspace)
+    handle = executor.launch(request(job_code, tmp_path, "ssh-e2e", ["tracked.py", "4"],
+                                     env={"FORGEML_RUN_ID": run.id}))
+    status = wait_done(executor, handle)
+    assert status.state == "succeeded" and status.exit_code == 0, status
+    log = (tmp_path / "ssh-e2e.log").read_text()
+    assert "step 3" in log and "done" in log
+    # a CPU job on this target sees no GPU
+    assert "CUDA_VISIBLE_DEVICES=<unset>" in log
+    back = get_run(run.id)
+    assert back.params["lr"] == "0.1"
+    assert back.tags["forgeml.target"].startswith("ssh:")
+    history = get_metric_history(run.id, "loss")
+    assert list(history["step"]) == [0, 1, 2, 3]
+    (artifact,) = list_artifacts(run.id)
+    assert artifact.path == "model.txt"
+    assert workspace.artifacts.get_bytes(artifact.digest) == b"weights after 4 steps"
+    text, offset = executor.logs(handle, 0)
+    assert "done" in text and offset == len(text.encode())
+    tail, _ = executor.logs(handle, offset)
+    assert tail == ""
+
+
+def test_unchanged_files_are_not_sent_again(workspace, ssh_settings, job_code, tmp_path):
+    from forgeml.remote.snapshot import take_snapshot
+    from forgeml.remote.sync import sync_snapshot
+
+    executor = SshExecutor(ssh_settings, workspace)
+    host = executor.host(executor.endpoints[0])
+    root = f"{ssh_settings.remote_root}/synctest"
+    snap = take_snapshot(job_code)
+    first = sync_snapshot(host, root, f"{root}/jobs/a", snap)
+    second = sync_snapshot(host, root, f"{root}/jobs/b", snap)
+    assert first.files == second.files == 3
+    assert second.sent == 0 and second.bytes_sent == 0
+    (job_code / "new_module.py").write_text("X = 1\n")
+    try:
+        third = sync_snapshot(host, root, f"{root}/jobs/c", take_snapshot(job_code))
+    finally:
+        (job_code / "new_module.py").unlink()
+    assert third.sent == 1
+    assert host.read_bytes(f"{root}/jobs/c/code/new_module.py") == b"X = 1\n"
+
+
+def test_cancel_stops_the_process_group(workspace, ssh_settings, job_code, tmp_path):
+    executor = SshExecutor(ssh_settings, workspace)
+    handle = executor.launch(request(job_code, tmp_path, "ssh-cancel", ["sleeper.py", "120"]))
+    assert executor.poll(handle).state == "running"
+    executor.cancel(handle, grace_s=2)
+    status = wait_done(executor, handle, timeout=20)
+    assert status.state == "cancelled", status
+    host = executor.host(executor.endpoints[0])
+    job_dir = parse_handle(handle, "ssh").job_dir
+    pid = host.read_bytes(f"{job_dir}/pid").decode().strip()
+    # the python child in the group is gone too, not only the shell
+    in_group = host.run(f"cat /proc/[0-9]*/stat 2>/dev/null | awk '$5 == {pid} && $3 != \"Z\"' | wc -l")
+    assert in_group.stdout.strip() == "0"
+
+
+def test_job_survives_a_dropped_connection_and_a_fresh_executor_reattaches(workspace, ssh_settings, job_code,
+                                                                           tmp_path):
+    from forgeml.tracking import create_run, get_run
+
+    run = create_run("reattach", "default")
+    executor = SshExecutor(ssh_settings, workspace)
+    handle = executor.launch(request(job_code, tmp_path, "ssh-drop", ["tracked.py", "8", "0.3"],
+                                     env={"FORGEML_RUN_ID": run.id}))
+    assert executor.poll(handle).state == "running"
+    host = executor.host(executor.endpoints[0])
+    host.client().get_transport().close()  # the network drops mid-job
+    assert executor.poll(handle).state == "running"  # reconnects on its own
+    executor.close()
+    # a new process (scheduler restart) knows only the handle
+    fresh = SshExecutor(ssh_settings, workspace)
+    status = wait_done(fresh, handle)
+    assert status.state == "succeeded", status
+    assert get_run(run.id).metrics["loss"] == pytest.approx(1 / 8)
+    assert "done" in (tmp_path / "ssh-drop.log").read_text()
+
+
+def test_failing_job_reports_its_exit_code(workspace, ssh_settings, job_code, tmp_path):
+    executor = SshExecutor(ssh_settings, workspace)
+    handle = executor.launch(request(job_code, tmp_path, "ssh-fail", ["fail.py"]))
+    status = wait_done(executor, handle)
+    assert (status.state, status.exit_code) == ("failed", 3)
+    assert "about to fail" in (tmp_path / "ssh-fail.log").read_text()
+
+
+def test_asking_for_gpus_on_a_cpu_only_host_is_a_clear_error(workspace, ssh_settings, job_code, tmp_path):
+    executor = SshExecutor(ssh_settings, workspace)
+    with pytest.raises(JobError, match="no host of this ssh target has 1 GPU"):
+        executor.launch(request(job_code, tmp_path, "ssh-gpu", ["tracked.py"], spec={"gpus": 1}))
+
+
+def test_unknown_host_key_and_missing_key_file_are_refused(workspace, ssh_settings, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    strict = SshTargetSettings(**{**ssh_settings.__dict__, "known_hosts": str(empty)})
+    checks = SshExecutor(strict, workspace).check()
+    assert not checks[0].ok and "known_hosts" in checks[0].detail
+    with pytest.raises(RemoteError, match="not in"):
+        SshExecutor(strict, workspace).host(SshExecutor(strict, workspace).endpoints[0]).run("true")
+    nokey = SshTargetSettings(**{**ssh_settings.__dict__, "key_files": [str(tmp_path / "missing_key")]})
+    with pytest.raises(ConfigError, match="does not exist"):
+        SshExecutor(nokey, workspace).endpoints and SshExecutor(nokey, workspace).check()[0].ok or \
+            SshExecutor(nokey, workspace).host(SshExecutor(nokey, workspace).endpoints[0]).run("true")
+
+
+def test_check_reports_login_forgeml_and_gpus(workspace, ssh_settings):
+    checks = {c.name.split(" ")[0]: c for c in SshExecutor(ssh_settings, workspace).check()}
+    assert checks["ssh"].ok and checks["forgeml"].ok
+    assert "CPU only" in checks["gpus"].detail

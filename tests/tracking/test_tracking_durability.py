@@ -1,0 +1,139 @@
+"""Durable, concurrent logging: many writer processes, a writer killed with SIGKILL, forked children."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import forgeml
+from forgeml.tracking import create_run, get_metric_history, get_run, start_run
+from forgeml.tracking.store import tracking_store
+
+
+def count_points(ws, run_id: str, key: str | None = None) -> int:
+    sql = "SELECT COUNT(*) AS n FROM tracking_metrics WHERE run_id = ?"
+    params: tuple = (run_id,)
+    if key is not None:
+        sql += " AND key = ?"
+        params += (key,)
+    return tracking_store(ws).db.query(sql, params)[0]["n"]
+
+
+def test_eight_processes_write_one_run_concurrently_without_loss(tracked):
+    run = create_run(name="ddp-like")
+    per_process = 3000
+    code = textwrap.dedent(f"""
+        import os, forgeml
+        rank = os.environ["WRITER"]
+        with forgeml.start_run(run_id="{run.id}") as run:
+            for step in range({per_process}):
+                forgeml.log_metric("loss/" + rank, 1.0 / (step + 1), step=step)
+    """)
+    env = {**os.environ, "FORGEML_HOME": str(tracked.root), "RANK": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env={**env, "WRITER": str(i)}, cwd=tracked.root,
+                              stderr=subprocess.PIPE, text=True) for i in range(8)]
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    assert count_points(tracked, run.id) == 8 * per_process
+    latest = get_run(run.id).metrics
+    assert latest == {f"loss/{i}": pytest.approx(1.0 / per_process) for i in range(8)}
+    steps = get_metric_history(run.id, "loss/3")["step"].tolist()
+    assert steps == list(range(per_process))
+
+
+def test_flushed_points_survive_kill_9(tracked, run_python):
+    run = create_run(name="killed")
+    done = run_python(f"""
+        import os, signal, forgeml
+        with forgeml.start_run(run_id="{run.id}"):
+            for step in range(5000):
+                forgeml.log_metric("loss", step, step=step)
+            forgeml.flush()
+            for step in range(5000, 5010):
+                forgeml.log_metric("unflushed", step, step=step)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """, check=False)
+    assert done.returncode == -9
+    assert count_points(tracked, run.id, "loss") == 5000
+    assert get_run(run.id).metrics["loss"] == 4999
+    assert get_run(run.id).status == "RUNNING"  # nobody ended it: the scheduler records the kill
+
+
+def test_the_background_writer_flushes_within_a_second(tracked, run_python):
+    run = create_run(name="no-explicit-flush")
+    done = run_python(f"""
+        import os, signal, time, forgeml
+        with forgeml.start_run(run_id="{run.id}"):
+            for step in range(1000):
+                forgeml.log_metric("loss", step, step=step)
+            time.sleep(2.5)  # the writer flushes at least once a second; no flush() here
+            os.kill(os.getpid(), signal.SIGKILL)
+    """, check=False)
+    assert done.returncode == -9
+    assert count_points(tracked, run.id, "loss") == 1000
+
+
+def test_a_forked_child_logs_into_the_parents_run_without_duplicates(tracked):
+    import multiprocessing
+
+    with start_run(name="parent") as run:
+        for step in range(100):
+            forgeml.log_metric("parent", step)  # buffered, not flushed, when the child forks
+
+        def child() -> None:
+            for step in range(200):
+                forgeml.log_metric("child", step, step=step)
+
+        ctx = multiprocessing.get_context("fork")
+        p = ctx.Process(target=child)
+        p.start()
+        p.join(60)
+        assert p.exitcode == 0
+    assert count_points(tracked, run.id, "parent") == 100
+    assert count_points(tracked, run.id, "child") == 200  # flushed by the child's exit, not lost
+    assert get_run(run.id).status == "FINISHED"
+
+
+def test_a_write_failure_keeps_the_points_for_the_next_flush(tracked):
+    from forgeml.errors import StorageError
+
+    with start_run() as run:
+        writer = run._writer
+        real = writer.write_batch
+        calls = []
+
+        def failing(points):
+            calls.append(len(points))
+            if len(calls) == 1:
+                raise StorageError("disk full")
+            real(points)
+
+        writer.write_batch = failing
+        try:
+            forgeml.log_metric("loss", 1.0)
+            with pytest.raises(StorageError, match="disk full"):
+                forgeml.flush()
+            forgeml.log_metric("loss", 2.0)
+            assert forgeml.flush() == 2
+        finally:
+            writer.write_batch = real
+    assert count_points(tracked, run.id, "loss") == 2
+
+
+def test_log_metric_does_not_touch_the_database(tracked):
+    with start_run() as run:
+        writer = run._writer
+        before = writer.pending()
+        started = time.perf_counter()
+        for step in range(1000):
+            forgeml.log_metric("fast", step)
+        elapsed = time.perf_counter() - started
+        assert writer.pending() - before <= 1000
+    assert count_points(tracked, run.id, "fast") == 1000
+    assert elapsed < 5  # a loose sanity bound only; the real figure is in benchmarks/tracking.py
