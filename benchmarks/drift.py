@@ -50,7 +50,6 @@ def make_data(rows: int = ROWS, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFr
 def run_forgeml(reference: pd.DataFrame, current: pd.DataFrame) -> dict:
     """Time forgeml's drift report (Arrow conversion included) and list the flagged columns."""
     import pyarrow as pa
-
     from forgeml.monitoring import drift_report
 
     started = time.perf_counter()

@@ -96,7 +96,8 @@ class PluginHost:
         """Return one provider by name or raise a did-you-mean error listing the choices."""
         found = self.providers(layer)
         if name not in found:
-            err = unknown_name(layer.rstrip("s").replace("_", " "), name, found, where)
+            singular = layer[:-3] + "y" if layer.endswith("ies") else layer.removesuffix("s")
+            err = unknown_name(singular.replace("_", " "), name, found, where)
             raise ConfigError(str(err))
         return found[name]
 

@@ -169,7 +169,7 @@ class MmdSettings:
     """Maximum mean discrepancy (RBF kernel) on a subsample, with a permutation p-value."""
 
     sample: int = setting(500, "Rows drawn from each side (the kernel matrix is quadratic in this).")
-    permutations: int = setting(50, "Permutations for the p-value.")
+    permutations: int = setting(100, "Permutations for the p-value.")
     alpha: float = setting(0.05, "p-value below which a difference is significant.")
     threshold: float = setting(0.01, "MMD² at which a column counts as drifted.")
     moderate: float = setting(0.05, "MMD² from which drift is moderate.")

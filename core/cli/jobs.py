@@ -171,7 +171,7 @@ def jobs_wait(job_id: str, timeout: float | None, as_json: bool) -> None:
     else:
         click.echo(f"{job.id}: {job.state} ({job.reason})")
     if job.state != "SUCCEEDED":
-        raise click.exceptions.Exit(1)
+        sys.exit(1)
 
 
 @click.command("scheduler")

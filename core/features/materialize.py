@@ -57,7 +57,7 @@ def materialize_views(store: Any, views: Sequence[FeatureView], start: Any, end:
             if progress:
                 progress(view.name, 0, 0)
             continue
-        relation = view_relation(view, store.offline)
+        relation = view_relation(view, store.offline, store.workspace.root)
         tables = {}
         if not isinstance(relation, str):
             tables["__rows"], relation = relation, "__rows"

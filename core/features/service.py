@@ -149,7 +149,7 @@ class FeatureStore(StatusMixin):
             if clash:
                 raise ValidationError(f"entity_df already has a column {clash[0]!r}; rename it or pass "
                                       f"full_feature_names=True")
-            requests.append(FeatureRequest(view.name, view_relation(view, self.offline), view.join_keys,
+            requests.append(FeatureRequest(view.name, view_relation(view, self.offline, self.workspace.root), view.join_keys,
                                            tuple(part.features), tuple(part.outputs), view.timestamp_field,
                                            view.ttl))
         result = self.offline.point_in_time_join(table, requests, timestamp_field)

@@ -27,13 +27,17 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def source_sql(source: FileSource | SqlSource, offline: Any) -> str:
-    """Return DuckDB SQL reading a batch source's raw rows."""
+def source_sql(source: FileSource | SqlSource, offline: Any, root: Any = None) -> str:
+    """Return DuckDB SQL reading a batch source's raw rows (relative file paths start at the workspace root)."""
+    from pathlib import Path
+
     if isinstance(source, SqlSource):
         return f"({source.query})"
     path = source.path
     if "://" in path:
         offline.register_filesystem_for(path)
+    elif root is not None and not Path(path).is_absolute():
+        path = str(Path(root) / path)
     is_folder = not any(ch in path for ch in "*?[") and not path.lower().endswith((".parquet", ".csv", ".gz", ".pq"))
     if source.file_format == "csv":
         pattern = f"{path.rstrip('/')}/**/*.csv" if is_folder else path
@@ -93,7 +97,7 @@ def conform(view: FeatureView, table: pa.Table, where: str) -> pa.Table:
     return pa.table(columns)
 
 
-def view_relation(view: FeatureView, offline: Any) -> str | pa.Table:
+def view_relation(view: FeatureView, offline: Any, root: Any = None) -> str | pa.Table:
     """Return a view's feature rows for DuckDB (SQL text, or an Arrow table for Python transformations)."""
     import pyarrow as pa
 
@@ -101,7 +105,7 @@ def view_relation(view: FeatureView, offline: Any) -> str | pa.Table:
     parts: list[str | pa.Table] = []
     batch = source.batch_source if isinstance(source, PushSource) else source
     if batch is not None:
-        raw = source_sql(batch, offline)
+        raw = source_sql(batch, offline, root)
         t = view.transformation
         if t is None:
             parts.append(raw)

@@ -32,18 +32,18 @@ def reference_for(workspace: Any, model: str, reference: str) -> Any:
     from forgeml.monitoring.sources import read_dataset
 
     if reference:
-        return read_dataset(reference)
+        return read_dataset(reference, workspace)
     try:
         from forgeml.registry import get_model_version
     except ImportError as e:
         raise NotFoundError(f"model {model!r}: no reference dataset given and the registry is not available; "
                             "set `reference = \"name@vN\"` on the rule") from e
-    version = get_model_version(model, "production")
+    version = get_model_version(model, "production", workspace=workspace)
     datasets = list(getattr(version, "datasets", None) or [])
     if not datasets:
         raise NotFoundError(f"model {model!r} version {version.version} records no training dataset; "
                             "set `reference = \"name@vN\"` on the rule")
-    return read_dataset(datasets[0])
+    return read_dataset(datasets[0], workspace)
 
 
 def compute(metric: str, workspace: Any, rule: Any, start: datetime, end: datetime) -> Value:
@@ -111,7 +111,6 @@ def _score_shift(workspace: Any, rule: Any, log: Any, start: datetime, end: date
 def _labelled(key: str) -> Callable[..., Value]:
     def compute_labelled(workspace: Any, rule: Any, log: Any, start: datetime, end: datetime) -> Value:
         import numpy as np
-
         from forgeml.monitoring.output import labelled_metrics
         from forgeml.monitoring.sources import read_labels
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from forgeml.errors import NotFoundError, ValidationError
 
 
-def read_dataset(ref: str) -> Any:
+def read_dataset(ref: str, workspace: Any = None) -> Any:
     """Read a registered dataset version ("name@v3") as an Arrow table."""
     try:
         from forgeml.datasets import read_dataset as read
     except ImportError as e:
         raise NotFoundError(f"cannot read dataset {ref!r}: the datasets layer is not available ({e})") from e
-    return read(ref)
+    return read(ref, workspace=workspace)
 
 
 def _workspace(workspace: Any) -> Any:
@@ -44,52 +43,17 @@ def as_utc(value: Any) -> datetime | None:
 
 
 def read_prediction_log(model: str, start: Any = None, end: Any = None, workspace: Any = None) -> Any:
-    """Return a model's prediction-log rows with ``_ts`` in [start, end) as an Arrow table."""
+    """Return a model's prediction-log rows with ``_ts`` in [start, end) as an Arrow table (serving's reader)."""
     try:
         from forgeml.serving import read_prediction_log as serving_reader
-    except ImportError:
-        serving_reader = None
-    if serving_reader is not None and workspace is None:
-        return serving_reader(model, start=start, end=end)
-    return read_log_files(_workspace(workspace).dot / "predictions", model, start, end)
-
-
-def read_log_files(root: Path, model: str, start: Any = None, end: Any = None) -> Any:
-    """Read the agreed prediction-log layout (model=NAME/date=YYYY-MM-DD/*.parquet) for [start, end)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    start, end = as_utc(start), as_utc(end)
-    folder = root / f"model={model}"
-    if not folder.is_dir():
-        raise NotFoundError(f"no prediction log for model {model!r} under {root}; has it served any request?")
-    tables = []
-    for day_dir in sorted(folder.glob("date=*")):
-        day = date.fromisoformat(day_dir.name.removeprefix("date="))
-        if start is not None and day < start.date() or end is not None and day > end.date():
-            continue
-        tables.extend(pq.read_table(f, partitioning=None) for f in sorted(day_dir.glob("*.parquet")))
-    if not tables:
-        return pa.table({"_ts": pa.array([], pa.timestamp("us", tz="UTC"))})
-    table = pa.concat_tables(tables, promote_options="permissive")
-    ts = table.column("_ts")
-    if ts.type.tz is None:
-        ts = ts.cast(pa.timestamp(ts.type.unit, tz="UTC"))
-        table = table.set_column(table.schema.get_field_index("_ts"), "_ts", ts)
-    mask = None
-    if start is not None:
-        mask = pc.greater_equal(ts, pa.scalar(start, ts.type))
-    if end is not None:
-        upper = pc.less(ts, pa.scalar(end, ts.type))
-        mask = upper if mask is None else pc.and_(mask, upper)
-    return table.filter(mask) if mask is not None else table
+    except ImportError as e:
+        raise NotFoundError(f"cannot read the prediction log of {model!r}: serving is not available ({e})") from e
+    return serving_reader(model, start=start, end=end, workspace=_workspace(workspace))
 
 
 def log_labels(model: str, labels: Any, workspace: Any = None) -> int:
     """Store late ground-truth labels (columns ``_request_id``, ``label``, optional row ``_row``); return rows."""
     import pyarrow.parquet as pq
-
     from forgeml.monitoring.drift import as_table
 
     table = as_table(labels, "labels")
@@ -124,21 +88,3 @@ def parse_window(window: str) -> timedelta:
     if value <= 0:
         raise ValidationError(f"window {window!r} must be positive")
     return timedelta(**{units[text[-1]]: value})
-
-
-def write_log_rows(workspace: Any, model: str, table: Any) -> Path:
-    """Append rows to the prediction log in the agreed layout (one file per day touched); for tests and tools."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    root = _workspace(workspace).dot / "predictions" / f"model={model}"
-    days = pc.strftime(table.column("_ts"), format="%Y-%m-%d")
-    last = root
-    for day in sorted(set(days.to_pylist())):
-        part = table.filter(pc.equal(days, pa.scalar(day)))
-        folder = root / f"date={day}"
-        folder.mkdir(parents=True, exist_ok=True)
-        last = folder / f"{uuid.uuid4().hex}.parquet"
-        pq.write_table(part, last)
-    return last

@@ -154,7 +154,10 @@ class LoadedTorch:
     def predict(self, inputs: Any) -> Any:
         """Run the module on a float32 batch and return its output as a numpy array."""
         torch = self._torch
-        x = torch.from_numpy(self._matrix(inputs))
+        arr = self._matrix(inputs)
+        if not arr.flags.writeable:  # torch refuses read-only buffers (Arrow-backed arrays are read-only)
+            arr = arr.copy()
+        x = torch.from_numpy(arr)
         if self.device.type != "cpu":
             x = x.to(self.device, non_blocking=True)
         with torch.inference_mode():

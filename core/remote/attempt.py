@@ -115,7 +115,8 @@ class BringBack:
         final = status.state in TERMINAL
         now = time.monotonic()
         with self._lock:
-            due = final or now - self._last.get(job_dir, 0.0) >= self.interval_s
+            # the first incremental copy waits one interval: a job that just started has little to show
+            due = final or now - self._last.setdefault(job_dir, now) >= self.interval_s
             if due:
                 self._last[job_dir] = now
         if not due:

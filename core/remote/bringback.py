@@ -62,22 +62,18 @@ class RemoteWorkspace:
         return f"FORGEML_HOME={shlex.quote(self.path)}"
 
     def ensure(self) -> None:
-        """Check forgeml is importable remotely and create the workspace once."""
-        if self._ready:
+        """Create the workspace once; a host without forgeml fails here with how to fix it."""
+        if self._ready or self.host.exists(f"{self.path}/.forgeml"):
+            self._ready = True
             return
         py = shlex.quote(self.python)
-        probe = self.host.run(f"{py} -c 'import forgeml, sys; print(forgeml.__version__)'", timeout=60)
-        if not probe.ok:
-            raise RemoteError(
-                f"forgeml is not importable with {self.python!r} on {self.host.label}: "
-                f"{(probe.stderr.strip().splitlines() or ['no output'])[-1]}; install forgeml there "
-                f"(pip install forgeml) or set the target's python = \"/path/to/python\""
-            )
-        if not self.host.exists(f"{self.path}/.forgeml"):
-            made = self.host.run(f"env -u FORGEML_HOME {py} -m forgeml init {shlex.quote(self.path)}", timeout=120)
-            if not made.ok:
-                raise RemoteError(f"creating the remote workspace {self.path} on {self.host.label} failed: "
-                                  f"{made.stderr.strip()[-400:]}")
+        made = self.host.run(f"env -u FORGEML_HOME {py} -m forgeml init {shlex.quote(self.path)}", timeout=120)
+        if not made.ok:
+            last = (made.stderr.strip().splitlines() or ["no output"])[-1]
+            hint = (f"forgeml is not installed for {self.python!r} there: pip install forgeml on that host or set "
+                    f"the target's python = \"/path/to/python\"" if "No module named" in made.stderr
+                    or made.exit_code == 127 else "see the message")
+            raise RemoteError(f"creating the remote workspace {self.path} on {self.host.label} failed: {last} ({hint})")
         self._ready = True
 
     def python_snippet(self, code: str, *args: str, timeout: float = 120) -> str:

@@ -30,9 +30,9 @@ SCHEME = "ssh"
 CANCEL_SCRIPT = """cd {d} 2>/dev/null || exit 0
 touch cancelled
 p=$(cat pid 2>/dev/null); [ -n "$p" ] || exit 0
-kill -{signal} -- -"$p" 2>/dev/null || kill -{signal} "$p" 2>/dev/null
+kill -{signal} -"$p" 2>/dev/null || kill -{signal} "$p" 2>/dev/null
 [ {grace} -gt 0 ] || exit 0
-nohup sh -c 'sleep {grace}; kill -KILL -- -'"$p"' 2>/dev/null || kill -KILL '"$p"' 2>/dev/null' >/dev/null 2>&1 </dev/null &
+nohup sh -c 'sleep {grace}; kill -KILL -'"$p"' 2>/dev/null || kill -KILL '"$p"' 2>/dev/null' >/dev/null 2>&1 </dev/null &
 exit 0
 """
 

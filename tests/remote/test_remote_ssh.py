@@ -102,19 +102,25 @@ def test_job_survives_a_dropped_connection_and_a_fresh_executor_reattaches(works
     from forgeml.tracking import create_run, get_run
 
     run = create_run("reattach", "default")
+    ssh_settings.sync_interval_s = 0.5
     executor = SshExecutor(ssh_settings, workspace)
-    handle = executor.launch(request(job_code, tmp_path, "ssh-drop", ["tracked.py", "8", "0.3"],
+    handle = executor.launch(request(job_code, tmp_path, "ssh-drop", ["tracked.py", "10", "0.3"],
                                      env={"FORGEML_RUN_ID": run.id}))
     assert executor.poll(handle).state == "running"
     host = executor.host(executor.endpoints[0])
     host.client().get_transport().close()  # the network drops mid-job
     assert executor.poll(handle).state == "running"  # reconnects on its own
     executor.close()
-    # a new process (scheduler restart) knows only the handle
+    # a new process (a restarted scheduler) knows only the handle
     fresh = SshExecutor(ssh_settings, workspace)
-    status = wait_done(fresh, handle)
+    seen_while_running = False
+    deadline = time.monotonic() + 40
+    while (status := fresh.poll(handle)).state == "running" and time.monotonic() < deadline:
+        seen_while_running |= "loss" in get_run(run.id).metrics
+        time.sleep(0.2)
     assert status.state == "succeeded", status
-    assert get_run(run.id).metrics["loss"] == pytest.approx(1 / 8)
+    assert seen_while_running, "metrics were not brought back incrementally while the job ran"
+    assert get_run(run.id).metrics["loss"] == pytest.approx(1 / 10)
     assert "done" in (tmp_path / "ssh-drop.log").read_text()
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 import forgeml
+import pytest
 from forgeml import hookimpl
 from forgeml.errors import NotFoundError, ValidationError
 from forgeml.tracking import (

@@ -8,9 +8,8 @@ import sys
 import textwrap
 import time
 
-import pytest
-
 import forgeml
+import pytest
 from forgeml.tracking import create_run, get_metric_history, get_run, start_run
 from forgeml.tracking.store import tracking_store
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import forgeml
+import pytest
 from forgeml.errors import QuerySyntaxError
 from forgeml.tracking import create_run, finish_run, get_run, search_runs
 from forgeml.tracking.query import Between, Compare, Field, parse_query

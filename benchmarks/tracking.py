@@ -1,0 +1,184 @@
+"""Experiment tracking: log_metric throughput, search over 10,000 runs, 8 concurrent writer processes.
+
+Prints one JSON line. When mlflow is importable, `mlflow.log_metric` against MLflow's SQLite backend
+is measured in the same run (fewer points: it is slow) and the points/s ratio is reported.
+Usage: python benchmarks/tracking.py [--points 100000] [--runs 10000] [--mlflow-points 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+QUERY = "params.lr between 1e-4 and 1e-3 and metrics.val_loss < 0.5 order by metrics.val_loss"
+
+
+def open_workspace(root: Path):
+    """Create a workspace with system metrics off and make it current."""
+    from forgeml.workspace import Workspace, set_current
+
+    ws = Workspace.init(root)
+    text = (root / "plugins.toml").read_text().replace("system_metrics = true", "system_metrics = false")
+    (root / "plugins.toml").write_text(text)
+    ws = Workspace(root)
+    set_current(ws)
+    return ws
+
+
+def bench_log_metric(root: Path, points: int) -> dict:
+    """Time `points` log_metric calls in one run, then the flush that makes them durable."""
+    import forgeml
+
+    open_workspace(root)
+    with forgeml.start_run(name="throughput") as run:
+        log_metric = forgeml.log_metric
+        started = time.perf_counter()
+        for step in range(points):
+            log_metric("loss", 1.0 / (step + 1), step=step)
+        logged = time.perf_counter()
+        forgeml.flush()
+        flushed = time.perf_counter()
+    from forgeml.tracking.store import tracking_store
+
+    stored = tracking_store(run._store.workspace).db.query(
+        "SELECT COUNT(*) AS n FROM tracking_metrics WHERE run_id = ?", (run.id,))[0]["n"]
+    return {
+        "points": points,
+        "call_us": round((logged - started) / points * 1e6, 3),
+        "flush_s": round(flushed - logged, 3),
+        "points_per_s": round(points / (flushed - started)),
+        "all_stored": stored == points,
+    }
+
+
+def bench_search(root: Path, runs: int, repeats: int = 30) -> dict:
+    """Create runs with 5 params and 3 metrics each (seeded), then time the issue's query."""
+    from forgeml.tracking import search_runs
+    from forgeml.tracking.records import FINISHED, Run
+    from forgeml.tracking.store import tracking_store
+
+    ws = open_workspace(root)
+    store = tracking_store(ws)
+    rng = random.Random(7)
+    points = []
+    created = time.perf_counter()
+    with store.db.transaction():
+        for i in range(runs):
+            run_id = uuid.UUID(int=rng.getrandbits(128)).hex
+            params = {"lr": 10 ** rng.uniform(-5, -1), "batch_size": rng.choice([16, 32, 64, 128]),
+                      "dropout": round(rng.uniform(0, 0.5), 3), "optimizer": rng.choice(["adam", "sgd", "rmsprop"]),
+                      "layers": rng.randint(2, 12)}
+            store.insert_run(Run(id=run_id, name=f"run-{i}", experiment=f"exp-{i % 10}", status=FINISHED,
+                                 start_time=1.7e9 + i, end_time=1.7e9 + i + 60, params=params))
+            now = 1.7e9 + i + 60
+            points += [(run_id, "val_loss", 10, now, rng.uniform(0.1, 1.5)),
+                       (run_id, "train_loss", 10, now, rng.uniform(0.05, 1.2)),
+                       (run_id, "accuracy", 10, now, rng.uniform(0.5, 0.99))]
+        store.write_points(points)
+    created = time.perf_counter() - created
+    frame = search_runs(QUERY)  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        frame = search_runs(QUERY)
+        times.append(time.perf_counter() - started)
+    values = frame["metrics.val_loss"].tolist()
+    return {
+        "runs": runs,
+        "query": QUERY,
+        "matched": len(frame),
+        "sorted": values == sorted(values),
+        "median_ms": round(statistics.median(times) * 1000, 2),
+        "min_ms": round(min(times) * 1000, 2),
+        "setup_s": round(created, 2),
+    }
+
+
+def bench_concurrent(root: Path, processes: int, points: int) -> dict:
+    """Start `processes` writers on one run at once; count the points afterwards."""
+    from forgeml.tracking import create_run
+    from forgeml.tracking.store import tracking_store
+
+    ws = open_workspace(root)
+    run = create_run(name="concurrent")
+    code = textwrap.dedent(f"""
+        import os, forgeml
+        key = "loss/" + os.environ["WRITER"]
+        with forgeml.start_run(run_id="{run.id}"):
+            for step in range({points}):
+                forgeml.log_metric(key, 1.0 / (step + 1), step=step)
+    """)
+    env = {**os.environ, "FORGEML_HOME": str(root), "RANK": "1"}
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", code], env={**env, "WRITER": str(i)}, cwd=root)
+             for i in range(processes)]
+    codes = [p.wait() for p in procs]
+    elapsed = time.perf_counter() - started
+    stored = tracking_store(ws).db.query("SELECT COUNT(*) AS n FROM tracking_metrics WHERE run_id = ?",
+                                         (run.id,))[0]["n"]
+    return {"processes": processes, "points_each": points, "stored": stored,
+            "all_present": stored == processes * points and codes == [0] * processes,
+            "wall_s": round(elapsed, 2)}
+
+
+def bench_mlflow(root: Path, points: int) -> dict | None:
+    """Time mlflow.log_metric, one call per point, against MLflow's SQLite store (None without mlflow)."""
+    try:
+        import mlflow
+    except ImportError:
+        return None
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    with mlflow.start_run():
+        mlflow.log_metric("warmup", 0.0)
+        started = time.perf_counter()
+        for step in range(points):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        elapsed = time.perf_counter() - started
+    return {"version": mlflow.__version__, "points": points, "points_per_s": round(points / elapsed, 1),
+            "ms_per_point": round(elapsed / points * 1000, 3)}
+
+
+def main() -> None:
+    """Run every workload and print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--points", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--processes", type=int, default=8)
+    parser.add_argument("--process-points", type=int, default=10_000)
+    parser.add_argument("--mlflow-points", type=int, default=2_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        result: dict = {"benchmark": "tracking"}
+        result["log_metric"] = bench_log_metric(tmp_path / "throughput", args.points)
+        result["search"] = bench_search(tmp_path / "search", args.runs)
+        result["concurrent"] = bench_concurrent(tmp_path / "concurrent", args.processes, args.process_points)
+        peer = bench_mlflow(tmp_path / "mlflow", args.mlflow_points)
+        if peer is None:
+            result["mlflow"] = "skipped: mlflow is not installed"
+        else:
+            result["mlflow"] = peer
+            result["speedup_vs_mlflow"] = round(result["log_metric"]["points_per_s"] / peer["points_per_s"], 1)
+        result["floors"] = {
+            "search_under_50ms": result["search"]["median_ms"] < 50,
+            "concurrent_all_present": result["concurrent"]["all_present"],
+            "log_metric_100x_mlflow": None if peer is None else result["speedup_vs_mlflow"] >= 100,
+        }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

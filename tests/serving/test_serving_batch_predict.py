@@ -1,0 +1,84 @@
+"""Batch inference: Parquet and dataset versions in, chunked predictions out, optionally to the online store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from serving_support import training_frame
+
+from forgeml.errors import NotFoundError, ValidationError
+from forgeml.serving import predict_batch
+
+
+@pytest.fixture
+def scoring_file(workspace):
+    x, _ = training_frame(n=1_000, seed=5)
+    x.insert(0, "user_id", np.arange(1_000))
+    path = workspace.root / "score.parquet"
+    pq.write_table(pa.Table.from_pandas(x, preserve_index=False), path)
+    return path, x
+
+
+def test_parquet_in_chunks_to_parquet_out(sklearn_model, scoring_file, workspace):
+    from forgeml.registry import load_model
+
+    path, x = scoring_file
+    out = workspace.root / "out" / "scores.parquet"
+    result = predict_batch("clf@production", str(path), str(out), chunk_size=128)
+    assert result.rows == 1_000 and result.version == 1
+    table = pq.read_table(out)
+    assert table.column_names == [*x.columns, "prediction"]
+    assert pq.ParquetFile(out).metadata.num_row_groups == 8  # one per chunk
+    expected = load_model("clf@1").predict(x.drop(columns="user_id"))
+    assert table.column("prediction").to_pylist() == np.asarray(expected).tolist()
+    assert table.column("user_id").to_pylist() == list(range(1_000))
+
+
+def test_dataset_version_input_and_the_cli(sklearn_model, scoring_file, workspace):
+    from forgeml.cli import cli
+    from forgeml.datasets import register_dataset
+
+    path, _ = scoring_file
+    dv = register_dataset("scoring", str(path))
+    out = workspace.root / "from_dataset.parquet"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["predict", "clf@production", "--input", f"scoring@v{dv.version}",
+                              "--output", str(out), "--chunk-size", "300", "--json"])
+    assert res.exit_code == 0, res.output
+    assert '"rows": 1000' in res.output
+    assert pq.read_table(out).num_rows == 1_000
+
+
+def test_predictions_can_be_written_to_the_online_store(workspace, scoring_file):
+    from sklearn.linear_model import LinearRegression
+
+    from forgeml.registry import register_model
+
+    path, x = scoring_file
+    feats = x.drop(columns="user_id")
+    register_model("reg", LinearRegression().fit(feats, feats.f0 * 2), input_example=feats.head(3),
+                   entity_keys=["user_id"])
+    result = predict_batch("reg@1", str(path), write_online="reg_scores")
+    assert result.rows == 1_000 and result.output is None
+    got = workspace.online_store.read("reg_scores", [(3,), (999,), (5_000,)], ["prediction"])
+    values = got.column("prediction").to_pylist()
+    assert values[0] == pytest.approx(x.f0[3] * 2) and values[1] == pytest.approx(x.f0[999] * 2)
+    assert values[2] is None
+
+
+def test_batch_input_errors_are_clear(sklearn_model, workspace, scoring_file):
+    path, x = scoring_file
+    with pytest.raises(NotFoundError, match="neither an existing Parquet"):
+        predict_batch("clf@production", "nowhere.parquet", "out.parquet")
+    with pytest.raises(ValidationError, match="give --output"):
+        predict_batch("clf@production", str(path))
+    with pytest.raises(ValidationError, match="no entity keys"):
+        predict_batch("clf@production", str(path), write_online="v")
+    thin = workspace.root / "thin.parquet"
+    pq.write_table(pa.Table.from_pandas(x[["f0", "f1"]], preserve_index=False), thin)
+    with pytest.raises(ValidationError, match="lacks column"):
+        predict_batch("clf@production", str(thin), "out.parquet")
+    assert not (workspace.root / "out.parquet").exists()

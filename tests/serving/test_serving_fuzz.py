@@ -1,0 +1,63 @@
+"""Fuzz the published OpenAPI document with schemathesis: valid and invalid bodies, never a 500."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from serving_support import register_function
+
+from forgeml.serving import EndpointConfig, ServerOptions
+
+schemathesis = pytest.importorskip("schemathesis")
+
+
+def describe(frame: pd.DataFrame):
+    return [f"{c}:{k}:{b}" for c, k, b in zip(frame["city"], frame["count"], frame["flag"])]
+
+
+@pytest.fixture
+def fuzz_target(sklearn_model, workspace, serve):
+    from forgeml.registry import promote, register_model
+
+    example = pd.DataFrame({"city": ["a", "b"], "count": [1, 2], "flag": [True, False]})
+    mv = register_model("mixed", describe, flavor="python", input_example=example)
+    promote("mixed", mv.version, "production", reason="test")
+    srv = serve([EndpointConfig("clf", "clf@production"), EndpointConfig("mixed", "mixed@production")],
+                ServerOptions(max_body_bytes=64_000, log_predictions=False))
+    return srv
+
+
+def test_published_schema_is_fuzzed_without_server_errors(fuzz_target):
+    from schemathesis import GenerationMode
+
+    srv = fuzz_target
+    doc = srv.client.get("/openapi.json").json()
+    assert set(doc["paths"]) >= {"/v1/models/clf/predict", "/v1/models/mixed/predict", "/readyz"}
+    schema = schemathesis.openapi.from_dict(doc)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 6
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            _fuzz(srv.url, operation, mode)
+
+
+def _fuzz(url, operation, mode):
+    from schemathesis import GenerationMode
+
+    post = operation.method.upper() == "POST"
+
+    @settings(max_examples=30 if post else 3, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def check(case):
+        response = case.call(base_url=url)
+        assert response.status_code < 500, (case.as_curl_command(), response.text)
+        if post:
+            if mode is GenerationMode.POSITIVE:
+                assert response.status_code in (200, 413, 422), (case.body, response.text)
+            if response.status_code >= 400:
+                assert "error" in response.json()
+        operation.validate_response(response)
+
+    check()

@@ -1,0 +1,70 @@
+"""The forgeml terminal UI: one mode per screen, each reachable by a key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from forgeml.tui.screens.features import FeaturesScreen
+from forgeml.tui.screens.help import HelpScreen
+from forgeml.tui.screens.home import HomeScreen
+from forgeml.tui.screens.jobs import JobsScreen
+from forgeml.tui.screens.models import ModelsScreen
+from forgeml.tui.screens.monitoring import MonitoringScreen
+from forgeml.tui.screens.runs import RunsScreen
+from forgeml.tui.screens.tuning import TuningScreen
+
+SCREENS: list[tuple[str, str, str, type[Screen]]] = [
+    ("home", "h", "Home", HomeScreen),
+    ("jobs", "j", "Jobs", JobsScreen),
+    ("runs", "r", "Runs", RunsScreen),
+    ("models", "m", "Models", ModelsScreen),
+    ("features", "f", "Features", FeaturesScreen),
+    ("serving", "s", "Serving & monitoring", MonitoringScreen),
+    ("tuning", "t", "Tuning", TuningScreen),
+]
+
+
+class ForgeApp(App):
+    """The terminal UI over one workspace."""
+
+    CSS_PATH = "forgeml.tcss"
+    TITLE = "forgeml"
+    MODES = {name: cls for name, _key, _title, cls in SCREENS}
+    DEFAULT_MODE = "home"
+    BINDINGS = [
+        *[Binding(key, f"switch_mode('{name}')", title) for name, key, title, _cls in SCREENS],
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, workspace: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.workspace = workspace
+        self.plugin_screens = workspace.plugins.screens()
+        for key, title, factory in self.plugin_screens:
+            mode = f"plugin-{key}"
+            self.add_mode(mode, factory)
+            self.bind(key, f"switch_mode('{mode}')", description=title)
+
+    def on_mount(self) -> None:
+        """Name the workspace in the header."""
+        self.sub_title = str(self.workspace.root)
+
+    def action_help(self) -> None:
+        """Show the key reference."""
+        self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Offer every screen in the command palette, next to Textual's own commands."""
+        yield from super().get_system_commands(screen)
+        for name, key, title, _cls in SCREENS:
+            yield SystemCommand(f"Open {title}", f"Switch to the {title} screen (key {key})",
+                                lambda mode=name: self.switch_mode(mode))
+        for key, title, _factory in self.plugin_screens:
+            yield SystemCommand(f"Open {title}", f"A plugin's screen (key {key})",
+                                lambda mode=f"plugin-{key}": self.switch_mode(mode))

@@ -1,0 +1,86 @@
+"""The pattern every screen shares: load in a worker thread, show on the UI thread, refresh on a timer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on, work
+from textual.message import Message
+from textual.screen import Screen
+
+from forgeml.errors import ForgeError
+
+
+class DataScreen(Screen):
+    """A screen whose data is read off the UI thread and refreshed every few seconds."""
+
+    refresh_s: float = 3.0
+
+    class Loaded(Message):
+        """A worker finished reading the screen's data."""
+
+        def __init__(self, data: Any) -> None:
+            self.data = data
+            super().__init__()
+
+    @property
+    def ws(self) -> Any:
+        """The workspace the app was opened on."""
+        return self.app.workspace  # type: ignore[attr-defined]
+
+    def on_mount(self) -> None:
+        """Load now and on a timer."""
+        self.reload()
+        if self.refresh_s:
+            self.set_interval(self.refresh_s, self.reload)
+
+    def on_screen_resume(self) -> None:
+        """Reload when the user comes back to the screen."""
+        self.reload()
+
+    @work(thread=True, exclusive=True, group="load")
+    def reload(self) -> None:
+        """Read the data in a worker so the UI never waits on storage."""
+        try:
+            data = self.load()
+        except ForgeError as e:
+            self.app.call_from_thread(self.notify, str(e), severity="error")
+            return
+        self.post_message(self.Loaded(data))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        self.show(message.data)
+
+    def load(self) -> Any:
+        """Return the screen's data (runs in a worker thread)."""
+        return None
+
+    def show(self, data: Any) -> None:
+        """Put loaded data on screen (runs on the UI thread)."""
+
+    def run_action(self, fn: Any, *args: Any, done: str = "") -> None:
+        """Run a service call in a worker and report its outcome as a notification."""
+        self._run_action(fn, args, done)
+
+    @work(thread=True, group="action")
+    def _run_action(self, fn: Any, args: tuple[Any, ...], done: str) -> None:
+        try:
+            result = fn(*args)
+        except ForgeError as e:
+            self.app.call_from_thread(self.notify, str(e), title="refused", severity="error", timeout=8)
+            return
+        if done:
+            self.app.call_from_thread(self.notify, done.format(result=result))
+        self.app.call_from_thread(self.reload)
+
+
+def fill(table: Any, rows: list[dict[str, Any]], columns: list[str], key: str | None = None) -> None:
+    """Replace a DataTable's rows, keeping the cursor on the same row index."""
+    row = table.cursor_row
+    if not table.columns:
+        table.add_columns(*columns)
+    table.clear()
+    table.add_rows([[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows])
+    if rows and row is not None and row < len(rows):
+        table.move_cursor(row=row)

@@ -1,0 +1,145 @@
+"""Models: versions, stages and aliases; evaluations and gate results; promote and rollback with confirmation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Footer, Header, Label, Static
+
+from forgeml.tui import data
+from forgeml.tui.screens.base import DataScreen, fill
+
+COLUMNS = ["name", "version", "stage", "aliases", "flavor", "metrics"]
+
+
+class ModelsScreen(DataScreen):
+    """Every model version; the side pane shows the highlighted one's evidence."""
+
+    refresh_s = 3.0
+    BINDINGS = [("p", "promote", "Promote"), ("b", "rollback", "Rollback")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        """Versions left, evidence right."""
+        yield Header()
+        with Horizontal():
+            yield DataTable(id="models-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="model-detail")
+        yield Footer()
+
+    def load(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Read the versions and the highlighted one's evaluations, gates and audit trail."""
+        rows = data.models(self.ws)
+        current = self._current(rows)
+        detail = data.model_detail(self.ws, current["name"], int(current["version"])) if current else None
+        return rows, detail
+
+    def show(self, loaded: tuple[list[dict[str, Any]], dict[str, Any] | None]) -> None:
+        """Fill the table and the detail pane."""
+        self.rows, detail = loaded
+        fill(self.query_one("#models-table", DataTable), self.rows, COLUMNS)
+        self.query_one("#model-detail", Static).update(_detail_text(self._current(self.rows), detail))
+
+    def _current(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        table = self.query_one("#models-table", DataTable)
+        row = table.cursor_row or 0
+        return rows[row] if rows and row < len(rows) else None
+
+    @on(DataTable.RowHighlighted, "#models-table")
+    def highlighted(self) -> None:
+        """Show the highlighted version's evidence."""
+        self.reload()
+
+    def action_promote(self) -> None:
+        """Promote the highlighted version to production after confirmation; gates decide."""
+        current = self._current(self.rows)
+        if not current:
+            return
+        name, version = current["name"], int(current["version"])
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.run_action(data.promote, self.ws, name, version,
+                                done=f"{name} v{version} is now in production")
+
+        self.app.push_screen(ConfirmScreen(f"Promote {name} v{version} to PRODUCTION? Every gate runs first."),
+                             confirmed)
+
+    def action_rollback(self) -> None:
+        """Restore the previous production version after confirmation."""
+        current = self._current(self.rows)
+        if not current:
+            return
+        name = current["name"]
+
+        def confirmed(ok: bool | None) -> None:
+            if ok:
+                self.run_action(data.rollback, self.ws, name, done=f"{name} rolled back")
+
+        self.app.push_screen(ConfirmScreen(f"Roll {name} back to its previous production version?"), confirmed)
+
+
+def _detail_text(current: dict[str, Any] | None, detail: dict[str, Any] | None) -> str:
+    from rich.markup import escape
+
+    if not current or not detail:
+        return "[dim]no model registered yet[/dim]"
+    lines = [f"[b]{escape(current['name'])} v{current['version']}[/b]  {current['stage']}"]
+    for ev in detail["evaluations"][:3]:
+        metrics = ev.get("metrics") or {}
+        if isinstance(metrics, str):
+            metrics = json.loads(metrics)
+        overall = metrics.get("overall", metrics)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in list(overall.items())[:6] if isinstance(v, int | float))
+        lines.append(f"eval on {escape(str(ev.get('dataset', '')))}: {escape(shown)}")
+        for slice_name in list((metrics.get("slices") or {}))[:4]:
+            lines.append(f"  slice {escape(str(slice_name))}")
+    if detail["gates"]:
+        lines.append("[b]gates[/b]")
+        for g in detail["gates"][:8]:
+            mark = "[green]pass[/green]" if g.get("passed") else "[red]FAIL[/red]"
+            lines.append(f"  {mark} {escape(str(g.get('gate')))}: {escape(str(g.get('message', '')))}")
+    lines.append("[b]audit[/b]")
+    for a in detail["audit"][:8]:
+        lines.append(f"  {escape(str(a.get('action', '')))} {escape(str(a.get('subject', '')))} "
+                     f"by {escape(str(a.get('actor', '')))}")
+    return "\n".join(lines)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes or no."""
+
+    BINDINGS = [("escape", "no", "Cancel"), ("y", "yes", "Yes"), ("n", "no", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        """The question and two buttons."""
+        with Vertical(id="dialog"):
+            yield Label(self.question)
+            with Horizontal():
+                yield Button("Yes (y)", variant="primary", id="yes")
+                yield Button("No (n)", id="no")
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        """Answer with the button."""
+        self.dismiss(event.button.id == "yes")
+
+    def action_yes(self) -> None:
+        """Answer yes."""
+        self.dismiss(True)
+
+    def action_no(self) -> None:
+        """Answer no."""
+        self.dismiss(False)
