@@ -50,8 +50,7 @@ def bench_log_metric(root: Path, points: int) -> dict:
         flushed = time.perf_counter()
     from forgeml.tracking.store import tracking_store
 
-    stored = tracking_store(run._store.workspace).db.query(
-        "SELECT COUNT(*) AS n FROM tracking_metrics WHERE run_id = ?", (run.id,))[0]["n"]
+    stored = tracking_store(run._store.workspace).count_points(run.id)
     return {
         "points": points,
         "call_us": round((logged - started) / points * 1e6, 3),
@@ -78,12 +77,12 @@ def bench_search(root: Path, runs: int, repeats: int = 30) -> dict:
             params = {"lr": 10 ** rng.uniform(-5, -1), "batch_size": rng.choice([16, 32, 64, 128]),
                       "dropout": round(rng.uniform(0, 0.5), 3), "optimizer": rng.choice(["adam", "sgd", "rmsprop"]),
                       "layers": rng.randint(2, 12)}
-            store.insert_run(Run(id=run_id, name=f"run-{i}", experiment=f"exp-{i % 10}", status=FINISHED,
-                                 start_time=1.7e9 + i, end_time=1.7e9 + i + 60, params=params))
+            seq = store.insert_run(Run(id=run_id, name=f"run-{i}", experiment=f"exp-{i % 10}", status=FINISHED,
+                                       start_time=1.7e9 + i, end_time=1.7e9 + i + 60, params=params))
             now = 1.7e9 + i + 60
-            points += [(run_id, "val_loss", 10, now, rng.uniform(0.1, 1.5)),
-                       (run_id, "train_loss", 10, now, rng.uniform(0.05, 1.2)),
-                       (run_id, "accuracy", 10, now, rng.uniform(0.5, 0.99))]
+            points += [(seq, "val_loss", 10, now, rng.uniform(0.1, 1.5)),
+                       (seq, "train_loss", 10, now, rng.uniform(0.05, 1.2)),
+                       (seq, "accuracy", 10, now, rng.uniform(0.5, 0.99))]
         store.write_points(points)
     created = time.perf_counter() - created
     frame = search_runs(QUERY)  # warm-up
@@ -124,8 +123,7 @@ def bench_concurrent(root: Path, processes: int, points: int) -> dict:
              for i in range(processes)]
     codes = [p.wait() for p in procs]
     elapsed = time.perf_counter() - started
-    stored = tracking_store(ws).db.query("SELECT COUNT(*) AS n FROM tracking_metrics WHERE run_id = ?",
-                                         (run.id,))[0]["n"]
+    stored = tracking_store(ws).count_points(run.id)
     return {"processes": processes, "points_each": points, "stored": stored,
             "all_present": stored == processes * points and codes == [0] * processes,
             "wall_s": round(elapsed, 2)}

@@ -48,6 +48,7 @@ _LAZY: dict[str, str] = {
     "trial_params": "forgeml.tuning",
     "report": "forgeml.tuning",
     "should_prune": "forgeml.tuning",
+    "TrialPruned": "forgeml.tuning",
     # pipelines
     "step": "forgeml.pipelines",
     "pipeline": "forgeml.pipelines",

@@ -22,9 +22,11 @@ def _torch_check() -> list[HealthCheck]:
 def gpu_checks(inventory: object | None = None) -> list[HealthCheck]:
     """Report each GPU NVML sees, or that the machine runs in CPU mode."""
     if inventory is None:
-        from forgeml.plugins.nvml import NvmlInventory
+        from forgeml.plugin_manager import make_plugin_manager
 
-        inventory = NvmlInventory()
+        # core asks the plugin manager rather than importing a plugin module
+        host = make_plugin_manager(report=lambda msg: None)
+        inventory = host.provider("gpu_inventories", "nvml").factory(None, None)
     devices = inventory.devices()  # type: ignore[attr-defined]
     if not devices:
         return [HealthCheck("gpus", True, "no NVIDIA GPU found, CPU mode")]
@@ -44,11 +46,14 @@ def run_checks() -> list[HealthCheck]:
     try:
         ws = Workspace.find()
     except ForgeError as e:
-        checks += gpu_checks()
-        checks.append(HealthCheck("workspace", False, str(e)))
         from forgeml.plugin_manager import make_plugin_manager
 
         host = make_plugin_manager(report=lambda msg: None)
+        try:
+            checks += gpu_checks(host.provider("gpu_inventories", "nvml").factory(None, None))
+        except ForgeError as gpu_error:
+            checks.append(HealthCheck("gpus", False, str(gpu_error)))
+        checks.append(HealthCheck("workspace", False, str(e)))
     else:
         host = ws.plugins
         try:

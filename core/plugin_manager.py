@@ -211,13 +211,20 @@ def make_plugin_manager(
         pm.set_blocked(name)
     infos: list[PluginInfo] = []
     seen: set[str] = set()
+    # reading a distribution's METADATA parses an email-format file: do it once per distribution
+    dist_facts: dict[int, tuple[str, str]] = {}
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         if ep.name in seen:
             continue
         seen.add(ep.name)
         dist = ep.dist
-        origin = "built-in" if dist is not None and dist.name == "forgeml" else "installed"
-        version = dist.version if dist is not None else "?"
+        if dist is None:
+            origin, version = "installed", "?"
+        else:
+            if id(dist) not in dist_facts:
+                dist_facts[id(dist)] = (dist.name, dist.version)
+            dist_name, version = dist_facts[id(dist)]
+            origin = "built-in" if dist_name == "forgeml" else "installed"
         if pm.is_blocked(ep.name):
             infos.append(PluginInfo(ep.name, version, origin, enabled=False))
             continue

@@ -235,17 +235,7 @@ class Workspace:
     @classmethod
     def find(cls, start: str | Path | None = None) -> Workspace:
         """Open the workspace named by FORGEML_HOME, or the nearest one above start (default: cwd)."""
-        home = os.environ.get("FORGEML_HOME")
-        if home:
-            root = Path(home)
-            if not (root / CONFIG_FILE).exists() and not (root / DOT_DIR).is_dir():
-                raise WorkspaceError(f"FORGEML_HOME={home} is not a forgeml workspace; run `forgeml init {home}`")
-            return cls(root)
-        here = Path(start or Path.cwd()).resolve()
-        for folder in (here, *here.parents):
-            if (folder / DOT_DIR).is_dir():
-                return cls(folder)
-        raise WorkspaceError(f"no forgeml workspace in {here} or any parent; run `forgeml init` to create one")
+        return cls(find_root(start))
 
     @classmethod
     def init(cls, root: str | Path) -> Workspace:
@@ -355,6 +345,21 @@ def set_current(ws: Workspace | None) -> None:
     global _current
     with _current_lock:
         _current = ws
+
+
+def find_root(start: str | Path | None = None) -> Path:
+    """Return the folder of the workspace FORGEML_HOME names, or of the nearest one above start, unopened."""
+    home = os.environ.get("FORGEML_HOME")
+    if home:
+        root = Path(home)
+        if not (root / CONFIG_FILE).exists() and not (root / DOT_DIR).is_dir():
+            raise WorkspaceError(f"FORGEML_HOME={home} is not a forgeml workspace; run `forgeml init {home}`")
+        return root
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DOT_DIR).is_dir():
+            return folder
+    raise WorkspaceError(f"no forgeml workspace in {here} or any parent; run `forgeml init` to create one")
 
 
 def default_config_text() -> str:

@@ -1,1 +1,21 @@
-"""Tuning settings."""
+"""Tuning settings: the defaults `forgeml tune` uses when a flag is not given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from forgeml import hookimpl
+from forgeml.config import setting
+
+
+@dataclass
+class TuningSettings:
+    """Hyperparameter tuning."""
+
+    poll_interval_s: float = setting(0.05, "How often the tuner checks its trials' jobs and reports.")
+
+
+@hookimpl
+def forgeml_register_settings(register):
+    """Declare [tuning]."""
+    register("tuning", TuningSettings)

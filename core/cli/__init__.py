@@ -14,6 +14,7 @@ from forgeml.errors import ForgeError
 # command name -> "module:attribute"; modules import only when the command runs or help lists it
 COMMANDS: dict[str, str] = {
     "init": "forgeml.cli.workspace:init_cmd",
+    "tune": "forgeml.cli.tune:tune_group",
     "doctor": "forgeml.cli.workspace:doctor_cmd",
     "plugins": "forgeml.cli.workspace:plugins_group",
     "config": "forgeml.cli.workspace:config_group",
@@ -45,13 +46,14 @@ class LazyGroup(click.Group):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        from forgeml.plugin_manager import make_plugin_manager
+
+        # Only [plugins] matters for which commands exist: opening the whole workspace (validating
+        # every section, importing every settings class) would slow `forgeml --help` for nothing,
+        # and a config error is reported by the command that needs the workspace, not by help.
         try:
-            from forgeml.workspace import Workspace
-
-            host = Workspace.find().plugins
+            host = make_plugin_manager(**_plugin_choices())
         except ForgeError:
-            from forgeml.plugin_manager import make_plugin_manager
-
             host = make_plugin_manager()
         host.register_commands(self)
 
@@ -71,6 +73,24 @@ class LazyGroup(click.Group):
         if name not in self.commands:
             self._load_plugin_commands(ctx)
         return self.commands.get(name)
+
+
+def _plugin_choices() -> dict[str, Any]:
+    """The [plugins] choices of the workspace around the current directory (none outside one)."""
+    from forgeml.config import CONFIG_FILE, PluginsSettings, build_settings, read_toml
+    from forgeml.workspace import find_root
+
+    try:
+        root = find_root()
+    except ForgeError:
+        return {}
+    path = root / CONFIG_FILE
+    raw = read_toml(path) if path.exists() else {}
+    table = raw.get("plugins", {})
+    if not isinstance(table, dict):
+        return {}
+    plugins = build_settings(PluginsSettings, table, f"{path}: [plugins]")
+    return {"disabled": plugins.disabled, "local": plugins.local, "base_dir": root}
 
 
 def _unavailable(name: str, reason: str) -> click.Command:

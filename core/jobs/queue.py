@@ -92,7 +92,7 @@ def _create_run(ws: Any, spec: JobSpec, job_id: str) -> str | None:
     except ImportError:
         return None
     run = create_run(name=spec.display_name, experiment=spec.experiment, tags={"forgeml.job_id": job_id},
-                     parent=None, job_id=job_id, params=spec.params, status="SCHEDULED", workspace=ws)
+                     parent=spec.parent_run, job_id=job_id, params=spec.params, status="SCHEDULED", workspace=ws)
     return getattr(run, "id", None)
 
 

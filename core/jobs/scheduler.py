@@ -234,8 +234,8 @@ class Scheduler:
 
     # ------------------------------------------------------------ placement and launch
     def _place(self, running: list[dict[str, Any]], now: float) -> None:
-        rows = self.store.query(f"SELECT {_PENDING_COLUMNS} FROM jobs WHERE state = ? AND not_before <= ?",
-                                (q.PENDING, now))
+        rows = self.store.query(f"SELECT {_PENDING_COLUMNS} FROM jobs WHERE state = ? AND not_before <= ?"
+                                " ORDER BY priority DESC, seq", (q.PENDING, now))
         later = self.store.query("SELECT MIN(not_before) AS due FROM jobs WHERE state = ? AND not_before > ?",
                                  (q.PENDING, now))
         self._next_due = later[0]["due"] or 0.0

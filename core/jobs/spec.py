@@ -122,6 +122,7 @@ class JobSpec:
     target: str = "local"
     preemptible: bool = True
     experiment: str = "default"
+    parent_run: str | None = None
 
     # ------------------------------------------------------------ loading
     @classmethod

@@ -212,8 +212,8 @@ class KubernetesExecutor:
         try:
             api = self.api_client()
             version = self._call("reading the version", client.VersionApi(api).get_code)
-        except (ConfigError, RemoteError) as e:
-            return [HealthCheck("kubernetes api", False, str(e))]
+        except (ApiException, ConfigError, RemoteError) as e:
+            return [HealthCheck("kubernetes api", False, str(e).splitlines()[0])]
         out = [HealthCheck("kubernetes api", True, f"server {version.git_version}")]
         try:
             nodes = self._call("listing nodes", client.CoreV1Api(api).list_node).items or []

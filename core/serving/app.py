@@ -19,6 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
 from forgeml.errors import ConfigError, did_you_mean
 from forgeml.serving.endpoint import Endpoint, EndpointConfig, ModelRejectedInput
 from forgeml.serving.metrics import ServingMetrics
@@ -26,11 +32,6 @@ from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
 from forgeml.serving.signature import SchemaMismatch
 from forgeml.serving.source import ModelSource, RegistrySource, fetch_online_features
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 log = logging.getLogger("forgeml.serving")
 

@@ -68,6 +68,7 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
 
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from forgeml.serving.endpoint import _predict
     from forgeml.serving.source import RegistrySource, fetch_online_features
 

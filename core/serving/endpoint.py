@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from forgeml.errors import ValidationError
 from forgeml.serving.batching import BatchingConfig, BatchItem, DynamicBatcher
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.predlog import PredictionLogger
@@ -142,7 +143,11 @@ class ModelSlot:
         if self.lookup is None or not served.feature_refs:
             return
         rows = [r for it in items for r in it.entity_rows or ()]
-        features = self.lookup(served, rows)
+        try:
+            features = self.lookup(served, rows)
+        except (ValidationError, ValueError, TypeError) as e:
+            # the request's keys or request values do not fit the feature views: the caller's to fix
+            raise SchemaMismatch("entities", f"feature lookup failed: {e}") from e
         required = {c.name: c for c in served.signature.inputs if c.required}
         offset = 0
         for it in items:
@@ -262,7 +267,7 @@ class Endpoint:
         by_name = {c.name: c for c in served.signature.inputs}
         specs = [by_name.get(k, ColumnSpec(k, "any")) for k in served.entity_keys]
         specs += [by_name[n] for n in served.request_columns]
-        columns = rows_to_columns(entities, specs, "entities")
+        columns = rows_to_columns(entities, specs, "entities", allow_extra=True)
         for k in served.entity_keys:
             for i, value in enumerate(columns[k]):
                 if not isinstance(value, str | int) or isinstance(value, bool):

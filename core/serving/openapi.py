@@ -37,6 +37,8 @@ def _predict_operation(name: str, endpoint: Any) -> dict[str, Any]:
             for k in served.entity_keys:
                 row["properties"].setdefault(k, {"type": ["string", "integer"]})
             row["required"] = names
+            # request values read by on-demand features pass through to the feature store
+            row["additionalProperties"] = {"type": ["string", "number", "boolean"]}
             bodies.append({"type": "object", "title": f"{name} entities",
                            "properties": {"entities": {"type": "array", "minItems": 1, "items": row}, "key": key},
                            "required": ["entities"], "additionalProperties": False})

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import orjson
+
 from forgeml.errors import ConfigError
 
 
@@ -24,6 +25,7 @@ def run_server(uris: list[str], host: str | None = None, port: int | None = None
                batching: bool | None = None, workspace: Any = None) -> None:
     """Serve the given model URIs (or the configured endpoints) until interrupted."""
     import uvicorn
+
     from forgeml.serving.app import build_app
     from forgeml.serving.config import (
         TOKEN_ENV,

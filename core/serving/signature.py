@@ -156,13 +156,17 @@ def _kind(value: Any) -> str:
 
 
 def rows_to_columns(rows: Any, columns: Sequence[ColumnSpec], where: str = "rows",
-                    allow_extra: Sequence[str] = ()) -> dict[str, list[Any]]:
-    """Validate a list of row objects against columns and return them column-wise."""
+                    allow_extra: bool = False) -> dict[str, list[Any]]:
+    """Validate a list of row objects against columns and return them column-wise.
+
+    With ``allow_extra``, fields outside the columns pass through when they hold scalars (request
+    values that on-demand features read); otherwise they are errors.
+    """
     if not isinstance(rows, list):
         raise SchemaMismatch(where, f"expected a list of objects, got {_kind(rows)}")
     if not rows:
         raise SchemaMismatch(where, "must hold at least one row")
-    known = {c.name for c in columns} | set(allow_extra)
+    known = {c.name for c in columns}
     out: dict[str, list[Any]] = {c.name: [] for c in columns}
     extras: dict[str, list[Any]] = {}
     for i, row in enumerate(rows):
@@ -177,11 +181,17 @@ def rows_to_columns(rows: Any, columns: Sequence[ColumnSpec], where: str = "rows
                 out[c.name].append(None)
         if len(row) > len(columns):
             for key in row:
-                if key not in known:
+                if key in known:
+                    continue
+                if not allow_extra:
                     raise SchemaMismatch(f"{where}[{i}].{key}", "unknown field; the model takes "
                                          + ", ".join(sorted(known)))
-                if key not in out:
-                    extras.setdefault(key, []).append(row[key])
+                value = row[key]
+                if not isinstance(value, str | int | float | bool) or (type(value) is float
+                                                                        and not math.isfinite(value)):
+                    raise SchemaMismatch(f"{where}[{i}].{key}", f"a request value must be a finite scalar, "
+                                         f"got {_kind(value)}")
+                extras.setdefault(key, []).append(value)
     for key, values in extras.items():
         if len(values) != len(rows):
             raise SchemaMismatch(f"{where}[*].{key}", "must be given in every row or none")

@@ -126,16 +126,10 @@ def fetch_online_features(workspace: Any, served: ServedModel, entity_rows: Sequ
     return out
 
 
-_stores: dict[int, Any] = {}
-
-
 def _feature_store(workspace: Any) -> Any:
-    from forgeml.features import FeatureStore
+    from forgeml.features import store_for
 
-    key = id(workspace)
-    if key not in _stores:
-        _stores[key] = FeatureStore(workspace)
-    return _stores[key]
+    return store_for(workspace)
 
 
 def _columns_of(result: Any) -> dict[str, list[Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from forgeml.contracts import Migration, MetadataStore
+from forgeml.contracts import MetadataStore, Migration
 from forgeml.errors import StorageError
 
 SET = "conformance"

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from forgeml.contracts import OnlineStore
 from forgeml.errors import ForgeError
 

@@ -27,6 +27,7 @@ class ActiveRun(Run):
         """Attach the store and writer this run logs through; finishes: whether ending it sets its status."""
         self._store = store
         self._writer = store.writer
+        self._seq = -1  # set once the run row exists
         self._steps: dict[str, int] = {}
         # only the process that started the run (not a forked child, not a non-zero rank) ends it
         self._owner_pid = os.getpid() if finishes else -1
@@ -54,7 +55,7 @@ class ActiveRun(Run):
         self._steps[key] = step
         v = float(value)
         self.metrics[key] = v
-        self._writer.append((self.id, key, step, time.time() if timestamp is None else float(timestamp), v))
+        self._writer.append((self._seq, key, step, time.time() if timestamp is None else float(timestamp), v))
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, timestamp: float | None = None) -> None:
         """Buffer several metric points at the same step and time."""

@@ -68,6 +68,7 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
         run.tags = {str(k): str(v) for k, v in run.tags.items()}
         if diff:
             run.log_bytes(diff, DIFF_ARTIFACT)
+    run._seq = store.seq(run.id)
     push(run)
     sample = store.settings.system_metrics if system_metrics is None else system_metrics
     if sample and run.parent_id is None and _is_rank_zero():
@@ -89,7 +90,7 @@ def _attach(store: TrackingStore, run_id: str, name: str | None, experiment: str
         run.bind(store, finishes=_is_rank_zero())
         if capture_context:
             run.context, diff = capture(store.workspace, store.settings)
-        store.insert_run(run)
+        run._seq = store.insert_run(run)
         if capture_context and diff:
             run.log_bytes(diff, DIFF_ARTIFACT)
         return run

@@ -45,22 +45,49 @@ class CompiledQuery:
     params: list[Any] = field(default_factory=list)
 
 
+def required_fields(where: Any) -> list[Field]:
+    """Return the key/value fields every match must have: those of top-level conditions that reject NULL."""
+    conjuncts = where.items if isinstance(where, And) else (where,) if where is not None else ()
+    found: list[Field] = []
+    for node in conjuncts:
+        if isinstance(node, Compare | Between | In | Like) or isinstance(node, IsNull) and node.negated:
+            if node.field.kind != "attr" and all((f.kind, f.key) != (node.field.kind, node.field.key) for f in found):
+                found.append(node.field)
+    return found
+
+
 class _Compiler:
-    def __init__(self) -> None:
+    def __init__(self, required: list[Field]) -> None:
         self.aliases: dict[tuple[str, str], str] = {}
-        self.join_params: list[Any] = []
-        self.joins: list[str] = []
+        self.from_sql: list[str] = []
+        self.from_params: list[Any] = []
+        self.first_key: list[Any] = []
+        # Fields every match must have are inner-joined first, in query order, so the first one's
+        # (key, value) index drives the search and runs are only read for rows that pass the filters.
+        for f in required:
+            table, alias = self._new_alias(f)
+            if not self.from_sql:
+                self.from_sql.append(f"{table} {alias}")
+                self.first_key.append(f.key)
+                self.driver = alias
+            else:
+                self.from_sql.append(f"CROSS JOIN {table} {alias} ON {alias}.run = {self.driver}.run AND {alias}.key = ?")
+                self.from_params.append(f.key)
+        self.from_sql.append(f"CROSS JOIN tracking_runs r ON r.seq = {self.driver}.run" if required else "tracking_runs r")
+
+    def _new_alias(self, f: Field) -> tuple[str, str]:
+        table, letter = _TABLES[f.kind]
+        alias = f"{letter}{len(self.aliases)}"
+        self.aliases[(f.kind, f.key)] = alias
+        return table, alias
 
     def alias(self, f: Field) -> str:
         key = (f.kind, f.key)
         if key not in self.aliases:
-            table, letter = _TABLES[f.kind]
-            alias = f"{letter}{len(self.aliases)}"
-            self.aliases[key] = alias
-            # a LEFT JOIN keeps runs lacking the key (for OR, NOT, IS NULL); SQLite turns it into an
-            # inner join driven by the (key, value) index whenever the filter rejects NULLs
-            self.joins.append(f"LEFT JOIN {table} {alias} ON {alias}.run_id = r.id AND {alias}.key = ?")
-            self.join_params.append(f.key)
+            # a LEFT JOIN keeps runs lacking the key (for OR, NOT, IS NULL)
+            table, alias = self._new_alias(f)
+            self.from_sql.append(f"LEFT JOIN {table} {alias} ON {alias}.run = r.seq AND {alias}.key = ?")
+            self.from_params.append(f.key)
         return self.aliases[key]
 
     def column(self, f: Field, numeric: bool) -> str:
@@ -122,9 +149,12 @@ class _Compiler:
 def compile_query(query: Query, include_deleted: bool = False, experiments: Sequence[str] | None = None,
                   limit: int | None = None) -> CompiledQuery:
     """Compile a query AST to SQL that returns the matching run rows, sorted and limited."""
-    c = _Compiler()
+    c = _Compiler(required_fields(query.where))
     where_params: list[Any] = []
     conditions = []
+    if c.first_key:
+        conditions.append(f"{c.driver}.key = ?")
+        where_params.extend(c.first_key)
     if not include_deleted:
         conditions.append("r.deleted = 0")
     if experiments:
@@ -133,13 +163,13 @@ def compile_query(query: Query, include_deleted: bool = False, experiments: Sequ
     if query.where is not None:
         conditions.append(c.cond(query.where, where_params))
     order = c.order(query)
-    sql = ("SELECT r.id AS run_id, r.name, r.experiment, r.status, r.start_time, r.end_time, r.parent_id, r.job_id "
-           f"FROM tracking_runs r {' '.join(c.joins)}")
+    sql = ("SELECT r.seq, r.id AS run_id, r.name, r.experiment, r.status, r.start_time, r.end_time, r.parent_id, "
+           f"r.job_id FROM {' '.join(c.from_sql)}")
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     sql += " ORDER BY " + ", ".join(order)
     limits = [n for n in (query.limit, limit) if n is not None]
-    params = [*c.join_params, *where_params]
+    params = [*c.from_params, *where_params]
     if limits:
         sql += " LIMIT ?"
         params.append(min(limits))
@@ -166,20 +196,20 @@ def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
 
     compiled = compile_query(parse_query(query or ""), include_deleted, experiments, limit)
     rows = _tuples(store.db, compiled.sql, compiled.params)
-    ids = [r[0] for r in rows]
-    columns: dict[str, list[Any]] = {name: [r[i] for r in rows] for i, name in enumerate(RUN_FIELDS)}
-    if ids:
-        position = {run_id: i for i, run_id in enumerate(ids)}
-        ids_json = json.dumps(ids)
+    seqs = [r[0] for r in rows]
+    columns: dict[str, list[Any]] = {name: [r[i + 1] for r in rows] for i, name in enumerate(RUN_FIELDS)}
+    if seqs:
+        position = {seq: i for i, seq in enumerate(seqs)}
+        seqs_json = json.dumps(seqs)
         for prefix, table in (("params", "tracking_params"), ("metrics", "tracking_latest_metrics"),
                               ("tags", "tracking_tags")):
-            found = _tuples(store.db, f"SELECT run_id, key, value FROM {table} "
-                            "WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY key", (ids_json,))
-            for run_id, key, value in found:
+            found = _tuples(store.db, f"SELECT run, key, value FROM {table} "
+                            "WHERE run IN (SELECT value FROM json_each(?)) ORDER BY key", (seqs_json,))
+            for seq, key, value in found:
                 col = columns.get(f"{prefix}.{key}")
                 if col is None:
-                    col = columns[f"{prefix}.{key}"] = [None] * len(ids)
-                col[position[run_id]] = value
+                    col = columns[f"{prefix}.{key}"] = [None] * len(seqs)
+                col[position[seq]] = value
     frame = pd.DataFrame(columns)
     for name in ("start_time", "end_time"):
         frame[name] = pd.to_datetime(frame[name], unit="s", utc=True)

@@ -18,8 +18,8 @@ from forgeml.tracking.writer import MetricWriter, Point
 RUN_COLUMNS = "id, name, experiment, status, start_time, end_time, parent_id, job_id, deleted, context"
 
 _UPSERT_LATEST = (
-    "INSERT INTO tracking_latest_metrics (run_id, key, value, step, ts) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, step = excluded.step, ts = excluded.ts "
+    "INSERT INTO tracking_latest_metrics (run, key, value, step, ts) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (run, key) DO UPDATE SET value = excluded.value, step = excluded.step, ts = excluded.ts "
     "WHERE excluded.step > tracking_latest_metrics.step "
     "OR (excluded.step = tracking_latest_metrics.step AND excluded.ts >= tracking_latest_metrics.ts)"
 )
@@ -44,7 +44,7 @@ def param_text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def latest_of(points: Iterable[Point]) -> list[tuple[str, str, float, int, float]]:
+def latest_of(points: Iterable[Point]) -> list[tuple[int, str, float, int, float]]:
     """Reduce points to the latest (highest step, then newest) per (run, key), as upsert rows."""
     best: dict[tuple[str, str], Point] = {}
     for p in points:
@@ -66,18 +66,31 @@ class TrackingStore:
         except ConfigError:  # the tracking plugin may be disabled: its section is then unknown
             self.settings = TrackingSettings()
         self.writer = MetricWriter(self.write_points, self.settings.flush_interval_s)
+        self._seqs: dict[str, int] = {}
 
     # ------------------------------------------------------------ runs
-    def insert_run(self, run: Run) -> None:
-        """Insert a new run row with its params and tags."""
+    def insert_run(self, run: Run) -> int:
+        """Insert a new run row with its params and tags; return its seq."""
         with self.db.transaction() as tx:
-            tx.execute(
+            seq = tx.execute(
                 f"INSERT INTO tracking_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run.id, run.name, run.experiment, run.status, run.start_time, run.end_time, run.parent_id,
                  run.job_id, int(run.deleted), json.dumps(run.context, default=str)),
-            )
-            self._params(tx, run.id, run.params)
-            self._tags(tx, run.id, run.tags)
+            ).lastrowid
+            self._params(tx, seq, run.params)
+            self._tags(tx, seq, run.tags)
+        self._seqs[run.id] = seq
+        return seq
+
+    def seq(self, run_id: str) -> int:
+        """Return the integer seq child tables use for a run id (cached: it never changes)."""
+        seq = self._seqs.get(run_id)
+        if seq is None:
+            rows = self.db.query("SELECT seq FROM tracking_runs WHERE id = ?", (run_id,))
+            if not rows:
+                raise NotFoundError(f"run {run_id!r} does not exist; list runs with `forgeml runs ls`")
+            seq = self._seqs[run_id] = rows[0]["seq"]
+        return seq
 
     def update_run(self, run_id: str, **values: Any) -> None:
         """Set attribute columns of a run (status, end_time, name, context, job_id)."""
@@ -112,16 +125,17 @@ class TrackingStore:
     def get_run(self, ref: str) -> Run:
         """Return a run with its params, tags, latest metrics and inputs."""
         run_id = self.resolve_id(ref)
-        row = self.db.query(f"SELECT {RUN_COLUMNS} FROM tracking_runs WHERE id = ?", (run_id,))[0]
+        row = self.db.query(f"SELECT seq, {RUN_COLUMNS} FROM tracking_runs WHERE id = ?", (run_id,))[0]
         run = self._run_from_row(row)
+        seq = self._seqs.setdefault(run_id, row["seq"])
         run.params = {r["key"]: r["value"] for r in self.db.query(
-            "SELECT key, value FROM tracking_params WHERE run_id = ? ORDER BY key", (run_id,))}
+            "SELECT key, value FROM tracking_params WHERE run = ? ORDER BY key", (seq,))}
         run.tags = {r["key"]: r["value"] for r in self.db.query(
-            "SELECT key, value FROM tracking_tags WHERE run_id = ? ORDER BY key", (run_id,))}
+            "SELECT key, value FROM tracking_tags WHERE run = ? ORDER BY key", (seq,))}
         run.metrics = {r["key"]: r["value"] for r in self.db.query(
-            "SELECT key, value FROM tracking_latest_metrics WHERE run_id = ? ORDER BY key", (run_id,))}
+            "SELECT key, value FROM tracking_latest_metrics WHERE run = ? ORDER BY key", (seq,))}
         run.inputs = [{"kind": r["kind"], "ref": r["ref"]} for r in self.db.query(
-            "SELECT kind, ref FROM tracking_inputs WHERE run_id = ? ORDER BY kind, ref", (run_id,))]
+            "SELECT kind, ref FROM tracking_inputs WHERE run = ? ORDER BY kind, ref", (seq,))]
         return run
 
     @staticmethod
@@ -152,79 +166,84 @@ class TrackingStore:
 
     # ------------------------------------------------------------ params, tags, inputs, artifacts
     @staticmethod
-    def _params(tx: Any, run_id: str, params: Mapping[str, Any]) -> None:
+    def _params(tx: Any, seq: int, params: Mapping[str, Any]) -> None:
         if params:
             tx.executemany(
-                "INSERT INTO tracking_params (run_id, key, value, num) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, num = excluded.num",
-                [(run_id, str(k), param_text(v), numeric_shadow(v)) for k, v in params.items()],
+                "INSERT INTO tracking_params (run, key, value, num) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (run, key) DO UPDATE SET value = excluded.value, num = excluded.num",
+                [(seq, str(k), param_text(v), numeric_shadow(v)) for k, v in params.items()],
             )
 
     @staticmethod
-    def _tags(tx: Any, run_id: str, tags: Mapping[str, Any]) -> None:
+    def _tags(tx: Any, seq: int, tags: Mapping[str, Any]) -> None:
         if tags:
             tx.executemany(
-                "INSERT INTO tracking_tags (run_id, key, value) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-                [(run_id, str(k), param_text(v)) for k, v in tags.items()],
+                "INSERT INTO tracking_tags (run, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (run, key) DO UPDATE SET value = excluded.value",
+                [(seq, str(k), param_text(v)) for k, v in tags.items()],
             )
 
     def write_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Store params (a later value for the same key replaces the earlier one)."""
+        seq = self.seq(run_id)
         with self.db.transaction() as tx:
-            self._params(tx, run_id, params)
+            self._params(tx, seq, params)
 
     def write_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         """Store tags."""
+        seq = self.seq(run_id)
         with self.db.transaction() as tx:
-            self._tags(tx, run_id, tags)
+            self._tags(tx, seq, tags)
 
     def add_inputs(self, run_id: str, inputs: Iterable[tuple[str, str]]) -> None:
         """Record references to what a run read: (kind, ref) such as ("dataset", "name@v3")."""
-        now = time.time()
+        seq, now = self.seq(run_id), time.time()
         with self.db.transaction() as tx:
-            tx.executemany("INSERT OR IGNORE INTO tracking_inputs (run_id, kind, ref, created_at) VALUES (?, ?, ?, ?)",
-                           [(run_id, kind, ref, now) for kind, ref in inputs])
+            tx.executemany("INSERT OR IGNORE INTO tracking_inputs (run, kind, ref, created_at) VALUES (?, ?, ?, ?)",
+                           [(seq, kind, ref, now) for kind, ref in inputs])
 
     def add_artifact(self, run_id: str, path: str, digest: str, size: int) -> ArtifactRecord:
         """Record a stored object under a path of the run (replacing an earlier one at that path)."""
         record = ArtifactRecord(run_id, path, digest, size, time.time())
         self.db.execute(
-            "INSERT INTO tracking_artifacts (run_id, path, digest, size, created_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (run_id, path) DO UPDATE SET digest = excluded.digest, size = excluded.size, "
+            "INSERT INTO tracking_artifacts (run, path, digest, size, created_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run, path) DO UPDATE SET digest = excluded.digest, size = excluded.size, "
             "created_at = excluded.created_at",
-            (record.run_id, record.path, record.digest, record.size, record.created_at),
+            (self.seq(run_id), record.path, record.digest, record.size, record.created_at),
         )
         return record
 
     def artifacts(self, run_id: str) -> list[ArtifactRecord]:
         """Return a run's artifacts ordered by path."""
-        rows = self.db.query("SELECT run_id, path, digest, size, created_at FROM tracking_artifacts "
-                             "WHERE run_id = ? ORDER BY path", (run_id,))
-        return [ArtifactRecord(**r) for r in rows]
+        rows = self.db.query("SELECT path, digest, size, created_at FROM tracking_artifacts "
+                             "WHERE run = ? ORDER BY path", (self.seq(run_id),))
+        return [ArtifactRecord(run_id=run_id, **r) for r in rows]
 
     # ------------------------------------------------------------ metrics
     def write_points(self, points: Sequence[Point]) -> None:
-        """Append metric points and advance the latest-value table, in one transaction."""
+        """Append metric points (run seq, key, step, ts, value) and advance the latest values, in one transaction."""
         with self.db.transaction() as tx:
-            tx.executemany("INSERT INTO tracking_metrics (run_id, key, step, ts, value) VALUES (?, ?, ?, ?, ?)",
-                           points)
+            tx.executemany("INSERT INTO tracking_metrics (run, key, step, ts, value) VALUES (?, ?, ?, ?, ?)", points)
             tx.executemany(_UPSERT_LATEST, latest_of(points))
 
     def metric_history(self, run_id: str, key: str | None = None) -> list[tuple[str, int, float, float]]:
         """Return (key, step, ts, value) rows of a run, one key or all, ordered by key and step."""
-        conn_sql = "SELECT key, step, ts, value FROM tracking_metrics WHERE run_id = ?"
-        params: tuple[Any, ...] = (run_id,)
+        sql = "SELECT key, step, ts, value FROM tracking_metrics WHERE run = ?"
+        params: tuple[Any, ...] = (self.seq(run_id),)
         if key is not None:
-            conn_sql += " AND key = ?"
+            sql += " AND key = ?"
             params += (key,)
-        conn_sql += " ORDER BY key, step, ts"
-        return [(r["key"], r["step"], r["ts"], r["value"]) for r in self.db.query(conn_sql, params)]
+        sql += " ORDER BY key, step, ts"
+        return [(r["key"], r["step"], r["ts"], r["value"]) for r in self.db.query(sql, params)]
 
-    def metric_keys(self, run_id: str) -> list[str]:
-        """Return the metric keys a run has logged."""
-        return [r["key"] for r in self.db.query(
-            "SELECT key FROM tracking_latest_metrics WHERE run_id = ? ORDER BY key", (run_id,))]
+    def count_points(self, run_id: str, key: str | None = None) -> int:
+        """Return how many metric points a run has stored (one key or all)."""
+        sql = "SELECT COUNT(*) AS n FROM tracking_metrics WHERE run = ?"
+        params: tuple[Any, ...] = (self.seq(run_id),)
+        if key is not None:
+            sql += " AND key = ?"
+            params += (key,)
+        return self.db.query(sql, params)[0]["n"]
 
 
 _STORES: weakref.WeakKeyDictionary[Any, TrackingStore] = weakref.WeakKeyDictionary()

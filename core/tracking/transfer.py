@@ -61,8 +61,9 @@ def import_run(data: dict[str, Any], *, workspace: Any = None) -> Run:
         raise ValidationError(f"exported run lacks {', '.join(missing)}")
     run_id = attrs["id"]
     metrics = data.get("metrics") or {}
-    points = list(zip([run_id] * len(metrics.get("key", [])), metrics.get("key", []), metrics.get("step", []),
-                      metrics.get("ts", []), metrics.get("value", [])))
+    columns = [metrics.get(c, []) for c in ("key", "step", "ts", "value")]
+    if len({len(c) for c in columns}) > 1:
+        raise ValidationError("exported metrics columns have different lengths; the export is corrupt")
     blobs = []
     for item in data.get("artifacts", []):
         if "data" in item:
@@ -71,28 +72,33 @@ def import_run(data: dict[str, Any], *, workspace: Any = None) -> Run:
                 raise ValidationError(f"artifact {item['path']!r} does not match its digest; the export is corrupt")
         elif not store.workspace.artifacts.exists(item["digest"]):
             raise ValidationError(f"artifact {item['path']!r} is not inlined and not in this artifact store")
-        blobs.append((run_id, item["path"], item["digest"], int(item["size"])))
+        blobs.append((item["path"], item["digest"], int(item["size"])))
+    values = (attrs.get("name"), attrs["experiment"], attrs["status"], attrs["start_time"], attrs.get("end_time"),
+              attrs.get("parent_id"), attrs.get("job_id"), int(bool(attrs.get("deleted"))),
+              json.dumps(attrs.get("context") or {}, default=str))
     with store.db.transaction() as tx:
-        for table in ("tracking_params", "tracking_tags", "tracking_metrics", "tracking_latest_metrics",
-                      "tracking_artifacts", "tracking_inputs"):
-            tx.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-        tx.execute("DELETE FROM tracking_runs WHERE id = ?", (run_id,))
-        tx.execute(
-            "INSERT INTO tracking_runs (id, name, experiment, status, start_time, end_time, parent_id, job_id, "
-            "deleted, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, attrs.get("name"), attrs["experiment"], attrs["status"], attrs["start_time"],
-             attrs.get("end_time"), attrs.get("parent_id"), attrs.get("job_id"), int(bool(attrs.get("deleted"))),
-             json.dumps(attrs.get("context") or {}, default=str)),
-        )
-        store._params(tx, run_id, data.get("params") or {})
-        store._tags(tx, run_id, data.get("tags") or {})
-        tx.executemany("INSERT INTO tracking_metrics (run_id, key, step, ts, value) VALUES (?, ?, ?, ?, ?)", points)
-        tx.executemany("INSERT INTO tracking_latest_metrics (run_id, key, value, step, ts) VALUES (?, ?, ?, ?, ?)",
+        found = tx.query("SELECT seq FROM tracking_runs WHERE id = ?", (run_id,))
+        if found:  # keep the seq: other processes may have cached it
+            seq = found[0]["seq"]
+            for table in ("tracking_params", "tracking_tags", "tracking_metrics", "tracking_latest_metrics",
+                          "tracking_artifacts", "tracking_inputs"):
+                tx.execute(f"DELETE FROM {table} WHERE run = ?", (seq,))
+            tx.execute("UPDATE tracking_runs SET name = ?, experiment = ?, status = ?, start_time = ?, end_time = ?, "
+                       "parent_id = ?, job_id = ?, deleted = ?, context = ? WHERE seq = ?", (*values, seq))
+        else:
+            seq = tx.execute("INSERT INTO tracking_runs (id, name, experiment, status, start_time, end_time, "
+                             "parent_id, job_id, deleted, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (run_id, *values)).lastrowid
+        points = list(zip([seq] * len(columns[0]), *columns))
+        store._params(tx, seq, data.get("params") or {})
+        store._tags(tx, seq, data.get("tags") or {})
+        tx.executemany("INSERT INTO tracking_metrics (run, key, step, ts, value) VALUES (?, ?, ?, ?, ?)", points)
+        tx.executemany("INSERT INTO tracking_latest_metrics (run, key, value, step, ts) VALUES (?, ?, ?, ?, ?)",
                        latest_of(points))
-        tx.executemany("INSERT INTO tracking_artifacts (run_id, path, digest, size, created_at) "
-                       "VALUES (?, ?, ?, ?, ?)", [(*b, attrs["start_time"]) for b in blobs])
-        tx.executemany("INSERT OR IGNORE INTO tracking_inputs (run_id, kind, ref, created_at) VALUES (?, ?, ?, ?)",
-                       [(run_id, i["kind"], i["ref"], attrs["start_time"]) for i in data.get("inputs", [])])
+        tx.executemany("INSERT INTO tracking_artifacts (run, path, digest, size, created_at) VALUES (?, ?, ?, ?, ?)",
+                       [(seq, *b, attrs["start_time"]) for b in blobs])
+        tx.executemany("INSERT OR IGNORE INTO tracking_inputs (run, kind, ref, created_at) VALUES (?, ?, ?, ?)",
+                       [(seq, i["kind"], i["ref"], attrs["start_time"]) for i in data.get("inputs", [])])
     return store.get_run(run_id)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from forgeml.errors import ForgeError, StorageError
 
-Point = tuple[str, str, int, float, float]  # run_id, key, step, ts, value
+Point = tuple[int, str, int, float, float]  # run seq, key, step, ts, value
 
 _WRITERS: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
 

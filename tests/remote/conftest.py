@@ -60,12 +60,12 @@ def ssh_settings(sshd_server, remote_root: str) -> SshTargetSettings:
     return SshTargetSettings(
         hosts=[f"{sshd_server.host}:{sshd_server.port}"], user=sshd_server.user,
         key_files=[sshd_server.key_filename], use_agent=False, known_hosts=sshd_server.known_hosts,
-        remote_root=f"{remote_root}/ssh", python=sys.executable, sync_interval_s=30.0,
+        remote_root=remote_root, python=sys.executable, sync_interval_s=30.0,
     )
 
 
 @pytest.fixture
 def slurm_settings(slurm_cluster, remote_root: str) -> SlurmTargetSettings:
     """Settings of a slurm target that runs sbatch on this machine against the loopback cluster."""
-    return SlurmTargetSettings(env=dict(slurm_cluster.env), remote_root=f"{remote_root}/slurm",
+    return SlurmTargetSettings(env=dict(slurm_cluster.env), remote_root=remote_root,
                                python=sys.executable, sync_interval_s=30.0, partition=slurm_cluster.partition)

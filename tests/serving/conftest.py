@@ -12,8 +12,9 @@ from serving_support import RunningServer, start_server, training_frame
 @pytest.fixture
 def sklearn_model(workspace: Any) -> Any:
     """A logistic regression registered as clf v1 and promoted to production."""
-    from forgeml.registry import promote, register_model
     from sklearn.linear_model import LogisticRegression
+
+    from forgeml.registry import promote, register_model
 
     x, y = training_frame()
     mv = register_model("clf", LogisticRegression().fit(x, y), input_example=x.head(5))

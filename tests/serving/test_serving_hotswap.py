@@ -29,8 +29,8 @@ def _wait_for_version(seen: list[tuple[int, int]], version: int, timeout: float 
 
 
 def test_promotion_and_rollback_swap_the_model_without_failing_a_request(sklearn_model, serve):
-    from sklearn.ensemble import RandomForestClassifier
     from serving_support import training_frame
+    from sklearn.ensemble import RandomForestClassifier
 
     from forgeml.registry import promote, register_model, rollback
 

@@ -37,8 +37,8 @@ def slow_triple(frame):
 @pytest.fixture
 def two_versions(workspace, sklearn_model):
     """clf v1 in production, clf v2 (trained on other data) as alias challenger."""
-    from sklearn.linear_model import LogisticRegression
     from serving_support import training_frame
+    from sklearn.linear_model import LogisticRegression
 
     from forgeml.registry import register_model, set_alias
 

@@ -15,12 +15,7 @@ from forgeml.tracking.store import tracking_store
 
 
 def count_points(ws, run_id: str, key: str | None = None) -> int:
-    sql = "SELECT COUNT(*) AS n FROM tracking_metrics WHERE run_id = ?"
-    params: tuple = (run_id,)
-    if key is not None:
-        sql += " AND key = ?"
-        params += (key,)
-    return tracking_store(ws).db.query(sql, params)[0]["n"]
+    return tracking_store(ws).count_points(run_id, key)
 
 
 def test_eight_processes_write_one_run_concurrently_without_loss(tracked):

@@ -1,0 +1,282 @@
+"""Run a study: each trial a scheduler job on a free GPU (or CPU slot), pruned across processes, resumable."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from forgeml.errors import ValidationError
+from forgeml.tuning.space import SearchSpace
+from forgeml.tuning.study import PRUNERS, SAMPLERS, env_for_trial, make_pruner, make_sampler, prune_flag, storage
+from forgeml.tuning.trial import INTERMEDIATE
+
+
+@dataclass
+class TuneConfig:
+    """What to tune and how."""
+
+    script: str
+    space: SearchSpace
+    trials: int = 20
+    parallel: str | int = "auto"
+    sampler: str = "tpe"
+    pruner: str = "asha"
+    metric: str = "val_loss"
+    direction: str = "minimize"
+    timeout_s: float | None = None
+    study_name: str | None = None
+    resume: bool = False
+    seed: int | None = None
+    args: list[str] = field(default_factory=list)
+    gpus_per_trial: int = 0
+    experiment: str = "tuning"
+    target: str = "local"
+    env: dict[str, str] = field(default_factory=dict)
+    pruner_settings: dict[str, Any] = field(default_factory=dict)
+    final_run: bool = False
+    register_as: str | None = None
+    model_artifact: str = "model"
+    flavor: str | None = None
+    poll_s: float = 0.05
+
+
+@dataclass
+class TuneResult:
+    """How a study ended."""
+
+    study: str
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_trial: int | None
+    complete: int
+    pruned: int
+    failed: int
+    study_run_id: str | None
+    elapsed_s: float
+    final_job_id: str | None = None
+    model_version: int | None = None
+
+
+def _validate(config: TuneConfig) -> None:
+    if config.sampler not in SAMPLERS:
+        make_sampler(config.sampler)
+    if config.pruner not in PRUNERS:
+        make_pruner(config.pruner)
+    if config.direction not in ("minimize", "maximize"):
+        raise ValidationError(f"--direction must be minimize or maximize, got {config.direction!r}")
+    if config.trials < 1:
+        raise ValidationError("--trials must be at least 1")
+    if not os.path.isfile(config.script):
+        raise ValidationError(f"training script {config.script!r} does not exist")
+
+
+def parallelism(ws: Any, config: TuneConfig) -> int:
+    """How many trials run at once: one per free GPU (or CPU core) for auto, else the number given."""
+    if config.parallel != "auto":
+        value = int(config.parallel)
+        if value < 1:
+            raise ValidationError("--parallel must be auto or a positive number")
+        return value
+    gpus = ws.gpu_inventory.devices() if config.target == "local" else []
+    if gpus:
+        return max(1, len(gpus) // max(1, config.gpus_per_trial or 1))
+    return max(1, os.cpu_count() or 1)
+
+
+def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
+    """Run (or resume) a study to completion and return its best trial."""
+    import optuna
+
+    from forgeml import jobs
+    from forgeml.tracking import create_run, finish_run, get_run
+
+    ws = workspace
+    if ws is None:
+        from forgeml.workspace import current
+
+        ws = current()
+    _validate(config)
+    started = time.monotonic()
+    name = config.study_name or f"{os.path.splitext(os.path.basename(config.script))[0]}-{int(time.time())}"
+    sampler = make_sampler(config.sampler, config.seed, config.space.grid() if config.sampler == "grid" else None)
+    pruner = make_pruner(config.pruner, config.pruner_settings)
+    store = storage(ws)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)}
+    if name in existing and not config.resume:
+        raise ValidationError(f"study {name!r} already exists; pass --resume to continue it or choose another name")
+    study = optuna.create_study(study_name=name, storage=store, sampler=sampler, pruner=pruner,
+                                direction=config.direction, load_if_exists=config.resume)
+    if study.user_attrs.get("run_id"):
+        study_run = study.user_attrs["run_id"]
+    else:
+        study_run = create_run(name=name, experiment=config.experiment, tags={"forgeml.study": name},
+                               params={"sampler": config.sampler, "pruner": config.pruner, "trials": config.trials},
+                               workspace=ws).id
+        for key, value in {"run_id": study_run, "metric": config.metric, "script": config.script,
+                           "pruner": config.pruner, "pruner_settings": config.pruner_settings}.items():
+            study.set_user_attr(key, value)
+    width = parallelism(ws, config)
+    scheduler = _ensure_scheduler(ws)
+    in_flight: dict[int, tuple[Any, str]] = {}
+    try:
+        _adopt(study, in_flight, ws)
+        while True:
+            _collect(study, in_flight, config, ws, get_run)
+            finished = _counted(study)
+            timed_out = config.timeout_s is not None and time.monotonic() - started > config.timeout_s
+            while not timed_out and len(in_flight) < width and finished + len(in_flight) < config.trials:
+                trial = study.ask()
+                params = config.space.sample(trial)
+                spec = jobs.JobSpec(script=config.script, args=list(config.args), params=params,
+                                    name=f"{name}-trial-{trial.number}", gpus=config.gpus_per_trial,
+                                    experiment=config.experiment, parent_run=study_run, target=config.target,
+                                    env={**config.env, **env_for_trial(ws, name, trial.number)})
+                job = jobs.submit(spec, ws=ws)
+                trial.set_user_attr("job_id", job.id)
+                trial.set_user_attr("run_id", job.run_id)
+                in_flight[trial.number] = (trial, job.id)
+            if not in_flight:
+                break
+            time.sleep(config.poll_s)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+    result = _result(study, study_run, time.monotonic() - started)
+    finish_run(study_run, "FINISHED", workspace=ws)
+    if config.final_run and result.best_trial is not None:
+        _final(config, result, ws, name, study_run)
+    return result
+
+
+def _ensure_scheduler(ws: Any) -> Any:
+    """Start an in-process scheduler when none serves this workspace; return it so it can be stopped."""
+    from forgeml.jobs.wake import SchedulerLock
+
+    if SchedulerLock(ws).holder() is not None:
+        return None
+    from forgeml.jobs import Scheduler
+
+    return Scheduler(ws).start_in_thread()
+
+
+def _adopt(study: Any, in_flight: dict[int, tuple[Any, str]], ws: Any) -> None:
+    """On resume, keep following trials whose jobs were submitted; fail the ones that never got a job."""
+    import optuna
+
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        job_id = t.user_attrs.get("job_id")
+        if job_id:
+            in_flight[t.number] = (optuna.trial.Trial(study, t._trial_id), job_id)
+        else:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            study._storage.set_trial_system_attr(t._trial_id, "forgeml_not_started", True)
+
+
+def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConfig, ws: Any, get_run: Any) -> None:
+    """Tell the study about every trial whose job ended."""
+    import optuna
+
+    from forgeml import jobs
+
+    for number, (trial, job_id) in list(in_flight.items()):
+        job = jobs.get_job(job_id, ws)
+        _relay_reports(study, trial, job, ws)
+        if not job.done:
+            continue
+        del in_flight[number]
+        frozen = study._storage.get_trial(trial._trial_id)
+        if frozen.user_attrs.get("pruned"):
+            study.tell(number, state=optuna.trial.TrialState.PRUNED)
+            continue
+        value = None
+        if job.state == jobs.SUCCEEDED:
+            if job.run_id:
+                value = get_run(job.run_id, workspace=ws).metrics.get(config.metric)
+            if value is None and frozen.intermediate_values:
+                value = frozen.intermediate_values[max(frozen.intermediate_values)]
+        if value is None or value != value:
+            study.tell(number, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(number, float(value))
+
+
+def _relay_reports(study: Any, trial: Any, job: Any, ws: Any) -> None:
+    """Feed a trial's new intermediate values to the pruner; raise its flag when the pruner says stop."""
+    from forgeml.tracking import get_metric_history
+
+    if not job.run_id or job.state == "PENDING":
+        return
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state.is_finished() or frozen.user_attrs.get("pruned"):
+        return
+    history = get_metric_history(job.run_id, INTERMEDIATE, workspace=ws)
+    seen = frozen.intermediate_values
+    fresh = [(int(s), float(v)) for s, v in zip(history["step"], history["value"]) if int(s) not in seen]
+    if not fresh:
+        return
+    for step, value in fresh:
+        trial.report(value, step)
+    if trial.should_prune():
+        trial.set_user_attr("pruned", True)
+        prune_flag(ws, study.study_name, trial.number).touch()
+
+
+def _counted(study: Any) -> int:
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=states)
+               if not t.system_attrs.get("forgeml_not_started"))
+
+
+def _result(study: Any, study_run: str | None, elapsed: float) -> TuneResult:
+    import optuna
+
+    trials = study.get_trials(deepcopy=False)
+    count = {s: sum(1 for t in trials if t.state == s) for s in optuna.trial.TrialState}
+    complete = count[optuna.trial.TrialState.COMPLETE]
+    best = study.best_trial if complete else None
+    return TuneResult(study.study_name, None if best is None else best.value, {} if best is None else best.params,
+                      None if best is None else best.number, complete, count[optuna.trial.TrialState.PRUNED],
+                      sum(1 for t in trials if t.state == optuna.trial.TrialState.FAIL
+                          and not t.system_attrs.get("forgeml_not_started")), study_run, elapsed)
+
+
+def _final(config: TuneConfig, result: TuneResult, ws: Any, name: str, study_run: str | None) -> None:
+    """Train once more with the best parameters and register what it saved as a STAGING version."""
+    from pathlib import Path
+
+    from forgeml import jobs
+    from forgeml.errors import JobError
+    from forgeml.tracking import download_artifacts
+
+    spec = jobs.JobSpec(script=config.script, args=list(config.args), params=result.best_params,
+                        name=f"{name}-final", gpus=config.gpus_per_trial, experiment=config.experiment,
+                        parent_run=study_run, target=config.target, env={**config.env, "FORGEML_FINAL": "1"})
+    job = jobs.submit(spec, ws=ws)
+    scheduler = _ensure_scheduler(ws)
+    try:
+        job = jobs.wait(job.id, ws=ws)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+    result.final_job_id = job.id
+    if job.state != jobs.SUCCEEDED:
+        raise JobError(f"the final run (job {job.id}) ended {job.state}: {job.reason}")
+    if config.register_as and job.run_id:
+        from forgeml.registry import register_model
+
+        dest = ws.dot / "tuning" / "final" / job.id
+        download_artifacts(job.run_id, dest, path=config.model_artifact, workspace=ws)
+        found = sorted(Path(dest).rglob("*"))
+        files = [p for p in found if p.is_file()]
+        if not files:
+            raise JobError(f"the final run logged no artifact named {config.model_artifact!r} to register")
+        path = files[0] if len(files) == 1 else Path(dest) / config.model_artifact
+        mv = register_model(config.register_as, path=path, flavor=config.flavor, run_id=job.run_id,
+                            params=result.best_params, workspace=ws,
+                            metrics={} if result.best_value is None else {config.metric: result.best_value},
+                            tags={"forgeml.study": name})
+        result.model_version = mv.version
