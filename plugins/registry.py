@@ -24,7 +24,10 @@ class ModelSettings:
 class RegistrySettings:
     """Model registry: promotion gates per model, as [registry.models.NAME] tables."""
 
-    models: dict[str, ModelSettings] = setting({}, "Per-model settings, one [registry.models.NAME] table each.")
+    # None rather than {} so the default plugins.toml leaves room for [registry.models.NAME] tables
+    models: dict[str, ModelSettings] | None = setting(
+        None, "Per-model settings: add one [registry.models.NAME] table per model."
+    )
 
 
 @hookimpl

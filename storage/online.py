@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
 import sqlite3
 import threading
 import time
+from array import array
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,8 +60,13 @@ def encode_rows(rows: pa.Table, key_columns: Sequence[str],
         keys = [KEY_SEPARATOR.join(map(str, t)) for t in zip(*(rows.column(c).to_pylist() for c in key_columns))]
     names = [c for c in rows.column_names if c not in key_columns and c != timestamp_field]
     columns = []
+    vectors = []
     for name in names:
         col = rows.column(name)
+        if pa.types.is_fixed_size_list(col.type) and pa.types.is_floating(col.type.value_type):
+            columns.append(_packed_vectors(col))
+            vectors.append(name)
+            continue
         if pa.types.is_timestamp(col.type):
             col = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
         values = col.to_pylist()
@@ -73,13 +80,41 @@ def encode_rows(rows: pa.Table, key_columns: Sequence[str],
         held = out.get(key)
         if held is not None and held[0] > ts:
             continue
-        out[key] = (ts, _dumps({n: c[i] for n, c in zip(names, columns)}))
+        values = {n: c[i] for n, c in zip(names, columns)}
+        if vectors:
+            values[VECTORS] = vectors
+        out[key] = (ts, _dumps(values))
     return out
 
 
+VECTORS = "__f32"  # payload key listing the features stored as base64 float32 (compact, exact, fast)
+
+
+def _packed_vectors(col: pa.ChunkedArray) -> list[str | None]:
+    import numpy as np
+
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    dim = col.type.list_size
+    flat = pc.cast(col.flatten(), pa.float32()).to_numpy(zero_copy_only=False).reshape(-1, dim)
+    valid = col.is_valid().to_pylist() if col.null_count else None
+    if valid is None:
+        return [base64.b64encode(row.tobytes()).decode() for row in flat]
+    packed: list[str | None] = []
+    it = iter(flat)
+    for ok in valid:
+        packed.append(base64.b64encode(next(it).tobytes()).decode() if ok else None)
+    return packed
+
+
 def decode_payload(payload: str | bytes) -> dict[str, Any]:
-    """Decode a stored JSON payload."""
-    return _loads(payload if isinstance(payload, str) else payload.decode())
+    """Decode a stored JSON payload (vectors back to lists of floats)."""
+    values = _loads(payload if isinstance(payload, str) else payload.decode())
+    if VECTORS in values:
+        for name in values.pop(VECTORS):
+            packed = values.get(name)
+            if packed is not None:
+                values[name] = array("f", base64.b64decode(packed)).tolist()
+    return values
 
 
 def rows_to_table(rows: list[tuple[int, dict[str, Any]] | None], features: Sequence[str]) -> pa.Table:
@@ -183,7 +218,7 @@ class SQLiteOnlineStore:
             with self._translate():
                 row = conn.execute("SELECT event_ts, payload FROM online_rows WHERE view = ? AND entity_key = ?",
                                    (view, entity_key(keys[0]))).fetchone()
-            return [None if row is None else (row[0], _loads(row[1]))]
+            return [None if row is None else (row[0], decode_payload(row[1]))]
         wanted = [entity_key(k) for k in keys]
         found: dict[str, tuple[int, str]] = {}
         with self._translate():
@@ -196,7 +231,7 @@ class SQLiteOnlineStore:
         out: list[tuple[int, dict[str, Any]] | None] = []
         for key in wanted:
             hit = found.get(key)
-            out.append(None if hit is None else (hit[0], _loads(hit[1])))
+            out.append(None if hit is None else (hit[0], decode_payload(hit[1])))
         return out
 
     def read(self, view: str, keys: Sequence[tuple[Any, ...]], features: Sequence[str]) -> pa.Table:

@@ -105,8 +105,8 @@ def rules(workspace: Any = None) -> list[AlertRule]:
     ws = _ws(workspace)
     settings = ws.config.section("monitoring")
     seen: set[str] = set()
-    notifier_names = set(settings.notifiers) or {"log"}
-    for i, rule in enumerate(settings.rules):
+    notifier_names = set(settings.notifiers or ()) or {"log"}
+    for i, rule in enumerate(settings.rules or ()):
         where = f"[[monitoring.rules]] #{i + 1} ({rule.name!r})"
         if rule.name in seen:
             raise ValidationError(f"{where}: two rules are named {rule.name!r}; rule names must be unique")
@@ -128,7 +128,7 @@ def rules(workspace: Any = None) -> list[AlertRule]:
 
                 raise ValidationError(f"{where}: unknown notifier {name!r}{did_you_mean(name, notifier_names)}; "
                                       f"configured: {', '.join(sorted(notifier_names))}")
-    return list(settings.rules)
+    return list(settings.rules or ())
 
 
 def notifiers(workspace: Any = None) -> dict[str, Any]:

@@ -203,7 +203,7 @@ def load_monitors(tests: Sequence[str] | Mapping[str, Mapping[str, Any]] | None,
     host, config = _host_and_config(workspace)
     overrides: dict[str, Mapping[str, Any]] = {}
     if config is not None:
-        overrides.update(config.tests)
+        overrides.update(config.tests or {})
         defaults = {"numeric": list(config.numeric_tests), "categorical": list(config.categorical_tests),
                     "embedding": list(config.embedding_tests)}
     else:

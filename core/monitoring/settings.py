@@ -35,10 +35,11 @@ class MonitoringSettings:
     numeric_tests: list[str] = setting(["psi", "ks", "jensen_shannon"], "Drift tests for numeric columns.")
     categorical_tests: list[str] = setting(["chi2", "psi", "jensen_shannon"], "Drift tests for categorical columns.")
     embedding_tests: list[str] = setting(["mmd", "centroid"], "Drift tests for embedding columns.")
-    tests: dict[str, dict[str, Any]] = setting(
-        {}, "Per-test settings, e.g. [monitoring.tests.psi] major = 0.3 (see each monitor's settings).")
+    tests: dict[str, dict[str, Any]] | None = setting(
+        None, "Per-test settings as [monitoring.tests.NAME] tables, e.g. [monitoring.tests.psi] major = 0.3.")
     score_shift_std: float = setting(2.0, "Alert when a window's mean score moves more than this many reference std.")
     schedule: str = setting("*/15 * * * *", "Cron expression for `forgeml monitor run --watch`.")
-    rules: list[AlertRule] = setting([], "Alert rules, written as [[monitoring.rules]] tables.")
-    notifiers: dict[str, dict[str, Any]] = setting(
-        {}, "Notifiers by name: [monitoring.notifiers.NAME] plugin = \"webhook\" plus its settings; none: log.")
+    rules: list[AlertRule] | None = setting(
+        None, "Alert rules as [[monitoring.rules]] tables: name, metric, threshold, model, window, severity, pipeline.")
+    notifiers: dict[str, dict[str, Any]] | None = setting(
+        None, "Notifiers as [monitoring.notifiers.NAME] tables: plugin = log|shell|webhook|desktop plus its settings.")

@@ -42,6 +42,7 @@ class PipelinesSettings:
     cache: bool = setting(True, "Reuse a step's cached output when its code, inputs and parameters are unchanged.")
     trigger_mode: str = setting("inline", "inline: triggers run the pipeline in the process that saw the event; "
                                           "job: they submit `forgeml pipeline run` as a scheduler job.")
-    triggers: list[TriggerSettings] = setting([], "Triggers, written as [[pipelines.triggers]] tables.")
-    retraining: dict[str, RetrainingPolicy] = setting(
-        {}, "Retraining per model: [pipelines.retraining.MODEL] strategy = \"scheduled\", pipeline = \"...\".")
+    triggers: list[TriggerSettings] | None = setting(
+        None, "Triggers as [[pipelines.triggers]] tables: pipeline plus one of cron, on_dataset, on_feature_view.")
+    retraining: dict[str, RetrainingPolicy] | None = setting(
+        None, "Retraining per model as [pipelines.retraining.MODEL] tables: strategy, pipeline, cron, datasets.")

@@ -46,7 +46,7 @@ def triggers(workspace: Any) -> list[Trigger]:
     """Return every trigger from [[pipelines.triggers]] and [pipelines.retraining.MODEL], validated."""
     settings = workspace.config.section("pipelines")
     found: list[Trigger] = []
-    for i, t in enumerate(settings.triggers):
+    for i, t in enumerate(settings.triggers or ()):
         where = f"[[pipelines.triggers]] #{i + 1}"
         conditions = [(k, v) for k, v in (("cron", t.cron), ("dataset", t.on_dataset),
                                           ("features", t.on_feature_view)) if v]
@@ -57,7 +57,7 @@ def triggers(workspace: Any) -> list[Trigger]:
             _check_cron(condition, where)
         found.append(Trigger(t.name or f"{t.pipeline}:{kind}:{condition}", t.pipeline, kind, condition,
                              dict(t.params)))
-    for model, policy in settings.retraining.items():
+    for model, policy in (settings.retraining or {}).items():
         where = f"[pipelines.retraining.{model}]"
         origin = f"retraining:{model}"
         if policy.strategy not in STRATEGIES:

@@ -50,7 +50,7 @@ def configured_gates(ws: Any, name: str) -> list[dict[str, Any]]:
     if "registry" not in ws.plugins.settings_sections():
         return []
     settings = ws.config.section("registry")
-    model = settings.models.get(name)
+    model = (settings.models or {}).get(name)
     return [dict(g) for g in (model.gates if model else [])]
 
 

@@ -25,6 +25,7 @@ from forgeml.tracking.query import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
     from forgeml.tracking.store import TrackingStore
 
 _ATTR_SQL = {
@@ -163,8 +164,13 @@ def compile_query(query: Query, include_deleted: bool = False, experiments: Sequ
     if query.where is not None:
         conditions.append(c.cond(query.where, where_params))
     order = c.order(query)
-    sql = ("SELECT r.seq, r.id AS run_id, r.name, r.experiment, r.status, r.start_time, r.end_time, r.parent_id, "
-           f"r.job_id FROM {' '.join(c.from_sql)}")
+    # each matching run's params, metrics and tags come back as one JSON object per table, so the
+    # result needs no second round of queries
+    sql = ("SELECT r.id AS run_id, r.name, r.experiment, r.status, r.start_time, r.end_time, r.parent_id, r.job_id, "
+           "(SELECT json_group_object(key, value) FROM tracking_params WHERE run = r.seq), "
+           "(SELECT json_group_object(key, value) FROM tracking_latest_metrics WHERE run = r.seq), "
+           "(SELECT json_group_object(key, value) FROM tracking_tags WHERE run = r.seq) "
+           f"FROM {' '.join(c.from_sql)}")
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     sql += " ORDER BY " + ", ".join(order)
@@ -196,21 +202,28 @@ def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
 
     compiled = compile_query(parse_query(query or ""), include_deleted, experiments, limit)
     rows = _tuples(store.db, compiled.sql, compiled.params)
-    seqs = [r[0] for r in rows]
-    columns: dict[str, list[Any]] = {name: [r[i + 1] for r in rows] for i, name in enumerate(RUN_FIELDS)}
-    if seqs:
-        position = {seq: i for i, seq in enumerate(seqs)}
-        seqs_json = json.dumps(seqs)
-        for prefix, table in (("params", "tracking_params"), ("metrics", "tracking_latest_metrics"),
-                              ("tags", "tracking_tags")):
-            found = _tuples(store.db, f"SELECT run, key, value FROM {table} "
-                            "WHERE run IN (SELECT value FROM json_each(?)) ORDER BY key", (seqs_json,))
-            for seq, key, value in found:
-                col = columns.get(f"{prefix}.{key}")
+    n = len(rows)
+    columns: dict[str, list[Any]] = {name: [r[i] for r in rows] for i, name in enumerate(RUN_FIELDS)}
+    extra: dict[str, dict[str, list[Any]]] = {"params": {}, "metrics": {}, "tags": {}}
+    loads = json.loads
+    for i, row in enumerate(rows):
+        for prefix, blob in zip(("params", "metrics", "tags"), row[len(RUN_FIELDS):]):
+            if blob is None or blob == "{}":
+                continue
+            found = extra[prefix]
+            for key, value in loads(blob).items():
+                col = found.get(key)
                 if col is None:
-                    col = columns[f"{prefix}.{key}"] = [None] * len(seqs)
-                col[position[seq]] = value
-    frame = pd.DataFrame(columns)
+                    col = found[key] = [None] * n
+                col[i] = value
+    for prefix, found in extra.items():
+        for key in sorted(found):
+            columns[f"{prefix}.{key}"] = found[key]
+    # object dtype skips pandas' per-column string inference, which costs more than the query
+    frame = pd.DataFrame(columns, dtype=object)
     for name in ("start_time", "end_time"):
-        frame[name] = pd.to_datetime(frame[name], unit="s", utc=True)
+        frame[name] = pd.to_datetime(frame[name].astype("float64"), unit="s", utc=True)
+    for name in frame.columns:
+        if name.startswith("metrics."):
+            frame[name] = frame[name].astype("float64")
     return frame

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from forgeml.cli import main
 from jobs_support import write_script
+
+from forgeml.cli import main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

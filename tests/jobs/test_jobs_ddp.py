@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from forgeml.jobs import JobSpec, Scheduler, get_job, read_logs, submit
 from jobs_support import write_script
+
+from forgeml.jobs import JobSpec, Scheduler, get_job, read_logs, submit
 
 DDP = """
 import json

@@ -5,9 +5,10 @@ GPUs here are plain GpuSlot values standing in for real devices (no hardware nee
 
 from __future__ import annotations
 
-from forgeml.jobs.placement import DefaultPlacementPolicy, GpuSlot, JobRequest, Resources, RunningJob
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from forgeml.jobs.placement import DefaultPlacementPolicy, GpuSlot, JobRequest, Resources, RunningJob
 
 
 def gpus(n: int = 4, memory: int = 80_000, name: str = "NVIDIA H100 80GB HBM3") -> list[GpuSlot]:
@@ -102,7 +103,7 @@ def test_no_second_victim_while_the_first_is_stopping() -> None:
     assert DefaultPlacementPolicy().place([req("urgent", 1, priority=5)], slots, res(running=running)) == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     jobs=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3), st.booleans(), st.sampled_from([0, 20_000, 50_000])),
                   max_size=40),

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 
-from forgeml.jobs import JobSpec, Scheduler, get_job, job_attempts, job_events, read_logs, submit, wait
 from jobs_support import write_script
+
+from forgeml.jobs import JobSpec, Scheduler, get_job, job_attempts, job_events, read_logs, submit, wait
 
 TRAIN = """
 import json, os, signal, sys, time

@@ -14,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from forgeml.jobs import JobSpec, get_job, job_attempts, submit, wait
 from jobs_support import write_script
+
+from forgeml.jobs import JobSpec, get_job, job_attempts, submit, wait
 
 HOLD = """
 import os, time

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from jobs_support import write_script
+
 from forgeml import hookimpl
 from forgeml.errors import JobError
 from forgeml.jobs import (
@@ -25,7 +27,6 @@ from forgeml.jobs import (
     submit,
     wait,
 )
-from jobs_support import write_script
 
 
 def test_job_environment_follows_the_agreement(jobs_ws) -> None:
@@ -46,6 +47,19 @@ def test_job_environment_follows_the_agreement(jobs_ws) -> None:
     assert Path(seen["FORGEML_CHECKPOINT_DIR"]).is_dir()
     assert len(seen["CUDA_VISIBLE_DEVICES"].split(",")) == 2
     assert seen["FORGEML_RUN_ID"] == done.run_id
+
+
+def test_each_job_gets_a_tracking_run_closed_with_its_outcome(jobs_ws) -> None:
+    """The run created at submit is SCHEDULED, then FINISHED or FAILED as the job ends."""
+    from forgeml.tracking import get_run
+
+    write_script(jobs_ws, "ok.py", "pass\n")
+    write_script(jobs_ws, "bad.py", "raise SystemExit(4)\n")
+    good = submit(JobSpec(script="ok.py", params={"lr": 0.1}), jobs_ws)
+    bad = submit(JobSpec(script="bad.py"), jobs_ws)
+    assert get_run(good.run_id).status == "SCHEDULED" and get_run(good.run_id).job_id == good.id
+    Scheduler(jobs_ws).run_until_idle(timeout=30)
+    assert get_run(good.run_id).status == "FINISHED" and get_run(bad.run_id).status == "FAILED"
 
 
 def test_state_is_committed_before_the_event_fires(jobs_ws) -> None:

@@ -6,11 +6,12 @@ GPU checks run against the ``declared`` inventory (4 fake H100s), not real hardw
 from __future__ import annotations
 
 import pytest
+from jobs_support import write_script
+
 from forgeml.errors import NotFoundError, ValidationError
 from forgeml.jobs import JobSpec, list_jobs, parse_duration, parse_memory, submit
 from forgeml.jobs.flags import spec_from_flags
 from forgeml.jobs.spec import gpu_matches
-from jobs_support import write_script
 
 
 @pytest.mark.parametrize(("text", "mib"), [

@@ -211,3 +211,61 @@ def test_desktop_notifier_reports_cleanly_without_a_desktop(configure, monkeypat
 
     with pytest.raises(PluginError, match="desktop notifier"):
         notifiers(ws)["desk"].notify({"rule": "r", "message": "m", "severity": "info"})
+
+
+def test_a_drift_rule_against_the_training_dataset_triggers_retraining(configure):
+    import numpy as np
+    import pyarrow as pa
+
+    from forgeml.datasets import register_dataset
+    from forgeml.pipelines import list_runs
+
+    ws = configure("""
+[pipelines]
+modules = ["retrain.py"]
+
+[monitoring.notifiers.file]
+plugin = "log"
+
+[[monitoring.rules]]
+name = "features-drift"
+metric = "drift_share"
+threshold = 0.5
+op = ">="
+model = "m"
+window = "1h"
+reference = "train@v1"
+pipeline = "retrain_model"
+""")
+    (ws.root / "retrain.py").write_text(RETRAIN)
+    register_dataset("train", pa.table({"x": np.random.default_rng(0).normal(0, 1, 3_000)}), workspace=ws)
+    write_log(ws, "m", log_table(NOW - timedelta(minutes=50), 600, seed=1, spacing_s=5))
+    assert evaluate(ws, now=NOW)[0].outcome == "ok"
+    later = NOW + timedelta(hours=2)
+    write_log(ws, "m", log_table(later - timedelta(minutes=50), 600, seed=2, spacing_s=5, feature_shift=1.0))
+    [outcome] = evaluate(ws, now=later)
+    assert outcome.outcome == "fired" and outcome.value == 1.0
+    assert outcome.alert.details["drifted_columns"] == ["x"]
+    assert [r["cause"] for r in list_runs(workspace=ws)] == [f"alert:{outcome.alert.id} rule features-drift"]
+    logged = (ws.root / ".forgeml" / "monitoring" / "alerts.log").read_text().splitlines()
+    assert json.loads(logged[0])["rule"] == "features-drift"
+
+
+def test_drift_cli_compares_files(workspace, tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from forgeml.cli import cli
+
+    rng = np.random.default_rng(4)
+    pq.write_table(pa.table({"a": rng.normal(0, 1, 4000), "b": rng.normal(0, 1, 4000)}), tmp_path / "ref.parquet")
+    pq.write_table(pa.table({"a": rng.normal(0, 1, 4000), "b": rng.normal(2, 1, 4000)}), tmp_path / "cur.parquet")
+    result = CliRunner().invoke(cli, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet"),
+                                      "--tests", "ks,psi", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["drifted_columns"] == ["b"]
+    assert {t["test"] for t in report["columns"][0]["tests"]} == {"ks", "psi"}
+    table = CliRunner().invoke(cli, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")])
+    assert "1 of 2 columns drifted" in table.output

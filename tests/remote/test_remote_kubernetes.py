@@ -190,7 +190,10 @@ class FakeApiServer:
                 if url.path.rstrip("/") == "/api/v1/namespaces/ml":
                     return self._send(200, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}})
                 if url.path.rstrip("/") == "/version":
-                    return self._send(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.2"})
+                    return self._send(200, {"major": "1", "minor": "33", "gitVersion": "v1.33.2",
+                                            "gitCommit": "a57b6f7709f6c2722b92f07b8b4c48210a51fc40",
+                                            "gitTreeState": "clean", "buildDate": "2025-06-17T18:34:18Z",
+                                            "goVersion": "go1.24.4", "compiler": "gc", "platform": "linux/amd64"})
                 if url.path.endswith("/log"):
                     return self._send(200, "epoch 1\nepoch 2\n", "text/plain")
                 if parts[-1] == "pods":

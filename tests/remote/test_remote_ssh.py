@@ -34,33 +34,6 @@ def request(job_code: Path, tmp_path: Path, job_id: str, argv: list[str], env=No
                          workdir=str(job_code), log_path=str(tmp_path / f"{job_id}.log"), spec=spec)
 
 
-def test_job_runs_end_to_end_and_metrics_and_artifacts_come_back(workspace, ssh_settings, job_code, tmp_path):
-    from forgeml.tracking import create_run, get_metric_history, get_run, list_artifacts
-
-    run = create_run("remote-ssh", "default")
-    executor = SshExecutor(ssh_settings, workspace)
-    handle = executor.launch(request(job_code, tmp_path, "ssh-e2e", ["tracked.py", "4"],
-                                     env={"FORGEML_RUN_ID": run.id}))
-    status = wait_done(executor, handle)
-    assert status.state == "succeeded" and status.exit_code == 0, status
-    log = (tmp_path / "ssh-e2e.log").read_text()
-    assert "step 3" in log and "done" in log
-    # a CPU job on this target sees no GPU
-    assert "CUDA_VISIBLE_DEVICES=<unset>" in log
-    back = get_run(run.id)
-    assert back.params["lr"] == "0.1"
-    assert back.tags["forgeml.target"].startswith("ssh:")
-    history = get_metric_history(run.id, "loss")
-    assert list(history["step"]) == [0, 1, 2, 3]
-    (artifact,) = list_artifacts(run.id)
-    assert artifact.path == "model.txt"
-    assert workspace.artifacts.get_bytes(artifact.digest) == b"weights after 4 steps"
-    text, offset = executor.logs(handle, 0)
-    assert "done" in text and offset == len(text.encode())
-    tail, _ = executor.logs(handle, offset)
-    assert tail == ""
-
-
 def test_unchanged_files_are_not_sent_again(workspace, ssh_settings, job_code, tmp_path):
     from forgeml.remote.snapshot import take_snapshot
     from forgeml.remote.sync import sync_snapshot
@@ -122,6 +95,9 @@ def test_job_survives_a_dropped_connection_and_a_fresh_executor_reattaches(works
     assert seen_while_running, "metrics were not brought back incrementally while the job ran"
     assert get_run(run.id).metrics["loss"] == pytest.approx(1 / 10)
     assert "done" in (tmp_path / "ssh-drop.log").read_text()
+    text, offset = fresh.logs(handle, 0)
+    assert "step 9" in text and offset == len(text.encode())
+    assert fresh.logs(handle, offset) == ("", offset)
 
 
 def test_failing_job_reports_its_exit_code(workspace, ssh_settings, job_code, tmp_path):

@@ -1,0 +1,194 @@
+"""Tuning end to end: real Optuna studies whose trials are real scheduler jobs in this workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from forgeml.errors import ForgeError, ValidationError
+from forgeml.tuning import TuneConfig, list_studies, parse_space, study_trials, tune
+from forgeml.workspace import Workspace, set_current
+
+SKLEARN_TRAIN = """
+import forgeml
+import numpy as np
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_squared_error
+
+p = forgeml.trial_params()
+rng = np.random.default_rng(0)
+X = rng.normal(size=(400, 8))
+y = X @ rng.normal(size=8) + rng.normal(scale=0.5, size=400)
+model = Ridge(alpha=p["alpha"]).fit(X[:300], y[:300])
+with forgeml.start_run():
+    forgeml.log_metric("val_loss", float(mean_squared_error(y[300:], model.predict(X[300:]))))
+"""
+
+STEPS_TRAIN = """
+import time, forgeml
+p = forgeml.trial_params()
+with forgeml.start_run():
+    for step in range(12):
+        loss = abs(p["x"] - 1.0) + 1.0 / (step + 1)
+        forgeml.report(step, loss)
+        if forgeml.should_prune():
+            raise forgeml.TrialPruned()
+        time.sleep(0.15)
+    forgeml.log_metric("val_loss", loss)
+"""
+
+GPU_TRAIN = """
+import os, time, json, forgeml
+start = time.time()
+time.sleep(0.6)
+with open(os.environ["OUT"], "a") as f:
+    f.write(json.dumps({"gpus": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": start, "end": time.time()}) + "\\n")
+with forgeml.start_run():
+    forgeml.log_metric("val_loss", forgeml.trial_params()["x"] ** 2)
+"""
+
+
+def _space(**params: dict) -> object:
+    return parse_space(params)
+
+
+@pytest.fixture
+def gpu_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A workspace whose scheduler sees two declared GPUs (a fake inventory: no GPU exists here)."""
+    root = tmp_path / "ws"
+    Workspace.init(root)
+    with open(root / "plugins.toml", "a") as f:
+        f.write('\n[scheduler.inventory]\nplugin = "declared"\ncount = 2\n')
+    text = (root / "plugins.toml").read_text()
+    # the default file already has a [scheduler.inventory] table; keep the last one only
+    head, _, tail = text.rpartition("\n[scheduler.inventory]\n")
+    head = head.replace('[scheduler.inventory]\nplugin = "nvml"\n', "")
+    (root / "plugins.toml").write_text(head + "\n[scheduler.inventory]\n" + tail)
+    ws = Workspace(root)
+    monkeypatch.setenv("FORGEML_HOME", str(root))
+    monkeypatch.chdir(root)
+    set_current(ws)
+    yield ws
+    set_current(None)
+    ws.close()
+
+
+def test_sklearn_study_improves_over_first_trial(workspace):
+    (workspace.root / "train.py").write_text(SKLEARN_TRAIN)
+    space = _space(alpha={"type": "float", "low": 1e-3, "high": 1e4, "log": True})
+    result = tune(TuneConfig(script="train.py", space=space, trials=6, parallel=2, sampler="random", seed=4,
+                             pruner="none", study_name="ridge"), workspace=workspace)
+    trials = study_trials("ridge", workspace=workspace).sort_values("number")
+    assert result.complete == 6 and result.failed == 0
+    assert result.best_value < trials["value"].iloc[0]
+    assert result.best_value == pytest.approx(trials["value"].min())
+    # every trial is a child run of the study's run
+    from forgeml.tracking import get_run
+
+    for run_id in trials["run_id"]:
+        assert get_run(run_id, workspace=workspace).parent_id == result.study_run_id
+    assert [s["name"] for s in list_studies(workspace)] == ["ridge"]
+
+
+def test_asha_prunes_bad_trials(workspace):
+    (workspace.root / "train.py").write_text(STEPS_TRAIN)
+    space = _space(x={"type": "float", "low": -6.0, "high": 6.0})
+    result = tune(TuneConfig(script="train.py", space=space, trials=8, parallel=2, sampler="random", seed=1,
+                             pruner="asha", study_name="asha"), workspace=workspace)
+    trials = study_trials("asha", workspace=workspace)
+    assert result.pruned >= 1, trials[["number", "state", "value", "last_step"]]
+    pruned = trials[trials["state"] == "PRUNED"]
+    assert (pruned["last_step"] < 11).all()
+    assert result.complete + result.pruned + result.failed == 8
+
+
+def test_parallel_trials_never_share_a_gpu(gpu_workspace, tmp_path):
+    out = tmp_path / "placements.jsonl"
+    (gpu_workspace.root / "train.py").write_text(GPU_TRAIN)
+    space = _space(x={"type": "float", "low": -1.0, "high": 1.0})
+    result = tune(TuneConfig(script="train.py", space=space, trials=4, parallel="auto", gpus_per_trial=1,
+                             sampler="random", seed=0, pruner="none", study_name="gpus", env={"OUT": str(out)}),
+                  workspace=gpu_workspace)
+    assert result.complete == 4
+    spans = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(spans) == 4 and all(s["gpus"] in ("0", "1") for s in spans)
+    for i, a in enumerate(spans):
+        for b in spans[i + 1:]:
+            if a["gpus"] == b["gpus"]:
+                assert a["end"] <= b["start"] or b["end"] <= a["start"], (a, b)
+
+
+def test_resume_after_killing_the_tuner(workspace):
+    """Kill -9 the tuning process mid-study, resume: every trial counted once, none lost or duplicated."""
+    root = workspace.root
+    (root / "train.py").write_text("import time, forgeml\ntime.sleep(0.5)\nwith forgeml.start_run():\n"
+                                   "    forgeml.log_metric('val_loss', forgeml.trial_params()['x'] ** 2)\n")
+    (root / "space.toml").write_text('[x]\ntype = "float"\nlow = -2.0\nhigh = 2.0\n')
+    cmd = [sys.executable, "-m", "forgeml", "tune", "train.py", "--space", "space.toml", "--trials", "6",
+           "--parallel", "2", "--sampler", "random", "--seed", "3", "--pruner", "none", "--study", "resumable"]
+    env = {**os.environ, "FORGEML_HOME": str(root)}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            trials = study_trials("resumable", workspace=workspace)
+        except ForgeError:
+            continue
+        if (trials["state"] == "COMPLETE").sum() >= 2:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = subprocess.run(cmd + ["--resume", "--json"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    trials = study_trials("resumable", workspace=workspace)
+    finished = trials[trials["state"].isin(["COMPLETE", "FAIL", "PRUNED"]) & trials["job_id"].notna()]
+    assert len(finished) == 6 and result["complete"] + result["failed"] == 6
+    assert trials["job_id"].dropna().is_unique
+    from forgeml.jobs import list_jobs
+
+    trial_jobs = [j for j in list_jobs(ws=workspace) if j.name.startswith("resumable-trial-")]
+    assert sorted(j.id for j in trial_jobs) == sorted(trials["job_id"].dropna())
+
+
+def test_bad_space_and_options_are_clear_errors(workspace):
+    with pytest.raises(ValidationError, match="low .* must be below high"):
+        parse_space({"lr": {"type": "float", "low": 1.0, "high": 0.1}})
+    with pytest.raises(ValidationError, match="did you mean 'float'"):
+        parse_space({"lr": {"type": "flaot", "low": 0.1, "high": 1.0}})
+    with pytest.raises(ValidationError, match="must be defined above it"):
+        parse_space({"m": {"type": "float", "low": 0.0, "high": 1.0, "condition": {"opt": "sgd"}}})
+    (workspace.root / "t.py").write_text("pass\n")
+    space = _space(x={"type": "int", "low": 0, "high": 3})
+    with pytest.raises(ForgeError, match="unknown sampler 'tpee'"):
+        tune(TuneConfig(script="t.py", space=space, sampler="tpee"), workspace=workspace)
+    with pytest.raises(ValidationError, match="does not exist"):
+        tune(TuneConfig(script="missing.py", space=space), workspace=workspace)
+
+
+def test_conditional_parameters_are_sampled_only_when_active():
+    import optuna
+
+    space = _space(opt={"type": "categorical", "choices": ["adam", "sgd"]},
+                   momentum={"type": "float", "low": 0.0, "high": 0.9, "condition": {"opt": "sgd"}},
+                   layers={"type": "int", "low": 1, "high": 4, "step": 1})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = []
+    for _ in range(20):
+        trial = study.ask()
+        params = space.sample(trial)
+        seen.append(params)
+        study.tell(trial, 0.0)
+    assert all(("momentum" in p) == (p["opt"] == "sgd") for p in seen)
+    assert {p["layers"] for p in seen} <= {1, 2, 3, 4}
+    assert textwrap.dedent("x") == "x"
