@@ -104,6 +104,30 @@ def placement_cycle(repeats: int = 15) -> dict:
             "placement_jobs_placed": placed}
 
 
+def full_cycle_read(ws, count: int = 10_000, repeats: int = 5) -> dict:
+    """Time the scheduler's read of 10,000 pending rows into placement requests plus place() itself."""
+    from forgeml.jobs import Scheduler
+    from forgeml.jobs.queue import jobs_store
+
+    rng = random.Random(1)
+    now = time.time()
+    rows = [(f"bulk{i:05d}", "bulk", "{}", "PENDING", "local", rng.randrange(10), rng.choice([1, 2, 4]), now, now)
+            for i in range(count)]
+    store = jobs_store(ws)
+    store.executemany("INSERT INTO jobs (id, name, spec, state, target, priority, gpus, submitted_at, updated_at)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    scheduler = Scheduler(ws)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        _, requests = scheduler.pending(time.time())
+        slots, resources = scheduler.snapshot([])
+        scheduler.policy.place(requests, slots, resources)
+        times.append(time.perf_counter() - t)
+    store.execute("DELETE FROM jobs WHERE name = 'bulk'")
+    return {"read_and_place_10k_pending_from_store_ms": round(statistics.median(times) * 1000, 1)}
+
+
 def drain(ws, jobs: int = 200) -> dict:
     """Queue 200 `python -c pass` jobs, start the scheduler, and time the drain against a bare pool."""
     from forgeml.jobs import JobSpec, submit
@@ -143,6 +167,7 @@ def main() -> None:
     result.update(placement_cycle())
     with tempfile.TemporaryDirectory() as tmp:
         ws = open_workspace(Path(tmp) / "ws")
+        result.update(full_cycle_read(ws))
         proc = start_scheduler(ws)
         try:
             result.update(submit_latency(ws))

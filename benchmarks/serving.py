@@ -112,12 +112,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(port: int, path: str, timeout: float = 120.0) -> float:
+def wait_http(port: int, path: str, timeout: float = 120.0, proc: Any = None) -> float:
     """Wait until GET path answers 200; return the seconds it took."""
     import httpx
 
     started = time.monotonic()
     while time.monotonic() - started < timeout:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code == 200:
                 return time.monotonic() - started
@@ -135,10 +137,11 @@ class Server:
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      start_new_session=True)
         try:
-            self.startup_s = round(wait_http(port, health), 2)
-        except RuntimeError:
+            self.startup_s = round(wait_http(port, health, proc=self.proc), 2)
+        except RuntimeError as e:
             self.stop()
-            raise
+            err = self.proc.stderr.read().decode(errors="replace")[-3000:] if self.proc.stderr else ""
+            raise RuntimeError(f"{e}; server stderr:\n{err}") from None
 
     def stop(self) -> None:
         """Stop the server's process group."""

@@ -6,15 +6,19 @@ The public API is loaded lazily so that ``import forgeml`` stays fast and pulls 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ForgeError
-from forgeml.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from forgeml.hookspecs import hookimpl as hookimpl
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; resolved on first attribute access
 _LAZY: dict[str, str] = {
+    # plugins write `from forgeml import hookimpl`; pluggy loads only then, not on `import forgeml`
+    "hookimpl": "forgeml.hookspecs",
     "Workspace": "forgeml.workspace",
     # tracking
     "start_run": "forgeml.tracking",
@@ -65,7 +69,7 @@ _LAZY: dict[str, str] = {
     "evaluate": "forgeml.evaluation",
 }
 
-__all__ = ["ForgeError", "hookimpl", "__version__", *_LAZY]
+__all__ = ["ForgeError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

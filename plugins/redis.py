@@ -60,11 +60,11 @@ class RedisOnlineStore:
         """Upsert each key's newest row unless Redis holds a newer one; return rows written."""
         from forgeml.storage.online import encode_rows
 
-        encoded = list(encode_rows(rows, key_columns, timestamp_field).items())
+        encoded = list(zip(*encode_rows(rows, key_columns, timestamp_field)))
         written = 0
         for start in range(0, len(encoded), self.batch):
             pipe = self.client.pipeline(transaction=False)
-            for key, (ts, payload) in encoded[start:start + self.batch]:
+            for key, ts, payload in encoded[start:start + self.batch]:
                 self._upsert(keys=[self._key(view, key)], args=[ts, payload, self.expire_ms], client=pipe)
             written += sum(self._call(pipe.execute))
         return written

@@ -15,6 +15,8 @@ class BatchingSettings:
     enabled: bool = setting(True, "Group concurrent requests into one predict call.")
     max_batch_size: int = setting(64, "Most rows in one predict call.")
     max_delay_ms: float = setting(0.0, "How long the first request of a batch waits for more (0: take what is queued).")
+    inline_max_ms: float = setting(1.0, "Models whose one-row predict is faster than this run on the event loop "
+                                        "instead of a thread (0: always a thread).")
 
 
 @dataclass
@@ -55,7 +57,9 @@ class ServingSettings:
     log_predictions: bool = setting(True, "Append every prediction to the Parquet prediction log.")
     predlog_flush_s: float = setting(1.0, "How often the prediction log is flushed to Parquet.")
     predict_threads: int = setting(4, "Threads running predict calls side by side when batching is off.")
-    endpoints: dict[str, EndpointSettings] = setting({}, "Per-endpoint tables: [serving.endpoints.NAME].")
+    # None rather than {} so the default plugins.toml leaves room for [serving.endpoints.NAME] tables
+    endpoints: dict[str, EndpointSettings] | None = setting(
+        None, "Add one [serving.endpoints.NAME] table per endpoint (model, shadow, ab_model, batching, canary).")
 
 
 @hookimpl

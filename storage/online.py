@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import os
 import sqlite3
 import threading
@@ -12,6 +11,7 @@ import time
 from array import array
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -45,65 +45,95 @@ _loads = json.JSONDecoder().decode
 
 
 def encode_rows(rows: pa.Table, key_columns: Sequence[str],
-                timestamp_field: str) -> dict[str, tuple[int, str]]:
-    """Return {key: (event time in epoch µs, JSON payload)}, keeping the newest row of each key."""
+                timestamp_field: str) -> tuple[list[str], list[int], list[str]]:
+    """Return parallel lists of keys, event times (epoch µs) and JSON payloads, newest row per key.
+
+    Payloads are built column-wise by Arrow (numbers print in their shortest exact form), so a
+    write costs little Python per row.
+    """
     from forgeml.storage.offline import timestamp_micros
 
     missing = [c for c in (*key_columns, timestamp_field) if c not in rows.column_names]
     if missing:
         raise ValidationError(f"online rows lack column {missing[0]!r}; they need {', '.join(key_columns)} "
                               f"and {timestamp_field}")
-    micros = timestamp_micros(rows.column(timestamp_field), f"online rows column {timestamp_field!r}").to_pylist()
-    if len(key_columns) == 1:
-        keys = [str(k) for k in rows.column(key_columns[0]).to_pylist()]
-    else:
-        keys = [KEY_SEPARATOR.join(map(str, t)) for t in zip(*(rows.column(c).to_pylist() for c in key_columns))]
+    if rows.num_rows == 0:
+        return [], [], []
+    micros = timestamp_micros(rows.column(timestamp_field), f"online rows column {timestamp_field!r}")
+    if micros.null_count:
+        raise ValidationError(f"online rows: {micros.null_count} rows have a null {timestamp_field!r}")
+    keys = _key_strings(rows, key_columns)
     names = [c for c in rows.column_names if c not in key_columns and c != timestamp_field]
-    columns = []
-    vectors = []
-    for name in names:
-        col = rows.column(name)
-        if pa.types.is_fixed_size_list(col.type) and pa.types.is_floating(col.type.value_type):
-            columns.append(_packed_vectors(col))
-            vectors.append(name)
-            continue
-        if pa.types.is_timestamp(col.type):
-            col = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC")), pa.int64())
-        values = col.to_pylist()
-        if pa.types.is_floating(col.type):
-            values = [None if v is not None and math.isnan(v) else v for v in values]
-        columns.append(values)
-    out: dict[str, tuple[int, str]] = {}
-    for i, (key, ts) in enumerate(zip(keys, micros)):
-        if ts is None:
-            raise ValidationError(f"online rows: row {i} has a null {timestamp_field!r}")
-        held = out.get(key)
-        if held is not None and held[0] > ts:
-            continue
-        values = {n: c[i] for n, c in zip(names, columns)}
-        if vectors:
-            values[VECTORS] = vectors
-        out[key] = (ts, _dumps(values))
-    return out
+    pieces: list[Any] = []
+    vectors = [n for n in names if _is_vector(rows.column(n).type)]
+    for i, name in enumerate(names):
+        pieces.append(("{" if i == 0 else ",") + _dumps(name) + ":")
+        pieces.append(_json_column(rows.column(name)))
+    if vectors:
+        pieces.append(("," if names else "{") + _dumps(VECTORS) + ":" + _dumps(vectors))
+    pieces.append("}" if names or vectors else "{}")
+    payloads = pc.binary_join_element_wise(*pieces, "").to_pylist() if len(pieces) > 1 else ["{}"] * rows.num_rows
+    ts = micros.to_pylist()
+    if pc.count_distinct(keys).as_py() == len(keys):
+        return keys.to_pylist(), ts, payloads
+    newest: dict[str, int] = {}
+    key_list = keys.to_pylist()
+    for i in sorted(range(len(ts)), key=ts.__getitem__):  # ascending time: the last write of a key wins
+        newest[key_list[i]] = i
+    return list(newest), [ts[i] for i in newest.values()], [payloads[i] for i in newest.values()]
+
+
+def _is_vector(tp: pa.DataType) -> bool:
+    return pa.types.is_fixed_size_list(tp) and pa.types.is_floating(tp.value_type)
+
+
+def _key_strings(rows: pa.Table, key_columns: Sequence[str]) -> pa.Array:
+    def one(name: str) -> pa.Array:
+        col = rows.column(name).combine_chunks()
+        if pa.types.is_integer(col.type) or pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            return pc.cast(col, pa.string())
+        return pa.array([str(v) for v in col.to_pylist()], pa.string())  # the same text entity_key() makes
+
+    if len(key_columns) == 1:
+        return one(key_columns[0])
+    return pc.binary_join_element_wise(*(one(c) for c in key_columns), KEY_SEPARATOR)
+
+
+def _json_column(col: pa.ChunkedArray) -> pa.Array:
+    """Render a column as JSON value text, one string per row, vectorized where the type allows."""
+    col = col.combine_chunks()
+    tp = col.type
+    if _is_vector(tp):
+        return pa.array(_packed_vectors(col), pa.string())
+    if pa.types.is_floating(tp):
+        col = pc.cast(col, pa.float64())  # float32 printed through float64 reads back as the same number
+        col = pc.if_else(pc.is_nan(col), pa.scalar(None, pa.float64()), col)
+        text = pc.cast(col, pa.string())
+        text = pc.if_else(pc.match_substring_regex(text, r"^-?\d+$"), pc.binary_join_element_wise(text, ".0", ""),
+                          text)
+        text = pc.replace_substring_regex(text, r"^(-?)inf$", r"\1Infinity")
+        return text.fill_null("null")
+    if pa.types.is_integer(tp) or pa.types.is_boolean(tp):
+        return pc.cast(col, pa.string()).fill_null("null")
+    if pa.types.is_timestamp(tp):
+        micros = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC" if tp.tz else None)), pa.int64())
+        return pc.cast(micros, pa.string()).fill_null("null")
+    return pa.array([_dumps(v) for v in col.to_pylist()], pa.string())
 
 
 VECTORS = "__f32"  # payload key listing the features stored as base64 float32 (compact, exact, fast)
 
 
-def _packed_vectors(col: pa.ChunkedArray) -> list[str | None]:
-    import numpy as np
+def _packed_vectors(col: pa.Array) -> list[str]:
+    """Render vectors as quoted base64 float32 JSON strings ("null" for a missing vector)."""
 
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     dim = col.type.list_size
     flat = pc.cast(col.flatten(), pa.float32()).to_numpy(zero_copy_only=False).reshape(-1, dim)
-    valid = col.is_valid().to_pylist() if col.null_count else None
-    if valid is None:
-        return [base64.b64encode(row.tobytes()).decode() for row in flat]
-    packed: list[str | None] = []
+    encode = base64.b64encode
+    if not col.null_count:
+        return ['"' + encode(row.tobytes()).decode() + '"' for row in flat]
     it = iter(flat)
-    for ok in valid:
-        packed.append(base64.b64encode(next(it).tobytes()).decode() if ok else None)
-    return packed
+    return ['"' + encode(next(it).tobytes()).decode() + '"' if ok else "null" for ok in col.is_valid().to_pylist()]
 
 
 def decode_payload(payload: str | bytes) -> dict[str, Any]:
@@ -183,11 +213,11 @@ class SQLiteOnlineStore:
     # ------------------------------------------------------------ writes
     def write(self, view: str, rows: pa.Table, key_columns: Sequence[str], timestamp_field: str) -> int:
         """Upsert each key's newest row unless the stored one is newer; return rows written."""
-        encoded = encode_rows(rows, key_columns, timestamp_field)
-        if not encoded:
+        keys, times, payloads = encode_rows(rows, key_columns, timestamp_field)
+        if not keys:
             return 0
         now = int(time.time() * 1_000_000)
-        params = [(view, key, ts, now, payload) for key, (ts, payload) in encoded.items()]
+        params = zip(repeat(view), keys, times, repeat(now), payloads)
         conn = self.connection()
         with self._translate():
             conn.execute("BEGIN IMMEDIATE")
@@ -219,20 +249,17 @@ class SQLiteOnlineStore:
                 row = conn.execute("SELECT event_ts, payload FROM online_rows WHERE view = ? AND entity_key = ?",
                                    (view, entity_key(keys[0]))).fetchone()
             return [None if row is None else (row[0], decode_payload(row[1]))]
-        wanted = [entity_key(k) for k in keys]
-        found: dict[str, tuple[int, str]] = {}
+        wanted = [str(k[0]) for k in keys] if len(keys[0]) == 1 else [entity_key(k) for k in keys] if keys else []
+        found: dict[str, tuple[int, dict[str, Any]]] = {}
         with self._translate():
             for start in range(0, len(wanted), READ_CHUNK):
                 chunk = wanted[start:start + READ_CHUNK]
                 sql = ("SELECT entity_key, event_ts, payload FROM online_rows WHERE view = ? AND entity_key IN ("
                        + ",".join("?" * len(chunk)) + ")")
-                for key, ts, payload in conn.execute(sql, (view, *chunk)):
-                    found[key] = (ts, payload)
-        out: list[tuple[int, dict[str, Any]] | None] = []
-        for key in wanted:
-            hit = found.get(key)
-            out.append(None if hit is None else (hit[0], decode_payload(hit[1])))
-        return out
+                for key, ts, payload in conn.execute(sql, (view, *chunk)).fetchall():
+                    found[key] = (ts, decode_payload(payload))
+        get = found.get
+        return [get(key) for key in wanted]
 
     def read(self, view: str, keys: Sequence[tuple[Any, ...]], features: Sequence[str]) -> pa.Table:
         """Return the features and _event_timestamp per key as an Arrow table (nulls when absent)."""

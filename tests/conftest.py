@@ -14,11 +14,14 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# pytester runs the conformance suites the way a plugin author's test run would (tests/kernel)
+pytest_plugins = ["pytester"]
 
 SERVICES_DIR = Path(__file__).parent / "services"
 
@@ -196,7 +199,6 @@ class SlurmCluster(_ItemAccess):
     partition: str = "debug"
     node: str = "localhost"
     state_dir: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
     def command_env(self) -> dict[str, str]:
         """os.environ merged with the cluster's variables, for subprocess calls."""

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import click
+
 from forgeml.cli.output import emit_json, print_table
 
 
@@ -71,6 +72,7 @@ def _watch(ws: Any, only: tuple[str, ...], as_json: bool) -> None:
     from datetime import UTC, datetime
 
     from croniter import croniter
+
     from forgeml.monitoring.alerts import evaluate
 
     schedule = ws.config.section("monitoring").schedule

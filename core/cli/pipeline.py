@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import click
+
 from forgeml.cli.output import emit_json, print_table
 
 

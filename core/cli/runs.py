@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from forgeml.cli.output import emit_json, print_table
 
 SHOWN_VALUE_COLUMNS = 8
@@ -84,7 +85,10 @@ def runs_ls(experiments: tuple[str, ...], status: str | None, limit: int, delete
 @click.option("--deleted", is_flag=True, help="Include deleted runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs_search(query: str, limit: int | None, deleted: bool, as_json: bool) -> None:
-    """Search runs, e.g. "params.lr between 1e-4 and 1e-3 and metrics.val_loss < 0.5 order by metrics.val_loss"."""
+    """Search runs by attributes, params, metrics and tags with a QUERY.
+
+    Example: "params.lr between 1e-4 and 1e-3 and metrics.val_loss < 0.5 order by metrics.val_loss"
+    """
     from forgeml.tracking import search_runs
 
     frame = search_runs(query, include_deleted=deleted, limit=limit)
@@ -137,10 +141,11 @@ def runs_show(run_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs_compare(run_ids: tuple[str, ...], only_diff: bool, as_json: bool) -> None:
     """Compare runs side by side: params and final metrics, differences highlighted."""
-    from forgeml.tracking import compare_runs
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from forgeml.tracking import compare_runs
 
     comparison = compare_runs(list(run_ids))
     rows = [r for r in comparison.rows if r["differs"] or not only_diff]

@@ -7,7 +7,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from forgeml.errors import ValidationError
-from forgeml.evaluation.evaluate import Predictions, _workspace, load_for_evaluation, load_table, predict, score
+from forgeml.evaluation.evaluate import (
+    Predictions,
+    _workspace,
+    load_for_evaluation,
+    load_table,
+    predict,
+    score,
+)
 from forgeml.evaluation.metrics import higher_is_better
 
 
@@ -46,7 +53,8 @@ class Comparison:
 
 
 def _subset(p: Predictions, idx: Any) -> Predictions:
-    pick = (lambda a: None if a is None else a[idx])
+    def pick(a):
+        return (None if a is None else a[idx])
     return Predictions(p.task, p.y_true[idx], p.y_pred[idx], pick(p.proba), p.classes, pick(p.query))
 
 
@@ -75,22 +83,30 @@ def compare(champion: Any, challenger: Any, dataset: Any, target: str, *, metric
     if pa_.task == "ranking":  # resample whole queries so a query's rows stay together
         queries = np.unique(pa_.query)
         rows_of = {q: np.flatnonzero(pa_.query == q) for q in queries}
+    fast = {m: _fast_metric(pa_.task, m, pa_) for m in names}
     for _ in range(n_boot):
         if pa_.task == "ranking":
             idx = np.concatenate([rows_of[q] for q in rng.choice(queries, len(queries))])
         else:
             idx = rng.integers(0, n, n)
-        sa, sb = score(_subset(pa_, idx)), score(_subset(pb, idx))
+        sa = sb = None
         for m in names:
-            if sa.get(m) is not None and sb.get(m) is not None:
-                draws[m].append((sa[m], sb[m]))
+            if fast[m] is not None:
+                va, vb = fast[m](pa_, idx), fast[m](pb, idx)
+            else:
+                if sa is None:
+                    sa, sb = score(_subset(pa_, idx)), score(_subset(pb, idx))
+                va, vb = sa.get(m), sb.get(m)
+            if va is not None and vb is not None:
+                draws[m].append((va, vb))
     lo, hi = (1 - confidence) / 2 * 100, (1 + confidence) / 2 * 100
     out = Comparison(champ_label, chall_label, label, target, pa_.task, n, n_boot, confidence)
     for m in names:
         d = np.array(draws[m]) if draws[m] else np.empty((0, 2))
         better = higher_is_better(m)
         diff = d[:, 1] - d[:, 0]
-        interval = (lambda a: (float(np.percentile(a, lo)), float(np.percentile(a, hi))) if len(a) else None)
+        def interval(a):
+            return ((float(np.percentile(a, lo)), float(np.percentile(a, hi))) if len(a) else None)
         out.metrics.append(MetricComparison(
             m, base_a[m], base_b[m],
             None if base_a[m] is None or base_b[m] is None else base_b[m] - base_a[m],
@@ -98,6 +114,44 @@ def compare(champion: Any, challenger: Any, dataset: Any, target: str, *, metric
             float(np.mean(diff > 0) if better else np.mean(diff < 0)) if len(diff) else None, better,
         ))
     return out
+
+
+def _fast_metric(task: str, metric: str, p: Predictions) -> Callable[[Predictions, Any], float | None] | None:
+    """Return a numpy version of a metric for bootstrap resamples (same values as scikit-learn's), or None."""
+    import numpy as np
+
+    binary = p.proba is None or np.ndim(p.proba) == 1
+    if task == "classification" and metric == "accuracy":
+        return lambda q, i: float(np.mean(q.y_true[i] == q.y_pred[i]))
+    if task == "classification" and metric == "roc_auc" and binary and p.proba is not None:
+        from scipy.stats import rankdata
+
+        def auc(q: Predictions, i: Any) -> float | None:
+            y, s = q.y_true[i], q.proba[i]
+            pos = int(y.sum())
+            neg = len(y) - pos
+            if pos == 0 or neg == 0:
+                return None
+            ranks = rankdata(s)  # Mann-Whitney U with average ranks for ties equals ROC-AUC
+            return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+        return auc
+    if task == "classification" and metric == "log_loss" and binary and p.proba is not None:
+        def log_loss(q: Predictions, i: Any) -> float:
+            eps = np.finfo(np.float64).eps  # what scikit-learn clips with
+            y, s = q.y_true[i], np.clip(q.proba[i], eps, 1 - eps)
+            return float(-np.mean(y * np.log(s) + (1 - y) * np.log(1 - s)))
+        return log_loss
+    if task == "regression" and metric in ("rmse", "mae", "r2"):
+        def reg(q: Predictions, i: Any) -> float | None:
+            y, f = q.y_true[i], q.y_pred[i]
+            if metric == "rmse":
+                return float(np.sqrt(np.mean((y - f) ** 2)))
+            if metric == "mae":
+                return float(np.mean(np.abs(y - f)))
+            total = float(np.sum((y - y.mean()) ** 2))
+            return None if total == 0 else 1 - float(np.sum((y - f) ** 2)) / total
+        return reg
+    return None
 
 
 @dataclass

@@ -6,7 +6,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from forgeml.errors import ValidationError
-from forgeml.evaluation.metrics import classification_metrics, expected_calibration_error, ranking_metrics, regression_metrics
+from forgeml.evaluation.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    ranking_metrics,
+    regression_metrics,
+)
 
 TASKS = ("classification", "regression", "ranking")
 MAX_SLICE_VALUES = 50

@@ -76,7 +76,7 @@ def classification_metrics(y_true: Any, y_pred: Any, proba: Any | None) -> dict[
             pos = proba[:, 1] if proba.ndim == 2 else proba
             out["roc_auc"] = _safe(m.roc_auc_score, y_true, pos)
             out["pr_auc"] = _safe(m.average_precision_score, y_true, pos)
-            out["log_loss"] = _safe(m.log_loss, y_true, np.clip(pos, 1e-15, 1 - 1e-15), labels=[0, 1])
+            out["log_loss"] = _safe(m.log_loss, y_true, pos, labels=[0, 1])
             out["ece"] = expected_calibration_error(y_true, pos)
         else:
             out["roc_auc"] = _safe(m.roc_auc_score, y_true, proba, multi_class="ovr", labels=labels)
@@ -121,5 +121,6 @@ def ranking_metrics(query: Any, relevance: Any, scores: Any, k: int = 10) -> dic
         else:
             rr.append(0.0)
         hit.append(float(ranked[:k].any()))
-    mean = (lambda xs: float(np.mean(xs)) if xs else None)
+    def mean(xs):
+        return (float(np.mean(xs)) if xs else None)
     return {f"ndcg@{k}": mean(ndcg), "map": mean(ap), "mrr": mean(rr), f"hit_rate@{k}": mean(hit)}

@@ -213,12 +213,18 @@ class FeatureStore(StatusMixin):
         entities: dict[str, list[Any]] = {}
         for part in plan.parts:
             view = part.view
+            join_keys = view.join_keys
             try:
-                keys = [tuple(row[k] for k in view.join_keys) for row in rows]
+                if len(join_keys) == 1:
+                    key = join_keys[0]
+                    keys = [(row[key],) for row in rows]
+                else:
+                    keys = [tuple(row[k] for k in join_keys) for row in rows]
             except KeyError as e:
                 raise ValidationError(f"entity rows lack join key {e.args[0]!r} needed by view {view.name!r}") from None
-            for k in view.join_keys:
-                entities.setdefault(k, [row[k] for row in rows])
+            for k in join_keys:
+                if k not in entities:
+                    entities[k] = [row[k] for row in rows]
             stored = online.read_rows(view.name, keys)
             ttl_us = view.ttl * 1e6 if view.ttl is not None else None
             ts_col: list[int | None] = [None] * n

@@ -43,6 +43,8 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._started = False
         self._next_due = 0.0
+        self._last_key: tuple = ()
+        self._last_placement = 0.0
         self.cycles = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -113,6 +115,8 @@ class Scheduler:
                     self.cycle()
                 except ForgeError as e:  # a bad job or a flaky store must not stop the queue
                     log.error("scheduler cycle failed: %s", e)
+                except Exception:  # an executor bug must not stop supervision of every other job
+                    log.exception("scheduler cycle failed")
                 self._wait(self._sleep_time())
         finally:
             self.close()
@@ -145,7 +149,21 @@ class Scheduler:
         for row in running:
             if self._supervise(row, now):
                 still.append(row)
-        self._place(still, now)
+        if self._placement_needed(freed=len(still) < len(running), now=now):
+            self._place(still, now)
+
+    def _placement_needed(self, freed: bool, now: float) -> bool:
+        """Skip re-reading a big queue when nothing that placement depends on has changed."""
+        row = self.store.query("SELECT COUNT(*) AS n, MAX(seq) AS s, TOTAL(updated_at) AS u FROM jobs"
+                               " WHERE state = ?", (q.PENDING,))[0]
+        key = (row["n"], row["s"], row["u"])
+        due = bool(self._next_due) and self._next_due <= now
+        # free GPU memory and CPU load change outside our view too: look again every few seconds
+        stale = now - self._last_placement > max(5.0, 10 * self.settings.poll_interval_s)
+        if not (freed or due or stale or key != self._last_key):
+            return False
+        self._last_key, self._last_placement = key, now
+        return row["n"] > 0 or due
 
     def _supervise(self, row: dict[str, Any], now: float) -> bool:
         """Poll one running attempt; return True while it still holds its resources."""
@@ -234,32 +252,34 @@ class Scheduler:
 
     # ------------------------------------------------------------ placement and launch
     def _place(self, running: list[dict[str, Any]], now: float) -> None:
-        rows = self.store.query(f"SELECT {_PENDING_COLUMNS} FROM jobs WHERE state = ? AND not_before <= ?"
-                                " ORDER BY priority DESC, seq", (q.PENDING, now))
-        later = self.store.query("SELECT MIN(not_before) AS due FROM jobs WHERE state = ? AND not_before > ?",
-                                 (q.PENDING, now))
-        self._next_due = later[0]["due"] or 0.0
-        if not rows:
-            return
-        remote = [r for r in rows if r["target"] != "local"]
-        for r in sorted(remote, key=lambda r: (-r["priority"], r["seq"])):
+        remote, requests = self.pending(now)
+        for r in remote:
             self._launch(r["id"], [])
-        local = [r for r in rows if r["target"] == "local"]
-        if not local:
+        if not requests:
             return
-        default_cpus = self.settings.default_cpus
-        requests = [
-            JobRequest(r["id"], r["priority"], r["seq"], r["gpus"], r["gpu_type"], r["min_gpu_memory_mb"] or 0,
-                       bool(r["shared"]), r["cpus"] if r["cpus"] is not None else (0.0 if r["gpus"] else default_cpus),
-                       r["memory_mb"] or 0, now - r["submitted_at"])
-            for r in local
-        ]
         slots, resources = self.snapshot(running)
         for p in self.policy.place(requests, slots, resources):
             if p.preempt:
                 self._preempt(p.preempt, p.job_id)
             else:
                 self._launch(p.job_id, list(p.gpus))
+
+    def pending(self, now: float) -> tuple[list[dict[str, Any]], list[JobRequest]]:
+        """Return the due pending jobs: rows for other targets, and placement requests for local ones."""
+        rows = self.store.query(f"SELECT {_PENDING_COLUMNS} FROM jobs WHERE state = ? AND not_before <= ?"
+                                " ORDER BY priority DESC, seq", (q.PENDING, now))
+        later = self.store.query("SELECT MIN(not_before) AS due FROM jobs WHERE state = ? AND not_before > ?",
+                                 (q.PENDING, now))
+        self._next_due = later[0]["due"] or 0.0
+        default_cpus = self.settings.default_cpus
+        remote = [r for r in rows if r["target"] != "local"]
+        requests = [
+            JobRequest(r["id"], r["priority"], r["seq"], r["gpus"], r["gpu_type"], r["min_gpu_memory_mb"] or 0,
+                       bool(r["shared"]), r["cpus"] if r["cpus"] is not None else (0.0 if r["gpus"] else default_cpus),
+                       r["memory_mb"] or 0, now - r["submitted_at"])
+            for r in rows if r["target"] == "local"
+        ]
+        return remote, requests
 
     def snapshot(self, running: list[dict[str, Any]]) -> tuple[list[GpuSlot], Resources]:
         """Return the GPUs and CPU/memory picture the policy sees, given the running jobs' rows."""
@@ -325,9 +345,11 @@ class Scheduler:
             tx.execute("INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at, gpus, log_path)"
                        " VALUES (?, ?, ?, ?, ?)", (job.id, attempt, now, json.dumps(gpus), log_path))
         executor = self.ws.executor(job.target)
-        python = getattr(getattr(executor, "settings", None), "python", "") or None
+        # a remote machine has its own interpreter: name it there, or rely on its PATH
+        python = getattr(getattr(executor, "settings", None), "python", "") or (None if job.target == "local"
+                                                                                else "python")
         request = LaunchRequest(
-            job_id=job.id, attempt=attempt, argv=job.spec.argv(python), env=job_environment(self.ws, job, attempt, gpus),
+            job_id=job.id, attempt=attempt, argv=job.spec.argv(python), env=job_environment(self.ws, job, attempt, gpus, local=job.target == "local"),
             workdir=job.spec.workdir or str(self.ws.root), log_path=log_path, gpus=gpus, cpus=job.spec.cpus,
             memory_mb=job.spec.memory_mb, timeout_s=job.spec.timeout_s, spec=job.spec,
         )

@@ -111,6 +111,7 @@ def _score_shift(workspace: Any, rule: Any, log: Any, start: datetime, end: date
 def _labelled(key: str) -> Callable[..., Value]:
     def compute_labelled(workspace: Any, rule: Any, log: Any, start: datetime, end: datetime) -> Value:
         import numpy as np
+
         from forgeml.monitoring.output import labelled_metrics
         from forgeml.monitoring.sources import read_labels
 

@@ -11,6 +11,7 @@ from forgeml.monitoring.sources import parse_window
 def _frame(log: Any, needed: tuple[str, ...]) -> Any:
     """Return the prediction log as a DataFrame with the needed columns, or raise naming the missing ones."""
     import pandas as pd
+
     from forgeml.monitoring.drift import as_table
 
     table = as_table(log, "prediction log")
@@ -86,6 +87,7 @@ def _reference_scores(reference: Any) -> Any:
 def labelled_metrics(log: Any, labels: Any, window: str | None = "1d", task: str = "auto", threshold: float = 0.5) -> Any:
     """Join late labels to predictions by request id; per window: labelled rows, coverage, accuracy or MAE/RMSE."""
     import numpy as np
+
     from forgeml.monitoring.drift import as_table
 
     df = _frame(log, ("_ts", "_request_id", "_prediction"))

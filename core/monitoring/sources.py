@@ -54,6 +54,7 @@ def read_prediction_log(model: str, start: Any = None, end: Any = None, workspac
 def log_labels(model: str, labels: Any, workspace: Any = None) -> int:
     """Store late ground-truth labels (columns ``_request_id``, ``label``, optional row ``_row``); return rows."""
     import pyarrow.parquet as pq
+
     from forgeml.monitoring.drift import as_table
 
     table = as_table(labels, "labels")

@@ -45,6 +45,8 @@ def _check_cron(expr: str, where: str) -> None:
 def triggers(workspace: Any) -> list[Trigger]:
     """Return every trigger from [[pipelines.triggers]] and [pipelines.retraining.MODEL], validated."""
     settings = workspace.config.section("pipelines")
+    if settings.trigger_mode not in ("inline", "job"):
+        raise ValidationError(f"[pipelines] trigger_mode must be inline or job, got {settings.trigger_mode!r}")
     found: list[Trigger] = []
     for i, t in enumerate(settings.triggers or ()):
         where = f"[[pipelines.triggers]] #{i + 1}"
@@ -113,6 +115,9 @@ def start(workspace: Any, trigger: Trigger, cause: str) -> dict[str, Any]:
         except ForgeError as e:
             event.update(status="error", error=str(e))
             log.warning("trigger %s could not start pipeline %s: %s", trigger.name, trigger.pipeline, e)
+        except Exception as e:  # the pipeline's own function raised while its graph was built: record it
+            event.update(status="error", error=f"{type(e).__name__}: {e}")
+            log.warning("trigger %s: pipeline %s failed to build: %s", trigger.name, trigger.pipeline, e)
     store.execute("INSERT INTO pipeline_trigger_events (trigger, pipeline, cause, at, run_id, status, error) "
                   "VALUES (?,?,?,?,?,?,?)", (trigger.name, trigger.pipeline, cause, time.time(), event["run_id"],
                                              event["status"], event["error"]))

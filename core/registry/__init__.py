@@ -1,6 +1,13 @@
 """The model registry: versions, stages, aliases, promotion gates and audit."""
 
-from forgeml.registry.evaluations import approvals, approve, audit_trail, evaluations, gate_results, record_evaluation
+from forgeml.registry.evaluations import (
+    approvals,
+    approve,
+    audit_trail,
+    evaluations,
+    gate_results,
+    record_evaluation,
+)
 from forgeml.registry.models import (
     STAGES,
     ModelVersion,

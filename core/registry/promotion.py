@@ -9,7 +9,14 @@ from typing import Any
 
 from forgeml.config import build_settings
 from forgeml.contracts import GateResult
-from forgeml.errors import ConfigError, ForgeError, GateFailedError, NotFoundError, PromotionConflictError, ValidationError
+from forgeml.errors import (
+    ConfigError,
+    ForgeError,
+    GateFailedError,
+    NotFoundError,
+    PromotionConflictError,
+    ValidationError,
+)
 from forgeml.registry.models import (
     ModelVersion,
     audit,

@@ -67,7 +67,7 @@ def prepare_attempt(host: Host, settings: SshConnectionSettings, request: Launch
     root = expand_home(settings.remote_root.rstrip("/") or "~/.forgeml-remote", host)
     job_dir = f"{root}/jobs/{job_dir_name(request)}"
     snapshot = take_snapshot(request.workdir, settings.code, tuple(settings.exclude))
-    report = sync_snapshot(host, root, job_dir, snapshot, _inputs(request))
+    report = sync_snapshot(host, root, job_dir, snapshot, _inputs(request), settings.python)
     remote_ws = RemoteWorkspace(host, f"{root}/workspace", settings.python)
     remote_ws.ensure()
     run_id = request.env.get("FORGEML_RUN_ID", "")

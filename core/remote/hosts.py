@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -229,7 +228,7 @@ class SshHost:
             if "not found in known_hosts" in str(e):
                 raise RemoteError(f"{self.label} is not in {known}; add its host key (ssh-keyscan) first") from e
             raise RemoteError(f"cannot log in to {self.label}: {e}; check user, key_files or the ssh-agent") from e
-        except (OSError, socket.timeout) as e:
+        except (TimeoutError, OSError) as e:
             raise RemoteError(f"cannot reach {self.label}: {e}") from e
         transport = client.get_transport()
         if transport is not None:
@@ -275,28 +274,40 @@ class SshHost:
 
     # ------------------------------------------------------------ commands
     def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> CommandResult:
-        """Run a command line under the login user's shell; retry once on a dropped connection."""
+        """Run a command line under the login user's shell; reconnect once if the channel cannot open.
+
+        A command is never sent twice: once it went out, a dropped connection is an error, so that
+        a non-idempotent command (sbatch) cannot run twice.
+        """
         import paramiko
 
         env_prefix = "".join(f"export {k}={shlex.quote(v)}; " for k, v in self.endpoint.env.items())
+        channel = None
         for attempt in (1, 2):
             try:
-                client = self.client()
-                chan_in, chan_out, chan_err = client.exec_command(env_prefix + command, timeout=timeout)
-                if stdin is not None:
-                    chan_in.write(stdin)
-                chan_in.channel.shutdown_write()
-                out = chan_out.read()
-                err = chan_err.read()
-                code = chan_out.channel.recv_exit_status()
-                return CommandResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
-            except (paramiko.SSHException, EOFError, OSError) as e:
-                if isinstance(e, socket.timeout):
-                    raise RemoteError(f"command timed out after {timeout:.0f}s on {self.label}: {command[:120]}") from e
+                channel = self.client().get_transport().open_session(timeout=self.endpoint.connect_timeout_s)
+                break
+            except (paramiko.SSHException, EOFError, OSError, AttributeError) as e:
                 self.disconnect()
                 if attempt == 2:
-                    raise RemoteError(f"lost the connection to {self.label} running a command: {e}") from e
-        raise AssertionError("unreachable")
+                    raise RemoteError(f"lost the connection to {self.label}: {e}") from e
+        assert channel is not None
+        try:
+            channel.settimeout(timeout)
+            channel.exec_command(env_prefix + command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            out, err = channel.makefile("rb").read(), channel.makefile_stderr("rb").read()
+            code = channel.recv_exit_status()
+        except TimeoutError as e:
+            raise RemoteError(f"command timed out after {timeout:.0f}s on {self.label}: {command[:120]}") from e
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            self.disconnect()
+            raise RemoteError(f"lost the connection to {self.label} while running a command: {e}") from e
+        finally:
+            channel.close()
+        return CommandResult(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
     # ------------------------------------------------------------ files
     def _sftp_call(self, what: str, fn: Any) -> Any:

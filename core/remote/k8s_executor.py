@@ -8,7 +8,13 @@ from typing import Any
 
 from forgeml.contracts import ExecutionStatus, HealthCheck, LaunchRequest
 from forgeml.errors import ConfigError, RemoteError, ValidationError
-from forgeml.remote.kubernetes import PYTORCHJOB_GROUP, PYTORCHJOB_PLURAL, PYTORCHJOB_VERSION, render, to_model
+from forgeml.remote.kubernetes import (
+    PYTORCHJOB_GROUP,
+    PYTORCHJOB_PLURAL,
+    PYTORCHJOB_VERSION,
+    render,
+    to_model,
+)
 from forgeml.remote.settings import KubernetesTargetSettings
 from forgeml.remote.states import (
     CANCELLED,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import replace
 import threading
+from dataclasses import replace
 from typing import Any
 
 from forgeml.contracts import ExecutionStatus, HealthCheck, LaunchRequest
@@ -14,7 +14,13 @@ from forgeml.remote.bringback import RemoteWorkspace
 from forgeml.remote.hosts import Host, LocalHost, SshEndpoint, SshHost, expand_home
 from forgeml.remote.jobdir import make_handle, needs_of, parse_handle
 from forgeml.remote.settings import SlurmTargetSettings
-from forgeml.remote.slurm import parse_sacct, parse_sbatch_id, parse_scontrol, render_sbatch, status_from_records
+from forgeml.remote.slurm import (
+    parse_sacct,
+    parse_sbatch_id,
+    parse_scontrol,
+    render_sbatch,
+    status_from_records,
+)
 from forgeml.remote.ssh_executor import endpoint_defaults
 from forgeml.remote.states import CANCELLED, LOST, RUNNING
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,44 +40,66 @@ def input_files(paths: dict[str, Path]) -> dict[str, SnapshotFile]:
     return out
 
 
-def sync_tree(host: Host, root: str, dest: str, files: dict[str, SnapshotFile]) -> SyncReport:
-    """Make dest hold exactly these files, uploading only contents the host's cache lacks."""
-    cache = objects_dir(root)
-    host.makedirs(cache)
-    known = set(host.listdir(cache))
-    sent = sent_bytes = 0
-    for f in files.values():
-        if f.sha256 in known:
+BATCH_BYTES = 64 * 1024 * 1024
+
+# Copies cached objects into place in one process (one fork per job, not one per file).
+MATERIALIZE = (
+    "import json, os, shutil, sys\n"
+    "cache, dest = sys.argv[1], sys.argv[2]\n"
+    "for path, sha, mode in json.load(sys.stdin):\n"
+    "    target = os.path.join(dest, path)\n"
+    "    os.makedirs(os.path.dirname(target), exist_ok=True)\n"
+    "    shutil.copyfile(os.path.join(cache, sha), target)\n"
+    "    if mode & 0o111: os.chmod(target, mode)\n"
+)
+
+
+def _upload(host: Host, cache: str, missing: list[SnapshotFile]) -> None:
+    """Send missing objects as tar streams into the cache: one round trip per batch, not per file."""
+    batch: list[SnapshotFile] = []
+    size = 0
+    for f in [*missing, None]:
+        if f is not None and (not batch or size + f.size <= BATCH_BYTES):
+            batch.append(f)
+            size += f.size
             continue
-        host.put_file(f.source, f"{cache}/{f.sha256}")
-        known.add(f.sha256)
-        sent += 1
-        sent_bytes += f.size
-    lines = ["set -e", f"mkdir -p {shlex.quote(dest)}", f"cd {shlex.quote(dest)}"]
-    for folder in sorted({str(Path(p).parent) for p in files} - {"."}):
-        lines.append(f"mkdir -p {shlex.quote(folder)}")
-    for path, f in sorted(files.items()):
-        # copies, not hard links: a job that edits its own files must not change the cache
-        lines.append(f"cp {shlex.quote(cache + '/' + f.sha256)} {shlex.quote(path)}")
-        if f.mode & 0o111:
-            lines.append(f"chmod {f.mode:o} {shlex.quote(path)}")
-    script = f"{dest}.sync.sh"
-    host.write_bytes(script, ("\n".join(lines) + "\n").encode())
-    result = host.run(f"sh {shlex.quote(script)} && rm -f {shlex.quote(script)}", timeout=300)
+        if batch:
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                for item in batch:
+                    tar.add(str(item.source), arcname=item.sha256, recursive=False)
+            result = host.run(f"mkdir -p {shlex.quote(cache)} && tar -xf - -C {shlex.quote(cache)}", timeout=600,
+                              stdin=buffer.getvalue())
+            if not result.ok:
+                raise RemoteError(f"uploading {len(batch)} files to {host.label} failed: {result.stderr.strip()[-300:]}")
+        batch, size = ([f], f.size) if f is not None else ([], 0)
+
+
+def sync_tree(host: Host, root: str, dest: str, files: dict[str, SnapshotFile], python: str = "python3") -> SyncReport:
+    """Make dest hold these files, uploading only contents the host's cache lacks."""
+    cache = objects_dir(root)
+    known = set(host.listdir(cache))
+    missing = list({f.sha256: f for f in files.values() if f.sha256 not in known}.values())
+    _upload(host, cache, missing)
+    entries = [[path, f.sha256, f.mode] for path, f in sorted(files.items())]
+    command = (f"mkdir -p {shlex.quote(dest)} && {shlex.quote(python)} -I -S -c {shlex.quote(MATERIALIZE)} "
+               f"{shlex.quote(cache)} {shlex.quote(dest)}")
+    result = host.run(command, timeout=300, stdin=json.dumps(entries).encode())
     if not result.ok:
-        raise RemoteError(f"materializing {len(files)} files in {dest} on {host.label} failed: {result.stderr.strip()}")
-    return SyncReport(len(files), sent, sent_bytes)
+        raise RemoteError(f"materializing {len(files)} files in {dest} on {host.label} failed: "
+                          f"{result.stderr.strip()[-400:]}")
+    return SyncReport(len(files), len(missing), sum(f.size for f in missing))
 
 
 def sync_snapshot(host: Host, root: str, job_dir: str, snapshot: CodeSnapshot,
-                  inputs: dict[str, Path] | None = None) -> SyncReport:
+                  inputs: dict[str, Path] | None = None, python: str = "python3") -> SyncReport:
     """Sync a code snapshot into job_dir/code and declared inputs into job_dir/inputs."""
-    report = sync_tree(host, root, f"{job_dir}/code", snapshot.files)
+    report = sync_tree(host, root, f"{job_dir}/code", snapshot.files, python)
     meta = {"provenance": snapshot.provenance(), "manifest": snapshot.manifest}
     host.write_bytes(f"{job_dir}/snapshot.json", json.dumps(meta, indent=1).encode())
     if snapshot.diff:
         host.write_bytes(f"{job_dir}/snapshot.diff", snapshot.diff.encode())
     if inputs:
-        extra = sync_tree(host, root, f"{job_dir}/inputs", input_files(inputs))
+        extra = sync_tree(host, root, f"{job_dir}/inputs", input_files(inputs), python)
         report = SyncReport(report.files + extra.files, report.sent + extra.sent, report.bytes_sent + extra.bytes_sent)
     return report

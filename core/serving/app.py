@@ -13,7 +13,6 @@ import hmac
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from forgeml.errors import ConfigError, did_you_mean
-from forgeml.serving.endpoint import Endpoint, EndpointConfig, ModelRejectedInput
+from forgeml.serving.endpoint import Endpoint, EndpointConfig, ModelRejectedInput, new_request_id
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
@@ -193,7 +192,7 @@ async def predict(request: Request) -> Response:
     if not endpoint.ready:
         return _json({"error": f"model {name!r} is still loading; retry when /readyz says ready"}, 503,
                      {"Retry-After": "1"})
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = request.headers.get("x-request-id") or new_request_id()
     try:
         result = await endpoint.predict(payload, request_id[:128])
     except SchemaMismatch as e:

@@ -17,7 +17,8 @@ class BatchingConfig:
 
     enabled: bool = True
     max_batch_size: int = 64
-    max_delay_ms: float = 2.0
+    max_delay_ms: float = 0.0
+    inline_max_ms: float = 1.0
 
 
 @dataclass
@@ -39,6 +40,10 @@ class DynamicBatcher:
     ``run_batch(items)`` returns one result per item (or an exception instance for an item that
     failed). While one batch runs, new requests queue up and form the next batch, so batching costs
     no latency at low load; ``max_delay_ms`` additionally waits for a batch to fill.
+
+    A model whose one-row predict took under ``inline_max_ms`` when warmed (``fast = True``) runs
+    on the event loop itself: for such models a hop to a worker thread and back costs more than
+    the model, and the GIL keeps the thread from running beside the loop anyway.
     """
 
     def __init__(self, run_batch: RunBatch, config: BatchingConfig,
@@ -51,6 +56,7 @@ class DynamicBatcher:
         self._wake: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self.fast = False
         # batching on: one thread runs one batch at a time; off: requests run side by side
         self._executor = ThreadPoolExecutor(max_workers=1 if config.enabled else max(threads, 1),
                                             thread_name_prefix="forgeml-predict")
@@ -59,7 +65,10 @@ class DynamicBatcher:
         """Queue an item and return its result once its batch has run."""
         loop = asyncio.get_running_loop()
         if not self.config.enabled:
-            result = (await loop.run_in_executor(self._executor, self._run_safely, [item]))[0]
+            if self.fast:
+                result = self._run_safely([item])[0]
+            else:
+                result = (await loop.run_in_executor(self._executor, self._run_safely, [item]))[0]
             if isinstance(result, BaseException):
                 raise result
             return result
@@ -124,7 +133,10 @@ class DynamicBatcher:
             if not batch:
                 continue
             try:
-                results = await loop.run_in_executor(self._executor, self._run_safely, batch)
+                if self.fast and sum(i.n for i in batch) <= 64:
+                    results = self._run_safely(batch)
+                else:
+                    results = await loop.run_in_executor(self._executor, self._run_safely, batch)
             except BaseException as e:  # the loop is shutting down: fail the waiting requests
                 for item in batch:
                     if item.future is not None and not item.future.done():

@@ -44,13 +44,13 @@ def _endpoint_from(name: str, table: Any, threads: int, uri: str = "") -> Endpoi
         name=name, model=model, shadow=table.shadow, ab_model=table.ab_model, ab_fraction=table.ab_fraction,
         key_field=table.key_field, canary_model=c.model,
         canary=CanaryConfig(list(c.steps), c.interval_s, c.max_error_rate, c.max_p99_ms, c.min_requests),
-        batching=BatchingConfig(b.enabled, b.max_batch_size, b.max_delay_ms), threads=threads,
+        batching=BatchingConfig(b.enabled, b.max_batch_size, b.max_delay_ms, b.inline_max_ms), threads=threads,
     )
 
 
 def endpoint_configs(uris: Sequence[str], settings: Any, batching: bool | None = None) -> list[EndpointConfig]:
     """Build the endpoints to serve: each URI (named by its model) or, with none, every configured table."""
-    tables = dict(settings.endpoints)
+    tables = dict(settings.endpoints or {})
     threads = settings.predict_threads
     out: list[EndpointConfig] = []
     if uris:

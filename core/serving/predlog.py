@@ -8,8 +8,8 @@ predicted row, the input feature columns under their own names plus the reserved
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-import queue
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -36,7 +36,9 @@ class PredictionLogger:
         self.root = Path(root)
         self.flush_interval_s = flush_interval_s
         self.max_pending_rows = max_pending_rows
-        self._queue: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+        # a deque append wakes no thread: the writer polls on its own clock, so the request path
+        # never hands the GIL to the writer (a queue.put per request did, costing ~0.3 ms each)
+        self._pending: collections.deque[tuple] = collections.deque()
         self._pending_rows = 0
         self.dropped_rows = 0
         self.written_rows = 0
@@ -65,7 +67,7 @@ class PredictionLogger:
             self.dropped_rows += n
             return
         self._pending_rows += n
-        self._queue.put((model, version, arm, request_id, ts, latency_ms, inputs, predictions, n, error))
+        self._pending.append((model, version, arm, request_id, ts, latency_ms, inputs, predictions, n, error))
 
     def flush(self, timeout: float = 10.0) -> None:
         """Write everything queued so far and wait until it is on disk."""
@@ -75,7 +77,6 @@ class PredictionLogger:
         with self._flushed:
             self._flush_requests += 1
             target = self._flush_requests
-            self._queue.put(None)
             self._kick.set()
             self._flushed.wait_for(lambda: self._flush_done >= target, timeout)
 
@@ -84,35 +85,24 @@ class PredictionLogger:
         self.flush()
         self._stop.set()
         self._kick.set()
-        self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout=10)
 
     # ------------------------------------------------------------ writer thread
-    def _drain(self, first: tuple | None = None) -> list[tuple]:
-        records = [first] if first is not None else []
-        while True:
-            try:
-                rec = self._queue.get_nowait()
-            except queue.Empty:
-                return records
-            if rec is not None:
-                records.append(rec)
+    def _drain(self) -> list[tuple]:
+        records = []
+        pending = self._pending
+        while pending:
+            records.append(pending.popleft())
+        return records
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                first = self._queue.get(timeout=self.flush_interval_s)
-            except queue.Empty:
-                continue
-            # wait a little so one file holds many requests, unless someone asked for a flush
-            if first is not None:
-                self._kick.wait(self.flush_interval_s)
+            self._kick.wait(self.flush_interval_s)
             self._kick.clear()
             with self._flushed:
                 target = self._flush_requests  # read before draining: what a flush queued is drained below
-            records = self._drain(first)
-            self._write(records)
+            self._write(self._drain())
             with self._flushed:
                 self._flush_done = max(self._flush_done, target)
                 self._flushed.notify_all()

@@ -22,6 +22,7 @@ class ServedModel:
     feature_refs: list[str] = field(default_factory=list)
     entity_keys: list[str] = field(default_factory=list)
     flavor: str = ""
+    warm_ms: float = float("inf")  # one-row predict time measured at warm-up
 
     @property
     def feature_columns(self) -> dict[str, str]:

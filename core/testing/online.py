@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from forgeml.contracts import OnlineStore
 from forgeml.errors import ForgeError
 
@@ -67,6 +68,23 @@ class OnlineStoreSuite:
         times = [T0 + timedelta(minutes=m) for m in (5, 1, 9, 3)]
         store.write(view, _rows([7, 7, 7, 7], times, a=[5.0, 1.0, 9.0, 3.0]), ["user_id"], "event_timestamp")
         assert store.read(view, [(7,)], ["a"]).column("a").to_pylist() == [9.0]
+
+    def test_values_round_trip_exactly(self, store: Any, view: str) -> None:
+        """Whole floats stay floats, float32 and extreme values survive, NaN reads as null, text is escaped."""
+        import pyarrow as pa
+
+        rows = _rows([1, 2], [T0, T0], f=[1.0, 1e-320], big=[float("inf"), float("-inf")],
+                     nan=[float("nan"), 2.5], i=[3, None], b=[True, False], s=['say "hi"\n', "Zürich ✓"],
+                     f32=pa.array([0.1, 1 / 3], pa.float32()))
+        store.write(view, rows, ["user_id"], "event_timestamp")
+        got = {r[1]["i"] if r[1]["i"] is not None else -1: r[1] for r in store.read_rows(view, [(1,), (2,)])}
+        one, two = got[3], got[-1]
+        assert one["f"] == 1.0 and isinstance(one["f"], float) and two["f"] == 1e-320
+        assert (one["big"], two["big"]) == (float("inf"), float("-inf"))
+        assert one["nan"] is None and two["nan"] == 2.5
+        assert (one["b"], two["b"]) == (True, False)
+        assert (one["s"], two["s"]) == ('say "hi"\n', "Zürich ✓")
+        assert [one["f32"], two["f32"]] == pa.array([0.1, 1 / 3], pa.float32()).to_pylist()
 
     def test_views_are_separate(self, store: Any, view: str) -> None:
         """The same key in two views holds two independent rows."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,14 +32,13 @@ def spec_for(run: Run) -> dict[str, Any]:
         spec = dict(job["spec"])
     else:
         argv = list(run.context.get("argv") or [])
-        if not argv:
-            raise ValidationError(f"run {run.id} recorded neither a job spec nor a command line; it cannot be "
-                                  "reproduced")
+        if not argv or argv[0] in ("", "-c", "-"):
+            raise ValidationError(f"run {run.id} recorded no job spec and no script to run again (it came from an "
+                                  "interactive session or `python -c`); submit it as a job to make it reproducible")
         if argv[0].endswith(".py"):
             spec = {"script": argv[0], "args": argv[1:]}
-        else:
-            python = run.context.get("executable") or sys.executable
-            spec = {"command": [python, *argv] if argv[0] == "-m" else argv}
+        else:  # an installed console script (its path) with its arguments
+            spec = {"command": argv}
         spec["workdir"] = run.context.get("cwd")
         if job.get("params"):
             spec["params"] = job["params"]

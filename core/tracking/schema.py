@@ -9,7 +9,9 @@ MIGRATION_SET = "tracking"
 # Params and latest metrics are narrow key/value tables indexed by (key, value) so that a search
 # filter on one key is an index range scan joined back to runs, not a scan of every run. Child
 # tables point at a run by its integer seq (the rowid): joins on it are much cheaper than on the
-# 32-character public id.
+# 32-character public id. The *_json columns of a run are snapshots of its params, latest metrics
+# and tags, rewritten in the same transaction as the rows they summarise, so a search reads one row
+# per matching run.
 MIGRATIONS = [
     Migration(
         1,
@@ -27,7 +29,10 @@ MIGRATIONS = [
             job_id TEXT,
             deleted INTEGER NOT NULL DEFAULT 0,
             deleted_at REAL,
-            context TEXT NOT NULL DEFAULT '{}'
+            context TEXT NOT NULL DEFAULT '{}',
+            params_json TEXT NOT NULL DEFAULT '{}',
+            metrics_json TEXT NOT NULL DEFAULT '{}',
+            tags_json TEXT NOT NULL DEFAULT '{}'
         );
         CREATE INDEX tracking_runs_experiment ON tracking_runs(experiment, start_time);
         CREATE INDEX tracking_runs_start ON tracking_runs(start_time);

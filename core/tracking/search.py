@@ -35,6 +35,7 @@ _ATTR_SQL = {
 }
 _TABLES = {"params": ("tracking_params", "p"), "metrics": ("tracking_latest_metrics", "m"),
            "tags": ("tracking_tags", "t")}
+_SNAPSHOT_ORDER = ("params", "metrics", "tags")
 RUN_FIELDS = ["run_id", "name", "experiment", "status", "start_time", "end_time", "parent_id", "job_id"]
 
 
@@ -164,13 +165,9 @@ def compile_query(query: Query, include_deleted: bool = False, experiments: Sequ
     if query.where is not None:
         conditions.append(c.cond(query.where, where_params))
     order = c.order(query)
-    # each matching run's params, metrics and tags come back as one JSON object per table, so the
-    # result needs no second round of queries
+    # each matching run's params, metrics and tags come from the JSON snapshots on its row
     sql = ("SELECT r.id AS run_id, r.name, r.experiment, r.status, r.start_time, r.end_time, r.parent_id, r.job_id, "
-           "(SELECT json_group_object(key, value) FROM tracking_params WHERE run = r.seq), "
-           "(SELECT json_group_object(key, value) FROM tracking_latest_metrics WHERE run = r.seq), "
-           "(SELECT json_group_object(key, value) FROM tracking_tags WHERE run = r.seq) "
-           f"FROM {' '.join(c.from_sql)}")
+           f"r.params_json, r.metrics_json, r.tags_json FROM {' '.join(c.from_sql)}")
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     sql += " ORDER BY " + ", ".join(order)
@@ -198,32 +195,35 @@ def _tuples(db: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
            experiments: Sequence[str] | None = None, limit: int | None = None) -> pd.DataFrame:
     """Run a query and return one row per run: attributes, then params.*, metrics.*, tags.* columns."""
+    import numpy as np
     import pandas as pd
 
     compiled = compile_query(parse_query(query or ""), include_deleted, experiments, limit)
     rows = _tuples(store.db, compiled.sql, compiled.params)
     n = len(rows)
-    columns: dict[str, list[Any]] = {name: [r[i] for r in rows] for i, name in enumerate(RUN_FIELDS)}
-    extra: dict[str, dict[str, list[Any]]] = {"params": {}, "metrics": {}, "tags": {}}
-    loads = json.loads
-    for i, row in enumerate(rows):
-        for prefix, blob in zip(("params", "metrics", "tags"), row[len(RUN_FIELDS):]):
-            if blob is None or blob == "{}":
-                continue
-            found = extra[prefix]
-            for key, value in loads(blob).items():
-                col = found.get(key)
+    first = len(RUN_FIELDS)
+    # one json.loads for every snapshot of every row: far cheaper than a call per snapshot
+    snapshots = json.loads("[" + ",".join(blob for row in rows for blob in row[first:]) + "]") if rows else []
+    found: dict[str, dict[str, list[Any]]] = {"params": {}, "metrics": {}, "tags": {}}
+    for index, values in enumerate(snapshots):
+        if values:
+            table = found[_SNAPSHOT_ORDER[index % 3]]
+            i = index // 3
+            for key, value in values.items():
+                col = table.get(key)
                 if col is None:
-                    col = found[key] = [None] * n
+                    col = table[key] = [None] * n
                 col[i] = value
-    for prefix, found in extra.items():
-        for key in sorted(found):
-            columns[f"{prefix}.{key}"] = found[key]
-    # object dtype skips pandas' per-column string inference, which costs more than the query
-    frame = pd.DataFrame(columns, dtype=object)
-    for name in ("start_time", "end_time"):
-        frame[name] = pd.to_datetime(frame[name].astype("float64"), unit="s", utc=True)
-    for name in frame.columns:
-        if name.startswith("metrics."):
-            frame[name] = frame[name].astype("float64")
-    return frame
+    attrs = {name: [r[i] for r in rows] for i, name in enumerate(RUN_FIELDS)}
+    times = {name: pd.DatetimeIndex((np.array(attrs.pop(name), dtype="float64") * 1e6).astype("datetime64[us]"))
+             .tz_localize("UTC") for name in ("start_time", "end_time")}
+    params = {f"params.{key}": found["params"][key] for key in sorted(found["params"])}
+    metrics = {f"metrics.{key}": np.array(found["metrics"][key], dtype="float64") for key in sorted(found["metrics"])}
+    tags = {f"tags.{key}": found["tags"][key] for key in sorted(found["tags"])}
+    head = {k: attrs[k] for k in RUN_FIELDS[:4]}
+    tail = {k: attrs[k] for k in RUN_FIELDS[6:]}
+    # object dtype skips pandas' per-column string inference, which costs more than the query itself
+    parts = [pd.DataFrame(head, dtype=object), pd.DataFrame(times), pd.DataFrame(tail, dtype=object)]
+    parts += [pd.DataFrame(params, dtype=object, index=range(n)), pd.DataFrame(metrics, index=range(n)),
+              pd.DataFrame(tags, dtype=object, index=range(n))]
+    return pd.concat(parts, axis=1)

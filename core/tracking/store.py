@@ -25,6 +25,9 @@ _UPSERT_LATEST = (
 )
 
 
+_SNAPSHOT_TABLES = {"params": "tracking_params", "metrics": "tracking_latest_metrics", "tags": "tracking_tags"}
+
+
 def numeric_shadow(value: Any) -> float | None:
     """Return a param's value as a number when it is one (for numeric comparison in search), else None."""
     if isinstance(value, bool):
@@ -79,6 +82,7 @@ class TrackingStore:
             ).lastrowid
             self._params(tx, seq, run.params)
             self._tags(tx, seq, run.tags)
+            self.refresh_snapshots(tx, [seq], ("params", "tags"))
         self._seqs[run.id] = seq
         return seq
 
@@ -183,17 +187,27 @@ class TrackingStore:
                 [(seq, str(k), param_text(v)) for k, v in tags.items()],
             )
 
+    @staticmethod
+    def refresh_snapshots(tx: Any, seqs: Iterable[int], which: Iterable[str]) -> None:
+        """Rewrite the runs' JSON snapshots of params, metrics and/or tags from their rows."""
+        for kind in which:
+            table = _SNAPSHOT_TABLES[kind]
+            tx.executemany(f"UPDATE tracking_runs SET {kind}_json = (SELECT json_group_object(key, value) "
+                           f"FROM {table} WHERE run = ?) WHERE seq = ?", [(seq, seq) for seq in seqs])
+
     def write_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Store params (a later value for the same key replaces the earlier one)."""
         seq = self.seq(run_id)
         with self.db.transaction() as tx:
             self._params(tx, seq, params)
+            self.refresh_snapshots(tx, [seq], ("params",))
 
     def write_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         """Store tags."""
         seq = self.seq(run_id)
         with self.db.transaction() as tx:
             self._tags(tx, seq, tags)
+            self.refresh_snapshots(tx, [seq], ("tags",))
 
     def add_inputs(self, run_id: str, inputs: Iterable[tuple[str, str]]) -> None:
         """Record references to what a run read: (kind, ref) such as ("dataset", "name@v3")."""
@@ -224,7 +238,9 @@ class TrackingStore:
         """Append metric points (run seq, key, step, ts, value) and advance the latest values, in one transaction."""
         with self.db.transaction() as tx:
             tx.executemany("INSERT INTO tracking_metrics (run, key, step, ts, value) VALUES (?, ?, ?, ?, ?)", points)
-            tx.executemany(_UPSERT_LATEST, latest_of(points))
+            latest = latest_of(points)
+            tx.executemany(_UPSERT_LATEST, latest)
+            self.refresh_snapshots(tx, {row[0] for row in latest}, ("metrics",))
 
     def metric_history(self, run_id: str, key: str | None = None) -> list[tuple[str, int, float, float]]:
         """Return (key, step, ts, value) rows of a run, one key or all, ordered by key and step."""

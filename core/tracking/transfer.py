@@ -99,12 +99,14 @@ def import_run(data: dict[str, Any], *, workspace: Any = None) -> Run:
                        [(seq, *b, attrs["start_time"]) for b in blobs])
         tx.executemany("INSERT OR IGNORE INTO tracking_inputs (run, kind, ref, created_at) VALUES (?, ?, ?, ?)",
                        [(seq, i["kind"], i["ref"], attrs["start_time"]) for i in data.get("inputs", [])])
+        store.refresh_snapshots(tx, [seq], ("params", "metrics", "tags"))
     return store.get_run(run_id)
 
 
 def metric_histories(run_ids: Sequence[str], keys: Sequence[str] | None = None, workspace: Any = None) -> pa.Table:
     """Return the metric points of runs as an Arrow table (run_id, key, step, timestamp, value)."""
     import pyarrow as pa
+
     from forgeml.tracking.api import _store
 
     store = _store(workspace)

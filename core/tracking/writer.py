@@ -14,6 +14,8 @@ from forgeml.errors import ForgeError, StorageError
 
 Point = tuple[int, str, int, float, float]  # run seq, key, step, ts, value
 
+IDLE_EXIT_S = 5.0  # an idle writer's thread exits; the next point starts it again
+
 _WRITERS: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
 
 
@@ -67,12 +69,20 @@ class MetricWriter:
 
     def _loop(self) -> None:
         stop = self._stop
+        idle_ticks = 0
         while not stop.wait(self.interval_s):
             try:
-                self._write_pending()
+                idle_ticks = 0 if self._write_pending() else idle_ticks + 1
             except ForgeError as e:
                 # keep the points and retry on the next tick; flush() reports the error to the caller
                 self.error = e
+                idle_ticks = 0
+            if idle_ticks * self.interval_s >= IDLE_EXIT_S:
+                with self._lock:
+                    # an append that lands after this sees no thread and starts a new one
+                    if not self._buf and not self._failed:
+                        self._thread = None
+                        return
 
     def _write_pending(self) -> int:
         with self._write_lock:

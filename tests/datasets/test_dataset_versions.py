@@ -67,7 +67,7 @@ class TestVersions:
     def test_duckdb_query_source_and_diff(self, workspace):
         pq.write_table(pa.table({"k": list(range(10)), "v": [float(i) for i in range(10)]}), workspace.root / "t.parquet")
         v1 = register_dataset("q", query="SELECT k, v FROM 't.parquet' WHERE k < 5 ORDER BY k")
-        v2 = register_dataset("q", query="SELECT k, v, v * 2 AS w FROM 't.parquet' ORDER BY k")
+        register_dataset("q", query="SELECT k, v, v * 2 AS w FROM 't.parquet' ORDER BY k")
         assert v1.source_kind == "query" and v1.num_rows == 5
         d = diff("q@v1", "q@v2")
         assert d["rows"] == [5, 10] and d["added_columns"] == ["w"] and not d["same_content"]

@@ -76,3 +76,17 @@ def test_ls_rejects_an_unknown_state(jobs_ws, capsys, state) -> None:
     """--state with a typo is an error listing the states."""
     code, _, err = run(capsys, "jobs", "ls", "--state", state)
     assert code == 2 and "PENDING" in err
+
+
+def test_logs_follow_streams_until_the_job_ends(jobs_ws, capsys) -> None:
+    """`jobs logs -f` prints output while the job runs and returns when it ends."""
+    from forgeml.jobs import Scheduler
+
+    write_script(jobs_ws, "talk.py", "import time\nfor i in range(3):\n    print('line', i, flush=True)\n    time.sleep(0.2)\n")
+    job = json.loads(run(capsys, "submit", "talk.py", "--json")[1])
+    scheduler = Scheduler(jobs_ws).start_in_thread()
+    try:
+        code, out, _ = run(capsys, "jobs", "logs", "-f", job["id"])
+    finally:
+        scheduler.stop()
+    assert code == 0 and [line for line in out.splitlines() if line.startswith("line")] == ["line 0", "line 1", "line 2"]

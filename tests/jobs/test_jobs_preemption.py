@@ -27,8 +27,8 @@ def on_term(signum, frame):
     stopping = True
 
 signal.signal(signal.SIGTERM, on_term)
-for step in range(start, 30):
-    time.sleep(0.05)
+for step in range(start, 60):  # 2.4 s of work: ample time to be preempted midway, even on a busy machine
+    time.sleep(0.04)
     (checkpoint_dir() / f"step-{step:05d}.json").write_text(json.dumps({"step": step}))
     if stopping:
         print(f"preempted after step {step}", flush=True)

@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,7 +40,8 @@ class RemoteExecutor:
 
     def launch(self, request):
         self.launched.append(request)
-        return self.local.launch(request)
+        # the 'remote' machine runs the attempt in its own login environment, as ssh or Slurm would
+        return self.local.launch(replace(request, env={**os.environ, **request.env}))
 
     def poll(self, handle):
         return self.local.poll(handle)
@@ -60,7 +61,7 @@ PLUGIN = SimpleNamespace(forgeml_register_executors=hookimpl(
 
 
 def test_jobs_for_another_target_go_to_its_executor_without_local_placement(workspace) -> None:
-    """A job with target = "box" is launched by that target's executor, gets no GPUs pinned, and is polled."""
+    """A job for target "box" is launched and polled by that target's executor, with no local GPUs or PATH."""
     from forgeml.plugin_manager import make_plugin_manager
     from forgeml.workspace import Workspace, set_current
 
@@ -69,14 +70,16 @@ def test_jobs_for_another_target_go_to_its_executor_without_local_placement(work
     ws = Workspace(root, host=make_plugin_manager(extra=[("remote-test", PLUGIN)]))
     set_current(ws)
     try:
-        write_script(ws, "t.py", "import os\nprint('visible', repr(os.environ['CUDA_VISIBLE_DEVICES']))\n")
+        write_script(ws, "t.py", "import os\nprint('visible', os.environ.get('CUDA_VISIBLE_DEVICES'))\n")
         job = submit(JobSpec(script="t.py", gpus=8, target="box"), ws)  # more GPUs than local has: fine there
         Scheduler(ws).run_until_idle(timeout=30)
         done = get_job(job.id, ws)
         assert done.state == "SUCCEEDED", done.reason
         request = ws.executor("box").launched[0]
         assert request.gpus == [] and request.env["FORGEML_JOB_ID"] == job.id
-        assert "visible ''" in read_logs(job.id, ws=ws)[0]
+        assert "CUDA_VISIBLE_DEVICES" not in request.env and "PATH" not in request.env  # the target decides
+        assert request.argv[0] == "python"
+        assert "visible None" in read_logs(job.id, ws=ws)[0]
     finally:
         ws.close()
 

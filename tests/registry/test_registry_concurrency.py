@@ -45,7 +45,7 @@ def raced(workspace):
 
     path = workspace.root / "plugins.toml"
     # a gate that takes a while, so every worker reads the registry before any of them commits
-    path.write_text(path.read_text() + '\n[registry.models.m]\ngates = [{ gate = "command", run = "sleep 1" }]\n')
+    path.write_text(path.read_text() + '\n[registry.models.m]\ngates = [{ gate = "command", run = "sleep 1.5" }]\n')
     ws = Workspace(workspace.root)
     set_current(ws)
     model = DummyClassifier().fit(np.zeros((4, 1)), [0, 1, 0, 1])
@@ -76,7 +76,6 @@ def test_different_versions_race_to_production(raced):
 
 
 def test_same_version_promoted_by_everyone(raced):
-    outcomes = _race(raced.root, [2] * 1 + [2] * (WORKERS - 1)) if False else None
     ctx = mp.get_context("fork")
     barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
     procs = [ctx.Process(target=_promote_in_child, args=(str(raced.root), 3, barrier, results))

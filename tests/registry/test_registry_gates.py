@@ -26,7 +26,8 @@ from forgeml.workspace import Workspace, set_current
 def _configure(workspace, gates_toml: str) -> Workspace:
     """Append [registry.models.churn] to plugins.toml and reopen the workspace."""
     path = workspace.root / "plugins.toml"
-    path.write_text(path.read_text() + "\n[registry.models.churn]\ngates = [\n" + gates_toml + "\n]\n")
+    base = path.read_text().split("\n[registry.models.churn]")[0]
+    path.write_text(base + "\n[registry.models.churn]\ngates = [\n" + gates_toml + "\n]\n")
     ws = Workspace(workspace.root)
     set_current(ws)
     return ws
@@ -151,7 +152,7 @@ def test_rollback_restores_previous_production_in_order(workspace):
     assert stages == {1: "PRODUCTION", 2: "ARCHIVED", 3: "ARCHIVED"}
     rollbacks = [a for a in audit_trail("m") if a["action"] == "model.rollback"]
     assert rollbacks[0]["actor"] == "oncall" and rollbacks[0]["detail"]["reason"] == "latency spike"
-    with pytest.raises(NotFoundError, match="did you mean 'm'"):
+    with pytest.raises(NotFoundError, match="unknown model 'n'; choices: m"):
         rollback("n")
 
 

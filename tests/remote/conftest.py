@@ -17,6 +17,7 @@ TRACKED_JOB = textwrap.dedent('''
 
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     pause = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1
+    gate = sys.argv[3] if len(sys.argv) > 3 else ""  # wait for this file before finishing
     print("CUDA_VISIBLE_DEVICES=" + os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"), flush=True)
     with forgeml.start_run():
         forgeml.log_params({"lr": 0.1, "steps": steps})
@@ -25,6 +26,9 @@ TRACKED_JOB = textwrap.dedent('''
             forgeml.flush()
             print("step", i, flush=True)
             time.sleep(pause)
+        deadline = time.time() + 60
+        while gate and not os.path.exists(gate) and time.time() < deadline:
+            time.sleep(0.1)
         with open("model.txt", "w") as f:
             f.write("weights after %d steps" % steps)
         forgeml.log_artifact("model.txt")

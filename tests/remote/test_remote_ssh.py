@@ -72,12 +72,12 @@ def test_cancel_stops_the_process_group(workspace, ssh_settings, job_code, tmp_p
 
 def test_job_survives_a_dropped_connection_and_a_fresh_executor_reattaches(workspace, ssh_settings, job_code,
                                                                            tmp_path):
-    from forgeml.tracking import create_run, get_run
+    from forgeml.tracking import create_run, get_metric_history, get_run
 
     run = create_run("reattach", "default")
     ssh_settings.sync_interval_s = 0.5
     executor = SshExecutor(ssh_settings, workspace)
-    handle = executor.launch(request(job_code, tmp_path, "ssh-drop", ["tracked.py", "10", "0.3"],
+    handle = executor.launch(request(job_code, tmp_path, "ssh-drop", ["tracked.py", "10", "0.05", "go"],
                                      env={"FORGEML_RUN_ID": run.id}))
     assert executor.poll(handle).state == "running"
     host = executor.host(executor.endpoints[0])
@@ -86,13 +86,16 @@ def test_job_survives_a_dropped_connection_and_a_fresh_executor_reattaches(works
     executor.close()
     # a new process (a restarted scheduler) knows only the handle
     fresh = SshExecutor(ssh_settings, workspace)
-    seen_while_running = False
     deadline = time.monotonic() + 40
     while (status := fresh.poll(handle)).state == "running" and time.monotonic() < deadline:
-        seen_while_running |= "loss" in get_run(run.id).metrics
+        if len(get_metric_history(run.id, "loss")) == 10:
+            break  # every point came back while the job still runs (it waits for the go file)
         time.sleep(0.2)
+    assert status.state == "running", "metrics were not brought back incrementally while the job ran"
+    job_dir = parse_handle(handle, "ssh").job_dir
+    fresh.host(fresh.endpoints[0]).write_bytes(f"{job_dir}/code/go", b"")
+    status = wait_done(fresh, handle)
     assert status.state == "succeeded", status
-    assert seen_while_running, "metrics were not brought back incrementally while the job ran"
     assert get_run(run.id).metrics["loss"] == pytest.approx(1 / 10)
     assert "done" in (tmp_path / "ssh-drop.log").read_text()
     text, offset = fresh.logs(handle, 0)
@@ -117,15 +120,17 @@ def test_asking_for_gpus_on_a_cpu_only_host_is_a_clear_error(workspace, ssh_sett
 def test_unknown_host_key_and_missing_key_file_are_refused(workspace, ssh_settings, tmp_path):
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    strict = SshTargetSettings(**{**ssh_settings.__dict__, "known_hosts": str(empty)})
-    checks = SshExecutor(strict, workspace).check()
+    strict = SshExecutor(SshTargetSettings(**{**ssh_settings.__dict__, "known_hosts": str(empty)}), workspace)
+    checks = strict.check()
     assert not checks[0].ok and "known_hosts" in checks[0].detail
     with pytest.raises(RemoteError, match="not in"):
-        SshExecutor(strict, workspace).host(SshExecutor(strict, workspace).endpoints[0]).run("true")
-    nokey = SshTargetSettings(**{**ssh_settings.__dict__, "key_files": [str(tmp_path / "missing_key")]})
+        strict.host(strict.endpoints[0]).run("true")
+    nokey = SshExecutor(SshTargetSettings(**{**ssh_settings.__dict__, "key_files": [str(tmp_path / "nokey")]}),
+                        workspace)
     with pytest.raises(ConfigError, match="does not exist"):
-        SshExecutor(nokey, workspace).endpoints and SshExecutor(nokey, workspace).check()[0].ok or \
-            SshExecutor(nokey, workspace).host(SshExecutor(nokey, workspace).endpoints[0]).run("true")
+        nokey.host(nokey.endpoints[0]).run("true")
+    with pytest.raises(ConfigError, match="as \\[user@\\]host\\[:port\\]"):
+        SshExecutor(SshTargetSettings(**{**ssh_settings.__dict__, "hosts": ["gpu1:twenty"]}), workspace)
 
 
 def test_check_reports_login_forgeml_and_gpus(workspace, ssh_settings):

@@ -13,7 +13,13 @@ from forgeml.errors import ValidationError
 from forgeml.remote.gpus import parse_nvidia_smi, pick_gpus
 from forgeml.remote.jobdir import make_handle, needs_of, parse_handle, parse_status, remote_env
 from forgeml.remote.settings import SlurmTargetSettings
-from forgeml.remote.slurm import parse_sbatch_id, parse_scontrol, render_sbatch, slurm_time, status_from_records
+from forgeml.remote.slurm import (
+    parse_sbatch_id,
+    parse_scontrol,
+    render_sbatch,
+    slurm_time,
+    status_from_records,
+)
 from forgeml.remote.snapshot import take_snapshot
 from forgeml.remote.states import slurm_status
 

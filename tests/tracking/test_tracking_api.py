@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-import forgeml
 import pytest
+
+import forgeml
 from forgeml import hookimpl
 from forgeml.errors import NotFoundError, ValidationError
 from forgeml.tracking import (

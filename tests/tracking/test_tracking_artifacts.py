@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-import forgeml
 import pytest
 import yaml
+
+import forgeml
 from forgeml.errors import NotFoundError, ValidationError
 from forgeml.tracking import (
     compare_runs,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-import forgeml
 import pytest
 from click.testing import CliRunner
+
+import forgeml
 from forgeml.cli import cli, main
 from forgeml.tracking import start_run
 
@@ -77,6 +78,16 @@ def test_reproduce_dry_run_builds_a_job_spec(two_runs, monkeypatch):
     assert plan["spec"]["datasets"] == ["mnist@v2"] and plan["spec"]["experiment"] == "default"
     assert plan["spec"]["env"]["FORGEML_REPRODUCES"] == run.id
     assert plan["job_id"] is None
+
+
+def test_a_run_from_python_c_cannot_be_reproduced(two_runs, monkeypatch):
+    from forgeml.errors import ValidationError
+
+    monkeypatch.setattr("sys.argv", ["-c"])
+    with start_run() as run:
+        pass
+    with pytest.raises(ValidationError, match="python -c"):
+        forgeml.tracking.reproduce(run.id, dry_run=True)
 
 
 def test_errors_are_one_line_and_exit_2(two_runs, capsys):

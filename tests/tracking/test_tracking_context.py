@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
-import forgeml
 import pytest
+
+import forgeml
 from forgeml.tracking import get_run, list_artifacts, start_run
 from forgeml.tracking.context import DIFF_ARTIFACT, git_state, job_context, package_versions
 

@@ -8,8 +8,9 @@ import sys
 import textwrap
 import time
 
-import forgeml
 import pytest
+
+import forgeml
 from forgeml.tracking import create_run, get_metric_history, get_run, start_run
 from forgeml.tracking.store import tracking_store
 
@@ -20,7 +21,7 @@ def count_points(ws, run_id: str, key: str | None = None) -> int:
 
 def test_eight_processes_write_one_run_concurrently_without_loss(tracked):
     run = create_run(name="ddp-like")
-    per_process = 3000
+    per_process = 2000
     code = textwrap.dedent(f"""
         import os, forgeml
         rank = os.environ["WRITER"]

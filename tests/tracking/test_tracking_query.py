@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import forgeml
 import pytest
+
+import forgeml
 from forgeml.errors import QuerySyntaxError
 from forgeml.tracking import create_run, finish_run, get_run, search_runs
 from forgeml.tracking.query import Between, Compare, Field, parse_query

@@ -1,0 +1,68 @@
+"""Tuning benchmark: GPU occupancy and per-trial platform overhead with a declared 4-GPU inventory.
+
+Trials sleep for a fixed time (their "own work") and report a few intermediate values, so everything
+else in a trial's wall time is platform overhead: scheduling, process spawn, imports, bookkeeping and
+the pruning round-trips. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TRIAL = """
+import os, time, json, forgeml
+t0 = time.time()
+for step in range(4):
+    time.sleep({work} / 4)
+    forgeml.report(step, float(step))
+    forgeml.should_prune()
+with open(os.environ["OUT"], "a") as f:
+    f.write(json.dumps({{"gpu": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": t0, "end": time.time()}}) + "\\n")
+"""
+
+
+def main(trials: int = 24, work_s: float = 2.0) -> None:
+    """Run the study and print the figures."""
+    from forgeml.tuning import TuneConfig, parse_space, study_trials, tune
+    from forgeml.workspace import Workspace, set_current
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        Workspace.init(root)
+        text = (root / "plugins.toml").read_text().replace(
+            '[scheduler.inventory]\nplugin = "nvml"\n', '[scheduler.inventory]\nplugin = "declared"\ncount = 4\n')
+        (root / "plugins.toml").write_text(text)
+        ws = Workspace(root)
+        set_current(ws)
+        out = Path(tmp) / "spans.jsonl"
+        (root / "trial.py").write_text(TRIAL.format(work=work_s))
+        space = parse_space({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+        started = time.time()
+        result = tune(TuneConfig(script=str(root / "trial.py"), space=space, trials=trials, parallel="auto",
+                                 gpus_per_trial=1, pruner="none", sampler="random", seed=0, metric="none",
+                                 study_name="bench", env={"OUT": str(out)}), workspace=ws)
+        wall = time.time() - started
+        spans = [json.loads(line) for line in out.read_text().splitlines()]
+        frame = study_trials("bench", workspace=ws)
+        busy = sum(s["end"] - s["start"] for s in spans)
+        trial_walls = frame["duration_s"].dropna().tolist()
+        overhead = [w - work_s for w in trial_walls]
+        print(json.dumps({
+            "benchmark": "tuning", "python": sys.version.split()[0], "gpus_declared": 4, "trials": trials,
+            "trial_work_s": work_s, "study_wall_s": round(wall, 2),
+            "gpu_occupancy_own_work": round(busy / (4 * wall), 3),
+            "gpu_occupancy_jobs": round(sum(trial_walls) / (4 * wall), 3),
+            "overhead_per_trial_ms_median": round(1000 * statistics.median(overhead), 1),
+            "overhead_per_trial_ms_p90": round(1000 * sorted(overhead)[int(0.9 * (len(overhead) - 1))], 1),
+            "floors": {"gpu_occupancy": 0.9, "overhead_per_trial_ms": 300},
+            "trials_failed": result.failed,
+        }))
+
+
+if __name__ == "__main__":
+    main()
