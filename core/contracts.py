@@ -142,9 +142,8 @@ class OfflineStore(Protocol):
     def query(self, sql: str, tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
         """Run DuckDB SQL (with Arrow tables registered under the given names) and return the result."""
 
-    def query_batches(self, sql: str, tables: Mapping[str, pa.Table] | None = None,
-                      batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
-        """Run DuckDB SQL and yield the result in record batches."""
+    def register_filesystem_for(self, url: str) -> None:
+        """Make the engine able to read an fsspec URL (s3://, memory://, ...) named by a file source."""
 
     def point_in_time_join(self, entity_rows: pa.Table, requests: Sequence[FeatureRequest],
                            timestamp_field: str) -> pa.Table:

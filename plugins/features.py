@@ -43,7 +43,8 @@ def _offline(settings: DuckDBOfflineSettings, workspace: Any) -> Any:
     from forgeml.storage.offline import DuckDBOfflineStore
 
     root = settings.root if "://" in settings.root else str(workspace.resolve(settings.root))
-    return DuckDBOfflineStore(root, threads=settings.threads or None, memory_limit=settings.memory_limit or None)
+    return DuckDBOfflineStore(root, threads=settings.threads or None, memory_limit=settings.memory_limit or None,
+                              search_path=str(workspace.root))
 
 
 def _online(settings: SQLiteOnlineSettings, workspace: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,13 +57,14 @@ def timestamp_micros(column: pa.ChunkedArray | pa.Array, where: str) -> pa.Array
     if column.type.tz is None:
         raise ValidationError(f"{where} has timestamps without a time zone; make them aware, e.g. "
                               f"pandas: df[col] = df[col].dt.tz_localize('UTC')")
-    return pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC")), pa.int64())
+    return pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False), pa.int64())
 
 
 class DuckDBOfflineStore:
     """Tables of Parquet files partitioned by date under a root folder or fsspec URL, queried with DuckDB."""
 
-    def __init__(self, root: str, threads: int | None = None, memory_limit: str | None = None):
+    def __init__(self, root: str, threads: int | None = None, memory_limit: str | None = None,
+                 search_path: str | None = None):
         self.root = str(root).rstrip("/")
         self.fs, base = fsspec.core.url_to_fs(self.root)
         self.local = "://" not in self.root or self.root.startswith("file://")
@@ -75,6 +76,8 @@ class DuckDBOfflineStore:
             self._con.execute(f"SET threads = {int(threads)}")
         if memory_limit:
             self._con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+        if search_path:  # relative paths in SQL sources resolve against the workspace, not the cwd
+            self._con.execute(f"SET file_search_path = {quote_literal(search_path)}")
         if not self.local:
             self._con.register_filesystem(self.fs)
         self._lock = threading.Lock()
@@ -169,20 +172,6 @@ class DuckDBOfflineStore:
             for name, value in (tables or {}).items():
                 cur.register(name, value)
             return cur.sql(sql).to_arrow_table()
-        except duckdb.Error as e:
-            raise StorageError(f"DuckDB query failed: {e}") from e
-        finally:
-            cur.close()
-
-    def query_batches(self, sql: str, tables: Mapping[str, pa.Table] | None = None,
-                      batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
-        """Run DuckDB SQL and yield the result in record batches of about batch_rows."""
-        cur = self.cursor()
-        try:
-            for name, value in (tables or {}).items():
-                cur.register(name, value)
-            reader = cur.sql(sql).to_arrow_reader(batch_rows)
-            yield from reader
         except duckdb.Error as e:
             raise StorageError(f"DuckDB query failed: {e}") from e
         finally:

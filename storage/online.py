@@ -116,7 +116,7 @@ def _json_column(col: pa.ChunkedArray) -> pa.Array:
     if pa.types.is_integer(tp) or pa.types.is_boolean(tp):
         return pc.cast(col, pa.string()).fill_null("null")
     if pa.types.is_timestamp(tp):
-        micros = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC" if tp.tz else None)), pa.int64())
+        micros = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC" if tp.tz else None), safe=False), pa.int64())
         return pc.cast(micros, pa.string()).fill_null("null")
     return pa.array([_dumps(v) for v in col.to_pylist()], pa.string())
 

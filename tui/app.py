@@ -53,7 +53,7 @@ class ForgeApp(App):
 
     def on_mount(self) -> None:
         """Name the workspace in the header."""
-        self.sub_title = str(self.workspace.root)
+        self.sub_title = self.workspace.root.name
 
     def action_help(self) -> None:
         """Show the key reference."""

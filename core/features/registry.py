@@ -52,6 +52,22 @@ class Change:
     reasons: list[str] = field(default_factory=list)
 
 
+def _with_entities(objects: list[Definition]) -> list[Definition]:
+    """Put each view's entities first (once), so applying a view alone also registers its entities."""
+    for obj in objects:
+        kind_of(obj)
+    named = {o.name for o in objects if isinstance(o, Entity)}
+    extra: list[Definition] = []
+    for obj in objects:
+        if isinstance(obj, FeatureView):
+            for entity in obj.entities:
+                if entity.name not in named:
+                    named.add(entity.name)
+                    extra.append(entity)
+    ordered = [o for o in objects if isinstance(o, Entity)] + extra
+    return ordered + [o for o in objects if not isinstance(o, Entity)]
+
+
 def breaking_changes(kind: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Return why new cannot replace old in place (empty when the change is compatible)."""
     reasons = []
@@ -178,6 +194,7 @@ class FeatureRegistry:
         return self._apply(objects, dry_run=False)
 
     def _apply(self, objects: list[Definition], dry_run: bool) -> list[Change]:
+        objects = _with_entities(objects)
         self._check_references(objects)
         changes: list[Change] = []
         now = time.time()

@@ -83,7 +83,7 @@ def conform(view: FeatureView, table: pa.Table, where: str) -> pa.Table:
         raise ValidationError(f"{where}: {view.timestamp_field!r} has timestamps without a time zone; make them "
                               f"aware, e.g. pandas: df[col] = df[col].dt.tz_localize('UTC')")
     columns = {k: table.column(k) for k in view.join_keys}
-    columns[view.timestamp_field] = pc.cast(ts, pa.timestamp("us", tz="UTC"))
+    columns[view.timestamp_field] = pc.cast(ts, pa.timestamp("us", tz="UTC"), safe=False)
     for feature in view.features:
         col = table.column(feature.name)
         target = arrow_type(feature.dtype)

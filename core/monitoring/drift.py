@@ -282,6 +282,10 @@ def drift_report(reference: Any, current: Any, columns: Sequence[str] | None = N
         if kind is None:
             skipped[name] = f"type {ref.schema.field(name).type} is not compared"
             continue
+        if column_kind(cur.schema.field(name).type) != kind:
+            skipped[name] = (f"reference type {ref.schema.field(name).type} and current type "
+                             f"{cur.schema.field(name).type} do not match")
+            continue
         if not monitors.get(kind):
             skipped[name] = f"no test for {kind} columns was chosen"
             continue

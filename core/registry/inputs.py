@@ -54,6 +54,22 @@ def infer_outputs(prediction: Any) -> list[dict[str, Any]]:
     return [{"name": "prediction", "type": str(arr.dtype), "shape": list(arr.shape[1:])}]
 
 
+def _arrow_matrix(table: Any, np: Any) -> Any:
+    """Convert numeric Arrow columns in one call (RecordBatch.to_tensor); mixed types go column by column."""
+    import pyarrow as pa
+
+    batch = table
+    if isinstance(table, pa.Table):
+        batches = table.combine_chunks().to_batches()
+        batch = batches[0] if len(batches) == 1 else None
+    if batch is not None:
+        try:
+            return np.asarray(batch.to_tensor(null_to_nan=True, row_major=True))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError):
+            pass  # non-numeric or mixed column types: the general path below handles them
+    return np.column_stack([table.column(i).to_numpy(zero_copy_only=False) for i in range(table.num_columns)])
+
+
 class FeatureMatrix:
     """Converts a DataFrame, Arrow table, dict row or array into a 2-D numpy array in signature order."""
 
@@ -72,11 +88,12 @@ class FeatureMatrix:
             frame = inputs if cols is None or list(inputs.columns) == cols else self._select(inputs, list(inputs.columns))
             arr = frame.to_numpy(dtype=self.dtype)
         elif hasattr(inputs, "column_names"):  # pyarrow Table or RecordBatch
-            names = cols or inputs.column_names
-            missing = [c for c in names if c not in inputs.column_names]
+            have = inputs.column_names  # a property that builds a new list on every access
+            names = cols or have
+            missing = [c for c in names if c not in have] if names is not have and names != have else []
             if missing:
                 raise ValidationError(f"input is missing column(s) {', '.join(missing)}; the model expects {names}")
-            arr = np.column_stack([inputs.column(c).to_numpy(zero_copy_only=False) for c in names])
+            arr = _arrow_matrix(inputs if names == have else inputs.select(names), np)
         elif isinstance(inputs, dict):
             names = cols or list(inputs)
             try:

@@ -140,11 +140,11 @@ def parse_status(line: str, started: bool = True) -> ExecutionStatus:
     if line == "missing" or not line:
         return ExecutionStatus(LOST, None, "the remote job folder is gone")
     exit_text, pid, alive, cancelled = (line.split("|") + ["", "", "0", "0"])[:4]
-    if cancelled == "1" and alive != "1":
-        return ExecutionStatus(CANCELLED, int(exit_text) if exit_text.strip().lstrip("-").isdigit() else None,
-                               "cancelled")
-    if exit_text.strip().lstrip("-").isdigit():
-        code = int(exit_text)
+    code = int(exit_text) if exit_text.strip().lstrip("-").isdigit() else None
+    # an exit code written after a cancel is the signal's (128 + TERM/KILL); any other is a real ending
+    if cancelled == "1" and alive != "1" and (code is None or code in (130, 137, 143)):
+        return ExecutionStatus(CANCELLED, code, "cancelled")
+    if code is not None:
         return ExecutionStatus(SUCCEEDED if code == 0 else FAILED, code, "" if code == 0 else f"exit code {code}")
     if alive == "1":
         return ExecutionStatus(RUNNING, None, "")

@@ -78,7 +78,7 @@ def _volumes(settings: KubernetesTargetSettings) -> tuple[list[Any], list[Any]]:
         else:
             kwargs["host_path"] = k.V1HostPathVolumeSource(path=spec["host_path"])
         volumes.append(k.V1Volume(**kwargs))
-        mounts.append(k.V1VolumeMount(name=name, mount_path=path, read_only=spec.get("read_only") == "true"))
+        mounts.append(k.V1VolumeMount(name=name, mount_path=path))
     return volumes, mounts
 
 

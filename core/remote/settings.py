@@ -23,7 +23,7 @@ class SshConnectionSettings:
     code: str = setting("auto", "Code snapshot: auto (git when in a repository), git, archive (whole folder) or none.")
     exclude: list[str] = setting([], "Extra glob patterns left out of code snapshots, e.g. [\"data/*\"].")
     sync_interval_s: float = setting(15.0, "Seconds between incremental bring-backs of metrics and artifacts while a job runs.")
-    env: dict[str, str] = setting({}, "Extra environment variables for jobs on this target.")
+    env: dict[str, str] = setting({}, "Environment for jobs and forgeml's own commands there, e.g. { PATH = \"/opt/bin:/usr/bin:/bin\" }.")
 
 
 @dataclass

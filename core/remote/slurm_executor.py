@@ -37,8 +37,7 @@ class SlurmExecutor:
         self.workspace = workspace
         self.endpoint: SshEndpoint | None = None
         if settings.login_host:
-            self.endpoint = SshEndpoint.parse(settings.login_host, **endpoint_defaults(settings),
-                                              env=dict(settings.env))
+            self.endpoint = SshEndpoint.parse(settings.login_host, **endpoint_defaults(settings))
             self.host: Host = SshHost(self.endpoint)
         else:
             self.host = LocalHost(env=dict(settings.env))
@@ -128,7 +127,9 @@ class SlurmExecutor:
         """scancel the job (Slurm sends TERM, then KILL after the cluster's KillWait)."""
         h = parse_handle(handle, SCHEME)
         self.host.write_bytes(f"{h.job_dir}/cancelled", b"")
-        self._run(f"scancel {shlex.quote(h.job_id)}", f"scancel {h.job_id}")
+        result = self.host.run(f"scancel {shlex.quote(h.job_id)}", timeout=60)
+        if not result.ok and "already completed" not in result.stderr and "Invalid job id" not in result.stderr:
+            raise RemoteError(f"scancel {h.job_id} on {self.host.label} failed: {result.stderr.strip()[-300:]}")
 
     def logs(self, handle: str, offset: int = 0) -> tuple[str, int]:
         """Return the job's output (array task 0 for arrays) from a byte offset."""

@@ -41,7 +41,8 @@ def endpoint_defaults(settings: Any) -> dict[str, Any]:
     """Return the SshEndpoint keyword arguments shared by every host of a target."""
     return {"port": settings.port, "user": settings.user, "key_files": tuple(settings.key_files),
             "use_agent": settings.use_agent, "known_hosts": settings.known_hosts,
-            "strict_host_keys": settings.strict_host_keys, "connect_timeout_s": settings.connect_timeout_s}
+            "strict_host_keys": settings.strict_host_keys, "connect_timeout_s": settings.connect_timeout_s,
+            "env": dict(settings.env)}
 
 
 class SshExecutor:

@@ -48,20 +48,25 @@ def test_apply_versions_breaking_changes(workspace):
         base = dict(name="v", entities=[user], features=[Feature("a"), Feature("b", "int64")])
         return FeatureView(**{**base, **kw})
 
+    def apply_view(v):
+        changes = store.apply([v])
+        assert [c.action for c in changes if c.kind == "entity"] == ["unchanged"]
+        return [c for c in changes if c.kind == "view"]
+
     assert [c.action for c in store.apply([user, view()])] == ["created", "created"]
     assert [c.action for c in store.apply([user, view()])] == ["unchanged", "unchanged"]
-    (change,) = store.apply([view(description="now documented", features=[Feature("a"), Feature("b", "int64"),
+    (change,) = apply_view(view(description="now documented", features=[Feature("a"), Feature("b", "int64"),
                                                                           Feature("c")])])
     assert (change.action, change.version) == ("updated", 1)
-    (change,) = store.apply([view(features=[Feature("a"), Feature("b", "float64"), Feature("c")])])
+    (change,) = apply_view(view(features=[Feature("a"), Feature("b", "float64"), Feature("c")]))
     assert (change.action, change.version) == ("new_version", 2)
     assert change.reasons == ["feature 'b' dtype changed int64 -> float64"]
-    (change,) = store.apply([view(features=[Feature("a"), Feature("b", "float64")])])
+    (change,) = apply_view(view(features=[Feature("a"), Feature("b", "float64")]))
     assert (change.action, change.version, change.reasons) == ("new_version", 3, ["feature 'c' removed"])
     assert store.registry.versions("view", "v") == [1, 2, 3]
     assert store.registry.get_spec("view", "v", 1)[1]["description"] == "now documented"
     assert store.get_feature_view("v").feature("b").dtype == "float64"
-    (planned,) = store.plan([view(features=[Feature("a")])])
+    (_, planned) = store.plan([view(features=[Feature("a")])])
     assert planned.action == "new_version" and store.registry.versions("view", "v") == [1, 2, 3]
 
 
@@ -166,3 +171,21 @@ def test_cli_errors_are_one_line(workspace):
     with pytest.raises(SystemExit) as exit_info:
         main(["features", "show", "nope"])
     assert exit_info.value.code == 2
+
+
+def test_sql_source_and_applying_a_view_alone(workspace, user_source):
+    """A DuckDB query source reads paths relative to the workspace; a view's entity is registered with it."""
+    import pandas as pd
+
+    from forgeml.features import Entity, Feature, FeatureStore, FeatureView, SqlSource
+
+    user = Entity("user", join_keys=["user_id"])
+    view = FeatureView("big_spenders", entities=[user], features=[Feature("spend")],
+                       source=SqlSource("SELECT * FROM read_parquet('data/users/**/*.parquet') WHERE spend >= 3"))
+    store = FeatureStore(workspace)
+    changes = store.apply([view])
+    assert [(c.kind, c.name, c.action) for c in changes] == [("entity", "user", "created"),
+                                                               ("view", "big_spenders", "created")]
+    out = store.get_historical_features(pd.DataFrame({"user_id": [1, 2], "event_timestamp": [
+        pd.Timestamp("2024-03-03", tz="UTC")] * 2}), ["big_spenders:spend"])
+    assert out["spend"].tolist() == [3.0, 20.0]

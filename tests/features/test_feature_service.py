@@ -200,3 +200,18 @@ def test_status_flags_stale_views(workspace, defs):
     assert not status["fresh"].stale and status["fresh"].age_s < 60
     later = datetime.now(UTC) + timedelta(minutes=10)
     assert {s.view: s.stale for s in store.status(now=later)}["fresh"] is True
+
+
+def test_nanosecond_timestamps_are_accepted(workspace, defs):
+    """pandas' nanosecond timestamps are truncated to microseconds, not refused."""
+    import pandas as pd
+
+    from forgeml.features import Feature, FeatureStore, FeatureView, PushSource
+
+    view = FeatureView("ns", entities=[defs["user"]], source=PushSource("ns_push"), features=[Feature("x")])
+    store = FeatureStore(workspace)
+    store.apply([defs["user"], view])
+    stamp = pd.Timestamp("2024-03-01T00:00:00.000001999", tz="UTC")
+    assert store.push("ns", pd.DataFrame({"user_id": [1], "event_timestamp": [stamp], "x": [2.0]})) == 1
+    out = store.get_historical_features(pd.DataFrame({"user_id": [1], "event_timestamp": [stamp]}), ["ns:x"])
+    assert out["x"].tolist() == [2.0]

@@ -81,7 +81,10 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
              ("torch==2.13.0", "-e '.[dev]'", "ruff check .", "lint-imports")]
     assert order == sorted(order)
     assert lines.index(test_command) > order[-1]
-    assert "CI=true" in script and "trap" in script
+    assert script.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in script
+    assert "export CI=true" in script and "trap stop_services EXIT" in script
+    for service in ("redis", "sshd", "slurm"):
+        assert f"tests/services/{service}.sh start" in script and f"tests/services/{service}.sh stop" in script
     assert (ROOT / ".ci" / "run").stat().st_mode & 0o111
 
 

@@ -131,10 +131,12 @@ def test_statistics_match_scipy():
 def test_reports_accept_dataframes_and_skip_unsupported_types():
     import pandas as pd
 
-    ref = pd.DataFrame({"x": np.arange(100.0), "when": pd.date_range("2026-01-01", periods=100, tz="UTC")})
-    report = drift_report(ref, ref.copy())
+    ref = pd.DataFrame({"x": np.arange(100.0), "when": pd.date_range("2026-01-01", periods=100, tz="UTC"),
+                        "code": np.arange(100)})
+    cur = ref.assign(code=ref["code"].astype(str))
+    report = drift_report(ref, cur)
     assert report.drifted_columns == []
-    assert "when" in report.skipped
+    assert "when" in report.skipped and "do not match" in report.skipped["code"]
 
 
 def test_bad_inputs_are_clear_errors(frames):

@@ -48,6 +48,7 @@ def job_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
     code = tmp_path_factory.mktemp("code")
     (code / "tracked.py").write_text(TRACKED_JOB)
     (code / "sleeper.py").write_text(SLEEPER_JOB)
+    (code / "gpu.py").write_text("import os\nprint('CUDA_VISIBLE_DEVICES=' + os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>'))\n")
     (code / "fail.py").write_text("import sys\nprint('about to fail', flush=True)\nsys.exit(3)\n")
     return code
 

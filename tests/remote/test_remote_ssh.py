@@ -44,7 +44,7 @@ def test_unchanged_files_are_not_sent_again(workspace, ssh_settings, job_code, t
     snap = take_snapshot(job_code)
     first = sync_snapshot(host, root, f"{root}/jobs/a", snap)
     second = sync_snapshot(host, root, f"{root}/jobs/b", snap)
-    assert first.files == second.files == 3
+    assert first.files == second.files == 4
     assert second.sent == 0 and second.bytes_sent == 0
     (job_code / "new_module.py").write_text("X = 1\n")
     try:
@@ -77,7 +77,7 @@ def test_job_survives_a_dropped_connection_and_a_fresh_executor_reattaches(works
     run = create_run("reattach", "default")
     ssh_settings.sync_interval_s = 0.5
     executor = SshExecutor(ssh_settings, workspace)
-    handle = executor.launch(request(job_code, tmp_path, "ssh-drop", ["tracked.py", "10", "0.05", "go"],
+    handle = executor.launch(request(job_code, tmp_path, "ssh-drop", ["tracked.py", "5", "0.05", "go"],
                                      env={"FORGEML_RUN_ID": run.id}))
     assert executor.poll(handle).state == "running"
     host = executor.host(executor.endpoints[0])
@@ -88,7 +88,7 @@ def test_job_survives_a_dropped_connection_and_a_fresh_executor_reattaches(works
     fresh = SshExecutor(ssh_settings, workspace)
     deadline = time.monotonic() + 40
     while (status := fresh.poll(handle)).state == "running" and time.monotonic() < deadline:
-        if len(get_metric_history(run.id, "loss")) == 10:
+        if len(get_metric_history(run.id, "loss")) == 5:
             break  # every point came back while the job still runs (it waits for the go file)
         time.sleep(0.2)
     assert status.state == "running", "metrics were not brought back incrementally while the job ran"
@@ -96,10 +96,10 @@ def test_job_survives_a_dropped_connection_and_a_fresh_executor_reattaches(works
     fresh.host(fresh.endpoints[0]).write_bytes(f"{job_dir}/code/go", b"")
     status = wait_done(fresh, handle)
     assert status.state == "succeeded", status
-    assert get_run(run.id).metrics["loss"] == pytest.approx(1 / 10)
+    assert get_run(run.id).metrics["loss"] == pytest.approx(1 / 5)
     assert "done" in (tmp_path / "ssh-drop.log").read_text()
     text, offset = fresh.logs(handle, 0)
-    assert "step 9" in text and offset == len(text.encode())
+    assert "step 4" in text and offset == len(text.encode())
     assert fresh.logs(handle, offset) == ("", offset)
 
 
@@ -115,6 +115,24 @@ def test_asking_for_gpus_on_a_cpu_only_host_is_a_clear_error(workspace, ssh_sett
     executor = SshExecutor(ssh_settings, workspace)
     with pytest.raises(JobError, match="no host of this ssh target has 1 GPU"):
         executor.launch(request(job_code, tmp_path, "ssh-gpu", ["tracked.py"], spec={"gpus": 1}))
+
+
+def test_gpus_found_by_nvidia_smi_are_pinned_most_free_first(workspace, ssh_settings, job_code, tmp_path):
+    """GPUs cannot exist here: a stand-in nvidia-smi on the host's PATH reports two of them."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    smi = fake_bin / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '0, NVIDIA A100-SXM4-80GB, 81920, 2048, 95, GPU-aaa'\n"
+                   "echo '1, NVIDIA A100-SXM4-80GB, 81920, 80000, 0, GPU-bbb'\n")
+    smi.chmod(0o755)
+    ssh_settings.env = {"PATH": f"{fake_bin}:/usr/local/bin:/usr/bin:/bin"}
+    executor = SshExecutor(ssh_settings, workspace)
+    assert "2 GPUs: NVIDIA A100-SXM4-80GB (80 GiB)" in executor.check()[-1].detail
+    handle = executor.launch(request(job_code, tmp_path, "ssh-gpu1", ["gpu.py"], spec={"gpus": 1, "gpu_type": "a100"}))
+    assert wait_done(executor, handle).state == "succeeded"
+    assert "CUDA_VISIBLE_DEVICES=1" in (tmp_path / "ssh-gpu1.log").read_text()
+    with pytest.raises(JobError, match="2 GPUs: NVIDIA A100"):
+        executor.launch(request(job_code, tmp_path, "ssh-gpu3", ["gpu.py"], spec={"gpus": 3}))
 
 
 def test_unknown_host_key_and_missing_key_file_are_refused(workspace, ssh_settings, tmp_path):

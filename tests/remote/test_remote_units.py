@@ -95,6 +95,8 @@ def test_handles_round_trip_and_reject_other_schemes():
     ("3|123|0|0", "failed", 3),
     ("|123|1|0", "running", None),
     ("|123|0|1", "cancelled", None),
+    ("143|123|0|1", "cancelled", 143),
+    ("0|123|0|1", "succeeded", 0),
     ("|123|0|0", "lost", None),
     ("||0|0", "running", None),
     ("missing", "lost", None),
@@ -248,7 +250,7 @@ def test_scontrol_records_and_array_tasks_fold_into_one_status():
 
 
 def test_import_forgeml_stays_free_of_paramiko_and_kubernetes():
-    code = ("import sys, forgeml, forgeml.plugins.ssh, forgeml.plugins.slurm, forgeml.plugins.kubernetes;"
+    code = ("import sys, forgeml, forgeml.remote, forgeml.plugins.ssh, forgeml.plugins.slurm, forgeml.plugins.kubernetes;"
             "bad = [m for m in ('paramiko', 'kubernetes') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -26,6 +26,7 @@ class ModelsScreen(DataScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[dict[str, Any]] = []
+        self.cursor = 0
 
     def compose(self) -> ComposeResult:
         """Versions left, evidence right."""
@@ -49,14 +50,14 @@ class ModelsScreen(DataScreen):
         self.query_one("#model-detail", Static).update(_detail_text(self._current(self.rows), detail))
 
     def _current(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-        table = self.query_one("#models-table", DataTable)
-        row = table.cursor_row or 0
-        return rows[row] if rows and row < len(rows) else None
+        return rows[self.cursor] if rows and self.cursor < len(rows) else None
 
     @on(DataTable.RowHighlighted, "#models-table")
-    def highlighted(self) -> None:
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Show the highlighted version's evidence."""
-        self.reload()
+        if event.cursor_row != self.cursor:
+            self.cursor = event.cursor_row
+            self.reload()
 
     def action_promote(self) -> None:
         """Promote the highlighted version to production after confirmation; gates decide."""

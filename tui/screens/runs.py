@@ -110,13 +110,16 @@ class RunsScreen(DataScreen):
         """Plot the highlighted run (and the marked ones)."""
         self.plot()
 
-    @work(thread=True, exclusive=True, group="plot")
     def plot(self) -> None:
-        """Read metric histories in a worker, then draw them."""
+        """Plot the marked runs and the highlighted one."""
         current = self._current()
         ids = list(dict.fromkeys(self.marked + ([current] if current else [])))
-        if not ids:
-            return
+        if ids:
+            self._plot(ids)
+
+    @work(thread=True, exclusive=True, group="plot")
+    def _plot(self, ids: list[str]) -> None:
+        """Read metric histories in a worker, then draw them on the UI thread."""
         try:
             keys = sorted({k for r in ids for k in data.metric_keys(self.ws, r) if not k.startswith("system/")})
             if not keys:

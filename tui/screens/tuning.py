@@ -24,6 +24,7 @@ class TuningScreen(DataScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[dict[str, Any]] = []
+        self.cursor = 0
 
     def compose(self) -> ComposeResult:
         """Studies, plot, importances."""
@@ -38,8 +39,7 @@ class TuningScreen(DataScreen):
     def load(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Read the studies and the highlighted one's trials."""
         rows = data.studies(self.ws)
-        table = self.query_one("#studies-table", DataTable)
-        row = table.cursor_row or 0
+        row = self.cursor
         detail = data.study_detail(self.ws, rows[row]["name"]) if rows and row < len(rows) else None
         return rows, detail
 
@@ -62,6 +62,8 @@ class TuningScreen(DataScreen):
             self.query_one("#importances", Static).update(f"[b]trials[/b] {states}\n[b]importances[/b]\n{bars}")
 
     @on(DataTable.RowHighlighted, "#studies-table")
-    def highlighted(self) -> None:
+    def highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Show the highlighted study."""
-        self.reload()
+        if event.cursor_row != self.cursor:
+            self.cursor = event.cursor_row
+            self.reload()

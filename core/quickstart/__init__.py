@@ -1,0 +1,1 @@
+"""`forgeml quickstart`: the whole lifecycle on the embedded defaults, in a new workspace."""
