@@ -86,11 +86,12 @@ def bench_search(root: Path, runs: int, repeats: int = 30) -> dict:
         store.write_points(points)
     created = time.perf_counter() - created
     frame = search_runs(QUERY)  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         frame = search_runs(QUERY)
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     values = frame["metrics.val_loss"].tolist()
     return {
         "runs": runs,
@@ -99,6 +100,7 @@ def bench_search(root: Path, runs: int, repeats: int = 30) -> dict:
         "sorted": values == sorted(values),
         "median_ms": round(statistics.median(times) * 1000, 2),
         "min_ms": round(min(times) * 1000, 2),
+        "median_cpu_ms": round(statistics.median(cpu) * 1000, 2),
         "setup_s": round(created, 2),
     }
 
@@ -160,7 +162,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        result: dict = {"benchmark": "tracking"}
+        result: dict = {"benchmark": "tracking", "load_avg_1m_before": round(os.getloadavg()[0], 2),
+                        "cpus": os.cpu_count()}
         result["log_metric"] = bench_log_metric(tmp_path / "throughput", args.points)
         result["search"] = bench_search(tmp_path / "search", args.runs)
         result["concurrent"] = bench_concurrent(tmp_path / "concurrent", args.processes, args.process_points)
@@ -170,6 +173,7 @@ def main() -> None:
         else:
             result["mlflow"] = peer
             result["speedup_vs_mlflow"] = round(result["log_metric"]["points_per_s"] / peer["points_per_s"], 1)
+        result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
         result["floors"] = {
             "search_under_50ms": result["search"]["median_ms"] < 50,
             "concurrent_all_present": result["concurrent"]["all_present"],

@@ -127,7 +127,7 @@ class DesktopSettings:
 
 
 class DesktopNotifier:
-    """A desktop notification through notify-send, where a desktop session has it."""
+    """A desktop notification through notify-send, where a desktop is running."""
 
     name = "desktop"
 
@@ -141,7 +141,7 @@ class DesktopNotifier:
             raise PluginError("desktop notifier: notify-send is not installed (install libnotify-bin) "
                               "or use the log, shell or webhook notifier")
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DBUS_SESSION_BUS_ADDRESS")):
-            raise PluginError("desktop notifier: no desktop session (DISPLAY/DBUS unset); use another notifier here")
+            raise PluginError("desktop notifier: no desktop here (DISPLAY and DBUS unset); use another notifier")
         urgency = "critical" if alert.get("severity") == "critical" and self.settings.urgency_critical else "normal"
         proc = subprocess.run([program, "-u", urgency, f"forgeml alert: {alert.get('rule')}",
                                str(alert.get("message", ""))], capture_output=True, text=True, timeout=10)

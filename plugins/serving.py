@@ -15,7 +15,7 @@ class BatchingSettings:
     enabled: bool = setting(True, "Group concurrent requests into one predict call.")
     max_batch_size: int = setting(64, "Most rows in one predict call.")
     max_delay_ms: float = setting(0.0, "How long the first request of a batch waits for more (0: take what is queued).")
-    inline_max_ms: float = setting(1.0, "Models whose one-row predict is faster than this run on the event loop "
+    inline_max_ms: float = setting(2.0, "Models whose one-row predict is faster than this run on the event loop "
                                         "instead of a thread (0: always a thread).")
 
 

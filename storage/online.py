@@ -249,7 +249,9 @@ class SQLiteOnlineStore:
                 row = conn.execute("SELECT event_ts, payload FROM online_rows WHERE view = ? AND entity_key = ?",
                                    (view, entity_key(keys[0]))).fetchone()
             return [None if row is None else (row[0], decode_payload(row[1]))]
-        wanted = [str(k[0]) for k in keys] if len(keys[0]) == 1 else [entity_key(k) for k in keys] if keys else []
+        if not keys:
+            return []
+        wanted = [str(k[0]) for k in keys] if len(keys[0]) == 1 else [entity_key(k) for k in keys]
         found: dict[str, tuple[int, dict[str, Any]]] = {}
         with self._translate():
             for start in range(0, len(wanted), READ_CHUNK):

@@ -45,7 +45,7 @@ def models_group() -> None:
 
 @models_group.command("register")
 @click.argument("name")
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path")
 @click.option("--flavor", required=True, help="Runtime flavor: sklearn, torch, onnx, python, or a plugin's.")
 @click.option("--run-id", help="The run that produced the model.")
 @click.option("--example", type=click.Path(exists=True, dir_okay=False), help="Input example (.parquet/.csv): infers the signature.")
@@ -60,7 +60,7 @@ def models_group() -> None:
 def register_cmd(name: str, path: str, flavor: str, run_id: str | None, example: str | None, metrics: tuple,
                  params: tuple, datasets: tuple, feature_views: tuple, entity_keys: tuple, tags: tuple,
                  description: str, as_json: bool) -> None:
-    """Register the saved model at PATH (file or folder) as the next version of NAME."""
+    """Register the saved model at PATH (file or folder; with --run-id, a path in that run's artifacts)."""
     from forgeml.registry import register_model
 
     mv = register_model(name, path=path, flavor=flavor, run_id=run_id,

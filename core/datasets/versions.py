@@ -12,7 +12,7 @@ from typing import Any
 
 from forgeml.datasets.schema import store
 from forgeml.datasets.sources import load_source, schema_text
-from forgeml.errors import NotFoundError, ValidationError
+from forgeml.errors import ForgeError, NotFoundError, ValidationError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -231,6 +231,21 @@ def lineage(ref: str, workspace: Any = None) -> dict[str, Any]:
                            (dv.name, dv.version))
     models: list[str] = []
     tables = {r["name"] for r in ws.metadata.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if {"tracking_inputs", "tracking_runs"} <= tables:
+        # runs that called tracking's log_input(dataset=...) with any reference to this version
+        seen = {r["run_id"] for r in runs}
+        rows = ws.metadata.query(
+            "SELECT r.id AS run_id, i.ref, i.created_at AS used_at FROM tracking_inputs i"
+            " JOIN tracking_runs r ON r.seq = i.run WHERE i.kind = 'dataset' AND (i.ref = ? OR substr(i.ref, 1, ?) = ?)"
+            " ORDER BY i.created_at", (dv.name, len(dv.name) + 1, dv.name + "@"))
+        for row in rows:
+            try:
+                same = get_dataset_version(row["ref"], workspace=ws).version == dv.version
+            except ForgeError:
+                continue  # a reference that no longer resolves names no version of ours
+            if same and row["run_id"] not in seen:
+                seen.add(row["run_id"])
+                runs.append({"run_id": row["run_id"], "used_at": row["used_at"]})
     if "registry_versions" in tables:
         for row in ws.metadata.query("SELECT name, version, datasets FROM registry_versions ORDER BY name, version"):
             if dv.ref in json.loads(row["datasets"] or "[]"):

@@ -237,6 +237,8 @@ class FeatureStore(StatusMixin):
                 for j, feature in enumerate(part.features):
                     cols[j][i] = data.get(feature)
             for j, out in enumerate(part.outputs):
+                if view.feature(part.features[j]).dtype == "timestamp":  # stored as epoch µs
+                    cols[j] = [None if v is None else _datetime(v) for v in cols[j]]
                 values[out] = cols[j]
                 event_us[out] = ts_col
         for od in plan.on_demand:
@@ -275,9 +277,10 @@ class FeatureStore(StatusMixin):
                                   f"PushSource")
         from forgeml.features.transform import transform_pushed
 
-        table = transform_pushed(fv, _to_arrow(rows, "pushed rows"), self.offline)
-        if table.num_rows == 0:
+        raw = _to_arrow(rows, "pushed rows")
+        if raw.num_rows == 0:
             return 0
+        table = transform_pushed(fv, raw, self.offline)
         if to != "online":
             self.offline.write(fv.name, table, fv.timestamp_field)
         if to != "offline" and fv.online:
@@ -329,6 +332,12 @@ class FeatureStore(StatusMixin):
     def lineage(self, kind: str, name: str) -> dict[str, list[dict[str, str]]]:
         """Return every edge upstream and downstream of a node."""
         return self.registry.lineage(kind, name)
+
+
+def _datetime(micros: int) -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
 def _entity_rows(entity_rows: Any) -> list[dict[str, Any]]:

@@ -177,7 +177,7 @@ def evaluate(workspace: Any = None, now: datetime | None = None, only: Sequence[
                                     now))
             continue
         details = {**details, "window_start": start.isoformat(), "window_end": now.isoformat()}
-        if value is None:
+        if value is None or value != value:  # NaN: nothing measurable in the window
             outcomes.append(_record(ws, RuleOutcome(rule.name, rule.model, rule.metric, None, "no data"), now))
         elif _OPS[rule.op](value, rule.threshold):
             alert, new = fire(ws, rule, value, details, now)
@@ -240,6 +240,10 @@ def deliver(ws: Any, alert: Alert, names: Sequence[str] = ()) -> list[dict[str, 
         except ForgeError as e:
             log.warning("alert %s: notifier %s failed: %s", alert.id, name, e)
             results.append({"notifier": name, "ok": False, "error": str(e)})
+            continue
+        except Exception as e:  # a third-party notifier broke its contract; the others must still deliver
+            log.warning("alert %s: notifier %s raised %s: %s", alert.id, name, type(e).__name__, e)
+            results.append({"notifier": name, "ok": False, "error": f"{type(e).__name__}: {e}"})
             continue
         results.append({"notifier": name, "ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)})
     return results

@@ -172,7 +172,10 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
                    feature_views: list[str] | None = None, entity_keys: list[str] | None = None,
                    tags: dict[str, str] | None = None, description: str = "", actor: str | None = None,
                    workspace: Any = None) -> ModelVersion:
-    """Store a model (an object or a saved file/folder) as the next version of name, in STAGING."""
+    """Store a model (an object, a saved file/folder, or a path inside run_id's artifacts) as the next version.
+
+    The new version starts in STAGING; its bytes are stored once, addressed by their sha256.
+    """
     ws = workspace_or_current(workspace)
     check_name(name)
     if flavor is None:
@@ -187,6 +190,12 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
             runtime.save(model, folder)
         else:
             src = Path(path)
+            if run_id is not None and not src.exists():
+                # a path inside the run's artifacts: fetch it from tracking (verified by digest)
+                from forgeml.tracking import download_artifacts
+
+                download_artifacts(run_id, Path(tmp) / "run", path=str(path), workspace=ws)
+                src = Path(tmp) / "run" / str(path).strip("/")
             if src.is_dir():
                 shutil.copytree(src, folder)
             elif src.is_file():

@@ -120,7 +120,8 @@ class SlurmExecutor:
             meta = self.bring_back.meta(self.host, h.job_dir)
             return self.bring_back.after_poll(self.host, self._remote_ws(), h.job_dir, status,
                                               meta.get("log_name", "output.log"))
-        except RemoteError as e:
+        except ForgeError as e:
+            # the batch job lives on in the cluster; the next poll asks again
             return ExecutionStatus(RUNNING, None, f"cluster unreachable, will retry: {e}")
 
     def cancel(self, handle: str, grace_s: float = 10.0) -> None:

@@ -142,7 +142,7 @@ class SshExecutor:
         try:
             status = parse_status(host.run(status_command(job_dir), timeout=30).stdout)
             return self.bring_back.after_poll(host, self._remote_ws(host), job_dir, status)
-        except RemoteError as e:
+        except ForgeError as e:
             # the job keeps running on the host; the next poll reconnects and reattaches
             return ExecutionStatus(RUNNING, None, f"unreachable, will reattach: {e}")
 

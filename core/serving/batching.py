@@ -18,7 +18,7 @@ class BatchingConfig:
     enabled: bool = True
     max_batch_size: int = 64
     max_delay_ms: float = 0.0
-    inline_max_ms: float = 1.0
+    inline_max_ms: float = 2.0
 
 
 @dataclass

@@ -34,6 +34,7 @@ def run_server(uris: list[str], host: str | None = None, port: int | None = None
         server_options,
         serving_settings,
     )
+    from forgeml.serving.source import RegistrySource
 
     if workspace is None:
         from forgeml.workspace import current
@@ -41,6 +42,10 @@ def run_server(uris: list[str], host: str | None = None, port: int | None = None
         workspace = current()
     settings = serving_settings(workspace)
     endpoints = endpoint_configs(uris, settings, batching)
+    source = RegistrySource(workspace)
+    for endpoint in endpoints:  # fail now, in one line, rather than serve a model that cannot load
+        for uri in filter(None, (endpoint.model, endpoint.shadow, endpoint.ab_model, endpoint.canary_model)):
+            source.version_of(uri)
     options = server_options(settings)
     host = host or settings.host
     port = settings.port if port is None else port

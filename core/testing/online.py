@@ -53,6 +53,7 @@ class OnlineStoreSuite:
         assert got.column("a").to_pylist() == [1.0, None]
         assert got.column("nope").to_pylist() == [None, None]
         assert got.column("_event_timestamp").to_pylist() == [T0, None]
+        assert store.read_rows(view, []) == []
 
     def test_older_rows_never_replace_newer_ones(self, store: Any, view: str) -> None:
         """A late, older row is ignored; a newer one replaces every feature of the key."""

@@ -55,7 +55,7 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
     if attach_id:
         run = _attach(store, attach_id, name, experiment, tags, capture_context)
     else:
-        parent_id = _run_id(parent) or (stack[-1].id if stack else None)
+        parent_id = store.resolve_id(_run_id(parent)) if parent is not None else (stack[-1].id if stack else None)
         if experiment is None:
             experiment = store.get_run(parent_id).experiment if parent_id else "default"
         run = ActiveRun(id=uuid.uuid4().hex, name=name, experiment=experiment, status=RUNNING,

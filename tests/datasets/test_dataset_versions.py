@@ -85,8 +85,14 @@ class TestVersions:
         record_use("events@v1", "run123")  # recording twice keeps one row
         model = DummyClassifier().fit([[0], [1]], [0, 1])
         register_model("m", model, flavor="sklearn", datasets=["events@" + dv.digest[:8]])
+        from forgeml.tracking import log_input, start_run
+
+        with start_run(name="train") as run:
+            log_input(dataset="events@v1")
+        with start_run(name="other"):
+            log_input(dataset="events@v9")  # a version that does not exist is not this one
         lin = lineage("events@v1")
-        assert [r["run_id"] for r in lin["runs"]] == ["run123"]
+        assert [r["run_id"] for r in lin["runs"]] == ["run123", run.id]
         assert lin["models"] == ["m@1"]
         assert sorted(f["path"] for f in lin["files"]) == ["part0.csv", "part1.csv"]
 

@@ -168,3 +168,22 @@ def test_offline_store_on_an_fsspec_url():
         entity, [FeatureRequest("t", store.table_relation("t"), ("k",), ("v",), ("v",), "event_timestamp",
                                 timedelta(hours=2).total_seconds())], "event_timestamp")
     assert out.column("v").to_pylist() == [None, 5.0]
+
+
+def test_file_source_on_an_fsspec_url(workspace):
+    """A FileSource can name any fsspec URL; here an in-memory filesystem holding a Parquet file."""
+    import uuid
+
+    import fsspec
+    import pandas as pd
+
+    from forgeml.features import Entity, Feature, FeatureStore, FeatureView, FileSource
+
+    url = f"memory://forgeml-src-{uuid.uuid4().hex[:8]}/rows.parquet"
+    with fsspec.open(url, "wb") as f:
+        pd.DataFrame({"user_id": [1], "event_timestamp": [at(0)], "v": [9.5]}).to_parquet(f)
+    user = Entity("user", join_keys=["user_id"])
+    store = FeatureStore(workspace)
+    store.apply([user, FeatureView("remote", entities=[user], source=FileSource(url), features=[Feature("v")])])
+    out = store.get_historical_features(pd.DataFrame({"user_id": [1], "event_timestamp": [at(1)]}), ["remote:v"])
+    assert out["v"].tolist() == [9.5]

@@ -269,3 +269,54 @@ def test_drift_cli_compares_files(workspace, tmp_path):
     assert {t["test"] for t in report["columns"][0]["tests"]} == {"ks", "psi"}
     table = CliRunner().invoke(cli, ["monitor", "drift", str(tmp_path / "ref.parquet"), str(tmp_path / "cur.parquet")])
     assert "1 of 2 columns drifted" in table.output
+
+
+def test_score_shift_and_late_label_accuracy_rules_fire_the_alert_hook_after_storing(configure):
+    import pyarrow as pa
+
+    from forgeml import hookimpl
+    from forgeml.monitoring import log_labels
+
+    ws = configure("""
+[monitoring.notifiers.file]
+plugin = "log"
+
+[[monitoring.rules]]
+name = "scores-moved"
+metric = "score_shift"
+threshold = 2.0
+model = "m"
+window = "1h"
+
+[[monitoring.rules]]
+name = "accuracy-low"
+metric = "accuracy"
+threshold = 0.9
+op = "<"
+model = "m"
+window = "1h"
+""")
+    seen = []
+
+    class Listener:
+        """A throwaway plugin: records each fired alert as the store has it at hook time."""
+
+        @hookimpl
+        def forgeml_on_alert_fired(self, alert, workspace):
+            seen.append((alert.rule, get_alert(alert.id, workspace).status))
+
+    listener = Listener()
+    ws.plugins.pm.register(listener, name="listener")
+    try:
+        write_log(ws, "m", log_table(NOW - timedelta(minutes=110), 300, seed=1, score_mean=0.5, spacing_s=10))
+        current = log_table(NOW - timedelta(minutes=55), 300, seed=2, score_mean=0.8, spacing_s=10)
+        write_log(ws, "m", current)
+        ids = current.column("_request_id").to_pylist()[:100]
+        log_labels("m", pa.table({"_request_id": ids, "label": [1] * 50 + [0] * 50}), workspace=ws)
+        outcomes = {o.rule: o for o in evaluate(ws, now=NOW)}
+    finally:
+        ws.plugins.pm.unregister(listener)
+    assert outcomes["scores-moved"].outcome == "fired" and outcomes["scores-moved"].value == pytest.approx(3.0, abs=0.3)
+    # scores near 0.8 predict class 1: right for the 50 positives, wrong for the 50 negatives
+    assert outcomes["accuracy-low"].outcome == "fired" and outcomes["accuracy-low"].value == pytest.approx(0.5)
+    assert sorted(seen) == [("accuracy-low", "open"), ("scores-moved", "open")]

@@ -80,6 +80,22 @@ class TestSklearn:
         assert mv.run_id == "abc123"
         assert np.array_equal(load_model(mv).predict(X), model.predict(X))
 
+    def test_register_from_a_runs_artifacts(self, workspace, tmp_path):
+        import joblib
+
+        from forgeml.tracking import log_artifact, start_run
+
+        model, X, _ = _sklearn_model()
+        (tmp_path / "out").mkdir()
+        joblib.dump(model, tmp_path / "out" / "model.joblib")
+        with start_run(name="train") as run:
+            log_artifact(tmp_path / "out" / "model.joblib", name="model/model.joblib")
+        mv = register_model("fromrun", path="model", run_id=run.id, flavor="sklearn", input_example=X.head(2))
+        assert mv.run_id == run.id
+        assert np.array_equal(load_model("fromrun@1").predict(X), model.predict(X))
+        with pytest.raises(NotFoundError, match="no artifact 'weights'"):
+            register_model("fromrun", path="weights", run_id=run.id, flavor="sklearn")
+
 
 class TestTorch:
     def test_pickled_module_round_trips_in_eval_mode(self, workspace):

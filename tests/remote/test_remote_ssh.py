@@ -155,3 +155,10 @@ def test_check_reports_login_forgeml_and_gpus(workspace, ssh_settings):
     checks = {c.name.split(" ")[0]: c for c in SshExecutor(ssh_settings, workspace).check()}
     assert checks["ssh"].ok and checks["forgeml"].ok
     assert "CPU only" in checks["gpus"].detail
+
+
+def test_polling_an_unreachable_host_keeps_the_job_running_with_the_reason(workspace, tmp_path):
+    settings = SshTargetSettings(hosts=["127.0.0.1:1"], use_agent=False, strict_host_keys=False,
+                                 connect_timeout_s=3.0)
+    status = SshExecutor(settings, workspace).poll(f"ssh://me@127.0.0.1:1{tmp_path}/jobs/j-a1#j")
+    assert status.state == "running" and "unreachable" in status.reason and "cannot reach" in status.reason

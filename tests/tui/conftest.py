@@ -30,6 +30,7 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         f.write(GATES)
     ws = Workspace(root)
     monkeypatch.setenv("FORGEML_HOME", str(root))
+    monkeypatch.setenv("FORGEML_ACTOR", "alice")
     monkeypatch.chdir(root)
     set_current(ws)
     for i, lr in enumerate((0.1, 0.01, 0.001)):
