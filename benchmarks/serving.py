@@ -199,8 +199,9 @@ def build_workspace(root: Path) -> dict[str, Any]:
 
     torch.manual_seed(0)
     width = 64
-    mlp = torch.nn.Sequential(torch.nn.Linear(width, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024),
-                              torch.nn.ReLU(), torch.nn.Linear(1024, 1))
+    hidden = 2048
+    mlp = torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, hidden),
+                              torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
     tx = pd.DataFrame(rng.normal(size=(8, width)).astype("float32"), columns=[f"x{i}" for i in range(width)])
     tv = register_model("mlp", mlp, flavor="torch", input_example=tx)
     promote("mlp", tv.version, "production", reason="benchmark")

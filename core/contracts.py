@@ -272,7 +272,13 @@ class Executor(Protocol):
 
 @runtime_checkable
 class PlacementPolicy(Protocol):
-    """Decides which pending jobs start now and on which GPUs."""
+    """Decides which pending jobs start now and on which GPUs.
+
+    The values are defined in :mod:`forgeml.jobs.placement`: ``pending`` are ``JobRequest``s,
+    ``gpus`` are ``GpuSlot``s (each device with what running jobs hold on it), ``resources`` is a
+    ``Resources`` (CPU, memory, running jobs); the result is a list of ``Placement``s, where a
+    placement with ``preempt`` names running jobs to stop first.
+    """
 
     def place(self, pending: Sequence[Any], gpus: Sequence[Any], resources: Any) -> list[Any]:
         """Return placements for the jobs that should start now, never oversubscribing a GPU."""

@@ -199,6 +199,9 @@ def _shift(exp: Expectation, table: Any, ctx: dict[str, Any], ws: Any) -> Expect
     built: dict[str, Any] = {}
     drifted, details = [], {}
     for c in _columns(exp, table):
+        if c not in table.column_names:
+            drifted.append(f"{c} is missing")
+            continue
         if c not in reference.column_names:
             drifted.append(f"{c} is missing from the reference")
             continue

@@ -52,10 +52,18 @@ class Comparison:
         return asdict(self)
 
 
+def _pick(values: Any, idx: Any) -> Any:
+    return None if values is None else values[idx]
+
+
 def _subset(p: Predictions, idx: Any) -> Predictions:
-    def pick(a):
-        return (None if a is None else a[idx])
-    return Predictions(p.task, p.y_true[idx], p.y_pred[idx], pick(p.proba), p.classes, pick(p.query))
+    return Predictions(p.task, p.y_true[idx], p.y_pred[idx], _pick(p.proba, idx), p.classes, _pick(p.query, idx))
+
+
+def _interval(values: Any, lo: float, hi: float) -> tuple[float, float] | None:
+    import numpy as np
+
+    return (float(np.percentile(values, lo)), float(np.percentile(values, hi))) if len(values) else None
 
 
 def compare(champion: Any, challenger: Any, dataset: Any, target: str, *, metrics: list[str] | None = None,
@@ -105,12 +113,10 @@ def compare(champion: Any, challenger: Any, dataset: Any, target: str, *, metric
         d = np.array(draws[m]) if draws[m] else np.empty((0, 2))
         better = higher_is_better(m)
         diff = d[:, 1] - d[:, 0]
-        def interval(a):
-            return ((float(np.percentile(a, lo)), float(np.percentile(a, hi))) if len(a) else None)
         out.metrics.append(MetricComparison(
             m, base_a[m], base_b[m],
             None if base_a[m] is None or base_b[m] is None else base_b[m] - base_a[m],
-            interval(d[:, 0]), interval(d[:, 1]), interval(diff),
+            _interval(d[:, 0], lo, hi), _interval(d[:, 1], lo, hi), _interval(diff, lo, hi),
             float(np.mean(diff > 0) if better else np.mean(diff < 0)) if len(diff) else None, better,
         ))
     return out

@@ -132,10 +132,14 @@ def predict(predictor: Any, table: Any, target: str, task: str | None = None, qu
         return Predictions(task, y.astype(float), np.asarray(predictor.predict(x), dtype=float).reshape(len(y)))
     proba, classes = None, None
     if hasattr(predictor, "predict_proba"):
-        proba = np.asarray(predictor.predict_proba(x), dtype=float)
-        model = getattr(predictor, "model", predictor)
-        classes = list(getattr(model, "classes_", range(proba.shape[1])))
-    else:
+        try:
+            proba = np.asarray(predictor.predict_proba(x), dtype=float)
+        except ValidationError:  # e.g. an SVC without probability=True: fall back to its predictions
+            proba = None
+        else:
+            model = getattr(predictor, "model", predictor)
+            classes = list(getattr(model, "classes_", range(proba.shape[1])))
+    if proba is None:
         out = np.asarray(predictor.predict(x))
         if out.dtype.kind == "f" and not np.all(np.mod(out, 1) == 0):
             if out.ndim == 2 and out.shape[1] > 1:

@@ -121,6 +121,10 @@ def ranking_metrics(query: Any, relevance: Any, scores: Any, k: int = 10) -> dic
         else:
             rr.append(0.0)
         hit.append(float(ranked[:k].any()))
-    def mean(xs):
-        return (float(np.mean(xs)) if xs else None)
-    return {f"ndcg@{k}": mean(ndcg), "map": mean(ap), "mrr": mean(rr), f"hit_rate@{k}": mean(hit)}
+    return {f"ndcg@{k}": _mean(ndcg), "map": _mean(ap), "mrr": _mean(rr), f"hit_rate@{k}": _mean(hit)}
+
+
+def _mean(values: list[float]) -> float | None:
+    import numpy as np
+
+    return float(np.mean(values)) if values else None

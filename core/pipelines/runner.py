@@ -263,7 +263,7 @@ def _run_as_job(ws: Any, run: PipelineRun, node: Node, rec: StepRun, args: list[
     rec.job_id = job.id
     job = wait(job.id, ws=ws)
     if job.state != JOB_OK or not result.exists():
-        raise JobError(f"step {node.id!r} job {job.id} ended {job.state}; see `forgeml logs {job.id}`")
+        raise JobError(f"step {node.id!r} job {job.id} ended {job.state}; see `forgeml jobs logs {job.id}`")
     data = json.loads(result.read_text())
     return cache.StoredOutput(data["digest"], data["format"])
 

@@ -40,6 +40,8 @@ class TuneConfig:
     model_artifact: str = "model"
     flavor: str | None = None
     poll_s: float = 0.05
+    # more register_model keywords for the final model: input_example, datasets, feature_views, entity_keys, ...
+    register_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -275,8 +277,9 @@ def _final(config: TuneConfig, result: TuneResult, ws: Any, name: str, study_run
         if not files:
             raise JobError(f"the final run logged no artifact named {config.model_artifact!r} to register")
         path = files[0] if len(files) == 1 else Path(dest) / config.model_artifact
-        mv = register_model(config.register_as, path=path, flavor=config.flavor, run_id=job.run_id,
-                            params=result.best_params, workspace=ws,
-                            metrics={} if result.best_value is None else {config.metric: result.best_value},
-                            tags={"forgeml.study": name})
+        options = {"params": result.best_params, "tags": {"forgeml.study": name},
+                   "metrics": {} if result.best_value is None else {config.metric: result.best_value},
+                   **config.register_options}
+        mv = register_model(config.register_as, path=path, flavor=config.flavor, run_id=job.run_id, workspace=ws,
+                            **options)
         result.model_version = mv.version

@@ -22,11 +22,13 @@ def storage_path(ws: Any) -> Path:
 def storage(ws_or_path: Any) -> Any:
     """Open the journal storage: an append-only log with file locks, safe for many processes."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    path = ws_or_path if isinstance(ws_or_path, str | Path) else storage_path(ws_or_path)
+    path = str(ws_or_path if isinstance(ws_or_path, str | Path) else storage_path(ws_or_path))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    # a writer holds the lock for one append (milliseconds); a killed tuner's stale lock is broken after 5 s
+    lock = JournalFileOpenLock(path, grace_period=5)
+    return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=lock))
 
 
 def make_sampler(name: str, seed: int | None = None, grid: dict[str, list[Any]] | None = None) -> Any:

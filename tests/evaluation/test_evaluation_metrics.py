@@ -157,3 +157,14 @@ def test_bad_evaluation_input(classifier):
         evaluate("reg_missing@1" if False else "clf@1", "holdout@v1", "amount", task="regression", fairness=["group"])
     with pytest.raises(NotFoundError, match="unknown model"):
         evaluate("nope@1", "holdout@v1", "label")
+
+
+def test_model_without_probabilities_gets_label_metrics_only(workspace):
+    from sklearn.svm import LinearSVC
+
+    train, test = _frame(seed=1), _frame(seed=2)
+    model = LinearSVC().fit(train[["a", "b", "c"]], train.label.map({0: "no", 1: "yes"}))
+    register_model("svc", model, input_example=train[["a", "b", "c"]].head(2))
+    result = evaluate("svc@1", test.assign(label=test.label.map({0: "no", 1: "yes"})), "label")
+    assert result.metrics["accuracy"] > 0.7
+    assert "roc_auc" not in result.metrics, "ranking metrics need scores the model does not give"

@@ -98,6 +98,7 @@ class TestSklearn:
 
 
 class TestTorch:
+    @pytest.mark.filterwarnings("ignore:.*quantize_per_tensor:UserWarning")
     def test_pickled_module_round_trips_in_eval_mode(self, workspace):
         X, _ = _data()
         net = _torch_model(X)

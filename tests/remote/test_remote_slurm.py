@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from forgeml.contracts import ExecutionStatus, LaunchRequest
+from forgeml.remote.jobdir import parse_handle
 from forgeml.remote.settings import SlurmTargetSettings
 from forgeml.remote.slurm_executor import SlurmExecutor
 
@@ -89,3 +90,13 @@ def test_unreachable_controller_fails_the_check_not_the_process(workspace, tmp_p
     conf.write_text("ClusterName=none\nSlurmctldHost=localhost\nSlurmctldPort=1\n")
     checks = SlurmExecutor(SlurmTargetSettings(env={"SLURM_CONF": str(conf)}), workspace).check()
     assert checks and not checks[0].ok
+
+
+def test_array_job_runs_one_task_per_trial_each_on_its_own_gres_gpu(workspace, slurm_settings, job_code, tmp_path):
+    executor = SlurmExecutor(slurm_settings, workspace)
+    handle = executor.launch(request(job_code, tmp_path, "slurm-array", ["gpu.py"], spec={"gpus": 1, "array": 2}))
+    status = wait_done(executor, handle)
+    assert status.state == "succeeded" and "2 array tasks succeeded" in status.reason, status
+    job_dir = parse_handle(handle, "slurm").job_dir
+    outputs = [Path(job_dir, f"output-{i}.log").read_text() for i in (0, 1)]
+    assert all(re.search(r"^CUDA_VISIBLE_DEVICES=[01]$", text, re.M) for text in outputs), outputs
