@@ -154,10 +154,11 @@ class Server:
                 self.proc.wait()
 
 
-def forgeml_server(home: Path, uris: list[str], extra: list[str] | None = None) -> Server:
+def forgeml_server(home: Path, uris: list[str], extra: list[str] | None = None,
+                   env_extra: dict[str, str] | None = None) -> Server:
     """Start `forgeml serve` on a free port."""
     port = free_port()
-    env = {**os.environ, "FORGEML_HOME": str(home)}
+    env = {**os.environ, "FORGEML_HOME": str(home), **(env_extra or {})}
     argv = [sys.executable, "-m", "forgeml", "serve", *uris, "--port", str(port), *(extra or [])]
     return Server(argv, env, port, "/readyz")
 
@@ -207,7 +208,9 @@ def build_workspace(root: Path) -> dict[str, Any]:
     promote("mlp", tv.version, "production", reason="benchmark")
     (root / "plugins.toml").write_text((root / "plugins.toml").read_text()
                                        + "\n[serving.endpoints.mlp.batching]\nmax_batch_size = 64\n")
-    return {"clf": clf, "x": x, "names": names, "mlp_width": width, "rng": rng}
+    params = sum(p.numel() for p in mlp.parameters())
+    return {"clf": clf, "x": x, "names": names, "mlp_width": width, "rng": rng,
+            "mlp": f"{width}-{hidden}-{hidden}-1 ({params / 1e6:.1f}M params, float32)"}
 
 
 def mlflow_python() -> str | None:
@@ -262,6 +265,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="Measured seconds per workload.")
     parser.add_argument("--quick", action="store_true", help="2 s per workload.")
+    parser.add_argument("--torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the torch servers.")
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
@@ -302,20 +306,25 @@ def main() -> None:
             result["throughput_vs_mlflow_best"] = round(sk_rows["rps"] / best_peer, 2)
             result["mlflow_floor_met"] = sk_rows["rps"] >= 3 * peer["workers_1"]["rps"]
 
-        server = forgeml_server(tmp / "ws", ["mlp@production"])
+        # one intra-op thread: the load generator needs the other core, and spinning OpenMP
+        # workers on a shared 2-core machine cost more than they give (same setting both ways)
+        threads = {"OMP_NUM_THREADS": str(args.torch_threads)}
+        server = forgeml_server(tmp / "ws", ["mlp@production"], env_extra=threads)
         try:
             batched = run_load(server.port, "/v1/models/mlp/predict", mlp_bodies, 64, seconds, warmup, tmp)
         finally:
             server.stop()
-        server = forgeml_server(tmp / "ws", ["mlp@production"], ["--no-batching"])
+        server = forgeml_server(tmp / "ws", ["mlp@production"], ["--no-batching"], env_extra=threads)
         try:
             unbatched = run_load(server.port, "/v1/models/mlp/predict", mlp_bodies, 64, seconds, warmup, tmp)
         finally:
             server.stop()
+        result["torch_mlp"] = data["mlp"]
         result["torch_mlp_c64_batched"] = batched
         result["torch_mlp_c64_unbatched"] = unbatched
         result["batching_speedup"] = round(batched["rps"] / max(unbatched["rps"], 1e-9), 2)
         result["batching_floor_met"] = result["batching_speedup"] >= 4.0
+        result["torch_threads"] = args.torch_threads
         print(json.dumps(result))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -71,7 +71,7 @@ class RedisOnlineStore:
 
     def read_rows(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]] | None]:
         """Return (event µs, values) or None per key, in order, with one pipelined round trip per batch."""
-        from forgeml.storage.online import decode_payload, entity_key
+        from forgeml.storage.online import decode_payloads, entity_key
 
         if len(keys) == 1:
             got = [self._call(self.client.hmget, self._key(view, entity_key(keys[0])), "t", "v")]
@@ -82,7 +82,9 @@ class RedisOnlineStore:
                 for k in keys[start:start + self.batch]:
                     pipe.hmget(self._key(view, entity_key(k)), "t", "v")
                 got.extend(self._call(pipe.execute))
-        return [None if t is None else (int(t), decode_payload(v)) for t, v in got]
+        present = [v.decode() for t, v in got if t is not None]
+        decoded = iter(decode_payloads(present))
+        return [None if t is None else (int(t), next(decoded)) for t, _ in got]
 
     def read(self, view: str, keys: Sequence[tuple[Any, ...]], features: Sequence[str]) -> Any:
         """Return the features and _event_timestamp per key as an Arrow table."""

@@ -22,7 +22,7 @@ from forgeml.errors import StorageError, ValidationError
 
 KEY_SEPARATOR = "\x1f"
 TIMESTAMP_COLUMN = "_event_timestamp"
-READ_CHUNK = 500  # keys per IN (...) statement; sqlite3 caches one prepared statement per chunk size
+READ_CHUNK = 4000  # most keys per IN (...) statement; sqlite3 caches one prepared statement per size
 
 
 def entity_key(values: Sequence[Any]) -> str:
@@ -72,10 +72,14 @@ def encode_rows(rows: pa.Table, key_columns: Sequence[str],
     if vectors:
         pieces.append(("," if names else "{") + _dumps(VECTORS) + ":" + _dumps(vectors))
     pieces.append("}" if names or vectors else "{}")
-    payloads = pc.binary_join_element_wise(*pieces, "").to_pylist() if len(pieces) > 1 else ["{}"] * rows.num_rows
-    ts = micros.to_pylist()
+    payload_array = (pc.binary_join_element_wise(*pieces, "") if len(pieces) > 1
+                     else pa.array(["{}"] * rows.num_rows, pa.string()))
     if pc.count_distinct(keys).as_py() == len(keys):
-        return keys.to_pylist(), ts, payloads
+        # key order makes the B-tree inserts sequential: markedly faster writes into a large store
+        order = pc.sort_indices(keys)
+        return keys.take(order).to_pylist(), micros.take(order).to_pylist(), payload_array.take(order).to_pylist()
+    payloads = payload_array.to_pylist()
+    ts = micros.to_pylist()
     newest: dict[str, int] = {}
     key_list = keys.to_pylist()
     for i in sorted(range(len(ts)), key=ts.__getitem__):  # ascending time: the last write of a key wins
@@ -140,11 +144,26 @@ def decode_payload(payload: str | bytes) -> dict[str, Any]:
     """Decode a stored JSON payload (vectors back to lists of floats)."""
     values = _loads(payload if isinstance(payload, str) else payload.decode())
     if VECTORS in values:
-        for name in values.pop(VECTORS):
-            packed = values.get(name)
-            if packed is not None:
-                values[name] = array("f", base64.b64decode(packed)).tolist()
+        _unpack_vectors(values)
     return values
+
+
+def decode_payloads(payloads: list[str]) -> list[dict[str, Any]]:
+    """Decode many payloads with one decoder call (much cheaper than one call per payload)."""
+    if not payloads:
+        return []
+    decoded = _loads("[" + ",".join(payloads) + "]")
+    for values in decoded:
+        if VECTORS in values:
+            _unpack_vectors(values)
+    return decoded
+
+
+def _unpack_vectors(values: dict[str, Any]) -> None:
+    for name in values.pop(VECTORS):
+        packed = values.get(name)
+        if packed is not None:
+            values[name] = array("f", base64.b64decode(packed)).tolist()
 
 
 def rows_to_table(rows: list[tuple[int, dict[str, Any]] | None], features: Sequence[str]) -> pa.Table:
@@ -155,6 +174,21 @@ def rows_to_table(rows: list[tuple[int, dict[str, Any]] | None], features: Seque
     return pa.table(data)
 
 
+class _SQLiteErrors:
+    """Turns sqlite3 errors into StorageError; one reusable instance per store (no per-call garbage)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
+        if isinstance(err, sqlite3.Error):
+            raise StorageError(f"online store {self.path}: {err}") from err
+        return False
+
+
 class SQLiteOnlineStore:
     """Latest values per (view, entity key) in a WAL-mode SQLite file; one connection per thread."""
 
@@ -163,6 +197,7 @@ class SQLiteOnlineStore:
         self.busy_timeout_ms = busy_timeout_ms
         self.mmap_mb = mmap_mb
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._errors = _SQLiteErrors(self.path)
         self._local = threading.local()
         self._pid = os.getpid()
         self._all: list[sqlite3.Connection] = []
@@ -175,19 +210,8 @@ class SQLiteOnlineStore:
                 " PRIMARY KEY (view, entity_key)) WITHOUT ROWID"
             )
 
-    def _translate(self) -> Any:
-        store = self
-
-        class _Translate:
-            def __enter__(self) -> None:
-                return None
-
-            def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
-                if isinstance(err, sqlite3.Error):
-                    raise StorageError(f"online store {store.path}: {err}") from err
-                return False
-
-        return _Translate()
+    def _translate(self) -> _SQLiteErrors:
+        return self._errors
 
     def connection(self) -> sqlite3.Connection:
         """Return this thread's connection (reopened after a fork)."""
@@ -252,16 +276,28 @@ class SQLiteOnlineStore:
         if not keys:
             return []
         wanted = [str(k[0]) for k in keys] if len(keys[0]) == 1 else [entity_key(k) for k in keys]
-        found: dict[str, tuple[int, dict[str, Any]]] = {}
+        chunk_size = self._chunk(conn)
+        hits: list[tuple[str, int, str]] = []
         with self._translate():
-            for start in range(0, len(wanted), READ_CHUNK):
-                chunk = wanted[start:start + READ_CHUNK]
+            for start in range(0, len(wanted), chunk_size):
+                chunk = wanted[start:start + chunk_size]
                 sql = ("SELECT entity_key, event_ts, payload FROM online_rows WHERE view = ? AND entity_key IN ("
                        + ",".join("?" * len(chunk)) + ")")
-                for key, ts, payload in conn.execute(sql, (view, *chunk)).fetchall():
-                    found[key] = (ts, decode_payload(payload))
+                hits.extend(conn.execute(sql, (view, *chunk)).fetchall())
+        if not hits:
+            return [None] * len(wanted)
+        decoded = decode_payloads([h[2] for h in hits])
+        found = {key: (ts, values) for (key, ts, _), values in zip(hits, decoded)}
         get = found.get
         return [get(key) for key in wanted]
+
+    def _chunk(self, conn: sqlite3.Connection) -> int:
+        """Keys per IN (...) statement: as many as this SQLite build binds, less the view parameter."""
+        limit = getattr(self._local, "chunk", None)
+        if limit is None:
+            limit = self._local.chunk = max(1, min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1,
+                                                   READ_CHUNK))
+        return limit
 
     def read(self, view: str, keys: Sequence[tuple[Any, ...]], features: Sequence[str]) -> pa.Table:
         """Return the features and _event_timestamp per key as an Arrow table (nulls when absent)."""

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "serve": "forgeml.cli.serve:serve_cmd",
     "predict": "forgeml.cli.predict:predict_cmd",
     "features": "forgeml.cli.features:features_group",
+    "quickstart": "forgeml.cli.quickstart:quickstart_cmd",
 }
 
 

@@ -193,7 +193,7 @@ def rollback_cmd(name: str, reason: str, actor: str | None, as_json: bool) -> No
 @click.option("--delete", is_flag=True, help="Remove the alias instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def alias_cmd(name: str, alias: str, version: str | None, delete: bool, as_json: bool) -> None:
-    """Point ALIAS (e.g. champion) of NAME at VERSION, or --delete it."""
+    """Point ALIAS of NAME (champion, challenger, ...) at VERSION, or --delete it."""
     from forgeml.registry import delete_alias, set_alias
 
     if delete:

@@ -42,7 +42,7 @@ def population(n_users: int = 1500, n_merchants: int = 150, seed: int = POPULATI
 def transactions(n_users: int = 1500, n_merchants: int = 150, days: int = 60, per_user_day: float = 0.8,
                  seed: int = 7, start: datetime = START, amount_scale: float = 1.0,
                  category_shift: bool = False, people: Population | None = None) -> Any:
-    """Return transactions as an Arrow table; fraud depends on amount vs the user's habit, category and hour.
+    """Return transactions as an Arrow table; fraud depends on category and hour and shows in unusual amounts.
 
     ``people`` keeps the same users and merchants across periods (default: ``population(n_users,
     n_merchants)``); ``seed`` varies the transactions themselves. ``amount_scale`` and
@@ -61,12 +61,13 @@ def transactions(n_users: int = 1500, n_merchants: int = 150, days: int = 60, pe
         category = np.where(rng.random(n) < 0.35, CATEGORIES.index("online"), category)
     seconds = np.sort(rng.uniform(0, days * 86400, n))
     hour = (seconds % 86400) / 3600
-    amount = people.habit[user] * rng.lognormal(0.0, 0.5, n) * amount_scale
-    ratio = amount / people.habit[user]
     risky = np.isin(category, [CATEGORIES.index(c) for c in RISKY_CATEGORIES])
     night = (hour < 5).astype(float)
-    logit = -5.2 + 2.2 * np.log(ratio) + 1.2 * risky + 1.0 * night + rng.normal(0, 0.6, n)
+    logit = -4.6 + 1.2 * risky + 1.0 * night + rng.normal(0, 0.6, n)
     fraud = rng.random(n) < 1 / (1 + np.exp(-logit))
+    # a stolen card buys far above its owner's habit: the amount against the user's usual spend gives it away
+    amount = people.habit[user] * rng.lognormal(0.0, 0.45, n) * np.where(fraud, rng.lognormal(1.1, 0.5, n), 1.0)
+    amount = amount * amount_scale
     micros = int(start.timestamp() * 1_000_000) + (seconds * 1e6).astype("int64")
     label_delay = (rng.uniform(1, 14, n) * 86400 * 1e6).astype("int64")  # chargebacks arrive days later
     ids = np.char.add(f"t{seed}-", np.char.zfill(np.arange(n).astype(str), 7))

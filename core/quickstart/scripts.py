@@ -94,7 +94,7 @@ def main():
                 val_logits = model.logits(x_val)
                 val_loss = float(loss_fn(val_logits, y_val))
             forgeml.log_metrics({"val_loss": val_loss, "roc_auc": roc_auc(y_val, val_logits),
-                                 "train_loss": float(loss)}, step=epoch)
+                                 "train_loss": loss.item()}, step=epoch)
             forgeml.log_throughput(len(x_train), time.perf_counter() - started, step=epoch)
             forgeml.report(epoch, val_loss)  # the tuner's pruner sees every epoch
             if forgeml.should_prune():
@@ -128,10 +128,10 @@ def build_training_set(days: int) -> dict:
     return training.recent_training_set(days)
 
 
-@step(cache=False, retries=1)
-def train(data: dict, epochs: int, params: dict) -> dict:
-    """Train train.py on the new dataset version as a scheduler job."""
-    return training.train_job(data["dataset"], epochs, params)
+@step(cache=False)
+def train(data: dict, epochs: int) -> dict:
+    """Train train.py on the new dataset version as a scheduler job, with production's hyperparameters."""
+    return training.train_job(data["dataset"], epochs, training.production_params())
 
 
 @step(cache=False)
@@ -147,9 +147,9 @@ def evaluate(version: int, data: dict) -> dict:
 
 
 @pipeline(name="retrain_fraud")
-def retrain_fraud(days: int = 30, epochs: int = 6, params: dict | None = None):
+def retrain_fraud(days: int = __DAYS__, epochs: int = __EPOCHS__):
     data = build_training_set(days)
-    trained = train(data, epochs, params or {})
+    trained = train(data, epochs)
     version = register(trained, data)
     evaluate(version, data)
 '''
@@ -216,14 +216,16 @@ expect = "row_count"
 min = 200
 """
 
-FILES = {"train.py": TRAIN_SCRIPT, "retrain_pipeline.py": PIPELINE_MODULE, "space.toml": SPACE_TOML,
-         "expectations.toml": EXPECTATIONS_TOML}
+PIPELINE_FILE = "retrain_pipeline.py"
 
 
-def write_workspace_files(root: Path) -> list[Path]:
+def write_workspace_files(root: Path, retrain_days: int = 30, epochs: int = 6) -> list[Path]:
     """Write the training script, the pipeline module and the config files into the workspace."""
+    pipeline = PIPELINE_MODULE.replace("__DAYS__", str(int(retrain_days))).replace("__EPOCHS__", str(int(epochs)))
+    files = {"train.py": TRAIN_SCRIPT, PIPELINE_FILE: pipeline, "space.toml": SPACE_TOML,
+             "expectations.toml": EXPECTATIONS_TOML}
     written = []
-    for name, text in FILES.items():
+    for name, text in files.items():
         path = root / name
         path.write_text(text)
         written.append(path)

@@ -73,34 +73,35 @@ class Summary:
         return asdict(self)
 
     def report(self) -> list[str]:
-        """Return the short text summary, one line per step, ending with where to look next."""
+        """Return the short text summary, one line per step, ending with the total time."""
         def num(value: float | None, digits: int = 3) -> str:
             return "n/a" if value is None else f"{value:.{digits}f}"
 
         slices = ", ".join(f"{k} {num(v)}" for k, v in sorted(self.roc_auc_by_category.items()))
-        lines = [
-            f"data         {self.transactions:,} transactions of {self.users:,} users, "
-            f"{self.fraud_rate:.1%} fraud, as daily Parquet files",
-            f"features     {', '.join(self.feature_views)}",
-            f"training set {self.training_rows:,} rows, point-in-time join in {self.pit_join_s:.2f}s",
-            f"dataset      {self.dataset} ({self.validation}); holdout {self.holdout}",
-            f"tuning       {self.trials_complete} trials complete, {self.trials_pruned} pruned, "
-            f"{self.trials_failed} failed; best val_loss {num(self.best_val_loss, 4)}",
-            f"evaluation   fraud@{self.model_version}: ROC-AUC {num(self.roc_auc)} on {self.holdout}",
-            f"  by category {slices}",
-            f"registry     fraud@{self.promoted_version} promoted to production ({'; '.join(self.gates)})",
-            f"online       {self.materialized_rows:,} feature rows materialized",
-            f"serving      {self.requests:,} requests at {self.server_url} "
-            f"(p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, {self.request_errors} errors)",
-            f"drift        {self.drift_requests:,} drifted requests; drift share {num(self.baseline_drift_share, 2)} "
-            f"before, {num(self.drift_share, 2)} after; drifted: {', '.join(self.drifted_features) or 'none'}",
-            f"alert        #{self.alert_id}: {self.alert_message}",
-            f"pipeline     retrain_fraud run {self.pipeline_run} {self.pipeline_status}",
-            f"retrained    fraud@{self.retrained_version}: ROC-AUC {num(self.retrained_roc_auc)}; "
-            + ("promoted to production" if self.retrained_promoted else "not promoted")
-            + (f" ({'; '.join(self.retrained_gates)})" if self.retrained_gates else ""),
-        ]
+        retrained = (f"fraud@{self.retrained_version} ROC-AUC {num(self.retrained_roc_auc)}; "
+                     + ("promoted to production" if self.retrained_promoted else "not promoted, it stays in staging"))
         if self.served_version_after is not None:
-            lines.append(f"             the server switched to version {self.served_version_after} without a restart")
+            retrained += f"; the running server switched to v{self.served_version_after}"
+        lines = [
+            f"data         {self.transactions:,} transactions, {self.users:,} users, {self.fraud_rate:.1%} fraud "
+            f"(daily Parquet files)",
+            f"features     {', '.join(self.feature_views)}",
+            f"training set {self.training_rows:,} rows, point-in-time join {self.pit_join_s:.2f}s",
+            f"dataset      {self.dataset}: {self.validation}; holdout {self.holdout}",
+            f"tuning       {self.trials_complete} trials complete, {self.trials_pruned} pruned, {self.trials_failed} "
+            f"failed; best val_loss {num(self.best_val_loss, 4)}",
+            f"evaluation   fraud@{self.model_version} ROC-AUC {num(self.roc_auc)}; by category: {slices}",
+            f"registry     fraud@{self.promoted_version} in production; gates passed: {', '.join(self.gates)}",
+            f"online       {self.materialized_rows:,} feature rows materialized",
+            f"serving      {self.requests:,} requests, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
+            f"{self.request_errors} errors",
+            f"drift        drift share {num(self.baseline_drift_share, 2)} before, {num(self.drift_share, 2)} after; "
+            f"drifted: {', '.join(self.drifted_features) or 'none'}",
+            f"alert        #{self.alert_id} {self.alert_message}",
+            f"pipeline     retrain_fraud run {self.pipeline_run} {self.pipeline_status}",
+            f"retrained    {retrained}",
+        ]
+        if self.retrained_gates and not self.retrained_promoted:
+            lines.append(f"             gates: {'; '.join(self.retrained_gates)}")
         lines.append(f"total        {self.elapsed_s:.1f}s")
         return lines

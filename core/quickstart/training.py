@@ -182,6 +182,17 @@ def register_trained(trained: dict[str, Any], data: dict[str, Any], workspace: A
     return mv.version
 
 
+def production_params(workspace: Any = None) -> dict[str, Any]:
+    """The hyperparameters of the production version of `fraud` (none when nothing is in production)."""
+    from forgeml.errors import NotFoundError
+    from forgeml.registry import get_model_version
+
+    try:
+        return dict(get_model_version(MODEL, "production", workspace=_ws(workspace)).params)
+    except NotFoundError:
+        return {}
+
+
 def evaluate_version(version: int, holdout_ref: str, workspace: Any = None) -> dict[str, Any]:
     """Evaluate a version of `fraud` on a holdout, overall and by category; stored with the version."""
     from forgeml.evaluation import evaluate

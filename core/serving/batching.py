@@ -41,9 +41,10 @@ class DynamicBatcher:
     failed). While one batch runs, new requests queue up and form the next batch, so batching costs
     no latency at low load; ``max_delay_ms`` additionally waits for a batch to fill.
 
-    A model whose one-row predict took under ``inline_max_ms`` when warmed (``fast = True``) runs
-    on the event loop itself: for such models a hop to a worker thread and back costs more than
-    the model, and the GIL keeps the thread from running beside the loop anyway.
+    A batch expected (from the warm-up timings in ``cost_ms``) to take under ``inline_max_ms`` runs
+    on the event loop itself: for such batches a hop to a worker thread and back costs more than
+    the model, and the GIL keeps the thread from running beside the loop anyway. Longer batches
+    (a torch forward pass, which releases the GIL) run on the thread while the loop reads requests.
     """
 
     def __init__(self, run_batch: RunBatch, config: BatchingConfig,
@@ -56,7 +57,7 @@ class DynamicBatcher:
         self._wake: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self.fast = False
+        self.cost_ms: Callable[[int], float] = lambda rows: float("inf")
         # batching on: one thread runs one batch at a time; off: requests run side by side
         self._executor = ThreadPoolExecutor(max_workers=1 if config.enabled else max(threads, 1),
                                             thread_name_prefix="forgeml-predict")
@@ -65,7 +66,7 @@ class DynamicBatcher:
         """Queue an item and return its result once its batch has run."""
         loop = asyncio.get_running_loop()
         if not self.config.enabled:
-            if self.fast:
+            if self.cost_ms(item.n) < self.config.inline_max_ms:
                 result = self._run_safely([item])[0]
             else:
                 result = (await loop.run_in_executor(self._executor, self._run_safely, [item]))[0]
@@ -133,7 +134,7 @@ class DynamicBatcher:
             if not batch:
                 continue
             try:
-                if self.fast and sum(i.n for i in batch) <= 64:
+                if self.cost_ms(sum(i.n for i in batch)) < self.config.inline_max_ms:
                     results = self._run_safely(batch)
                 else:
                     results = await loop.run_in_executor(self._executor, self._run_safely, batch)

@@ -151,7 +151,9 @@ def _records_to_table(recs: list[tuple], pa: Any) -> pa.Table:
         for name, values in row_inputs.items():
             if name in columns:
                 continue
-            col = inputs.setdefault(name, [None] * total)
+            col = inputs.get(name)
+            if col is None:
+                col = inputs[name] = [None] * total
             col.extend(values[:n] if len(values) >= n else list(values) + [None] * (n - len(values)))
         total += n
         for col in inputs.values():

@@ -23,6 +23,14 @@ class ServedModel:
     entity_keys: list[str] = field(default_factory=list)
     flavor: str = ""
     warm_ms: float = float("inf")  # one-row predict time measured at warm-up
+    warm_batch: tuple[int, float] = (1, float("inf"))  # (rows, ms) of a full batch at warm-up
+
+    def cost_ms(self, rows: int) -> float:
+        """Estimate a batch's predict time from the warm-up timings (linear between 1 row and a full batch)."""
+        full, full_ms = self.warm_batch
+        if rows <= 1 or full <= 1:
+            return self.warm_ms * max(rows, 1)
+        return self.warm_ms + (full_ms - self.warm_ms) * (rows - 1) / (full - 1)
 
     @property
     def feature_columns(self) -> dict[str, str]:

@@ -9,7 +9,15 @@ from typing import Any
 
 from forgeml.errors import ValidationError
 from forgeml.tuning.space import SearchSpace
-from forgeml.tuning.study import PRUNERS, SAMPLERS, env_for_trial, make_pruner, make_sampler, prune_flag, storage
+from forgeml.tuning.study import (
+    PRUNERS,
+    SAMPLERS,
+    env_for_trial,
+    make_pruner,
+    make_sampler,
+    prune_flag,
+    storage,
+)
 from forgeml.tuning.trial import INTERMEDIATE
 
 

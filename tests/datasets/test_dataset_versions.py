@@ -64,6 +64,21 @@ class TestVersions:
         assert [v.version for v in list_versions("small")] == [1, 2]
         assert list_datasets()[0]["latest"] == 2
 
+    def test_any_fsspec_url(self, workspace):
+        import fsspec
+
+        fs = fsspec.filesystem("memory")
+        with fs.open("/forgeml-test/a.jsonl", "wb") as f:
+            f.write(b'{"k": 1, "v": "x"}\n{"k": 2, "v": "y"}\n')
+        try:
+            dv = register_dataset("mem", "memory://forgeml-test")
+            assert dv.num_rows == 2 and dv.files[0]["path"] == "a.jsonl"
+            fs.rm("/forgeml-test", recursive=True)
+            assert read_dataset("mem@v1")["v"].to_pylist() == ["x", "y"]
+        finally:
+            if fs.exists("/forgeml-test"):
+                fs.rm("/forgeml-test", recursive=True)
+
     def test_duckdb_query_source_and_diff(self, workspace):
         pq.write_table(pa.table({"k": list(range(10)), "v": [float(i) for i in range(10)]}), workspace.root / "t.parquet")
         v1 = register_dataset("q", query="SELECT k, v FROM 't.parquet' WHERE k < 5 ORDER BY k")

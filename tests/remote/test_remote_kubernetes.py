@@ -33,7 +33,7 @@ def recorded(name: str) -> dict:
 
 
 def _request(spec, job_id="job-7", env=None):
-    return LaunchRequest(job_id, 1, spec.argv(sys.executable), dict(env or {}), "/w", "/tmp/l.log", spec=spec)
+    return LaunchRequest(job_id, 1, spec.argv(sys.executable), dict(env or {}), "/w", "attempt-1.log", spec=spec)
 
 
 @pytest.fixture

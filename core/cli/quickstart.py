@@ -1,0 +1,53 @@
+"""`forgeml quickstart`: the whole lifecycle in a new workspace, with a status line per step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+@click.command("quickstart")
+@click.argument("directory", required=False, default="forgeml-quickstart")
+@click.option("--small", is_flag=True, help="Less data, fewer epochs and requests (about half the time).")
+@click.option("--force", is_flag=True, help="Replace a previous quickstart in DIRECTORY (never other files).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (progress goes to stderr).")
+def quickstart_cmd(directory: str, small: bool, force: bool, as_json: bool) -> None:
+    """Run the whole lifecycle in a new workspace: data, features, tuning, registry, serving, drift, retraining.
+
+    DIRECTORY (default: forgeml-quickstart) must be new or empty. Everything runs on this machine:
+    a GPU when there is one, else the CPU.
+    """
+    from rich.console import Console
+
+    from forgeml.cli.output import emit_json
+    from forgeml.quickstart import run_quickstart
+
+    console = Console(stderr=as_json, highlight=False)
+    status = console.status("starting", spinner="dots")
+    status.start()
+
+    def progress(event: Any) -> None:
+        where = f"[{event.number:>2}/{event.total}]"
+        if event.state == "started":
+            status.update(f"{where} {event.title} ...")
+        elif event.state == "done":
+            console.print(f"[green]✓[/] {where} [bold]{event.title}[/] [dim]({event.seconds:.1f}s)[/]")
+            console.print(f"          {event.message}", markup=False)
+        else:
+            console.print(f"[red]✗[/] {where} [bold]{event.title}[/] [dim]({event.seconds:.1f}s)[/]")
+
+    try:
+        summary = run_quickstart(directory, "small" if small else "default", progress=progress, force=force)
+    finally:
+        status.stop()
+    if as_json:
+        emit_json(summary.to_dict())
+        return
+    console.print()
+    console.rule(f"[bold]quickstart done in {summary.elapsed_s:.0f}s")
+    for line in summary.report():
+        console.print(line, markup=False)
+    console.print()
+    console.print(f"Look around: [bold]cd {summary.directory} && forgeml tui[/] "
+                  "(runs, the model in production, the drift alert and the retrained model)")
