@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import click
-
 from forgeml import hookimpl
-
-
-@click.command("tui")
-def tui_cmd() -> None:
-    """Open the terminal UI on this workspace."""
-    from forgeml.tui.app import ForgeApp
-    from forgeml.workspace import Workspace
-
-    ForgeApp(Workspace.find()).run()
 
 
 @hookimpl
 def forgeml_register_commands(cli):
-    """Add `forgeml tui`."""
+    """Add `forgeml tui` (click is imported here, not when every process loads its plugins)."""
+    import click
+
+    @click.command("tui")
+    def tui_cmd() -> None:
+        """Open the terminal UI on this workspace."""
+        from forgeml.tui.app import ForgeApp
+        from forgeml.workspace import Workspace
+
+        ForgeApp(Workspace.find()).run()
+
     cli.add_command(tui_cmd)

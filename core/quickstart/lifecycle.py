@@ -36,7 +36,8 @@ class Scale:
 
 SCALES = {
     "default": Scale(),
-    "small": Scale("small", users=600, history_days=45, epochs=4, normal_requests=150, drift_requests=300),
+    "small": Scale("small", users=600, per_user_day=2.0, history_days=45, trials=3, epochs=4, normal_requests=150,
+                   drift_requests=300),
     # the test suite's size: the whole lifecycle with the least work that still learns something
     "tiny": Scale("tiny", users=300, per_user_day=3.0, history_days=45, live_days=8, trials=2, epochs=3,
                   normal_requests=60, drift_requests=120),
