@@ -9,7 +9,7 @@ import click
 
 @click.command("quickstart")
 @click.argument("directory", required=False, default="forgeml-quickstart")
-@click.option("--small", is_flag=True, help="Less data, fewer epochs and requests (about half the time).")
+@click.option("--small", is_flag=True, help="Less data, fewer trials, epochs and requests.")
 @click.option("--force", is_flag=True, help="Replace a previous quickstart in DIRECTORY (never other files).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (progress goes to stderr).")
 def quickstart_cmd(directory: str, small: bool, force: bool, as_json: bool) -> None:

@@ -33,10 +33,22 @@ class Scale:
     min_auc: float = 0.75
     amount_scale: float = 1.8
 
+    def __post_init__(self) -> None:
+        from forgeml.errors import ValidationError
+        from forgeml.quickstart.features import WINDOW_DAYS
+
+        if self.history_days <= WINDOW_DAYS:
+            raise ValidationError(f"quickstart scale {self.name!r}: history_days must exceed the {WINDOW_DAYS}-day "
+                                  f"feature window, got {self.history_days}")
+        small = [k for k in ("users", "merchants", "live_days", "trials", "epochs", "normal_requests",
+                             "drift_requests", "retrain_days") if getattr(self, k) < 1]
+        if small or self.per_user_day <= 0:
+            raise ValidationError(f"quickstart scale {self.name!r}: {(small or ['per_user_day'])[0]} must be positive")
+
 
 SCALES = {
     "default": Scale(),
-    "small": Scale("small", users=600, per_user_day=2.0, history_days=45, trials=3, epochs=4, normal_requests=150,
+    "small": Scale("small", users=600, per_user_day=2.0, history_days=45, trials=2, epochs=4, normal_requests=150,
                    drift_requests=300),
     # the test suite's size: the whole lifecycle with the least work that still learns something
     "tiny": Scale("tiny", users=300, per_user_day=3.0, history_days=45, live_days=8, trials=2, epochs=3,
@@ -72,7 +84,7 @@ class Quickstart:
 
 # ---------------------------------------------------------------- data and features
 def generate(qs: Quickstart) -> str:
-    """Write 60 days of card transactions as daily Parquet files, ending when the first model is trained."""
+    """Write the history of card transactions as daily Parquet files, ending when the first model is trained."""
     import pyarrow.compute as pc
 
     from forgeml.quickstart.data import population, transactions, write_partitioned

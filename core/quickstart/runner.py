@@ -18,8 +18,9 @@ DEFAULT_DIRECTORY = "forgeml-quickstart"
 class QuickstartStepError(ForgeError):
     """A quickstart step failed; ``step`` names it."""
 
-    def __init__(self, step: str, title: str, message: str):
-        super().__init__(f"quickstart step {step!r} ({title}) failed: {message}")
+    def __init__(self, step: str, title: str, message: str, root: Path | None = None):
+        again = f"; {root} keeps what was done, run again with --force to start over" if root else ""
+        super().__init__(f"quickstart step {step!r} ({title}) failed: {message}{again}")
         self.step = step
 
 
@@ -84,11 +85,11 @@ def run_quickstart(directory: str | Path = DEFAULT_DIRECTORY, scale: str | Scale
             message = fn()
         except ForgeError as e:
             emit(StepEvent(number, total, name, title, "failed", str(e), time.perf_counter() - t0))
-            raise QuickstartStepError(name, title, str(e)) from e
+            raise QuickstartStepError(name, title, str(e), root) from e
         except Exception as e:  # any library error still names the step, in one line
             emit(StepEvent(number, total, name, title, "failed", f"{type(e).__name__}: {e}",
                            time.perf_counter() - t0))
-            raise QuickstartStepError(name, title, f"{type(e).__name__}: {e}") from e
+            raise QuickstartStepError(name, title, f"{type(e).__name__}: {e}", root) from e
         seconds = time.perf_counter() - t0
         summary.steps.append(StepRecord(name, title, round(seconds, 3), message))
         emit(StepEvent(number, total, name, title, "done", message, seconds))

@@ -26,11 +26,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from forgeml.errors import ConfigError, did_you_mean
-from forgeml.serving.endpoint import Endpoint, EndpointConfig, ModelRejectedInput, new_request_id
+from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
 from forgeml.serving.signature import SchemaMismatch
+from forgeml.serving.slot import ModelRejectedInput
 from forgeml.serving.source import ModelSource, RegistrySource, fetch_online_features
 
 log = logging.getLogger("forgeml.serving")

@@ -69,7 +69,7 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from forgeml.serving.endpoint import _predict
+    from forgeml.serving.slot import run_model
     from forgeml.serving.source import RegistrySource, fetch_online_features
 
     if workspace is None:
@@ -107,7 +107,7 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
             elif missing:
                 raise ValidationError(f"input lacks column(s) {', '.join(missing)} that model {served.name} "
                                       f"v{served.version} takes; it has {', '.join(table.column_names)}")
-            predictions = _predict(served, {n: columns[n] for n in names} if names else columns)
+            predictions = run_model(served, {n: columns[n] for n in names} if names else columns)
             out = table.append_column(PREDICTION_COLUMN, _prediction_array(predictions))
             if output is not None:
                 if writer is None:

@@ -33,8 +33,8 @@ def spec_for(run: Run) -> dict[str, Any]:
     else:
         argv = list(run.context.get("argv") or [])
         if not argv or argv[0] in ("", "-c", "-"):
-            raise ValidationError(f"run {run.id} recorded no job spec and no script to run again (it came from an "
-                                  "interactive session or `python -c`); submit it as a job to make it reproducible")
+            raise ValidationError(f"run {run.id} recorded no job spec and no script to run again (it came from the "
+                                  "interactive interpreter or `python -c`); submit it as a job to make it reproducible")
         if argv[0].endswith(".py"):
             spec = {"script": argv[0], "args": argv[1:]}
         else:  # an installed console script (its path) with its arguments

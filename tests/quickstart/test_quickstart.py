@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeml.errors import ValidationError
+from forgeml.errors import ForgeError, ValidationError
 from forgeml.quickstart import SCALES, QuickstartStepError, run_quickstart
 from forgeml.quickstart.features import FEATURE_REFS, MODEL_INPUTS
 from forgeml.quickstart.layout import MARKER
@@ -160,3 +160,12 @@ def test_the_cli_refuses_an_existing_quickstart_in_one_line(tmp_path: Path, caps
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("forgeml: error: ") and "a previous quickstart" in err[-1] and "--force" in err[-1]
+
+
+def test_a_scale_that_cannot_fill_the_feature_window_is_refused():
+    with pytest.raises(ValidationError, match="history_days must exceed the 30-day"):
+        dataclasses.replace(SCALES["tiny"], history_days=20)
+    with pytest.raises(ValidationError, match="trials must be positive"):
+        dataclasses.replace(SCALES["tiny"], trials=0)
+    with pytest.raises(ForgeError, match="unknown quickstart scale 'huge'"):
+        run_quickstart("unused", "huge")
