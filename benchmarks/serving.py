@@ -284,7 +284,8 @@ def main() -> None:
         width = data["mlp_width"]
         mlp_bodies = [json.dumps({"rows": [{f"x{i}": round(float(v), 5) for i, v in enumerate(rng.normal(size=width))}]})
                       for _ in range(500)]
-        result: dict[str, Any] = {"benchmark": "serving", "cpus": os.cpu_count(), "seconds": seconds}
+        result: dict[str, Any] = {"benchmark": "serving", "cpus": os.cpu_count(), "seconds": seconds,
+                                  "load_avg_1m_at_start": round(os.getloadavg()[0], 2)}
 
         server = forgeml_server(tmp / "ws", ["clf@production"])
         try:
@@ -325,6 +326,7 @@ def main() -> None:
         result["batching_speedup"] = round(batched["rps"] / max(unbatched["rps"], 1e-9), 2)
         result["batching_floor_met"] = result["batching_speedup"] >= 4.0
         result["torch_threads"] = args.torch_threads
+        result["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
         print(json.dumps(result))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -312,9 +312,11 @@ def promote_retrained(qs: Quickstart) -> str:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and qs.server.served_version(training.MODEL) != version:
         time.sleep(0.5)
-    served = qs.server.served_version(training.MODEL)
-    qs.summary.served_version_after = served if served == version else None
-    return f"fraud@{version} is in production; the server now answers with version {served}"
+    check = send(qs.server.url, training.MODEL, request_rows(qs.live, 20, seed=13))
+    answered = sorted(check.versions)
+    qs.summary.served_version_after = version if answered == [version] else None
+    return (f"fraud@{version} is in production; {check.requests} more requests were answered by version(s) "
+            f"{', '.join(map(str, answered)) or 'none'} of the same, still running server")
 
 
 def stop_server(qs: Quickstart) -> str:

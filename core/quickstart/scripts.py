@@ -55,6 +55,7 @@ def roc_auc(y, score):
 
 
 def main():
+    """Train, report each epoch to the tuner, and log the model as the run's `model` artifact."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True, help="dataset version to train on, e.g. fraud_training@v1")
     parser.add_argument("--epochs", type=int, default=6)
@@ -148,6 +149,7 @@ def evaluate(version: int, data: dict) -> dict:
 
 @pipeline(name="retrain_fraud")
 def retrain_fraud(days: int = __DAYS__, epochs: int = __EPOCHS__):
+    """Retrain `fraud` on the last `days` days; the new version waits in staging for its promotion gates."""
     data = build_training_set(days)
     trained = train(data, epochs)
     version = register(trained, data)

@@ -110,6 +110,7 @@ def test_the_whole_lifecycle_runs_and_every_step_leaves_its_trace(tmp_path: Path
         assert [v.version for v in model_versions("fraud", workspace=ws)] == [1, 2]
         if summary.retrained_promoted:
             assert retrained.stage == "PRODUCTION" and get_model_version("fraud", 1, workspace=ws).stage == "ARCHIVED"
+            assert summary.served_version_after == 2  # the running server hot-swapped to it
         else:
             assert retrained.stage == "STAGING" and summary.retrained_gates
     finally:
