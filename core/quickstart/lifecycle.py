@@ -315,8 +315,8 @@ def promote_retrained(qs: Quickstart) -> str:
     check = send(qs.server.url, training.MODEL, request_rows(qs.live, 20, seed=13))
     answered = sorted(check.versions)
     qs.summary.served_version_after = version if answered == [version] else None
-    return (f"fraud@{version} is in production; {check.requests} more requests were answered by version(s) "
-            f"{', '.join(map(str, answered)) or 'none'} of the same, still running server")
+    return (f"fraud@{version} is in production; the same running server answered {check.requests} more requests "
+            f"with version {', '.join(map(str, answered)) or 'none'}")
 
 
 def stop_server(qs: Quickstart) -> str:

@@ -82,3 +82,31 @@ def test_batch_input_errors_are_clear(sklearn_model, workspace, scoring_file):
     with pytest.raises(ValidationError, match="lacks column"):
         predict_batch("clf@production", str(thin), "out.parquet")
     assert not (workspace.root / "out.parquet").exists()
+
+
+def _spend_per_click(frame):
+    return (frame["spend"] / frame["clicks"]).to_numpy()
+
+
+def test_feature_view_input_reads_the_views_offline_rows(workspace):
+    import pandas as pd
+
+    from forgeml.features import Entity, Feature, FeatureStore, FeatureView, PushSource
+    from forgeml.registry import register_model
+
+    user = Entity("user", join_keys=["user_id"])
+    stats = FeatureView("user_stats", entities=[user], source=PushSource("user_stats_push"),
+                        features=[Feature("clicks", "int64"), Feature("spend", "float64")])
+    store = FeatureStore(workspace)
+    store.apply([user, stats])
+    now = pd.Timestamp.now(tz="UTC")
+    store.push("user_stats", pd.DataFrame({"user_id": [1, 2], "event_timestamp": [now, now], "clicks": [2, 4],
+                                           "spend": [1.0, 6.0]}))
+    register_model("ratio", _spend_per_click, flavor="python",
+                   input_example=pd.DataFrame({"clicks": [1, 2], "spend": [1.0, 2.0]}))
+    out = workspace.root / "ratio.parquet"
+    result = predict_batch("ratio@1", "view:user_stats", str(out))
+    table = pq.read_table(out).to_pandas().sort_values("user_id")
+    assert result.rows == 2 and table["prediction"].tolist() == [0.5, 1.5]
+    with pytest.raises(NotFoundError, match="no offline rows"):
+        predict_batch("ratio@1", "view:nobody", str(out))
