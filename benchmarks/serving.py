@@ -107,6 +107,7 @@ def run_load(port: int, path: str, bodies: list[str], concurrency: int, seconds:
 
 # ------------------------------------------------------------------ servers
 def free_port() -> int:
+    """Return a TCP port free on loopback right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -262,6 +263,7 @@ def mlflow_side(data: dict[str, Any], tmp: Path, bodies_rows: list[dict[str, flo
 
 
 def main() -> None:
+    """Build the workspace, run every workload side by side and print one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="Measured seconds per workload.")
     parser.add_argument("--quick", action="store_true", help="2 s per workload.")
