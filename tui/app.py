@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from textual.app import App, SystemCommand
@@ -32,7 +33,7 @@ SCREENS: list[tuple[str, str, str, type[Screen]]] = [
 class ForgeApp(App):
     """The terminal UI over one workspace."""
 
-    CSS_PATH = "forgeml.tcss"
+    CSS_PATH = Path(__file__).parent / "forgeml.tcss"  # absolute, so subclasses elsewhere keep the styles
     TITLE = "forgeml"
     MODES = {name: cls for name, _key, _title, cls in SCREENS}
     DEFAULT_MODE = "home"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import pandas as pd
 import pytest
 from serving_support import RunningServer, start_server, training_frame
 
@@ -40,3 +41,43 @@ def serve(workspace: Any) -> Iterator[Callable[..., RunningServer]]:
     yield start
     for srv in running:
         srv.stop()
+
+
+def spend_ratio(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"spend_ratio": frame["spend"] / frame["amount"]})
+
+
+def score(frame: pd.DataFrame):
+    return (frame["spend"] * 10 + frame["clicks"] + frame["spend_ratio"]).to_numpy()
+
+
+@pytest.fixture
+def entity_model(workspace):
+    """A user view pushed to the online store, an on-demand ratio, and a model over both."""
+    from forgeml.features import (
+        Entity,
+        Feature,
+        FeatureStore,
+        FeatureView,
+        OnDemandFeatureView,
+        PushSource,
+        RequestSource,
+    )
+    from forgeml.registry import promote, register_model
+
+    user = Entity("user", join_keys=["user_id"])
+    stats = FeatureView("user_stats", entities=[user], source=PushSource("user_stats_push"),
+                        features=[Feature("clicks", "int64"), Feature("spend", "float64")])
+    ratio = OnDemandFeatureView("txn", sources=[stats, RequestSource("request", [("amount", "float64")])],
+                                features=[Feature("spend_ratio")], transformation=spend_ratio)
+    store = FeatureStore(workspace)
+    store.apply([user, stats, ratio])
+    now = pd.Timestamp.now(tz="UTC")
+    store.push("user_stats", pd.DataFrame({"user_id": [1, 2, 3], "event_timestamp": [now] * 3,
+                                           "clicks": [5, 7, 9], "spend": [2.0, 4.0, 8.0]}))
+    example = pd.DataFrame({"clicks": [1, 2], "spend": [1.0, 2.0], "spend_ratio": [0.5, 1.0]})
+    mv = register_model("scorer", score, flavor="python", input_example=example,
+                        feature_views=["user_stats:clicks", "user_stats:spend", "txn:spend_ratio"],
+                        entity_keys=["user_id"])
+    promote("scorer", mv.version, "production", reason="test")
+    return mv

@@ -16,13 +16,14 @@ def describe(frame: pd.DataFrame):
 
 
 @pytest.fixture
-def fuzz_target(sklearn_model, workspace, serve):
+def fuzz_target(sklearn_model, entity_model, workspace, serve):
     from forgeml.registry import promote, register_model
 
     example = pd.DataFrame({"city": ["a", "b"], "count": [1, 2], "flag": [True, False]})
     mv = register_model("mixed", describe, flavor="python", input_example=example)
     promote("mixed", mv.version, "production", reason="test")
-    srv = serve([EndpointConfig("clf", "clf@production"), EndpointConfig("mixed", "mixed@production")],
+    srv = serve([EndpointConfig("clf", "clf@production"), EndpointConfig("mixed", "mixed@production"),
+                 EndpointConfig("scorer", "scorer@production")],
                 ServerOptions(max_body_bytes=64_000, log_predictions=False))
     return srv
 
@@ -32,7 +33,8 @@ def test_published_schema_is_fuzzed_without_server_errors(fuzz_target):
 
     srv = fuzz_target
     doc = srv.client.get("/openapi.json").json()
-    assert set(doc["paths"]) >= {"/v1/models/clf/predict", "/v1/models/mixed/predict", "/readyz"}
+    assert set(doc["paths"]) >= {"/v1/models/clf/predict", "/v1/models/mixed/predict", "/v1/models/scorer/predict",
+                                 "/readyz"}
     schema = schemathesis.openapi.from_dict(doc)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 6

@@ -15,6 +15,7 @@ class DataScreen(Screen):
     """A screen whose data is read off the UI thread and refreshed every few seconds."""
 
     refresh_s: float = 3.0
+    _digest: int | None = None
 
     class Loaded(Message):
         """A worker finished reading the screen's data."""
@@ -38,6 +39,11 @@ class DataScreen(Screen):
         """Reload when the user comes back to the screen."""
         self.reload()
 
+    def force_reload(self) -> None:
+        """Reload and redraw even when the data did not change (after the view itself changed)."""
+        self._digest = None
+        self.reload()
+
     @work(thread=True, exclusive=True, group="load")
     def reload(self) -> None:
         """Read the data in a worker so the UI never waits on storage."""
@@ -46,6 +52,11 @@ class DataScreen(Screen):
         except ForgeError as e:
             self.app.call_from_thread(self.notify, str(e), severity="error")
             return
+        # unchanged data is not redrawn: refilling a 10,000-row table every few seconds would stutter
+        digest = hash(repr(data))
+        if digest == self._digest:
+            return
+        self._digest = digest
         self.post_message(self.Loaded(data))
 
     @on(Loaded)
