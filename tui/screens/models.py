@@ -101,7 +101,7 @@ def _detail_text(current: dict[str, Any] | None, detail: dict[str, Any] | None) 
         overall = metrics.get("overall", metrics)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in list(overall.items())[:6] if isinstance(v, int | float))
         lines.append(f"eval on {escape(str(ev.get('dataset', '')))}: {escape(shown)}")
-        for slice_name in list((metrics.get("slices") or {}))[:4]:
+        for slice_name in list(metrics.get("slices") or {})[:4]:
             lines.append(f"  slice {escape(str(slice_name))}")
     if detail["gates"]:
         lines.append("[b]gates[/b]")
