@@ -47,7 +47,8 @@ def _predict_operation(name: str, endpoint: Any) -> dict[str, Any]:
     schema = bodies[0] if len(bodies) == 1 else {"oneOf": bodies}
     version = served.version if served is not None else None
     out_item: dict[str, Any] = {} if served is None else {
-        "anyOf": [{"type": served.signature.output_type}, {"type": "array"}, {"type": "string"}]}
+        # null: a model may output NaN or infinity (e.g. on extreme inputs), which JSON carries as null
+        "anyOf": [{"type": served.signature.output_type}, {"type": "array"}, {"type": "string"}, {"type": "null"}]}
     response = {"type": "object", "required": ["model", "version", "predictions"],
                 "properties": {"model": {"type": "string"}, "version": {"type": "integer"},
                                "arm": {"type": "string"}, "request_id": {"type": "string"},

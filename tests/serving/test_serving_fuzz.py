@@ -49,7 +49,7 @@ def _fuzz(url, operation, mode):
 
     post = operation.method.upper() == "POST"
 
-    @settings(max_examples=15 if post else 2, deadline=None, database=None,
+    @settings(max_examples=15 if post else 2, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case):
