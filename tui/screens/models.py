@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from textual import on
@@ -94,15 +93,21 @@ def _detail_text(current: dict[str, Any] | None, detail: dict[str, Any] | None) 
     if not current or not detail:
         return "[dim]no model registered yet[/dim]"
     lines = [f"[b]{escape(current['name'])} v{current['version']}[/b]  {current['stage']}"]
-    for ev in detail["evaluations"][:3]:
+    for ev in detail["evaluations"][:2]:
+        result = ev.get("result") or {}
         metrics = ev.get("metrics") or {}
-        if isinstance(metrics, str):
-            metrics = json.loads(metrics)
-        overall = metrics.get("overall", metrics)
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in list(overall.items())[:6] if isinstance(v, int | float))
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in list(metrics.items())[:6] if isinstance(v, int | float))
         lines.append(f"eval on {escape(str(ev.get('dataset', '')))}: {escape(shown)}")
-        for slice_name in list(metrics.get("slices") or {})[:4]:
-            lines.append(f"  slice {escape(str(slice_name))}")
+        for column, slices in (result.get("slices") or {}).items():
+            key = "roc_auc" if any("roc_auc" in sl.get("metrics", {}) for sl in slices) else None
+            parts = []
+            for sl in slices[:8]:
+                values = sl.get("metrics", {})
+                name = key or next(iter(values), "")
+                value = values.get(name)
+                if isinstance(value, int | float):
+                    parts.append(f"{sl.get('value')} {value:.3f}")
+            lines.append(f"  by {escape(str(column))} ({key or 'metric'}): {escape(', '.join(parts))}")
     if detail["gates"]:
         lines.append("[b]gates[/b]")
         for g in detail["gates"][:8]:
