@@ -7,7 +7,6 @@ import importlib.util
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,6 +15,7 @@ import pluggy
 
 from forgeml import hookspecs
 from forgeml.errors import ConfigError, PluginError, unknown_name
+from forgeml.installed import entry_points
 
 ENTRY_POINT_GROUP = "forgeml"
 ESSENTIAL = frozenset({"embedded"})
@@ -211,9 +211,7 @@ def make_plugin_manager(
         pm.set_blocked(name)
     infos: list[PluginInfo] = []
     seen: set[str] = set()
-    # reading a distribution's METADATA parses an email-format file: do it once per distribution
-    dist_facts: dict[int, tuple[str, str]] = {}
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in sorted(entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
         if ep.name in seen:
             continue
         seen.add(ep.name)
@@ -221,10 +219,8 @@ def make_plugin_manager(
         if dist is None:
             origin, version = "installed", "?"
         else:
-            if id(dist) not in dist_facts:
-                dist_facts[id(dist)] = (dist.name, dist.version)
-            dist_name, version = dist_facts[id(dist)]
-            origin = "built-in" if dist_name == "forgeml" else "installed"
+            version = dist.version
+            origin = "built-in" if dist.name == "forgeml" else "installed"
         if pm.is_blocked(ep.name):
             infos.append(PluginInfo(ep.name, version, origin, enabled=False))
             continue

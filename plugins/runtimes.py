@@ -32,7 +32,7 @@ def _python(settings: Any, workspace: Any) -> Any:
 
 
 def _torch_settings() -> type:
-    from forgeml.registry.runtimes import TorchSettings
+    from forgeml.registry.settings import TorchSettings
 
     return TorchSettings
 

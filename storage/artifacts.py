@@ -69,16 +69,38 @@ class FsspecArtifactStore:
     """Objects stored as ROOT/objects/ab/<sha256>, written atomically, verified on read."""
 
     def __init__(self, root: str):
-        import fsspec
-
         self.root = root.rstrip("/")
-        try:
-            self.fs, self._base = fsspec.core.url_to_fs(self.root)
-        except (ImportError, ValueError) as e:
-            raise StorageError(f"artifact root {root!r}: {e}") from e
-        self._local = type(self.fs).__name__ == "LocalFileSystem"
-        self.fs.makedirs(f"{self._base}/objects", exist_ok=True)
-        self.fs.makedirs(f"{self._base}/tmp", exist_ok=True)
+        self._fs: Any = None
+        if "://" in self.root or "::" in self.root:
+            import fsspec
+
+            try:
+                self._fs, self._base = fsspec.core.url_to_fs(self.root)
+            except (ImportError, ValueError) as e:
+                raise StorageError(f"artifact root {root!r}: {e}") from e
+            self._local = type(self._fs).__name__ == "LocalFileSystem"
+        else:
+            # a plain folder: put and exists go through os, and fsspec (slow to import) loads only
+            # when a call needs it, so a job that stores its git diff at start does not pay for it
+            self._base = Path(os.path.abspath(os.path.expanduser(self.root))).as_posix()
+            self._local = True
+        self._makedirs(f"{self._base}/objects")
+        self._makedirs(f"{self._base}/tmp")
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec filesystem holding the objects."""
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
+
+    def _makedirs(self, path: str) -> None:
+        if self._local:
+            os.makedirs(path, exist_ok=True)
+        else:
+            self.fs.makedirs(path, exist_ok=True)
 
     def _path(self, digest: str) -> str:
         _check_digest(digest)
@@ -86,14 +108,15 @@ class FsspecArtifactStore:
 
     def exists(self, digest: str) -> bool:
         """Return whether an object with this digest is stored."""
-        return bool(self.fs.exists(self._path(digest)))
+        path = self._path(digest)
+        return os.path.exists(path) if self._local else bool(self.fs.exists(path))
 
     def put_bytes(self, data: bytes) -> str:
         """Store bytes once; return their digest."""
         digest = hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
             tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
-            with self.fs.open(tmp, "wb") as f:
+            with (open(tmp, "wb") if self._local else self.fs.open(tmp, "wb")) as f:
                 f.write(data)
             self._commit(tmp, digest)
         return digest
@@ -112,7 +135,7 @@ class FsspecArtifactStore:
 
     def _commit(self, tmp: str, digest: str) -> None:
         final = self._path(digest)
-        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        self._makedirs(final.rsplit("/", 1)[0])
         if self._local:
             os.replace(tmp, final)  # atomic: readers never see a half-written object
         else:

@@ -1,16 +1,10 @@
 """Evaluation: metrics, slices, fairness, champion vs challenger, backtests."""
 
-from forgeml.evaluation.compare import BacktestWindow, Comparison, MetricComparison, backtest, compare
-from forgeml.evaluation.evaluate import EvaluationResult, evaluate, fairness_report
-from forgeml.evaluation.metrics import (
-    classification_metrics,
-    expected_calibration_error,
-    ranking_metrics,
-    regression_metrics,
-)
+from forgeml.lazy import lazy_exports
 
-__all__ = [
-    "BacktestWindow", "Comparison", "EvaluationResult", "MetricComparison", "backtest", "classification_metrics",
-    "compare", "evaluate", "expected_calibration_error", "fairness_report", "ranking_metrics",
-    "regression_metrics",
-]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".compare": ["BacktestWindow", "Comparison", "MetricComparison", "backtest", "compare"],
+    ".evaluate": ["EvaluationResult", "evaluate", "fairness_report"],
+    ".metrics": ["classification_metrics", "expected_calibration_error", "ranking_metrics",
+        "regression_metrics"],
+})

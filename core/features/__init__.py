@@ -6,77 +6,77 @@ Module-level functions use the current workspace (FORGEML_HOME or the nearest ``
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forgeml.features.definitions import (
-    Embedding,
-    Entity,
-    Feature,
-    FeatureView,
-    Field,
-    FileSource,
-    OnDemandFeatureView,
-    PushSource,
-    RequestSource,
-    SqlSource,
-    Transformation,
-)
-from forgeml.features.registry import Change, load_definitions
-from forgeml.features.retrieval import OnlineFeatures
-from forgeml.features.service import FeatureStore, store_for
-from forgeml.features.status import ViewStatus
+from forgeml.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from forgeml.features.registry import Change
+    from forgeml.features.retrieval import OnlineFeatures
+    from forgeml.features.status import ViewStatus
+
+_FUNCTIONS = ["apply", "get_historical_features", "get_online_features", "lineage", "materialize", "nearest",
+              "push", "record_lineage", "status"]
+_EXPORTED, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".definitions": ["Embedding", "Entity", "Feature", "FeatureView", "Field", "FileSource", "OnDemandFeatureView",
+                     "PushSource", "RequestSource", "SqlSource", "Transformation"],
+    ".registry": ["Change", "load_definitions"],
+    ".retrieval": ["OnlineFeatures"],
+    ".service": ["FeatureStore", "store_for"],
+    ".status": ["ViewStatus"],
+})
+__all__ = sorted([*_EXPORTED, *_FUNCTIONS])
+
+
+def _store() -> Any:
+    # imported here: the package itself stays cheap to import (see forgeml.lazy)
+    from forgeml.features.service import store_for
+
+    return store_for()
 
 
 def apply(objects: Iterable[Any]) -> list[Change]:
     """Register definitions in the current workspace's feature registry."""
-    return store_for().apply(objects)
+    return _store().apply(objects)
 
 
 def get_historical_features(entity_df: Any, features: Sequence[str], full_feature_names: bool = False,
                             timestamp_field: str = "event_timestamp") -> Any:
     """Return a point-in-time correct training set for entity_df (see FeatureStore.get_historical_features)."""
-    return store_for().get_historical_features(entity_df, features, full_feature_names, timestamp_field)
+    return _store().get_historical_features(entity_df, features, full_feature_names, timestamp_field)
 
 
 def get_online_features(entity_rows: Any, features: Sequence[str], full_feature_names: bool = False) -> OnlineFeatures:
     """Return the latest feature values with per-feature freshness (see FeatureStore.get_online_features)."""
-    return store_for().get_online_features(entity_rows, features, full_feature_names)
+    return _store().get_online_features(entity_rows, features, full_feature_names)
 
 
 def push(view: str, rows: Any, to: str = "online_and_offline") -> int:
     """Write rows online and append them offline through the view's transformation."""
-    return store_for().push(view, rows, to)
+    return _store().push(view, rows, to)
 
 
 def materialize(start: Any = None, end: Any = None, views: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Materialize views into the online store from their watermarks."""
-    return store_for().materialize(start, end, views)
+    return _store().materialize(start, end, views)
 
 
 def nearest(view: str, vector: Sequence[float], k: int = 10, filter: str | None = None,
             feature: str | None = None) -> Any:
     """Return the k nearest entities of an embedding view."""
-    return store_for().nearest(view, vector, k, filter, feature)
+    return _store().nearest(view, vector, k, filter, feature)
 
 
 def status() -> list[ViewStatus]:
     """Return each view's freshness against its SLA."""
-    return store_for().status()
+    return _store().status()
 
 
 def record_lineage(src_kind: str, src: str, dst_kind: str, dst: str) -> None:
     """Record a lineage edge (e.g. "view", "users", "dataset", "train@v3") in the current workspace."""
-    store_for().record_lineage(src_kind, src, dst_kind, dst)
+    _store().record_lineage(src_kind, src, dst_kind, dst)
 
 
 def lineage(kind: str, name: str) -> dict[str, list[dict[str, str]]]:
     """Return every edge upstream and downstream of a node in the current workspace."""
-    return store_for().lineage(kind, name)
-
-
-__all__ = [
-    "Change", "Embedding", "Entity", "Feature", "FeatureStore", "FeatureView", "Field", "FileSource",
-    "OnDemandFeatureView", "OnlineFeatures", "PushSource", "RequestSource", "SqlSource", "Transformation",
-    "ViewStatus", "apply", "get_historical_features", "get_online_features", "lineage", "load_definitions",
-    "materialize", "nearest", "push", "record_lineage", "status", "store_for",
-]
+    return _store().lineage(kind, name)

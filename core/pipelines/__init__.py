@@ -1,8 +1,9 @@
 """Pipelines: steps, DAGs, caching, retries and triggers."""
 
-from forgeml.pipelines.dsl import Pipeline, Step, StepOutput, get_pipeline, load_pipelines, pipeline, step
-from forgeml.pipelines.runner import PipelineRun, StepRun, get_run, list_runs, run_pipeline
-from forgeml.pipelines.triggers import CronTriggers, Trigger, triggers
+from forgeml.lazy import lazy_exports
 
-__all__ = ["CronTriggers", "Pipeline", "PipelineRun", "Step", "StepOutput", "StepRun", "Trigger", "get_pipeline",
-           "get_run", "list_runs", "load_pipelines", "pipeline", "run_pipeline", "step", "triggers"]
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".dsl": ["Pipeline", "Step", "StepOutput", "get_pipeline", "load_pipelines", "pipeline", "step"],
+    ".runner": ["PipelineRun", "StepRun", "get_run", "list_runs", "run_pipeline"],
+    ".triggers": ["CronTriggers", "Trigger", "triggers"],
+})

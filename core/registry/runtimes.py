@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pickle
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forgeml.config import setting
 from forgeml.errors import PluginError, ValidationError
 from forgeml.registry.inputs import FeatureMatrix, input_columns
+from forgeml.registry.settings import TorchSettings
 
 
 def _pickler() -> Any:
@@ -119,15 +118,6 @@ class SklearnRuntime:
 
 
 # ------------------------------------------------------------------ torch
-@dataclass
-class TorchSettings:
-    """How the torch runtime loads models ([runtimes.torch])."""
-
-    device: str = setting("auto", "\"auto\" picks the CUDA device with the most free memory, else the CPU; or \"cpu\", \"cuda:1\".")
-    quantize: bool = setting(False, "Apply dynamic INT8 quantization to Linear layers (CPU only).")
-    compile: bool = setting(False, "Wrap the module with torch.compile (slower first call, faster after).")
-
-
 def pick_torch_device(wanted: str | None) -> str:
     """Return wanted, or for "auto"/None the CUDA device with the most free memory (else "cpu")."""
     import torch

@@ -5,24 +5,9 @@ The executors live in ``ssh_executor``, ``slurm_executor`` and ``k8s_executor``;
 load lazily so that loading the plugins (in every forgeml process) stays cheap.
 """
 
-from __future__ import annotations
+from forgeml.lazy import lazy_exports
 
-import importlib
-from typing import Any
-
-_LAZY = {
-    "CodeSnapshot": "forgeml.remote.snapshot",
-    "take_snapshot": "forgeml.remote.snapshot",
-    "TargetInfo": "forgeml.remote.targets",
-    "check_target": "forgeml.remote.targets",
-    "list_targets": "forgeml.remote.targets",
-}
-
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'forgeml.remote' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".snapshot": ["CodeSnapshot", "take_snapshot"],
+    ".targets": ["TargetInfo", "check_target", "list_targets"],
+})

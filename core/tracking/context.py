@@ -12,11 +12,11 @@ import subprocess
 import sys
 import weakref
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from forgeml.errors import ForgeError
+from forgeml.installed import versions
 
 ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED", "FORGEML_SEED", "WORLD_SIZE", "RANK", "LOCAL_RANK")
 DIFF_ARTIFACT = "_forgeml/git.diff"
@@ -67,13 +67,7 @@ def git_state(cwd: str | Path | None = None, max_diff_bytes: int = 5 << 20) -> t
 @lru_cache(maxsize=8)
 def package_versions(names: tuple[str, ...]) -> dict[str, str]:
     """Return the installed version of each named package (read from metadata, never imported)."""
-    found = {}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
+    return versions(names)
 
 
 _GPUS: weakref.WeakKeyDictionary[Any, list[dict[str, Any]]] = weakref.WeakKeyDictionary()

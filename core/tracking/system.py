@@ -10,6 +10,7 @@ from typing import Any
 from forgeml.errors import ForgeError
 
 LogMetrics = Callable[[dict[str, float], int], None]
+BASELINE_DELAY_S = 0.5
 
 
 def visible_gpu_indexes(environ: dict[str, str] | None = None) -> set[int] | None:
@@ -62,16 +63,25 @@ class SystemSampler:
 
     def start(self) -> None:
         """Start sampling in the background."""
-        import psutil
-
-        psutil.cpu_percent(interval=None)  # the first reading only sets the baseline
         self._thread = threading.Thread(target=self._loop, name="forgeml-system-metrics", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        # psutil loads here, a moment after the start and off the caller's thread: a run's start never
+        # waits for it, and a process that ends at once (a short job) never loads it at all
+        settle = min(self.interval_s, BASELINE_DELAY_S)
+        if self._stop.wait(settle):
+            return
+        import psutil
+
+        psutil.cpu_percent(interval=None)  # the first reading only sets the baseline
+        if self.interval_s > settle and self._stop.wait(self.interval_s - settle):
+            return
+        while True:
             self.log(sample(self.workspace), self.samples)
             self.samples += 1
+            if self._stop.wait(self.interval_s):
+                return
 
     def stop(self) -> None:
         """Stop sampling and wait for the thread."""
