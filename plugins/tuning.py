@@ -12,7 +12,8 @@ from forgeml.config import setting
 class TuningSettings:
     """Hyperparameter tuning."""
 
-    poll_interval_s: float = setting(0.05, "How often the tuner checks its trials' jobs and reports.")
+    poll_interval_s: float = setting(0.02, "How often the tuner checks whether its trials' jobs ended.")
+    report_interval_s: float = setting(0.1, "How often a running trial's reports are handed to the pruner.")
 
 
 @hookimpl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -47,7 +48,8 @@ class TuneConfig:
     register_as: str | None = None
     model_artifact: str = "model"
     flavor: str | None = None
-    poll_s: float = 0.05
+    poll_s: float | None = None
+    report_s: float | None = None
     # more register_model keywords for the final model: input_example, datasets, feature_views, entity_keys, ...
     register_options: dict[str, Any] = field(default_factory=dict)
 
@@ -108,6 +110,11 @@ def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
 
         ws = current()
     _validate(config)
+    settings = ws.config.section("tuning")
+    if config.poll_s is None:
+        config.poll_s = settings.poll_interval_s
+    if config.report_s is None:
+        config.report_s = settings.report_interval_s
     started = time.monotonic()
     name = config.study_name or f"{os.path.splitext(os.path.basename(config.script))[0]}-{int(time.time())}"
     sampler = make_sampler(config.sampler, config.seed, config.space.grid() if config.sampler == "grid" else None)
@@ -184,17 +191,35 @@ def _adopt(study: Any, in_flight: dict[int, tuple[Any, str]], ws: Any) -> None:
             study._storage.set_trial_system_attr(t._trial_id, "forgeml_not_started", True)
 
 
+_relayed: dict[str, float] = {}
+
+
 def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConfig, ws: Any, get_run: Any) -> None:
     """Tell the study about every trial whose job ended."""
     import optuna
 
     from forgeml import jobs
 
+    if not in_flight:
+        return
+    from forgeml.jobs.queue import TERMINAL, jobs_store
+
+    # one cheap query per poll decides which trials need work; reports are relayed at most every report_s
+    ids = [job_id for _trial, job_id in in_flight.values()]
+    states = {r["id"]: r["state"] for r in jobs_store(ws).query(
+        "SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))}
+    now = time.monotonic()
     for number, (trial, job_id) in list(in_flight.items()):
+        state = states.get(job_id)
+        ended = state in TERMINAL
+        if not ended and (state == jobs.PENDING or now - _relayed.get(job_id, 0.0) < config.report_s):
+            continue
+        _relayed[job_id] = now
         job = jobs.get_job(job_id, ws)
         _relay_reports(study, trial, job, ws)
         if not job.done:
             continue
+        _relayed.pop(job_id, None)
         del in_flight[number]
         frozen = study._storage.get_trial(trial._trial_id)
         if frozen.user_attrs.get("pruned"):
