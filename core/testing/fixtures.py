@@ -56,3 +56,22 @@ def make_plugin_manager() -> Callable[..., Any]:
         return host
 
     return factory
+
+
+@pytest.fixture
+def configure(workspace: object) -> Iterator[Callable[[str], object]]:
+    """Write plugins.toml into the test workspace and reopen it (made current) with that configuration."""
+    from forgeml.workspace import Workspace, set_current
+
+    opened: list[Workspace] = []
+
+    def apply(text: str) -> Workspace:
+        (workspace.root / "plugins.toml").write_text(text)  # type: ignore[attr-defined]
+        ws = Workspace(workspace.root)  # type: ignore[attr-defined]
+        set_current(ws)
+        opened.append(ws)
+        return ws
+
+    yield apply
+    for ws in opened:
+        ws.close()
