@@ -187,8 +187,9 @@ def _adopt(study: Any, in_flight: dict[int, tuple[Any, str]], ws: Any) -> None:
         if job_id:
             in_flight[t.number] = (optuna.trial.Trial(study, t._trial_id), job_id)
         else:
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            # marked before it is told: a finished trial can no longer take attributes
             study._storage.set_trial_system_attr(t._trial_id, "forgeml_not_started", True)
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
 
 _relayed: dict[str, float] = {}

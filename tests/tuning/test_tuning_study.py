@@ -192,3 +192,22 @@ def test_conditional_parameters_are_sampled_only_when_active():
     assert all(("momentum" in p) == (p["opt"] == "sgd") for p in seen)
     assert {p["layers"] for p in seen} <= {1, 2, 3, 4}
     assert textwrap.dedent("x") == "x"
+
+
+def test_resume_fails_a_trial_that_never_got_its_job(workspace):
+    """A tuner killed between asking for a trial and submitting its job leaves it RUNNING with no job."""
+    import optuna
+
+    from forgeml.tuning.study import storage
+
+    (workspace.root / "train.py").write_text("import forgeml\nwith forgeml.start_run():\n"
+                                             "    forgeml.log_metric('val_loss', forgeml.trial_params()['x'] ** 2)\n")
+    space = _space(x={"type": "float", "low": -1.0, "high": 1.0})
+    study = optuna.create_study(study_name="orphan", storage=storage(workspace), direction="minimize")
+    orphan = study.ask()
+    space.sample(orphan)
+    result = tune(TuneConfig(script="train.py", space=space, trials=2, parallel=1, sampler="random", seed=0,
+                             pruner="none", study_name="orphan", resume=True), workspace=workspace)
+    trials = study_trials("orphan", workspace=workspace).sort_values("number")
+    assert trials["state"].tolist() == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert result.complete == 2 and result.failed == 0
