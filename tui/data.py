@@ -114,17 +114,10 @@ def metric_keys(ws: Any, run_id: str) -> list[str]:
 
 
 def compare(ws: Any, run_ids: list[str]) -> list[dict[str, Any]]:
-    """Return params and final metrics of runs side by side, with a differs flag per row."""
-    from forgeml.tracking import get_run
+    """Return runs side by side (one row per field, with a differs flag), as tracking compares them."""
+    from forgeml.tracking import compare_runs
 
-    runs_ = [get_run(r, workspace=ws) for r in run_ids]
-    rows = []
-    for kind in ("params", "metrics"):
-        keys = sorted({k for r in runs_ for k in getattr(r, kind)})
-        for key in keys:
-            values = [getattr(r, kind).get(key) for r in runs_]
-            rows.append({"key": f"{kind}.{key}", "values": values, "differs": len({str(v) for v in values}) > 1})
-    return rows
+    return compare_runs(run_ids, workspace=ws).rows
 
 
 def models(ws: Any) -> list[dict[str, Any]]:

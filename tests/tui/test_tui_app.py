@@ -92,6 +92,24 @@ class TestRuns:
         asyncio.run(run())
 
 
+    def test_compare_marked_runs(self, seeded):
+        from forgeml.tui.screens.runs import CompareScreen
+
+        async def run() -> None:
+            app = ForgeApp(seeded)
+            async with app.run_test(size=(140, 40)) as pilot:
+                await pilot.press("r")
+                await _settle(pilot)
+                await pilot.press("space", "down", "space", "c")
+                await _settle(pilot)
+                assert isinstance(app.screen, CompareScreen)
+                table = app.screen.query_one("#compare-table")
+                keys = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+                assert "params.lr" in keys and "metrics.val_loss" in keys
+
+        asyncio.run(run())
+
+
 class TestModels:
     def test_promote_with_a_failing_gate_is_refused(self, seeded):
         from forgeml.registry import get_model_version

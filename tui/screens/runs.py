@@ -138,7 +138,8 @@ class RunsScreen(DataScreen):
         plt.clear_data()
         plt.title(key or "no metrics")
         for label, steps, values in series:
-            plt.plot(steps, values, label=label)
+            if steps:  # a marked run may not have logged this metric; plotext cannot draw an empty series
+                plt.plot(steps, values, label=label)
         widget.refresh()
         self.query_one("#run-detail", Static).update(f"{key}: {len(series)} run(s); n = next metric")
 
@@ -179,5 +180,5 @@ class CompareScreen(DataScreen):
         table.add_columns("key", *[r[:10] for r in self.run_ids])
         for row in rows:
             style = "bold yellow" if row["differs"] else ""
-            table.add_row(Text(row["key"], style=style), *[Text("" if v is None else str(v), style=style)
+            table.add_row(Text(row["field"], style=style), *[Text("" if v is None else str(v), style=style)
                                                            for v in row["values"]])
