@@ -78,15 +78,16 @@ def submit_job(ws: Any, command_line: str) -> str:
     """Submit a job from a command line as typed after `forgeml submit`; return its id."""
     import shlex
 
-    from forgeml.jobs import JobSpec, submit
+    from forgeml.jobs import submit
+    from forgeml.jobs.flags import spec_from_flags
 
     argv = shlex.split(command_line)
     if not argv:
         raise ForgeError("type a script or command to submit, e.g. train.py --epochs 3")
     if argv[0].endswith(".py"):
-        spec = JobSpec(script=argv[0], args=argv[1:])
+        spec = spec_from_flags(argv[0], argv[1:], None, {})
     else:
-        spec = JobSpec(command=argv)
+        spec = spec_from_flags(None, [], None, {"command": command_line})
     return submit(spec, ws=ws).id
 
 
