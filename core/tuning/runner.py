@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,9 +18,12 @@ from forgeml.tuning.study import (
     make_pruner,
     make_sampler,
     prune_flag,
+    report_file,
     storage,
 )
 from forgeml.tuning.trial import INTERMEDIATE
+
+log = logging.getLogger("forgeml.tuning")
 
 
 @dataclass
@@ -146,10 +150,12 @@ def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
             while not timed_out and len(in_flight) < width and finished + len(in_flight) < config.trials:
                 trial = study.ask()
                 params = config.space.sample(trial)
+                for stale in (prune_flag(ws, name, trial.number), report_file(ws, name, trial.number)):
+                    stale.unlink(missing_ok=True)  # left by an earlier study of the same name
                 spec = jobs.JobSpec(script=config.script, args=list(config.args), params=params,
                                     name=f"{name}-trial-{trial.number}", gpus=config.gpus_per_trial,
                                     experiment=config.experiment, parent_run=study_run, target=config.target,
-                                    env={**config.env, **env_for_trial(ws, name, trial.number)})
+                                    env={**config.env, **env_for_trial(ws, name, trial.number, config.target == "local")})
                 job = jobs.submit(spec, ws=ws)
                 trial.set_user_attr("job_id", job.id)
                 trial.set_user_attr("run_id", job.run_id)
@@ -221,6 +227,7 @@ def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConf
         if not job.done:
             continue
         _relayed.pop(job_id, None)
+        _report_offsets.pop(job_id, None)
         del in_flight[number]
         frozen = study._storage.get_trial(trial._trial_id)
         if frozen.user_attrs.get("pruned"):
@@ -240,23 +247,58 @@ def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConf
 
 def _relay_reports(study: Any, trial: Any, job: Any, ws: Any) -> None:
     """Feed a trial's new intermediate values to the pruner; raise its flag when the pruner says stop."""
-    from forgeml.tracking import get_metric_history
-
     if not job.run_id or job.state == "PENDING":
         return
     frozen = study._storage.get_trial(trial._trial_id)
     if frozen.state.is_finished() or frozen.user_attrs.get("pruned"):
         return
-    history = get_metric_history(job.run_id, INTERMEDIATE, workspace=ws)
     seen = frozen.intermediate_values
-    fresh = [(int(s), float(v)) for s, v in zip(history["step"], history["value"]) if int(s) not in seen]
+    path = report_file(ws, study.study_name, trial.number)
+    if path.exists():
+        fresh = _read_reports(path, job.id, seen)
+        if fresh:
+            from forgeml.tracking.store import tracking_store
+
+            store = tracking_store(ws)
+            seq = store.seq(job.run_id)
+            store.write_points([(seq, INTERMEDIATE, step, ts, value) for step, value, ts in fresh])
+    else:
+        from forgeml.tracking import get_metric_history
+
+        history = get_metric_history(job.run_id, INTERMEDIATE, workspace=ws)
+        fresh = [(int(s), float(v), 0.0) for s, v in zip(history["step"], history["value"]) if int(s) not in seen]
     if not fresh:
         return
-    for step, value in fresh:
+    for step, value, _ts in fresh:
         trial.report(value, step)
     if trial.should_prune():
         trial.set_user_attr("pruned", True)
         prune_flag(ws, study.study_name, trial.number).touch()
+
+
+_report_offsets: dict[str, int] = {}
+
+
+def _read_reports(path: Any, job_id: str, seen: Any) -> list[tuple[int, float, float]]:
+    """Return the (step, value, time) lines appended since the last read, skipping steps already told."""
+    start = _report_offsets.get(job_id, 0)
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read()
+    # a line still being written has no newline yet: leave it for the next read
+    end = data.rfind(b"\n") + 1
+    _report_offsets[job_id] = start + end
+    fresh: dict[int, tuple[int, float, float]] = {}
+    for line in data[:end].splitlines():
+        try:
+            step, value, ts = json.loads(line)
+            step, value, ts = int(step), float(value), float(ts)
+        except (ValueError, TypeError):
+            log.warning("trial report file %s: skipped a line that is not [step, value, time]: %r", path, line[:80])
+            continue
+        if step not in seen:
+            fresh[step] = (step, value, ts)
+    return list(fresh.values())
 
 
 def _counted(study: Any) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import ValidationError, unknown_name
+from forgeml.tuning.trial import REPORTS_ENV
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc")
 PRUNERS = ("asha", "hyperband", "median", "none")
@@ -147,10 +148,18 @@ def prune_flag(ws: Any, study_name: str, number: int) -> Path:
     return folder / f"{number}.flag"
 
 
-def env_for_trial(ws: Any, study_name: str, number: int) -> dict[str, str]:
-    """The environment that tells training code it is a trial and where its pruning decision appears."""
-    return {
+def report_file(ws: Any, study_name: str, number: int) -> Path:
+    """The file a local trial appends its intermediate values to, one JSON line each."""
+    return prune_flag(ws, study_name, number).with_suffix(".reports")
+
+
+def env_for_trial(ws: Any, study_name: str, number: int, local: bool = True) -> dict[str, str]:
+    """The environment that tells training code it is a trial, where to report and where pruning appears."""
+    env = {
         "FORGEML_STUDY": study_name,
         "FORGEML_TRIAL_NUMBER": str(number),
         "FORGEML_PRUNE_FLAG": str(prune_flag(ws, study_name, number)),
     }
+    if local:
+        env[REPORTS_ENV] = str(report_file(ws, study_name, number))
+    return env

@@ -107,6 +107,28 @@ def test_asha_prunes_bad_trials(workspace):
     pruned = trials[trials["state"] == "PRUNED"]
     assert (pruned["last_step"] < 11).all()
     assert result.complete + result.pruned + result.failed == 8
+    # the tuner logged every reported value to the trial's own run, where the TUI and `runs` read them
+    from forgeml.tracking import get_metric_history
+    from forgeml.tuning.trial import INTERMEDIATE
+
+    row = pruned.iloc[0]
+    history = get_metric_history(row["run_id"], INTERMEDIATE, workspace=workspace)
+    assert history["step"].tolist() == list(range(int(row["last_step"]) + 1))
+
+
+def test_report_file_skips_torn_and_garbled_lines(tmp_path, caplog):
+    """A half-written last line waits for the next read; a garbled line is skipped with a warning."""
+    from forgeml.tuning.runner import _read_reports, _report_offsets
+
+    path = tmp_path / "0.reports"
+    path.write_bytes(b'[0, 1.5, 10.0]\nnot json\n[1, 1.25, 11.0]\n[2, 1.')
+    assert _read_reports(path, "job-a", seen={}) == [(0, 1.5, 10.0), (1, 1.25, 11.0)]
+    assert "skipped a line" in caplog.text
+    with open(path, "ab") as f:
+        f.write(b'125, 12.0]\n[0, 9.0, 13.0]\n')
+    # the finished line is read whole; a step the study already has is not told twice
+    assert _read_reports(path, "job-a", seen={0: 1.5, 1: 1.25}) == [(2, 1.125, 12.0)]
+    _report_offsets.pop("job-a")
 
 
 def test_parallel_trials_never_share_a_gpu(gpu_workspace, tmp_path):
@@ -209,3 +231,22 @@ def test_resume_fails_a_trial_that_never_got_its_job(workspace):
     trials = study_trials("orphan", workspace=workspace).sort_values("number")
     assert trials["state"].tolist() == ["FAIL", "COMPLETE", "COMPLETE"]
     assert result.complete == 2 and result.failed == 0
+
+
+def test_report_without_a_report_file_logs_to_the_tracking_run(workspace, monkeypatch):
+    """A trial on a remote target has no report file at hand: its reports travel in its tracking run."""
+    import forgeml
+    from forgeml.tracking import create_run, end_run, get_metric_history
+    from forgeml.tuning.trial import INTERMEDIATE, REPORTS_ENV
+
+    run = create_run(name="remote-trial", experiment="tuning", workspace=workspace)
+    monkeypatch.setenv("FORGEML_RUN_ID", run.id)
+    monkeypatch.setenv("FORGEML_PRUNE_FLAG", str(workspace.root / "never.flag"))
+    monkeypatch.delenv(REPORTS_ENV, raising=False)
+    try:
+        forgeml.report(0, 2.0)
+        forgeml.report(1, 1.5)
+    finally:
+        end_run()
+    assert get_metric_history(run.id, INTERMEDIATE, workspace=workspace)["value"].tolist() == [2.0, 1.5]
+    assert not forgeml.should_prune()
