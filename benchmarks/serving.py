@@ -73,7 +73,7 @@ async def _load(port: int, path: str, bodies: list[bytes], concurrency: int, sec
     def pct(q: float) -> float:
         return round(latencies[min(n - 1, int(q * n))] * 1000, 2) if n else float("nan")
 
-    return {"requests": n, "errors": len(errors), "rps": round(n / seconds, 1), "p50_ms": pct(0.50),
+    return {"requests": n, "errors": len(errors), "codes": sorted(set(errors)), "rps": round(n / seconds, 1), "p50_ms": pct(0.50),
             "p99_ms": pct(0.99), "concurrency": concurrency}
 
 

@@ -49,6 +49,8 @@ class ServerOptions:
     log_predictions: bool = True
     predlog_flush_s: float = 1.0
     device: str | None = None
+    # a worker process sharing a port with others loads before it accepts: none answers "still loading"
+    load_before_serving: bool = False
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -100,9 +102,13 @@ class ServingState:
         if self.predlog is not None:
             self.predlog.start()
         loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._load_then_poll()))
+        if self.options.load_before_serving:
+            await self._load_all()
+            self._tasks.append(loop.create_task(self._poll_forever()))
+        else:
+            self._tasks.append(loop.create_task(self._load_then_poll()))
 
-    async def _load_then_poll(self) -> None:
+    async def _load_all(self) -> None:
         for name, endpoint in self.endpoints.items():
             try:
                 await endpoint.load_all()
@@ -111,6 +117,12 @@ class ServingState:
                 log.error("endpoint %s: cannot load: %s", name, self.load_errors[name])
         # loaded models and libraries live as long as the server: keep the collector off them
         gc.freeze()
+
+    async def _load_then_poll(self) -> None:
+        await self._load_all()
+        await self._poll_forever()
+
+    async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.options.poll_interval_s)
             await self.poll_once()
@@ -300,6 +312,31 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error(exc.status_code, exc.detail or "error")
 
 
+_PREDICT_PREFIX, _PREDICT_SUFFIX = "/v1/models/", "/predict"
+
+
+class ServingApp(Starlette):
+    """Starlette, with POST /v1/models/{name}/predict dispatched ahead of its middleware and router.
+
+    That route handles its own errors (every failure becomes a JSON reply), so the generic
+    middleware would only add cost to the path every prediction takes.
+    """
+
+    predict = PredictRoute()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith(_PREDICT_PREFIX) and path.endswith(_PREDICT_SUFFIX):
+                name = path[len(_PREDICT_PREFIX):-len(_PREDICT_SUFFIX)]
+                if name and "/" not in name:
+                    scope["app"] = self
+                    scope["path_params"] = {"name": name}
+                    await self.predict(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
 def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None = None, workspace: Any = None,
               source: ModelSource | None = None, clock: Callable[[], float] = time.monotonic) -> Starlette:
     """Build the ASGI app for these endpoints; models load in the background once it starts."""
@@ -322,7 +359,7 @@ def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
+    app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.serving = state
     return app
 
@@ -335,4 +372,5 @@ def app_from_env() -> Starlette:
     if not spec:
         raise ConfigError("FORGEML_SERVE_SPEC is not set; start the server with `forgeml serve`")
     endpoints, options = spec_to_app_args(orjson.loads(spec))
+    options.load_before_serving = True
     return build_app(endpoints, options)

@@ -168,3 +168,51 @@ def test_a_model_error_on_valid_input_is_not_a_crash(workspace, serve):
     r = srv.predict("picky", {"rows": [{"x": -1.0}]})
     assert r.status_code == 422 and "non-negative" in r.json()["error"]
     assert srv.predict("picky", {"rows": [{"x": 2.0}]}).json()["predictions"] == [2.0]
+
+
+def test_worker_processes_accept_requests_only_once_loaded(workspace):
+    """With several workers sharing the port, none answers "still loading" while another is ready."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from forgeml.registry import promote
+
+    mv = register_function("slow", SlowToLoad())
+    promote("slow", mv.version, "production", reason="test")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # the workers unpickle SlowToLoad, so they must find this folder's helper module
+    env = {**os.environ, "FORGEML_HOME": str(workspace.root),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "forgeml", "serve", "slow@production", "--workers", "2",
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode(errors="replace")[-2000:]
+            try:
+                first = httpx.get(base + "/readyz", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "no worker answered within 60 s"
+                time.sleep(0.05)
+        assert first.status_code == 200, first.text
+        codes = []
+        for i in range(30):  # a fresh connection each time, so any worker may take it
+            r = httpx.post(base + "/v1/models/slow/predict", json={"rows": [{"x": float(i)}]}, timeout=10)
+            codes.append(r.status_code)
+            if r.status_code == 200:
+                assert r.json()["predictions"] == [2.0 * i]
+        assert codes == [200] * 30, codes
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
