@@ -39,6 +39,8 @@ class LoadedSklearn:
             _drop_feature_names(model)  # numpy input then skips sklearn's per-call feature-name check and warning
         self._matrix = FeatureMatrix(columns)
         self.columns = columns
+        # the column order in which predict also takes a plain 2-D array (None: it needs a DataFrame)
+        self.matrix_columns = columns if not self.frame_input else None
 
     def _x(self, inputs: Any) -> Any:
         if not self.frame_input:
@@ -140,6 +142,7 @@ class LoadedTorch:
         self.device = torch.device(device)
         self._torch = torch
         self._matrix = FeatureMatrix(columns, dtype="float32")
+        self.matrix_columns = columns  # predict also takes a 2-D array in this column order
 
     def predict(self, inputs: Any) -> Any:
         """Run the module on a float32 batch and return its output as a numpy array."""
@@ -221,6 +224,7 @@ class LoadedOnnx:
         self.outputs = [o.name for o in session.get_outputs()]
         dtype = self._TYPES.get(self.inputs[0].type, "float32")
         self._matrix = FeatureMatrix(columns, dtype=dtype)
+        self.matrix_columns = columns if len(self.inputs) == 1 else None  # one tensor input takes a 2-D array
         self._column_dtypes = [self._TYPES.get(i.type, "float32") for i in self.inputs]
         self._proba = next((o for o in self.outputs if "prob" in o.lower()), None)
 

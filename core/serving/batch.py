@@ -67,9 +67,8 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
     import time
 
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from forgeml.serving.slot import run_model
+    from forgeml.serving.slot import model_output, run_model, takes_matrix
     from forgeml.serving.source import RegistrySource, fetch_online_features
 
     if workspace is None:
@@ -88,12 +87,20 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
     if write_online and not served.entity_keys:
         raise ValidationError(f"model {served.name} v{served.version} has no entity keys; the online store "
                               "needs them to key the predictions")
-    writer = None
+    writers: list[Any] = []  # the Parquet writer, once the first chunk gives the schema
     rows_done = 0
     bar = _progress(progress, total, f"{served.name} v{served.version}")
     try:
         for batch in batches:
             table = pa.Table.from_batches([batch])
+            if names and takes_matrix(served, names) and all(n in table.column_names for n in names):
+                # the model reads the Arrow columns as one matrix: no detour through Python lists
+                out = table.append_column(PREDICTION_COLUMN,
+                                          _prediction_array(model_output(served, table.select(names))))
+                rows_done += _emit(out, output, write_online, workspace, served, writers)
+                if bar is not None:
+                    bar[0].update(bar[1], advance=table.num_rows)
+                continue
             columns = table.to_pydict()
             missing = [n for n in names if n not in columns]
             if missing and all(n in fed for n in missing):
@@ -109,18 +116,11 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
                                       f"v{served.version} takes; it has {', '.join(table.column_names)}")
             predictions = run_model(served, {n: columns[n] for n in names} if names else columns)
             out = table.append_column(PREDICTION_COLUMN, _prediction_array(predictions))
-            if output is not None:
-                if writer is None:
-                    Path(output).parent.mkdir(parents=True, exist_ok=True)
-                    writer = pq.ParquetWriter(output, out.schema)
-                writer.write_table(out.cast(writer.schema) if out.schema != writer.schema else out)
-            if write_online:
-                _write_online(workspace, write_online, out, served.entity_keys)
-            rows_done += table.num_rows
+            rows_done += _emit(out, output, write_online, workspace, served, writers)
             if bar is not None:
                 bar[0].update(bar[1], advance=table.num_rows)
     finally:
-        if writer is not None:
+        for writer in writers:
             writer.close()
         if bar is not None:
             bar[0].stop()
@@ -128,7 +128,23 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
                                  round(time.perf_counter() - started, 3))
 
 
-def _prediction_array(predictions: list[Any]) -> Any:
+def _emit(out: Any, output: str | None, write_online: str | None, workspace: Any, served: Any,
+          writers: list[Any]) -> int:
+    """Write one chunk with its predictions to the Parquet output and/or the online store; return its rows."""
+    import pyarrow.parquet as pq
+
+    if output is not None:
+        if not writers:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            writers.append(pq.ParquetWriter(output, out.schema))
+        writer = writers[0]
+        writer.write_table(out.cast(writer.schema) if out.schema != writer.schema else out)
+    if write_online:
+        _write_online(workspace, write_online, out, served.entity_keys)
+    return out.num_rows
+
+
+def _prediction_array(predictions: Any) -> Any:
     import pyarrow as pa
 
     try:

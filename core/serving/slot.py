@@ -162,16 +162,30 @@ def run_model(served: ServedModel, columns: dict[str, list[Any]]) -> list[Any]:
 
     types = {c.name: c.json_type for c in served.signature.inputs}
     if types and all(types.get(name) == "number" for name in columns):
-        # one 2-D float array is several times cheaper to wrap than a dict of columns
+        # one 2-D float array is several times cheaper to build than a DataFrame of named columns
         matrix = np.array(list(columns.values()), dtype=np.float64).T
-        frame = pd.DataFrame(matrix, columns=list(columns), copy=False)
+        inputs: Any = matrix if takes_matrix(served, list(columns)) else pd.DataFrame(matrix, columns=list(columns),
+                                                                                       copy=False)
     else:
         frame_cols: dict[str, Any] = {}
         for name, values in columns.items():
             frame_cols[name] = np.asarray(values, dtype=np.float64) if types.get(name) == "number" else values
-        frame = pd.DataFrame(frame_cols, copy=False)
+        inputs = pd.DataFrame(frame_cols, copy=False)
+    return model_output(served, inputs).tolist()
+
+
+def takes_matrix(served: ServedModel, names: list[str]) -> bool:
+    """Whether the model's predict takes a plain 2-D array whose columns are these names in this order."""
+    order = getattr(served.model, "matrix_columns", None)
+    return order is not None and order == names
+
+
+def model_output(served: ServedModel, inputs: Any) -> Any:
+    """Call the model's predict and return its output as a numpy array, one entry per row."""
+    import numpy as np
+
     try:
-        out = served.model.predict(frame)
+        out = served.model.predict(inputs)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelRejectedInput(f"model {served.name} v{served.version} rejected the input: {e}") from e
     if hasattr(out, "detach"):
@@ -181,4 +195,4 @@ def run_model(served: ServedModel, columns: dict[str, list[Any]]) -> list[Any]:
     arr = np.asarray(out)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
-    return arr.tolist()
+    return arr

@@ -110,3 +110,25 @@ def test_feature_view_input_reads_the_views_offline_rows(workspace):
     assert result.rows == 2 and table["prediction"].tolist() == [0.5, 1.5]
     with pytest.raises(NotFoundError, match="no offline rows"):
         predict_batch("ratio@1", "view:nobody", str(out))
+
+
+def test_a_torch_model_reads_the_columns_it_takes_in_its_own_order(workspace, scoring_file):
+    """The file's columns come in another order, with a key column beside them; the MLP sees its own order."""
+    import torch
+
+    from forgeml.registry import register_model
+
+    path, x = scoring_file
+    features = x.drop(columns="user_id")
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(features.shape[1], 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    register_model("mlp", mlp, flavor="torch", input_example=features.head(3).astype("float32"))
+    shuffled = workspace.root / "shuffled.parquet"
+    pq.write_table(pa.Table.from_pandas(x[["user_id", *reversed(list(features.columns))]], preserve_index=False),
+                   shuffled)
+    out = workspace.root / "mlp.parquet"
+    assert predict_batch("mlp@1", str(shuffled), str(out), chunk_size=300).rows == 1_000
+    with torch.inference_mode():
+        expected = mlp(torch.tensor(features.to_numpy(), dtype=torch.float32))[:, 0].numpy()
+    got = pq.read_table(out).column("prediction").to_numpy()
+    assert np.allclose(got, expected, atol=1e-6)
