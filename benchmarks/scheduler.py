@@ -28,12 +28,12 @@ count = 8
 """
 
 
-def open_workspace(root: Path):
-    """Create a benchmark workspace with 8 declared GPUs."""
+def open_workspace(root: Path, config: str = CONFIG):
+    """Create a benchmark workspace, current and cwd, with this plugins.toml (default: 8 declared GPUs)."""
     from forgeml.workspace import Workspace, set_current
 
     Workspace.init(root)
-    (root / "plugins.toml").write_text(CONFIG)
+    (root / "plugins.toml").write_text(config)
     ws = Workspace(root)
     set_current(ws)
     os.environ["FORGEML_HOME"] = str(root)
