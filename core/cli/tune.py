@@ -20,7 +20,7 @@ def tune_group() -> None:
 @click.argument("args", nargs=-1)
 @click.option("--space", "space_file", required=True, type=click.Path(dir_okay=False), help="Search-space TOML.")
 @click.option("--trials", default=20, show_default=True, help="Trials to finish (complete, pruned or failed).")
-@click.option("--parallel", default="auto", show_default=True, help="auto (one per free GPU or core) or a number.")
+@click.option("--parallel", default="auto", show_default=True, help="auto (one per GPU of the inventory, or per core without GPUs) or a number.")
 @click.option("--sampler", default="tpe", show_default=True, help="tpe, random, grid, cmaes or qmc.")
 @click.option("--pruner", default="asha", show_default=True, help="asha, hyperband, median or none.")
 @click.option("--metric", default="val_loss", show_default=True, help="Run metric the objective reads.")
@@ -42,7 +42,7 @@ def tune_run(script: str, args: tuple[str, ...], space_file: str, as_json: bool,
     from forgeml.workspace import Workspace
 
     config = TuneConfig(script=script, args=list(args), space=load_space(space_file),
-                        parallel=parallel if parallel == "auto" else int(parallel), **options)
+                        parallel=parallel, **options)
     result = tune(config, workspace=Workspace.find())
     if as_json:
         emit_json(result)

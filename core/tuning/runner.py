@@ -84,6 +84,10 @@ def _validate(config: TuneConfig) -> None:
         raise ValidationError(f"--direction must be minimize or maximize, got {config.direction!r}")
     if config.trials < 1:
         raise ValidationError("--trials must be at least 1")
+    if config.parallel != "auto":
+        parallelism(None, config)  # a bad number fails here, before the study exists
+    if config.register_as and not config.final_run:
+        raise ValidationError("--register names the model of the final run; add --final-run to train it")
     if not os.path.isfile(config.script):
         raise ValidationError(f"training script {config.script!r} does not exist")
 
@@ -91,7 +95,10 @@ def _validate(config: TuneConfig) -> None:
 def parallelism(ws: Any, config: TuneConfig) -> int:
     """How many trials run at once: one per free GPU (or CPU core) for auto, else the number given."""
     if config.parallel != "auto":
-        value = int(config.parallel)
+        try:
+            value = int(config.parallel)
+        except (TypeError, ValueError):
+            raise ValidationError(f"--parallel must be auto or a positive number, got {config.parallel!r}") from None
         if value < 1:
             raise ValidationError("--parallel must be auto or a positive number")
         return value
@@ -223,7 +230,7 @@ def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConf
             continue
         _relayed[job_id] = now
         job = jobs.get_job(job_id, ws)
-        _relay_reports(study, trial, job, ws)
+        _relay_reports(study, trial, job, ws, local=config.target == "local")
         if not job.done:
             continue
         _relayed.pop(job_id, None)
@@ -245,7 +252,7 @@ def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConf
             study.tell(number, float(value))
 
 
-def _relay_reports(study: Any, trial: Any, job: Any, ws: Any) -> None:
+def _relay_reports(study: Any, trial: Any, job: Any, ws: Any, local: bool = True) -> None:
     """Feed a trial's new intermediate values to the pruner; raise its flag when the pruner says stop."""
     if not job.run_id or job.state == "PENDING":
         return
@@ -254,7 +261,9 @@ def _relay_reports(study: Any, trial: Any, job: Any, ws: Any) -> None:
         return
     seen = frozen.intermediate_values
     path = report_file(ws, study.study_name, trial.number)
-    if path.exists():
+    if local:
+        if not path.exists():  # no report yet
+            return
         fresh = _read_reports(path, job.id, seen)
         if fresh:
             from forgeml.tracking.store import tracking_store

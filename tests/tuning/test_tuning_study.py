@@ -195,6 +195,11 @@ def test_bad_space_and_options_are_clear_errors(workspace):
         tune(TuneConfig(script="t.py", space=space, sampler="tpee"), workspace=workspace)
     with pytest.raises(ValidationError, match="does not exist"):
         tune(TuneConfig(script="missing.py", space=space), workspace=workspace)
+    with pytest.raises(ValidationError, match="--parallel must be auto or a positive number, got 'x'"):
+        tune(TuneConfig(script="t.py", space=space, parallel="x"), workspace=workspace)
+    with pytest.raises(ValidationError, match="add --final-run"):
+        tune(TuneConfig(script="t.py", space=space, register_as="m"), workspace=workspace)
+    assert list_studies(workspace) == []  # nothing was created by the refused runs
 
 
 def test_conditional_parameters_are_sampled_only_when_active():
