@@ -371,6 +371,9 @@ def app_from_env() -> Starlette:
     spec = os.environ.get("FORGEML_SERVE_SPEC")
     if not spec:
         raise ConfigError("FORGEML_SERVE_SPEC is not set; start the server with `forgeml serve`")
+    from forgeml.serving.server import tune_interpreter
+
+    tune_interpreter()
     endpoints, options = spec_to_app_args(orjson.loads(spec))
     options.load_before_serving = True
     return build_app(endpoints, options)

@@ -131,7 +131,7 @@ class PredictionLogger:
             date = (_EPOCH_DAY + dt.timedelta(days=day)).isoformat()
             rows = sum(r[8] for r in recs)
             try:
-                table = _records_to_table(recs, pa)
+                table = _chunked_table(recs, pa)
                 folder = self.root / f"model={model}" / f"date={date}"
                 folder.mkdir(parents=True, exist_ok=True)
                 tmp = folder / f".{uuid.uuid4().hex}.tmp"
@@ -143,6 +143,26 @@ class PredictionLogger:
                 self.errors += 1
                 self.last_error = f"{type(e).__name__}: {e}"
             self._pending_rows -= rows
+
+
+_CHUNK_RECORDS = 256
+
+
+def _chunked_table(recs: list[tuple], pa: Any) -> pa.Table:
+    """Convert records a slice at a time, handing the GIL back between slices.
+
+    Each slice's C loops hold the GIL for well under a millisecond; the whole second's worth at
+    once held it for several, which request latency felt.
+    """
+    import time
+
+    if len(recs) <= _CHUNK_RECORDS:
+        return _records_to_table(recs, pa)
+    tables = []
+    for start in range(0, len(recs), _CHUNK_RECORDS):
+        tables.append(_records_to_table(recs[start:start + _CHUNK_RECORDS], pa))
+        time.sleep(0)
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def _lower_priority() -> None:
