@@ -294,6 +294,7 @@ async def metrics_endpoint(request: Request) -> Response:
     state: ServingState = request.app.state.serving
     if state.predlog is not None:
         state.metrics.log_dropped.set(state.predlog.dropped_rows)
+        state.metrics.log_errors.set(state.predlog.errors)
     for endpoint in state.endpoints.values():
         if endpoint.policy.canary is not None:
             state.metrics.canary_fraction.labels(endpoint.name).set(endpoint.policy.canary.fraction())

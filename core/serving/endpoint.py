@@ -170,6 +170,7 @@ class Endpoint:
             result = await slot.batcher.submit(item)
         latency_ms = (time.perf_counter() - started) * 1000.0
         self._count(arm, result.version, started, "ok")
+        self.metrics.child(self.metrics.rows, self.name, str(result.version), arm).inc(len(result.predictions))
         if arm == CANARY and self.policy.canary is not None:
             self._canary_outcome(True, latency_ms)
         if self.predlog is not None:

@@ -38,6 +38,9 @@ class ServingMetrics:
                                 ["reason"], registry=self.registry)
         self.log_dropped = Gauge("forgeml_serving_predlog_dropped_rows",
                                  "Prediction-log rows dropped because the writer fell behind.", registry=self.registry)
+        self.log_errors = Gauge("forgeml_serving_predlog_write_errors",
+                                "Prediction-log writes that failed (their rows are lost; see the server log).",
+                                registry=self.registry)
         self._children: dict[tuple, Any] = {}
 
     def child(self, family: Any, *labels: str) -> Any:

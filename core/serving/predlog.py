@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import itertools
+import logging
 import operator
 import os
 import threading
@@ -142,6 +143,8 @@ class PredictionLogger:
                 # a log write failing must never fail serving; it is counted and shown in /metrics
                 self.errors += 1
                 self.last_error = f"{type(e).__name__}: {e}"
+                logging.getLogger("forgeml.serving").error("prediction log: %d rows of %s not written: %s", rows,
+                                                           model, self.last_error)
             self._pending_rows -= rows
 
 

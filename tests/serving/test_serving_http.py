@@ -48,6 +48,8 @@ def test_metrics_count_requests_latency_and_batches(sklearn_model, serve):
     assert srv.predict("clf", {"rows": [{"f0": 1}]}).status_code == 422
     text = srv.client.get("/metrics").text
     assert 'forgeml_serving_requests_total{arm="primary",model="clf",status="ok",version="1"} 5.0' in text
+    assert 'forgeml_serving_rows_total{arm="primary",model="clf",version="1"} 10.0' in text
+    assert "forgeml_serving_predlog_write_errors 0.0" in text
     assert re.search(r'forgeml_serving_request_latency_seconds_count\{arm="primary",model="clf",version="1"\} 5\.0',
                      text)
     # five 2-row batches (the warm-up call is not counted)

@@ -72,3 +72,16 @@ def test_bad_time_bounds_are_clear_errors(workspace):
         read_prediction_log("m", start="yesterday")
     with pytest.raises(ValidationError, match="must be a datetime"):
         read_prediction_log("m", end=12)
+
+
+def test_a_failed_write_is_counted_and_logged_and_serving_goes_on(workspace, caplog):
+    """The log's folder cannot be created (a file is in the way): the write fails, nothing raises."""
+    blocker = workspace.root / "blocked"
+    blocker.write_text("a file, not a folder")
+    logger = PredictionLogger(blocker / "predictions")
+    _log(logger, n=3)
+    logger.flush()
+    assert logger.errors == 1 and logger.written_rows == 0
+    assert "3 rows of m not written" in caplog.text and logger.last_error
+    _log(logger, n=1)  # the logger still takes records after a failure
+    assert len(logger._pending) == 1
