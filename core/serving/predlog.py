@@ -8,11 +8,8 @@ predicted row, the input feature columns under their own names plus the reserved
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
-import itertools
 import logging
-import operator
 import os
 import threading
 import uuid
@@ -36,15 +33,21 @@ def log_root(workspace: Any) -> Path:
 
 
 class PredictionLogger:
-    """Takes prediction records without blocking and writes them from a background thread."""
+    """Takes prediction records without blocking and writes them from a background thread.
+
+    ``log`` appends a request's values to per-(model, day) column lists right away, a few
+    microseconds on the request path; the writer thread then only turns whole columns into Arrow
+    arrays. Turning a second's worth of per-request records into columns there instead held the
+    GIL long enough to show in the request latency tail.
+    """
 
     def __init__(self, root: str | Path, flush_interval_s: float = 1.0, max_pending_rows: int = 50_000):
         self.root = Path(root)
         self.flush_interval_s = flush_interval_s
         self.max_pending_rows = max_pending_rows
-        # a deque append wakes no thread: the writer polls on its own clock, so the request path
-        # never hands the GIL to the writer (a queue.put per request did, costing ~0.3 ms each)
-        self._pending: collections.deque[tuple] = collections.deque()
+        # the writer polls on its own clock: the request path wakes no thread and never hands it the GIL
+        self._blocks: dict[tuple[str, int], _Block] = {}
+        self._lock = threading.Lock()
         self._pending_rows = 0
         self.dropped_rows = 0
         self.written_rows = 0
@@ -65,25 +68,35 @@ class PredictionLogger:
             self._thread.start()
         return self
 
+    @property
+    def pending_rows(self) -> int:
+        """Rows taken but not yet written."""
+        return self._pending_rows
+
     def log(self, model: str, version: int, arm: str, request_id: str, ts: dt.datetime, latency_ms: float,
             inputs: Mapping[str, Sequence[Any]], predictions: Sequence[Any] | None, n: int,
             error: str | None = None) -> None:
-        """Queue one request's rows; when the writer is far behind, count them as dropped instead."""
+        """Take one request's rows; when the writer is far behind, count them as dropped instead."""
         if self._pending_rows > self.max_pending_rows:
             self.dropped_rows += n
             return
-        self._pending_rows += n
         if ts.tzinfo is None:
             ts = ts.replace(tzinfo=dt.UTC)
-        # microseconds since the epoch: Arrow turns a list of ints into timestamps without calling Python
-        # per value, as it must for datetime objects (holding up the event loop while it does)
+        # microseconds since the epoch: Arrow turns a list of ints into timestamps in C, where a list
+        # of datetime objects costs a Python call per value
         micros = int(ts.timestamp() * 1_000_000)
-        self._pending.append((model, version, arm, request_id, micros, latency_ms, inputs, predictions, n, error))
+        key = (model, micros // _MICROS_PER_DAY)
+        with self._lock:
+            block = self._blocks.get(key)
+            if block is None:
+                block = self._blocks[key] = _Block()
+            block.add(version, arm, request_id, micros, latency_ms, inputs, predictions, n, error)
+            self._pending_rows += n
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Write everything queued so far and wait until it is on disk."""
+        """Write everything taken so far and wait until it is on disk."""
         if self._thread is None or not self._thread.is_alive():
-            self._write(self._drain())
+            self._write(self._take())
             return
         with self._flushed:
             self._flush_requests += 1
@@ -100,12 +113,10 @@ class PredictionLogger:
             self._thread.join(timeout=10)
 
     # ------------------------------------------------------------ writer thread
-    def _drain(self) -> list[tuple]:
-        records = []
-        pending = self._pending
-        while pending:
-            records.append(pending.popleft())
-        return records
+    def _take(self) -> dict[tuple[str, int], _Block]:
+        with self._lock:
+            blocks, self._blocks = self._blocks, {}
+        return blocks
 
     def _run(self) -> None:
         _lower_priority()
@@ -113,59 +124,104 @@ class PredictionLogger:
             self._kick.wait(self.flush_interval_s)
             self._kick.clear()
             with self._flushed:
-                target = self._flush_requests  # read before draining: what a flush queued is drained below
-            self._write(self._drain())
+                target = self._flush_requests  # read before taking: what a flush asked for is taken below
+            self._write(self._take())
             with self._flushed:
                 self._flush_done = max(self._flush_done, target)
                 self._flushed.notify_all()
 
-    def _write(self, records: list[tuple]) -> None:
-        if not records:
+    def _write(self, blocks: dict[tuple[str, int], _Block]) -> None:
+        if not blocks:
             return
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        groups: dict[tuple[str, int], list[tuple]] = {}
-        for rec in records:
-            groups.setdefault((rec[0], rec[4] // _MICROS_PER_DAY), []).append(rec)
-        for (model, day), recs in groups.items():
+        for (model, day), block in blocks.items():
             date = (_EPOCH_DAY + dt.timedelta(days=day)).isoformat()
-            rows = sum(r[8] for r in recs)
             try:
-                table = _chunked_table(recs, pa)
+                table = block.table(model, pa)
                 folder = self.root / f"model={model}" / f"date={date}"
                 folder.mkdir(parents=True, exist_ok=True)
                 tmp = folder / f".{uuid.uuid4().hex}.tmp"
                 pq.write_table(table, tmp)
                 tmp.rename(folder / f"{uuid.uuid4().hex}.parquet")
-                self.written_rows += rows
+                self.written_rows += block.rows
             except (OSError, pa.ArrowException, ValueError, TypeError) as e:
                 # a log write failing must never fail serving; it is counted and shown in /metrics
                 self.errors += 1
                 self.last_error = f"{type(e).__name__}: {e}"
-                logging.getLogger("forgeml.serving").error("prediction log: %d rows of %s not written: %s", rows,
-                                                           model, self.last_error)
-            self._pending_rows -= rows
+                logging.getLogger("forgeml.serving").error("prediction log: %d rows of %s not written: %s",
+                                                           block.rows, model, self.last_error)
+            with self._lock:
+                self._pending_rows -= block.rows
 
 
-_CHUNK_RECORDS = 256
+class _Block:
+    """One model's rows of one day, column by column, as requests log them."""
 
+    __slots__ = ("inputs", "request_id", "ts", "version", "arm", "latency_ms", "prediction", "error", "rows")
 
-def _chunked_table(recs: list[tuple], pa: Any) -> pa.Table:
-    """Convert records a slice at a time, handing the GIL back between slices.
+    def __init__(self) -> None:
+        self.inputs: dict[str, list[Any]] = {}
+        self.request_id: list[str] = []
+        self.ts: list[int] = []
+        self.version: list[int] = []
+        self.arm: list[str] = []
+        self.latency_ms: list[float] = []
+        self.prediction: list[float | None] = []
+        self.error: list[str | None] = []
+        self.rows = 0
 
-    Each slice's C loops hold the GIL for well under a millisecond; the whole second's worth at
-    once held it for several, which request latency felt.
-    """
-    import time
+    def add(self, version: int, arm: str, request_id: str, micros: int, latency_ms: float,
+            inputs: Mapping[str, Sequence[Any]], predictions: Sequence[Any] | None, n: int,
+            error: str | None) -> None:
+        """Append one request's rows (called under the logger's lock)."""
+        cols = self.inputs
+        if cols.keys() == inputs.keys() and all(len(v) == n for v in inputs.values()):
+            for name, values in inputs.items():  # the usual request: the same columns as the last one
+                cols[name].extend(values)
+        else:
+            self._merge(inputs, n)
+        self.rows += n
+        preds = [None] * n if predictions is None else [_as_float(p) for p in predictions[:n]]
+        preds += [None] * (n - len(preds))
+        self.prediction += preds
+        if n == 1:
+            self.request_id.append(request_id)
+            self.ts.append(micros)
+            self.version.append(version)
+            self.arm.append(arm)
+            self.latency_ms.append(latency_ms)
+            self.error.append(error)
+        else:
+            self.request_id += [request_id] * n
+            self.ts += [micros] * n
+            self.version += [version] * n
+            self.arm += [arm] * n
+            self.latency_ms += [latency_ms] * n
+            self.error += [error] * n
 
-    if len(recs) <= _CHUNK_RECORDS:
-        return _records_to_table(recs, pa)
-    tables = []
-    for start in range(0, len(recs), _CHUNK_RECORDS):
-        tables.append(_records_to_table(recs[start:start + _CHUNK_RECORDS], pa))
-        time.sleep(0)
-    return pa.concat_tables(tables, promote_options="permissive")
+    def _merge(self, inputs: Mapping[str, Sequence[Any]], n: int) -> None:
+        """Append columns that differ from the block's: new ones start as nulls, absent ones get nulls."""
+        cols = self.inputs
+        before, after = self.rows, self.rows + n
+        for name, values in inputs.items():
+            if name in RESERVED:
+                continue
+            col = cols.get(name)
+            if col is None:
+                col = cols[name] = [None] * before
+            col.extend(values[:n] if len(values) >= n else list(values) + [None] * (n - len(values)))
+        for col in cols.values():
+            if len(col) < after:
+                col.extend([None] * (after - len(col)))
+
+    def table(self, model: str, pa: Any) -> pa.Table:
+        """The block as an Arrow table: input columns, then the reserved ones."""
+        return _to_table(self.inputs, {
+            "_request_id": self.request_id, "_ts": self.ts, "_model": [model] * self.rows,
+            "_version": self.version, "_arm": self.arm, "_latency_ms": self.latency_ms,
+            "_prediction": self.prediction, "_error": self.error}, pa)
 
 
 def _lower_priority() -> None:
@@ -177,51 +233,6 @@ def _lower_priority() -> None:
         pass  # not Linux, or not allowed: the writer runs at normal priority
 
 
-def _uniform_inputs(recs: list[tuple]) -> dict[str, list[Any]] | None:
-    """The input columns when every record has the same ones, each one value per row (the usual case).
-
-    Built column by column in C loops: the writer thread holds the GIL while it converts, and a
-    record-by-record loop here showed up in the request latency tail. None: use the general merge.
-    """
-    if not recs:
-        return {}
-    first = recs[0][6]
-    names = [n for n in first if n not in RESERVED]
-    keys = first.keys()
-    if not names or any(r[6].keys() != keys for r in recs):
-        return None
-    total = sum(map(operator.itemgetter(8), recs))
-    getter = operator.itemgetter(*names)
-    per_record = list(map(getter, map(operator.itemgetter(6), recs)))
-    if len(names) == 1:
-        per_record = [(values,) for values in per_record]
-    out: dict[str, list[Any]] = {}
-    for name, lists in zip(names, zip(*per_record)):
-        col = list(itertools.chain.from_iterable(lists))
-        if len(col) != total:
-            return None
-        out[name] = col
-    return out
-
-
-def _merge_inputs(recs: list[tuple], inputs: dict[str, list[Any]]) -> None:
-    """Gather input columns record by record, padding a column a record lacks with nulls."""
-    total = 0
-    for rec in recs:
-        row_inputs, n = rec[6], rec[8]
-        for name, values in row_inputs.items():
-            if name in RESERVED:
-                continue
-            col = inputs.get(name)
-            if col is None:
-                col = inputs[name] = [None] * total
-            col.extend(values[:n] if len(values) >= n else list(values) + [None] * (n - len(values)))
-        total += n
-        for col in inputs.values():
-            if len(col) < total:
-                col.extend([None] * (total - len(col)))
-
-
 def _as_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
@@ -230,34 +241,6 @@ def _as_float(value: Any) -> float | None:
     if isinstance(value, list) and value and isinstance(value[0], int | float):
         return float(value[-1]) if len(value) == 2 else float(max(range(len(value)), key=value.__getitem__))
     return None
-
-
-def _records_to_table(recs: list[tuple], pa: Any) -> pa.Table:
-    inputs = _uniform_inputs(recs)
-    if inputs is None:
-        inputs = {}
-        _merge_inputs(recs, inputs)
-    if all(r[8] == 1 for r in recs) and all(r[7] is None or len(r[7]) == 1 for r in recs):
-        # one row per request, the usual case: each reserved column is one C loop over the records
-        def field(i: int) -> list[Any]:
-            return list(map(operator.itemgetter(i), recs))
-
-        columns = {"_request_id": field(3), "_ts": field(4), "_model": field(0), "_version": field(1),
-                   "_arm": field(2), "_latency_ms": field(5), "_error": field(9),
-                   "_prediction": [None if r[7] is None else _as_float(r[7][0]) for r in recs]}
-        return _to_table(inputs, columns, pa)
-    columns = {name: [] for name in RESERVED}
-    for model, version, arm, request_id, ts, latency_ms, _inputs, predictions, n, error in recs:
-        columns["_request_id"].extend([request_id] * n)
-        columns["_ts"].extend([ts] * n)
-        columns["_model"].extend([model] * n)
-        columns["_version"].extend([version] * n)
-        columns["_arm"].extend([arm] * n)
-        columns["_latency_ms"].extend([latency_ms] * n)
-        columns["_prediction"].extend([_as_float(p) for p in predictions] if predictions is not None
-                                      else [None] * n)
-        columns["_error"].extend([error] * n)
-    return _to_table(inputs, columns, pa)
 
 
 def _array(values: list[Any], pa: Any, type: Any = None) -> Any:
@@ -342,7 +325,7 @@ def read_prediction_log(model: str, start: Any = None, end: Any = None, workspac
             for path in sorted(day.glob("*.parquet")):
                 tables.append(pq.read_table(path))
     if not tables:
-        return _records_to_table([], pa)
+        return _to_table({}, {name: [] for name in RESERVED}, pa)
     table = pa.concat_tables(tables, promote_options="permissive")
     if lo is not None:
         table = table.filter(pc.greater_equal(table["_ts"], pa.scalar(lo, pa.timestamp("us", tz="UTC"))))

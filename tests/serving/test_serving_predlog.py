@@ -84,4 +84,4 @@ def test_a_failed_write_is_counted_and_logged_and_serving_goes_on(workspace, cap
     assert logger.errors == 1 and logger.written_rows == 0
     assert "3 rows of m not written" in caplog.text and logger.last_error
     _log(logger, n=1)  # the logger still takes records after a failure
-    assert len(logger._pending) == 1
+    assert logger.pending_rows == 1
