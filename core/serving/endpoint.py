@@ -154,8 +154,18 @@ class Endpoint:
         try:
             item = self.build_item(served, payload)
             result = await slot.batcher.submit(item)
-        except SchemaMismatch:
-            raise
+        except SchemaMismatch as e:
+            if arm not in (CANARY, ARM_B):
+                raise
+            # the challenger takes other inputs than the primary: when the primary accepts the request,
+            # the mismatch is the challenger's, so it counts against it and the primary answers;
+            # otherwise the request itself is wrong, and the caller hears so from the primary
+            primary = self.slots[self.primary_arm].served
+            assert primary is not None
+            item = self.build_item(primary, payload)
+            self._record_challenger(arm, served, started, e, payload, request_id)
+            arm = self.primary_arm
+            result = await self.slots[arm].batcher.submit(item)
         except Exception as e:
             if arm not in (CANARY, ARM_B):
                 self._count(arm, served.version, started, str(type(e).__name__), e)

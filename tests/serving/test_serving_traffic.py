@@ -92,6 +92,25 @@ def test_ab_split_is_sticky_per_key_and_uses_both_arms(workspace, serve):
     assert described["traffic"]["ab"] == {"b_fraction": 0.5} and described["arms"]["b"]["version"] == 2
 
 
+def test_a_challenger_with_other_inputs_never_fails_the_caller(workspace, serve):
+    """Arm B takes a column the primary doesn't: its requests are answered by the primary and counted."""
+    from forgeml.registry import promote, set_alias
+
+    v1 = register_function("fn", double)
+    promote("fn", v1.version, "production", reason="test")
+    v2 = register_function("fn", lambda frame: frame["x"].to_numpy() + frame["y"].to_numpy(), columns=("x", "y"))
+    set_alias("fn", "next", v2.version)
+    srv = serve([EndpointConfig("fn", "fn@production", ab_model="fn@next", ab_fraction=1.0)])
+    r = srv.predict("fn", {"rows": [{"x": 2.0}], "key": "k"})
+    assert r.status_code == 200, r.text
+    assert r.json()["arm"] == "a" and r.json()["predictions"] == [4.0]
+    # a request wrong for every arm is still the caller's error
+    bad = srv.predict("fn", {"rows": [{"z": 2.0}], "key": "k"})
+    assert bad.status_code == 422 and bad.json()["field"].startswith("rows[0]")
+    text = srv.client.get("/metrics").text
+    assert 'forgeml_serving_errors_total{kind="SchemaMismatch",model="fn",version="2"} 1.0' in text
+
+
 def _canary_share(srv, keys, x=1.0):
     arms = [srv.predict("fn", {"rows": [{"x": x}], "key": k}).json()["arm"] for k in keys]
     return sum(a == "canary" for a in arms) / len(keys)
