@@ -262,8 +262,13 @@ class Endpoint:
                 slot.load_error = f"{type(e).__name__}: {e}"
                 log.warning("%s/%s: cannot refresh %s: %s", self.name, slot.arm, slot.uri, slot.load_error)
                 continue
+            replaced = slot.served is not None
             slot.install(served)
             changed.append(f"{slot.arm}:v{served.version}")
+            if replaced and slot.arm == CANARY and self.policy.canary is not None:
+                # a new canary version earns its traffic afresh, even after the last one was rolled back
+                self.policy.canary.restart()
+                log.info("%s: new canary v%s, ramp restarted", self.name, served.version)
         return changed
 
     async def close(self) -> None:

@@ -98,6 +98,16 @@ class CanaryRamp:
                                            f"over the last {n} canary requests")
             return False
 
+    def restart(self) -> None:
+        """Start the ramp over from its first step with no outcomes: a new canary version arrived."""
+        with self._lock:
+            self.started_at = self.clock()
+            self.state = "ramping"
+            self.reason = ""
+            self._outcomes.clear()
+            self._errors = 0
+            self._since_check = 0
+
     def _roll_back(self, reason: str) -> bool:
         self.state = "rolled_back"
         self.reason = reason

@@ -154,6 +154,19 @@ def test_canary_rolls_back_by_itself_when_its_error_rate_breaks_the_guardrail(wo
     text = srv.client.get("/metrics").text
     assert 'forgeml_serving_canary_rollbacks_total{model="fn"} 1.0' in text
     assert 'status="error"' in text
+    # a fixed canary version, pointed at by the same alias, is picked up and ramps afresh
+    from forgeml.registry import set_alias
+
+    set_alias("fn", "next", register_function("fn", triple).version)
+    deadline = time.monotonic() + 20
+    while srv.client.get("/v1/models/fn").json()["arms"]["canary"]["version"] != 3:
+        assert time.monotonic() < deadline, "the new canary version was not picked up"
+        time.sleep(0.1)
+    canary = srv.client.get("/v1/models/fn").json()["traffic"]["canary"]
+    assert canary["state"] == "ramping" and canary["fraction"] == 0.5 and canary["observed"] == 0
+    answers = [srv.predict("fn", {"rows": [{"x": 500.0}], "key": f"k{i}"}).json() for i in range(40)]
+    assert {a["predictions"][0] for a in answers if a["arm"] == "canary"} == {1500.0}
+    assert sum(a["arm"] == "canary" for a in answers) > 0
 
 
 def test_canary_rolls_back_when_its_p99_latency_breaks_the_guardrail(workspace, serve):
