@@ -19,13 +19,40 @@ from pathlib import Path
 TRIAL = """
 import os, time, json, forgeml
 t0 = time.time()
-for step in range(4):
-    time.sleep({work} / 4)
+for step in range({reports}):
+    time.sleep({work} / {reports})
     forgeml.report(step, float(step))
     forgeml.should_prune()
 with open(os.environ["OUT"], "a") as f:
     f.write(json.dumps({{"gpu": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": t0, "end": time.time()}}) + "\\n")
 """
+
+
+REPORTS = 20  # intermediate reports per trial, as in the Optuna figure of the peers' table
+
+
+def optuna_peer(trials: int = 100) -> dict[str, float]:
+    """Optuna alone, in one process: SQLite storage, TPE, MedianPruner, 20 reports per trial."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        for step in range(REPORTS):
+            trial.report(x + 1.0 / (step + 1), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return x
+
+    with tempfile.TemporaryDirectory() as tmp:
+        study = optuna.create_study(storage=f"sqlite:///{tmp}/peer.db", sampler=optuna.samplers.TPESampler(seed=0),
+                                    pruner=optuna.pruners.MedianPruner())
+        started = time.perf_counter()
+        study.optimize(objective, n_trials=trials)
+        elapsed = time.perf_counter() - started
+    return {"version": optuna.__version__, "trials": trials, "ms_per_trial": round(1000 * elapsed / trials, 1),
+            "note": "in-process objective: no process, job or GPU placement per trial"}
 
 
 def main(trials: int = 24, work_s: float = 2.0) -> None:
@@ -42,7 +69,7 @@ def main(trials: int = 24, work_s: float = 2.0) -> None:
         ws = Workspace(root)
         set_current(ws)
         out = Path(tmp) / "spans.jsonl"
-        (root / "trial.py").write_text(TRIAL.format(work=work_s))
+        (root / "trial.py").write_text(TRIAL.format(work=work_s, reports=REPORTS))
         space = parse_space({"x": {"type": "float", "low": 0.0, "high": 1.0}})
         started = time.time()
         result = tune(TuneConfig(script=str(root / "trial.py"), space=space, trials=trials, parallel="auto",
@@ -66,7 +93,9 @@ def main(trials: int = 24, work_s: float = 2.0) -> None:
             "gpu_occupancy_trial_walls": round(sum(trial_walls) / (4 * wall), 3),
             "overhead_per_trial_ms_median": round(1000 * statistics.median(overhead), 1),
             "overhead_per_trial_ms_p90": round(1000 * sorted(overhead)[int(0.9 * (len(overhead) - 1))], 1),
+            "reports_per_trial": REPORTS,
             "floors": {"gpu_occupancy": 0.9, "overhead_per_trial_ms": 300},
+            "peer_optuna_sqlite_median_pruner": optuna_peer(),
             "trials_failed": result.failed,
         }))
 

@@ -287,7 +287,12 @@ class PlacementPolicy(Protocol):
 # ---------------------------------------------------------------- serving
 @runtime_checkable
 class LoadedModel(Protocol):
-    """A model ready to predict."""
+    """A model ready to predict.
+
+    Optional: an attribute ``matrix_columns`` (a list of column names) says that ``predict`` also
+    takes a plain 2-D numpy array with those columns in that order; serving and batch inference then
+    skip building a DataFrame. Without it, or set to None, ``predict`` gets a DataFrame or Arrow table.
+    """
 
     def predict(self, inputs: Any) -> Any:
         """Predict for a batch (pandas DataFrame or Arrow table) and return an array of outputs."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -119,7 +118,6 @@ class PredictionLogger:
         return blocks
 
     def _run(self) -> None:
-        _lower_priority()
         while not self._stop.is_set():
             self._kick.wait(self.flush_interval_s)
             self._kick.clear()
@@ -222,15 +220,6 @@ class _Block:
             "_request_id": self.request_id, "_ts": self.ts, "_model": [model] * self.rows,
             "_version": self.version, "_arm": self.arm, "_latency_ms": self.latency_ms,
             "_prediction": self.prediction, "_error": self.error}, pa)
-
-
-def _lower_priority() -> None:
-    """Make the calling thread yield the CPU to request handling when cores are short (Linux threads)."""
-    try:
-        # a thread is its own scheduling entity on Linux: this nices the writer, not the server
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):
-        pass  # not Linux, or not allowed: the writer runs at normal priority
 
 
 def _as_float(value: Any) -> float | None:

@@ -23,16 +23,10 @@ def uvicorn_speedups() -> dict[str, str]:
 
 
 def tune_interpreter() -> None:
-    """Set the server process's GIL switch interval and garbage-collector thresholds for low tail latency."""
-    import gc
-
+    """Set the server process's GIL switch interval for low tail latency."""
     # a 1 ms GIL switch interval (default 5 ms): the event loop gets the GIL back quickly from the
     # predict and log-writer threads, which keeps tail latency down
     sys.setswitchinterval(0.001)
-    # requests make little cyclic garbage; with the default thresholds, full collections kept walking
-    # the second's worth of prediction-log records waiting for the writer, stalling requests for
-    # several milliseconds (they set the p99). Rarer collections of the old generations avoid that.
-    gc.set_threshold(100_000, 50, 1000)
 
 
 def run_server(uris: list[str], host: str | None = None, port: int | None = None, workers: int | None = None,
