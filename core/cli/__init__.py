@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "runs": "forgeml.cli.runs:runs_group",
     "targets": "forgeml.cli.targets:targets_group",
     "serve": "forgeml.cli.serve:serve_cmd",
+    "server": "forgeml.cli.server:server_cmd",
+    "auth": "forgeml.cli.auth:auth_group",
     "predict": "forgeml.cli.predict:predict_cmd",
     "features": "forgeml.cli.features:features_group",
     "quickstart": "forgeml.cli.quickstart:quickstart_cmd",
