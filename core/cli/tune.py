@@ -9,7 +9,6 @@ from click_default_group import DefaultGroup
 
 from forgeml.cli.output import emit_json, print_table
 
-
 PRUNER_OPTIONS = ("n_startup_trials", "n_warmup_steps", "min_resource", "reduction_factor")
 
 
