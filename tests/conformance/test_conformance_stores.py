@@ -6,9 +6,9 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import each_provider
 
 from forgeml.testing import OfflineStoreSuite, OnlineStoreSuite, VectorStoreSuite
+from forgeml.testing.base import each_provider
 
 
 def _redis(request: pytest.FixtureRequest) -> dict[str, Any]:
