@@ -26,6 +26,7 @@ LAYERS = (
     "offline_stores",
     "online_stores",
     "vector_stores",
+    "stream_sources",
     "executors",
     "gpu_inventories",
     "placement_policies",
