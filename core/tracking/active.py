@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import ForgeError, NotFoundError, ValidationError
+from forgeml.paths import safe_relpath
 from forgeml.tracking.records import END_STATUSES, FAILED, FINISHED, KILLED, ArtifactRecord, Run
 
 # The runs this process has started, innermost last; shared by every thread, as in MLflow.
@@ -112,7 +113,7 @@ class ActiveRun(Run):
         path = Path(path)
         if not path.exists():
             raise NotFoundError(f"cannot log artifact {str(path)!r}: no such file or folder")
-        base = (name or path.name).strip("/")
+        base = safe_relpath(name if name is not None else path.name, "artifact name")
         files = [(path, base)] if path.is_file() else [
             (p, f"{base}/{p.relative_to(path).as_posix()}") for p in sorted(path.rglob("*")) if p.is_file()]
         store = self._store.workspace.artifacts
@@ -120,8 +121,7 @@ class ActiveRun(Run):
 
     def log_bytes(self, data: bytes, name: str) -> ArtifactRecord:
         """Store bytes as an artifact at a path of this run."""
-        if not name or name.startswith("/") or ".." in name.split("/"):
-            raise ValidationError(f"artifact name {name!r} must be a relative path inside the run")
+        name = safe_relpath(name, "artifact name")
         digest = self._store.workspace.artifacts.put_bytes(data)
         return self._store.add_artifact(self.id, name, digest, len(data))
 

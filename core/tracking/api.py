@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ValidationError
+from forgeml.paths import safe_join, safe_relpath
 from forgeml.tracking import active as _active_mod
 from forgeml.tracking.active import ActiveRun, current_stack, push
 from forgeml.tracking.context import DIFF_ARTIFACT, capture
@@ -280,14 +281,15 @@ def download_artifacts(run_id: str, dest: str | Path, path: str | None = None, w
     store = _store(workspace)
     records = store.artifacts(store.resolve_id(run_id))
     if path:
-        prefix = path.rstrip("/")
+        prefix = safe_relpath(path, "artifact path")
         records = [r for r in records if r.path == prefix or r.path.startswith(prefix + "/")]
         if not records:
             from forgeml.errors import NotFoundError
 
             raise NotFoundError(f"run {run_id} has no artifact {path!r}; list them with `forgeml runs artifacts`")
-    dest = Path(dest)
-    return [store.workspace.artifacts.get_file(r.digest, dest / r.path) for r in records]
+    # a recorded path is checked again here: it may come from an older forgeml or an imported run
+    targets = [(r.digest, safe_join(dest, r.path, "artifact path")) for r in records]
+    return [store.workspace.artifacts.get_file(digest, target) for digest, target in targets]
 
 
 def delete_runs(run_ids: Sequence[str], workspace: Any = None) -> int:

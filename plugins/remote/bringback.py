@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import RemoteError
+from forgeml.paths import safe_digest
 from forgeml.plugins.remote.hosts import Host
 
 # Runs on the remote side with FORGEML_HOME set: prints the run's export plus where its artifact objects are.
@@ -146,7 +147,7 @@ def bring_back_run(remote: RemoteWorkspace, run_id: str, workspace: Any) -> Brou
     copied = 0
     store = workspace.artifacts
     for digest, path in (exported.get("objects") or {}).items():
-        if store.exists(digest):
+        if store.exists(safe_digest(digest, f"artifact from {remote.host.label}")):
             continue
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / digest
