@@ -9,10 +9,11 @@ import time
 from typing import Any
 
 from forgeml.contracts import Executor, LaunchRequest
-from forgeml.errors import ForgeError, JobError
+from forgeml.errors import ForgeError, JobError, PluginError
 
 from . import queue as q
 from .placement import GpuSlot, JobRequest, Resources, RunningJob
+from .plans import never_fits, plan_problems
 from .supervision import TRANSIENT, backoff_delay, classify_failure, finish_run, job_environment, log_tail
 from .wake import SchedulerLock, Waker
 
@@ -37,6 +38,7 @@ class Scheduler:
         self.store = q.jobs_store(ws)
         provider, policy_settings = ws.config.provider("scheduler.policy")
         self.policy = provider.factory(policy_settings, ws)
+        self.policy_label = f"placement policy {provider.name!r} (plugin {provider.plugin!r})"
         self._lock = SchedulerLock(ws)
         self._waker: Waker | None = None
         self._stop = threading.Event()
@@ -48,6 +50,7 @@ class Scheduler:
         self.cycles = 0
         self._executors: dict[str, Executor] = {}
         self._placed_targets: set[str] = set()
+        self._request_targets: dict[str, str] = {}
 
     # ------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -272,11 +275,30 @@ class Scheduler:
         if not requests:
             return
         slots, resources = self.snapshot(running)
-        for p in self.policy.place(requests, slots, resources):
+        requests = self._drop_unfittable(requests, slots, resources)
+        if not requests:
+            return
+        plan = self.policy.place(requests, slots, resources)
+        problems = plan_problems(requests, slots, resources, plan)
+        if problems:
+            raise PluginError(f"{self.policy_label} returned a plan the scheduler refuses: {'; '.join(problems)}")
+        for p in plan:
             if p.preempt:
                 self._preempt(p.preempt, p.job_id)
             else:
                 self._launch(p.job_id, list(p.gpus))
+
+    def _drop_unfittable(self, requests: list[JobRequest], slots: list[GpuSlot],
+                         resources: Resources) -> list[JobRequest]:
+        """Fail the jobs no placement could ever fit (GPUs gone, too few CPUs); return the others."""
+        keep = []
+        for req in requests:
+            why = never_fits(req, slots, resources)
+            if why is None:
+                keep.append(req)
+            else:
+                q.transition(self.ws, req.job_id, q.FAILED, (q.PENDING,), f"cannot ever run on target {self._request_targets.get(req.job_id, '?')!r}: {why}")
+        return keep
 
     def pending(self, now: float) -> tuple[list[dict[str, Any]], list[JobRequest]]:
         """Return the due pending jobs: rows for targets that place their own, and placement requests for the rest."""
@@ -288,6 +310,7 @@ class Scheduler:
         default_cpus = self.settings.default_cpus
         placed = {target: self._placed(target) for target in {r["target"] for r in rows}}
         self._placed_targets = {target for target, yes in placed.items() if yes}
+        self._request_targets = {r["id"]: r["target"] for r in rows if placed[r["target"]]}
         remote = [r for r in rows if not placed[r["target"]]]
         requests = [
             JobRequest(r["id"], r["priority"], r["seq"], r["gpus"], r["gpu_type"], r["min_gpu_memory_mb"] or 0,

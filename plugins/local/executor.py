@@ -33,6 +33,19 @@ def _ctime(pid: int) -> float | None:
         return None
 
 
+def _parse(handle: str) -> dict[str, Any]:
+    """Read a handle this executor issued, or raise JobError naming what it was given."""
+    from forgeml.errors import JobError
+
+    try:
+        h = json.loads(handle)
+    except (TypeError, ValueError):
+        h = None
+    if not isinstance(h, dict) or not {"pid", "ctime", "exit", "log"} <= h.keys():
+        raise JobError(f"local executor: {handle!r} is not a handle it issued")
+    return h
+
+
 def _decode(code: int) -> int:
     """Turn a shell status above 128 back into a negative signal number, as subprocess reports it."""
     return -(code - 128) if 128 < code <= 128 + 64 else code
@@ -148,7 +161,7 @@ class LocalExecutor(Executor):
     # ------------------------------------------------------------ supervision
     def poll(self, handle: str) -> ExecutionStatus:
         """Return running, succeeded, failed (with exit code; negative for a signal) or lost."""
-        h = json.loads(handle)
+        h = _parse(handle)
         pid = h["pid"]
         with self._lock:
             proc = self._children.get(pid)
@@ -197,7 +210,7 @@ class LocalExecutor(Executor):
 
     def cancel(self, handle: str, grace_s: float = 10.0) -> None:
         """SIGTERM the attempt's process group now and SIGKILL it after grace_s (without blocking)."""
-        h = json.loads(handle)
+        h = _parse(handle)
         if not self._signal(h, signal.SIGTERM):
             return
         if grace_s <= 0:
@@ -209,11 +222,11 @@ class LocalExecutor(Executor):
 
     def kill(self, handle: str) -> None:
         """SIGKILL the attempt's process group now."""
-        self._signal(json.loads(handle), signal.SIGKILL)
+        self._signal(_parse(handle), signal.SIGKILL)
 
     def logs(self, handle: str, offset: int = 0) -> tuple[str, int]:
         """Return the attempt's log text from byte offset and the new offset."""
-        path = Path(json.loads(handle)["log"])
+        path = Path(_parse(handle)["log"])
         if not path.is_file():
             return "", offset
         with open(path, "rb") as f:

@@ -106,3 +106,54 @@ def test_online_suite_fails_stores_that_forget_isolate_or_use_milliseconds(pytes
         "TestMilliseconds::test_read_rows_gives_event_time_in_epoch_microseconds"}, out
     # the message says what was expected and what came back (assertion rewriting shows both values)
     assert "expected 1714566615123456" in out and "got 1714566615123" in out, out
+
+
+BROKEN_POLICIES = '''
+import pytest
+from forgeml.jobs.placement import DefaultPlacementPolicy, Placement
+from forgeml.testing import PlacementPolicySuite
+
+
+class Stacker:
+    """Puts every GPU job on the first GPUs, whoever holds them."""
+
+    def place(self, pending, gpus, resources):
+        return [Placement(r.job_id, tuple(range(r.gpus))) for r in pending]
+
+
+class Lazy:
+    """Never starts anything."""
+
+    def place(self, pending, gpus, resources):
+        return []
+
+
+class TestGood(PlacementPolicySuite):
+    @pytest.fixture
+    def policy(self):
+        return DefaultPlacementPolicy()
+
+
+class TestStacker(PlacementPolicySuite):
+    @pytest.fixture
+    def policy(self):
+        return Stacker()
+
+
+class TestLazy(PlacementPolicySuite):
+    @pytest.fixture
+    def policy(self):
+        return Lazy()
+'''
+
+
+def test_placement_suite_fails_a_policy_that_shares_gpus_and_one_that_never_places(pytester: pytest.Pytester) -> None:
+    """Sharing an exclusive GPU fails the kernel's plan check; never placing fails the progress rules."""
+    failed, result = run_suite(pytester, BROKEN_POLICIES)
+    out = result.stdout.str()
+    assert not {f for f in failed if f.startswith("TestGood::")}, out
+    assert {"TestStacker::test_exclusive_jobs_never_share_a_gpu", "TestStacker::test_held_gpus_are_left_alone",
+            "TestStacker::test_gpu_type_and_memory_are_respected"} <= failed, out
+    assert "which an exclusive job already holds" in out, out
+    assert {"TestLazy::test_starts_a_job_that_fits_an_idle_machine",
+            "TestLazy::test_higher_priority_gets_the_last_gpu"} <= failed, out
