@@ -110,7 +110,8 @@ def test_online_suite_fails_stores_that_forget_isolate_or_use_milliseconds(pytes
 
 BROKEN_POLICIES = '''
 import pytest
-from forgeml.jobs.placement import DefaultPlacementPolicy, Placement
+from forgeml.jobs.placement import Placement
+from forgeml.plugins.local.placement import DefaultPlacementPolicy
 from forgeml.testing import PlacementPolicySuite
 
 
