@@ -22,6 +22,7 @@ log = logging.getLogger("forgeml.jobs")
 _RUNNING_COLUMNS = ("id, target, priority, gpus, shared, min_gpu_memory_mb, cpus, memory_mb, preemptible, timeout_s,"
                     " handle, log_path, assigned_gpus, stop_requested, stop_sent_at, started_at, attempts, failures,"
                     " max_retries, run_id")
+REAP_INTERVAL_S = 30.0  # how often a scheduler looks for runs whose process was killed
 _PENDING_COLUMNS = "id, seq, target, priority, gpus, gpu_type, min_gpu_memory_mb, shared, cpus, memory_mb, submitted_at"
 
 
@@ -42,6 +43,7 @@ class Scheduler:
         self._lock = SchedulerLock(ws)
         self._waker: Waker | None = None
         self._stop = threading.Event()
+        self._last_reap = 0.0
         self._thread: threading.Thread | None = None
         self._started = False
         self._next_due = 0.0
@@ -169,6 +171,19 @@ class Scheduler:
                 still.append(row)
         if self._placement_needed(freed=len(still) < len(running), now=now):
             self._place(still, now)
+        if now - self._last_reap >= REAP_INTERVAL_S:
+            self._last_reap = now
+            self._reap_runs()
+
+    def _reap_runs(self) -> None:
+        """Mark runs whose process was killed without ending them (kill -9) as KILLED."""
+        from forgeml.tracking.liveness import reap_orphaned_runs
+
+        try:
+            for run_id in reap_orphaned_runs(self.ws):
+                log.warning("run %s: its process is gone; marked KILLED", run_id)
+        except ForgeError as e:
+            log.error("could not check for runs whose process is gone: %s", e)
 
     def _placement_needed(self, freed: bool, now: float) -> bool:
         """Skip re-reading a big queue when nothing that placement depends on has changed."""
