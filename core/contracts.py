@@ -189,6 +189,47 @@ class VectorStore(Protocol):
         """Return the rows stored in a table (0 when it does not exist)."""
 
 
+# ---------------------------------------------------------------- event streams
+@runtime_checkable
+class StreamConsumer(Protocol):
+    """One consumer group's cursor over an event stream, Kafka-style: poll, apply, commit.
+
+    Delivery is at least once: records polled but not committed are delivered again after the
+    consumer is reopened (after a crash, say), starting from the group's committed offsets. Each
+    record belongs to a partition (a string) and has an integer offset that grows within it.
+    """
+
+    def poll(self, max_records: int, timeout_s: float) -> pa.Table:
+        """Return up to max_records records after those already delivered (empty table after timeout_s).
+
+        The table holds the event columns (typed, or strings the caller casts) plus ``_partition``
+        (string) and ``_offset`` (int64); within a partition, records come in offset order.
+        """
+
+    def commit(self, positions: Mapping[str, int]) -> None:
+        """Mark every record of each partition up to and including its offset as processed by the group."""
+
+    def committed(self) -> dict[str, int]:
+        """Return the group's committed offset per partition (partitions never committed are absent)."""
+
+    def close(self) -> None:
+        """Release the connection; uncommitted records stay due for the next consumer of the group."""
+
+
+@runtime_checkable
+class EventStream(Protocol):
+    """An append-only stream of events: producers publish, consumer groups read it independently."""
+
+    def publish(self, rows: pa.Table) -> int:
+        """Append rows as records (one per row) and return how many were appended."""
+
+    def consumer(self, group: str) -> StreamConsumer:
+        """Open the named consumer group's cursor (created at the start of the stream on first use)."""
+
+    def close(self) -> None:
+        """Release connections held by this process."""
+
+
 # ---------------------------------------------------------------- compute
 @dataclass(frozen=True)
 class GpuDevice:

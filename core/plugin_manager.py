@@ -27,6 +27,7 @@ LAYERS = (
     "offline_stores",
     "online_stores",
     "vector_stores",
+    "stream_sources",
     "executors",
     "gpu_inventories",
     "placement_policies",

@@ -308,7 +308,20 @@ def download_artifacts(run_id: str, dest: str | Path, path: str | None = None, w
             raise NotFoundError(f"run {run_id} has no artifact {path!r}; list them with `forgeml runs artifacts`")
     # a recorded path is checked again here: it may come from an older forgeml or an imported run
     targets = [(r.digest, safe_join(dest, r.path, "artifact path")) for r in records]
-    return [store.workspace.artifacts.get_file(digest, target) for digest, target in targets]
+    # every file is fetched (and verified) beside its place first, then all are renamed into place:
+    # a corrupt or missing object leaves none of the download behind
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for digest, target in targets:
+            part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
+            staged.append((store.workspace.artifacts.get_file(digest, part), target))
+    except BaseException:
+        for part, _ in staged:
+            part.unlink(missing_ok=True)
+        raise
+    for part, target in staged:
+        os.replace(part, target)
+    return [target for _, target in staged]
 
 
 def delete_runs(run_ids: Sequence[str], workspace: Any = None) -> int:
