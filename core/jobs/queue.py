@@ -284,7 +284,7 @@ def read_logs(job_id: str, attempt: int | None = None, offset: int = 0, ws: Any 
     row = attempts[-1] if attempt is None else next((a for a in attempts if a["attempt"] == attempt), None)
     if row is None:
         raise NotFoundError(f"job {job.id} has no attempt {attempt}; it has {len(attempts)}")
-    if job.target != "local" and row["handle"]:
+    if row["handle"] and not ws.executor(job.target).beside_workspace:
         return ws.executor(job.target).logs(row["handle"], offset)
     path = Path(row["log_path"] or "")
     if not path.is_file():
