@@ -108,6 +108,7 @@ def _detail_text(current: dict[str, Any] | None, detail: dict[str, Any] | None) 
                 if isinstance(value, int | float):
                     parts.append(f"{sl.get('value')} {value:.3f}")
             lines.append(f"  by {escape(str(column))} ({key or 'metric'}): {escape(', '.join(parts))}")
+        lines.extend(_importance_lines(result.get("importance") or {}))
     if detail["gates"]:
         lines.append("[b]gates[/b]")
         for g in detail["gates"][:8]:
@@ -118,6 +119,23 @@ def _detail_text(current: dict[str, Any] | None, detail: dict[str, Any] | None) 
         lines.append(f"  {escape(str(a.get('action', '')))} {escape(str(a.get('subject', '')))} "
                      f"by {escape(str(a.get('actor', '')))}")
     return "\n".join(lines)
+
+
+def _importance_lines(importance: dict[str, Any], top: int = 8, width: int = 20) -> list[str]:
+    """Bars of mean |SHAP| per feature, with the permutation importance beside each."""
+    from rich.markup import escape
+
+    rows = importance.get("features") or []
+    if not rows:
+        return []
+    largest = max(r["mean_abs_shap"] for r in rows[:top]) or 1.0
+    label = max(len(str(r["feature"])) for r in rows[:top])
+    lines = [f"  importance (mean |SHAP|, permutation {escape(str(importance.get('metric', '')))})"]
+    for r in rows[:top]:
+        bar = "█" * max(1, round(width * r["mean_abs_shap"] / largest))
+        lines.append(f"  {escape(str(r['feature'])).ljust(label)} [cyan]{bar}[/cyan] {r['mean_abs_shap']:.3g}"
+                     f"  ({r['permutation']:+.3g})")
+    return lines
 
 
 class ConfirmScreen(ModalScreen[bool]):
