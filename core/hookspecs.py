@@ -85,6 +85,17 @@ def forgeml_register_vector_stores(register: Register) -> None:
     """
 
 
+@hookspec
+def forgeml_register_stream_sources(register: Register) -> None:
+    """Offer event streams that feed window feature views (contract: :class:`forgeml.contracts.EventStream`).
+
+    Called when ``forgeml features stream`` starts or events are published to a stream; each
+    ``[streams.NAME]`` table of plugins.toml names its provider with ``plugin = "..."`` and a
+    ``StreamSource(NAME)`` in a view reads it. Call ``register(name, factory, settings=None,
+    description="")``. Return nothing.
+    """
+
+
 # ============================================================ compute and scheduling
 @hookspec
 def forgeml_register_executors(register: Register) -> None:

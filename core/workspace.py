@@ -55,6 +55,7 @@ PROVIDER_SECTIONS: dict[str, ProviderSectionSpec] = {
     ),
 }
 TARGETS = "compute.targets"
+STREAMS = "streams"
 DEFAULT_TARGETS = {"local": "local"}
 
 
@@ -82,7 +83,7 @@ class Config:
         return node
 
     def _known(self) -> set[str]:
-        return {"plugins", TARGETS, *PROVIDER_SECTIONS, *self.host.settings_sections()}
+        return {"plugins", TARGETS, STREAMS, *PROVIDER_SECTIONS, *self.host.settings_sections()}
 
     def _own_keys(self, dotted: str, table: Mapping[str, Any]) -> dict[str, Any]:
         known = self._known()
@@ -131,6 +132,15 @@ class Config:
             out[name] = self._provider_from(f"{TARGETS}.{name}", "executors", table, None)
         return out
 
+    def streams(self) -> dict[str, tuple[Provider, Any]]:
+        """Return every event stream declared as a ``[streams.NAME]`` table, by name."""
+        out = {}
+        for name, table in (self._table(STREAMS) or {}).items():
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"{self._where}: [{STREAMS}.{name}] must be a table")
+            out[name] = self._provider_from(f"{STREAMS}.{name}", "stream_sources", table, None)
+        return out
+
     # ------------------------------------------------------------ validation
     def validate(self) -> None:
         """Check every table and key now, so a typo fails at start-up with a did-you-mean."""
@@ -172,6 +182,8 @@ class Config:
                 self.provider(name)
         if self._table(TARGETS) is not None:
             self.targets()
+        if self._table(STREAMS) is not None:
+            self.streams()
 
     # ------------------------------------------------------------ the documented default
     def render_default(self) -> str:
@@ -309,6 +321,20 @@ class Workspace:
 
                     raise unknown_name("compute target", target, targets, "submit --target")
                 provider, settings = targets[target]
+                self._opened[key] = provider.factory(settings, self)
+            return self._opened[key]
+
+    def stream(self, name: str) -> Any:
+        """Return the event stream declared as ``[streams.NAME]`` (contract: EventStream)."""
+        with self._lock:
+            key = f"stream:{name}"
+            if key not in self._opened:
+                streams = self.config.streams()
+                if name not in streams:
+                    from forgeml.errors import unknown_name
+
+                    raise unknown_name("stream", name, streams, f"add a [streams.{name}] table to plugins.toml")
+                provider, settings = streams[name]
                 self._opened[key] = provider.factory(settings, self)
             return self._opened[key]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import ForgeError, JobError, NotFoundError, ValidationError, did_you_mean
+from forgeml.paths import safe_component
 
 from .schema import MIGRATION_SET, MIGRATIONS
 from .spec import JobSpec
@@ -261,7 +262,7 @@ def wait(job_id: str, timeout: float | None = None, ws: Any = None, poll_s: floa
 # ------------------------------------------------------------------ logs and files
 def job_dir(ws: Any, job_id: str) -> Path:
     """Return (creating it) the folder with a job's logs and checkpoints."""
-    path = jobs_dir(ws) / job_id
+    path = jobs_dir(ws) / safe_component(job_id, "job id")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -283,7 +284,7 @@ def read_logs(job_id: str, attempt: int | None = None, offset: int = 0, ws: Any 
     row = attempts[-1] if attempt is None else next((a for a in attempts if a["attempt"] == attempt), None)
     if row is None:
         raise NotFoundError(f"job {job.id} has no attempt {attempt}; it has {len(attempts)}")
-    if job.target != "local" and row["handle"]:
+    if row["handle"] and not ws.executor(job.target).beside_workspace:
         return ws.executor(job.target).logs(row["handle"], offset)
     path = Path(row["log_path"] or "")
     if not path.is_file():

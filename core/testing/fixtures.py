@@ -8,6 +8,12 @@ from typing import Any
 
 import pytest
 
+from forgeml.testing import _SUITES
+
+# The suites are imported after this plugin loads, so pytest rewrites their asserts: a failing rule
+# then shows the values it compared (expected and got), as in the author's own tests.
+pytest.register_assert_rewrite(*sorted(set(_SUITES.values())))
+
 
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
