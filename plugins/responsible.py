@@ -1,4 +1,4 @@
-"""Responsible-evaluation gates: fairness across groups, calibration and robustness before promotion."""
+"""Responsible evaluation: fairness, calibration and robustness gates; feature attribution of drift alerts."""
 
 from __future__ import annotations
 
@@ -185,3 +185,12 @@ def forgeml_register_gates(register):
              description="expected calibration error and Brier score within bounds")
     register("robustness", RobustnessGate, settings=RobustnessSettings,
              description="a metric holds up under noisy, missing and swapped inputs")
+
+
+@hookimpl
+def forgeml_on_alert_fired(alert, workspace):
+    """Attribute an output-drift alert's score shift to features (stored in the alert's details)."""
+    from forgeml.explain.drift import OUTPUT_DRIFT_METRICS, explain_alert_quietly
+
+    if alert.metric in OUTPUT_DRIFT_METRICS:
+        explain_alert_quietly(alert, workspace)
