@@ -23,6 +23,8 @@ COMMANDS: dict[str, str] = {
     "datasets": "forgeml.cli.datasets:datasets_group",
     "models": "forgeml.cli.models:models_group",
     "evaluate": "forgeml.cli.evaluate:evaluate_cmd",
+    "explain": "forgeml.cli.explain:explain_cmd",
+    "calibrate": "forgeml.cli.calibrate:calibrate_cmd",
     "submit": "forgeml.cli.jobs:submit_cmd",
     "jobs": "forgeml.cli.jobs:jobs_group",
     "scheduler": "forgeml.cli.jobs:scheduler_cmd",
