@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.auth.service import require
+from forgeml.client import remote
 from forgeml.errors import ForgeError, JobError, NotFoundError, ValidationError, did_you_mean
 from forgeml.paths import safe_component
 
@@ -100,6 +101,10 @@ def _create_run(ws: Any, spec: JobSpec, job_id: str) -> str | None:
 
 def submit(spec: JobSpec, ws: Any = None) -> Job:
     """Validate a spec, queue it as PENDING (with its tracking run) and nudge the scheduler."""
+    if ws is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.submit(client, spec)
     from .validation import check_spec
 
     ws = _ws(ws)
@@ -133,6 +138,10 @@ def submit(spec: JobSpec, ws: Any = None) -> Job:
 # ------------------------------------------------------------------ reading
 def get_job(job_id: str, ws: Any = None) -> Job:
     """Return a job by id or unique id prefix (at least 4 characters)."""
+    if ws is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.get_job(client, job_id)
     ws = _ws(ws)
     store = jobs_store(ws)
     rows = store.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -225,6 +234,10 @@ def transition(ws: Any, job_id: str, new_state: str, expect: tuple[str, ...], re
 
 def cancel(job_id: str, ws: Any = None, reason: str = "cancelled by user") -> Job:
     """Cancel a job: a PENDING one now, a RUNNING one by asking the scheduler to stop it."""
+    if ws is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.cancel(client, job_id)
     ws = _ws(ws)
     job = get_job(job_id, ws)
     require("jobs.cancel", workspace=ws, subject=f"jobs/{job.id}")
