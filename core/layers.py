@@ -115,6 +115,7 @@ CORE_SECTIONS: Mapping[str, str] = {
     "tracking": "forgeml.tracking.settings:TrackingSettings",
     "registry": "forgeml.registry.settings:RegistrySettings",
     "serving": "forgeml.serving.settings:ServingSettings",
+    "server": "forgeml.server.settings:ServerSettings",
     "monitoring": "forgeml.monitoring.settings:MonitoringSettings",
     "pipelines": "forgeml.pipelines.settings:PipelinesSettings",
     "tuning": "forgeml.tuning.settings:TuningSettings",
