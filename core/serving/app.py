@@ -48,6 +48,7 @@ class ServerOptions:
     max_body_bytes: int = 1_048_576
     poll_interval_s: float = 2.0
     log_predictions: bool = True
+    log_explanations: bool = False
     predlog_flush_s: float = 1.0
     device: str | None = None
     # a worker process sharing a port with others loads before it accepts: none answers "still loading"
@@ -88,7 +89,8 @@ class ServingState:
         def lookup(served: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
             return fetch_online_features(workspace, served, rows)
 
-        self.endpoints = {e.name: Endpoint(e, self.source, self.metrics, self.predlog, lookup, clock, options.device)
+        self.endpoints = {e.name: Endpoint(e, self.source, self.metrics, self.predlog, lookup, clock, options.device,
+                                           options.log_explanations)
                           for e in endpoints}
         self.load_errors: dict[str, str] = {}
         self._tasks: list[asyncio.Task] = []
