@@ -25,7 +25,16 @@ class PluginError(ForgeError):
 
 
 class StorageError(ForgeError):
-    """A store failed: a database error, a corrupt object, a schema from a newer forgeml."""
+    """A store failed: a database error, a corrupt object, a schema from a newer forgeml.
+
+    ``transient`` says the store could not write now (locked, full, read-only, I/O) rather than that
+    the rows were wrong: writers keep such rows and retry. A store sets it False only when it knows
+    the rows themselves were refused (a constraint, an out-of-range value), so they can be set aside.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True):
+        super().__init__(message)
+        self.transient = transient
 
 
 class CorruptObjectError(StorageError):
@@ -80,3 +89,19 @@ class PromotionConflictError(ForgeError):
 
 class RemoteError(ForgeError):
     """A remote compute target could not be reached, refused a login, or failed a command."""
+
+
+class AuthenticationError(ForgeError):
+    """A caller gave no credentials, or a token that is unknown, wrong, revoked or expired."""
+
+
+class PermissionDeniedError(ForgeError):
+    """The principal's roles or the token's scopes do not allow the operation."""
+
+
+class RateLimitedError(ForgeError):
+    """A token sent more requests than its rate limit allows; retry after the given seconds."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -104,7 +104,7 @@ class SQLiteMetadataStore:
         except sqlite3.Error as e:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise StorageError(f"{self.path}: {e}") from e
+            raise StorageError(f"{self.path}: {e}", transient=isinstance(e, sqlite3.OperationalError)) from e
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         # busy_timeout does not always cover BEGIN IMMEDIATE under WAL contention; retry until the deadline.

@@ -8,11 +8,12 @@ import threading
 import time
 from typing import Any
 
-from forgeml.contracts import LaunchRequest
-from forgeml.errors import ForgeError, JobError
+from forgeml.contracts import Executor, LaunchRequest
+from forgeml.errors import ForgeError, JobError, PluginError
 
 from . import queue as q
 from .placement import GpuSlot, JobRequest, Resources, RunningJob
+from .plans import never_fits, plan_problems
 from .supervision import TRANSIENT, backoff_delay, classify_failure, finish_run, job_environment, log_tail
 from .wake import SchedulerLock, Waker
 
@@ -21,6 +22,7 @@ log = logging.getLogger("forgeml.jobs")
 _RUNNING_COLUMNS = ("id, target, priority, gpus, shared, min_gpu_memory_mb, cpus, memory_mb, preemptible, timeout_s,"
                     " handle, log_path, assigned_gpus, stop_requested, stop_sent_at, started_at, attempts, failures,"
                     " max_retries, run_id")
+REAP_INTERVAL_S = 30.0  # how often a scheduler looks for runs whose process was killed
 _PENDING_COLUMNS = "id, seq, target, priority, gpus, gpu_type, min_gpu_memory_mb, shared, cpus, memory_mb, submitted_at"
 
 
@@ -37,15 +39,20 @@ class Scheduler:
         self.store = q.jobs_store(ws)
         provider, policy_settings = ws.config.provider("scheduler.policy")
         self.policy = provider.factory(policy_settings, ws)
+        self.policy_label = f"placement policy {provider.name!r} (plugin {provider.plugin!r})"
         self._lock = SchedulerLock(ws)
         self._waker: Waker | None = None
         self._stop = threading.Event()
+        self._last_reap = 0.0
         self._thread: threading.Thread | None = None
         self._started = False
         self._next_due = 0.0
         self._last_key: tuple = ()
         self._last_placement = 0.0
         self.cycles = 0
+        self._executors: dict[str, Executor] = {}
+        self._placed_targets: set[str] = set()
+        self._request_targets: dict[str, str] = {}
 
     # ------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -58,9 +65,6 @@ class Scheduler:
         except ForgeError:
             self._lock.release()
             raise
-        local = self.ws.executor("local")
-        if hasattr(local, "set_wakeup"):
-            local.set_wakeup(self._waker.wake)
         self._started = True
         self._stop.clear()
 
@@ -68,14 +72,30 @@ class Scheduler:
         """Release the lock; running jobs keep running and are adopted by the next scheduler."""
         if not self._started:
             return
-        local = self.ws.executor("local")
-        if hasattr(local, "set_wakeup"):
-            local.set_wakeup(None)
+        for executor in self._executors.values():
+            executor.set_wakeup(None)
+        self._executors.clear()
         if self._waker is not None:
             self._waker.close()
             self._waker = None
         self._lock.release()
         self._started = False
+
+    def executor(self, target: str) -> Executor:
+        """Return a target's executor, set to wake this scheduler when one of its attempts ends."""
+        found = self._executors.get(target)
+        if found is None:
+            found = self._executors[target] = self.ws.executor(target)
+            if self._waker is not None:
+                found.set_wakeup(self._waker.wake)
+        return found
+
+    def _placed(self, target: str) -> bool:
+        """Whether the placement policy gives this target's jobs their GPUs (False for a target that cannot open)."""
+        try:
+            return self.executor(target).places_gpus
+        except ForgeError:
+            return False
 
     def _wait(self, timeout: float) -> None:
         if self._waker is not None:
@@ -151,6 +171,19 @@ class Scheduler:
                 still.append(row)
         if self._placement_needed(freed=len(still) < len(running), now=now):
             self._place(still, now)
+        if now - self._last_reap >= REAP_INTERVAL_S:
+            self._last_reap = now
+            self._reap_runs()
+
+    def _reap_runs(self) -> None:
+        """Mark runs whose process was killed without ending them (kill -9) as KILLED."""
+        from forgeml.tracking.liveness import reap_orphaned_runs
+
+        try:
+            for run_id in reap_orphaned_runs(self.ws):
+                log.warning("run %s: its process is gone; marked KILLED", run_id)
+        except ForgeError as e:
+            log.error("could not check for runs whose process is gone: %s", e)
 
     def _placement_needed(self, freed: bool, now: float) -> bool:
         """Skip re-reading a big queue when nothing that placement depends on has changed."""
@@ -167,9 +200,9 @@ class Scheduler:
 
     def _supervise(self, row: dict[str, Any], now: float) -> bool:
         """Poll one running attempt; return True while it still holds its resources."""
-        executor = self.ws.executor(row["target"])
+        executor = self.executor(row["target"])
         handle = row["handle"]
-        if not handle and hasattr(executor, "recover") and row["log_path"]:
+        if not handle and row["log_path"]:
             handle = executor.recover(row["log_path"])
             if handle:
                 self.store.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, row["id"]))
@@ -183,7 +216,7 @@ class Scheduler:
         self._ended(row, status.exit_code, status.state, status.reason)
         return False
 
-    def _enforce(self, row: dict[str, Any], executor: Any, handle: str, now: float) -> None:
+    def _enforce(self, row: dict[str, Any], executor: Executor, handle: str, now: float) -> None:
         """Apply timeouts and stop requests (cancel, preemption) to a running attempt."""
         grace = self.settings.grace_period_s
         stop = row["stop_requested"]
@@ -198,8 +231,7 @@ class Scheduler:
             self.store.execute("UPDATE jobs SET stop_sent_at = ? WHERE id = ?", (now, row["id"]))
         elif now - row["stop_sent_at"] > grace + 2 * self.settings.poll_interval_s:
             # the SIGKILL timer died with an earlier scheduler: kill now
-            kill = getattr(executor, "kill", None)
-            kill(handle) if kill else executor.cancel(handle, 0)
+            executor.kill(handle)
 
     def _ended(self, row: dict[str, Any], exit_code: int | None, outcome: str, reason: str) -> None:
         """Record how an attempt ended and move the job on: success, retry, requeue, failure, cancel."""
@@ -258,26 +290,48 @@ class Scheduler:
         if not requests:
             return
         slots, resources = self.snapshot(running)
-        for p in self.policy.place(requests, slots, resources):
+        requests = self._drop_unfittable(requests, slots, resources)
+        if not requests:
+            return
+        plan = self.policy.place(requests, slots, resources)
+        problems = plan_problems(requests, slots, resources, plan)
+        if problems:
+            raise PluginError(f"{self.policy_label} returned a plan the scheduler refuses: {'; '.join(problems)}")
+        for p in plan:
             if p.preempt:
                 self._preempt(p.preempt, p.job_id)
             else:
                 self._launch(p.job_id, list(p.gpus))
 
+    def _drop_unfittable(self, requests: list[JobRequest], slots: list[GpuSlot],
+                         resources: Resources) -> list[JobRequest]:
+        """Fail the jobs no placement could ever fit (GPUs gone, too few CPUs); return the others."""
+        keep = []
+        for req in requests:
+            why = never_fits(req, slots, resources)
+            if why is None:
+                keep.append(req)
+            else:
+                q.transition(self.ws, req.job_id, q.FAILED, (q.PENDING,), f"cannot ever run on target {self._request_targets.get(req.job_id, '?')!r}: {why}")
+        return keep
+
     def pending(self, now: float) -> tuple[list[dict[str, Any]], list[JobRequest]]:
-        """Return the due pending jobs: rows for other targets, and placement requests for local ones."""
+        """Return the due pending jobs: rows for targets that place their own, and placement requests for the rest."""
         rows = self.store.query(f"SELECT {_PENDING_COLUMNS} FROM jobs WHERE state = ? AND not_before <= ?"
                                 " ORDER BY priority DESC, seq", (q.PENDING, now))
         later = self.store.query("SELECT MIN(not_before) AS due FROM jobs WHERE state = ? AND not_before > ?",
                                  (q.PENDING, now))
         self._next_due = later[0]["due"] or 0.0
         default_cpus = self.settings.default_cpus
-        remote = [r for r in rows if r["target"] != "local"]
+        placed = {target: self._placed(target) for target in {r["target"] for r in rows}}
+        self._placed_targets = {target for target, yes in placed.items() if yes}
+        self._request_targets = {r["id"]: r["target"] for r in rows if placed[r["target"]]}
+        remote = [r for r in rows if not placed[r["target"]]]
         requests = [
             JobRequest(r["id"], r["priority"], r["seq"], r["gpus"], r["gpu_type"], r["min_gpu_memory_mb"] or 0,
                        bool(r["shared"]), r["cpus"] if r["cpus"] is not None else (0.0 if r["gpus"] else default_cpus),
                        r["memory_mb"] or 0, now - r["submitted_at"])
-            for r in rows if r["target"] == "local"
+            for r in rows if placed[r["target"]]
         ]
         return remote, requests
 
@@ -285,12 +339,11 @@ class Scheduler:
         """Return the GPUs and CPU/memory picture the policy sees, given the running jobs' rows."""
         devices = self.ws.gpu_inventory.devices()
         slots = {d.index: GpuSlot(d.index, d.name, d.memory_total_mb, d.memory_free_mb) for d in devices}
-        cpus_total, memory_total = self.ws.executor("local").capacity()
+        placed = [r for r in running if self._placed(r["target"])]
+        cpus_total, memory_total = self._capacity(self._placed_targets | {r["target"] for r in placed})
         held: list[RunningJob] = []
         cpus_used, memory_used = 0.0, 0
-        for r in running:
-            if r["target"] != "local":
-                continue
+        for r in placed:
             gpus = tuple(json.loads(r["assigned_gpus"] or "[]"))
             cpus = r["cpus"] if r["cpus"] is not None else (0.0 if r["gpus"] else self.settings.default_cpus)
             job = RunningJob(r["id"], r["priority"], gpus, bool(r["shared"]), r["min_gpu_memory_mb"] or 0, cpus,
@@ -311,6 +364,13 @@ class Scheduler:
         resources = Resources(cpus_total, cpus_total - cpus_used, memory_total, memory_total - memory_used, held)
         return list(slots.values()), resources
 
+    def _capacity(self, targets: set[str]) -> tuple[float, int]:
+        """The CPUs and memory of the machine the placed targets share: the least any of them offers."""
+        found = [c for c in (self.executor(t).capacity() for t in sorted(targets)) if c is not None]
+        if not found:
+            return 0.0, 0
+        return min(c.cpus for c in found), min(c.memory_mb for c in found)
+
     def _preempt(self, victims: tuple[str, ...], for_job: str) -> None:
         for victim in victims:
             changed = self.store.execute(
@@ -320,7 +380,7 @@ class Scheduler:
                 continue
             row = self.store.query("SELECT target, handle FROM jobs WHERE id = ?", (victim,))[0]
             if row["handle"]:
-                self.ws.executor(row["target"]).cancel(row["handle"], self.settings.grace_period_s)
+                self.executor(row["target"]).cancel(row["handle"], self.settings.grace_period_s)
                 self.store.execute("UPDATE jobs SET stop_sent_at = ? WHERE id = ?", (time.time(), victim))
             log.info("preempting job %s for job %s", victim, for_job)
 
@@ -344,16 +404,15 @@ class Scheduler:
                        (job.id, now, q.PENDING, q.RUNNING, f"attempt {attempt}"))
             tx.execute("INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at, gpus, log_path)"
                        " VALUES (?, ?, ?, ?, ?)", (job.id, attempt, now, json.dumps(gpus), log_path))
-        executor = self.ws.executor(job.target)
-        # a remote machine has its own interpreter: name it there, or rely on its PATH
-        python = getattr(getattr(executor, "settings", None), "python", "") or (None if job.target == "local"
-                                                                                else "python")
-        request = LaunchRequest(
-            job_id=job.id, attempt=attempt, argv=job.spec.argv(python), env=job_environment(self.ws, job, attempt, gpus, local=job.target == "local"),
-            workdir=job.spec.workdir or str(self.ws.root), log_path=log_path, gpus=gpus, cpus=job.spec.cpus,
-            memory_mb=job.spec.memory_mb, timeout_s=job.spec.timeout_s, spec=job.spec,
-        )
         try:
+            executor = self.executor(job.target)
+            request = LaunchRequest(
+                job_id=job.id, attempt=attempt, argv=job.spec.argv(executor.python()),
+                env=job_environment(self.ws, job, attempt, gpus, beside=executor.beside_workspace,
+                                    pin_gpus=executor.places_gpus),
+                workdir=job.spec.workdir or str(self.ws.root), log_path=log_path, gpus=gpus, cpus=job.spec.cpus,
+                memory_mb=job.spec.memory_mb, timeout_s=job.spec.timeout_s, spec=job.spec,
+            )
             handle = executor.launch(request)
         except ForgeError as e:
             row = dict(id=job.id, stop_requested=None, attempts=attempt, failures=job.failures,

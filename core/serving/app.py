@@ -30,6 +30,7 @@ from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
+from forgeml.serving.push import push_rows
 from forgeml.serving.signature import SchemaMismatch
 from forgeml.serving.slot import ModelFailed, ModelRejectedInput
 from forgeml.serving.source import ModelSource, RegistrySource, fetch_online_features
@@ -47,6 +48,7 @@ class ServerOptions:
     max_body_bytes: int = 1_048_576
     poll_interval_s: float = 2.0
     log_predictions: bool = True
+    log_explanations: bool = False
     predlog_flush_s: float = 1.0
     device: str | None = None
     # a worker process sharing a port with others loads before it accepts: none answers "still loading"
@@ -87,7 +89,8 @@ class ServingState:
         def lookup(served: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
             return fetch_online_features(workspace, served, rows)
 
-        self.endpoints = {e.name: Endpoint(e, self.source, self.metrics, self.predlog, lookup, clock, options.device)
+        self.endpoints = {e.name: Endpoint(e, self.source, self.metrics, self.predlog, lookup, clock, options.device,
+                                           options.log_explanations)
                           for e in endpoints}
         self.load_errors: dict[str, str] = {}
         self._tasks: list[asyncio.Task] = []
@@ -375,6 +378,7 @@ def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/push/{view}", push_rows, methods=["POST"]),
     ]
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.serving = state

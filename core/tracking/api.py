@@ -10,11 +10,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeml.errors import ValidationError
-from forgeml.paths import safe_join, safe_relpath
+from forgeml.auth.service import require
+from forgeml.errors import StorageError, ValidationError
+from forgeml.paths import safe_component, safe_join, safe_relpath
 from forgeml.tracking import active as _active_mod
 from forgeml.tracking.active import ActiveRun, current_stack, push
 from forgeml.tracking.context import DIFF_ARTIFACT, capture
+from forgeml.tracking.liveness import owner
 from forgeml.tracking.records import END_STATUSES, FINISHED, RUNNING, SCHEDULED, STATUSES, ArtifactRecord, Run
 from forgeml.tracking.store import TrackingStore, tracking_store
 
@@ -56,6 +58,7 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
     if attach_id:
         run = _attach(store, attach_id, name, experiment, tags, capture_context)
     else:
+        require("runs.write", workspace=store.workspace, subject="runs")
         parent_id = store.resolve_id(_run_id(parent)) if parent is not None else (stack[-1].id if stack else None)
         if experiment is None:
             experiment = store.get_run(parent_id).experiment if parent_id else "default"
@@ -65,6 +68,8 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
         diff = None
         if capture_context:
             run.context, diff = capture(store.workspace, store.settings)
+        else:
+            run.context = owner()
         store.insert_run(run)
         run.tags = {str(k): str(v) for k, v in run.tags.items()}
         if diff:
@@ -81,20 +86,36 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
     return run
 
 
+def _create_for_attach(store: TrackingStore, run_id: str, name: str | None, experiment: str | None,
+                       tags: Mapping[str, Any] | None, capture_context: bool) -> ActiveRun | None:
+    """Create the run to attach to; return None when another process created it first (attach to theirs)."""
+    run = ActiveRun(id=run_id, name=name, experiment=experiment or "default", status=RUNNING,
+                    start_time=time.time(), tags={str(k): str(v) for k, v in (tags or {}).items()},
+                    job_id=os.environ.get("FORGEML_JOB_ID"))
+    run.bind(store, finishes=_is_rank_zero())
+    if capture_context:
+        run.context, diff = capture(store.workspace, store.settings)
+    else:
+        run.context = owner()
+    try:
+        run._seq = store.insert_run(run)
+    except StorageError:
+        if store.run_exists(run_id):  # several processes attached at once: one created it
+            return None
+        raise
+    if capture_context and diff:
+        run.log_bytes(diff, DIFF_ARTIFACT)
+    return run
+
+
 def _attach(store: TrackingStore, run_id: str, name: str | None, experiment: str | None,
             tags: Mapping[str, Any] | None, capture_context: bool) -> ActiveRun:
     """Attach to a run created for this process (a job's run), creating it when this workspace lacks it."""
-    if not store.run_exists(run_id):
-        run = ActiveRun(id=run_id, name=name, experiment=experiment or "default", status=RUNNING,
-                        start_time=time.time(), tags={str(k): str(v) for k, v in (tags or {}).items()},
-                        job_id=os.environ.get("FORGEML_JOB_ID"))
-        run.bind(store, finishes=_is_rank_zero())
-        if capture_context:
-            run.context, diff = capture(store.workspace, store.settings)
-        run._seq = store.insert_run(run)
-        if capture_context and diff:
-            run.log_bytes(diff, DIFF_ARTIFACT)
-        return run
+    run_id = safe_component(run_id, "run id")
+    created = None if store.run_exists(run_id) else _create_for_attach(store, run_id, name, experiment, tags,
+                                                                     capture_context)
+    if created is not None:
+        return created
     stored = store.get_run(run_id)
     run = ActiveRun(**{f: getattr(stored, f) for f in Run.__dataclass_fields__})
     run.bind(store, finishes=_is_rank_zero())
@@ -146,6 +167,7 @@ def create_run(name: str | None = None, experiment: str = "default", tags: Mappi
     if status not in (RUNNING, SCHEDULED):
         raise ValidationError(f"a new run's status is RUNNING or SCHEDULED, not {status!r}")
     store = _store(workspace)
+    require("runs.write", workspace=store.workspace, subject="runs")
     parent_id = _run_id(parent)
     if parent_id is not None:
         parent_id = store.resolve_id(parent_id)
@@ -289,7 +311,20 @@ def download_artifacts(run_id: str, dest: str | Path, path: str | None = None, w
             raise NotFoundError(f"run {run_id} has no artifact {path!r}; list them with `forgeml runs artifacts`")
     # a recorded path is checked again here: it may come from an older forgeml or an imported run
     targets = [(r.digest, safe_join(dest, r.path, "artifact path")) for r in records]
-    return [store.workspace.artifacts.get_file(digest, target) for digest, target in targets]
+    # every file is fetched (and verified) beside its place first, then all are renamed into place:
+    # a corrupt or missing object leaves none of the download behind
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for digest, target in targets:
+            part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
+            staged.append((store.workspace.artifacts.get_file(digest, part), target))
+    except BaseException:
+        for part, _ in staged:
+            part.unlink(missing_ok=True)
+        raise
+    for part, target in staged:
+        os.replace(part, target)
+    return [target for _, target in staged]
 
 
 def delete_runs(run_ids: Sequence[str], workspace: Any = None) -> int:

@@ -13,6 +13,7 @@ from forgeml.errors import ConfigError, NotFoundError, ValidationError
 from forgeml.tracking.records import ArtifactRecord, Run
 from forgeml.tracking.schema import MIGRATION_SET, MIGRATIONS
 from forgeml.tracking.settings import TrackingSettings
+from forgeml.tracking.values import read_value
 from forgeml.tracking.writer import MetricWriter, Point
 
 RUN_COLUMNS = "id, name, experiment, status, start_time, end_time, parent_id, job_id, deleted, context"
@@ -136,7 +137,7 @@ class TrackingStore:
             "SELECT key, value FROM tracking_params WHERE run = ? ORDER BY key", (seq,))}
         run.tags = {r["key"]: r["value"] for r in self.db.query(
             "SELECT key, value FROM tracking_tags WHERE run = ? ORDER BY key", (seq,))}
-        run.metrics = {r["key"]: r["value"] for r in self.db.query(
+        run.metrics = {r["key"]: read_value(r["value"]) for r in self.db.query(
             "SELECT key, value FROM tracking_latest_metrics WHERE run = ? ORDER BY key", (seq,))}
         run.inputs = [{"kind": r["kind"], "ref": r["ref"]} for r in self.db.query(
             "SELECT kind, ref FROM tracking_inputs WHERE run = ? ORDER BY kind, ref", (seq,))]
@@ -199,6 +200,14 @@ class TrackingStore:
     def refresh_snapshots(tx: Any, seqs: Iterable[int], which: Iterable[str]) -> None:
         """Rewrite the runs' JSON snapshots of params, metrics and/or tags from their rows."""
         for kind in which:
+            if kind == "metrics":
+                # built here, not by the database's JSON functions, which print floats with 15 digits
+                # and infinities as invalid JSON: a value read back must be the value logged
+                tx.executemany("UPDATE tracking_runs SET metrics_json = ? WHERE seq = ?", [
+                    (json.dumps({r["key"]: read_value(r["value"]) for r in tx.query(
+                        "SELECT key, value FROM tracking_latest_metrics WHERE run = ?", (seq,))}), seq)
+                    for seq in seqs])
+                continue
             table = _SNAPSHOT_TABLES[kind]
             tx.executemany(f"UPDATE tracking_runs SET {kind}_json = (SELECT json_group_object(key, value) "
                            f"FROM {table} WHERE run = ?) WHERE seq = ?", [(seq, seq) for seq in seqs])
@@ -258,7 +267,7 @@ class TrackingStore:
             sql += " AND key = ?"
             params += (key,)
         sql += " ORDER BY key, step, ts"
-        return [(r["key"], r["step"], r["ts"], r["value"]) for r in self.db.query(sql, params)]
+        return [(r["key"], r["step"], r["ts"], read_value(r["value"])) for r in self.db.query(sql, params)]
 
     def count_points(self, run_id: str, key: str | None = None) -> int:
         """Return how many metric points a run has stored (one key or all)."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forgeml.contracts import ExecutionStatus, HealthCheck, LaunchRequest
+from forgeml.contracts import Capacity, ExecutionStatus, Executor, HealthCheck, LaunchRequest
 from forgeml.plugins.local.settings import LocalTargetSettings
 
 # Runs the job in the foreground and records its exit status in a file, so that a scheduler
@@ -33,15 +33,30 @@ def _ctime(pid: int) -> float | None:
         return None
 
 
+def _parse(handle: str) -> dict[str, Any]:
+    """Read a handle this executor issued, or raise JobError naming what it was given."""
+    from forgeml.errors import JobError
+
+    try:
+        h = json.loads(handle)
+    except (TypeError, ValueError):
+        h = None
+    if not isinstance(h, dict) or not {"pid", "ctime", "exit", "log"} <= h.keys():
+        raise JobError(f"local executor: {handle!r} is not a handle it issued")
+    return h
+
+
 def _decode(code: int) -> int:
     """Turn a shell status above 128 back into a negative signal number, as subprocess reports it."""
     return -(code - 128) if 128 < code <= 128 + 64 else code
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Runs attempts as local process groups; handles (pid + start time) survive scheduler restarts."""
 
     name = "local"
+    beside_workspace = True
+    places_gpus = True
 
     def __init__(self, settings: LocalTargetSettings, workspace: Any):
         self.settings = settings
@@ -55,8 +70,8 @@ class LocalExecutor:
         """Call callback whenever a child this process launched exits (the scheduler wakes on it)."""
         self._on_exit = callback
 
-    def capacity(self) -> tuple[int, int]:
-        """Return the (CPU cores, memory MiB) jobs may use in total on this target."""
+    def capacity(self) -> Capacity:
+        """Return the CPU cores and memory jobs may use in total on this machine."""
         from forgeml.jobs.spec import parse_memory
 
         cpus = self.settings.cpus or len(os.sched_getaffinity(0))
@@ -66,7 +81,15 @@ class LocalExecutor:
             import psutil
 
             memory = psutil.virtual_memory().total // 2**20
-        return cpus, memory
+        return Capacity(cpus, memory)
+
+    def python(self) -> str | None:
+        """Return the configured interpreter for script jobs, or None for the scheduler's own."""
+        return self.settings.python or None
+
+    def describe(self) -> str:
+        """Say that this target is the workstation itself."""
+        return "this machine"
 
     # ------------------------------------------------------------ launching
     def _pick_cores(self, n: int) -> tuple[int, ...]:
@@ -138,7 +161,7 @@ class LocalExecutor:
     # ------------------------------------------------------------ supervision
     def poll(self, handle: str) -> ExecutionStatus:
         """Return running, succeeded, failed (with exit code; negative for a signal) or lost."""
-        h = json.loads(handle)
+        h = _parse(handle)
         pid = h["pid"]
         with self._lock:
             proc = self._children.get(pid)
@@ -187,7 +210,7 @@ class LocalExecutor:
 
     def cancel(self, handle: str, grace_s: float = 10.0) -> None:
         """SIGTERM the attempt's process group now and SIGKILL it after grace_s (without blocking)."""
-        h = json.loads(handle)
+        h = _parse(handle)
         if not self._signal(h, signal.SIGTERM):
             return
         if grace_s <= 0:
@@ -199,11 +222,11 @@ class LocalExecutor:
 
     def kill(self, handle: str) -> None:
         """SIGKILL the attempt's process group now."""
-        self._signal(json.loads(handle), signal.SIGKILL)
+        self._signal(_parse(handle), signal.SIGKILL)
 
     def logs(self, handle: str, offset: int = 0) -> tuple[str, int]:
         """Return the attempt's log text from byte offset and the new offset."""
-        path = Path(json.loads(handle)["log"])
+        path = Path(_parse(handle)["log"])
         if not path.is_file():
             return "", offset
         with open(path, "rb") as f:
@@ -213,8 +236,8 @@ class LocalExecutor:
 
     def check(self) -> list[HealthCheck]:
         """Report the CPUs and memory this target offers jobs."""
-        cpus, memory = self.capacity()
-        return [HealthCheck("local", True, f"{cpus} CPU cores, {memory} MiB memory for jobs")]
+        capacity = self.capacity()
+        return [HealthCheck("local", True, f"{capacity.cpus:g} CPU cores, {capacity.memory_mb} MiB memory for jobs")]
 
 
 def _limits(cores: tuple[int, ...], memory_bytes: int) -> Callable[[], None]:

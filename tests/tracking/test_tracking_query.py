@@ -169,3 +169,11 @@ class TestInjection:
     def test_a_value_with_quotes_matches_literally(self, tracked):
         run = create_run(name="it's \"quoted\"; --")
         assert search_runs("name = 'it''s \"quoted\"; --'")["run_id"].tolist() == [run.id]
+
+
+def test_a_letter_outside_the_name_alphabet_is_a_syntax_error_not_a_hang():
+    from forgeml.errors import QuerySyntaxError
+    from forgeml.tracking.query import parse_query
+
+    with pytest.raises(QuerySyntaxError, match="unexpected character 'Ý'"):
+        parse_query("Ý")
