@@ -153,28 +153,10 @@ class JobSpec:
     @classmethod
     def from_file(cls, path: str | Path) -> JobSpec:
         """Load a spec from a .toml, .yaml/.yml or .json file; relative paths are from the file's folder."""
+        from forgeml.documents import read_document
+
         path = Path(path)
-        if not path.is_file():
-            raise ValidationError(f"job spec file {str(path)!r} not found")
-        text = path.read_text()
-        suffix = path.suffix.lower()
-        try:
-            if suffix == ".toml":
-                import tomllib
-
-                data = tomllib.loads(text)
-            elif suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            elif suffix == ".json":
-                data = json.loads(text)
-            else:
-                raise ValidationError(f"job spec file {str(path)!r}: use .toml, .yaml, .yml or .json")
-        except ValidationError:
-            raise
-        except Exception as e:  # each parser has its own error type; all mean the same to the user
-            raise ValidationError(f"job spec file {str(path)!r} is not valid {suffix[1:].upper()}: {e}") from e
+        data = read_document(path, "job spec file")
         spec = cls.from_dict(data, where=str(path))
         if spec.workdir is None:
             spec.workdir = str(path.parent.resolve())
