@@ -303,7 +303,10 @@ def list_alerts(status: str | None = None, rule: str | None = None, limit: int =
 
 def acknowledge(alert_id: int, actor: str = "", workspace: Any = None) -> Alert:
     """Mark an unresolved alert acknowledged (it stays de-duplicated until its rule clears)."""
+    from forgeml.auth.service import require
+
     ws = _ws(workspace)
+    acting = require("alerts.ack", workspace=ws, subject=f"alerts/{alert_id}")
     alert = get_alert(alert_id, ws)
     if alert.status == "resolved":
         raise ValidationError(f"alert {alert_id} is already resolved; nothing to acknowledge")
@@ -311,7 +314,7 @@ def acknowledge(alert_id: int, actor: str = "", workspace: Any = None) -> Alert:
         return alert
     import getpass
 
-    who = actor or getpass.getuser()
+    who = actor or (acting.name if acting.kind != "local" else getpass.getuser())
     schema.store(ws).execute("UPDATE monitoring_alerts SET status = 'acknowledged', acknowledged_at = ?, "
                              "acknowledged_by = ? WHERE id = ? AND status = 'open'", (time.time(), who, alert.id))
     return get_alert(alert.id, ws)

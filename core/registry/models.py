@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgeml.auth.service import require
 from forgeml.errors import CorruptObjectError, NotFoundError, ValidationError, unknown_name
 from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
 from forgeml.registry.schema import store
@@ -70,7 +71,12 @@ def workspace_or_current(workspace: Any) -> Any:
 
 
 def default_actor() -> str:
-    """Return who is acting: FORGEML_ACTOR, else the login name."""
+    """Return who is acting: a principal authenticated by a server, else FORGEML_ACTOR, else the login name."""
+    from forgeml.auth.service import acting_principal
+
+    acting = acting_principal()
+    if acting is not None:
+        return acting.name
     actor = os.environ.get("FORGEML_ACTOR")
     if actor:
         return actor
@@ -185,6 +191,7 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
     """
     ws = workspace_or_current(workspace)
     check_name(name)
+    require("models.register", model=name, workspace=ws)
     if flavor is None:
         flavor = _guess_flavor(model)
     if (model is None) == (path is None):
@@ -387,6 +394,7 @@ def set_alias(name: str, alias: str, version: int | str, actor: str | None = Non
     db = store(ws)
     if not isinstance(alias, str) or not _NAME.fullmatch(alias) or alias.lower() in RESERVED_REFS or alias.isdigit():
         raise ValidationError(f"invalid alias {alias!r}: use a name that is not a number, 'latest' or a stage")
+    require("models.promote", model=check_name(name), workspace=ws, subject=f"models/{name}@{alias}")
     number = version_number(db, check_name(name), version)
     with db.transaction() as tx:
         old = tx.query("SELECT version FROM registry_aliases WHERE name = ? AND alias = ?", (name, alias))
@@ -402,6 +410,7 @@ def delete_alias(name: str, alias: str, actor: str | None = None, workspace: Any
     """Remove an alias."""
     ws = workspace_or_current(workspace)
     db = store(ws)
+    require("models.promote", model=name, workspace=ws, subject=f"models/{name}@{alias}")
     with db.transaction() as tx:
         gone = tx.execute("DELETE FROM registry_aliases WHERE name = ? AND alias = ?", (name, alias)).rowcount
         if not gone:
