@@ -14,7 +14,7 @@ from typing import Any
 import pluggy
 
 from forgeml import hookspecs
-from forgeml.errors import ConfigError, PluginError, unknown_name
+from forgeml.errors import ConfigError, ForgeError, PluginError, unknown_name
 from forgeml.installed import entry_points
 from forgeml.layers import CORE, core_sections
 
@@ -50,6 +50,24 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
 
 
+# the Protocol in forgeml.contracts each layer's providers implement (checked on what factories return)
+LAYER_CONTRACTS = {
+    "metadata_stores": "MetadataStore",
+    "artifact_stores": "ArtifactStore",
+    "offline_stores": "OfflineStore",
+    "online_stores": "OnlineStore",
+    "vector_stores": "VectorStore",
+    "stream_sources": "EventStream",
+    "executors": "Executor",
+    "gpu_inventories": "GpuInventory",
+    "placement_policies": "PlacementPolicy",
+    "runtimes": "ModelRuntime",
+    "gates": "PromotionGate",
+    "monitors": "Monitor",
+    "notifiers": "Notifier",
+}
+
+
 @dataclass(frozen=True)
 class Provider:
     """One implementation a plugin registered for a layer."""
@@ -60,6 +78,34 @@ class Provider:
     settings: type | None
     description: str
     plugin: str
+
+    @property
+    def label(self) -> str:
+        """How errors name this provider: its layer, its name and the plugin that registered it."""
+        kind = self.layer[:-3] + "y" if self.layer.endswith("ies") else self.layer.removesuffix("s")
+        return f"{kind.replace('_', ' ')} {self.name!r} (plugin {self.plugin!r})"
+
+    def build(self, settings: Any, workspace: Any) -> Any:
+        """Call the plugin's factory; a factory that raises or returns no implementation of the contract is named."""
+        try:
+            made = self.factory(settings, workspace)
+        except ForgeError as e:
+            try:
+                named = type(e)(f"{self.label} could not start: {e}")
+            except TypeError:  # a subclass with other constructor arguments
+                named = PluginError(f"{self.label} could not start: {e}")
+            raise named from e
+        except Exception as e:  # a plugin's bug must surface as one line naming the plugin
+            raise PluginError(f"{self.label} could not start: {type(e).__name__}: {e}") from e
+        from forgeml import contracts
+
+        contract = getattr(contracts, LAYER_CONTRACTS.get(self.layer, ""), None)
+        if contract is not None and not isinstance(made, contract):
+            wanted = {*vars(contract).get("__annotations__", {}), *(m for m in vars(contract) if not m.startswith("_"))}
+            missing = sorted(m for m in wanted if not hasattr(made, m))
+            raise PluginError(f"{self.label}: its factory returned {type(made).__name__}, not a {contract.__name__}"
+                              f"{' (missing ' + ', '.join(missing) + ')' if missing else ''}")
+        return made
 
 
 class PluginHost:

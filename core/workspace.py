@@ -267,7 +267,7 @@ class Workspace:
         with self._lock:
             if key not in self._opened:
                 provider, settings = self.config.provider(section)
-                self._opened[key] = provider.factory(settings, self)
+                self._opened[key] = provider.build(settings, self)
             return self._opened[key]
 
     @property
@@ -321,7 +321,7 @@ class Workspace:
 
                     raise unknown_name("compute target", target, targets, "submit --target")
                 provider, settings = targets[target]
-                self._opened[key] = provider.factory(settings, self)
+                self._opened[key] = provider.build(settings, self)
             return self._opened[key]
 
     def stream(self, name: str) -> Any:
@@ -335,7 +335,7 @@ class Workspace:
 
                     raise unknown_name("stream", name, streams, f"add a [streams.{name}] table to plugins.toml")
                 provider, settings = streams[name]
-                self._opened[key] = provider.factory(settings, self)
+                self._opened[key] = provider.build(settings, self)
             return self._opened[key]
 
     def resolve(self, path: str | Path) -> Path:
