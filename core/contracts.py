@@ -434,12 +434,14 @@ class Monitor(Protocol):
     What ``compare`` receives depends on the column kind: ``"numeric"`` columns arrive as 1-D float64
     numpy arrays sorted ascending with nulls and NaNs removed; ``"categorical"`` ones as
     :class:`CategoricalSample` (both samples share one category list); ``"embedding"`` ones as 2-D
-    float numpy arrays (rows x dimensions). Implementations must be thread-safe: a report compares
+    float numpy arrays (rows x dimensions); ``"paired"`` ones (training-serving skew) as two aligned
+    1-D object arrays, the offline recomputation as reference and the served values as current, one
+    entry per request row, nulls kept as None. Implementations must be thread-safe: a report compares
     several columns at once.
     """
 
     name: str
-    kinds: tuple[str, ...]  # column kinds it applies to: "numeric", "categorical", "embedding"
+    kinds: tuple[str, ...]  # column kinds it applies to: "numeric", "categorical", "embedding", "paired"
 
     def compare(self, column: str, reference: Any, current: Any) -> MonitorResult:
         """Compare two samples of one column and return the result."""

@@ -30,6 +30,7 @@ from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
+from forgeml.serving.push import push_rows
 from forgeml.serving.signature import SchemaMismatch
 from forgeml.serving.slot import ModelFailed, ModelRejectedInput
 from forgeml.serving.source import ModelSource, RegistrySource, fetch_online_features
@@ -362,6 +363,7 @@ def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/push/{view}", push_rows, methods=["POST"]),
     ]
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.serving = state
