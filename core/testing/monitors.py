@@ -3,9 +3,9 @@
 Subclass :class:`MonitorSuite` as ``Test...`` and give it a ``monitor`` fixture. For every column kind
 the monitor declares in ``kinds`` the suite builds samples the way the kernel hands them over
 (numeric: sorted float64 without NaN; categorical: :class:`CategoricalSample`; embedding: 2-D
-float arrays). Rules:
+float arrays; paired: two aligned 1-D object arrays, nulls as None). Rules:
 
-- ``kinds`` is a non-empty subset of numeric, categorical, embedding; ``name`` is the registered name;
+- ``kinds`` is a non-empty subset of numeric, categorical, embedding, paired; ``name`` is the registered name;
 - a result is a MonitorResult naming the test and the column, with a finite statistic, a p-value
   in [0, 1] or None, a severity of none/minor/moderate/major, and severity none when not drifted;
 - two samples of one distribution are not drifted; a clearly shifted sample is;
@@ -24,7 +24,7 @@ import pytest
 from forgeml.contracts import CategoricalSample, Monitor, MonitorResult
 from forgeml.errors import ForgeError
 
-KINDS = ("numeric", "categorical", "embedding")
+KINDS = ("numeric", "categorical", "embedding", "paired")
 SEVERITIES = ("none", "minor", "moderate", "major")
 
 
@@ -32,6 +32,9 @@ def samples(kind: str, shift: float, seed: int, n: int = 3000) -> Any:
     """A sample of a column kind; ``shift`` moves its distribution (0 for the reference's)."""
     import numpy as np
 
+    if kind == "paired":  # one set of rows, served as recomputed (shift 0) or off by shift
+        values = np.random.default_rng(0).normal(0.0, 1.0, n)
+        return np.array([None if i % 50 == 0 else float(v + shift) for i, v in enumerate(values)], dtype=object)
     rng = np.random.default_rng(seed)
     if kind == "numeric":
         return np.sort(rng.normal(shift, 1.0, n))
