@@ -9,33 +9,29 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from forgeml import hookspecs
 from forgeml.errors import ConfigError, ForgeError, PluginError, unknown_name
 from forgeml.installed import entry_points
-from forgeml.layers import CORE, core_sections
+from forgeml.layers import CORE, LAYER, core_sections
+
+if TYPE_CHECKING:
+    import click
+
+    from forgeml.datasets.versions import DatasetVersion
+    from forgeml.hookspecs import ProviderFactory
+    from forgeml.jobs.queue import Job
+    from forgeml.monitoring.alerts import Alert
+    from forgeml.registry.models import ModelVersion
+    from forgeml.tracking.records import Run
+    from forgeml.workspace import Workspace
 
 ENTRY_POINT_GROUP = "forgeml"
 ESSENTIAL = frozenset({"embedded"})
 
-LAYERS = (
-    "metadata_stores",
-    "artifact_stores",
-    "offline_stores",
-    "online_stores",
-    "vector_stores",
-    "stream_sources",
-    "executors",
-    "gpu_inventories",
-    "placement_policies",
-    "runtimes",
-    "gates",
-    "monitors",
-    "notifiers",
-)
 
 
 @dataclass
@@ -50,31 +46,13 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
 
 
-# the Protocol in forgeml.contracts each layer's providers implement (checked on what factories return)
-LAYER_CONTRACTS = {
-    "metadata_stores": "MetadataStore",
-    "artifact_stores": "ArtifactStore",
-    "offline_stores": "OfflineStore",
-    "online_stores": "OnlineStore",
-    "vector_stores": "VectorStore",
-    "stream_sources": "EventStream",
-    "executors": "Executor",
-    "gpu_inventories": "GpuInventory",
-    "placement_policies": "PlacementPolicy",
-    "runtimes": "ModelRuntime",
-    "gates": "PromotionGate",
-    "monitors": "Monitor",
-    "notifiers": "Notifier",
-}
-
-
 @dataclass(frozen=True)
 class Provider:
     """One implementation a plugin registered for a layer."""
 
     layer: str
     name: str
-    factory: Callable[..., Any]
+    factory: ProviderFactory
     settings: type | None
     description: str
     plugin: str
@@ -82,8 +60,8 @@ class Provider:
     @property
     def label(self) -> str:
         """How errors name this provider: its layer, its name and the plugin that registered it."""
-        kind = self.layer[:-3] + "y" if self.layer.endswith("ies") else self.layer.removesuffix("s")
-        return f"{kind.replace('_', ' ')} {self.name!r} (plugin {self.plugin!r})"
+        noun = LAYER[self.layer].noun if self.layer in LAYER else self.layer
+        return f"{noun} {self.name!r} (plugin {self.plugin!r})"
 
     def build(self, settings: Any, workspace: Any) -> Any:
         """Call the plugin's factory; a factory that raises or returns no implementation of the contract is named."""
@@ -97,13 +75,12 @@ class Provider:
             raise named from e
         except Exception as e:  # a plugin's bug must surface as one line naming the plugin
             raise PluginError(f"{self.label} could not start: {type(e).__name__}: {e}") from e
-        from forgeml import contracts
-
-        contract = getattr(contracts, LAYER_CONTRACTS.get(self.layer, ""), None)
+        layer = LAYER.get(self.layer)
+        contract = layer.contract if layer else None
         if contract is not None and not isinstance(made, contract):
             wanted = {*vars(contract).get("__annotations__", {}), *(m for m in vars(contract) if not m.startswith("_"))}
             missing = sorted(m for m in wanted if not hasattr(made, m))
-            raise PluginError(f"{self.label}: its factory returned {type(made).__name__}, not a {contract.__name__}"
+            raise PluginError(f"{self.label}: its factory returned {type(made).__name__}, which is not a {contract.__name__}"
                               f"{' (missing ' + ', '.join(missing) + ')' if missing else ''}")
         return made
 
@@ -120,15 +97,15 @@ class PluginHost:
     # ---------------------------------------------------------------- providers
     def providers(self, layer: str) -> dict[str, Provider]:
         """Return every provider registered for a layer, by name."""
-        if layer not in LAYERS:
-            raise unknown_name("provider layer", layer, LAYERS)
+        if layer not in LAYER:
+            raise unknown_name("provider layer", layer, LAYER)
         if layer not in self._providers:
             found: dict[str, Provider] = {}
-            caller = getattr(self.pm.hook, f"forgeml_register_{layer}")
+            caller = getattr(self.pm.hook, LAYER[layer].hook)
             for impl in reversed(caller.get_hookimpls()):
                 plugin_name = impl.plugin_name
 
-                def register(name: str, factory: Callable[..., Any], settings: type | None = None,
+                def register(name: str, factory: ProviderFactory, settings: type | None = None,
                              description: str = "", _plugin: str = plugin_name) -> None:
                     if name in found:
                         raise PluginError(
@@ -144,8 +121,7 @@ class PluginHost:
         """Return one provider by name or raise a did-you-mean error listing the choices."""
         found = self.providers(layer)
         if name not in found:
-            singular = layer[:-3] + "y" if layer.endswith("ies") else layer.removesuffix("s")
-            err = unknown_name(singular.replace("_", " "), name, found, where)
+            err = unknown_name(LAYER[layer].noun, name, found, where)
             raise ConfigError(str(err))
         return found[name]
 
@@ -164,51 +140,56 @@ class PluginHost:
         return self._sections
 
     # ---------------------------------------------------------------- people-facing
-    def register_commands(self, cli: Any) -> None:
+    def register_commands(self, cli: click.Group) -> None:
         """Let plugins add commands to the CLI."""
         self.pm.hook.forgeml_register_commands(cli=cli)
 
-    def screens(self) -> list[tuple[str, str, Callable[[], Any]]]:
+    def screens(self) -> list[tuple[str, str, Callable[[], object]]]:
         """Return the TUI screens plugins contribute as (key, title, factory)."""
-        found: list[tuple[str, str, Callable[[], Any]]] = []
-        self.pm.hook.forgeml_register_screens(register=lambda key, title, factory: found.append((key, title, factory)))
+        found: list[tuple[str, str, Callable[[], object]]] = []
+
+        def register(key: str, title: str, factory: Callable[[], object]) -> None:
+            found.append((key, title, factory))
+
+        self.pm.hook.forgeml_register_screens(register=register)
         return found
 
     # ---------------------------------------------------------------- decisions
-    def classify_failure(self, job: Any, exit_code: int | None, log_tail: str) -> str | None:
+    def classify_failure(self, job: Job, exit_code: int | None, log_tail: str) -> str | None:
         """Ask plugins whether a failed attempt is transient or permanent."""
-        return self.pm.hook.forgeml_classify_failure(job=job, exit_code=exit_code, log_tail=log_tail)
+        verdict: str | None = self.pm.hook.forgeml_classify_failure(job=job, exit_code=exit_code, log_tail=log_tail)
+        return verdict
 
     # ---------------------------------------------------------------- events
-    def on_job_state_changed(self, job: Any, old_state: str | None, new_state: str, workspace: Any) -> None:
+    def on_job_state_changed(self, job: Job, old_state: str | None, new_state: str, workspace: Workspace) -> None:
         """Announce a committed job state transition."""
         self.pm.hook.forgeml_on_job_state_changed(job=job, old_state=old_state, new_state=new_state,
                                                   workspace=workspace)
 
-    def on_run_finished(self, run: Any, workspace: Any) -> None:
+    def on_run_finished(self, run: Run, workspace: Workspace) -> None:
         """Announce that a run ended."""
         self.pm.hook.forgeml_on_run_finished(run=run, workspace=workspace)
 
-    def on_model_version_registered(self, model_version: Any, workspace: Any) -> None:
+    def on_model_version_registered(self, model_version: ModelVersion, workspace: Workspace) -> None:
         """Announce a new model version."""
         self.pm.hook.forgeml_on_model_version_registered(model_version=model_version, workspace=workspace)
 
-    def on_model_stage_changed(self, model_version: Any, old_stage: str | None, new_stage: str, reason: str,
-                               workspace: Any) -> None:
+    def on_model_stage_changed(self, model_version: ModelVersion, old_stage: str | None, new_stage: str, reason: str,
+                               workspace: Workspace) -> None:
         """Announce a committed stage transition."""
         self.pm.hook.forgeml_on_model_stage_changed(model_version=model_version, old_stage=old_stage,
                                                     new_stage=new_stage, reason=reason, workspace=workspace)
 
-    def on_alert_fired(self, alert: Any, workspace: Any) -> None:
+    def on_alert_fired(self, alert: Alert, workspace: Workspace) -> None:
         """Announce a stored, de-duplicated alert."""
         self.pm.hook.forgeml_on_alert_fired(alert=alert, workspace=workspace)
 
-    def on_features_materialized(self, view: str, start: Any, end: Any, rows: int, workspace: Any) -> None:
+    def on_features_materialized(self, view: str, start: str, end: str, rows: int, workspace: Workspace) -> None:
         """Announce a materialization of a feature view."""
         self.pm.hook.forgeml_on_features_materialized(view=view, start=start, end=end, rows=rows,
                                                       workspace=workspace)
 
-    def on_dataset_version_registered(self, dataset_version: Any, workspace: Any) -> None:
+    def on_dataset_version_registered(self, dataset_version: DatasetVersion, workspace: Workspace) -> None:
         """Announce a new dataset version."""
         self.pm.hook.forgeml_on_dataset_version_registered(dataset_version=dataset_version, workspace=workspace)
 

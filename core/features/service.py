@@ -298,6 +298,9 @@ class FeatureStore(StatusMixin):
         """Transform rows once, then write them to the online store and append them to the offline store."""
         if to not in ("online_and_offline", "online", "offline"):
             raise ValidationError(f"push(to=...) must be 'online_and_offline', 'online' or 'offline', got {to!r}")
+        from forgeml.auth.service import require
+
+        require("features.push", workspace=self.workspace, subject=f"features/{view}")
         fv = self.get_feature_view(view)
         if not isinstance(fv.source, PushSource):
             raise ValidationError(f"view {view!r} reads from {fv.source.label}; push only to views whose source is a "

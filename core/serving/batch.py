@@ -184,11 +184,11 @@ def _write_online(workspace: Any, view: str, table: Any, keys: list[str]) -> Non
     workspace.online_store.write(view, rows, keys, "event_timestamp")
 
 
-def _progress(enabled: bool, total: int, label: str) -> tuple[Any, Any] | None:
+def _progress(enabled: bool, total: int, label: str, verb: str = "predicting") -> tuple[Any, Any] | None:
     if not enabled:
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     bar.start()
-    return bar, bar.add_task(f"predicting with {label}", total=total)
+    return bar, bar.add_task(f"{verb} with {label}", total=total)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forgeml.auth.service import require
 from forgeml.errors import StorageError, ValidationError
 from forgeml.paths import safe_component, safe_join, safe_relpath
 from forgeml.tracking import active as _active_mod
@@ -57,6 +58,7 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
     if attach_id:
         run = _attach(store, attach_id, name, experiment, tags, capture_context)
     else:
+        require("runs.write", workspace=store.workspace, subject="runs")
         parent_id = store.resolve_id(_run_id(parent)) if parent is not None else (stack[-1].id if stack else None)
         if experiment is None:
             experiment = store.get_run(parent_id).experiment if parent_id else "default"
@@ -165,6 +167,7 @@ def create_run(name: str | None = None, experiment: str = "default", tags: Mappi
     if status not in (RUNNING, SCHEDULED):
         raise ValidationError(f"a new run's status is RUNNING or SCHEDULED, not {status!r}")
     store = _store(workspace)
+    require("runs.write", workspace=store.workspace, subject="runs")
     parent_id = _run_id(parent)
     if parent_id is not None:
         parent_id = store.resolve_id(parent_id)

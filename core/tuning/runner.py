@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgeml.errors import ValidationError
+from forgeml.layers import DEFAULT_TARGET
 from forgeml.tuning.space import SearchSpace
 from forgeml.tuning.study import (
     PRUNERS,
@@ -45,7 +46,7 @@ class TuneConfig:
     args: list[str] = field(default_factory=list)
     gpus_per_trial: int = 0
     experiment: str = "tuning"
-    target: str = "local"
+    target: str = DEFAULT_TARGET
     env: dict[str, str] = field(default_factory=dict)
     pruner_settings: dict[str, Any] = field(default_factory=dict)
     final_run: bool = False

@@ -74,7 +74,22 @@ GATE_SETTINGS: dict[str, dict[str, Any]] = {
     "no_regression": {"metric": "auc", "dataset": "holdout@v1"},
     "approvals": {"reviewers": ["alice"]},
     "command": {"run": 'test "$FORGEML_MODEL_VERSION" != 3'},
+    "fairness": {"column": "g", "max_group_drop": 0.05, "max_demographic_parity_difference": 0.1},
+    "calibration": {"max_ece": 0.05},
+    "robustness": {"metric": "auc", "max_drop": 0.05},
 }
+
+
+def _report(tpr_b: float, parity: float, ece: float, auc_change: float) -> dict[str, Any]:
+    """The fairness, calibration and robustness parts of a stored evaluation result."""
+    groups = [{"group": "a", "true_positive_rate": 0.8}, {"group": "b", "true_positive_rate": tpr_b}]
+    return {"fairness": {"g": {"groups": groups, "demographic_parity_difference": parity}},
+            "calibration": {"ece": ece, "brier": 0.1},
+            "robustness": {"perturbations": {"noise": {"change": {"auc": auc_change}}}}}
+
+
+# production (v1), a version fair, calibrated and robust (v2), and one that is none of these (v3)
+REPORTS = [_report(0.8, 0.02, 0.02, -0.01), _report(0.79, 0.03, 0.03, -0.02), _report(0.5, 0.3, 0.2, -0.2)]
 
 
 class TestGates(PromotionGateSuite):
@@ -91,8 +106,8 @@ class TestGates(PromotionGateSuite):
             pytest.fail(f"no settings for gate {name!r}: add them to GATE_SETTINGS")
         versions = [register_model("churn", weighted_sum, metrics={"auc": auc}, workspace=workspace)
                     for auc in (0.85, 0.9, 0.6)]
-        for mv in versions:
-            record_evaluation("churn", mv.version, "holdout@v1", "y", "binary", {"auc": mv.metrics["auc"]}, {},
+        for mv, report in zip(versions, REPORTS):
+            record_evaluation("churn", mv.version, "holdout@v1", "y", "binary", {"auc": mv.metrics["auc"]}, report,
                               workspace=workspace)
         approve("churn", 2, reviewer="alice", workspace=workspace)
         provider = workspace.plugins.provider("gates", name)

@@ -56,5 +56,5 @@ def test_a_factory_returning_the_wrong_type_is_named(tmp_path: Path) -> None:
     """A provider missing contract methods is refused before core calls them, listing what is missing."""
     ws = _open(tmp_path, "half")
     with pytest.raises(PluginError, match=r"online store 'half' \(plugin 'faulty'\): its factory returned HalfStore, "
-                                          r"not a OnlineStore \(missing delete_view, read_rows\)"):
+                                          r"which is not a OnlineStore \(missing delete_view, read_rows\)"):
         ws.online_store  # noqa: B018 - opening the store is the act under test
