@@ -47,10 +47,11 @@ def timestamp_micros(column: pa.ChunkedArray | pa.Array, where: str) -> pa.Array
     return pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False), pa.int64())
 
 
-def format_utc(value: Any, seconds: bool = True) -> str:
+def format_utc(value: Any, seconds: bool = True, short: bool = False) -> str:
     """Return a time for people as ``2026-12-07 11:49:14 UTC``; empty for None, NaN and NaT.
 
     Accepts epoch seconds, an aware datetime or a pandas Timestamp; naive datetimes are taken as UTC.
+    ``seconds=False`` drops the seconds; ``short`` gives ``12-07 11:49 UTC`` for narrow tables.
     """
     if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) == "NaT":
         return ""
@@ -60,4 +61,5 @@ def format_utc(value: Any, seconds: bool = True) -> str:
         when = value if value.tzinfo else value.replace(tzinfo=UTC)
     else:
         when = datetime.fromtimestamp(float(value), UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    pattern = "%m-%d %H:%M UTC" if short else "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
+    return when.astimezone(UTC).strftime(pattern)

@@ -72,7 +72,9 @@ class LazyGroup(click.Group):
         if name in self.lazy and name not in self.commands:
             module, attr = self.lazy[name].split(":")
             try:
-                self.commands[name] = getattr(importlib.import_module(module), attr)
+                from forgeml.cli.output import add_format_options
+
+                self.commands[name] = add_format_options(getattr(importlib.import_module(module), attr))
             except Exception as e:  # one broken command module must not take `forgeml --help` down
                 self.commands[name] = _unavailable(name, f"{module}: {type(e).__name__}: {e}")
         if name not in self.commands:

@@ -282,6 +282,18 @@ async def show_model(request: Request) -> Response:
     return _json(endpoint.describe())
 
 
+async def index(request: Request) -> Response:
+    """GET /: what this server is, the models it serves (name, URI, version, readiness) and where the docs are."""
+    state: ServingState = request.app.state.serving
+    models = [{"name": e.name, "uri": e.config.model, "version": e.primary.version if e.primary else None,
+               "ready": e.ready, "predict": f"/v1/models/{e.name}/predict"} for e in state.endpoints.values()]
+    if not _authorized(state, request):  # without the token, say where things are but not what is served
+        models = []
+    return _json({"service": "forgeml serve", "ready": state.ready, "models": models, "docs": "/openapi.json",
+                  "routes": ["/v1/models", "/v1/models/{name}", "/v1/models/{name}/predict", "/healthz", "/readyz",
+                             "/metrics", "/openapi.json"]})
+
+
 async def healthz(request: Request) -> Response:
     """GET /healthz: the process is up."""
     return _json({"status": "ok"})
@@ -361,6 +373,7 @@ def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None
         Route("/v1/models/{name}/predict", PredictRoute(), methods=["POST"]),
         Route("/v1/models/{name}", show_model, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
