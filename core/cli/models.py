@@ -28,10 +28,9 @@ def _pairs(values: tuple[str, ...], what: str, numeric: bool = False) -> dict[st
 
 
 def _read_example(path: str) -> Any:
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+    from forgeml.documents import read_table_file
 
-    return pq.read_table(path) if path.endswith((".parquet", ".pq")) else pcsv.read_csv(path)
+    return read_table_file(path, "--example")
 
 
 @click.group("models")
