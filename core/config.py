@@ -150,7 +150,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a table, got {type(value).__name__} {value!r}")
         inner = args[1] if len(args) > 1 else Any
         return {k: _coerce(v, inner, f"{where}.{k}") for k, v in value.items()}
-    if is_dataclass(tp):
+    if isinstance(tp, type) and is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
         return build_settings(tp, value, where)
