@@ -348,6 +348,12 @@ def delete_runs(run_ids: Sequence[str], workspace: Any = None) -> int:
     return store.set_deleted([store.resolve_id(r) for r in run_ids], True)
 
 
+def purge_runs(run_ids: Sequence[str], workspace: Any = None) -> int:
+    """Remove runs and everything logged to them for good (their artifact objects stay); return how many."""
+    store = _store(workspace)
+    return store.purge([store.resolve_id(r) for r in run_ids])
+
+
 def restore_runs(run_ids: Sequence[str], workspace: Any = None) -> int:
     """Bring deleted runs back; return how many changed."""
     store = _store(workspace)
