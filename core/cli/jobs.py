@@ -50,14 +50,18 @@ def _duration(job: Any) -> str:
 def submit_cmd(script: str | None, args: tuple[str, ...], spec_file: str | None, as_json: bool, **flags: Any) -> None:
     """Queue a training job: forgeml submit train.py --gpus 2 --gpu-type H100 --param lr=1e-3 -- --epochs 3"""
     from forgeml.jobs import submit
+    from forgeml.jobs.daemon import after_submit
     from forgeml.jobs.flags import spec_from_flags
 
     spec = spec_from_flags(script, list(args), spec_file, flags)
     job = submit(spec)
+    notice = after_submit(job)
     if as_json:
         emit_json(job.to_dict())
     else:
         click.echo(f"Submitted job {job.id} ({job.name}) to {job.target}; follow it with `forgeml jobs logs -f {job.id}`")
+    if notice:
+        click.echo(notice, err=True)
 
 
 @click.group("jobs")
@@ -117,8 +121,12 @@ def jobs_show(job_id: str, as_json: bool) -> None:
 @click.option("--attempt", type=int, help="Which attempt (default: the latest).")
 def jobs_logs(job_id: str, follow: bool, attempt: int | None) -> None:
     """Print a job's output (stdout and stderr)."""
-    from forgeml.jobs import follow_logs, read_logs
+    from forgeml.jobs import follow_logs, get_job, read_logs
+    from forgeml.jobs.daemon import pending_notice
 
+    notice = pending_notice(get_job(job_id))
+    if notice:
+        click.echo(notice, err=True)
     if follow:
         for chunk in follow_logs(job_id):
             click.echo(chunk, nl=False)
