@@ -3,9 +3,9 @@
 Subclass :class:`MonitorSuite` as ``Test...`` and give it a ``monitor`` fixture. For every column kind
 the monitor declares in ``kinds`` the suite builds samples the way the kernel hands them over
 (numeric: sorted float64 without NaN; categorical: :class:`CategoricalSample`; embedding: 2-D
-float arrays). Rules:
+float arrays; paired: aligned 1-D object arrays, row i of one against row i of the other). Rules:
 
-- ``kinds`` is a non-empty subset of numeric, categorical, embedding; ``name`` is the registered name;
+- ``kinds`` is a non-empty subset of numeric, categorical, embedding, paired; ``name`` is the registered name;
 - a result is a MonitorResult naming the test and the column, with a finite statistic, a p-value
   in [0, 1] or None, a severity of none/minor/moderate/major, and severity none when not drifted;
 - two samples of one distribution are not drifted; a clearly shifted sample is;
@@ -24,7 +24,7 @@ import pytest
 from forgeml.contracts import CategoricalSample, Monitor, MonitorResult
 from forgeml.errors import ForgeError
 
-KINDS = ("numeric", "categorical", "embedding")
+KINDS = ("numeric", "categorical", "embedding", "paired")
 SEVERITIES = ("none", "minor", "moderate", "major")
 
 
@@ -32,6 +32,10 @@ def samples(kind: str, shift: float, seed: int, n: int = 3000) -> Any:
     """A sample of a column kind; ``shift`` moves its distribution (0 for the reference's)."""
     import numpy as np
 
+    if kind == "paired":  # the same rows every time: one distribution means equal values row by row
+        values = np.empty(n, dtype=object)
+        values[:] = list(np.round(np.random.default_rng(0).normal(shift, 1.0, n), 6))
+        return values
     rng = np.random.default_rng(seed)
     if kind == "numeric":
         return np.sort(rng.normal(shift, 1.0, n))
