@@ -175,7 +175,7 @@ class FeatureStore(StatusMixin):
         if not windowed:
             return result
         from forgeml.features.window_offline import historical_windows
-        from forgeml.storage.offline import timestamp_micros
+        from forgeml.times import timestamp_micros
 
         micros = timestamp_micros(result.column(timestamp_field), f"entity_df column {timestamp_field!r}")
         for part in windowed:

@@ -173,7 +173,7 @@ def runtime_for(ws: Any, flavor: str, **options: Any) -> Any:
             settings = dataclasses.replace(settings, **options)
     elif options:
         raise ValidationError(f"the {flavor} runtime takes no options, got {', '.join(options)}")
-    return provider.factory(settings, ws)
+    return provider.build(settings, ws)
 
 
 # ------------------------------------------------------------------ registering

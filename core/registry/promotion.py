@@ -76,7 +76,7 @@ def run_gates(ctx: PromotionContext) -> list[GateResult]:
             continue
         provider = ws.plugins.provider("gates", gate_name, where)
         settings = build_settings(provider.settings, table, where) if provider.settings else None
-        gate = provider.factory(settings, ws)
+        gate = provider.build(settings, ws)
         try:
             result = gate.check(ctx)
         except ForgeError as e:
