@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.contracts import Migration, Params
-from forgeml.errors import StorageError
+from forgeml.errors import StorageError, ValidationError
 
 from .migrations import CORE, CORE_MIGRATIONS
 
@@ -105,6 +105,8 @@ class SQLiteMetadataStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StorageError(f"{self.path}: {e}", transient=isinstance(e, sqlite3.OperationalError)) from e
+        except OverflowError as e:  # a value, not the database: rolled back above
+            raise ValidationError(f"a number is too large to store (the limit is a 64-bit integer): {e}") from e
 
     def _begin(self, conn: sqlite3.Connection) -> None:
         # busy_timeout does not always cover BEGIN IMMEDIATE under WAL contention; retry until the deadline.
@@ -137,6 +139,8 @@ class SQLiteMetadataStore:
             return _rows(self.connection().execute(sql, params))
         except sqlite3.Error as e:
             raise StorageError(f"{self.path}: {e}") from e
+        except OverflowError as e:
+            raise ValidationError(f"a number is too large to look up (the limit is a 64-bit integer): {e}") from e
 
     # ------------------------------------------------------------ migrations
     def applied_migrations(self, migration_set: str) -> list[int]:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 import click
 
 from forgeml.cli.output import emit_json, print_table
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+from forgeml.times import format_utc
 
 
 def _duration(job: Any) -> str:
@@ -84,7 +80,7 @@ def jobs_ls(state: str | None, target: str | None, limit: int, as_json: bool) ->
         return
     rows = [{"id": j.id, "name": j.name, "state": j.state, "priority": j.priority, "target": j.target,
              "gpus": ",".join(map(str, j.gpus)) or (str(j.spec.gpus) if j.spec.gpus else "-"),
-             "attempts": j.attempts, "submitted": _when(j.submitted_at), "duration": _duration(j), "reason": j.reason}
+             "attempts": j.attempts, "submitted": format_utc(j.submitted_at), "duration": _duration(j), "reason": j.reason}
             for j in jobs]
     print_table(rows, ["id", "name", "state", "priority", "target", "gpus", "attempts", "submitted", "duration",
                        "reason"], title="jobs")
@@ -108,10 +104,10 @@ def jobs_show(job_id: str, as_json: bool) -> None:
                f"preemptions: {job.preemptions}")
     click.echo(f"  argv: {' '.join(job.spec.argv())}")
     if attempts:
-        print_table([{**a, "started_at": _when(a["started_at"]), "finished_at": _when(a["finished_at"]),
+        print_table([{**a, "started_at": format_utc(a["started_at"]), "finished_at": format_utc(a["finished_at"]),
                       "gpus": ",".join(map(str, a["gpus"]))} for a in attempts],
                     ["attempt", "started_at", "finished_at", "exit_code", "outcome", "gpus", "reason"], title="attempts")
-    print_table([{**e, "at": _when(e["at"])} for e in events], ["at", "old_state", "new_state", "reason"],
+    print_table([{**e, "at": format_utc(e["at"])} for e in events], ["at", "old_state", "new_state", "reason"],
                 title="transitions")
 
 

@@ -14,19 +14,14 @@ def _table(source: str) -> Any:
     """Read a dataset reference (name@v3) or a .parquet/.csv file into an Arrow table."""
     from pathlib import Path
 
+    from forgeml.documents import read_table_file
     from forgeml.errors import ValidationError
 
+    if not source.strip():
+        raise ValidationError("give a dataset reference (name@v3) or a .parquet/.csv file")
     path = Path(source)
     if path.suffix.lower() in (".parquet", ".csv") or path.exists():
-        if not path.exists():
-            raise ValidationError(f"file {source!r} does not exist")
-        if path.suffix.lower() == ".csv":
-            import pyarrow.csv as pv
-
-            return pv.read_csv(path)
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path)
+        return read_table_file(path, "file")
     return source
 
 

@@ -224,7 +224,7 @@ def load_monitors(tests: Sequence[str] | Mapping[str, Mapping[str, Any]] | None,
         values = dict(overrides.get(name, {}))
         settings = build_settings(provider.settings, values, f"[monitoring.tests.{name}]") if provider.settings \
             else None
-        monitor = provider.factory(settings, workspace)
+        monitor = provider.build(settings, workspace)
         for kind in monitor.kinds:
             if names or name in defaults.get(kind, ()):
                 by_kind.setdefault(kind, []).append(monitor)

@@ -65,7 +65,7 @@ def _skew_monitor(workspace: Any) -> Any:
     settings = None
     if provider.settings is not None:
         settings = build_settings(provider.settings, dict(tests.get("skew", {})), "[monitoring.tests.skew]")
-    return provider.factory(settings, workspace)
+    return provider.build(settings, workspace)
 
 
 def skew_report(model: str, start: Any = None, end: Any = None, workspace: Any = None) -> SkewReport:
