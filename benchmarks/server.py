@@ -2,11 +2,11 @@
 
 Prints one JSON line. The peer is an MLflow tracking server (SQLite backend) run side by side:
 `MlflowClient.log_batch` in chunks of 1,000 (MLflow's most per call) and the registry's
-get-by-alias REST call at the same concurrency. MLflow runs in the Python named by --mlflow-python
-(a separate virtual environment, since its pins clash with forgeml's), or this one when it imports
-mlflow; otherwise the peer is reported as skipped.
+get-by-alias REST call at the same concurrency. MLflow runs from its own interpreter
+(FORGEML_BENCH_MLFLOW_PYTHON, see common.py) or this one when it imports mlflow; otherwise the peer
+is reported as skipped.
 
-Usage: python benchmarks/server.py [--points 200000] [--requests 400] [--mlflow-python PATH]
+Usage: python benchmarks/server.py [--points 200000] [--requests 400]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -22,6 +23,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import comparison, finish, peer_python  # noqa: E402
 
 CONCURRENCY = 8
 
@@ -162,7 +166,8 @@ def bench_mlflow(python: str, root: Path, points: int, per_thread: int) -> dict:
     server = subprocess.Popen([python, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
                                "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                                "--default-artifact-root", str(root / "artifacts"), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root,
+                              start_new_session=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", server, 180)
         out = subprocess.run([python, "-c", PEER_SCRIPT, f"http://127.0.0.1:{port}", str(points), str(per_thread),
@@ -171,19 +176,8 @@ def bench_mlflow(python: str, root: Path, points: int, per_thread: int) -> dict:
             return {"skipped": f"mlflow workload failed: {out.stderr.strip().splitlines()[-1:]}"}
         return json.loads(out.stdout.strip().splitlines()[-1])
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)  # its workers and job consumers too
         server.wait(timeout=30)
-
-
-def mlflow_python(given: str | None) -> str | None:
-    """Return a Python that imports mlflow: the given one, else this one when it can."""
-    if given:
-        return given
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        return None
-    return sys.executable
 
 
 def main() -> None:
@@ -191,7 +185,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=400, help="resolve requests per thread")
-    parser.add_argument("--mlflow-python", default=None, help="a Python with mlflow installed")
     args = parser.parse_args()
 
     from sklearn.linear_model import LogisticRegression
@@ -201,8 +194,7 @@ def main() -> None:
     from forgeml.workspace import Workspace
 
     # a shared machine's load moves every latency here; it is printed so runs can be compared fairly
-    result: dict = {"benchmark": "server", "concurrency": CONCURRENCY, "cpus": os.cpu_count(),
-                    "load_average_1m": round(os.getloadavg()[0], 1)}
+    result: dict = {"concurrency": CONCURRENCY}
     with tempfile.TemporaryDirectory(prefix="forgeml-bench-server-") as tmp:
         root = Path(tmp) / "ws"
         ws = Workspace.init(root)
@@ -225,23 +217,27 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
         ws.close()
-        python = mlflow_python(args.mlflow_python)
+        python, why = peer_python("mlflow")
         if python is None:
-            result["mlflow"] = "skipped: mlflow is not installed here; pass --mlflow-python"
+            result["mlflow"] = {"skipped": why}
         else:
             peer_root = Path(tmp) / "mlflow"
             peer_root.mkdir()
             result["mlflow"] = bench_mlflow(python, peer_root, args.points, args.requests)
-    peer = result["mlflow"] if isinstance(result["mlflow"], dict) else {}
-    if "log_batch_points_per_s" in peer:
-        result["logging_speedup_vs_mlflow"] = round(result["remote_logging"]["points_per_s"]
-                                                    / peer["log_batch_points_per_s"], 1)
+    peer = result["mlflow"]
+    ours = result["remote_logging"], result["resolve"]
+    result["comparisons"] = [
+        comparison("remote metric logging, one client (points/s)", ours[0]["points_per_s"],
+                   peer.get("log_batch_points_per_s"), "points/s", "MLflow server log_batch", lower_is_better=False),
+        comparison(f"registry resolve p99, concurrency {CONCURRENCY}", ours[1]["p99_ms"], peer.get("resolve_p99_ms"),
+                   "ms", "MLflow get-by-alias"),
+    ]
     result["floors"] = {
         "token_check_under_20us": result["token_check_and_rate_limit"]["median_us"] < 20,
-        "remote_logging_50k_points_per_s": result["remote_logging"]["points_per_s"] >= 50_000,
-        "resolve_p99_under_5ms": result["resolve"]["p99_ms"] < 5,
+        "remote_logging_50k_points_per_s": ours[0]["points_per_s"] >= 50_000,
+        "resolve_p99_under_5ms": ours[1]["p99_ms"] < 5,
     }
-    print(json.dumps(result))
+    finish("server", result)
 
 
 if __name__ == "__main__":
