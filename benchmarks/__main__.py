@@ -32,6 +32,7 @@ QUICK_ARGS = {
     "streaming": ["--events", "20000", "--read-calls", "500", "--skip-offline"],
     "drift": ["--rows", "50000"],
     "tuning": ["--trials", "12", "--work-s", "1.0"],
+    "explain": ["--seconds", "2", "--rounds", "2"],
 }
 
 
