@@ -28,6 +28,10 @@ class StorageError(ForgeError):
     """A store failed: a database error, a corrupt object, a schema from a newer forgeml."""
 
 
+class ConflictError(StorageError):
+    """A write broke a unique or foreign-key rule of the metadata store."""
+
+
 class CorruptObjectError(StorageError):
     """An artifact's bytes no longer match its content address."""
 

@@ -24,6 +24,7 @@ from forgeml.features.definitions import (
 )
 from forgeml.features.schema import MIGRATION_SET, MIGRATIONS
 
+LINEAGE_COLUMNS = ("src_kind", "src", "dst_kind", "dst", "created_at")
 KINDS = {"entity": Entity, "view": FeatureView, "on_demand_view": OnDemandFeatureView}
 Definition = Entity | FeatureView | OnDemandFeatureView
 
@@ -248,8 +249,7 @@ class FeatureRegistry:
             edges = [("view", v, "view", obj.name) for v in obj.source_views]
         else:
             edges = []
-        for edge in edges:
-            tx.execute("INSERT OR IGNORE INTO features_lineage VALUES (?, ?, ?, ?, ?)", (*edge, time.time()))
+        tx.insert_or_ignore("features_lineage", LINEAGE_COLUMNS, [(*edge, time.time()) for edge in edges])
 
     # ------------------------------------------------------------ reading
     def names(self, kind: str) -> list[str]:
@@ -312,8 +312,8 @@ class FeatureRegistry:
     # ------------------------------------------------------------ lineage
     def record_lineage(self, src_kind: str, src: str, dst_kind: str, dst: str) -> None:
         """Record that src feeds dst (e.g. view -> dataset, dataset -> run, run -> model); repeats are ignored."""
-        self.store.execute("INSERT OR IGNORE INTO features_lineage VALUES (?, ?, ?, ?, ?)",
-                           (src_kind, src, dst_kind, dst, time.time()))
+        with self.store.transaction() as tx:
+            tx.insert_or_ignore("features_lineage", LINEAGE_COLUMNS, [(src_kind, src, dst_kind, dst, time.time())])
 
     def lineage(self, kind: str, name: str) -> dict[str, list[dict[str, str]]]:
         """Return every edge upstream and downstream of a node, transitively."""

@@ -342,8 +342,8 @@ class Scheduler:
                 return  # cancelled between placement and launch
             tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
                        (job.id, now, q.PENDING, q.RUNNING, f"attempt {attempt}"))
-            tx.execute("INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at, gpus, log_path)"
-                       " VALUES (?, ?, ?, ?, ?)", (job.id, attempt, now, json.dumps(gpus), log_path))
+            tx.upsert("job_attempts", ("job_id", "attempt", "started_at", "gpus", "log_path"),
+                      [(job.id, attempt, now, json.dumps(gpus), log_path)], keys=("job_id", "attempt"))
         executor = self.ws.executor(job.target)
         # a remote machine has its own interpreter: name it there, or rely on its PATH
         python = getattr(getattr(executor, "settings", None), "python", "") or (None if job.target == "local"

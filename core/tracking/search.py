@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forgeml.errors import StorageError
 from forgeml.tracking.query import (
     And,
     Between,
@@ -73,9 +72,9 @@ class _Compiler:
                 self.first_key.append(f.key)
                 self.driver = alias
             else:
-                self.from_sql.append(f"CROSS JOIN {table} {alias} ON {alias}.run = {self.driver}.run AND {alias}.key = ?")
+                self.from_sql.append(f"JOIN {table} {alias} ON {alias}.run = {self.driver}.run AND {alias}.key = ?")
                 self.from_params.append(f.key)
-        self.from_sql.append(f"CROSS JOIN tracking_runs r ON r.seq = {self.driver}.run" if required else "tracking_runs r")
+        self.from_sql.append(f"JOIN tracking_runs r ON r.seq = {self.driver}.run" if required else "tracking_runs r")
 
     def _new_alias(self, f: Field) -> tuple[str, str]:
         table, letter = _TABLES[f.kind]
@@ -116,9 +115,10 @@ class _Compiler:
         if isinstance(node, In):
             return self.in_list(node, out)
         if isinstance(node, Like):
-            out.append(node.pattern.value)
+            # LIKE ignores ASCII case, as SQLite's does; PostgreSQL's would not, so both sides are lowered
+            out.append(str(node.pattern.value).lower())
             neg = "NOT " if node.negated else ""
-            return f"{self.column(node.field, False)} {neg}LIKE ?"
+            return f"LOWER({self.column(node.field, False)}) {neg}LIKE ?"
         if isinstance(node, IsNull):
             return f"{self.column(node.field, False)} IS {'NOT ' if node.negated else ''}NULL"
         raise TypeError(f"unknown query node {node!r}")
@@ -179,19 +179,6 @@ def compile_query(query: Query, include_deleted: bool = False, experiments: Sequ
     return CompiledQuery(sql, params)
 
 
-def _tuples(db: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Run a SELECT returning plain tuples (the SQLite cursor directly when the store offers it)."""
-    connection = getattr(db, "connection", None)
-    if connection is None:
-        return [tuple(row.values()) for row in db.query(sql, params)]
-    import sqlite3
-
-    try:
-        return connection().execute(sql, params).fetchall()
-    except sqlite3.Error as e:
-        raise StorageError(f"run search failed: {e}") from e
-
-
 def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
            experiments: Sequence[str] | None = None, limit: int | None = None) -> pd.DataFrame:
     """Run a query and return one row per run: attributes, then params.*, metrics.*, tags.* columns."""
@@ -199,7 +186,7 @@ def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
     import pandas as pd
 
     compiled = compile_query(parse_query(query or ""), include_deleted, experiments, limit)
-    rows = _tuples(store.db, compiled.sql, compiled.params)
+    rows = store.db.rows(compiled.sql, compiled.params)
     n = len(rows)
     first = len(RUN_FIELDS)
     # one json.loads for every snapshot of every row: far cheaper than a call per snapshot
