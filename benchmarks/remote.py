@@ -42,9 +42,9 @@ def main() -> None:
     if server is None:
         print(json.dumps({"benchmark": "remote_sync", "skipped": "no sshd state folder; run tests/services/sshd.sh start"}))
         return
-    from forgeml.remote.hosts import SshEndpoint, SshHost
-    from forgeml.remote.snapshot import take_snapshot
-    from forgeml.remote.sync import sync_snapshot
+    from forgeml.plugins.remote.hosts import SshEndpoint, SshHost
+    from forgeml.plugins.remote.snapshot import take_snapshot
+    from forgeml.plugins.remote.sync import sync_snapshot
 
     host = SshHost(SshEndpoint(server["host"], int(server["port"]), server["user"], (server["key"],), False,
                                server["known_hosts"]))

@@ -82,7 +82,8 @@ def submit_latency(ws, samples: int = 30) -> dict:
 
 def placement_cycle(repeats: int = 15) -> dict:
     """Time DefaultPlacementPolicy.place over 10,000 pending jobs and 8 idle fake GPUs."""
-    from forgeml.jobs.placement import DefaultPlacementPolicy, GpuSlot, JobRequest, Resources
+    from forgeml.jobs.placement import GpuSlot, JobRequest, Resources
+    from forgeml.plugins.local.placement import DefaultPlacementPolicy
 
     rng = random.Random(0)
     pending = []

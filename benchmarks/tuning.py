@@ -21,7 +21,7 @@ import os, time, json, forgeml
 t0 = time.time()
 for step in range({reports}):
     time.sleep({work} / {reports})
-    forgeml.report(step, float(step))
+    forgeml.report(float(step), step)
     forgeml.should_prune()
 with open(os.environ["OUT"], "a") as f:
     f.write(json.dumps({{"gpu": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": t0, "end": time.time()}}) + "\\n")

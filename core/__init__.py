@@ -44,6 +44,8 @@ _LAZY: dict[str, str] = {
     "FeatureView": "forgeml.features",
     "Feature": "forgeml.features",
     "FileSource": "forgeml.features",
+    "Aggregation": "forgeml.features",
+    "StreamSource": "forgeml.features",
     "get_historical_features": "forgeml.features",
     "get_online_features": "forgeml.features",
     "push": "forgeml.features",

@@ -67,6 +67,7 @@ def run_checks() -> list[HealthCheck]:
                 checks.append(HealthCheck(label, True, getattr(store, "url", None) or getattr(store, "root", "")))
             except ForgeError as e:
                 checks.append(HealthCheck(label, False, str(e)))
+        checks.append(_orphaned_runs_check(ws))
     for info in host.infos:
         if info.error:
             checks.append(HealthCheck(f"plugin {info.name}", False, info.error))
@@ -74,3 +75,17 @@ def run_checks() -> list[HealthCheck]:
             checks.append(HealthCheck(f"plugin {info.name}", True,
                                       f"{info.origin} {info.version}, {'enabled' if info.enabled else 'disabled'}"))
     return checks
+
+
+def _orphaned_runs_check(ws: object) -> HealthCheck:
+    """Mark runs left RUNNING by a killed process as KILLED, and say how many there were."""
+    from forgeml.tracking.liveness import reap_orphaned_runs
+
+    try:
+        reaped = reap_orphaned_runs(ws)
+    except ForgeError as e:
+        return HealthCheck("orphaned runs", False, str(e))
+    if reaped:
+        return HealthCheck("orphaned runs", True, f"marked KILLED {len(reaped)} run(s) whose process is gone: "
+                                                  + ", ".join(r[:8] for r in reaped[:10]))
+    return HealthCheck("orphaned runs", True, "no RUNNING run has lost its process")

@@ -25,7 +25,16 @@ class PluginError(ForgeError):
 
 
 class StorageError(ForgeError):
-    """A store failed: a database error, a corrupt object, a schema from a newer forgeml."""
+    """A store failed: a database error, a corrupt object, a schema from a newer forgeml.
+
+    ``transient`` says the store could not write now (locked, full, read-only, I/O) rather than that
+    the rows were wrong: writers keep such rows and retry. A store sets it False only when it knows
+    the rows themselves were refused (a constraint, an out-of-range value), so they can be set aside.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True):
+        super().__init__(message)
+        self.transient = transient
 
 
 class ConflictError(StorageError):

@@ -16,6 +16,7 @@ import pluggy
 from forgeml import hookspecs
 from forgeml.errors import ConfigError, PluginError, unknown_name
 from forgeml.installed import entry_points
+from forgeml.layers import CORE, core_sections
 
 ENTRY_POINT_GROUP = "forgeml"
 ESSENTIAL = frozenset({"embedded"})
@@ -102,9 +103,9 @@ class PluginHost:
         return found[name]
 
     def settings_sections(self) -> dict[str, tuple[type, str]]:
-        """Return the plain settings sections plugins declared: section -> (dataclass, plugin)."""
+        """Return the plain settings sections core and plugins declared: section -> (dataclass, declarer)."""
         if self._sections is None:
-            sections: dict[str, tuple[type, str]] = {}
+            sections: dict[str, tuple[type, str]] = {name: (cls, CORE) for name, cls in core_sections().items()}
             for impl in reversed(self.pm.hook.forgeml_register_settings.get_hookimpls()):
                 def register(section: str, settings: type, _plugin: str = impl.plugin_name) -> None:
                     if section in sections:

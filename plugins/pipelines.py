@@ -1,18 +1,8 @@
-"""Pipeline and monitoring settings, and the event hooks that start pipelines (new data, alerts)."""
+"""Retraining triggers: the event hooks that start pipelines on new data, new features and alerts."""
 
 from __future__ import annotations
 
 from forgeml import hookimpl
-
-
-@hookimpl
-def forgeml_register_settings(register):
-    """Declare the [pipelines] and [monitoring] sections."""
-    from forgeml.monitoring.settings import MonitoringSettings
-    from forgeml.pipelines.settings import PipelinesSettings
-
-    register("pipelines", PipelinesSettings)
-    register("monitoring", MonitoringSettings)
 
 
 @hookimpl

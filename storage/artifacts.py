@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from forgeml.contracts import ArtifactInfo
-from forgeml.errors import CorruptObjectError, NotFoundError, StorageError, ValidationError
+from forgeml.errors import CorruptObjectError, NotFoundError, StorageError
+from forgeml.paths import safe_digest
 
 CHUNK = 1 << 20
 
@@ -27,9 +28,7 @@ def sha256_file(path: str | Path) -> str:
 
 
 def _check_digest(digest: str) -> str:
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise ValidationError(f"{digest!r} is not a sha256 digest (64 lowercase hex characters)")
-    return digest
+    return safe_digest(digest, "artifact digest")
 
 
 class VerifyingReader(io.RawIOBase):

@@ -199,7 +199,8 @@ class SQLMetadataStore:
         text = " ".join(str(orig).split())
         kind = ConflictError if isinstance(e, sa_exc.IntegrityError) else StorageError
         hint = f"; {self.hint}" if self.hint and isinstance(e, sa_exc.OperationalError) else ""
-        return kind(f"{self.describe()}: {text}{hint}")
+        # an operational error (locked, unreachable, full) says nothing against the rows: writers retry them
+        return kind(f"{self.describe()}: {text}{hint}", transient=isinstance(e, sa_exc.OperationalError))
 
     # ------------------------------------------------------------ statements
     def _run(self, conn: sa.Connection, statement: Any, params: Params = ()) -> Any:

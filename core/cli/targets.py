@@ -18,7 +18,7 @@ def targets_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def targets_ls(as_json: bool) -> None:
     """List the compute targets declared in plugins.toml."""
-    from forgeml.remote.targets import list_targets
+    from forgeml.jobs.targets import list_targets
     from forgeml.workspace import Workspace
 
     rows = [{"name": t.name, "plugin": t.plugin, "where": t.where} for t in list_targets(Workspace.find())]
@@ -33,7 +33,7 @@ def targets_ls(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def targets_check(name: str, as_json: bool) -> None:
     """Check a target: connectivity, GPUs and queue state; exit 1 when a check fails."""
-    from forgeml.remote.targets import check_target
+    from forgeml.jobs.targets import check_target
     from forgeml.workspace import Workspace
 
     checks = check_target(Workspace.find(), name)

@@ -9,6 +9,8 @@ from click_default_group import DefaultGroup
 
 from forgeml.cli.output import emit_json, print_table
 
+PRUNER_OPTIONS = ("n_startup_trials", "n_warmup_steps", "min_resource", "reduction_factor")
+
 
 @click.group("tune", cls=DefaultGroup, default="run", default_if_no_args=False)
 def tune_group() -> None:
@@ -23,6 +25,14 @@ def tune_group() -> None:
 @click.option("--parallel", default="auto", show_default=True, help="auto (one per GPU of the inventory, or per core without GPUs) or a number.")
 @click.option("--sampler", default="tpe", show_default=True, help="tpe, random, grid, cmaes or qmc.")
 @click.option("--pruner", default="asha", show_default=True, help="asha, hyperband, median or none.")
+@click.option("--pruner-startup-trials", "n_startup_trials", type=click.IntRange(0),
+              help="median: trials that finish before any is pruned (Optuna's n_startup_trials, default 3).")
+@click.option("--pruner-warmup-steps", "n_warmup_steps", type=click.IntRange(0),
+              help="median: steps of each trial never pruned (Optuna's n_warmup_steps, default 0).")
+@click.option("--pruner-min-resource", "min_resource", type=click.IntRange(1),
+              help="asha, hyperband: steps before the first rung (Optuna's min_resource, default 1).")
+@click.option("--pruner-reduction-factor", "reduction_factor", type=click.IntRange(2),
+              help="asha, hyperband: keep 1 in this many trials per rung (default 3).")
 @click.option("--metric", default="val_loss", show_default=True, help="Run metric the objective reads.")
 @click.option("--direction", default="minimize", show_default=True, type=click.Choice(["minimize", "maximize"]))
 @click.option("--timeout", "timeout_s", type=float, help="Stop starting trials after this many seconds.")
@@ -41,8 +51,11 @@ def tune_run(script: str, args: tuple[str, ...], space_file: str, as_json: bool,
     from forgeml.tuning import TuneConfig, load_space, tune
     from forgeml.workspace import Workspace
 
+    pruner_settings = {key: options.pop(key) for key in PRUNER_OPTIONS if options.get(key) is not None}
+    for key in PRUNER_OPTIONS:
+        options.pop(key, None)
     config = TuneConfig(script=script, args=list(args), space=load_space(space_file),
-                        parallel=parallel, **options)
+                        parallel=parallel, pruner_settings=pruner_settings, **options)
     result = tune(config, workspace=Workspace.find())
     if as_json:
         emit_json(result)

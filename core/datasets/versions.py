@@ -56,7 +56,7 @@ def _workspace(workspace: Any) -> Any:
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(
             f"invalid dataset name {name!r}: use letters, digits, '_', '-' and '.', starting with a letter or digit"
         )

@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 _FUNCTIONS = ["apply", "get_historical_features", "get_online_features", "lineage", "materialize", "nearest",
               "push", "record_lineage", "status"]
 _EXPORTED, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".aggregations": ["Aggregation"],
     ".definitions": ["Embedding", "Entity", "Feature", "FeatureView", "Field", "FileSource", "OnDemandFeatureView",
-                     "PushSource", "RequestSource", "SqlSource", "Transformation"],
+                     "PushSource", "RequestSource", "SqlSource", "StreamSource", "Transformation"],
     ".registry": ["Change", "load_definitions"],
     ".retrieval": ["OnlineFeatures"],
     ".service": ["FeatureStore", "store_for"],

@@ -18,6 +18,7 @@ DTYPE_ALIASES = {"int": "int64", "float": "float64", "double": "float64", "str":
                  "Int64": "int64", "Int32": "int32", "Float64": "float64", "Float32": "float32",
                  "String": "string", "Bool": "bool", "UnixTimestamp": "timestamp"}
 EMBEDDING_RE = re.compile(r"^embedding\[(\d+)\]$")
+LIST_RE = re.compile(r"^list\[(int32|int64|float32|float64|bool|string|timestamp)\]$")
 
 
 def check_name(kind: str, name: str) -> str:
@@ -40,9 +41,10 @@ def normalize_dtype(dtype: Any) -> str:
     if isinstance(dtype, type):
         dtype = {int: "int64", float: "float64", str: "string", bool: "bool"}.get(dtype, dtype.__name__)
     name = DTYPE_ALIASES.get(str(dtype), str(dtype))
-    if name in SCALAR_DTYPES or EMBEDDING_RE.match(name):
+    if name in SCALAR_DTYPES or EMBEDDING_RE.match(name) or LIST_RE.match(name):
         return name
-    raise ValidationError(f"unknown feature dtype {dtype!r}; use one of {', '.join(SCALAR_DTYPES)} or Embedding(dim)")
+    raise ValidationError(f"unknown feature dtype {dtype!r}; use one of {', '.join(SCALAR_DTYPES)}, list[dtype] or "
+                          f"Embedding(dim)")
 
 
 def embedding_dim(dtype: str) -> int | None:
@@ -58,6 +60,9 @@ def arrow_type(dtype: str) -> Any:
     dim = embedding_dim(dtype)
     if dim is not None:
         return pa.list_(pa.float32(), dim)
+    listed = LIST_RE.match(dtype)
+    if listed:
+        return pa.list_(arrow_type(listed.group(1)))
     return {"int32": pa.int32(), "int64": pa.int64(), "float32": pa.float32(), "float64": pa.float64(),
             "bool": pa.bool_(), "string": pa.string(), "timestamp": pa.timestamp("us", tz="UTC")}[dtype]
 
@@ -193,7 +198,35 @@ class PushSource:
         return f"push:{self.name}"
 
 
-Source = FileSource | SqlSource | PushSource
+@dataclass(frozen=True)
+class StreamSource:
+    """Events read from a stream named in plugins.toml (``[streams.NAME]``); history from a batch source.
+
+    ``forgeml features stream`` consumes the stream into the online store. Events it applies are also
+    appended to the offline store (de-duplicated by stream position), next to ``batch_source``.
+    """
+
+    name: str
+    batch_source: FileSource | SqlSource | None = None
+    timestamp_field: str = "event_timestamp"
+
+    def __post_init__(self) -> None:
+        check_name("stream source", self.name)
+        if self.batch_source is not None:
+            object.__setattr__(self, "timestamp_field", self.batch_source.timestamp_field)
+
+    def to_spec(self) -> dict[str, Any]:
+        """Return the JSON-ready description stored in the registry."""
+        return {"kind": "stream", "name": self.name, "timestamp_field": self.timestamp_field,
+                "batch_source": self.batch_source.to_spec() if self.batch_source else None}
+
+    @property
+    def label(self) -> str:
+        """A name for lineage."""
+        return f"stream:{self.name}"
+
+
+Source = FileSource | SqlSource | PushSource | StreamSource
 
 
 def source_from_spec(spec: dict[str, Any] | None) -> Source | None:
@@ -205,6 +238,8 @@ def source_from_spec(spec: dict[str, Any] | None) -> Source | None:
         return FileSource(spec["path"], spec["timestamp_field"], spec["file_format"], spec.get("name", ""))
     if kind == "sql":
         return SqlSource(spec["query"], spec["timestamp_field"], spec.get("name", ""))
+    if kind == "stream":
+        return StreamSource(spec["name"], source_from_spec(spec.get("batch_source")), spec["timestamp_field"])
     return PushSource(spec["name"], source_from_spec(spec.get("batch_source")), spec["timestamp_field"])
 
 
@@ -316,6 +351,8 @@ class FeatureView:
     timestamp_field: str | None = None
     entity: Entity | None = None  # shorthand for entities=[entity]
     schema: Sequence[Any] = ()  # Feast's spelling of features
+    aggregations: Sequence[Any] = ()  # Aggregation(...) values: the features are then windows over events
+    allowed_lateness: timedelta | float | None = 3600.0  # online, events older than their key's newest by more are dropped
 
     def __post_init__(self) -> None:
         check_name("feature view", self.name)
@@ -327,11 +364,25 @@ class FeatureView:
         if not entities or not all(isinstance(e, Entity) for e in entities):
             raise ValidationError(f"{where}: give entities=[Entity(...)] (at least one)")
         object.__setattr__(self, "entities", entities)
+        object.__setattr__(self, "aggregations", tuple(self.aggregations))
+        if self.aggregations:
+            from forgeml.features.aggregations import window_features
+
+            if self.features or self.schema or self.transformation is not None:
+                raise ValidationError(f"{where}: a view with aggregations derives its features from them; drop "
+                                      f"features=/schema=/transformation=")
+            derived = [Feature(w.name, w.aggregation.output_dtype) for w in window_features(self.aggregations)]
+            object.__setattr__(self, "features", tuple(derived))
         object.__setattr__(self, "features", _as_features(list(self.features) or list(self.schema), where))
         if self.source is None:
             object.__setattr__(self, "source", PushSource(self.name))
-        if not isinstance(self.source, FileSource | SqlSource | PushSource):
-            raise ValidationError(f"{where}: source must be a FileSource, SqlSource or PushSource")
+        if not isinstance(self.source, FileSource | SqlSource | PushSource | StreamSource):
+            raise ValidationError(f"{where}: source must be a FileSource, SqlSource, PushSource or StreamSource")
+        if isinstance(self.source, StreamSource) and not self.aggregations:
+            raise ValidationError(f"{where}: a StreamSource feeds window aggregations; declare aggregations=")
+        lateness = self.allowed_lateness
+        object.__setattr__(self, "allowed_lateness", 0.0 if lateness in (0, 0.0) else
+                           _seconds(lateness, f"{where}: allowed_lateness"))
         object.__setattr__(self, "ttl", _seconds(self.ttl, f"{where}: ttl"))
         object.__setattr__(self, "freshness_sla", _seconds(self.freshness_sla, f"{where}: freshness_sla"))
         object.__setattr__(self, "transformation", transformation_of(self.transformation, self.transformation_mode))
@@ -365,12 +416,19 @@ class FeatureView:
         return tuple(f for f in self.features if embedding_dim(f.dtype) is not None)
 
     def to_spec(self) -> dict[str, Any]:
-        """Return the JSON-ready description stored in the registry."""
+        """Return the JSON-ready description stored in the registry (window keys only for window views)."""
         return {"name": self.name, "entities": [e.name for e in self.entities],
                 "features": [f.to_spec() for f in self.features], "source": self.source.to_spec(),
                 "ttl": self.ttl, "owner": self.owner, "description": self.description, "tags": dict(self.tags),
                 "freshness_sla": self.freshness_sla, "online": self.online, "timestamp_field": self.timestamp_field,
-                "transformation": self.transformation.to_spec() if self.transformation else None}
+                "transformation": self.transformation.to_spec() if self.transformation else None,
+                **({"aggregations": [a.to_spec() for a in self.aggregations],
+                    "allowed_lateness": self.allowed_lateness} if self.aggregations else {})}
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the features are window aggregations over events."""
+        return bool(self.aggregations)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import NotFoundError, ValidationError, unknown_name
+from forgeml.features.aggregations import Aggregation
 from forgeml.features.definitions import (
     Entity,
     FeatureView,
@@ -90,6 +91,8 @@ def breaking_changes(kind: str, old: dict[str, Any], new: dict[str, Any]) -> lis
             reasons.append(f"entities changed {old['entities']} -> {new['entities']}")
         if old["transformation"] != new["transformation"]:
             reasons.append("transformation changed")
+        if old.get("aggregations") != new.get("aggregations"):
+            reasons.append("aggregations changed (online window state is rebuilt by a backfill)")
     elif old["transformation"] != new["transformation"]:
         reasons.append("transformation changed")
     return reasons
@@ -287,9 +290,12 @@ class FeatureRegistry:
         views: dict[str, FeatureView] = {}
         for r in self.list("view"):
             s = r["spec"]
+            aggregations = [Aggregation.from_spec(a) for a in s.get("aggregations", ())]
             views[r["name"]] = FeatureView(
                 name=s["name"], entities=[entities[e] for e in s["entities"]],
-                features=[(f["name"], f["dtype"]) for f in s["features"]], source=source_from_spec(s["source"]),
+                features=[] if aggregations else [(f["name"], f["dtype"]) for f in s["features"]],
+                aggregations=aggregations, allowed_lateness=s.get("allowed_lateness", 3600.0),
+                source=source_from_spec(s["source"]),
                 ttl=s["ttl"], owner=s["owner"], description=s["description"], tags=s["tags"],
                 freshness_sla=s["freshness_sla"], transformation=_transformation_from_spec(s["transformation"]),
                 online=s["online"], timestamp_field=s["timestamp_field"])

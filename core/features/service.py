@@ -53,6 +53,8 @@ class FeatureStore(StatusMixin):
         self._views: dict[str, FeatureView] = {}
         self._odfvs: dict[str, OnDemandFeatureView] = {}
         self._plans: dict[tuple[Any, ...], Plan] = {}
+        self._tile_plans: dict[str, Any] = {}
+        self._writers: dict[str, Any] = {}
 
     # ------------------------------------------------------------ stores
     @property
@@ -149,10 +151,13 @@ class FeatureStore(StatusMixin):
             if clash:
                 raise ValidationError(f"entity_df already has a column {clash[0]!r}; rename it or pass "
                                       f"full_feature_names=True")
+            if view.windowed:
+                continue
             requests.append(FeatureRequest(view.name, view_relation(view, self.offline, self.workspace.root), view.join_keys,
                                            tuple(part.features), tuple(part.outputs), view.timestamp_field,
                                            view.ttl))
         result = self.offline.point_in_time_join(table, requests, timestamp_field)
+        result = self._append_windows(result, plan, timestamp_field)
         result = self._conform_outputs(result, plan)
         for od in plan.on_demand:
             inputs = self._on_demand_inputs(od.view, result, plan)
@@ -163,6 +168,21 @@ class FeatureStore(StatusMixin):
         if hidden:
             result = result.drop_columns(hidden)
         return result.to_pandas() if as_pandas else result
+
+    def _append_windows(self, result: Any, plan: Plan, timestamp_field: str) -> Any:
+        """Append the window aggregations of windowed views, computed as of each row's time."""
+        windowed = [p for p in plan.parts if p.view.windowed]
+        if not windowed:
+            return result
+        from forgeml.features.window_offline import historical_windows
+        from forgeml.storage.offline import timestamp_micros
+
+        micros = timestamp_micros(result.column(timestamp_field), f"entity_df column {timestamp_field!r}")
+        for part in windowed:
+            computed = historical_windows(part.view, part.features, result, micros, self.offline, self.workspace.root)
+            for feature, out in zip(part.features, part.outputs):
+                result = result.append_column(out, computed.column(feature))
+        return result
 
     def _conform_outputs(self, result: Any, plan: Plan) -> Any:
         import pyarrow as pa
@@ -205,7 +225,6 @@ class FeatureStore(StatusMixin):
         """Return the latest value of each feature per entity row (None when absent or older than TTL)."""
         plan = self._plan(features, full_feature_names)
         rows = _entity_rows(entity_rows)
-        n = len(rows)
         now_us = time.time() * 1e6
         online = self.online
         values: dict[str, list[Any]] = {}
@@ -225,17 +244,10 @@ class FeatureStore(StatusMixin):
             for k in join_keys:
                 if k not in entities:
                     entities[k] = [row[k] for row in rows]
-            stored = online.read_rows(view.name, keys)
-            ttl_us = view.ttl * 1e6 if view.ttl is not None else None
-            ts_col: list[int | None] = [None] * n
-            cols = [[None] * n for _ in part.features]
-            for i, hit in enumerate(stored):
-                if hit is None or (ttl_us is not None and now_us - hit[0] > ttl_us):
-                    continue
-                ts_col[i] = hit[0]
-                data = hit[1]
-                for j, feature in enumerate(part.features):
-                    cols[j][i] = data.get(feature)
+            if view.windowed:
+                cols, ts_col = self._read_windows(view, keys, part.features, int(now_us))
+            else:
+                cols, ts_col = _latest_values(online.read_rows(view.name, keys), part.features, view.ttl, now_us)
             for j, out in enumerate(part.outputs):
                 if view.feature(part.features[j]).dtype == "timestamp":  # stored as epoch µs
                     cols[j] = [None if v is None else _datetime(v) for v in cols[j]]
@@ -244,6 +256,21 @@ class FeatureStore(StatusMixin):
         for od in plan.on_demand:
             self._online_on_demand(od, rows, values, event_us, plan)
         return OnlineFeatures(entities, values, event_us, plan.order)
+
+    def _read_windows(self, view: FeatureView, keys: list[tuple[Any, ...]], features: list[str],
+                      now_us: int) -> tuple[list[list[Any]], list[int | None]]:
+        from forgeml.features.window_online import read_window_rows
+
+        return read_window_rows(view, self.tile_plan(view), self.online, keys, features, now_us)
+
+    def tile_plan(self, view: FeatureView) -> Any:
+        """Return the compiled tile plan of a window view (made once per definition)."""
+        from forgeml.features.tiles import TilePlan
+
+        held = self._tile_plans.get(view.name)
+        if held is None or held.view is not view:
+            held = self._tile_plans[view.name] = TilePlan.of(view)
+        return held
 
     def _online_on_demand(self, od: Any, rows: list[dict[str, Any]], values: dict[str, list[Any]],
                           event_us: dict[str, list[int | None]], plan: Plan) -> None:
@@ -280,6 +307,8 @@ class FeatureStore(StatusMixin):
         raw = _to_arrow(rows, "pushed rows")
         if raw.num_rows == 0:
             return 0
+        if fv.windowed:
+            return self._push_events(fv, raw, to)
         table = transform_pushed(fv, raw, self.offline)
         if to != "online":
             self.offline.write(fv.name, table, fv.timestamp_field)
@@ -287,6 +316,21 @@ class FeatureStore(StatusMixin):
             self._write_online(fv, table)
         self._record_write(fv, table, pushed=table.num_rows)
         return table.num_rows
+
+    def _push_events(self, fv: FeatureView, raw: Any, to: str) -> int:
+        """Append pushed events offline and fold them into the view's online tiles."""
+        from forgeml.features.window_online import WindowWriter, conform_events
+
+        events = conform_events(fv, raw, f"push to {fv.name!r}")
+        if to != "online":
+            self.offline.write(fv.name, events, fv.timestamp_field)
+        if to != "offline" and fv.online:
+            writer = self._writers.get(fv.name)
+            if writer is None or writer.view is not fv:
+                writer = self._writers[fv.name] = WindowWriter(fv, self.online)
+            writer.apply(events)
+        self._record_write(fv, events, pushed=events.num_rows)
+        return events.num_rows
 
     def _write_online(self, fv: FeatureView, table: Any) -> int:
         written = self.online.write(fv.name, table, fv.join_keys, fv.timestamp_field)
@@ -332,6 +376,22 @@ class FeatureStore(StatusMixin):
     def lineage(self, kind: str, name: str) -> dict[str, list[dict[str, str]]]:
         """Return every edge upstream and downstream of a node."""
         return self.registry.lineage(kind, name)
+
+
+def _latest_values(stored: list[Any], features: list[str], ttl: float | None,
+                   now_us: float) -> tuple[list[list[Any]], list[int | None]]:
+    n = len(stored)
+    ttl_us = ttl * 1e6 if ttl is not None else None
+    ts_col: list[int | None] = [None] * n
+    cols: list[list[Any]] = [[None] * n for _ in features]
+    for i, hit in enumerate(stored):
+        if hit is None or (ttl_us is not None and now_us - hit[0] > ttl_us):
+            continue
+        ts_col[i] = hit[0]
+        data = hit[1]
+        for j, feature in enumerate(features):
+            cols[j][i] = data.get(feature)
+    return cols, ts_col
 
 
 def _datetime(micros: int) -> Any:

@@ -85,16 +85,24 @@ def conform(view: FeatureView, table: pa.Table, where: str) -> pa.Table:
     columns = {k: table.column(k) for k in view.join_keys}
     columns[view.timestamp_field] = pc.cast(ts, pa.timestamp("us", tz="UTC"), safe=False)
     for feature in view.features:
-        col = table.column(feature.name)
-        target = arrow_type(feature.dtype)
-        if col.type != target:
-            try:
-                col = pc.cast(col, target, safe=True)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                raise ValidationError(f"{where}: feature {view.name}:{feature.name} is declared {feature.dtype} but "
-                                      f"the rows hold {col.type} that cannot be converted ({e})") from e
-        columns[feature.name] = col
+        columns[feature.name] = cast_declared(table.column(feature.name), feature.dtype,
+                                              f"{where}: feature {view.name}:{feature.name}")
     return pa.table(columns)
+
+
+def cast_declared(col: Any, dtype: str, what: str) -> Any:
+    """Cast a column to a declared dtype, or raise a ValidationError naming what holds what."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    target = arrow_type(dtype)
+    if col.type == target:
+        return col
+    try:
+        return pc.cast(col, target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise ValidationError(f"{what} is declared {dtype} but the rows hold {col.type} that cannot be converted "
+                              f"({e})") from e
 
 
 def view_relation(view: FeatureView, offline: Any, root: Any = None) -> str | pa.Table:

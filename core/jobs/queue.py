@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import ForgeError, JobError, NotFoundError, ValidationError, did_you_mean
+from forgeml.paths import safe_component
 
 from .schema import MIGRATION_SET, MIGRATIONS
 from .spec import JobSpec
@@ -261,7 +262,7 @@ def wait(job_id: str, timeout: float | None = None, ws: Any = None, poll_s: floa
 # ------------------------------------------------------------------ logs and files
 def job_dir(ws: Any, job_id: str) -> Path:
     """Return (creating it) the folder with a job's logs and checkpoints."""
-    path = jobs_dir(ws) / job_id
+    path = jobs_dir(ws) / safe_component(job_id, "job id")
     path.mkdir(parents=True, exist_ok=True)
     return path
 

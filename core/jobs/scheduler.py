@@ -9,10 +9,11 @@ import time
 from typing import Any
 
 from forgeml.contracts import LaunchRequest
-from forgeml.errors import ForgeError, JobError
+from forgeml.errors import ForgeError, JobError, PluginError
 
 from . import queue as q
 from .placement import GpuSlot, JobRequest, Resources, RunningJob
+from .plans import never_fits, plan_problems
 from .supervision import TRANSIENT, backoff_delay, classify_failure, finish_run, job_environment, log_tail
 from .wake import SchedulerLock, Waker
 
@@ -21,6 +22,7 @@ log = logging.getLogger("forgeml.jobs")
 _RUNNING_COLUMNS = ("id, target, priority, gpus, shared, min_gpu_memory_mb, cpus, memory_mb, preemptible, timeout_s,"
                     " handle, log_path, assigned_gpus, stop_requested, stop_sent_at, started_at, attempts, failures,"
                     " max_retries, run_id")
+REAP_INTERVAL_S = 30.0  # how often a scheduler looks for runs whose process was killed
 _PENDING_COLUMNS = "id, seq, target, priority, gpus, gpu_type, min_gpu_memory_mb, shared, cpus, memory_mb, submitted_at"
 
 
@@ -37,9 +39,11 @@ class Scheduler:
         self.store = q.jobs_store(ws)
         provider, policy_settings = ws.config.provider("scheduler.policy")
         self.policy = provider.factory(policy_settings, ws)
+        self.policy_label = f"placement policy {provider.name!r} (plugin {provider.plugin!r})"
         self._lock = SchedulerLock(ws)
         self._waker: Waker | None = None
         self._stop = threading.Event()
+        self._last_reap = 0.0
         self._thread: threading.Thread | None = None
         self._started = False
         self._next_due = 0.0
@@ -151,6 +155,19 @@ class Scheduler:
                 still.append(row)
         if self._placement_needed(freed=len(still) < len(running), now=now):
             self._place(still, now)
+        if now - self._last_reap >= REAP_INTERVAL_S:
+            self._last_reap = now
+            self._reap_runs()
+
+    def _reap_runs(self) -> None:
+        """Mark runs whose process was killed without ending them (kill -9) as KILLED."""
+        from forgeml.tracking.liveness import reap_orphaned_runs
+
+        try:
+            for run_id in reap_orphaned_runs(self.ws):
+                log.warning("run %s: its process is gone; marked KILLED", run_id)
+        except ForgeError as e:
+            log.error("could not check for runs whose process is gone: %s", e)
 
     def _placement_needed(self, freed: bool, now: float) -> bool:
         """Skip re-reading a big queue when nothing that placement depends on has changed."""
@@ -258,11 +275,30 @@ class Scheduler:
         if not requests:
             return
         slots, resources = self.snapshot(running)
-        for p in self.policy.place(requests, slots, resources):
+        requests = self._drop_unfittable(requests, slots, resources)
+        if not requests:
+            return
+        plan = self.policy.place(requests, slots, resources)
+        problems = plan_problems(requests, slots, resources, plan)
+        if problems:
+            raise PluginError(f"{self.policy_label} returned a plan the scheduler refuses: {'; '.join(problems)}")
+        for p in plan:
             if p.preempt:
                 self._preempt(p.preempt, p.job_id)
             else:
                 self._launch(p.job_id, list(p.gpus))
+
+    def _drop_unfittable(self, requests: list[JobRequest], slots: list[GpuSlot],
+                         resources: Resources) -> list[JobRequest]:
+        """Fail the jobs no placement could ever fit (GPUs gone, too few CPUs); return the others."""
+        keep = []
+        for req in requests:
+            why = never_fits(req, slots, resources)
+            if why is None:
+                keep.append(req)
+            else:
+                q.transition(self.ws, req.job_id, q.FAILED, (q.PENDING,), f"cannot ever run on target 'local': {why}")
+        return keep
 
     def pending(self, now: float) -> tuple[list[dict[str, Any]], list[JobRequest]]:
         """Return the due pending jobs: rows for other targets, and placement requests for local ones."""

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from forgeml.errors import NotFoundError, ValidationError
+from forgeml.paths import safe_component
 
 
 def read_dataset(ref: str, workspace: Any = None) -> Any:
@@ -61,7 +62,7 @@ def log_labels(model: str, labels: Any, workspace: Any = None) -> int:
     missing = [c for c in ("_request_id", "label") if c not in table.column_names]
     if missing:
         raise ValidationError(f"labels need columns _request_id and label; missing {', '.join(missing)}")
-    folder = _workspace(workspace).dot / "monitoring" / "labels" / f"model={model}"
+    folder = _workspace(workspace).dot / "monitoring" / "labels" / f"model={safe_component(model, 'model name')}"
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, folder / f"{uuid.uuid4().hex}.parquet")
     return table.num_rows
@@ -72,7 +73,7 @@ def read_labels(model: str, workspace: Any = None) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    folder = _workspace(workspace).dot / "monitoring" / "labels" / f"model={model}"
+    folder = _workspace(workspace).dot / "monitoring" / "labels" / f"model={safe_component(model, 'model name')}"
     files = sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
     if not files:
         return pa.table({"_request_id": pa.array([], pa.string()), "label": pa.array([], pa.float64())})

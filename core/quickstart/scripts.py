@@ -97,7 +97,7 @@ def main():
             forgeml.log_metrics({"val_loss": val_loss, "roc_auc": roc_auc(y_val, val_logits),
                                  "train_loss": loss.item()}, step=epoch)
             forgeml.log_throughput(len(x_train), time.perf_counter() - started, step=epoch)
-            forgeml.report(epoch, val_loss)  # the tuner's pruner sees every epoch
+            forgeml.report(val_loss, epoch)  # the tuner's pruner sees every epoch
             if forgeml.should_prune():
                 raise forgeml.TrialPruned()
         with tempfile.TemporaryDirectory() as tmp:

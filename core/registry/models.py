@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgeml.errors import NotFoundError, ValidationError, unknown_name
+from forgeml.errors import CorruptObjectError, NotFoundError, ValidationError, unknown_name
 from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
 from forgeml.registry.schema import store
 
@@ -82,7 +82,7 @@ def default_actor() -> str:
 
 def check_name(name: str) -> str:
     """Validate a model name."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(f"invalid model name {name!r}: use letters, digits, '_', '-' and '.'")
     return name
 
@@ -137,8 +137,13 @@ def model_folder(ws: Any, digest: str) -> Path:
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{digest}.{uuid.uuid4().hex}"
-    with ws.artifacts.open(digest) as f, tarfile.open(fileobj=io.BytesIO(f.read()), mode="r") as tar:
-        tar.extractall(tmp, filter="data")
+    try:
+        with ws.artifacts.open(digest) as f, tarfile.open(fileobj=io.BytesIO(f.read()), mode="r") as tar:
+            # the "data" filter refuses members that are absolute, climb out with '..' or link outside
+            tar.extractall(tmp, filter="data")
+    except tarfile.TarError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CorruptObjectError(f"model artifact {digest[:12]} is not a safe model archive: {e}") from e
     try:
         os.replace(tmp, final)
     except OSError:  # another process unpacked the same digest first
@@ -362,7 +367,7 @@ def set_alias(name: str, alias: str, version: int | str, actor: str | None = Non
     """Point an alias (e.g. "champion") at a version, moving it if it pointed elsewhere."""
     ws = workspace_or_current(workspace)
     db = store(ws)
-    if not isinstance(alias, str) or not _NAME.match(alias) or alias.lower() in RESERVED_REFS or alias.isdigit():
+    if not isinstance(alias, str) or not _NAME.fullmatch(alias) or alias.lower() in RESERVED_REFS or alias.isdigit():
         raise ValidationError(f"invalid alias {alias!r}: use a name that is not a number, 'latest' or a stage")
     number = version_number(db, check_name(name), version)
     with db.transaction() as tx:

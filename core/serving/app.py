@@ -31,7 +31,7 @@ from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
 from forgeml.serving.signature import SchemaMismatch
-from forgeml.serving.slot import ModelRejectedInput
+from forgeml.serving.slot import ModelFailed, ModelRejectedInput
 from forgeml.serving.source import ModelSource, RegistrySource, fetch_online_features
 
 log = logging.getLogger("forgeml.serving")
@@ -251,6 +251,9 @@ class PredictRoute:
             raise _Reply(422, {"error": str(e), "field": e.field}, "schema") from None
         except ModelRejectedInput as e:
             raise _Reply(422, {"error": str(e), "field": "body"}, "model_rejected") from None
+        except ModelFailed as e:
+            log.warning("endpoint %s: %s", name, e)
+            raise _Reply(500, {"error": f"prediction failed: {e}"}) from None
         except Exception as e:
             log.exception("endpoint %s: prediction failed", name)
             raise _Reply(500, {"error": f"prediction failed: {type(e).__name__}: {e}"}) from None

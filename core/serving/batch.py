@@ -68,7 +68,7 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
 
     import pyarrow as pa
 
-    from forgeml.serving.slot import model_output, run_model, takes_matrix
+    from forgeml.serving.slot import model_output, one_per_row, run_model, takes_matrix
     from forgeml.serving.source import RegistrySource, fetch_online_features
 
     if workspace is None:
@@ -95,8 +95,8 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
             table = pa.Table.from_batches([batch])
             if names and takes_matrix(served, names) and all(n in table.column_names for n in names):
                 # the model reads the Arrow columns as one matrix: no detour through Python lists
-                out = table.append_column(PREDICTION_COLUMN,
-                                          _prediction_array(model_output(served, table.select(names))))
+                outputs = one_per_row(served, model_output(served, table.select(names)), table.num_rows)
+                out = table.append_column(PREDICTION_COLUMN, _prediction_array(outputs))
                 rows_done += _emit(out, output, write_online, workspace, served, writers)
                 if bar is not None:
                     bar[0].update(bar[1], advance=table.num_rows)
@@ -114,7 +114,8 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
             elif missing:
                 raise ValidationError(f"input lacks column(s) {', '.join(missing)} that model {served.name} "
                                       f"v{served.version} takes; it has {', '.join(table.column_names)}")
-            predictions = run_model(served, {n: columns[n] for n in names} if names else columns)
+            predictions = one_per_row(served, run_model(served, {n: columns[n] for n in names} if names else columns),
+                                      table.num_rows)
             out = table.append_column(PREDICTION_COLUMN, _prediction_array(predictions))
             rows_done += _emit(out, output, write_online, workspace, served, writers)
             if bar is not None:

@@ -99,21 +99,28 @@ class DynamicBatcher:
         if self.on_batch is not None:
             self.on_batch(sum(i.n for i in items))
         try:
-            return self.run_batch(items)
+            return self._checked(items)
         except Exception as e:
             if len(items) == 1:
                 return [e]
         out: list[Any] = []
         for item in items:
             try:
-                out.extend(self.run_batch([item]))
+                out.extend(self._checked([item]))
             except Exception as e:
                 out.append(e)
         return out
 
+    def _checked(self, items: Sequence[BatchItem]) -> list[Any]:
+        """Run a batch and insist on one result per item, so no request is handed another's result."""
+        results = self.run_batch(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"a batch of {len(items)} requests gave {len(results)} results")
+        return results
+
     @staticmethod
     def _deliver(batch: Sequence[BatchItem], results: Sequence[Any]) -> None:
-        for item, result in zip(batch, results):
+        for item, result in zip(batch, results, strict=True):
             if item.future is not None and not item.future.done():
                 item.future.set_result(result)
 

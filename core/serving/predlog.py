@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ValidationError
+from forgeml.paths import safe_component
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -302,7 +303,7 @@ def read_prediction_log(model: str, start: Any = None, end: Any = None, workspac
 
         workspace = current()
     lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
-    folder = log_root(workspace) / f"model={model}"
+    folder = log_root(workspace) / f"model={safe_component(model, 'model name')}"
     tables = []
     if folder.is_dir():
         for day in sorted(folder.glob("date=*")):

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from forgeml.errors import ValidationError
+from forgeml.errors import PluginError, ValidationError
 from forgeml.serving.batching import BatchItem, DynamicBatcher
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.signature import SchemaMismatch
@@ -21,6 +21,10 @@ FeatureLookup = Callable[[ServedModel, Sequence[dict[str, Any]]], dict[str, list
 
 class ModelRejectedInput(ValueError):
     """The model itself refused a request's values (for example an unknown category)."""
+
+
+class ModelFailed(PluginError):
+    """The model raised, or broke its contract (one output per row); the message names the model and version."""
 
 
 @dataclass
@@ -122,7 +126,8 @@ class ModelSlot:
                         raise SchemaMismatch(name, "missing from the request")
                     merged.extend(values)
                 columns[name] = merged
-        outputs = run_model(served, columns)
+        # never split a miscounted output: a request would get its neighbour's answers
+        outputs = one_per_row(served, run_model(served, columns), sum(it.n for it in items))
         results: list[Prediction] = []
         offset = 0
         for it in items:
@@ -174,6 +179,13 @@ def run_model(served: ServedModel, columns: dict[str, list[Any]]) -> list[Any]:
     return model_output(served, inputs).tolist()
 
 
+def one_per_row(served: ServedModel, outputs: Any, rows: int) -> Any:
+    """Return outputs when the model gave exactly one per row, else raise ModelFailed naming the model."""
+    if len(outputs) != rows:
+        raise ModelFailed(f"model {served.name} v{served.version} returned {len(outputs)} outputs for {rows} rows")
+    return outputs
+
+
 def takes_matrix(served: ServedModel, names: list[str]) -> bool:
     """Whether the model's predict takes a plain 2-D array whose columns are these names in this order."""
     order = getattr(served.model, "matrix_columns", None)
@@ -188,11 +200,15 @@ def model_output(served: ServedModel, inputs: Any) -> Any:
         out = served.model.predict(inputs)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelRejectedInput(f"model {served.name} v{served.version} rejected the input: {e}") from e
+    except Exception as e:
+        raise ModelFailed(f"model {served.name} v{served.version} raised {type(e).__name__}: {e}") from e
     if hasattr(out, "detach"):
         out = out.detach().cpu().numpy()
     if hasattr(out, "to_numpy"):
         out = out.to_numpy()
     arr = np.asarray(out)
+    if arr.ndim == 0:
+        raise ModelFailed(f"model {served.name} v{served.version} returned one value, not one output per row")
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     return arr

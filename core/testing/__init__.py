@@ -3,10 +3,16 @@
 A conformance suite is a class of pytest tests for one contract; subclass it, name the subclass
 ``Test...`` and give it a ``store`` fixture that builds your implementation::
 
-    class TestMyStore(MetadataStoreSuite):
+    class TestMyStore(OnlineStoreSuite):
         @pytest.fixture
-        def store(self, tmp_path):
-            return MyStore(tmp_path / "meta.db")
+        def open_store(self, tmp_path):
+            return functools.partial(MyStore, tmp_path / "online.db")
+
+Suites that prove persistence and sharing between processes take an ``open_store`` (or
+``open_executor``...) fixture instead: a picklable callable opening the provider over the same data
+at each call, so a test can open it again, here or in another process
+(:func:`forgeml.testing.process.run_elsewhere`). Assertions in these modules are rewritten by
+pytest, so a failure shows what was expected and what came back.
 
 Each suite lives in its own module (``forgeml.testing.metadata``, ``forgeml.testing.artifacts``,
 one module per further contract); the names below are importable from ``forgeml.testing``.
@@ -21,7 +27,18 @@ from typing import Any
 _SUITES: dict[str, str] = {
     "MetadataStoreSuite": "forgeml.testing.metadata",
     "ArtifactStoreSuite": "forgeml.testing.artifacts",
+    "OfflineStoreSuite": "forgeml.testing.offline",
     "OnlineStoreSuite": "forgeml.testing.online",
+    "VectorStoreSuite": "forgeml.testing.vectors",
+    "ExecutorSuite": "forgeml.testing.compute",
+    "GpuInventorySuite": "forgeml.testing.compute",
+    "PlacementPolicySuite": "forgeml.testing.placement",
+    "ModelRuntimeSuite": "forgeml.testing.runtimes",
+    "PromotionGateSuite": "forgeml.testing.gates",
+    "MonitorSuite": "forgeml.testing.monitors",
+    "NotifierSuite": "forgeml.testing.notifiers",
+    "ProviderOpener": "forgeml.testing.process",
+    "run_elsewhere": "forgeml.testing.process",
 }
 
 __all__ = list(_SUITES)

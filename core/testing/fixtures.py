@@ -10,6 +10,13 @@ from typing import Any
 
 import pytest
 
+from forgeml.testing import _SUITES
+
+# The suites are imported after this plugin loads, so pytest rewrites their asserts: a failing rule
+# then shows the values it compared (expected and got), as in the author's own tests.
+pytest.register_assert_rewrite(*sorted(set(_SUITES.values())))
+
+
 PG_URL_ENV = "FORGEML_PG_URL"
 
 

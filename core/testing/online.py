@@ -1,19 +1,29 @@
 """Conformance suite for online feature stores (contract: :class:`forgeml.contracts.OnlineStore`).
 
-Subclass :class:`OnlineStoreSuite` as ``Test...`` and give it a ``store`` fixture returning a fresh,
-empty store (or one whose views are unique to the test: every test uses its own view names).
+Subclass :class:`OnlineStoreSuite` as ``Test...`` and give it an ``open_store`` fixture: a picklable,
+zero-argument callable that opens your store over the same data at every call (see
+:mod:`forgeml.testing.process`). Every test uses view names of its own, so a shared server needs no
+cleanup between tests. The rules enforced beyond the contract's docstrings:
+
+- values survive closing the store and opening it again, and one process sees another's writes;
+- ``read_rows`` returns event times in epoch **microseconds** (serving compares them with the clock
+  to apply TTLs: milliseconds would make every value look expired);
+- event timestamps in any time zone or resolution are stored as the same instant, in UTC;
+- NaN reads as null, float32 / int / bool / text / vectors round-trip, and bad rows raise ForgeError.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from forgeml.contracts import OnlineStore
 from forgeml.errors import ForgeError
+from forgeml.testing.base import StoreSuite
+from forgeml.testing.process import call_opened, close
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -24,13 +34,27 @@ def _rows(ids: list[Any], times: list[datetime], **features: list[Any]) -> Any:
     return pa.table({"user_id": ids, "event_timestamp": pa.array(times, pa.timestamp("us", tz="UTC")), **features})
 
 
-class OnlineStoreSuite:
-    """Tests every online store must pass; subclass it and define a ``store`` fixture."""
+def _micros(when: datetime) -> int:
+    return int((when - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+
+
+def _write_elsewhere(open_store: Callable[[], Any], view: str, rows: Any) -> int:
+    return call_opened(open_store, "write", view, rows, ["user_id"], "event_timestamp")
+
+
+def _read_rows_elsewhere(open_store: Callable[[], Any], view: str, keys: list[tuple[Any, ...]]) -> Any:
+    return call_opened(open_store, "read_rows", view, keys)
+
+
+class OnlineStoreSuite(StoreSuite):
+    """Tests every online store must pass; subclass it and define an ``open_store`` fixture."""
+
+    kind = "online store"
 
     @pytest.fixture
-    def view(self) -> str:
-        """A view name no other test uses, so shared servers need no cleanup between tests."""
-        return f"conf_{uuid.uuid4().hex[:10]}"
+    def view(self, table: str) -> str:
+        """A view name no other test uses."""
+        return table
 
     def test_implements_the_contract(self, store: Any) -> None:
         """The store has every method of the OnlineStore protocol."""
@@ -134,3 +158,49 @@ class OnlineStoreSuite:
         with pytest.raises(ForgeError, match="time zone"):
             store.write(view, naive, ["user_id"], "event_timestamp")
         assert store.read_rows(view, [(1,)]) == [None]
+
+    # ------------------------------------------------------------ what real use depends on
+    def test_values_survive_a_reopen(self, store: Any, open_store: Callable[[], Any], view: str) -> None:
+        """A store opened again over the same data returns what the first one wrote."""
+        store.write(view, _rows([1], [T0], a=[4.0]), ["user_id"], "event_timestamp")
+        close(store)
+        again = open_store()
+        try:
+            got = again.read_rows(view, [(1,)])
+        finally:
+            close(again)
+        assert got == [(_micros(T0), {"a": 4.0})], f"after a reopen expected the written row, got {got!r}"
+
+    def test_another_process_sees_the_writes(self, store: Any, open_store: Callable[[], Any], view: str) -> None:
+        """Rows written by another process are read here, and rows written here are read there."""
+        assert _write_elsewhere(open_store, view, _rows([1], [T0], a=[1.5])) == 1
+        got = store.read_rows(view, [(1,)])
+        assert got == [(_micros(T0), {"a": 1.5})], f"expected the other process's row, got {got!r}"
+        store.write(view, _rows([2], [T0], a=[2.5]), ["user_id"], "event_timestamp")
+        there = _read_rows_elsewhere(open_store, view, [(2,)])
+        assert there == [(_micros(T0), {"a": 2.5})], f"the other process expected this row, got {there!r}"
+
+    def test_read_rows_gives_event_time_in_epoch_microseconds(self, store: Any, view: str) -> None:
+        """read_rows returns the event time as integer microseconds since the epoch, UTC."""
+        when = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
+        store.write(view, _rows([1], [when], a=[1.0]), ["user_id"], "event_timestamp")
+        expected = _micros(when)
+        got = store.read_rows(view, [(1,)])[0][0]
+        assert got == expected, (f"read_rows must return epoch microseconds: expected {expected} for {when}, "
+                                 f"got {got} ({got / expected if expected else 0:.3g} x)")
+
+    def test_time_zones_and_resolutions_are_one_instant(self, store: Any, view: str) -> None:
+        """Timestamps in another zone or in s/ms/ns resolution are stored as the same UTC instant."""
+        import pyarrow as pa
+
+        kolkata = timezone(timedelta(hours=5, minutes=30))
+        local = datetime(2024, 5, 1, 18, 0, tzinfo=kolkata)  # 12:30 UTC
+        for i, unit in enumerate(("s", "ms", "us", "ns")):
+            rows = pa.table({"user_id": [i], "event_timestamp": pa.array([local], pa.timestamp(unit, tz="+05:30")),
+                             "a": [float(i)]})
+            store.write(view, rows, ["user_id"], "event_timestamp")
+        got = store.read(view, [(0,), (1,), (2,), (3,)], ["a"]).column("_event_timestamp").to_pylist()
+        expected = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+        assert got == [expected] * 4, f"expected every row at {expected} (UTC), got {got}"
+        assert all(t.utcoffset() == timedelta(0) for t in got), f"read must return UTC timestamps, got {got}"
+        assert [r[0] for r in store.read_rows(view, [(0,), (3,)])] == [_micros(expected)] * 2

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import ForgeError, NotFoundError, ValidationError
+from forgeml.paths import safe_relpath
 from forgeml.tracking.records import END_STATUSES, FAILED, FINISHED, KILLED, ArtifactRecord, Run
+from forgeml.tracking.values import INT64, check_key, check_step, check_texts, check_timestamp, check_value
 
 # The runs this process has started, innermost last; shared by every thread, as in MLflow.
 _stack: list[ActiveRun] = []
@@ -46,20 +48,27 @@ class ActiveRun(Run):
     # ------------------------------------------------------------ metrics (the hot path)
     def log_metric(self, key: str, value: Any, step: int | None = None, timestamp: float | None = None) -> None:
         """Buffer one metric point; it reaches the store within a second, at flush() or at exit."""
-        if key.__class__ is not str or not key:
-            raise ValidationError(f"metric key must be a non-empty string, got {key!r}")
+        # every value is checked here, at the call: a bad point must never reach (and block) the writer
+        last = self._steps.get(key) if key.__class__ is str else None
+        if last is None:
+            check_key(key)
+            last = -1
+        # the common case (a known key, an int step, a float value) costs a few comparisons
         if step is None:
-            step = self._steps.get(key, -1) + 1
-        else:
-            step = int(step)
+            step = last + 1
+            if step >= INT64:
+                check_step(step)
+        elif step.__class__ is not int or not -INT64 <= step < INT64:
+            step = check_step(step)
+        v = value if value.__class__ is float else check_value(value, key)
+        ts = time.time() if timestamp is None else check_timestamp(timestamp)
         self._steps[key] = step
-        v = float(value)
         self.metrics[key] = v
-        self._writer.append((self._seq, key, step, time.time() if timestamp is None else float(timestamp), v))
+        self._writer.append((self._seq, key, step, ts, v))
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, timestamp: float | None = None) -> None:
         """Buffer several metric points at the same step and time."""
-        ts = time.time() if timestamp is None else float(timestamp)
+        ts = time.time() if timestamp is None else check_timestamp(timestamp)
         for key, value in metrics.items():
             self.log_metric(key, value, step, ts)
 
@@ -85,8 +94,9 @@ class ActiveRun(Run):
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record params (stored as text with a numeric shadow for search)."""
+        texts = check_texts(params, "param")
         self._store.write_params(self.id, params)
-        self.params.update({str(k): v if isinstance(v, str) else str(v) for k, v in params.items()})
+        self.params.update(texts)
 
     def set_tag(self, key: str, value: Any) -> None:
         """Set one tag."""
@@ -94,8 +104,9 @@ class ActiveRun(Run):
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags."""
-        self._store.write_tags(self.id, tags)
-        self.tags.update({str(k): str(v) for k, v in tags.items()})
+        texts = check_texts(tags, "tag")
+        self._store.write_tags(self.id, texts)
+        self.tags.update(texts)
 
     def log_input(self, dataset: str | None = None, feature_view: str | None = None, **refs: str) -> None:
         """Record what the run read: dataset="name@v3", feature_view="view@2", or other kind=ref pairs."""
@@ -112,7 +123,7 @@ class ActiveRun(Run):
         path = Path(path)
         if not path.exists():
             raise NotFoundError(f"cannot log artifact {str(path)!r}: no such file or folder")
-        base = (name or path.name).strip("/")
+        base = safe_relpath(name if name is not None else path.name, "artifact name")
         files = [(path, base)] if path.is_file() else [
             (p, f"{base}/{p.relative_to(path).as_posix()}") for p in sorted(path.rglob("*")) if p.is_file()]
         store = self._store.workspace.artifacts
@@ -120,8 +131,7 @@ class ActiveRun(Run):
 
     def log_bytes(self, data: bytes, name: str) -> ArtifactRecord:
         """Store bytes as an artifact at a path of this run."""
-        if not name or name.startswith("/") or ".." in name.split("/"):
-            raise ValidationError(f"artifact name {name!r} must be a relative path inside the run")
+        name = safe_relpath(name, "artifact name")
         digest = self._store.workspace.artifacts.put_bytes(data)
         return self._store.add_artifact(self.id, name, digest, len(data))
 

@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeml.errors import ValidationError
+from forgeml.errors import StorageError, ValidationError
+from forgeml.paths import safe_component, safe_join, safe_relpath
 from forgeml.tracking import active as _active_mod
 from forgeml.tracking.active import ActiveRun, current_stack, push
 from forgeml.tracking.context import DIFF_ARTIFACT, capture
+from forgeml.tracking.liveness import owner
 from forgeml.tracking.records import END_STATUSES, FINISHED, RUNNING, SCHEDULED, STATUSES, ArtifactRecord, Run
 from forgeml.tracking.store import TrackingStore, tracking_store
 
@@ -64,6 +66,8 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
         diff = None
         if capture_context:
             run.context, diff = capture(store.workspace, store.settings)
+        else:
+            run.context = owner()
         store.insert_run(run)
         run.tags = {str(k): str(v) for k, v in run.tags.items()}
         if diff:
@@ -80,20 +84,36 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
     return run
 
 
+def _create_for_attach(store: TrackingStore, run_id: str, name: str | None, experiment: str | None,
+                       tags: Mapping[str, Any] | None, capture_context: bool) -> ActiveRun | None:
+    """Create the run to attach to; return None when another process created it first (attach to theirs)."""
+    run = ActiveRun(id=run_id, name=name, experiment=experiment or "default", status=RUNNING,
+                    start_time=time.time(), tags={str(k): str(v) for k, v in (tags or {}).items()},
+                    job_id=os.environ.get("FORGEML_JOB_ID"))
+    run.bind(store, finishes=_is_rank_zero())
+    if capture_context:
+        run.context, diff = capture(store.workspace, store.settings)
+    else:
+        run.context = owner()
+    try:
+        run._seq = store.insert_run(run)
+    except StorageError:
+        if store.run_exists(run_id):  # several processes attached at once: one created it
+            return None
+        raise
+    if capture_context and diff:
+        run.log_bytes(diff, DIFF_ARTIFACT)
+    return run
+
+
 def _attach(store: TrackingStore, run_id: str, name: str | None, experiment: str | None,
             tags: Mapping[str, Any] | None, capture_context: bool) -> ActiveRun:
     """Attach to a run created for this process (a job's run), creating it when this workspace lacks it."""
-    if not store.run_exists(run_id):
-        run = ActiveRun(id=run_id, name=name, experiment=experiment or "default", status=RUNNING,
-                        start_time=time.time(), tags={str(k): str(v) for k, v in (tags or {}).items()},
-                        job_id=os.environ.get("FORGEML_JOB_ID"))
-        run.bind(store, finishes=_is_rank_zero())
-        if capture_context:
-            run.context, diff = capture(store.workspace, store.settings)
-        run._seq = store.insert_run(run)
-        if capture_context and diff:
-            run.log_bytes(diff, DIFF_ARTIFACT)
-        return run
+    run_id = safe_component(run_id, "run id")
+    created = None if store.run_exists(run_id) else _create_for_attach(store, run_id, name, experiment, tags,
+                                                                     capture_context)
+    if created is not None:
+        return created
     stored = store.get_run(run_id)
     run = ActiveRun(**{f: getattr(stored, f) for f in Run.__dataclass_fields__})
     run.bind(store, finishes=_is_rank_zero())
@@ -280,14 +300,15 @@ def download_artifacts(run_id: str, dest: str | Path, path: str | None = None, w
     store = _store(workspace)
     records = store.artifacts(store.resolve_id(run_id))
     if path:
-        prefix = path.rstrip("/")
+        prefix = safe_relpath(path, "artifact path")
         records = [r for r in records if r.path == prefix or r.path.startswith(prefix + "/")]
         if not records:
             from forgeml.errors import NotFoundError
 
             raise NotFoundError(f"run {run_id} has no artifact {path!r}; list them with `forgeml runs artifacts`")
-    dest = Path(dest)
-    return [store.workspace.artifacts.get_file(r.digest, dest / r.path) for r in records]
+    # a recorded path is checked again here: it may come from an older forgeml or an imported run
+    targets = [(r.digest, safe_join(dest, r.path, "artifact path")) for r in records]
+    return [store.workspace.artifacts.get_file(digest, target) for digest, target in targets]
 
 
 def delete_runs(run_ids: Sequence[str], workspace: Any = None) -> int:

@@ -13,6 +13,7 @@ from forgeml.errors import ConfigError, NotFoundError, ValidationError
 from forgeml.tracking.records import ArtifactRecord, Run
 from forgeml.tracking.schema import MIGRATION_SET, MIGRATIONS
 from forgeml.tracking.settings import TrackingSettings
+from forgeml.tracking.values import read_value
 from forgeml.tracking.writer import MetricWriter, Point
 
 RUN_COLUMNS = "id, name, experiment, status, start_time, end_time, parent_id, job_id, deleted, context"
@@ -136,7 +137,7 @@ class TrackingStore:
             "SELECT key, value FROM tracking_params WHERE run = ? ORDER BY key", (seq,))}
         run.tags = {r["key"]: r["value"] for r in self.db.query(
             "SELECT key, value FROM tracking_tags WHERE run = ? ORDER BY key", (seq,))}
-        run.metrics = {r["key"]: r["value"] for r in self.db.query(
+        run.metrics = {r["key"]: read_value(r["value"]) for r in self.db.query(
             "SELECT key, value FROM tracking_latest_metrics WHERE run = ? ORDER BY key", (seq,))}
         run.inputs = [{"kind": r["kind"], "ref": r["ref"]} for r in self.db.query(
             "SELECT kind, ref FROM tracking_inputs WHERE run = ? ORDER BY kind, ref", (seq,))]
@@ -195,10 +196,12 @@ class TrackingStore:
             return
         marks = ", ".join("?" for _ in seqs)
         for kind in which:
+            # built here, not by the database's JSON functions (which differ per database, print floats
+            # with 15 digits and infinities as invalid JSON): a value read back must be the value logged
             snapshots: dict[int, dict[str, Any]] = {seq: {} for seq in seqs}
             for seq, key, value in tx.execute(f"SELECT run, key, value FROM {_SNAPSHOT_TABLES[kind]} "
                                               f"WHERE run IN ({marks}) ORDER BY run, key", seqs).fetchall():
-                snapshots[seq][key] = value
+                snapshots[seq][key] = read_value(value) if kind == "metrics" else value
             tx.executemany(f"UPDATE tracking_runs SET {kind}_json = ? WHERE seq = ?",
                            [(json.dumps(snapshot), seq) for seq, snapshot in snapshots.items()])
 
@@ -257,7 +260,7 @@ class TrackingStore:
             sql += " AND key = ?"
             params += (key,)
         sql += " ORDER BY key, step, ts"
-        return [(r["key"], r["step"], r["ts"], r["value"]) for r in self.db.query(sql, params)]
+        return [(r["key"], r["step"], r["ts"], read_value(r["value"])) for r in self.db.query(sql, params)]
 
     def count_points(self, run_id: str, key: str | None = None) -> int:
         """Return how many metric points a run has stored (one key or all)."""

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ValidationError
+from forgeml.paths import safe_component, safe_digest, safe_relpath
 from forgeml.tracking.records import Run
 from forgeml.tracking.store import latest_of
 
@@ -59,13 +60,17 @@ def import_run(data: dict[str, Any], *, workspace: Any = None) -> Run:
     missing = [a for a in ("id", "experiment", "status", "start_time") if a not in attrs]
     if missing:
         raise ValidationError(f"exported run lacks {', '.join(missing)}")
-    run_id = attrs["id"]
+    run_id = safe_component(attrs["id"], "imported run id")
     metrics = data.get("metrics") or {}
     columns = [metrics.get(c, []) for c in ("key", "step", "ts", "value")]
     if len({len(c) for c in columns}) > 1:
         raise ValidationError("exported metrics columns have different lengths; the export is corrupt")
     blobs = []
-    for item in data.get("artifacts", []):
+    for item in data.get("artifacts") or []:
+        if not isinstance(item, dict) or not {"path", "digest", "size"} <= item.keys():
+            raise ValidationError("an exported artifact needs path, digest and size; the export is corrupt")
+        item = {**item, "path": safe_relpath(item["path"], "imported artifact path"),
+                "digest": safe_digest(item["digest"], "imported artifact digest")}
         if "data" in item:
             digest = store.workspace.artifacts.put_bytes(base64.b64decode(item["data"]))
             if digest != item["digest"]:

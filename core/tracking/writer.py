@@ -8,15 +8,27 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from forgeml.errors import ForgeError, StorageError
+from forgeml.errors import ForgeError, StorageError, ValidationError
 
 Point = tuple[int, str, int, float, float]  # run seq, key, step, ts, value
 
+MAX_REJECTED = 1000  # refused points kept for inspection; the rest are only counted in the report
 IDLE_EXIT_S = 5.0  # an idle writer's thread exits; the next point starts it again
 
 _WRITERS: weakref.WeakSet[MetricWriter] = weakref.WeakSet()
+
+
+@dataclass
+class _Outcome:
+    """Where the rows of a refused batch went while it was written piece by piece."""
+
+    error: Exception
+    written: int = 0
+    rejected: list[Point] = field(default_factory=list)
+    retry: list[Point] = field(default_factory=list)
 
 
 class MetricWriter:
@@ -31,6 +43,7 @@ class MetricWriter:
     def _reset(self) -> None:
         self._buf: list[Point] = []
         self._failed: list[Point] = []
+        self.rejected: list[Point] = []
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
@@ -93,15 +106,50 @@ class MetricWriter:
                 return 0
             try:
                 self.write_batch(rows)
-            except ForgeError:
-                self._failed = rows
-                raise
-            except Exception as e:  # a driver error must not lose points: keep them for the retry
-                self._failed = rows
-                raise StorageError(f"writing {len(rows)} metric points failed: {type(e).__name__}: {e}") from e
+            except Exception as e:
+                if isinstance(e, StorageError) and e.transient:
+                    # the store cannot write now (locked, full, read-only): keep every point for the retry
+                    self._failed = rows
+                    raise
+                outcome = _Outcome(error=e)
+                self._isolate(rows, e, outcome)
+                # a row refused on its own, not for a transient reason, is the row's fault: set it aside
+                self._failed = outcome.retry
+                if outcome.rejected:
+                    self._reject(outcome.rejected, outcome.error)
+                if outcome.retry:
+                    raise StorageError(f"writing {len(outcome.retry)} metric points failed for now; they are kept "
+                                       f"and retried: {outcome.error}", transient=True) from outcome.error
+                return outcome.written
             self._failed = []
             self.error = None
             return len(rows)
+
+    def _isolate(self, rows: list[Point], error: Exception, outcome: _Outcome) -> None:
+        """Write a refused batch in halves down to single rows, sorting rows into written, refused and retry."""
+        if isinstance(error, StorageError) and error.transient:
+            outcome.retry.extend(rows)
+            outcome.error = error
+            return
+        if len(rows) == 1:
+            outcome.rejected.extend(rows)
+            outcome.error = error
+            return
+        mid = len(rows) // 2
+        for half in (rows[:mid], rows[mid:]):
+            try:
+                self.write_batch(half)
+                outcome.written += len(half)
+            except Exception as e:
+                self._isolate(half, e, outcome)
+
+    def _reject(self, rows: list[Point], error: Exception) -> None:
+        """Set refused points aside (kept in ``rejected``) and report them once, so later points go on."""
+        self.rejected.extend(rows[:MAX_REJECTED - len(self.rejected)])
+        sample = ", ".join(f"{key}@{step}" for _, key, step, _, _ in rows[:3])
+        self.error = ValidationError(f"the store refused {len(rows)} metric point(s) ({sample}): "
+                                     f"{type(error).__name__}: {error}; later points were written")
+        print(f"forgeml: {self.error}", file=sys.stderr)
 
     def flush(self) -> int:
         """Write every buffered point now and return how many were written."""

@@ -21,7 +21,7 @@ from forgeml.tuning.study import (
     report_file,
     storage,
 )
-from forgeml.tuning.trial import INTERMEDIATE
+from forgeml.tuning.trial import DECIDED_SUFFIX, INTERMEDIATE
 
 log = logging.getLogger("forgeml.tuning")
 
@@ -157,7 +157,8 @@ def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
             while not timed_out and len(in_flight) < width and finished + len(in_flight) < config.trials:
                 trial = study.ask()
                 params = config.space.sample(trial)
-                for stale in (prune_flag(ws, name, trial.number), report_file(ws, name, trial.number)):
+                flag = prune_flag(ws, name, trial.number)
+                for stale in (flag, flag.with_name(flag.name + DECIDED_SUFFIX), report_file(ws, name, trial.number)):
                     stale.unlink(missing_ok=True)  # left by an earlier study of the same name
                 spec = jobs.JobSpec(script=config.script, args=list(config.args), params=params,
                                     name=f"{name}-trial-{trial.number}", gpus=config.gpus_per_trial,
@@ -226,7 +227,7 @@ def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConf
     for number, (trial, job_id) in list(in_flight.items()):
         state = states.get(job_id)
         ended = state in TERMINAL
-        if not ended and (state == jobs.PENDING or now - _relayed.get(job_id, 0.0) < config.report_s):
+        if not ended and (state == jobs.PENDING or not _reports_due(ws, study.study_name, number, job_id, config, now)):
             continue
         _relayed[job_id] = now
         job = jobs.get_job(job_id, ws)
@@ -280,9 +281,35 @@ def _relay_reports(study: Any, trial: Any, job: Any, ws: Any, local: bool = True
         return
     for step, value, _ts in fresh:
         trial.report(value, step)
+    flag = prune_flag(ws, study.study_name, trial.number)
     if trial.should_prune():
         trial.set_user_attr("pruned", True)
-        prune_flag(ws, study.study_name, trial.number).touch()
+        flag.touch()
+    if local:
+        _write_decided(flag, max(step for step, _value, _ts in fresh))
+
+
+def _reports_due(ws: Any, study_name: str, number: int, job_id: str, config: TuneConfig, now: float) -> bool:
+    """Whether a running trial's reports should go to the pruner now.
+
+    A local trial's new reports are relayed at the next poll (a trial may be waiting for the verdict);
+    a remote trial's come from its tracking run, read at most every report_s.
+    """
+    if config.target == "local":
+        try:
+            size = os.stat(report_file(ws, study_name, number)).st_size
+        except FileNotFoundError:
+            return False
+        return size > _report_offsets.get(job_id, 0)
+    return now - _relayed.get(job_id, 0.0) >= config.report_s
+
+
+def _write_decided(flag: Any, step: int) -> None:
+    """Tell the trial which step the pruner has ruled on (replaced whole, so a reader never sees half)."""
+    decided = str(flag) + DECIDED_SUFFIX
+    with open(decided + ".tmp", "w") as f:
+        f.write(str(step))
+    os.replace(decided + ".tmp", decided)
 
 
 _report_offsets: dict[str, int] = {}

@@ -49,13 +49,26 @@ def make_sampler(name: str, seed: int | None = None, grid: dict[str, list[Any]] 
     return optuna.samplers.QMCSampler(seed=seed)
 
 
+# the settings each pruner takes, named as Optuna names them
+PRUNER_SETTINGS = {
+    "asha": ("min_resource", "reduction_factor"),
+    "hyperband": ("min_resource", "max_resource", "reduction_factor"),
+    "median": ("n_startup_trials", "n_warmup_steps"),
+    "none": (),
+}
+
+
 def make_pruner(name: str, settings: dict[str, Any] | None = None) -> Any:
-    """Build an Optuna pruner by name (ASHA is successive halving)."""
+    """Build an Optuna pruner by name (ASHA is successive halving); a setting it does not take is an error."""
     import optuna
 
-    s = dict(settings or {})
+    s = {k: v for k, v in (settings or {}).items() if v is not None}
     if name not in PRUNERS:
         raise unknown_name("pruner", name, PRUNERS, "--pruner")
+    extra = sorted(set(s) - set(PRUNER_SETTINGS[name]))
+    if extra:
+        takes = ", ".join(PRUNER_SETTINGS[name]) or "no settings"
+        raise ValidationError(f"the {name} pruner does not take {', '.join(extra)}; it takes {takes}")
     if name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=s.get("min_resource", 1),
                                                       reduction_factor=s.get("reduction_factor", 3))

@@ -1,40 +1,8 @@
-"""Both online stores pass the conformance suite: SQLite (embedded) and Redis (a real redis-server)."""
+"""The online stores beyond their conformance suite (tests/conformance runs it on SQLite and Redis)."""
 
 from __future__ import annotations
 
 import uuid
-
-import pytest
-
-from forgeml.testing.online import OnlineStoreSuite
-
-
-class TestSQLiteOnlineStore(OnlineStoreSuite):
-    """The default SQLite online store."""
-
-    @pytest.fixture
-    def store(self, tmp_path):
-        from forgeml.storage.online import SQLiteOnlineStore
-
-        store = SQLiteOnlineStore(tmp_path / "online.db")
-        yield store
-        store.close()
-
-
-@pytest.mark.service
-class TestRedisOnlineStore(OnlineStoreSuite):
-    """The Redis plugin against a real redis-server on loopback, under a key prefix of its own."""
-
-    @pytest.fixture
-    def store(self, redis_url):
-        from forgeml.plugins.redis import RedisOnlineStore
-
-        prefix = f"forgeml-test-{uuid.uuid4().hex[:8]}:"
-        store = RedisOnlineStore(redis_url, key_prefix=prefix, batch=400)
-        yield store
-        for key in store.client.scan_iter(match=f"{prefix}*"):
-            store.client.unlink(key)
-        store.close()
 
 
 def test_sqlite_store_survives_reopen(tmp_path):

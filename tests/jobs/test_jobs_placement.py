@@ -8,7 +8,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forgeml.jobs.placement import DefaultPlacementPolicy, GpuSlot, JobRequest, Resources, RunningJob
+from forgeml.jobs.placement import GpuSlot, JobRequest, Resources, RunningJob
+from forgeml.plugins.local.placement import DefaultPlacementPolicy
 
 
 def gpus(n: int = 4, memory: int = 80_000, name: str = "NVIDIA H100 80GB HBM3") -> list[GpuSlot]:

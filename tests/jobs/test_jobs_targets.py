@@ -33,7 +33,7 @@ class RemoteExecutor:
     name = "remote"
 
     def __init__(self, settings, workspace):
-        from forgeml.plugins.local import LocalExecutor, LocalTargetSettings
+        from forgeml.plugins.local.executor import LocalExecutor, LocalTargetSettings
 
         self.local = LocalExecutor(LocalTargetSettings(), workspace)
         self.launched = []

@@ -12,8 +12,8 @@ from forgeml import hookimpl
 from forgeml.errors import ConfigError, PluginError
 from forgeml.workspace import Workspace
 
-BUILT_IN = {"embedded", "nvml", "tracking", "local", "features", "redis", "runtimes", "registry", "gates",
-            "serving", "monitors", "notifiers", "pipelines", "tuning", "ssh", "slurm", "kubernetes"}
+BUILT_IN = {"embedded", "nvml", "local", "features", "redis", "runtimes", "gates", "monitors", "notifiers",
+            "pipelines", "ssh", "slurm", "kubernetes"}
 
 
 def _infos(host) -> dict:

@@ -16,7 +16,7 @@ import pytest
 from forgeml import installed
 
 LAYERS = ["tracking", "jobs", "features", "datasets", "registry", "evaluation", "monitoring", "pipelines",
-          "tuning", "serving", "remote"]
+          "tuning", "serving"]
 
 
 def _fresh(code: str) -> str:
@@ -40,7 +40,7 @@ def test_settings_modules_do_not_import_their_layer() -> None:
     out = _fresh("""
         import sys
         import forgeml.tracking.settings, forgeml.monitoring.settings, forgeml.pipelines.settings
-        import forgeml.registry.settings
+        import forgeml.registry.settings, forgeml.serving.settings, forgeml.tuning.settings, forgeml.jobs.settings
         print(sorted(m for m in sys.modules if m.startswith("forgeml.") and m.count(".") == 2
                      and not m.endswith(".settings")))
     """)

@@ -8,7 +8,7 @@ import pytest
 
 from forgeml.errors import ConfigError, ForgeError, ValidationError
 from forgeml.monitoring import drift_report
-from forgeml.monitoring import stattests as st
+from forgeml.plugins.monitors import stattests as st
 
 N = 20_000
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from forgeml.remote.settings import SlurmTargetSettings, SshTargetSettings
+from forgeml.plugins.slurm.settings import SlurmTargetSettings
+from forgeml.plugins.ssh.settings import SshTargetSettings
 
 # A training script that logs through forgeml's tracking API, as a real job would.
 TRACKED_JOB = textwrap.dedent('''

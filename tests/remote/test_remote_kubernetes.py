@@ -19,10 +19,10 @@ import pytest
 
 from forgeml.contracts import LaunchRequest
 from forgeml.errors import ConfigError, ValidationError
-from forgeml.remote.k8s_executor import KubernetesExecutor, parse_k8s_handle
-from forgeml.remote.kubernetes import k8s_name, render, to_model
-from forgeml.remote.settings import KubernetesTargetSettings
-from forgeml.remote.states import k8s_exit_code, k8s_job_status, k8s_pod_problem, pytorchjob_status
+from forgeml.plugins.kubernetes.executor import KubernetesExecutor, parse_k8s_handle
+from forgeml.plugins.kubernetes.manifests import k8s_name, render, to_model
+from forgeml.plugins.kubernetes.settings import KubernetesTargetSettings
+from forgeml.plugins.remote.states import k8s_exit_code, k8s_job_status, k8s_pod_problem, pytorchjob_status
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from forgeml.contracts import ExecutionStatus, LaunchRequest
-from forgeml.remote.jobdir import parse_handle
-from forgeml.remote.settings import SlurmTargetSettings
-from forgeml.remote.slurm_executor import SlurmExecutor
+from forgeml.plugins.remote.jobdir import parse_handle
+from forgeml.plugins.slurm.executor import SlurmExecutor
+from forgeml.plugins.slurm.settings import SlurmTargetSettings
 
 pytestmark = pytest.mark.service
 

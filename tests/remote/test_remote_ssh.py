@@ -10,9 +10,9 @@ import pytest
 
 from forgeml.contracts import ExecutionStatus, LaunchRequest
 from forgeml.errors import ConfigError, JobError, RemoteError
-from forgeml.remote.jobdir import parse_handle
-from forgeml.remote.settings import SshTargetSettings
-from forgeml.remote.ssh_executor import SshExecutor
+from forgeml.plugins.remote.jobdir import parse_handle
+from forgeml.plugins.ssh.executor import SshExecutor
+from forgeml.plugins.ssh.settings import SshTargetSettings
 
 pytestmark = pytest.mark.service
 
@@ -35,8 +35,8 @@ def request(job_code: Path, tmp_path: Path, job_id: str, argv: list[str], env=No
 
 
 def test_unchanged_files_are_not_sent_again(workspace, ssh_settings, job_code, tmp_path):
-    from forgeml.remote.snapshot import take_snapshot
-    from forgeml.remote.sync import sync_snapshot
+    from forgeml.plugins.remote.snapshot import take_snapshot
+    from forgeml.plugins.remote.sync import sync_snapshot
 
     executor = SshExecutor(ssh_settings, workspace)
     host = executor.host(executor.endpoints[0])

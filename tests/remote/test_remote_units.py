@@ -10,18 +10,18 @@ import pytest
 
 from forgeml.contracts import LaunchRequest
 from forgeml.errors import ValidationError
-from forgeml.remote.gpus import parse_nvidia_smi, pick_gpus
-from forgeml.remote.jobdir import make_handle, needs_of, parse_handle, parse_status, remote_env
-from forgeml.remote.settings import SlurmTargetSettings
-from forgeml.remote.slurm import (
+from forgeml.plugins.remote.gpus import parse_nvidia_smi, pick_gpus
+from forgeml.plugins.remote.jobdir import make_handle, needs_of, parse_handle, parse_status, remote_env
+from forgeml.plugins.remote.snapshot import take_snapshot
+from forgeml.plugins.remote.states import slurm_status
+from forgeml.plugins.slurm.batch import (
     parse_sbatch_id,
     parse_scontrol,
     render_sbatch,
     slurm_time,
     status_from_records,
 )
-from forgeml.remote.snapshot import take_snapshot
-from forgeml.remote.states import slurm_status
+from forgeml.plugins.slurm.settings import SlurmTargetSettings
 
 
 def _git(root: Path, *args: str) -> None:
@@ -176,7 +176,7 @@ def test_multi_node_ddp_uses_srun_and_torchrun_with_the_slurm_rendezvous():
                      nodes=2)
     text = script.text
     # the executor widens nodes from settings; render directly with two nodes here
-    from forgeml.remote.jobdir import Needs
+    from forgeml.plugins.remote.jobdir import Needs
 
     text = render_sbatch("n", "/s/j", ["python3", "-m", "torch.distributed.run", "--standalone",
                                        "--nproc-per-node=4", "train.py", "--epochs", "3"], {},
@@ -191,7 +191,7 @@ def test_multi_node_ddp_uses_srun_and_torchrun_with_the_slurm_rendezvous():
 
 
 def test_array_jobs_for_tuning_trials():
-    from forgeml.remote.jobdir import Needs
+    from forgeml.plugins.remote.jobdir import Needs
 
     script = render_sbatch("trials", "/s/j", ["python3", "trial.py"], {}, Needs(gpus=1, array=8),
                            SlurmTargetSettings())
@@ -250,7 +250,7 @@ def test_scontrol_records_and_array_tasks_fold_into_one_status():
 
 
 def test_import_forgeml_stays_free_of_paramiko_and_kubernetes():
-    code = ("import sys, forgeml, forgeml.remote, forgeml.plugins.ssh, forgeml.plugins.slurm, forgeml.plugins.kubernetes;"
+    code = ("import sys, forgeml, forgeml.plugins.remote, forgeml.plugins.ssh, forgeml.plugins.slurm, forgeml.plugins.kubernetes;"
             "bad = [m for m in ('paramiko', 'kubernetes') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -59,7 +59,7 @@ class TestLogging:
 
     def test_values_that_are_not_numbers_are_rejected_before_buffering(self, tracked):
         with start_run() as run:
-            with pytest.raises(ValueError):
+            with pytest.raises(ValidationError, match="must be a number"):
                 forgeml.log_metric("loss", "not a number")
             with pytest.raises(ValidationError):
                 forgeml.log_metric("", 1.0)

@@ -37,7 +37,7 @@ p = forgeml.trial_params()
 with forgeml.start_run():
     for step in range(12):
         loss = abs(p["x"] - 1.0) + 1.0 / (step + 1)
-        forgeml.report(step, loss)
+        forgeml.report(loss, step)
         if forgeml.should_prune():
             raise forgeml.TrialPruned()
         time.sleep(0.15)
@@ -249,9 +249,73 @@ def test_report_without_a_report_file_logs_to_the_tracking_run(workspace, monkey
     monkeypatch.setenv("FORGEML_PRUNE_FLAG", str(workspace.root / "never.flag"))
     monkeypatch.delenv(REPORTS_ENV, raising=False)
     try:
-        forgeml.report(0, 2.0)
-        forgeml.report(1, 1.5)
+        forgeml.report(2.0, 0)
+        forgeml.report(1.5, 1)
     finally:
         end_run()
     assert get_metric_history(run.id, INTERMEDIATE, workspace=workspace)["value"].tolist() == [2.0, 1.5]
     assert not forgeml.should_prune()
+
+
+FAST_TRIAL = """
+import os, time, forgeml
+worse = 0.0 if os.environ["FORGEML_TRIAL_NUMBER"] == "0" else 10.0
+with forgeml.start_run():
+    for step in range(60):
+        forgeml.report(worse + 1.0 / (step + 1), step)
+        if forgeml.should_prune():
+            raise forgeml.TrialPruned()
+        time.sleep(0.002)
+    forgeml.log_metric("val_loss", worse)
+"""
+
+
+def test_a_fast_trial_is_pruned_within_one_step_of_the_verdict(workspace):
+    """Steps of 2 ms, far faster than the tuner's poll: the verdict on step 0 still stops the trial at step 1."""
+    (workspace.root / "fast.py").write_text(FAST_TRIAL)
+    space = _space(x={"type": "float", "low": 0.0, "high": 1.0})
+    result = tune(TuneConfig(script="fast.py", space=space, trials=3, parallel=1, sampler="random", seed=0,
+                             pruner="median", pruner_settings={"n_startup_trials": 1, "n_warmup_steps": 0},
+                             study_name="fast"), workspace=workspace)
+    trials = study_trials("fast", workspace=workspace).sort_values("number")
+    assert trials["state"].tolist() == ["COMPLETE", "PRUNED", "PRUNED"], trials
+    assert (trials["last_step"].iloc[1:] <= 1).all(), trials[["number", "state", "last_step"]]
+    assert result.pruned == 2
+
+
+def test_report_takes_the_value_then_the_step_as_optuna_does(monkeypatch, tmp_path):
+    """Swapped arguments are caught when the step cannot be one; numpy numbers are accepted."""
+    import numpy as np
+
+    import forgeml
+    from forgeml.tuning.trial import REPORTS_ENV
+
+    with pytest.raises(ValidationError, match=r"step must be a whole number, got 0.35 \(forgeml.report takes the value"):
+        forgeml.report(3, 0.35)
+    with pytest.raises(ValidationError, match="value must be a number"):
+        forgeml.report("0.3", 1)
+    with pytest.raises(ValidationError, match="step must be 0 or more"):
+        forgeml.report(0.3, -1)
+    monkeypatch.setenv("FORGEML_PRUNE_FLAG", str(tmp_path / "0.flag"))
+    monkeypatch.setenv(REPORTS_ENV, str(tmp_path / "0.reports"))
+    forgeml.report(np.float32(0.5), np.int64(2))
+    step, value, _ts = json.loads((tmp_path / "0.reports").read_text())
+    assert (step, value) == (2, 0.5)
+
+
+def test_pruner_settings_from_the_command_line(workspace):
+    """--pruner-* options reach the pruner; one the chosen pruner does not take is a one-line error."""
+    from click.testing import CliRunner
+
+    from forgeml.cli import cli
+    from forgeml.tuning.study import make_pruner
+
+    (workspace.root / "t.py").write_text("pass\n")
+    (workspace.root / "space.toml").write_text('[x]\ntype = "float"\nlow = 0.0\nhigh = 1.0\n')
+    result = CliRunner().invoke(cli, ["tune", "t.py", "--space", "space.toml", "--pruner", "asha",
+                                      "--pruner-warmup-steps", "2"])
+    assert isinstance(result.exception, ValidationError)
+    assert "the asha pruner does not take n_warmup_steps; it takes min_resource, reduction_factor" in str(result.exception)
+    pruner = make_pruner("median", {"n_startup_trials": 5, "n_warmup_steps": 3})
+    assert (pruner._n_startup_trials, pruner._n_warmup_steps) == (5, 3)
+    assert list_studies(workspace) == []

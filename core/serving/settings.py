@@ -1,0 +1,61 @@
+"""The [serving] section of plugins.toml and its per-endpoint tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from forgeml.config import Secret, setting
+
+
+@dataclass
+class BatchingSettings:
+    """Dynamic batching of one endpoint's concurrent requests."""
+
+    enabled: bool = setting(True, "Group concurrent requests into one predict call.")
+    max_batch_size: int = setting(64, "Most rows in one predict call.")
+    max_delay_ms: float = setting(0.0, "How long the first request of a batch waits for more (0: take what is queued).")
+    inline_max_ms: float = setting(2.0, "Models whose one-row predict is faster than this run on the event loop "
+                                        "instead of a thread (0: always a thread).")
+
+
+@dataclass
+class CanarySettings:
+    """A canary ramp for one endpoint and the guardrails that roll it back."""
+
+    model: str = setting("", "Canary model URI, e.g. \"fraud@candidate\"; empty: no canary.")
+    steps: list[float] = setting([0.05, 0.2, 1.0], "Share of traffic at each step of the ramp.")
+    interval_s: float = setting(300.0, "Seconds each step lasts.")
+    max_error_rate: float = setting(0.05, "Roll back when the canary's error rate exceeds this.")
+    max_p99_ms: float = setting(250.0, "Roll back when the canary's p99 latency exceeds this many ms.")
+    min_requests: int = setting(20, "Canary requests observed before a guardrail may fire.")
+
+
+@dataclass
+class EndpointSettings:
+    """One served endpoint: its model, challengers and batching ([serving.endpoints.NAME])."""
+
+    model: str = setting("", "Primary model URI: name@production, name@alias or name@version.")
+    shadow: str = setting("", "Model URI that gets a copy of every request; its predictions are only logged.")
+    ab_model: str = setting("", "Model URI of arm B of an A/B split; empty: no split.")
+    ab_fraction: float = setting(0.5, "Share of routing keys sent to arm B.")
+    key_field: str = setting("", "Request field hashed for A/B and canary routing (default: the first entity key).")
+    batching: BatchingSettings = setting(default_factory=BatchingSettings, doc="Dynamic batching.")
+    canary: CanarySettings = setting(default_factory=CanarySettings, doc="Canary ramp.")
+
+
+@dataclass
+class ServingSettings:
+    """The model server started by `forgeml serve`."""
+
+    host: str = setting("127.0.0.1", "Address to listen on; loopback unless you mean to expose it.")
+    port: int = setting(8080, "TCP port.")
+    workers: int = setting(1, "Server processes.")
+    token: Secret | None = setting(None, "Bearer token callers must send, e.g. { env = \"FORGEML_SERVE_TOKEN\" }.")
+    max_body_bytes: int = setting(1_048_576, "Largest request body accepted (413 above).")
+    poll_interval_s: float = setting(2.0, "How often the registry is checked for a new stage/alias target.")
+    log_predictions: bool = setting(True, "Append every prediction to the Parquet prediction log.")
+    predlog_flush_s: float = setting(1.0, "How often the prediction log is flushed to Parquet.")
+    predict_threads: int = setting(4, "Threads running predict calls side by side when batching is off.")
+    # None rather than {} so the default plugins.toml leaves room for [serving.endpoints.NAME] tables
+    endpoints: dict[str, EndpointSettings] | None = setting(
+        None, "Add one [serving.endpoints.NAME] table per endpoint (model, shadow, ab_model, batching, canary).")

@@ -1,0 +1,19 @@
+"""Built-in promotion gates: metric thresholds, no regression, approvals, custom command."""
+
+from __future__ import annotations
+
+from forgeml import hookimpl
+
+
+@hookimpl
+def forgeml_register_gates(register):
+    """Offer the four built-in gates."""
+    from forgeml.plugins.gates import builtin as g
+
+    register("metric_threshold", g.MetricThresholdGate, settings=g.MetricThresholdSettings,
+             description="a metric must lie within [min, max]")
+    register("no_regression", g.NoRegressionGate, settings=g.NoRegressionSettings,
+             description="no worse than production beyond a tolerance, on the same dataset version")
+    register("approvals", g.ApprovalsGate, settings=g.ApprovalsSettings,
+             description="named reviewers must approve")
+    register("command", g.CommandGate, settings=g.CommandSettings, description="a command must exit 0")
