@@ -63,7 +63,10 @@ def nan_to_null(params: Any) -> Any:
     """Return parameters with NaN floats replaced by None (for databases that would keep NaN)."""
     if isinstance(params, Mapping):
         return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in params.items()}
-    return tuple(None if isinstance(v, float) and math.isnan(v) else v for v in params)
+    for v in params:
+        if v != v:  # only NaN differs from itself: rows without one (nearly all) are passed through as they are
+            return tuple(None if isinstance(v, float) and math.isnan(v) else v for v in params)
+    return params
 
 
 class SQLTransaction:
@@ -85,6 +88,10 @@ class SQLTransaction:
     def query(self, statement: Any, params: Params = ()) -> list[dict[str, Any]]:
         """Run a SELECT inside the transaction and return rows as dicts."""
         return _dicts(self.execute(statement, params))
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Append many rows to a table the fastest way the database offers; return how many."""
+        return self.store.insert_rows(self.connection, table, columns, rows) if rows else 0
 
     def insert_or_ignore(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """Insert rows, skipping those that violate a unique key; return how many were inserted."""
@@ -295,6 +302,12 @@ class SQLMetadataStore:
         """Run a SELECT and return plain tuples."""
         result = self._run(self.connection(), statement, params)
         return [tuple(r) for r in result.fetchall()] if result.returns_rows else []
+
+    def insert_rows(self, connection: sa.Connection, table: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> int:
+        """Append rows with one executemany (a database with a faster bulk path overrides this)."""
+        marks = ", ".join("?" for _ in columns)
+        return self._run_many(connection, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
     def stream(self, statement: Any, params: Params = (), batch: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
         """Run a SELECT on a connection of its own and yield its rows ``batch`` at a time."""

@@ -247,7 +247,7 @@ class TrackingStore:
     def write_points(self, points: Sequence[Point]) -> None:
         """Append metric points (run seq, key, step, ts, value) and advance the latest values, in one transaction."""
         with self.db.transaction() as tx:
-            tx.executemany("INSERT INTO tracking_metrics (run, key, step, ts, value) VALUES (?, ?, ?, ?, ?)", points)
+            tx.insert_rows("tracking_metrics", ("run", "key", "step", "ts", "value"), points)
             latest = latest_of(points)
             tx.executemany(_UPSERT_LATEST, latest)
             self.refresh_snapshots(tx, {row[0] for row in latest}, ("metrics",))
