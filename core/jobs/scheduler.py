@@ -171,7 +171,7 @@ class Scheduler:
 
     def _placement_needed(self, freed: bool, now: float) -> bool:
         """Skip re-reading a big queue when nothing that placement depends on has changed."""
-        row = self.store.query("SELECT COUNT(*) AS n, MAX(seq) AS s, TOTAL(updated_at) AS u FROM jobs"
+        row = self.store.query("SELECT COUNT(*) AS n, MAX(seq) AS s, COALESCE(SUM(updated_at), 0) AS u FROM jobs"
                                " WHERE state = ?", (q.PENDING,))[0]
         key = (row["n"], row["s"], row["u"])
         due = bool(self._next_due) and self._next_due <= now

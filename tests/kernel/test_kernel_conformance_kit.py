@@ -86,7 +86,9 @@ def _only_forgeml_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-q", "-p", "no:cacheprovider", *args)
+    # in a child process: an in-process run would drop the modules it imported (sqlalchemy's compiled
+    # parts among them), which cannot be imported again in this one
+    return pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", *args)
 
 
 def _failed_tests(result: pytest.RunResult) -> set[str]:
