@@ -271,6 +271,47 @@ class VectorStore(Protocol):
         """Return the rows stored in a table (0 when it does not exist)."""
 
 
+# ---------------------------------------------------------------- event streams
+@runtime_checkable
+class StreamConsumer(Protocol):
+    """One consumer group's cursor over an event stream, Kafka-style: poll, apply, commit.
+
+    Delivery is at least once: records polled but not committed are delivered again after the
+    consumer is reopened (after a crash, say), starting from the group's committed offsets. Each
+    record belongs to a partition (a string) and has an integer offset that grows within it.
+    """
+
+    def poll(self, max_records: int, timeout_s: float) -> pa.Table:
+        """Return up to max_records records after those already delivered (empty table after timeout_s).
+
+        The table holds the event columns (typed, or strings the caller casts) plus ``_partition``
+        (string) and ``_offset`` (int64); within a partition, records come in offset order.
+        """
+
+    def commit(self, positions: Mapping[str, int]) -> None:
+        """Mark every record of each partition up to and including its offset as processed by the group."""
+
+    def committed(self) -> dict[str, int]:
+        """Return the group's committed offset per partition (partitions never committed are absent)."""
+
+    def close(self) -> None:
+        """Release the connection; uncommitted records stay due for the next consumer of the group."""
+
+
+@runtime_checkable
+class EventStream(Protocol):
+    """An append-only stream of events: producers publish, consumer groups read it independently."""
+
+    def publish(self, rows: pa.Table) -> int:
+        """Append rows as records (one per row) and return how many were appended."""
+
+    def consumer(self, group: str) -> StreamConsumer:
+        """Open the named consumer group's cursor (created at the start of the stream on first use)."""
+
+    def close(self) -> None:
+        """Release connections held by this process."""
+
+
 # ---------------------------------------------------------------- compute
 @dataclass(frozen=True)
 class GpuDevice:
@@ -330,26 +371,78 @@ class HealthCheck:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """What a target offers jobs in total: CPU cores and memory in MiB."""
+
+    cpus: float
+    memory_mb: int
+
+
 @runtime_checkable
 class Executor(Protocol):
-    """Launches, polls, cancels and reads logs of job attempts on some compute."""
+    """Launches, polls, cancels and reads logs of job attempts on some compute.
+
+    Two flags tell the scheduler what kind of target it is:
+
+    - ``beside_workspace``: attempts run on this machine, inherit the scheduler's environment, see the
+      workspace's files (a script's path is checked before submission) and write their log at
+      ``LaunchRequest.log_path``; False when they run elsewhere and :meth:`logs` fetches the log.
+    - ``places_gpus``: the workspace's placement policy gives this target's jobs GPUs from the
+      workspace's GPU inventory (pinned through ``CUDA_VISIBLE_DEVICES``) and counts their CPUs and
+      memory against :meth:`capacity`; False when the target places its own jobs (a batch system, a
+      cluster, remote hosts) and a job is launched as soon as it is due.
+
+    Subclass this Protocol to inherit the defaults of the members after ``check``.
+    """
 
     name: str
+    beside_workspace: bool = False
+    places_gpus: bool = False
 
     def launch(self, request: LaunchRequest) -> str:
         """Start an attempt detached and return a handle that survives a restart of forgeml."""
+        ...
 
     def poll(self, handle: str) -> ExecutionStatus:
         """Return the attempt's current status."""
+        ...
 
     def cancel(self, handle: str, grace_s: float = 10.0) -> None:
         """Stop the attempt: SIGTERM (or the target's equivalent), then kill after grace_s."""
+        ...
 
     def logs(self, handle: str, offset: int = 0) -> tuple[str, int]:
         """Return log text from byte offset and the new offset."""
+        ...
 
     def check(self) -> list[HealthCheck]:
         """Verify connectivity, GPUs and queue state of the target."""
+        ...
+
+    def kill(self, handle: str) -> None:
+        """Stop the attempt now, without a grace period (its delayed kill died with an earlier scheduler)."""
+        self.cancel(handle, 0)
+
+    def capacity(self) -> Capacity | None:
+        """Return the CPUs and memory jobs may use in total here, or None when the target counts its own."""
+        return None
+
+    def python(self) -> str | None:
+        """Return the interpreter that runs script jobs here; None means the scheduler's own."""
+        return None if self.beside_workspace else "python"
+
+    def describe(self) -> str:
+        """Return where the target points, in a few words (``forgeml targets list``)."""
+        return ""
+
+    def set_wakeup(self, callback: Callable[[], None] | None) -> None:
+        """Call callback when an attempt this process launched ends, so the scheduler looks at once."""
+        return None
+
+    def recover(self, log_path: str) -> str | None:
+        """Return the handle of an attempt launched with this log path whose handle was never recorded."""
+        return None
 
 
 @runtime_checkable
@@ -423,12 +516,14 @@ class Monitor(Protocol):
     What ``compare`` receives depends on the column kind: ``"numeric"`` columns arrive as 1-D float64
     numpy arrays sorted ascending with nulls and NaNs removed; ``"categorical"`` ones as
     :class:`CategoricalSample` (both samples share one category list); ``"embedding"`` ones as 2-D
-    float numpy arrays (rows x dimensions). Implementations must be thread-safe: a report compares
+    float numpy arrays (rows x dimensions); ``"paired"`` ones (training-serving skew) as two aligned
+    1-D object arrays, the offline recomputation as reference and the served values as current, one
+    entry per request row, nulls kept as None. Implementations must be thread-safe: a report compares
     several columns at once.
     """
 
     name: str
-    kinds: tuple[str, ...]  # column kinds it applies to: "numeric", "categorical", "embedding"
+    kinds: tuple[str, ...]  # column kinds it applies to: "numeric", "categorical", "embedding", "paired"
 
     def compare(self, column: str, reference: Any, current: Any) -> MonitorResult:
         """Compare two samples of one column and return the result."""

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import platform
 import sys
+from typing import TYPE_CHECKING
 
-from forgeml.contracts import HealthCheck
+from forgeml.contracts import GpuInventory, HealthCheck
 from forgeml.errors import ForgeError
+from forgeml.layers import LAYER, LAYERS
+
+if TYPE_CHECKING:
+    from forgeml.plugin_manager import PluginHost
+    from forgeml.workspace import Workspace
 
 
 def _torch_check() -> list[HealthCheck]:
@@ -19,15 +25,9 @@ def _torch_check() -> list[HealthCheck]:
     return [HealthCheck("torch", True, detail)]
 
 
-def gpu_checks(inventory: object | None = None) -> list[HealthCheck]:
-    """Report each GPU NVML sees, or that the machine runs in CPU mode."""
-    if inventory is None:
-        from forgeml.plugin_manager import make_plugin_manager
-
-        # core asks the plugin manager rather than importing a plugin module
-        host = make_plugin_manager(report=lambda msg: None)
-        inventory = host.provider("gpu_inventories", "nvml").factory(None, None)
-    devices = inventory.devices()  # type: ignore[attr-defined]
+def gpu_checks(inventory: GpuInventory) -> list[HealthCheck]:
+    """Report each GPU an inventory sees, or that the machine runs in CPU mode."""
+    devices = inventory.devices()
     if not devices:
         return [HealthCheck("gpus", True, "no NVIDIA GPU found, CPU mode")]
     return [
@@ -37,36 +37,74 @@ def gpu_checks(inventory: object | None = None) -> list[HealthCheck]:
     ]
 
 
+def _default_gpu_checks(host: PluginHost) -> list[HealthCheck]:
+    """Outside a workspace: the GPUs the default inventory sees, opened with its default settings."""
+    layer = LAYER["gpu_inventories"]
+    found = host.providers(layer.name)
+    if layer.default not in found:
+        return [HealthCheck("gpus", True, f"not checked: no {layer.noun} {layer.default!r} (plugin disabled)")]
+    provider = found[layer.default]
+    return gpu_checks(provider.factory(provider.settings() if provider.settings else None, None))  # type: ignore[arg-type]
+
+
+def _where(provider: object) -> str:
+    return str(getattr(provider, "url", None) or getattr(provider, "root", None) or "")
+
+
+def layer_checks(ws: Workspace) -> list[HealthCheck]:
+    """Open every layer's provider the workspace chooses (every row of the layer table) and report each."""
+    checks: list[HealthCheck] = []
+    for layer in LAYERS:
+        if layer.section is None:
+            names = sorted(ws.plugins.providers(layer.name))
+            checks.append(HealthCheck(f"{layer.noun}s", True, ", ".join(names) or "none registered"))
+        elif layer.named:
+            try:
+                chosen = ws.config.named(layer)
+            except ForgeError as e:
+                checks.append(HealthCheck(f"[{layer.section}]", False, str(e)))
+                continue
+            for name, (provider, _settings) in chosen.items():
+                try:
+                    opened = ws.open_named(layer.name, name)
+                    detail = getattr(opened, "describe", lambda: "")() or _where(opened)
+                    checks.append(HealthCheck(f"{layer.entry} {name}", True, f"{provider.name}: {detail}".rstrip(": ")))
+                except ForgeError as e:
+                    checks.append(HealthCheck(f"{layer.entry} {name}", False, str(e)))
+        elif layer.name == "gpu_inventories":
+            try:
+                checks += gpu_checks(ws.gpu_inventory)
+            except ForgeError as e:
+                checks.append(HealthCheck("gpus", False, str(e)))
+        else:
+            try:
+                provider, _settings = ws.config.provider(layer.section)
+                checks.append(HealthCheck(layer.noun, True, _where(ws.open_layer(layer.name)) or provider.name))
+            except ForgeError as e:
+                checks.append(HealthCheck(layer.noun, False, str(e)))
+    return checks
+
+
 def run_checks() -> list[HealthCheck]:
-    """Run every check: Python, torch/CUDA, GPUs, workspace, stores, plugins."""
+    """Run every check: Python, torch/CUDA, the workspace, every layer's provider, every plugin."""
     checks = [HealthCheck("python", sys.version_info >= (3, 11), f"{platform.python_version()} at {sys.executable}")]
     checks += _torch_check()
+    from forgeml.plugin_manager import make_plugin_manager
     from forgeml.workspace import Workspace
 
     try:
         ws = Workspace.find()
     except ForgeError as e:
-        from forgeml.plugin_manager import make_plugin_manager
-
         host = make_plugin_manager(report=lambda msg: None)
         try:
-            checks += gpu_checks(host.provider("gpu_inventories", "nvml").factory(None, None))
+            checks += _default_gpu_checks(host)
         except ForgeError as gpu_error:
             checks.append(HealthCheck("gpus", False, str(gpu_error)))
         checks.append(HealthCheck("workspace", False, str(e)))
     else:
         host = ws.plugins
-        try:
-            checks += gpu_checks(ws.gpu_inventory)
-        except ForgeError as e:
-            checks.append(HealthCheck("gpus", False, str(e)))
         checks.append(HealthCheck("workspace", True, str(ws.root)))
-        for label, attr in (("metadata store", "metadata"), ("artifact store", "artifacts")):
-            try:
-                store = getattr(ws, attr)
-                checks.append(HealthCheck(label, True, getattr(store, "url", None) or getattr(store, "root", "")))
-            except ForgeError as e:
-                checks.append(HealthCheck(label, False, str(e)))
+        checks += layer_checks(ws)
         checks.append(_orphaned_runs_check(ws))
     for info in host.infos:
         if info.error:
@@ -77,7 +115,7 @@ def run_checks() -> list[HealthCheck]:
     return checks
 
 
-def _orphaned_runs_check(ws: object) -> HealthCheck:
+def _orphaned_runs_check(ws: Workspace) -> HealthCheck:
     """Mark runs left RUNNING by a killed process as KILLED, and say how many there were."""
     from forgeml.tracking.liveness import reap_orphaned_runs
 

@@ -93,3 +93,19 @@ class PromotionConflictError(ForgeError):
 
 class RemoteError(ForgeError):
     """A remote compute target could not be reached, refused a login, or failed a command."""
+
+
+class AuthenticationError(ForgeError):
+    """A caller gave no credentials, or a token that is unknown, wrong, revoked or expired."""
+
+
+class PermissionDeniedError(ForgeError):
+    """The principal's roles or the token's scopes do not allow the operation."""
+
+
+class RateLimitedError(ForgeError):
+    """A token sent more requests than its rate limit allows; retry after the given seconds."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

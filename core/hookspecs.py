@@ -10,26 +10,62 @@ A provider ``register`` callback takes ``register(name, factory, settings=None, 
 ``name`` is what plugins.toml selects, ``factory(settings, workspace)`` builds the provider from
 its validated settings object (an instance of ``settings``, a dataclass declared with
 :func:`forgeml.config.setting` fields) and the open :class:`forgeml.workspace.Workspace`.
+The provider hooks, one per layer of :data:`forgeml.layers.LAYERS`, are generated from that table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+from forgeml.layers import LAYERS, Layer
+
+if TYPE_CHECKING:
+    import click
+
+    from forgeml.datasets.versions import DatasetVersion
+    from forgeml.jobs.queue import Job
+    from forgeml.monitoring.alerts import Alert
+    from forgeml.registry.models import ModelVersion
+    from forgeml.tracking.records import Run
+    from forgeml.workspace import Workspace
 
 PROJECT = "forgeml"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-Register = Callable[..., None]
+ProviderFactory = Callable[[Any, "Workspace"], object]
+"""Builds a provider from its validated settings (None when it declares none) and the open workspace."""
+
+
+class RegisterProvider(Protocol):
+    """The callback a ``forgeml_register_<layer>`` hook calls once per implementation it offers."""
+
+    def __call__(self, name: str, factory: ProviderFactory, settings: type | None = None,
+                 description: str = "") -> None:
+        """Offer the provider ``name``, built by ``factory`` from a ``settings`` instance."""
+
+
+class RegisterSettings(Protocol):
+    """The callback of ``forgeml_register_settings``."""
+
+    def __call__(self, section: str, settings: type) -> None:
+        """Declare the plain section ``section`` with the settings dataclass ``settings``."""
+
+
+class RegisterScreen(Protocol):
+    """The callback of ``forgeml_register_screens``."""
+
+    def __call__(self, key: str, title: str, factory: Callable[[], object]) -> None:
+        """Add a screen opened with ``key``, titled ``title``, built by ``factory()``."""
 
 
 # ============================================================ configuration
 @hookspec
-def forgeml_register_settings(register: Register) -> None:
+def forgeml_register_settings(register: RegisterSettings) -> None:
     """Declare a plain settings section of plugins.toml.
 
     Called once when a workspace's configuration is loaded, before it is validated.
@@ -39,84 +75,38 @@ def forgeml_register_settings(register: Register) -> None:
     """
 
 
-# ============================================================ storage providers
-@hookspec
-def forgeml_register_metadata_stores(register: Register) -> None:
-    """Offer metadata stores (contract: :class:`forgeml.contracts.MetadataStore`).
-
-    Called when a workspace opens its metadata store; ``[storage.metadata] plugin`` picks one by
-    name. Call ``register(name, factory, settings=None, description="")``. Return nothing.
-    """
-
-
-@hookspec
-def forgeml_register_artifact_stores(register: Register) -> None:
-    """Offer artifact stores (contract: :class:`forgeml.contracts.ArtifactStore`).
-
-    Called when a workspace opens its artifact store; ``[storage.artifacts] plugin`` picks one.
-    Call ``register(name, factory, settings=None, description="")``. Return nothing.
-    """
+# ============================================================ providers, one hook per layer
+def _selection(layer: Layer) -> str:
+    if layer.section is None:
+        return ""
+    if layer.named:
+        return f" Each ``[{layer.section}.NAME]`` table names its provider with ``plugin = \"...\"``."
+    return f" ``[{layer.section}] plugin`` picks one (default ``{layer.default}``)."
 
 
-@hookspec
-def forgeml_register_offline_stores(register: Register) -> None:
-    """Offer offline feature stores (contract: :class:`forgeml.contracts.OfflineStore`).
+def _provider_hookspec(layer: Layer) -> Callable[[RegisterProvider], None]:
+    """Return the documented hook spec through which plugins offer providers of one layer."""
 
-    Called when the feature store needs history; ``[storage.offline] plugin`` picks one.
-    Call ``register(name, factory, settings=None, description="")``. Return nothing.
-    """
+    def spec(register: RegisterProvider) -> None:
+        return None
 
-
-@hookspec
-def forgeml_register_online_stores(register: Register) -> None:
-    """Offer online feature stores (contract: :class:`forgeml.contracts.OnlineStore`).
-
-    Called when serving or materialization needs the latest values; ``[storage.online] plugin``
-    picks one. Call ``register(name, factory, settings=None, description="")``. Return nothing.
-    """
+    spec.__name__ = spec.__qualname__ = layer.hook
+    spec.__doc__ = (
+        f"Offer {layer.offers} (contract: :class:`forgeml.contracts.{layer.contract.__name__}`; "
+        f"conformance suite: :class:`forgeml.testing.{layer.suite}`).\n\n"
+        f"{layer.called}{_selection(layer)} Call ``register(name, factory, settings=None, description=\"\")``. "
+        "Return nothing.\n"
+    )
+    return hookspec(spec)  # type: ignore[no-any-return]
 
 
-@hookspec
-def forgeml_register_vector_stores(register: Register) -> None:
-    """Offer vector stores for embedding features (contract: :class:`forgeml.contracts.VectorStore`).
-
-    Called when an embedding view is written or searched; ``[storage.vector] plugin`` picks one.
-    Call ``register(name, factory, settings=None, description="")``. Return nothing.
-    """
+for _layer in LAYERS:
+    globals()[_layer.hook] = _provider_hookspec(_layer)
 
 
-# ============================================================ compute and scheduling
-@hookspec
-def forgeml_register_executors(register: Register) -> None:
-    """Offer compute executors (contract: :class:`forgeml.contracts.Executor`).
-
-    Called when a job targets compute; each ``[compute.targets.NAME]`` table names its executor
-    with ``plugin = "..."``. Call ``register(name, factory, settings=None, description="")``.
-    Return nothing.
-    """
-
-
-@hookspec
-def forgeml_register_gpu_inventories(register: Register) -> None:
-    """Offer GPU inventories (contract: :class:`forgeml.contracts.GpuInventory`).
-
-    Called when the scheduler or ``forgeml doctor`` asks which GPUs exist; ``[scheduler.inventory]
-    plugin`` picks one (NVML by default; a declared fake for tests). Call
-    ``register(name, factory, settings=None, description="")``. Return nothing.
-    """
-
-
-@hookspec
-def forgeml_register_placement_policies(register: Register) -> None:
-    """Offer job placement policies (contract: :class:`forgeml.contracts.PlacementPolicy`).
-
-    Called when the scheduler starts; ``[scheduler.policy] plugin`` picks one. Call
-    ``register(name, factory, settings=None, description="")``. Return nothing.
-    """
-
-
+# ============================================================ decisions
 @hookspec(firstresult=True)
-def forgeml_classify_failure(job: Any, exit_code: int | None, log_tail: str) -> str | None:
+def forgeml_classify_failure(job: Job, exit_code: int | None, log_tail: str) -> str | None:
     """Decide whether a failed job attempt is worth retrying.
 
     Called by the scheduler when an attempt ends unsuccessfully, with the job, its exit code
@@ -126,48 +116,9 @@ def forgeml_classify_failure(job: Any, exit_code: int | None, log_tail: str) -> 
     """
 
 
-# ============================================================ serving and models
-@hookspec
-def forgeml_register_runtimes(register: Register) -> None:
-    """Offer model runtimes, one per flavor (contract: :class:`forgeml.contracts.ModelRuntime`).
-
-    Called when a model is registered, loaded for serving, or used in batch inference.
-    Call ``register(flavor, factory, settings=None, description="")``. Return nothing.
-    """
-
-
-@hookspec
-def forgeml_register_gates(register: Register) -> None:
-    """Offer promotion gates (contract: :class:`forgeml.contracts.PromotionGate`).
-
-    Called when a promotion evaluates the gates configured for a model in plugins.toml.
-    Call ``register(name, factory, settings=None, description="")``; the factory receives the
-    gate's table from plugins.toml validated against ``settings``. Return nothing.
-    """
-
-
-# ============================================================ monitoring
-@hookspec
-def forgeml_register_monitors(register: Register) -> None:
-    """Offer drift and quality tests (contract: :class:`forgeml.contracts.Monitor`).
-
-    Called when a drift report or an expectation suite runs. Call
-    ``register(name, factory, settings=None, description="")``. Return nothing.
-    """
-
-
-@hookspec
-def forgeml_register_notifiers(register: Register) -> None:
-    """Offer alert notifiers (contract: :class:`forgeml.contracts.Notifier`).
-
-    Called when an alert is delivered to the notifiers configured in plugins.toml. Call
-    ``register(name, factory, settings=None, description="")``. Return nothing.
-    """
-
-
 # ============================================================ people-facing extension points
 @hookspec
-def forgeml_register_commands(cli: Any) -> None:
+def forgeml_register_commands(cli: click.Group) -> None:
     """Add commands or command groups to the ``forgeml`` CLI.
 
     Called when the CLI starts, with the root :class:`click.Group`; call ``cli.add_command(...)``.
@@ -176,7 +127,7 @@ def forgeml_register_commands(cli: Any) -> None:
 
 
 @hookspec
-def forgeml_register_screens(register: Register) -> None:
+def forgeml_register_screens(register: RegisterScreen) -> None:
     """Add screens to the terminal UI.
 
     Called when ``forgeml tui`` starts. Call ``register(key, title, screen_factory)`` where
@@ -187,7 +138,7 @@ def forgeml_register_screens(register: Register) -> None:
 
 # ============================================================ events
 @hookspec
-def forgeml_on_job_state_changed(job: Any, old_state: str | None, new_state: str, workspace: Any) -> None:
+def forgeml_on_job_state_changed(job: Job, old_state: str | None, new_state: str, workspace: Workspace) -> None:
     """A job moved between states (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED).
 
     Called after the transition was committed to the metadata store, with the job record, the
@@ -196,7 +147,7 @@ def forgeml_on_job_state_changed(job: Any, old_state: str | None, new_state: str
 
 
 @hookspec
-def forgeml_on_run_finished(run: Any, workspace: Any) -> None:
+def forgeml_on_run_finished(run: Run, workspace: Workspace) -> None:
     """A tracked run ended (FINISHED, FAILED or KILLED).
 
     Called after the run's end status and last metrics were flushed. Return nothing.
@@ -204,7 +155,7 @@ def forgeml_on_run_finished(run: Any, workspace: Any) -> None:
 
 
 @hookspec
-def forgeml_on_model_version_registered(model_version: Any, workspace: Any) -> None:
+def forgeml_on_model_version_registered(model_version: ModelVersion, workspace: Workspace) -> None:
     """A new model version was registered.
 
     Called after the version and its artifacts were stored. Return nothing.
@@ -213,7 +164,7 @@ def forgeml_on_model_version_registered(model_version: Any, workspace: Any) -> N
 
 @hookspec
 def forgeml_on_model_stage_changed(
-    model_version: Any, old_stage: str | None, new_stage: str, reason: str, workspace: Any
+    model_version: ModelVersion, old_stage: str | None, new_stage: str, reason: str, workspace: Workspace
 ) -> None:
     """A model version moved between stages (STAGING, CANDIDATE, PRODUCTION, ARCHIVED).
 
@@ -223,7 +174,7 @@ def forgeml_on_model_stage_changed(
 
 
 @hookspec
-def forgeml_on_alert_fired(alert: Any, workspace: Any) -> None:
+def forgeml_on_alert_fired(alert: Alert, workspace: Workspace) -> None:
     """An alert rule fired (after de-duplication) and the alert was stored.
 
     Notifiers and retraining triggers listen here. Return nothing.
@@ -231,15 +182,16 @@ def forgeml_on_alert_fired(alert: Any, workspace: Any) -> None:
 
 
 @hookspec
-def forgeml_on_features_materialized(view: str, start: Any, end: Any, rows: int, workspace: Any) -> None:
+def forgeml_on_features_materialized(view: str, start: str, end: str, rows: int, workspace: Workspace) -> None:
     """A feature view was materialized into the online store for [start, end).
 
-    Called after the watermark was advanced, with the number of rows written. Return nothing.
+    Called after the watermark was advanced, with ``start`` and ``end`` as ISO 8601 UTC times and
+    the number of rows written. Return nothing.
     """
 
 
 @hookspec
-def forgeml_on_dataset_version_registered(dataset_version: Any, workspace: Any) -> None:
+def forgeml_on_dataset_version_registered(dataset_version: DatasetVersion, workspace: Workspace) -> None:
     """A new dataset version was registered; new-data triggers listen here.
 
     Called after the version was committed. Return nothing.

@@ -26,6 +26,8 @@ LAYER_MIGRATIONS = {
     "datasets": "forgeml.datasets.schema:MIGRATIONS",
     "monitoring": "forgeml.monitoring.schema:MIGRATIONS",
     "pipelines": "forgeml.pipelines.schema:MIGRATIONS",
+    "auth": "forgeml.auth.store:MIGRATIONS",
+    "calibration": "forgeml.evaluation.calibration:MIGRATIONS",
 }
 MIGRATIONS_TABLE = "_forgeml_migrations"
 BATCH = 5000

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from forgeml.errors import ValidationError
@@ -79,3 +82,30 @@ def safe_digest(digest: object, what: str = "digest") -> str:
     if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
         raise ValidationError(f"{what} {digest!r} is not a sha256 digest (64 lowercase hex characters)")
     return digest
+
+
+def check_not_input(output: str | Path, inputs: Sequence[str | Path], what: str = "--output") -> Path:
+    """Return output as a Path, refusing one that is an input or lies inside an input folder."""
+    out = Path(os.path.realpath(output))
+    for given in inputs:
+        source = Path(os.path.realpath(given))
+        if out == source or (source.is_dir() and source in out.parents):
+            raise ValidationError(f"{what} {str(output)!r} would overwrite the input {str(given)!r}; "
+                                  "write somewhere else")
+    return Path(output)
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside path, renamed over it when the block succeeds and removed when it fails."""
+    final = Path(path)
+    if final.is_dir():
+        raise ValidationError(f"{str(final)!r} is a folder; give a file name to write")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}.part")
+    try:
+        yield tmp
+        if tmp.exists():
+            os.replace(tmp, final)  # readers see the old file or the whole new one, never a part
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -9,32 +9,29 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from forgeml import hookspecs
 from forgeml.errors import ConfigError, PluginError, unknown_name
 from forgeml.installed import entry_points
-from forgeml.layers import CORE, core_sections
+from forgeml.layers import CORE, LAYER, core_sections
+
+if TYPE_CHECKING:
+    import click
+
+    from forgeml.datasets.versions import DatasetVersion
+    from forgeml.hookspecs import ProviderFactory
+    from forgeml.jobs.queue import Job
+    from forgeml.monitoring.alerts import Alert
+    from forgeml.registry.models import ModelVersion
+    from forgeml.tracking.records import Run
+    from forgeml.workspace import Workspace
 
 ENTRY_POINT_GROUP = "forgeml"
 ESSENTIAL = frozenset({"embedded"})
 
-LAYERS = (
-    "metadata_stores",
-    "artifact_stores",
-    "offline_stores",
-    "online_stores",
-    "vector_stores",
-    "executors",
-    "gpu_inventories",
-    "placement_policies",
-    "runtimes",
-    "gates",
-    "monitors",
-    "notifiers",
-)
 
 
 @dataclass
@@ -55,7 +52,7 @@ class Provider:
 
     layer: str
     name: str
-    factory: Callable[..., Any]
+    factory: ProviderFactory
     settings: type | None
     description: str
     plugin: str
@@ -73,15 +70,15 @@ class PluginHost:
     # ---------------------------------------------------------------- providers
     def providers(self, layer: str) -> dict[str, Provider]:
         """Return every provider registered for a layer, by name."""
-        if layer not in LAYERS:
-            raise unknown_name("provider layer", layer, LAYERS)
+        if layer not in LAYER:
+            raise unknown_name("provider layer", layer, LAYER)
         if layer not in self._providers:
             found: dict[str, Provider] = {}
-            caller = getattr(self.pm.hook, f"forgeml_register_{layer}")
+            caller = getattr(self.pm.hook, LAYER[layer].hook)
             for impl in reversed(caller.get_hookimpls()):
                 plugin_name = impl.plugin_name
 
-                def register(name: str, factory: Callable[..., Any], settings: type | None = None,
+                def register(name: str, factory: ProviderFactory, settings: type | None = None,
                              description: str = "", _plugin: str = plugin_name) -> None:
                     if name in found:
                         raise PluginError(
@@ -97,8 +94,7 @@ class PluginHost:
         """Return one provider by name or raise a did-you-mean error listing the choices."""
         found = self.providers(layer)
         if name not in found:
-            singular = layer[:-3] + "y" if layer.endswith("ies") else layer.removesuffix("s")
-            err = unknown_name(singular.replace("_", " "), name, found, where)
+            err = unknown_name(LAYER[layer].noun, name, found, where)
             raise ConfigError(str(err))
         return found[name]
 
@@ -117,51 +113,56 @@ class PluginHost:
         return self._sections
 
     # ---------------------------------------------------------------- people-facing
-    def register_commands(self, cli: Any) -> None:
+    def register_commands(self, cli: click.Group) -> None:
         """Let plugins add commands to the CLI."""
         self.pm.hook.forgeml_register_commands(cli=cli)
 
-    def screens(self) -> list[tuple[str, str, Callable[[], Any]]]:
+    def screens(self) -> list[tuple[str, str, Callable[[], object]]]:
         """Return the TUI screens plugins contribute as (key, title, factory)."""
-        found: list[tuple[str, str, Callable[[], Any]]] = []
-        self.pm.hook.forgeml_register_screens(register=lambda key, title, factory: found.append((key, title, factory)))
+        found: list[tuple[str, str, Callable[[], object]]] = []
+
+        def register(key: str, title: str, factory: Callable[[], object]) -> None:
+            found.append((key, title, factory))
+
+        self.pm.hook.forgeml_register_screens(register=register)
         return found
 
     # ---------------------------------------------------------------- decisions
-    def classify_failure(self, job: Any, exit_code: int | None, log_tail: str) -> str | None:
+    def classify_failure(self, job: Job, exit_code: int | None, log_tail: str) -> str | None:
         """Ask plugins whether a failed attempt is transient or permanent."""
-        return self.pm.hook.forgeml_classify_failure(job=job, exit_code=exit_code, log_tail=log_tail)
+        verdict: str | None = self.pm.hook.forgeml_classify_failure(job=job, exit_code=exit_code, log_tail=log_tail)
+        return verdict
 
     # ---------------------------------------------------------------- events
-    def on_job_state_changed(self, job: Any, old_state: str | None, new_state: str, workspace: Any) -> None:
+    def on_job_state_changed(self, job: Job, old_state: str | None, new_state: str, workspace: Workspace) -> None:
         """Announce a committed job state transition."""
         self.pm.hook.forgeml_on_job_state_changed(job=job, old_state=old_state, new_state=new_state,
                                                   workspace=workspace)
 
-    def on_run_finished(self, run: Any, workspace: Any) -> None:
+    def on_run_finished(self, run: Run, workspace: Workspace) -> None:
         """Announce that a run ended."""
         self.pm.hook.forgeml_on_run_finished(run=run, workspace=workspace)
 
-    def on_model_version_registered(self, model_version: Any, workspace: Any) -> None:
+    def on_model_version_registered(self, model_version: ModelVersion, workspace: Workspace) -> None:
         """Announce a new model version."""
         self.pm.hook.forgeml_on_model_version_registered(model_version=model_version, workspace=workspace)
 
-    def on_model_stage_changed(self, model_version: Any, old_stage: str | None, new_stage: str, reason: str,
-                               workspace: Any) -> None:
+    def on_model_stage_changed(self, model_version: ModelVersion, old_stage: str | None, new_stage: str, reason: str,
+                               workspace: Workspace) -> None:
         """Announce a committed stage transition."""
         self.pm.hook.forgeml_on_model_stage_changed(model_version=model_version, old_stage=old_stage,
                                                     new_stage=new_stage, reason=reason, workspace=workspace)
 
-    def on_alert_fired(self, alert: Any, workspace: Any) -> None:
+    def on_alert_fired(self, alert: Alert, workspace: Workspace) -> None:
         """Announce a stored, de-duplicated alert."""
         self.pm.hook.forgeml_on_alert_fired(alert=alert, workspace=workspace)
 
-    def on_features_materialized(self, view: str, start: Any, end: Any, rows: int, workspace: Any) -> None:
+    def on_features_materialized(self, view: str, start: str, end: str, rows: int, workspace: Workspace) -> None:
         """Announce a materialization of a feature view."""
         self.pm.hook.forgeml_on_features_materialized(view=view, start=start, end=end, rows=rows,
                                                       workspace=workspace)
 
-    def on_dataset_version_registered(self, dataset_version: Any, workspace: Any) -> None:
+    def on_dataset_version_registered(self, dataset_version: DatasetVersion, workspace: Workspace) -> None:
         """Announce a new dataset version."""
         self.pm.hook.forgeml_on_dataset_version_registered(dataset_version=dataset_version, workspace=workspace)
 

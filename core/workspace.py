@@ -7,7 +7,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from forgeml.config import (
     CONFIG_FILE,
@@ -17,45 +17,24 @@ from forgeml.config import (
     render_table,
 )
 from forgeml.errors import ConfigError, WorkspaceError, did_you_mean
+from forgeml.layers import LAYER, NAMED_SECTIONS, SECTIONS, Layer
 from forgeml.plugin_manager import PluginHost, Provider, make_plugin_manager
+
+if TYPE_CHECKING:
+    from forgeml.contracts import (
+        ArtifactStore,
+        EventStream,
+        Executor,
+        GpuInventory,
+        MetadataStore,
+        OfflineStore,
+        OnlineStore,
+        VectorStore,
+    )
 
 DOT_DIR = ".forgeml"
 
 
-@dataclass(frozen=True)
-class ProviderSectionSpec:
-    """A plugins.toml table that selects one provider of a layer with ``plugin = "name"``."""
-
-    layer: str
-    default: str
-    doc: str
-
-
-PROVIDER_SECTIONS: dict[str, ProviderSectionSpec] = {
-    "storage.metadata": ProviderSectionSpec(
-        "metadata_stores", "sqlite", "Metadata store: runs, jobs, models, features, datasets, alerts, audit."
-    ),
-    "storage.artifacts": ProviderSectionSpec(
-        "artifact_stores", "fsspec", "Artifact store: content-addressed files (models, logs, diffs)."
-    ),
-    "storage.offline": ProviderSectionSpec(
-        "offline_stores", "duckdb", "Offline feature store: date-partitioned Parquet history for training sets."
-    ),
-    "storage.online": ProviderSectionSpec(
-        "online_stores", "sqlite", "Online feature store: the latest value per entity for serving."
-    ),
-    "storage.vector": ProviderSectionSpec(
-        "vector_stores", "lancedb", "Vector store: embedding features and nearest-neighbour search."
-    ),
-    "scheduler.inventory": ProviderSectionSpec(
-        "gpu_inventories", "nvml", "GPU inventory the scheduler places jobs on (nvml reads the real GPUs)."
-    ),
-    "scheduler.policy": ProviderSectionSpec(
-        "placement_policies", "default", "Placement policy: which pending job starts where."
-    ),
-}
-TARGETS = "compute.targets"
-DEFAULT_TARGETS = {"local": "local"}
 
 
 class Config:
@@ -99,7 +78,7 @@ class Config:
         return node
 
     def _known(self) -> set[str]:
-        return {"plugins", TARGETS, *PROVIDER_SECTIONS, *self.host.settings_sections()}
+        return {"plugins", *SECTIONS, *NAMED_SECTIONS, *self.host.settings_sections()}
 
     def _own_keys(self, dotted: str, table: Mapping[str, Any]) -> dict[str, Any]:
         known = self._known()
@@ -133,20 +112,33 @@ class Config:
 
     def provider(self, section: str) -> tuple[Provider, Any]:
         """Return the provider a provider section selects, with its validated settings."""
-        spec = PROVIDER_SECTIONS[section]
-        return self._provider_from(section, spec.layer, self._table(section) or {}, spec.default)
+        layer = SECTIONS[section]
+        return self._provider_from(section, layer.name, self._table(section) or {}, layer.default)
 
-    def targets(self) -> dict[str, tuple[Provider, Any]]:
-        """Return every compute target by name (``local`` always exists)."""
-        tables = dict(self._table(TARGETS) or {})
-        for name, plugin in DEFAULT_TARGETS.items():
-            tables.setdefault(name, {"plugin": plugin})
+    def named(self, layer: Layer) -> dict[str, tuple[Provider, Any]]:
+        """Return the providers a named section's ``[SECTION.NAME]`` tables choose, by name.
+
+        A layer's default plugin, while it is registered, always has a table named after it (the
+        ``local`` compute target); disabling that plugin removes it rather than breaking the workspace.
+        """
+        section = layer.section or ""
+        tables = dict(self._table(section) or {})
+        if layer.default and layer.default in self.host.providers(layer.name):
+            tables.setdefault(layer.default, {"plugin": layer.default})
         out = {}
         for name, table in tables.items():
             if not isinstance(table, Mapping):
-                raise ConfigError(f"{self._where}: [{TARGETS}.{name}] must be a table")
-            out[name] = self._provider_from(f"{TARGETS}.{name}", "executors", table, None)
+                raise ConfigError(f"{self._where}: [{section}.{name}] must be a table")
+            out[name] = self._provider_from(f"{section}.{name}", layer.name, table, None)
         return out
+
+    def targets(self) -> dict[str, tuple[Provider, Any]]:
+        """Return every compute target by name (the default target exists while its plugin is enabled)."""
+        return self.named(LAYER["executors"])
+
+    def streams(self) -> dict[str, tuple[Provider, Any]]:
+        """Return every event stream declared as a ``[streams.NAME]`` table, by name."""
+        return self.named(LAYER["stream_sources"])
 
     # ------------------------------------------------------------ validation
     def validate(self) -> None:
@@ -184,11 +176,12 @@ class Config:
         for name in self.host.settings_sections():
             if self._table(name) is not None:
                 self.section(name)
-        for name in PROVIDER_SECTIONS:
+        for name in SECTIONS:
             if self._table(name) is not None:
                 self.provider(name)
-        if self._table(TARGETS) is not None:
-            self.targets()
+        for name, layer in NAMED_SECTIONS.items():
+            if self._table(name) is not None:
+                self.named(layer)
 
     # ------------------------------------------------------------ the documented default
     def render_default(self) -> str:
@@ -200,23 +193,17 @@ class Config:
             "",
             render_table("plugins", "Which plugins load.", PluginsSettings()),
         ]
-        for dotted, spec in PROVIDER_SECTIONS.items():
-            found = self.host.providers(spec.layer)
-            if spec.default not in found:
-                continue
-            provider = found[spec.default]
-            choices = ", ".join(sorted(found))
-            doc = f"{spec.doc}\n# plugin: one of {choices}."
-            instance = provider.settings() if provider.settings else _Empty()
-            out.append(render_table(dotted, doc, instance, extra={"plugin": spec.default}))
-        executors = self.host.providers("executors")
-        for name, plugin in DEFAULT_TARGETS.items():
-            if plugin in executors:
-                provider = executors[plugin]
-                doc = (f"Compute target {name!r}; add [compute.targets.NAME] tables for more.\n"
-                       f"# plugin: one of {', '.join(sorted(executors))}.")
-                instance = provider.settings() if provider.settings else _Empty()
-                out.append(render_table(f"{TARGETS}.{name}", doc, instance, extra={"plugin": plugin}))
+        for dotted, layer in SECTIONS.items():
+            found = self.host.providers(layer.name)
+            if layer.default in found:
+                doc = f"{layer.doc}\n# plugin: one of {', '.join(sorted(found))}."
+                out.append(_render_provider(dotted, doc, found[layer.default]))
+        for dotted, layer in NAMED_SECTIONS.items():
+            found = self.host.providers(layer.name)
+            if layer.default in found:
+                doc = (f"{layer.doc.rstrip('.')}; this one, {layer.default!r}, always exists.\n"
+                       f"# plugin: one of {', '.join(sorted(found))}.")
+                out.append(_render_provider(f"{dotted}.{layer.default}", doc, found[layer.default]))
         for name, (cls, _plugin) in sorted(self.host.settings_sections().items()):
             out.append(render_table(name, (cls.__doc__ or "").strip().splitlines()[0], cls()))
         return "\n".join(out)
@@ -225,6 +212,12 @@ class Config:
 @dataclass
 class _Empty:
     """A provider that takes no settings."""
+
+
+def _render_provider(header: str, doc: str, provider: Provider) -> str:
+    """Render a provider's table with its documented defaults."""
+    instance = provider.settings() if provider.settings else _Empty()
+    return render_table(header, doc, instance, extra={"plugin": provider.name})
 
 
 def _field_names(cls: type) -> list[str]:
@@ -268,42 +261,62 @@ class Workspace:
         return ws
 
     # ------------------------------------------------------------ stores
-    def _open(self, key: str, section: str) -> Any:
+    def open_layer(self, layer: str) -> Any:
+        """Return the provider of a layer chosen by its plugins.toml section, opened once per workspace."""
         with self._lock:
-            if key not in self._opened:
+            if layer not in self._opened:
+                section = LAYER[layer].section
+                if section is None or section not in SECTIONS:
+                    raise ConfigError(f"layer {layer!r} has no plugins.toml section choosing one provider")
                 provider, settings = self.config.provider(section)
+                self._opened[layer] = provider.factory(settings, self)
+            return self._opened[layer]
+
+    def open_named(self, layer: str, name: str) -> Any:
+        """Return the provider a ``[SECTION.NAME]`` table of a named layer chooses, opened once per workspace."""
+        with self._lock:
+            key = f"{layer}:{name}"
+            if key not in self._opened:
+                spec = LAYER[layer]
+                found = self.config.named(spec)
+                if name not in found:
+                    from forgeml.errors import unknown_name
+
+                    raise unknown_name(spec.entry or spec.noun, name, found,
+                                       f"add a [{spec.section}.{name}] table to plugins.toml")
+                provider, settings = found[name]
                 self._opened[key] = provider.factory(settings, self)
             return self._opened[key]
 
     @property
-    def metadata(self) -> Any:
+    def metadata(self) -> MetadataStore:
         """The metadata store (contract: MetadataStore)."""
-        return self._open("metadata", "storage.metadata")
+        return cast("MetadataStore", self.open_layer("metadata_stores"))
 
     @property
-    def artifacts(self) -> Any:
+    def artifacts(self) -> ArtifactStore:
         """The artifact store (contract: ArtifactStore)."""
-        return self._open("artifacts", "storage.artifacts")
+        return cast("ArtifactStore", self.open_layer("artifact_stores"))
 
     @property
-    def offline_store(self) -> Any:
+    def offline_store(self) -> OfflineStore:
         """The offline feature store (contract: OfflineStore)."""
-        return self._open("offline", "storage.offline")
+        return cast("OfflineStore", self.open_layer("offline_stores"))
 
     @property
-    def online_store(self) -> Any:
+    def online_store(self) -> OnlineStore:
         """The online feature store (contract: OnlineStore)."""
-        return self._open("online", "storage.online")
+        return cast("OnlineStore", self.open_layer("online_stores"))
 
     @property
-    def vector_store(self) -> Any:
+    def vector_store(self) -> VectorStore:
         """The vector store (contract: VectorStore)."""
-        return self._open("vector", "storage.vector")
+        return cast("VectorStore", self.open_layer("vector_stores"))
 
     @property
-    def gpu_inventory(self) -> Any:
+    def gpu_inventory(self) -> GpuInventory:
         """The GPU inventory (contract: GpuInventory)."""
-        return self._open("inventory", "scheduler.inventory")
+        return cast("GpuInventory", self.open_layer("gpu_inventories"))
 
     def metadata_for(self, migration_set: str, migrations: Any) -> Any:
         """Return the metadata store with a layer's migration set applied (once per process)."""
@@ -315,19 +328,13 @@ class Workspace:
                 self._opened[key] = store
         return self._opened[key]
 
-    def executor(self, target: str) -> Any:
+    def executor(self, target: str) -> Executor:
         """Return the executor for a compute target by name."""
-        with self._lock:
-            key = f"target:{target}"
-            if key not in self._opened:
-                targets = self.config.targets()
-                if target not in targets:
-                    from forgeml.errors import unknown_name
+        return cast("Executor", self.open_named("executors", target))
 
-                    raise unknown_name("compute target", target, targets, "submit --target")
-                provider, settings = targets[target]
-                self._opened[key] = provider.factory(settings, self)
-            return self._opened[key]
+    def stream(self, name: str) -> EventStream:
+        """Return the event stream declared as ``[streams.NAME]`` (contract: EventStream)."""
+        return cast("EventStream", self.open_named("stream_sources", name))
 
     def resolve(self, path: str | Path) -> Path:
         """Resolve a path from plugins.toml relative to the workspace root."""

@@ -24,12 +24,16 @@ COMMANDS: dict[str, str] = {
     "datasets": "forgeml.cli.datasets:datasets_group",
     "models": "forgeml.cli.models:models_group",
     "evaluate": "forgeml.cli.evaluate:evaluate_cmd",
+    "explain": "forgeml.cli.explain:explain_cmd",
+    "calibrate": "forgeml.cli.calibrate:calibrate_cmd",
     "submit": "forgeml.cli.jobs:submit_cmd",
     "jobs": "forgeml.cli.jobs:jobs_group",
     "scheduler": "forgeml.cli.jobs:scheduler_cmd",
     "runs": "forgeml.cli.runs:runs_group",
     "targets": "forgeml.cli.targets:targets_group",
     "serve": "forgeml.cli.serve:serve_cmd",
+    "server": "forgeml.cli.server:server_cmd",
+    "auth": "forgeml.cli.auth:auth_group",
     "predict": "forgeml.cli.predict:predict_cmd",
     "features": "forgeml.cli.features:features_group",
     "quickstart": "forgeml.cli.quickstart:quickstart_cmd",
@@ -69,7 +73,9 @@ class LazyGroup(click.Group):
         if name in self.lazy and name not in self.commands:
             module, attr = self.lazy[name].split(":")
             try:
-                self.commands[name] = getattr(importlib.import_module(module), attr)
+                from forgeml.cli.output import add_format_options
+
+                self.commands[name] = add_format_options(getattr(importlib.import_module(module), attr))
             except Exception as e:  # one broken command module must not take `forgeml --help` down
                 self.commands[name] = _unavailable(name, f"{module}: {type(e).__name__}: {e}")
         if name not in self.commands:

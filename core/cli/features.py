@@ -1,4 +1,4 @@
-"""`forgeml features`: apply, ls, show, diff, materialize, status, lineage."""
+"""`forgeml features`: apply, ls, show, diff, materialize, status, lineage (stream commands: feature_streams)."""
 
 from __future__ import annotations
 
@@ -203,3 +203,13 @@ def lineage_cmd(kind: str, name: str, as_json: bool) -> None:
     for direction in ("upstream", "downstream"):
         for edge in data[direction]:
             click.echo(f"{direction:<10} {edge['src_kind']}:{edge['src']} -> {edge['dst_kind']}:{edge['dst']}")
+
+
+def _add_stream_commands() -> None:
+    from forgeml.cli.feature_streams import COMMANDS
+
+    for command in COMMANDS:
+        features_group.add_command(command)
+
+
+_add_stream_commands()

@@ -49,6 +49,8 @@ def models_group() -> None:
 @click.option("--flavor", required=True, help="Runtime flavor: sklearn, torch, onnx, python, or a plugin's.")
 @click.option("--run-id", help="The run that produced the model.")
 @click.option("--example", type=click.Path(exists=True, dir_okay=False), help="Input example (.parquet/.csv): infers the signature.")
+@click.option("--background", type=click.Path(exists=True, dir_okay=False),
+              help="Training rows (.parquet/.csv), sampled to 100 and stored with the version for explanations.")
 @click.option("--metric", "metrics", multiple=True, help="KEY=VALUE metric (repeatable).")
 @click.option("--param", "params", multiple=True, help="KEY=VALUE parameter (repeatable).")
 @click.option("--dataset", "datasets", multiple=True, help="Dataset version used, name@vN (repeatable).")
@@ -57,14 +59,15 @@ def models_group() -> None:
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE tag (repeatable).")
 @click.option("--description", default="", help="What this version is.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def register_cmd(name: str, path: str, flavor: str, run_id: str | None, example: str | None, metrics: tuple,
-                 params: tuple, datasets: tuple, feature_views: tuple, entity_keys: tuple, tags: tuple,
+def register_cmd(name: str, path: str, flavor: str, run_id: str | None, example: str | None,
+                 background: str | None, metrics: tuple, params: tuple, datasets: tuple, feature_views: tuple, entity_keys: tuple, tags: tuple,
                  description: str, as_json: bool) -> None:
     """Register the saved model at PATH (file or folder; with --run-id, a path in that run's artifacts)."""
     from forgeml.registry import register_model
 
     mv = register_model(name, path=path, flavor=flavor, run_id=run_id,
                         input_example=_read_example(example) if example else None,
+                        background=_read_example(background) if background else None,
                         metrics=_pairs(metrics, "metric", numeric=True), params=_pairs(params, "param"),
                         datasets=list(datasets), feature_views=list(feature_views), entity_keys=list(entity_keys),
                         tags=_pairs(tags, "tag"), description=description)

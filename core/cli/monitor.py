@@ -125,6 +125,33 @@ def monitor_drift(reference: str, current: str | None, model: str | None, window
                             f" columns drifted ({report.current_rows} vs {report.reference_rows} rows)")
 
 
+@monitor_group.command("skew")
+@click.argument("model")
+@click.option("--window", default="1d", show_default=True, help="Prediction-log window ending now: 15m, 6h, 1d.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def monitor_skew(model: str, window: str, as_json: bool) -> None:
+    """Training-serving skew: MODEL's served feature values against their offline recomputation."""
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from forgeml.monitoring.skew import skew_report
+    from forgeml.monitoring.sources import parse_window
+
+    end = datetime.now(UTC)
+    report = skew_report(model, end - parse_window(window), end)
+    if as_json:
+        emit_json({"model": report.model, "rows": report.rows, "share": report.share,
+                   "features": [asdict(f) for f in report.features]})
+    else:
+        print_table(
+            [{"feature": f.feature, "rows": f.rows, "mismatches": f.mismatches, "share": f"{f.share:.2%}",
+              "largest difference": "" if f.max_abs_diff is None else f"{f.max_abs_diff:.4g}",
+              "skewed": f.severity if f.skewed else ""} for f in report.features],
+            title=f"skew of {model}: {report.rows} logged requests")
+    if report.skewed_features:  # non-zero, so a script or CI step can gate on it
+        sys.exit(1)
+
+
 @monitor_group.group("alerts")
 def alerts_group() -> None:
     """List and acknowledge alerts."""

@@ -12,17 +12,15 @@ import click
 
 from forgeml.cli.output import emit_json, print_table
 
-SHOWN_VALUE_COLUMNS = 8
 
-
-def _when(ts: Any) -> str:
+def _when(ts: Any, short: bool = False) -> str:
     if ts is None or (isinstance(ts, float) and math.isnan(ts)):
         return ""
     if hasattr(ts, "timestamp"):
         if str(ts) == "NaT":
             return ""
         ts = ts.timestamp()
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
 
 
 def _plain(value: Any) -> Any:
@@ -40,19 +38,110 @@ def _frame_records(frame: Any) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
-def _print_runs(frame: Any, title: str) -> None:
-    value_columns = [c for c in frame.columns if c.startswith("metrics.")] + \
-        [c for c in frame.columns if c.startswith("params.")]
-    value_columns = value_columns[:SHOWN_VALUE_COLUMNS]
+ATTRIBUTE_COLUMNS = ("id", "name", "experiment", "status", "started", "ended", "parent_id", "job_id")
+
+
+def _value_columns(frame: Any) -> list[str]:
+    return [c for c in frame.columns if c.startswith(("metrics.", "params.", "tags."))]
+
+
+def _varying(frame: Any, columns: list[str]) -> list[str]:
+    """The columns whose value differs between the runs (all of them when there is a single run)."""
+    if len(frame) < 2:
+        return columns
+    return [c for c in columns if frame[c].astype(str).nunique(dropna=False) > 1]
+
+
+def _chosen_columns(frame: Any, wanted: str | None) -> tuple[list[str], list[str]]:
+    """Resolve --columns (comma-separated; lr finds params.lr or metrics.lr) or pick the defaults."""
+    from forgeml.errors import NotFoundError, did_you_mean
+
+    values = _value_columns(frame)
+    if wanted:
+        chosen = []
+        for name in (n.strip() for n in wanted.split(",") if n.strip()):
+            if name in ATTRIBUTE_COLUMNS or name in values:
+                chosen.append(name)
+                continue
+            matches = [c for c in values if c.split(".", 1)[1] == name]
+            if len(matches) != 1:
+                choices = [*ATTRIBUTE_COLUMNS, *values]
+                why = f"is ambiguous ({', '.join(matches)})" if matches else f"is not a column{did_you_mean(name, choices)}"
+                raise NotFoundError(f"--columns: {name!r} {why}; columns: {', '.join(choices)}")
+            chosen.append(matches[0])
+        return chosen, []
+    fixed = ["id", "name", "status", "started"]
+    if frame["experiment"].nunique() > 1:
+        fixed.insert(2, "experiment")
+    metrics = [c for c in values if c.startswith("metrics.")]
+    params = [c for c in values if c.startswith("params.")]
+    return fixed, _varying(frame, metrics) + _varying(frame, params)
+
+
+def _headers(columns: list[str]) -> dict[str, str]:
+    """Header per column: the bare key when no other column has the same key, else the full name."""
+    keys = [c.split(".", 1)[1] for c in columns if "." in c]
+    return {c: c.split(".", 1)[1] if "." in c and keys.count(c.split(".", 1)[1]) == 1 else c for c in columns}
+
+
+def _short(value: Any) -> Any:
+    """A float, or a param stored as the text of a long float, in 4 significant digits."""
+    if isinstance(value, str) and len(value) > 8:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return f"{number:.4g}" if math.isfinite(number) else value
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
+def _run_rows(frame: Any, short: bool) -> list[dict[str, Any]]:
     rows = []
     for rec in frame.to_dict("records"):
         row = {"id": rec["run_id"][:8], "name": rec["name"] or "", "experiment": rec["experiment"],
-               "status": rec["status"], "started": _when(rec["start_time"])}
-        for c in value_columns:
-            v = _plain(rec[c])
-            row[c] = f"{v:.6g}" if isinstance(v, float) else v
+               "status": rec["status"], "started": _when(rec["start_time"], short),
+               "ended": _when(rec["end_time"], short),
+               "parent_id": (rec["parent_id"] or "")[:8], "job_id": rec["job_id"] or ""}
+        for c in _value_columns(frame):
+            row[c] = _short(_plain(rec[c]))
         rows.append(row)
-    print_table(rows, ["id", "name", "experiment", "status", "started", *value_columns], title=title)
+    return rows
+
+
+def _print_runs(frame: Any, title: str, columns: str | None, output_format: str | None, query: str = "") -> None:
+    """Print runs as a table fitted to the terminal, or as JSON or CSV (every column unless --columns)."""
+    from forgeml.cli.output import emit_csv, fit_columns, terminal_width
+    from forgeml.tracking.query import parse_query
+    from forgeml.tracking.search import referenced_fields
+
+    fixed, optional = _chosen_columns(frame, columns)
+    # the keys the query filters or sorts on come first: they are what the reader asked about
+    named = [f"{f.kind}.{f.key}" for f in referenced_fields(parse_query(query))]
+    optional = [c for c in named if c in optional] + [c for c in optional if c not in named]
+    if output_format in ("json", "csv"):
+        records = _frame_records(frame)
+        if columns:
+            full = {"id": "run_id", "started": "start_time", "ended": "end_time"}
+            records = [{c: rec.get(full.get(c, c)) for c in fixed} for rec in records]
+        if output_format == "json":
+            emit_json(records)
+        else:
+            emit_csv(records, list(records[0]) if records else list(frame.columns))
+        return
+    width = terminal_width()
+    rows = _run_rows(frame, short=width < 120)  # a narrow terminal gets month-day hour:minute
+    headers = _headers([*fixed, *optional])
+    shown, left = fit_columns(rows, fixed, optional, headers, width)
+    caption = None
+    if left:
+        caption = (f"{len(left)} more varying column(s) ({', '.join(headers[c] for c in left[:4])}"
+                   f"{', ...' if len(left) > 4 else ''}): --columns, a wider terminal or --format json")
+    print_table(rows, shown, title=title, headers=headers, caption=caption)
+
+
+_COLUMNS_HELP = ("Comma-separated columns: id, name, experiment, status, started, ended, params.KEY, metrics.KEY, "
+                 "tags.KEY (a bare KEY when only one kind has it). Default: the params and metrics that vary.")
+_FORMAT_HELP = "Print a table fitted to the terminal (default), JSON or CSV (every column unless --columns)."
 
 
 @click.group("runs")
@@ -65,26 +154,29 @@ def runs_group() -> None:
 @click.option("--status", help="Only runs with this status (RUNNING, FINISHED, FAILED, KILLED, SCHEDULED).")
 @click.option("-n", "--limit", default=50, show_default=True, help="Show at most this many runs, newest first.")
 @click.option("--deleted", is_flag=True, help="Include deleted runs.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def runs_ls(experiments: tuple[str, ...], status: str | None, limit: int, deleted: bool, as_json: bool) -> None:
+@click.option("--columns", help=_COLUMNS_HELP)
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]), help=_FORMAT_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (same as --format json).")
+def runs_ls(experiments: tuple[str, ...], status: str | None, limit: int, deleted: bool, columns: str | None,
+            output_format: str | None, as_json: bool) -> None:
     """List runs, newest first."""
     from forgeml.tracking import search_runs
     from forgeml.tracking.api import valid_status
 
     query = f"status = '{valid_status(status)}'" if status else ""
     frame = search_runs(query, experiments=list(experiments) or None, include_deleted=deleted, limit=limit)
-    if as_json:
-        emit_json(_frame_records(frame))
-    else:
-        _print_runs(frame, f"{len(frame)} run(s)")
+    _print_runs(frame, f"{len(frame)} run(s)", columns, "json" if as_json else output_format)
 
 
 @runs_group.command("search")
 @click.argument("query")
 @click.option("-n", "--limit", type=int, default=None, help="Return at most this many runs.")
 @click.option("--deleted", is_flag=True, help="Include deleted runs.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def runs_search(query: str, limit: int | None, deleted: bool, as_json: bool) -> None:
+@click.option("--columns", help=_COLUMNS_HELP)
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]), help=_FORMAT_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (same as --format json).")
+def runs_search(query: str, limit: int | None, deleted: bool, columns: str | None, output_format: str | None,
+                as_json: bool) -> None:
     """Search runs by attributes, params, metrics and tags with a QUERY.
 
     Example: "params.lr between 1e-4 and 1e-3 and metrics.val_loss < 0.5 order by metrics.val_loss"
@@ -92,10 +184,7 @@ def runs_search(query: str, limit: int | None, deleted: bool, as_json: bool) -> 
     from forgeml.tracking import search_runs
 
     frame = search_runs(query, include_deleted=deleted, limit=limit)
-    if as_json:
-        emit_json(_frame_records(frame))
-    else:
-        _print_runs(frame, f"{len(frame)} run(s) matching")
+    _print_runs(frame, f"{len(frame)} run(s) matching", columns, "json" if as_json else output_format, query)
 
 
 @runs_group.command("show")

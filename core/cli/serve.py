@@ -11,8 +11,9 @@ import click
 @click.option("--port", type=int, default=None, help="TCP port (default from [serving], 8080).")
 @click.option("--workers", type=int, default=None, help="Server processes (default from [serving], 1).")
 @click.option("--no-batching", is_flag=True, help="Run every request as its own predict call.")
+@click.option("--access-log", is_flag=True, help="Log every request (method, path, status) to stderr.")
 def serve_cmd(model_uris: tuple[str, ...], host: str | None, port: int | None, workers: int | None,
-              no_batching: bool) -> None:
+              no_batching: bool, access_log: bool) -> None:
     """Serve models over HTTP: MODEL_URI is name@production, name@alias or name@version.
 
     With no MODEL_URI, the [serving.endpoints.NAME] tables of plugins.toml say what to serve.
@@ -20,4 +21,5 @@ def serve_cmd(model_uris: tuple[str, ...], host: str | None, port: int | None, w
     from forgeml.serving.server import run_server
 
     run_server(list(model_uris), host=host, port=port, workers=workers,
-               batching=False if no_batching else None)
+               batching=False if no_batching else None, access_log=access_log,
+               announce=lambda line: click.echo(line, err=True))

@@ -8,6 +8,7 @@ import click
 from click_default_group import DefaultGroup
 
 from forgeml.cli.output import emit_json, print_table
+from forgeml.layers import DEFAULT_TARGET
 
 PRUNER_OPTIONS = ("n_startup_trials", "n_warmup_steps", "min_resource", "reduction_factor")
 
@@ -40,7 +41,7 @@ def tune_group() -> None:
 @click.option("--resume", is_flag=True, help="Continue an existing study.")
 @click.option("--seed", type=int, help="Sampler seed.")
 @click.option("--gpus", "gpus_per_trial", default=0, show_default=True, help="GPUs per trial.")
-@click.option("--target", default="local", show_default=True, help="Compute target for the trials.")
+@click.option("--target", default=DEFAULT_TARGET, show_default=True, help="Compute target for the trials.")
 @click.option("--final-run", is_flag=True, help="Train once more with the best parameters.")
 @click.option("--register", "register_as", help="Register the final run's model under this name (STAGING).")
 @click.option("--artifact", "model_artifact", default="model", show_default=True, help="Final run's model artifact.")

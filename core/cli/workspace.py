@@ -69,15 +69,17 @@ def config_default() -> None:
 @config_group.command("show")
 def config_show() -> None:
     """Validate this workspace's plugins.toml and print the chosen providers."""
-    from forgeml.workspace import PROVIDER_SECTIONS, Workspace
+    from forgeml.layers import NAMED_SECTIONS, SECTIONS
+    from forgeml.workspace import Workspace
 
     ws = Workspace.find()
     rows = []
-    for section in PROVIDER_SECTIONS:
+    for section in SECTIONS:
         provider, _ = ws.config.provider(section)
         rows.append({"section": section, "plugin": provider.name, "from": provider.plugin})
-    for name, (provider, _) in ws.config.targets().items():
-        rows.append({"section": f"compute.targets.{name}", "plugin": provider.name, "from": provider.plugin})
+    for section, layer in NAMED_SECTIONS.items():
+        for name, (provider, _) in ws.config.named(layer).items():
+            rows.append({"section": f"{section}.{name}", "plugin": provider.name, "from": provider.plugin})
     print_table(rows, title=str(ws.config.path or "defaults"))
 
 

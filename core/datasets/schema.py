@@ -8,6 +8,7 @@ from forgeml.contracts import Migration
 
 MIGRATION_SET = "datasets"
 
+
 def _m001_initial(tx: Any) -> None:
     """Create the datasets tables."""
     import sqlalchemy as sa

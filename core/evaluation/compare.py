@@ -46,6 +46,7 @@ class Comparison:
     n_boot: int
     confidence: float
     metrics: list[MetricComparison] = field(default_factory=list)
+    importance: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain values for JSON output."""
@@ -68,8 +69,11 @@ def _interval(values: Any, lo: float, hi: float) -> tuple[float, float] | None:
 
 def compare(champion: Any, challenger: Any, dataset: Any, target: str, *, metrics: list[str] | None = None,
             task: str | None = None, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
-            query_column: str | None = None, workspace: Any = None) -> Comparison:
-    """Score both models on the same rows and bootstrap (shared resamples) intervals of each and the gap."""
+            query_column: str | None = None, importance: bool = False, workspace: Any = None) -> Comparison:
+    """Score both models on the same rows and bootstrap (shared resamples) intervals of each and the gap.
+
+    With importance=True, each model's mean |SHAP| and permutation importance are lined up by feature.
+    """
     import numpy as np
 
     ws = _workspace(workspace)
@@ -119,6 +123,11 @@ def compare(champion: Any, challenger: Any, dataset: Any, target: str, *, metric
             _interval(d[:, 0], lo, hi), _interval(d[:, 1], lo, hi), _interval(diff, lo, hi),
             float(np.mean(diff > 0) if better else np.mean(diff < 0)) if len(diff) else None, better,
         ))
+    if importance:
+        from forgeml.evaluation.importance import compare_importance, global_importance
+
+        out.importance = compare_importance(global_importance(champ, table, target, pa_.task, ws)["features"],
+                                            global_importance(chall, table, target, pa_.task, ws)["features"])
     return out
 
 

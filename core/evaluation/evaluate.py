@@ -8,7 +8,6 @@ from typing import Any
 from forgeml.errors import ValidationError
 from forgeml.evaluation.metrics import (
     classification_metrics,
-    expected_calibration_error,
     ranking_metrics,
     regression_metrics,
 )
@@ -41,6 +40,11 @@ class EvaluationResult:
     metrics: dict[str, float | None]
     slices: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     fairness: dict[str, dict[str, Any]] = field(default_factory=dict)
+    importance: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    robustness: dict[str, Any] = field(default_factory=dict)
+    weak_slices: list[dict[str, Any]] = field(default_factory=list)
+    plots: dict[str, str] = field(default_factory=dict)
     id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,40 +209,17 @@ def _slice_masks(table: Any, column: str) -> list[tuple[Any, Any]]:
     return [(v.item() if hasattr(v, "item") else v, keyed == v) for v in top]
 
 
-def fairness_report(p: Predictions, table: Any, column: str) -> dict[str, Any]:
-    """Demographic parity and equal opportunity differences and calibration per group (binary tasks)."""
-    import numpy as np
-
-    if p.task != "classification" or (p.proba is not None and np.ndim(p.proba) == 2) or len(p.classes) > 2:
-        raise ValidationError(f"fairness by {column!r} needs a binary classification task")
-    groups = []
-    for value, mask in _slice_masks(table, column):
-        positives = p.y_true[mask] == 1
-        entry: dict[str, Any] = {
-            "group": value, "rows": int(mask.sum()),
-            "selection_rate": float(np.mean(p.y_pred[mask] == 1)),
-            "true_positive_rate": float(np.mean(p.y_pred[mask][positives] == 1)) if positives.any() else None,
-            "positive_rate": float(np.mean(positives)),
-        }
-        if p.proba is not None:
-            entry["mean_score"] = float(np.mean(p.proba[mask]))
-            entry["ece"] = expected_calibration_error(p.y_true[mask], p.proba[mask])
-        groups.append(entry)
-    rates = [g["selection_rate"] for g in groups]
-    tprs = [g["true_positive_rate"] for g in groups if g["true_positive_rate"] is not None]
-    return {
-        "groups": groups,
-        "demographic_parity_difference": float(max(rates) - min(rates)) if rates else None,
-        "equal_opportunity_difference": float(max(tprs) - min(tprs)) if tprs else None,
-        "calibration_gap": (float(max(g["ece"] for g in groups) - min(g["ece"] for g in groups))
-                            if groups and "ece" in groups[0] else None),
-    }
-
-
 def evaluate(model: Any, dataset: Any, target: str, *, task: str | None = None, slices: list[str] | tuple = (),
              fairness: list[str] | tuple = (), k: int = 10, query_column: str | None = None,
-             threshold: float = 0.5, store: bool = True, workspace: Any = None) -> EvaluationResult:
-    """Evaluate a model (``name@version`` or object) on a dataset (``name@v3`` or table), stored with the version."""
+             threshold: float = 0.5, importance: bool = False, robustness: bool = False,
+             find_slices: bool = False, plots: bool = False, store: bool = True,
+             workspace: Any = None) -> EvaluationResult:
+    """Evaluate a model (``name@version`` or object) on a dataset (``name@v3`` or table), stored with the version.
+
+    Binary classifiers also get a calibration report. ``importance`` adds mean |SHAP| and permutation
+    importance; ``robustness`` metrics under perturbed inputs; ``find_slices`` the worst slices over
+    every feature column; ``plots`` PNG and SVG charts stored as artifacts (digests in ``plots``).
+    """
     ws = _workspace(workspace)
     predictor, model_label, mv = load_for_evaluation(model, ws)
     table, data_label = load_table(dataset, ws)
@@ -249,11 +230,41 @@ def evaluate(model: Any, dataset: Any, target: str, *, task: str | None = None, 
             {"value": value, "rows": int(mask.sum()), "metrics": score(preds, mask, k=k)}
             for value, mask in _slice_masks(table, column)
         ]
-    for column in fairness:
-        result.fairness[column] = fairness_report(preds, table, column)
+    if fairness:
+        from forgeml.evaluation.fairness import fairness_report
+
+        for column in fairness:
+            result.fairness[column] = fairness_report(preds, table, column)
+    if preds.task == "classification" and preds.proba is not None and preds.proba.ndim == 1:
+        from forgeml.evaluation.calibration import calibration_report
+
+        result.calibration = calibration_report(preds.y_true, preds.proba)
+    if importance:
+        from forgeml.evaluation.importance import global_importance
+
+        result.importance = global_importance(predictor, table, target, preds.task, ws, threshold)
+    if robustness or find_slices:
+        _responsible(result, predictor, table, preds, robustness, find_slices, (query_column, *fairness), threshold)
+    if plots:
+        from forgeml.evaluation.plots import store_plots
+
+        result.plots = store_plots(result, ws)
     if store and mv is not None:
         from forgeml.registry.evaluations import record_evaluation
 
         result.id = record_evaluation(mv.name, mv.version, data_label, target, preds.task, result.metrics,
                                       result.to_dict(), workspace=ws)
     return result
+
+
+def _responsible(result: EvaluationResult, predictor: Any, table: Any, preds: Predictions, robustness: bool,
+                 find_slices: bool, exclude: tuple[Any, ...], threshold: float) -> None:
+    """Fill the robustness report and the worst slices (over the feature columns) of a result."""
+    from forgeml.evaluation.robustness import find_weak_slices, robustness_report
+
+    features = [c for c in table.column_names if c != result.target and c not in exclude]
+    if robustness:
+        result.robustness = robustness_report(predictor, table, result.target, preds.task, features,
+                                              threshold=threshold)
+    if find_slices:
+        result.weak_slices = find_weak_slices(preds, table, features)

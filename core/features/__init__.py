@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from forgeml.features.status import ViewStatus
 
 _FUNCTIONS = ["apply", "get_historical_features", "get_online_features", "lineage", "materialize", "nearest",
-              "push", "record_lineage", "status"]
+              "publish", "push", "record_lineage", "status"]
 _EXPORTED, __getattr__, __dir__ = lazy_exports(__name__, {
     ".aggregations": ["Aggregation"],
     ".definitions": ["Embedding", "Entity", "Feature", "FeatureView", "Field", "FileSource", "OnDemandFeatureView",
@@ -55,6 +55,11 @@ def get_online_features(entity_rows: Any, features: Sequence[str], full_feature_
 def push(view: str, rows: Any, to: str = "online_and_offline") -> int:
     """Write rows online and append them offline through the view's transformation."""
     return _store().push(view, rows, to)
+
+
+def publish(stream: str, rows: Any) -> int:
+    """Append events to a stream declared as [streams.NAME] in plugins.toml."""
+    return _store().publish(stream, rows)
 
 
 def materialize(start: Any = None, end: Any = None, views: Sequence[str] | None = None) -> list[dict[str, Any]]:

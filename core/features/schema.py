@@ -8,6 +8,7 @@ from forgeml.contracts import Migration
 
 MIGRATION_SET = "features"
 
+
 def _m001_initial(tx: Any) -> None:
     """Create the features tables."""
     import sqlalchemy as sa

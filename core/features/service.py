@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from forgeml.contracts import FeatureRequest
-from forgeml.errors import NotFoundError, ValidationError, unknown_name
+from forgeml.errors import NotFoundError, StorageError, ValidationError, unknown_name
 from forgeml.features.definitions import FeatureView, OnDemandFeatureView, PushSource
 from forgeml.features.registry import Change, FeatureRegistry
 from forgeml.features.retrieval import OnlineFeatures, Plan, make_plan
@@ -298,6 +298,9 @@ class FeatureStore(StatusMixin):
         """Transform rows once, then write them to the online store and append them to the offline store."""
         if to not in ("online_and_offline", "online", "offline"):
             raise ValidationError(f"push(to=...) must be 'online_and_offline', 'online' or 'offline', got {to!r}")
+        from forgeml.auth.service import require
+
+        require("features.push", workspace=self.workspace, subject=f"features/{view}")
         fv = self.get_feature_view(view)
         if not isinstance(fv.source, PushSource):
             raise ValidationError(f"view {view!r} reads from {fv.source.label}; push only to views whose source is a "
@@ -316,6 +319,16 @@ class FeatureStore(StatusMixin):
             self._write_online(fv, table)
         self._record_write(fv, table, pushed=table.num_rows)
         return table.num_rows
+
+    def publish(self, stream: str, rows: Any) -> int:
+        """Append events to a stream declared in plugins.toml; its stream processor applies them."""
+        table = _to_arrow(rows, "published rows")
+        if table.num_rows == 0:
+            return 0
+        count = self.workspace.stream(stream).publish(table)
+        if count != table.num_rows:
+            raise StorageError(f"stream {stream!r} reported {count} records appended for {table.num_rows} rows")
+        return count
 
     def _push_events(self, fv: FeatureView, raw: Any, to: str) -> int:
         """Append pushed events offline and fold them into the view's online tiles."""
@@ -347,8 +360,18 @@ class FeatureStore(StatusMixin):
 
         self.refresh(force=True)
         chosen = [self.get_feature_view(v) for v in views] if views else [
-            v for v in self._views.values() if v.online]
+            v for v in self._views.values() if v.online and not v.windowed]
+        windowed = [v for v in chosen if v.windowed]
+        if windowed:
+            raise ValidationError(f"view {windowed[0].name!r} holds window aggregations; rebuild its online state "
+                                  f"with `forgeml features backfill {windowed[0].name}`")
         return materialize_views(self, chosen, start, end, progress, batch_rows)
+
+    def backfill(self, view: str) -> dict[str, Any]:
+        """Rebuild a window view's online tiles from its offline events."""
+        from forgeml.features.streaming import backfill
+
+        return backfill(self, self.get_feature_view(view))
 
     # ------------------------------------------------------------ embeddings
     def nearest(self, view: str, vector: Sequence[float], k: int = 10, filter: str | None = None,

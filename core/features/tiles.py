@@ -19,6 +19,7 @@ from forgeml.features.aggregations import WindowFeature, window_features, window
 from forgeml.features.definitions import FeatureView
 
 STATE_SUFFIX = "__windows"
+COUNT, MOMENTS, MAX, MIN, OTHER = range(5)  # how apply_events folds an event into each partial
 
 
 def state_view(view: str) -> str:
@@ -126,6 +127,16 @@ class TilePlan:
     keep_us: dict[int, int]  # hop µs -> how far behind the newest event its tiles are still read
     lateness_us: int | None
     by_name: dict[str, WindowFeature] = field(default_factory=dict)
+    hop_ops: list[tuple[int, tuple[int, ...], tuple[tuple[int, int, int], ...]]] = field(default_factory=list)
+    set_slots: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        fns = [a.function for a in self.view.aggregations]
+        codes = {"count": COUNT, "sum": MOMENTS, "mean": MOMENTS, "max": MAX, "min": MIN}
+        self.hop_ops = [(hop, members, tuple((j, codes.get(fns[a], OTHER), a) for j, a in enumerate(members)))
+                        for hop, members in self.hops.items()]
+        self.set_slots = {hop: tuple(j for j, a in enumerate(members) if fns[a] == "count_distinct")
+                          for hop, members in self.hops.items()}
 
     @classmethod
     def of(cls, view: FeatureView) -> TilePlan:
@@ -175,19 +186,40 @@ def apply_events(plan: TilePlan, state: dict[str, Any], times: Sequence[int], co
             continue
         if newest is None or ts > newest:
             newest = ts
-        for hop, members in plan.hops.items():
-            tiles = tiles_by_hop.setdefault(hop, {})
+        for hop, members, ops in plan.hop_ops:
+            tiles = tiles_by_hop.get(hop)
+            if tiles is None:
+                tiles = tiles_by_hop[hop] = {}
             tile = ts // hop
             partials = tiles.get(tile)
             if partials is None:
                 partials = tiles[tile] = [_new(fns[a]) for a in members]
-            for j, a in enumerate(members):
-                partials[j] = _add(fns[a], partials[j], ts, columns[a][i] if columns[a] else None, ns[a])
+            # the common aggregations inline (this loop runs per event, hop and aggregation)
+            for j, code, a in ops:
+                if code == COUNT:
+                    partials[j] += 1
+                    continue
+                v = columns[a][i]
+                if v is None:
+                    continue
+                if code == MOMENTS:
+                    p = partials[j]
+                    p[0] += 1
+                    p[1] += v
+                elif code == MAX:
+                    if partials[j] is None or v > partials[j]:
+                        partials[j] = v
+                elif code == MIN:
+                    if partials[j] is None or v < partials[j]:
+                        partials[j] = v
+                else:
+                    partials[j] = _add(fns[a], partials[j], ts, v, ns[a])
         applied += 1
     state["m"] = newest
     if newest is not None:
+        # reads happen at or after the newest event, so older tiles can never enter a window again
         for hop, tiles in tiles_by_hop.items():
-            oldest = (newest - plan.keep_us[hop] - (lateness or 0)) // hop
+            oldest = (newest - plan.keep_us[hop]) // hop
             for tile in [t for t in tiles if t < oldest]:
                 del tiles[tile]
     return applied, dups, late
@@ -215,10 +247,14 @@ def read_features(plan: TilePlan, state: dict[str, Any] | None, names: Sequence[
 
 # ---------------------------------------------------------------- serialization
 def dump_state(state: dict[str, Any]) -> str:
-    """Encode an entity's state as JSON text (sets become lists)."""
+    """Encode an entity's state as compact JSON: [positions, newest, [[hop, [tile, *partials], ...], ...]].
+
+    Lists rather than objects: almost nothing to quote or escape when the online store embeds it.
+    """
     import orjson
 
-    return orjson.dumps(state, default=_jsonable, option=orjson.OPT_NON_STR_KEYS).decode()
+    tiles = [[hop, [[tile, *partials] for tile, partials in held.items()]] for hop, held in state["t"].items()]
+    return orjson.dumps([state["p"], state["m"], tiles], default=_jsonable).decode()
 
 
 def _jsonable(value: Any) -> Any:
@@ -228,22 +264,21 @@ def _jsonable(value: Any) -> Any:
 
 
 def load_state(plan: TilePlan, text: str) -> dict[str, Any]:
-    """Decode an entity's state; tile numbers back to ints, distinct-value lists back to sets."""
+    """Decode an entity's state (distinct-value lists back to sets)."""
     import orjson
 
-    raw = orjson.loads(text)
-    fns = [a.function for a in plan.view.aggregations]
+    positions, newest, held_by_hop = orjson.loads(text)
     tiles: dict[int, dict[int, list[Any]]] = {}
-    for hop_text, held in raw["t"].items():
-        hop = int(hop_text)
+    for hop, held in held_by_hop:
         members = plan.hops.get(hop)
         if members is None:
             continue  # a hop the definition no longer uses
-        sets = [j for j, a in enumerate(members) if fns[a] == "count_distinct"]
+        sets = plan.set_slots.get(hop, ())
         decoded = {}
-        for tile_text, partials in held.items():
+        for entry in held:
+            partials = entry[1:]
             for j in sets:
                 partials[j] = set(partials[j])
-            decoded[int(tile_text)] = partials
+            decoded[entry[0]] = partials
         tiles[hop] = decoded
-    return {"p": raw["p"], "m": raw["m"], "t": tiles}
+    return {"p": positions, "m": newest, "t": tiles}

@@ -46,11 +46,18 @@ def conform_events(view: FeatureView, events: Any, where: str) -> Any:
         raise ValidationError(f"{where}: events for view {view.name!r} lack column {missing[0]!r} "
                               f"(needed: {', '.join(needed)})")
     ts = events.column(view.timestamp_field)
+    if pa.types.is_string(ts.type) or pa.types.is_large_string(ts.type):  # a stream that carries text
+        try:
+            ts = pc.cast(ts, pa.timestamp("us", tz="UTC"))
+        except pa.ArrowInvalid as e:
+            raise ValidationError(f"{where}: {view.timestamp_field!r} holds text that is not an ISO time with a "
+                                  f"zone ({e})") from e
     if not pa.types.is_timestamp(ts.type) or ts.type.tz is None:
         raise ValidationError(f"{where}: {view.timestamp_field!r} must hold time-zone-aware timestamps, got {ts.type}")
     if ts.null_count:
         raise ValidationError(f"{where}: {ts.null_count} events have no {view.timestamp_field!r}")
-    columns = {k: events.column(k) for k in view.join_keys}
+    columns = {k: cast_declared(events.column(k), e.dtype, f"{where}: join key {k!r}")
+               for e in view.entities for k in e.join_keys}
     columns[view.timestamp_field] = pc.cast(ts, pa.timestamp("us", tz="UTC"), safe=False)
     for agg in view.aggregations:
         if agg.column and agg.column not in columns:
@@ -87,8 +94,6 @@ class WindowWriter:
 
     def apply(self, events: Any) -> ApplyCounts:
         """Fold conformed events into their entities' states and write the changed states; return counts."""
-        import pyarrow as pa
-
         view = self.view
         counts = ApplyCounts()
         if events.num_rows == 0:
@@ -115,16 +120,30 @@ class WindowWriter:
                 counts.duplicates += dups
                 counts.late += late
             counts.entities = len(groups)
-            now = int(time.time() * 1_000_000)
-            self._version = max(now, self._version + 1)
-            order = list(groups)
-            table = pa.table({
-                **{k: pa.array([key[j] for key in order], events.column(k).type) for j, k in enumerate(view.join_keys)},
-                "__version": pa.array([self._version] * len(order), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-                "state": pa.array([dump_state(states[key]) for key in order], pa.string()),
-            })
-            self.online.write(state_view(view.name), table, view.join_keys, "__version")
+            self._write(states, [events.column(k).type for k in view.join_keys])
         return counts
+
+    def _write(self, states: dict[tuple[Any, ...], dict[str, Any]], key_types: Sequence[Any]) -> int:
+        """Write states under a version newer than any this writer wrote before."""
+        import pyarrow as pa
+
+        self._version = max(int(time.time() * 1_000_000), self._version + 1)
+        order = list(states)
+        table = pa.table({
+            **{k: pa.array([key[j] for key in order], key_types[j]) for j, k in enumerate(self.view.join_keys)},
+            "__version": pa.array([self._version] * len(order), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "state": pa.array([dump_state(states[key]) for key in order], pa.string()),
+        })
+        return self.online.write(state_view(self.view.name), table, self.view.join_keys, "__version")
+
+    def settle_positions(self, positions: dict[str, int], key_types: Sequence[Any]) -> int:
+        """Mark every cached state as having applied the stream up to positions, and write them all."""
+        if not self.cache:
+            return 0
+        with self._lock:
+            for state in self.cache.values():
+                state["p"] = dict(positions)
+            return self._write(self.cache, key_types)
 
     def _states(self, keys: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], dict[str, Any]]:
         cache = self.cache

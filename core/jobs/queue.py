@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgeml.auth.service import require
 from forgeml.errors import ForgeError, JobError, NotFoundError, ValidationError, did_you_mean
 from forgeml.paths import safe_component
 
@@ -104,6 +105,7 @@ def submit(spec: JobSpec, ws: Any = None) -> Job:
     ws = _ws(ws)
     if not isinstance(spec, JobSpec):
         raise ValidationError(f"submit() takes a JobSpec, got {type(spec).__name__}")
+    require("jobs.submit", workspace=ws, subject=f"jobs/{spec.display_name}")
     check_spec(spec, ws)
     if spec.workdir is None or not Path(spec.workdir).is_absolute():
         spec.workdir = str(spec.resolved_workdir())
@@ -174,6 +176,14 @@ def job_events(job_id: str, ws: Any = None) -> list[dict[str, Any]]:
                                 " ORDER BY id", (job.id,))
 
 
+def job_events_since(job_id: str, after: int = 0, ws: Any = None) -> list[dict[str, Any]]:
+    """Return a job's state transitions recorded after event id `after`, oldest first, with their ids."""
+    ws = _ws(ws)
+    job = get_job(job_id, ws)
+    return jobs_store(ws).query("SELECT id, at, old_state, new_state, reason FROM job_events"
+                                " WHERE job_id = ? AND id > ? ORDER BY id", (job.id, int(after)))
+
+
 def job_attempts(job_id: str, ws: Any = None) -> list[dict[str, Any]]:
     """Return a job's attempts: start, end, exit code, outcome, GPUs and log file."""
     ws = _ws(ws)
@@ -217,6 +227,7 @@ def cancel(job_id: str, ws: Any = None, reason: str = "cancelled by user") -> Jo
     """Cancel a job: a PENDING one now, a RUNNING one by asking the scheduler to stop it."""
     ws = _ws(ws)
     job = get_job(job_id, ws)
+    require("jobs.cancel", workspace=ws, subject=f"jobs/{job.id}")
     if job.state == CANCELLED:
         return job
     if job.state in TERMINAL:
@@ -236,6 +247,7 @@ def retry(job_id: str, ws: Any = None) -> Job:
     """Queue a FAILED or CANCELLED job again with a fresh retry budget (its checkpoints are kept)."""
     ws = _ws(ws)
     job = get_job(job_id, ws)
+    require("jobs.cancel", workspace=ws, subject=f"jobs/{job.id}")
     if job.state not in (FAILED, CANCELLED):
         raise JobError(f"job {job.id} is {job.state}; only FAILED or CANCELLED jobs can be retried")
     done = transition(ws, job.id, PENDING, (FAILED, CANCELLED), "retried by user", failures=0, not_before=0,
@@ -284,7 +296,7 @@ def read_logs(job_id: str, attempt: int | None = None, offset: int = 0, ws: Any 
     row = attempts[-1] if attempt is None else next((a for a in attempts if a["attempt"] == attempt), None)
     if row is None:
         raise NotFoundError(f"job {job.id} has no attempt {attempt}; it has {len(attempts)}")
-    if job.target != "local" and row["handle"]:
+    if row["handle"] and not ws.executor(job.target).beside_workspace:
         return ws.executor(job.target).logs(row["handle"], offset)
     path = Path(row["log_path"] or "")
     if not path.is_file():

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from forgeml.contracts import LaunchRequest
+from forgeml.contracts import Executor, LaunchRequest
 from forgeml.errors import ForgeError, JobError, PluginError
 
 from . import queue as q
@@ -50,6 +50,9 @@ class Scheduler:
         self._last_key: tuple = ()
         self._last_placement = 0.0
         self.cycles = 0
+        self._executors: dict[str, Executor] = {}
+        self._placed_targets: set[str] = set()
+        self._request_targets: dict[str, str] = {}
 
     # ------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -62,9 +65,6 @@ class Scheduler:
         except ForgeError:
             self._lock.release()
             raise
-        local = self.ws.executor("local")
-        if hasattr(local, "set_wakeup"):
-            local.set_wakeup(self._waker.wake)
         self._started = True
         self._stop.clear()
 
@@ -72,14 +72,30 @@ class Scheduler:
         """Release the lock; running jobs keep running and are adopted by the next scheduler."""
         if not self._started:
             return
-        local = self.ws.executor("local")
-        if hasattr(local, "set_wakeup"):
-            local.set_wakeup(None)
+        for executor in self._executors.values():
+            executor.set_wakeup(None)
+        self._executors.clear()
         if self._waker is not None:
             self._waker.close()
             self._waker = None
         self._lock.release()
         self._started = False
+
+    def executor(self, target: str) -> Executor:
+        """Return a target's executor, set to wake this scheduler when one of its attempts ends."""
+        found = self._executors.get(target)
+        if found is None:
+            found = self._executors[target] = self.ws.executor(target)
+            if self._waker is not None:
+                found.set_wakeup(self._waker.wake)
+        return found
+
+    def _placed(self, target: str) -> bool:
+        """Whether the placement policy gives this target's jobs their GPUs (False for a target that cannot open)."""
+        try:
+            return self.executor(target).places_gpus
+        except ForgeError:
+            return False
 
     def _wait(self, timeout: float) -> None:
         if self._waker is not None:
@@ -184,9 +200,9 @@ class Scheduler:
 
     def _supervise(self, row: dict[str, Any], now: float) -> bool:
         """Poll one running attempt; return True while it still holds its resources."""
-        executor = self.ws.executor(row["target"])
+        executor = self.executor(row["target"])
         handle = row["handle"]
-        if not handle and hasattr(executor, "recover") and row["log_path"]:
+        if not handle and row["log_path"]:
             handle = executor.recover(row["log_path"])
             if handle:
                 self.store.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, row["id"]))
@@ -200,7 +216,7 @@ class Scheduler:
         self._ended(row, status.exit_code, status.state, status.reason)
         return False
 
-    def _enforce(self, row: dict[str, Any], executor: Any, handle: str, now: float) -> None:
+    def _enforce(self, row: dict[str, Any], executor: Executor, handle: str, now: float) -> None:
         """Apply timeouts and stop requests (cancel, preemption) to a running attempt."""
         grace = self.settings.grace_period_s
         stop = row["stop_requested"]
@@ -215,8 +231,7 @@ class Scheduler:
             self.store.execute("UPDATE jobs SET stop_sent_at = ? WHERE id = ?", (now, row["id"]))
         elif now - row["stop_sent_at"] > grace + 2 * self.settings.poll_interval_s:
             # the SIGKILL timer died with an earlier scheduler: kill now
-            kill = getattr(executor, "kill", None)
-            kill(handle) if kill else executor.cancel(handle, 0)
+            executor.kill(handle)
 
     def _ended(self, row: dict[str, Any], exit_code: int | None, outcome: str, reason: str) -> None:
         """Record how an attempt ended and move the job on: success, retry, requeue, failure, cancel."""
@@ -297,23 +312,26 @@ class Scheduler:
             if why is None:
                 keep.append(req)
             else:
-                q.transition(self.ws, req.job_id, q.FAILED, (q.PENDING,), f"cannot ever run on target 'local': {why}")
+                q.transition(self.ws, req.job_id, q.FAILED, (q.PENDING,), f"cannot ever run on target {self._request_targets.get(req.job_id, '?')!r}: {why}")
         return keep
 
     def pending(self, now: float) -> tuple[list[dict[str, Any]], list[JobRequest]]:
-        """Return the due pending jobs: rows for other targets, and placement requests for local ones."""
+        """Return the due pending jobs: rows for targets that place their own, and placement requests for the rest."""
         rows = self.store.query(f"SELECT {_PENDING_COLUMNS} FROM jobs WHERE state = ? AND not_before <= ?"
                                 " ORDER BY priority DESC, seq", (q.PENDING, now))
         later = self.store.query("SELECT MIN(not_before) AS due FROM jobs WHERE state = ? AND not_before > ?",
                                  (q.PENDING, now))
         self._next_due = later[0]["due"] or 0.0
         default_cpus = self.settings.default_cpus
-        remote = [r for r in rows if r["target"] != "local"]
+        placed = {target: self._placed(target) for target in {r["target"] for r in rows}}
+        self._placed_targets = {target for target, yes in placed.items() if yes}
+        self._request_targets = {r["id"]: r["target"] for r in rows if placed[r["target"]]}
+        remote = [r for r in rows if not placed[r["target"]]]
         requests = [
             JobRequest(r["id"], r["priority"], r["seq"], r["gpus"], r["gpu_type"], r["min_gpu_memory_mb"] or 0,
                        bool(r["shared"]), r["cpus"] if r["cpus"] is not None else (0.0 if r["gpus"] else default_cpus),
                        r["memory_mb"] or 0, now - r["submitted_at"])
-            for r in rows if r["target"] == "local"
+            for r in rows if placed[r["target"]]
         ]
         return remote, requests
 
@@ -321,12 +339,11 @@ class Scheduler:
         """Return the GPUs and CPU/memory picture the policy sees, given the running jobs' rows."""
         devices = self.ws.gpu_inventory.devices()
         slots = {d.index: GpuSlot(d.index, d.name, d.memory_total_mb, d.memory_free_mb) for d in devices}
-        cpus_total, memory_total = self.ws.executor("local").capacity()
+        placed = [r for r in running if self._placed(r["target"])]
+        cpus_total, memory_total = self._capacity(self._placed_targets | {r["target"] for r in placed})
         held: list[RunningJob] = []
         cpus_used, memory_used = 0.0, 0
-        for r in running:
-            if r["target"] != "local":
-                continue
+        for r in placed:
             gpus = tuple(json.loads(r["assigned_gpus"] or "[]"))
             cpus = r["cpus"] if r["cpus"] is not None else (0.0 if r["gpus"] else self.settings.default_cpus)
             job = RunningJob(r["id"], r["priority"], gpus, bool(r["shared"]), r["min_gpu_memory_mb"] or 0, cpus,
@@ -347,6 +364,13 @@ class Scheduler:
         resources = Resources(cpus_total, cpus_total - cpus_used, memory_total, memory_total - memory_used, held)
         return list(slots.values()), resources
 
+    def _capacity(self, targets: set[str]) -> tuple[float, int]:
+        """The CPUs and memory of the machine the placed targets share: the least any of them offers."""
+        found = [c for c in (self.executor(t).capacity() for t in sorted(targets)) if c is not None]
+        if not found:
+            return 0.0, 0
+        return min(c.cpus for c in found), min(c.memory_mb for c in found)
+
     def _preempt(self, victims: tuple[str, ...], for_job: str) -> None:
         for victim in victims:
             changed = self.store.execute(
@@ -356,7 +380,7 @@ class Scheduler:
                 continue
             row = self.store.query("SELECT target, handle FROM jobs WHERE id = ?", (victim,))[0]
             if row["handle"]:
-                self.ws.executor(row["target"]).cancel(row["handle"], self.settings.grace_period_s)
+                self.executor(row["target"]).cancel(row["handle"], self.settings.grace_period_s)
                 self.store.execute("UPDATE jobs SET stop_sent_at = ? WHERE id = ?", (time.time(), victim))
             log.info("preempting job %s for job %s", victim, for_job)
 
@@ -380,16 +404,15 @@ class Scheduler:
                        (job.id, now, q.PENDING, q.RUNNING, f"attempt {attempt}"))
             tx.upsert("job_attempts", ("job_id", "attempt", "started_at", "gpus", "log_path"),
                       [(job.id, attempt, now, json.dumps(gpus), log_path)], keys=("job_id", "attempt"))
-        executor = self.ws.executor(job.target)
-        # a remote machine has its own interpreter: name it there, or rely on its PATH
-        python = getattr(getattr(executor, "settings", None), "python", "") or (None if job.target == "local"
-                                                                                else "python")
-        request = LaunchRequest(
-            job_id=job.id, attempt=attempt, argv=job.spec.argv(python), env=job_environment(self.ws, job, attempt, gpus, local=job.target == "local"),
-            workdir=job.spec.workdir or str(self.ws.root), log_path=log_path, gpus=gpus, cpus=job.spec.cpus,
-            memory_mb=job.spec.memory_mb, timeout_s=job.spec.timeout_s, spec=job.spec,
-        )
         try:
+            executor = self.executor(job.target)
+            request = LaunchRequest(
+                job_id=job.id, attempt=attempt, argv=job.spec.argv(executor.python()),
+                env=job_environment(self.ws, job, attempt, gpus, beside=executor.beside_workspace,
+                                    pin_gpus=executor.places_gpus),
+                workdir=job.spec.workdir or str(self.ws.root), log_path=log_path, gpus=gpus, cpus=job.spec.cpus,
+                memory_mb=job.spec.memory_mb, timeout_s=job.spec.timeout_s, spec=job.spec,
+            )
             handle = executor.launch(request)
         except ForgeError as e:
             row = dict(id=job.id, stop_requested=None, attempts=attempt, failures=job.failures,

@@ -8,6 +8,7 @@ from forgeml.contracts import Migration
 
 MIGRATION_SET = "jobs"
 
+
 def _m001_initial(tx: Any) -> None:
     """Create the jobs tables."""
     import sqlalchemy as sa

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import ValidationError, did_you_mean
+from forgeml.layers import DEFAULT_TARGET
 
 FRAMEWORKS = ("none", "pytorch", "tensorflow", "jax")
 
@@ -119,7 +120,7 @@ class JobSpec:
     priority: int = 0
     retries: int = 0
     timeout_s: float | None = None
-    target: str = "local"
+    target: str = DEFAULT_TARGET
     preemptible: bool = True
     experiment: str = "default"
     parent_run: str | None = None

@@ -14,14 +14,15 @@ TRANSIENT, PERMANENT = "transient", "permanent"
 
 
 def job_environment(ws: Any, job: Job, attempt: int, gpus: list[int] | tuple[int, ...],
-                    local: bool = True) -> dict[str, str]:
-    """Return the attempt's environment: the FORGEML_* agreement and spec.env, plus for a local attempt
-    the scheduler's own environment and the CUDA pinning (a remote target's machine picks its GPUs).
+                    beside: bool = True, pin_gpus: bool = True) -> dict[str, str]:
+    """Return the attempt's environment: the FORGEML_* agreement and spec.env, plus the scheduler's own
+    environment for an attempt beside the workspace, and the CUDA pinning when the scheduler placed its GPUs
+    (a target that places its own jobs picks their GPUs itself).
     """
-    base = os.environ if local else {}
+    base = os.environ if beside else {}
     # the job opens this workspace too: keep the variables its plugins.toml reads secrets from
     # (such as the metadata store's FORGEML_PG_URL) while dropping the scheduler's other FORGEML_*
-    secrets = ws.config.secret_variables() if local else set()
+    secrets = ws.config.secret_variables() if beside else set()
     env = {k: v for k, v in base.items()
            if (k in secrets or not k.startswith("FORGEML_")) and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
     spec: JobSpec = job.spec
@@ -36,11 +37,11 @@ def job_environment(ws: Any, job: Job, attempt: int, gpus: list[int] | tuple[int
     )
     if job.run_id:
         env["FORGEML_RUN_ID"] = job.run_id
-    if local:
+    if pin_gpus:
         # NVML numbers GPUs in PCI bus order; make CUDA use the same numbering so the pinning is exact.
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpus)
-    if local and not gpus and spec.cpus and spec.cpus >= 1:
+    if pin_gpus and not gpus and spec.cpus and spec.cpus >= 1:
         env.setdefault("OMP_NUM_THREADS", str(int(spec.cpus)))
     env.update(spec.env)
     return env

@@ -18,23 +18,16 @@ class TargetInfo:
     where: str
 
 
-def _where(plugin: str, settings: Any) -> str:
-    if settings is None or plugin == "local":
-        return "this machine"
-    if plugin == "ssh":
-        return ", ".join(settings.hosts)
-    if plugin == "slurm":
-        part = f" partition {settings.partition}" if settings.partition else ""
-        return (f"login node {settings.login_host}" if settings.login_host else "sbatch on this machine") + part
-    if plugin == "kubernetes":
-        return f"namespace {settings.namespace}, image {settings.image or '(none)'}"
-    return ""
-
-
 def list_targets(workspace: Any) -> list[TargetInfo]:
     """Return every compute target of the workspace (``local`` always exists)."""
-    return [TargetInfo(name, provider.name, _where(provider.name, settings))
-            for name, (provider, settings) in sorted(workspace.config.targets().items())]
+    out = []
+    for name, (provider, _settings) in sorted(workspace.config.targets().items()):
+        try:
+            where = workspace.executor(name).describe()
+        except ForgeError as e:
+            where = f"cannot open: {e}"
+        out.append(TargetInfo(name, provider.name, where))
+    return out
 
 
 def check_target(workspace: Any, name: str) -> list[HealthCheck]:

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from forgeml.contracts import Executor
 from forgeml.errors import ValidationError, did_you_mean, unknown_name
 
 from .spec import FRAMEWORKS, KNOWN_GPU_TYPES, JobSpec, gpu_matches, normalize_gpu_type
@@ -18,8 +19,11 @@ def check_spec(spec: JobSpec, ws: Any) -> None:
     targets = ws.config.targets()
     if spec.target not in targets:
         raise unknown_name("compute target", spec.target, targets, "job spec target")
-    if spec.target == "local":
-        _check_local(spec, ws)
+    executor = ws.executor(spec.target)
+    if executor.beside_workspace:
+        _check_script(spec)
+    if executor.places_gpus:
+        _check_placed(spec, ws, executor)
     elif spec.gpu_type:
         _check_gpu_type_name(spec.gpu_type, [])
 
@@ -59,7 +63,11 @@ def _check_shape(spec: JobSpec) -> None:
         raise ValidationError("params names must be strings")
     if spec.workdir is not None and not Path(spec.workdir).expanduser().is_dir():
         raise ValidationError(f"workdir {spec.workdir!r} is not a folder")
-    if spec.script and spec.target == "local":
+
+
+def _check_script(spec: JobSpec) -> None:
+    """A script run beside the workspace must exist here, relative to the job's workdir."""
+    if spec.script:
         script = Path(spec.script).expanduser()
         where = spec.resolved_workdir()
         if not (script if script.is_absolute() else where / script).is_file():
@@ -79,7 +87,7 @@ def _describe(names: list[str]) -> str:
     return ", ".join(f"{n}× {name}" for name, n in Counter(names).items()) or "no GPUs"
 
 
-def _check_local(spec: JobSpec, ws: Any) -> None:
+def _check_placed(spec: JobSpec, ws: Any, executor: Executor) -> None:
     devices = ws.gpu_inventory.devices() if spec.gpus else []
     names = [d.name for d in devices]
     if spec.gpu_type:
@@ -89,7 +97,7 @@ def _check_local(spec: JobSpec, ws: Any) -> None:
         kind = f"{spec.gpu_type} GPU" if spec.gpu_type else "GPU"
         if len(fit) < spec.gpus:
             raise ValidationError(
-                f"the job asks for {spec.gpus} {kind}{'s' if spec.gpus > 1 else ''} but target 'local' has "
+                f"the job asks for {spec.gpus} {kind}{'s' if spec.gpus > 1 else ''} but target {spec.target!r} has "
                 f"{len(fit)} ({_describe(names)}); lower --gpus, drop --gpu-type, or submit to another --target"
             )
         if spec.min_gpu_memory_mb:
@@ -98,16 +106,15 @@ def _check_local(spec: JobSpec, ws: Any) -> None:
                 largest = max((d.memory_total_mb for d in fit), default=0)
                 raise ValidationError(
                     f"the job needs {spec.gpus} GPU(s) with {spec.min_gpu_memory_mb} MiB free but the largest "
-                    f"{kind} on target 'local' has {largest} MiB; lower --min-gpu-memory"
+                    f"{kind} on target {spec.target!r} has {largest} MiB; lower --min-gpu-memory"
                 )
-    executor = ws.executor("local")
-    capacity = getattr(executor, "capacity", None)
+    capacity = executor.capacity()
     if capacity is not None:
-        cpus, memory_mb = capacity()
+        cpus, memory_mb = capacity.cpus, capacity.memory_mb
         if spec.cpus and spec.cpus > cpus:
-            raise ValidationError(f"the job asks for {spec.cpus:g} CPUs but target 'local' has {cpus}; lower --cpus")
+            raise ValidationError(f"the job asks for {spec.cpus:g} CPUs but target {spec.target!r} has {cpus}; lower --cpus")
         if spec.memory_mb and spec.memory_mb > memory_mb:
-            raise ValidationError(f"the job asks for {spec.memory_mb} MiB of memory but target 'local' has "
+            raise ValidationError(f"the job asks for {spec.memory_mb} MiB of memory but target {spec.target!r} has "
                                   f"{memory_mb} MiB; lower --memory")
     elif spec.cpus and spec.cpus > (os.cpu_count() or 1):
         raise ValidationError(f"the job asks for {spec.cpus:g} CPUs but this machine has {os.cpu_count()}")

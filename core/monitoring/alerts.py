@@ -269,6 +269,19 @@ def get_alert(alert_id: int, workspace: Any = None) -> Alert:
     return _alert(rows[0])
 
 
+def add_details(alert_id: int, extra: dict[str, Any], workspace: Any = None) -> Alert:
+    """Merge extra keys into an alert's stored details (what listeners learned after it fired)."""
+    store = schema.store(_ws(workspace))
+    with store.transaction() as tx:
+        rows = tx.query("SELECT details FROM monitoring_alerts WHERE id = ?", (int(alert_id),))
+        if not rows:
+            raise NotFoundError(f"no alert with id {alert_id}")
+        details = {**json.loads(rows[0]["details"] or "{}"), **extra}
+        tx.execute("UPDATE monitoring_alerts SET details = ? WHERE id = ?",
+                   (json.dumps(details, default=str), int(alert_id)))
+    return get_alert(alert_id, workspace)
+
+
 def list_alerts(status: str | None = None, rule: str | None = None, limit: int = 100,
                 workspace: Any = None) -> list[Alert]:
     """Return alerts, newest first; status is open, acknowledged, resolved, or None for unresolved ones."""
@@ -290,7 +303,10 @@ def list_alerts(status: str | None = None, rule: str | None = None, limit: int =
 
 def acknowledge(alert_id: int, actor: str = "", workspace: Any = None) -> Alert:
     """Mark an unresolved alert acknowledged (it stays de-duplicated until its rule clears)."""
+    from forgeml.auth.service import require
+
     ws = _ws(workspace)
+    acting = require("alerts.ack", workspace=ws, subject=f"alerts/{alert_id}")
     alert = get_alert(alert_id, ws)
     if alert.status == "resolved":
         raise ValidationError(f"alert {alert_id} is already resolved; nothing to acknowledge")
@@ -298,7 +314,7 @@ def acknowledge(alert_id: int, actor: str = "", workspace: Any = None) -> Alert:
         return alert
     import getpass
 
-    who = actor or getpass.getuser()
+    who = actor or (acting.name if acting.kind != "local" else getpass.getuser())
     schema.store(ws).execute("UPDATE monitoring_alerts SET status = 'acknowledged', acknowledged_at = ?, "
                              "acknowledged_by = ? WHERE id = ? AND status = 'open'", (time.time(), who, alert.id))
     return get_alert(alert.id, ws)

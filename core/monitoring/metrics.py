@@ -22,6 +22,8 @@ METRICS: dict[str, str] = {
     "latency_p99": "99th percentile request latency in ms",
     "error_rate": "share of requests that returned an error",
     "requests": "number of requests served",
+    "skew_share": "largest share, over the model's features, of served values that differ from the offline "
+                  "recomputation at the request time (training-serving skew, 0..1)",
 }
 
 Value = tuple[float | None, dict[str, Any]]
@@ -108,6 +110,13 @@ def _score_shift(workspace: Any, rule: Any, log: Any, start: datetime, end: date
                                      "reference_std": windows.attrs["reference_std"]}
 
 
+def _skew_share(workspace: Any, rule: Any, log: Any, start: datetime, end: datetime) -> Value:
+    from forgeml.monitoring.skew import skew_report
+
+    report = skew_report(rule.model, start, end, workspace=workspace)
+    return report.share, {"rows": report.rows, "skewed_features": report.skewed_features}
+
+
 def _labelled(key: str) -> Callable[..., Value]:
     def compute_labelled(workspace: Any, rule: Any, log: Any, start: datetime, end: datetime) -> Value:
         import numpy as np
@@ -152,6 +161,7 @@ _COMPUTE: dict[str, Callable[..., Value]] = {
     "latency_p99": _service("latency_p99"),
     "error_rate": _service("error_rate"),
     "requests": _service("requests"),
+    "skew_share": _skew_share,
 }
 
 

@@ -6,6 +6,8 @@ import json
 import time
 from typing import Any
 
+from forgeml.auth.service import require
+from forgeml.errors import PermissionDeniedError
 from forgeml.registry.models import audit, check_name, default_actor, version_number, workspace_or_current
 from forgeml.registry.schema import store
 
@@ -45,6 +47,9 @@ def approve(name: str, version: int | str, reviewer: str | None = None, comment:
     ws = workspace_or_current(workspace)
     db = store(ws)
     number = version_number(db, check_name(name), version)
+    acting = require("models.approve", model=name, workspace=ws, subject=f"models/{name}@{number}")
+    if reviewer and acting.kind != "local" and reviewer != acting.name:
+        raise PermissionDeniedError(f"{acting.name} may approve only as itself, not as {reviewer!r}")
     reviewer = reviewer or default_actor()
     with db.transaction() as tx:
         tx.execute("INSERT INTO registry_approvals (name, version, reviewer, comment, at) VALUES (?,?,?,?,?)"

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgeml.auth.service import require
 from forgeml.errors import CorruptObjectError, NotFoundError, ValidationError, unknown_name
 from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
 from forgeml.registry.schema import store
@@ -70,7 +71,12 @@ def workspace_or_current(workspace: Any) -> Any:
 
 
 def default_actor() -> str:
-    """Return who is acting: FORGEML_ACTOR, else the login name."""
+    """Return who is acting: a principal authenticated by a server, else FORGEML_ACTOR, else the login name."""
+    from forgeml.auth.service import acting_principal
+
+    acting = acting_principal()
+    if acting is not None:
+        return acting.name
     actor = os.environ.get("FORGEML_ACTOR")
     if actor:
         return actor
@@ -176,13 +182,16 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
                    params: dict[str, Any] | None = None, datasets: list[str] | None = None,
                    feature_views: list[str] | None = None, entity_keys: list[str] | None = None,
                    tags: dict[str, str] | None = None, description: str = "", actor: str | None = None,
-                   workspace: Any = None) -> ModelVersion:
+                   background: Any = None, workspace: Any = None) -> ModelVersion:
     """Store a model (an object, a saved file/folder, or a path inside run_id's artifacts) as the next version.
 
     The new version starts in STAGING; its bytes are stored once, addressed by their sha256.
+    ``background`` (training rows, sampled down to 100) is stored inside the version for explanations;
+    without it, an input_example of several rows serves as the background.
     """
     ws = workspace_or_current(workspace)
     check_name(name)
+    require("models.register", model=name, workspace=ws)
     if flavor is None:
         flavor = _guess_flavor(model)
     if (model is None) == (path is None):
@@ -216,6 +225,11 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
         elif model is not None and getattr(model, "feature_names_in_", None) is not None:
             signature["inputs"] = [{"name": str(c), "type": "double"} for c in model.feature_names_in_]
         (folder / META_FILE).write_text(json.dumps({"flavor": flavor, "signature": signature}, sort_keys=True))
+        sample = background if background is not None else _example_rows(input_example)
+        if sample is not None:
+            from forgeml.explain.background import write_background
+
+            write_background(folder, sample)
         digest = ws.artifacts.put_bytes(_pack(folder))
     now = time.time()
     actor = actor or default_actor()
@@ -238,6 +252,14 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
     mv = get_model_version(name, version, workspace=ws)
     ws.plugins.on_model_version_registered(model_version=mv, workspace=ws)
     return mv
+
+
+def _example_rows(example: Any) -> Any:
+    """An input example of several rows (a table, not one dict row) doubles as the background sample."""
+    rows = getattr(example, "num_rows", None)
+    if rows is None and type(example).__name__ == "DataFrame":
+        rows = len(example)
+    return example if rows is not None and rows >= 2 else None
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:
@@ -334,6 +356,9 @@ def load_model(uri: str | ModelVersion, device: str | None = None, workspace: An
     mv = uri if isinstance(uri, ModelVersion) else resolve(uri, workspace=ws)
     runtime = runtime_for(ws, mv.flavor, **options)
     loaded = runtime.load(model_folder(ws, mv.artifact_digest), device=device)
+    from forgeml.evaluation.calibration import with_calibration
+
+    loaded = with_calibration(loaded, mv, ws)
     loaded.model_version = mv
     return loaded
 
@@ -369,6 +394,7 @@ def set_alias(name: str, alias: str, version: int | str, actor: str | None = Non
     db = store(ws)
     if not isinstance(alias, str) or not _NAME.fullmatch(alias) or alias.lower() in RESERVED_REFS or alias.isdigit():
         raise ValidationError(f"invalid alias {alias!r}: use a name that is not a number, 'latest' or a stage")
+    require("models.promote", model=check_name(name), workspace=ws, subject=f"models/{name}@{alias}")
     number = version_number(db, check_name(name), version)
     with db.transaction() as tx:
         old = tx.query("SELECT version FROM registry_aliases WHERE name = ? AND alias = ?", (name, alias))
@@ -384,6 +410,7 @@ def delete_alias(name: str, alias: str, actor: str | None = None, workspace: Any
     """Remove an alias."""
     ws = workspace_or_current(workspace)
     db = store(ws)
+    require("models.promote", model=name, workspace=ws, subject=f"models/{name}@{alias}")
     with db.transaction() as tx:
         gone = tx.execute("DELETE FROM registry_aliases WHERE name = ? AND alias = ?", (name, alias)).rowcount
         if not gone:

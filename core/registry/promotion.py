@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from forgeml.auth.service import require
 from forgeml.config import build_settings
 from forgeml.contracts import GateResult
 from forgeml.errors import (
@@ -112,6 +113,8 @@ def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str
     db = store(ws)
     check_name(name)
     target = normalize_stage(stage)
+    require("models.release" if target == "PRODUCTION" else "models.promote", model=name, workspace=ws,
+            subject=f"models/{name}@{version}")
     actor = actor or default_actor()
     number = version_number(db, name, version)
     mv = get_model_version(name, number, workspace=ws)
@@ -182,6 +185,7 @@ def rollback(name: str, actor: str | None = None, reason: str = "", workspace: A
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)
+    require("models.release", model=name, workspace=ws)
     version_number(db, name, "latest")  # an unknown model gets the did-you-mean error
     actor = actor or default_actor()
     now = time.time()

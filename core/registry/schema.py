@@ -8,6 +8,7 @@ from forgeml.contracts import Migration
 
 MIGRATION_SET = "registry"
 
+
 def _m001_initial(tx: Any) -> None:
     """Create the registry tables."""
     import sqlalchemy as sa

@@ -30,6 +30,7 @@ from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
+from forgeml.serving.push import push_rows
 from forgeml.serving.signature import SchemaMismatch
 from forgeml.serving.slot import ModelFailed, ModelRejectedInput
 from forgeml.serving.source import ModelSource, RegistrySource, fetch_online_features
@@ -47,6 +48,7 @@ class ServerOptions:
     max_body_bytes: int = 1_048_576
     poll_interval_s: float = 2.0
     log_predictions: bool = True
+    log_explanations: bool = False
     predlog_flush_s: float = 1.0
     device: str | None = None
     # a worker process sharing a port with others loads before it accepts: none answers "still loading"
@@ -87,7 +89,8 @@ class ServingState:
         def lookup(served: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
             return fetch_online_features(workspace, served, rows)
 
-        self.endpoints = {e.name: Endpoint(e, self.source, self.metrics, self.predlog, lookup, clock, options.device)
+        self.endpoints = {e.name: Endpoint(e, self.source, self.metrics, self.predlog, lookup, clock, options.device,
+                                           options.log_explanations)
                           for e in endpoints}
         self.load_errors: dict[str, str] = {}
         self._tasks: list[asyncio.Task] = []
@@ -279,6 +282,18 @@ async def show_model(request: Request) -> Response:
     return _json(endpoint.describe())
 
 
+async def index(request: Request) -> Response:
+    """GET /: what this server is, the models it serves (name, URI, version, readiness) and where the docs are."""
+    state: ServingState = request.app.state.serving
+    models = [{"name": e.name, "uri": e.config.model, "version": e.primary.version if e.primary else None,
+               "ready": e.ready, "predict": f"/v1/models/{e.name}/predict"} for e in state.endpoints.values()]
+    if not _authorized(state, request):  # without the token, say where things are but not what is served
+        models = []
+    return _json({"service": "forgeml serve", "ready": state.ready, "models": models, "docs": "/openapi.json",
+                  "routes": ["/v1/models", "/v1/models/{name}", "/v1/models/{name}/predict", "/healthz", "/readyz",
+                             "/metrics", "/openapi.json"]})
+
+
 async def healthz(request: Request) -> Response:
     """GET /healthz: the process is up."""
     return _json({"status": "ok"})
@@ -358,10 +373,12 @@ def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None
         Route("/v1/models/{name}/predict", PredictRoute(), methods=["POST"]),
         Route("/v1/models/{name}", show_model, methods=["GET"]),
         Route("/v1/models", list_models, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/push/{view}", push_rows, methods=["POST"]),
     ]
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.serving = state

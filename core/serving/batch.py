@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import NotFoundError, ValidationError
+from forgeml.paths import atomic_output, check_not_input
 
 PREDICTION_COLUMN = "prediction"
 
@@ -32,8 +34,12 @@ def _open_input(source: str, chunk_size: int, workspace: Any) -> tuple[int, Iter
 
     path = Path(source)
     if path.exists():
-        dataset = ds.dataset(str(path), format="parquet")
-        return dataset.count_rows(), iter(dataset.to_batches(batch_size=chunk_size))
+        try:
+            dataset = ds.dataset(str(path), format="parquet")
+            rows = dataset.count_rows()
+        except (pa.ArrowException, OSError) as e:
+            raise ValidationError(f"--input {source!r} is not a readable Parquet file or folder: {e}") from e
+        return rows, _read_batches(dataset.to_batches(batch_size=chunk_size), source)
     if source.startswith("view:"):
         table = _read_view(source[len("view:"):], workspace)
     elif "@" in source:
@@ -46,6 +52,16 @@ def _open_input(source: str, chunk_size: int, workspace: Any) -> tuple[int, Iter
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
     return table.num_rows, iter(table.to_batches(max_chunksize=chunk_size))
+
+
+def _read_batches(batches: Iterator[Any], source: str) -> Iterator[Any]:
+    """Yield record batches, turning a corrupt part found while reading into a one-line error."""
+    import pyarrow as pa
+
+    try:
+        yield from batches
+    except (pa.ArrowException, OSError) as e:
+        raise ValidationError(f"--input {source!r}: a part of it cannot be read: {e}") from e
 
 
 def _read_view(name: str, workspace: Any) -> Any:
@@ -79,6 +95,8 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
         raise ValidationError(f"chunk size must be positive, got {chunk_size}")
     if output is None and write_online is None:
         raise ValidationError("give --output PATH, --write-online VIEW, or both")
+    if output is not None and Path(source).exists():
+        check_not_input(output, [source])
     started = time.perf_counter()
     served = RegistrySource(workspace).load(model_uri, device)
     total, batches = _open_input(source, chunk_size, workspace)
@@ -87,44 +105,47 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
     if write_online and not served.entity_keys:
         raise ValidationError(f"model {served.name} v{served.version} has no entity keys; the online store "
                               "needs them to key the predictions")
-    writers: list[Any] = []  # the Parquet writer, once the first chunk gives the schema
-    rows_done = 0
-    bar = _progress(progress, total, f"{served.name} v{served.version}")
-    try:
-        for batch in batches:
-            table = pa.Table.from_batches([batch])
-            if names and takes_matrix(served, names) and all(n in table.column_names for n in names):
-                # the model reads the Arrow columns as one matrix: no detour through Python lists
-                outputs = one_per_row(served, model_output(served, table.select(names)), table.num_rows)
-                out = table.append_column(PREDICTION_COLUMN, _prediction_array(outputs))
-                rows_done += _emit(out, output, write_online, workspace, served, writers)
+    with contextlib.ExitStack() as stack:
+        # the Parquet goes to a temporary file renamed over --output once complete: a failure leaves no part
+        target = str(stack.enter_context(atomic_output(output))) if output is not None else None
+        writers: list[Any] = []  # the Parquet writer, once the first chunk gives the schema
+        rows_done = 0
+        bar = _progress(progress, total, f"{served.name} v{served.version}")
+        try:
+            for batch in batches:
+                table = pa.Table.from_batches([batch])
+                if names and takes_matrix(served, names) and all(n in table.column_names for n in names):
+                    # the model reads the Arrow columns as one matrix: no detour through Python lists
+                    outputs = one_per_row(served, model_output(served, table.select(names)), table.num_rows)
+                    out = table.append_column(PREDICTION_COLUMN, _prediction_array(outputs))
+                    rows_done += _emit(out, target, write_online, workspace, served, writers)
+                    if bar is not None:
+                        bar[0].update(bar[1], advance=table.num_rows)
+                    continue
+                columns = table.to_pydict()
+                missing = [n for n in names if n not in columns]
+                if missing and all(n in fed for n in missing):
+                    keys = served.entity_keys
+                    absent = [k for k in keys if k not in columns]
+                    if absent:
+                        raise ValidationError(f"input lacks {', '.join(missing)} and the entity key(s) "
+                                              f"{', '.join(absent)} needed to look them up")
+                    entity_rows = [{k: columns[k][i] for k in keys} for i in range(table.num_rows)]
+                    columns.update(fetch_online_features(workspace, served, entity_rows))
+                elif missing:
+                    raise ValidationError(f"input lacks column(s) {', '.join(missing)} that model {served.name} "
+                                          f"v{served.version} takes; it has {', '.join(table.column_names)}")
+                predictions = one_per_row(served, run_model(served, {n: columns[n] for n in names} if names else columns),
+                                          table.num_rows)
+                out = table.append_column(PREDICTION_COLUMN, _prediction_array(predictions))
+                rows_done += _emit(out, target, write_online, workspace, served, writers)
                 if bar is not None:
                     bar[0].update(bar[1], advance=table.num_rows)
-                continue
-            columns = table.to_pydict()
-            missing = [n for n in names if n not in columns]
-            if missing and all(n in fed for n in missing):
-                keys = served.entity_keys
-                absent = [k for k in keys if k not in columns]
-                if absent:
-                    raise ValidationError(f"input lacks {', '.join(missing)} and the entity key(s) "
-                                          f"{', '.join(absent)} needed to look them up")
-                entity_rows = [{k: columns[k][i] for k in keys} for i in range(table.num_rows)]
-                columns.update(fetch_online_features(workspace, served, entity_rows))
-            elif missing:
-                raise ValidationError(f"input lacks column(s) {', '.join(missing)} that model {served.name} "
-                                      f"v{served.version} takes; it has {', '.join(table.column_names)}")
-            predictions = one_per_row(served, run_model(served, {n: columns[n] for n in names} if names else columns),
-                                      table.num_rows)
-            out = table.append_column(PREDICTION_COLUMN, _prediction_array(predictions))
-            rows_done += _emit(out, output, write_online, workspace, served, writers)
+        finally:
+            for writer in writers:
+                writer.close()
             if bar is not None:
-                bar[0].update(bar[1], advance=table.num_rows)
-    finally:
-        for writer in writers:
-            writer.close()
-        if bar is not None:
-            bar[0].stop()
+                bar[0].stop()
     return BatchPredictionResult(served.name, served.version, rows_done, output, write_online,
                                  round(time.perf_counter() - started, 3))
 
@@ -163,11 +184,11 @@ def _write_online(workspace: Any, view: str, table: Any, keys: list[str]) -> Non
     workspace.online_store.write(view, rows, keys, "event_timestamp")
 
 
-def _progress(enabled: bool, total: int, label: str) -> tuple[Any, Any] | None:
+def _progress(enabled: bool, total: int, label: str, verb: str = "predicting") -> tuple[Any, Any] | None:
     if not enabled:
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     bar.start()
-    return bar, bar.add_task(f"predicting with {label}", total=total)
+    return bar, bar.add_task(f"{verb} with {label}", total=total)

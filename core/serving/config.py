@@ -73,7 +73,8 @@ def server_options(settings: Any) -> ServerOptions:
     """Build the server-wide options from [serving]."""
     return ServerOptions(token=resolve_token(settings), max_body_bytes=settings.max_body_bytes,
                          poll_interval_s=settings.poll_interval_s, log_predictions=settings.log_predictions,
-                         predlog_flush_s=settings.predlog_flush_s)
+                         predlog_flush_s=settings.predlog_flush_s,
+                         log_explanations=settings.log_explanations)
 
 
 def app_args_to_spec(endpoints: Sequence[EndpointConfig], options: ServerOptions) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgeml.serving.batching import BatchingConfig, BatchItem
+from forgeml.serving.explanations import requested_top_k
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.predlog import PredictionLogger
 from forgeml.serving.signature import ColumnSpec, SchemaMismatch, check_value, rows_to_columns
@@ -61,8 +62,10 @@ class Endpoint:
 
     def __init__(self, config: EndpointConfig, source: ModelSource, metrics: ServingMetrics,
                  predlog: PredictionLogger | None, lookup: FeatureLookup | None,
-                 clock: Callable[[], float] = time.monotonic, device: str | None = None):
+                 clock: Callable[[], float] = time.monotonic, device: str | None = None,
+                 log_explanations: bool = False):
         self.config = config
+        self.log_explanations = log_explanations and predlog is not None
         self.name = config.name
         self.metrics = metrics
         self.predlog = predlog
@@ -151,6 +154,7 @@ class Endpoint:
         served = slot.served or self.primary
         if served is None:
             raise RuntimeError(f"endpoint {self.name!r} has no model loaded yet")
+        top_k = requested_top_k(payload)
         try:
             item = self.build_item(served, payload)
             result = await slot.batcher.submit(item)
@@ -178,6 +182,9 @@ class Endpoint:
             assert served is not None
             item = self.build_item(served, payload)
             result = await slot.batcher.submit(item)
+        explanations, logged_inputs = None, result.inputs
+        if top_k is not None or self.log_explanations:
+            explanations, logged_inputs = await self._explain(arm, result, top_k)
         latency_ms = (time.perf_counter() - started) * 1000.0
         self._count(arm, result.version, started, "ok")
         self.metrics.child(self.metrics.rows, self.name, str(result.version), arm).inc(len(result.predictions))
@@ -185,13 +192,41 @@ class Endpoint:
             self._canary_outcome(True, latency_ms)
         if self.predlog is not None:
             self.predlog.log(self.name, result.version, arm, request_id, dt.datetime.now(dt.UTC), latency_ms,
-                             result.inputs, result.predictions, len(result.predictions))
+                             logged_inputs, result.predictions, len(result.predictions))
         if SHADOW in self.slots:
             task = asyncio.get_running_loop().create_task(self._shadow(payload, request_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        return {"model": self.name, "version": result.version, "arm": arm, "request_id": request_id,
-                "predictions": result.predictions}
+        reply = {"model": self.name, "version": result.version, "arm": arm, "request_id": request_id,
+                 "predictions": result.predictions}
+        if explanations is not None:
+            reply["explanations"] = explanations
+        return reply
+
+    async def _explain(self, arm: str, result: Any, top_k: int | None) -> tuple[Any, dict[str, list[Any]]]:
+        """Attribute a request's predictions off the event loop; return the reasons and the inputs to log."""
+        from forgeml.serving.explanations import ATTRIBUTION_PREFIX, explain_columns, explains_inline
+
+        slot = self.slots[arm]
+        served = slot.served
+        assert served is not None
+        workspace = getattr(slot.source, "workspace", None)
+        try:
+            if explains_inline(served, len(result.predictions)):
+                attributions = explain_columns(served, result.inputs, workspace)
+            else:
+                attributions = await asyncio.get_running_loop().run_in_executor(
+                    None, explain_columns, served, result.inputs, workspace)
+        except Exception as e:  # the model cannot be explained: the caller hears why; logging alone goes on
+            if top_k is None:
+                log.warning("%s: prediction not explained for the log: %s", self.name, e)
+                return None, result.inputs
+            raise SchemaMismatch("explain", f"model {served.name} v{served.version} cannot be explained: "
+                                            f"{e}") from e
+        logged = result.inputs
+        if self.log_explanations or top_k is not None:
+            logged = {**result.inputs, **attributions.columns(ATTRIBUTION_PREFIX)}
+        return (attributions.explanations(top_k) if top_k is not None else None), logged
 
     def _count(self, arm: str, version: int, started: float, status: str, error: Exception | None = None) -> None:
         v = str(version)

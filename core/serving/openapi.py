@@ -26,10 +26,12 @@ def _predict_operation(name: str, endpoint: Any) -> dict[str, Any]:
     served = endpoint.primary
     bodies: list[dict[str, Any]] = []
     key = {"type": "string", "description": "Routing key hashed for A/B splits and canaries (sticky)."}
+    explain = {"explain": {"type": "boolean", "description": "Add each row's top reasons (feature attributions)."},
+               "top_k": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Reasons per row (3)."}}
     if served is not None:
         bodies.append({"type": "object", "title": f"{name} rows",
                        "properties": {"rows": {"type": "array", "minItems": 1, "items": served.signature.json_schema()},
-                                      "key": key},
+                                      "key": key, **explain},
                        "required": ["rows"], "additionalProperties": False})
         if served.entity_keys and served.feature_refs:
             names = list(served.entity_keys) + served.request_columns
@@ -40,7 +42,8 @@ def _predict_operation(name: str, endpoint: Any) -> dict[str, Any]:
             # request values read by on-demand features pass through to the feature store
             row["additionalProperties"] = {"type": ["string", "number", "boolean"]}
             bodies.append({"type": "object", "title": f"{name} entities",
-                           "properties": {"entities": {"type": "array", "minItems": 1, "items": row}, "key": key},
+                           "properties": {"entities": {"type": "array", "minItems": 1, "items": row}, "key": key,
+                                          **explain},
                            "required": ["entities"], "additionalProperties": False})
     else:
         bodies.append({"type": "object"})
@@ -52,7 +55,8 @@ def _predict_operation(name: str, endpoint: Any) -> dict[str, Any]:
     response = {"type": "object", "required": ["model", "version", "predictions"],
                 "properties": {"model": {"type": "string"}, "version": {"type": "integer"},
                                "arm": {"type": "string"}, "request_id": {"type": "string"},
-                               "predictions": {"type": "array", "items": out_item}}}
+                               "predictions": {"type": "array", "items": out_item},
+                               "explanations": {"type": "array", "items": {"type": "object"}}}}
     responses: dict[str, Any] = {"200": {"description": f"Predictions of {name} (version {version} when "
                                                         "this document was built).", "content": _json_content(response)}}
     for code, text in _ERRORS.items():

@@ -29,9 +29,39 @@ def tune_interpreter() -> None:
     sys.setswitchinterval(0.001)
 
 
+def banner(endpoints: list[Any], versions: dict[str, int], host: str, port: int, workers: int,
+           access_log: bool) -> list[str]:
+    """The lines `forgeml serve` prints at start: where it listens, what it serves, where the docs are."""
+    url = f"http://{host}:{port}"
+    lines = [f"forgeml serve: listening on {url} ({workers} worker{'s' if workers > 1 else ''})"]
+    for e in endpoints:
+        arms = [f"{e.model} (v{versions[e.model]})"]
+        for label, uri in (("shadow", e.shadow), ("a/b", e.ab_model), ("canary", e.canary_model)):
+            if uri:
+                arms.append(f"{label} {uri} (v{versions[uri]})")
+        batching = "batching on" if e.batching.enabled else "batching off"
+        lines.append(f"  {e.name}: {', '.join(arms)}, {batching} -> POST {url}/v1/models/{e.name}/predict")
+    lines.append(f"  docs: {url}/openapi.json   models: {url}/v1/models   health: {url}/readyz   "
+                 f"metrics: {url}/metrics")
+    lines.append("  requests are logged to stderr" if access_log else "  add --access-log to log each request")
+    return lines
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with request lines on stderr beside the rest (stdout stays free for the user)."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
+
+
 def run_server(uris: list[str], host: str | None = None, port: int | None = None, workers: int | None = None,
-               batching: bool | None = None, workspace: Any = None) -> None:
-    """Serve the given model URIs (or the configured endpoints) until interrupted."""
+               batching: bool | None = None, workspace: Any = None, access_log: bool = False,
+               announce: Any = None) -> None:
+    """Serve the given model URIs (or the configured endpoints) until interrupted; `announce` gets the banner."""
     import uvicorn
 
     from forgeml.serving.app import build_app
@@ -51,9 +81,10 @@ def run_server(uris: list[str], host: str | None = None, port: int | None = None
     settings = serving_settings(workspace)
     endpoints = endpoint_configs(uris, settings, batching)
     source = RegistrySource(workspace)
+    versions = {}
     for endpoint in endpoints:  # fail now, in one line, rather than serve a model that cannot load
         for uri in filter(None, (endpoint.model, endpoint.shadow, endpoint.ab_model, endpoint.canary_model)):
-            source.version_of(uri)
+            versions[uri] = source.version_of(uri)
     options = server_options(settings)
     host = host or settings.host
     port = settings.port if port is None else port
@@ -62,7 +93,12 @@ def run_server(uris: list[str], host: str | None = None, port: int | None = None
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     tune_interpreter()
     speed = uvicorn_speedups()
-    common = {"host": host, "port": port, "log_level": "warning", "access_log": False, **speed}
+    if announce is not None:
+        for line in banner(endpoints, versions, host, port, workers, access_log):
+            announce(line)
+    # access lines are uvicorn's, logged at info: the level rises from warning only when they are wanted
+    common = {"host": host, "port": port, "log_level": "info" if access_log else "warning",
+              "access_log": access_log, "log_config": _log_config(), **speed}
     if workers == 1:
         uvicorn.run(build_app(endpoints, options, workspace), **common)
         return

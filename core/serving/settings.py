@@ -54,6 +54,8 @@ class ServingSettings:
     max_body_bytes: int = setting(1_048_576, "Largest request body accepted (413 above).")
     poll_interval_s: float = setting(2.0, "How often the registry is checked for a new stage/alias target.")
     log_predictions: bool = setting(True, "Append every prediction to the Parquet prediction log.")
+    log_explanations: bool = setting(False, "Explain every prediction and log each feature's attribution "
+                                            "(columns _attr_<feature>); costs an explanation per request.")
     predlog_flush_s: float = setting(1.0, "How often the prediction log is flushed to Parquet.")
     predict_threads: int = setting(4, "Threads running predict calls side by side when batching is off.")
     # None rather than {} so the default plugins.toml leaves room for [serving.endpoints.NAME] tables

@@ -29,6 +29,7 @@ _SUITES: dict[str, str] = {
     "ArtifactStoreSuite": "forgeml.testing.artifacts",
     "OfflineStoreSuite": "forgeml.testing.offline",
     "OnlineStoreSuite": "forgeml.testing.online",
+    "EventStreamSuite": "forgeml.testing.streams",
     "VectorStoreSuite": "forgeml.testing.vectors",
     "ExecutorSuite": "forgeml.testing.compute",
     "GpuInventorySuite": "forgeml.testing.compute",

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forgeml.auth.service import require
 from forgeml.errors import StorageError, ValidationError
 from forgeml.paths import safe_component, safe_join, safe_relpath
 from forgeml.tracking import active as _active_mod
@@ -57,6 +58,7 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
     if attach_id:
         run = _attach(store, attach_id, name, experiment, tags, capture_context)
     else:
+        require("runs.write", workspace=store.workspace, subject="runs")
         parent_id = store.resolve_id(_run_id(parent)) if parent is not None else (stack[-1].id if stack else None)
         if experiment is None:
             experiment = store.get_run(parent_id).experiment if parent_id else "default"
@@ -165,6 +167,7 @@ def create_run(name: str | None = None, experiment: str = "default", tags: Mappi
     if status not in (RUNNING, SCHEDULED):
         raise ValidationError(f"a new run's status is RUNNING or SCHEDULED, not {status!r}")
     store = _store(workspace)
+    require("runs.write", workspace=store.workspace, subject="runs")
     parent_id = _run_id(parent)
     if parent_id is not None:
         parent_id = store.resolve_id(parent_id)
@@ -308,7 +311,20 @@ def download_artifacts(run_id: str, dest: str | Path, path: str | None = None, w
             raise NotFoundError(f"run {run_id} has no artifact {path!r}; list them with `forgeml runs artifacts`")
     # a recorded path is checked again here: it may come from an older forgeml or an imported run
     targets = [(r.digest, safe_join(dest, r.path, "artifact path")) for r in records]
-    return [store.workspace.artifacts.get_file(digest, target) for digest, target in targets]
+    # every file is fetched (and verified) beside its place first, then all are renamed into place:
+    # a corrupt or missing object leaves none of the download behind
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for digest, target in targets:
+            part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
+            staged.append((store.workspace.artifacts.get_file(digest, part), target))
+    except BaseException:
+        for part, _ in staged:
+            part.unlink(missing_ok=True)
+        raise
+    for part, target in staged:
+        os.replace(part, target)
+    return [target for _, target in staged]
 
 
 def delete_runs(run_ids: Sequence[str], workspace: Any = None) -> int:

@@ -51,7 +51,10 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("number", m.group(), col))
             i = end
         elif ch.isalpha() or ch in "_`":
-            value, i = _read_identifier(text, i)
+            value, end = _read_identifier(text, i)
+            if end == i:  # a letter outside names' alphabet, e.g. "Ý": refuse it rather than loop
+                raise syntax_error(text, col, f"unexpected character {ch!r}; names use A-Z, 0-9, _ . / : -")
+            i = end
             kind = "keyword" if "." not in value and value.lower() in KEYWORDS and ch != "`" else "ident"
             tokens.append(Token(kind, value.lower() if kind == "keyword" else value, col))
         elif op := next((o for o in OPERATORS if text.startswith(o, i)), None):

@@ -8,6 +8,7 @@ from forgeml.contracts import Migration
 
 MIGRATION_SET = "tracking"
 
+
 def _m001_initial(tx: Any) -> None:
     """Create the tracking tables."""
     import sqlalchemy as sa

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from forgeml.errors import NotFoundError, did_you_mean
 from forgeml.tracking.query import (
     And,
     Between,
@@ -179,14 +180,49 @@ def compile_query(query: Query, include_deleted: bool = False, experiments: Sequ
     return CompiledQuery(sql, params)
 
 
+def referenced_fields(query: Query) -> list[Field]:
+    """Return the param, metric and tag fields a query names, in order, each once."""
+    found: dict[tuple[str, str], Field] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, And | Or):
+            for item in node.items:
+                walk(item)
+        elif isinstance(node, Not):
+            walk(node.item)
+        elif node is not None and node.field.kind != "attr":
+            found.setdefault((node.field.kind, node.field.key), node.field)
+
+    walk(query.where)
+    for item in query.order_by:
+        if item.field.kind != "attr":
+            found.setdefault((item.field.kind, item.field.key), item.field)
+    return list(found.values())
+
+
+def check_keys(store: TrackingStore, query: Query, fields: Sequence[Field]) -> None:
+    """Raise NotFoundError naming a param, metric or tag of the query that no run has, with a did-you-mean."""
+    for f in fields:
+        if f.kind == "attr" or store.has_key(f.kind, f.key):
+            continue
+        known = store.keys(f.kind)
+        shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+        singular = f.kind.rstrip("s")
+        listed = f"known {f.kind}: {shown}" if known else f"no run has any {singular}"
+        raise NotFoundError(f"no run has the {singular} {f.key!r}{did_you_mean(f.key, known)}; {listed}")
+
+
 def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
            experiments: Sequence[str] | None = None, limit: int | None = None) -> pd.DataFrame:
     """Run a query and return one row per run: attributes, then params.*, metrics.*, tags.* columns."""
     import numpy as np
     import pandas as pd
 
-    compiled = compile_query(parse_query(query or ""), include_deleted, experiments, limit)
+    parsed = parse_query(query or "")
+    compiled = compile_query(parsed, include_deleted, experiments, limit)
     rows = store.db.rows(compiled.sql, compiled.params)
+    # a key no run has makes an empty result or a meaningless order: say so rather than return it
+    check_keys(store, parsed, referenced_fields(parsed) if not rows else [i.field for i in parsed.order_by])
     n = len(rows)
     first = len(RUN_FIELDS)
     # one json.loads for every snapshot of every row: far cheaper than a call per snapshot

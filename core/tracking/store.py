@@ -169,6 +169,14 @@ class TrackingStore:
             "SELECT experiment, COUNT(*) AS runs, MAX(start_time) AS last_start FROM tracking_runs "
             "WHERE deleted = 0 GROUP BY experiment ORDER BY experiment")
 
+    def has_key(self, kind: str, key: str) -> bool:
+        """Return whether any run has this param, metric or tag (kind: params, metrics or tags)."""
+        return bool(self.db.query(f"SELECT 1 AS found FROM {_SNAPSHOT_TABLES[kind]} WHERE key = ? LIMIT 1", (key,)))
+
+    def keys(self, kind: str) -> list[str]:
+        """Return every param, metric or tag key any run has, sorted."""
+        return [row["key"] for row in self.db.query(f"SELECT DISTINCT key FROM {_SNAPSHOT_TABLES[kind]} ORDER BY key")]
+
     # ------------------------------------------------------------ params, tags, inputs, artifacts
     @staticmethod
     def _params(tx: Any, seq: int, params: Mapping[str, Any]) -> None:

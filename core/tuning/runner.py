@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgeml.errors import ValidationError
+from forgeml.layers import DEFAULT_TARGET
 from forgeml.tuning.space import SearchSpace
 from forgeml.tuning.study import (
     PRUNERS,
@@ -45,7 +46,7 @@ class TuneConfig:
     args: list[str] = field(default_factory=list)
     gpus_per_trial: int = 0
     experiment: str = "tuning"
-    target: str = "local"
+    target: str = DEFAULT_TARGET
     env: dict[str, str] = field(default_factory=dict)
     pruner_settings: dict[str, Any] = field(default_factory=dict)
     final_run: bool = False
@@ -102,7 +103,7 @@ def parallelism(ws: Any, config: TuneConfig) -> int:
         if value < 1:
             raise ValidationError("--parallel must be auto or a positive number")
         return value
-    gpus = ws.gpu_inventory.devices() if config.target == "local" else []
+    gpus = ws.gpu_inventory.devices() if ws.executor(config.target).places_gpus else []
     if gpus:
         return max(1, len(gpus) // max(1, config.gpus_per_trial or 1))
     return max(1, os.cpu_count() or 1)
@@ -163,7 +164,7 @@ def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
                 spec = jobs.JobSpec(script=config.script, args=list(config.args), params=params,
                                     name=f"{name}-trial-{trial.number}", gpus=config.gpus_per_trial,
                                     experiment=config.experiment, parent_run=study_run, target=config.target,
-                                    env={**config.env, **env_for_trial(ws, name, trial.number, config.target == "local")})
+                                    env={**config.env, **env_for_trial(ws, name, trial.number, ws.executor(config.target).beside_workspace)})
                 job = jobs.submit(spec, ws=ws)
                 trial.set_user_attr("job_id", job.id)
                 trial.set_user_attr("run_id", job.run_id)
@@ -231,7 +232,7 @@ def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConf
             continue
         _relayed[job_id] = now
         job = jobs.get_job(job_id, ws)
-        _relay_reports(study, trial, job, ws, local=config.target == "local")
+        _relay_reports(study, trial, job, ws, local=ws.executor(config.target).beside_workspace)
         if not job.done:
             continue
         _relayed.pop(job_id, None)
@@ -292,10 +293,10 @@ def _relay_reports(study: Any, trial: Any, job: Any, ws: Any, local: bool = True
 def _reports_due(ws: Any, study_name: str, number: int, job_id: str, config: TuneConfig, now: float) -> bool:
     """Whether a running trial's reports should go to the pruner now.
 
-    A local trial's new reports are relayed at the next poll (a trial may be waiting for the verdict);
+    A trial beside the workspace has its new reports relayed at the next poll (a trial may be waiting for the verdict);
     a remote trial's come from its tracking run, read at most every report_s.
     """
-    if config.target == "local":
+    if ws.executor(config.target).beside_workspace:
         try:
             size = os.stat(report_file(ws, study_name, number)).st_size
         except FileNotFoundError:

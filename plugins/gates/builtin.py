@@ -130,7 +130,11 @@ class ApprovalsGate:
     def check(self, context: Any) -> GateResult:
         """Count the named reviewers' approvals of the version."""
         s, mv = self.settings, context.model_version
-        given = {a["reviewer"] for a in approvals(mv.name, mv.version, workspace=self.workspace)}
+        from forgeml.auth.principals import holds_role
+
+        # only approvals by principals holding the approver role count (with no roles granted, all do)
+        given = {a["reviewer"] for a in approvals(mv.name, mv.version, workspace=self.workspace)
+                 if holds_role(a["reviewer"], "approver", workspace=self.workspace)}
         needed = s.min_approvals or len(s.reviewers)
         approved = sorted(given & set(s.reviewers))
         missing = [r for r in s.reviewers if r not in given]

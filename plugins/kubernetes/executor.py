@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from forgeml.contracts import ExecutionStatus, HealthCheck, LaunchRequest
+from forgeml.contracts import ExecutionStatus, Executor, HealthCheck, LaunchRequest
 from forgeml.errors import ConfigError, RemoteError, ValidationError
 from forgeml.plugins.kubernetes.manifests import (
     PYTORCHJOB_GROUP,
@@ -51,7 +51,7 @@ def _pod_selector(kind: str, name: str) -> str:
     return f"job-name={name}"
 
 
-class KubernetesExecutor:
+class KubernetesExecutor(Executor):
     """Submits attempts to a cluster through the official client; the image must hold the code."""
 
     name = "kubernetes"
@@ -209,6 +209,10 @@ class KubernetesExecutor:
             return "", offset  # the container has not started yet
         data = (text or "").encode()[offset:]
         return data.decode(errors="replace"), offset + len(data)
+
+    def describe(self) -> str:
+        """Name the namespace and the image."""
+        return f"namespace {self.settings.namespace}, image {self.settings.image or '(none)'}"
 
     def check(self) -> list[HealthCheck]:
         """Reach the API server, find GPU nodes and the namespace."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forgeml.contracts import ExecutionStatus, HealthCheck, LaunchRequest
+from forgeml.contracts import Capacity, ExecutionStatus, Executor, HealthCheck, LaunchRequest
 from forgeml.plugins.local.settings import LocalTargetSettings
 
 # Runs the job in the foreground and records its exit status in a file, so that a scheduler
@@ -51,10 +51,12 @@ def _decode(code: int) -> int:
     return -(code - 128) if 128 < code <= 128 + 64 else code
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     """Runs attempts as local process groups; handles (pid + start time) survive scheduler restarts."""
 
     name = "local"
+    beside_workspace = True
+    places_gpus = True
 
     def __init__(self, settings: LocalTargetSettings, workspace: Any):
         self.settings = settings
@@ -68,8 +70,8 @@ class LocalExecutor:
         """Call callback whenever a child this process launched exits (the scheduler wakes on it)."""
         self._on_exit = callback
 
-    def capacity(self) -> tuple[int, int]:
-        """Return the (CPU cores, memory MiB) jobs may use in total on this target."""
+    def capacity(self) -> Capacity:
+        """Return the CPU cores and memory jobs may use in total on this machine."""
         from forgeml.jobs.spec import parse_memory
 
         cpus = self.settings.cpus or len(os.sched_getaffinity(0))
@@ -79,7 +81,15 @@ class LocalExecutor:
             import psutil
 
             memory = psutil.virtual_memory().total // 2**20
-        return cpus, memory
+        return Capacity(cpus, memory)
+
+    def python(self) -> str | None:
+        """Return the configured interpreter for script jobs, or None for the scheduler's own."""
+        return self.settings.python or None
+
+    def describe(self) -> str:
+        """Say that this target is the workstation itself."""
+        return "this machine"
 
     # ------------------------------------------------------------ launching
     def _pick_cores(self, n: int) -> tuple[int, ...]:
@@ -226,8 +236,8 @@ class LocalExecutor:
 
     def check(self) -> list[HealthCheck]:
         """Report the CPUs and memory this target offers jobs."""
-        cpus, memory = self.capacity()
-        return [HealthCheck("local", True, f"{cpus} CPU cores, {memory} MiB memory for jobs")]
+        capacity = self.capacity()
+        return [HealthCheck("local", True, f"{capacity.cpus:g} CPU cores, {capacity.memory_mb} MiB memory for jobs")]
 
 
 def _limits(cores: tuple[int, ...], memory_bytes: int) -> Callable[[], None]:

@@ -226,3 +226,7 @@ def forgeml_register_monitors(register):
     register("mmd", MmdMonitor, settings=MmdSettings, description="RBF-kernel MMD² for embeddings")
     register("centroid", CentroidMonitor, settings=CentroidSettings,
              description="distance of mean embeddings for embeddings")
+    from forgeml.plugins.monitors.skew import SkewMonitor, SkewSettings
+
+    register("skew", SkewMonitor, settings=SkewSettings,
+             description="training-serving skew: served feature values against their offline recomputation")

@@ -87,7 +87,11 @@ def _drop_feature_names(model: Any) -> None:
         except AttributeError:
             return
     for attr in ("steps", "estimators_", "estimators"):
-        for item in getattr(model, attr, None) or []:
+        items = getattr(model, attr, None)
+        if items is None:
+            continue
+        # gradient boosting keeps its trees in a 2-D array (stage x class)
+        for item in items.ravel() if hasattr(items, "ravel") else items:
             _drop_feature_names(item[-1] if isinstance(item, tuple) else item)
     for attr in ("estimator_", "base_estimator_"):
         inner = getattr(model, attr, None)

@@ -7,7 +7,7 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from forgeml.contracts import ExecutionStatus, HealthCheck, LaunchRequest
+from forgeml.contracts import ExecutionStatus, Executor, HealthCheck, LaunchRequest
 from forgeml.errors import ForgeError, RemoteError
 from forgeml.plugins.remote.attempt import BringBack, prepare_attempt
 from forgeml.plugins.remote.bringback import RemoteWorkspace
@@ -26,7 +26,7 @@ from forgeml.plugins.slurm.settings import SlurmTargetSettings
 SCHEME = "slurm"
 
 
-class SlurmExecutor:
+class SlurmExecutor(Executor):
     """Submits attempts as batch jobs; files live under remote_root on the cluster's shared filesystem."""
 
     name = "slurm"
@@ -137,6 +137,15 @@ class SlurmExecutor:
         name = self.bring_back.meta(self.host, h.job_dir).get("log_name", "output.log")
         data = self.host.read_bytes(f"{h.job_dir}/{name}", offset)
         return data.decode(errors="replace"), offset + len(data)
+
+    def python(self) -> str:
+        """Return the cluster's interpreter that has forgeml installed."""
+        return self.settings.python
+
+    def describe(self) -> str:
+        """Name the login node (or this machine) and the partition."""
+        part = f" partition {self.settings.partition}" if self.settings.partition else ""
+        return (f"login node {self.settings.login_host}" if self.settings.login_host else "sbatch on this machine") + part
 
     def check(self) -> list[HealthCheck]:
         """Reach the controller, list partitions with node states and GPUs, and count queued jobs."""

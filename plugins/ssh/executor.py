@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from forgeml.contracts import ExecutionStatus, GpuDevice, HealthCheck, LaunchRequest
+from forgeml.contracts import ExecutionStatus, Executor, GpuDevice, HealthCheck, LaunchRequest
 from forgeml.errors import ForgeError, JobError, RemoteError
 from forgeml.plugins.remote.attempt import BringBack, prepare_attempt
 from forgeml.plugins.remote.bringback import RemoteWorkspace
@@ -37,7 +37,7 @@ exit 0
 """
 
 
-class SshExecutor:
+class SshExecutor(Executor):
     """Launches attempts over SSH: sync code by content hash, start detached, poll pid/exit files."""
 
     name = "ssh"
@@ -158,6 +158,14 @@ class SshExecutor:
         host, job_dir = self._host_of(handle)
         data = host.read_bytes(f"{job_dir}/output.log", offset)
         return data.decode(errors="replace"), offset + len(data)
+
+    def python(self) -> str:
+        """Return the remote interpreter that has forgeml installed."""
+        return self.settings.python
+
+    def describe(self) -> str:
+        """Name the target's hosts."""
+        return ", ".join(self.settings.hosts)
 
     def check(self) -> list[HealthCheck]:
         """Log in to every host, find forgeml and the GPUs there."""

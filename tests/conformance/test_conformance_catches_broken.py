@@ -110,7 +110,8 @@ def test_online_suite_fails_stores_that_forget_isolate_or_use_milliseconds(pytes
 
 BROKEN_POLICIES = '''
 import pytest
-from forgeml.jobs.placement import DefaultPlacementPolicy, Placement
+from forgeml.jobs.placement import Placement
+from forgeml.plugins.local.placement import DefaultPlacementPolicy
 from forgeml.testing import PlacementPolicySuite
 
 
@@ -157,3 +158,123 @@ def test_placement_suite_fails_a_policy_that_shares_gpus_and_one_that_never_plac
     assert "which an exclusive job already holds" in out, out
     assert {"TestLazy::test_starts_a_job_that_fits_an_idle_machine",
             "TestLazy::test_higher_priority_gets_the_last_gpu"} <= failed, out
+
+
+BROKEN_RUNTIME_MONITOR_NOTIFIER = '''
+import functools
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from forgeml.contracts import MonitorResult
+from forgeml.errors import PluginError
+from forgeml.testing import ModelRuntimeSuite, MonitorSuite, NotifierSuite
+
+_MEMORY = {}
+
+
+def double(frame):
+    frame = frame if isinstance(frame, pd.DataFrame) else frame.to_pandas()
+    return (2 * frame["x"]).to_numpy()
+
+
+class Loaded:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def predict(self, inputs):
+        return self.fn(inputs)
+
+
+class PickleRuntime:
+    flavor = "pickled"
+
+    def save(self, model, path):
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "model.pkl").write_bytes(pickle.dumps(model))
+
+    def load(self, path, device=None):
+        try:
+            return Loaded(pickle.loads((path / "model.pkl").read_bytes()))
+        except FileNotFoundError as e:
+            raise PluginError(f"no model.pkl in {path}") from e
+
+
+class InMemoryRuntime(PickleRuntime):
+    """Keeps the model in this process and writes only a marker: nothing survives elsewhere."""
+
+    def save(self, model, path):
+        path.mkdir(parents=True, exist_ok=True)
+        _MEMORY[str(path)] = model
+        (path / "model.pkl").write_bytes(b"")
+
+    def load(self, path, device=None):
+        if str(path) not in _MEMORY:
+            raise PluginError(f"no model at {path}")
+        return Loaded(_MEMORY[str(path)])
+
+
+class AlwaysDrift:
+    """Says drift whatever the samples."""
+
+    name = "always"
+    kinds = ("numeric",)
+
+    def compare(self, column, reference, current):
+        return MonitorResult("always", column, 1.0, 0.0, 1.0, True, "major")
+
+
+class Swallowing:
+    """Drops alerts it cannot deliver without saying so."""
+
+    name = "swallow"
+
+    def __init__(self, sink, broken=False):
+        self.sink, self.broken = sink, broken
+
+    def notify(self, alert):
+        if not self.broken:
+            self.sink.append(dict(alert))
+
+
+def _example():
+    frame = pd.DataFrame({"x": np.arange(5.0)})
+    return double, frame, 2 * np.arange(5.0)
+
+
+class TestGoodRuntime(ModelRuntimeSuite):
+    open_runtime = pytest.fixture(lambda self: PickleRuntime)
+    example = pytest.fixture(lambda self: _example())
+
+
+class TestInMemoryRuntime(ModelRuntimeSuite):
+    open_runtime = pytest.fixture(lambda self: InMemoryRuntime)
+    example = pytest.fixture(lambda self: _example())
+
+
+class TestAlwaysDrift(MonitorSuite):
+    monitor = pytest.fixture(lambda self: AlwaysDrift())
+
+
+class TestSwallowing(NotifierSuite):
+    @pytest.fixture
+    def sink(self):
+        return []
+
+    notifier = pytest.fixture(lambda self, sink: Swallowing(sink))
+    delivered = pytest.fixture(lambda self, sink: lambda: sink)
+    failing_notifier = pytest.fixture(lambda self, sink: Swallowing(sink, broken=True))
+'''
+
+
+def test_runtime_monitor_and_notifier_suites_fail_broken_ones(pytester: pytest.Pytester) -> None:
+    """A runtime keeping models in memory, a monitor that always drifts and a notifier that swallows failures fail."""
+    failed, result = run_suite(pytester, BROKEN_RUNTIME_MONITOR_NOTIFIER)
+    out = result.stdout.str()
+    assert not {f for f in failed if f.startswith("TestGoodRuntime::")}, out
+    assert "TestInMemoryRuntime::test_another_process_loads_what_was_saved" in failed, out
+    assert "TestAlwaysDrift::test_same_distribution_is_not_drift" in failed, out
+    assert "TestSwallowing::test_a_failed_delivery_raises_forge_error" in failed, out
+    assert {"TestSwallowing::test_every_field_arrives_unchanged",
+            "TestSwallowing::test_alerts_arrive_once_in_order"}.isdisjoint(failed), out

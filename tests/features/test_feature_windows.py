@@ -192,7 +192,7 @@ event_lists = st.lists(
     min_size=1, max_size=60)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(raw=event_lists, reads=st.lists(st.integers(0, 5 * 3600), min_size=1, max_size=6))
 def test_online_equals_offline_at_every_read(workspace, raw, reads):
     """Events arrive out of order (each up to 2 minutes late); online values read at t equal offline at t.

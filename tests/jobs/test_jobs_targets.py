@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from jobs_support import FAST_CONFIG, write_script
 
 from forgeml import hookimpl
+from forgeml.contracts import Executor
 from forgeml.jobs import JobSpec, Scheduler, get_job, read_logs, submit, wait
 
 
@@ -27,7 +28,7 @@ class RemoteSettings:
     host: str = "gpu-box"
 
 
-class RemoteExecutor:
+class RemoteExecutor(Executor):
     """Records every call, then delegates to the local executor (the 'remote' machine is this one)."""
 
     name = "remote"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from forgeml import hookspecs
+from forgeml.layers import LAYERS, Layer
 from forgeml.plugin_manager import PluginHost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +96,30 @@ def test_top_level_plugins_toml_is_the_documented_default() -> None:
     assert (ROOT / "plugins.toml").read_text() == default_config_text(), (
         "plugins.toml is out of date: regenerate it with `forgeml config default > plugins.toml`"
     )
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+def test_every_layer_is_documented_with_its_contract_and_suite(layer: Layer) -> None:
+    """Each row of the layer table has its hook in docs/plugins.md naming the contract and the suite to run."""
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    match = re.search(rf"^## `{layer.hook}`\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert match, f"docs/plugins.md has no '## `{layer.hook}`' section"
+    section = match.group(1)
+    assert f"forgeml.contracts.{layer.contract.__name__}" in section
+    assert f"forgeml.testing.{layer.suite}" in section
+    if layer.section:
+        assert f"[{layer.section}" in section
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+def test_every_layer_has_its_hook_contract_and_suite(layer: Layer) -> None:
+    """The table's hook exists as a spec, its contract is a Protocol in forgeml.contracts, its suite is exported."""
+    import typing
+
+    from forgeml import contracts, testing
+
+    assert callable(getattr(hookspecs, layer.hook, None)), f"{layer.hook} is not a hook spec"
+    assert getattr(contracts, layer.contract.__name__) is layer.contract
+    assert getattr(layer.contract, "_is_protocol", False), f"{layer.contract.__name__} is not a Protocol"
+    assert layer.suite in testing.__all__, f"forgeml.testing does not export {layer.suite}"
+    assert typing.get_type_hints(getattr(hookspecs, layer.hook))["register"] is hookspecs.RegisterProvider

@@ -30,6 +30,7 @@ NOT_PORTABLE = {
     r"\?\s+IS\s+NULL\b": "? IS NULL: PostgreSQL cannot type a NULL parameter; build the condition in Python",
     r"\b(MAX|MIN|max|min)\(\s*(coalesce|COALESCE)\(": "two-argument MAX/MIN is SQLite's: CASE WHEN or Python",
     r"\bWITHOUT\s+ROWID\b": "WITHOUT ROWID is SQLite's: sqlite_with_rowid=False on the Table",
+    r"\bCREATE\s+TABLE\b[^;]*\bREAL\b": "REAL is a 4-byte float on PostgreSQL: declare sa.Double (or DOUBLE PRECISION)",
 }
 SQL_HINT = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ON CONFLICT|JOIN)\b")
 

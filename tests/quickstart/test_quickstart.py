@@ -8,6 +8,7 @@ that a real drift alert starts. Nothing is faked.
 from __future__ import annotations
 
 import dataclasses
+import re
 import socket
 from pathlib import Path
 
@@ -83,6 +84,12 @@ def test_the_whole_lifecycle_runs_and_every_step_leaves_its_trace(tmp_path: Path
         assert summary.promoted_version == 1
         assert any(a["action"] == "model.stage" and a["subject"] == "model:fraud@1"
                    for a in audit_trail("fraud", workspace=ws))
+
+        # the README's search example finds the tuning trials
+        from forgeml.tracking import search_runs
+
+        example = re.search(r'forgeml runs search "([^"]+)"', (Path(__file__).parents[2] / "README.md").read_text())
+        assert len(search_runs(example.group(1), workspace=ws)) >= summary.trials_complete
 
         # serving by entity key, with every request in the prediction log
         tiny = SCALES["tiny"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import forgeml
-from forgeml.errors import QuerySyntaxError
+from forgeml.errors import NotFoundError, QuerySyntaxError
 from forgeml.tracking import create_run, finish_run, get_run, search_runs
 from forgeml.tracking.query import Between, Compare, Field, parse_query
 from forgeml.tracking.search import compile_query
@@ -156,7 +156,7 @@ class TestInjection:
     def test_injection_attempts_are_values_or_syntax_errors(self, runs, attempt):
         try:
             found = names(attempt)
-        except QuerySyntaxError:
+        except (QuerySyntaxError, NotFoundError):  # a bad query, or a key (the whole attempt) no run has
             found = None
         assert found in (None, [])
         assert len(names("")) == len(RUNS)  # the tables are intact
@@ -169,3 +169,11 @@ class TestInjection:
     def test_a_value_with_quotes_matches_literally(self, tracked):
         run = create_run(name="it's \"quoted\"; --")
         assert search_runs("name = 'it''s \"quoted\"; --'")["run_id"].tolist() == [run.id]
+
+
+def test_a_letter_outside_the_name_alphabet_is_a_syntax_error_not_a_hang():
+    from forgeml.errors import QuerySyntaxError
+    from forgeml.tracking.query import parse_query
+
+    with pytest.raises(QuerySyntaxError, match="unexpected character 'Ý'"):
+        parse_query("Ý")

@@ -108,6 +108,8 @@ def _detail_text(current: dict[str, Any] | None, detail: dict[str, Any] | None) 
                 if isinstance(value, int | float):
                     parts.append(f"{sl.get('value')} {value:.3f}")
             lines.append(f"  by {escape(str(column))} ({key or 'metric'}): {escape(', '.join(parts))}")
+        lines.extend(_importance_lines(result.get("importance") or {}))
+        lines.extend(_responsible_lines(result))
     if detail["gates"]:
         lines.append("[b]gates[/b]")
         for g in detail["gates"][:8]:
@@ -118,6 +120,43 @@ def _detail_text(current: dict[str, Any] | None, detail: dict[str, Any] | None) 
         lines.append(f"  {escape(str(a.get('action', '')))} {escape(str(a.get('subject', '')))} "
                      f"by {escape(str(a.get('actor', '')))}")
     return "\n".join(lines)
+
+
+def _importance_lines(importance: dict[str, Any], top: int = 8, width: int = 20) -> list[str]:
+    """Bars of mean |SHAP| per feature, with the permutation importance beside each."""
+    from rich.markup import escape
+
+    rows = importance.get("features") or []
+    if not rows:
+        return []
+    largest = max(r["mean_abs_shap"] for r in rows[:top]) or 1.0
+    label = max(len(str(r["feature"])) for r in rows[:top])
+    lines = [f"  importance (mean |SHAP|, permutation {escape(str(importance.get('metric', '')))})"]
+    for r in rows[:top]:
+        bar = "█" * max(1, round(width * r["mean_abs_shap"] / largest))
+        lines.append(f"  {escape(str(r['feature'])).ljust(label)} [cyan]{bar}[/cyan] {r['mean_abs_shap']:.3g}"
+                     f"  ({r['permutation']:+.3g})")
+    return lines
+
+
+def _responsible_lines(result: dict[str, Any]) -> list[str]:
+    """Calibration (with its reliability curve as a sparkline), per-group rates and the worst slices."""
+    from rich.markup import escape
+
+    lines = []
+    cal = result.get("calibration") or {}
+    if cal:
+        ticks = "▁▂▃▄▅▆▇█"
+        curve = "".join(ticks[min(7, int(o * 8))] for o in cal["curve"]["observed"])
+        lines.append(f"  calibration: Brier {cal['brier']:.3f}, ECE {cal['ece']:.3f}  reliability {curve}")
+    for column, report in (result.get("fairness") or {}).items():
+        rates = ", ".join(f"{g['group']} {g['selection_rate']:.2f}/{g['true_positive_rate'] or 0:.2f}"
+                          for g in report.get("groups", [])[:6])
+        lines.append(f"  by {escape(str(column))} selection/TPR: {escape(rates)}")
+    for sl in (result.get("weak_slices") or [])[:3]:
+        lines.append(f"  [yellow]weak slice[/yellow] {escape(sl['slice'])} ({sl['rows']} rows, loss "
+                     f"{sl['mean_loss']:.3g} vs {sl['overall_loss']:.3g})")
+    return lines
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -1,0 +1,167 @@
+"""Stream processing into window views: Redis Streams and file folders, restarts, kill -9, backfill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from window_support import AGGREGATIONS, US, event_table, expected, same
+
+from forgeml.features import Aggregation, Entity, FeatureView, StreamSource
+from forgeml.features.aggregations import window_features
+
+CARD = Entity("card", join_keys=["card_id"])
+
+
+def recent_events(n: int, seed: int = 0, keys: int = 5) -> list[dict]:
+    import random
+
+    rnd = random.Random(seed)
+    now = datetime.now(UTC)
+    return [{"card_id": rnd.randint(1, keys), "event_timestamp": now - timedelta(seconds=rnd.uniform(60, 3000)),
+             "amount": float(rnd.randint(1, 100)), "merchant": rnd.choice("abcdef")} for _ in range(n)]
+
+
+@pytest.fixture
+def redis_workspace(configure, redis_url):
+    key = f"forgeml-test:{uuid.uuid4().hex}"
+    ws = configure(f'[streams.txns]\nplugin = "redis"\nurl = "{redis_url}"\nstream = "{key}"\n')
+    yield ws
+    import redis
+
+    redis.Redis.from_url(redis_url).delete(key)
+
+
+@pytest.fixture
+def file_workspace(configure):
+    return configure('[streams.txns]\nplugin = "files"\npath = "events"\n')
+
+
+def _store(ws, aggregations=AGGREGATIONS):
+    from forgeml.features.service import store_for
+
+    store = store_for(ws)
+    store.apply([FeatureView("txn", entities=[CARD], source=StreamSource("txns"), aggregations=aggregations)])
+    return store
+
+
+def _online(store, keys, features):
+    got = store.get_online_features([{"card_id": k} for k in keys], [f"txn:{f}" for f in features])
+    return got.to_dict(), int(got.served_at * US)
+
+
+@pytest.mark.service
+@pytest.mark.parametrize("kind", ["redis", "file"])
+def test_streamed_events_are_served_and_kept_offline(request, kind):
+    """Events published to the stream are applied by the processor; online and offline both match the definition."""
+    import pandas as pd
+
+    from forgeml.features.streaming import read_status, run_streams
+
+    ws = request.getfixturevalue(f"{kind}_workspace")
+    store = _store(ws)
+    events = recent_events(400, seed=1)
+    for start in range(0, 400, 100):  # several publishes, so the processor sees several batches
+        store.publish("txns", event_table(events[start:start + 100]))
+    statuses = run_streams(store, until_idle=True, batch_size=150, poll_timeout_s=0.2)
+    assert statuses[0].applied == 400 and statuses[0].duplicates == 0
+    assert read_status(ws, "txn").applied == 400
+    names = [w.name for w in window_features(AGGREGATIONS)]
+    got, at_us = _online(store, [1, 2, 3, 4, 5, 6], names)
+    for w in window_features(AGGREGATIONS):
+        for i, key in enumerate([1, 2, 3, 4, 5, 6]):
+            assert same(got[w.name][i], expected(events, key, at_us, w)), (w.name, key)
+    now = datetime.fromtimestamp(at_us / US, UTC)
+    offline = store.get_historical_features(pd.DataFrame({"card_id": [1, 2, 3], "event_timestamp": [now] * 3}),
+                                            ["txn:count_1h", "txn:amount_sum_1h"])
+    assert offline["count_1h"].tolist() == got["count_1h"][:3]
+    # running again reads nothing new and changes nothing
+    assert run_streams(store, until_idle=True, poll_timeout_s=0.1)[0].applied == 400
+    assert _online(store, [1], ["count_1h"])[0]["count_1h"] == got["count_1h"][:1]
+
+
+@pytest.mark.service
+def test_a_replay_of_uncommitted_records_counts_nothing_twice(redis_workspace):
+    """Records applied but never committed (a crash before the commit) come back and are skipped."""
+    from forgeml.features.streaming import StreamProcessor
+
+    store = _store(redis_workspace, [Aggregation("count", windows=["1d"])])
+    events = recent_events(50, seed=2)
+    store.publish("txns", event_table(events))
+    view = store.get_feature_view("txn")
+    first = StreamProcessor(store, view, batch_size=30, poll_timeout_s=0.2)
+    first.consumer.commit = lambda positions: None  # the process dies between apply and commit
+    assert first.step().applied == 30
+    second = StreamProcessor(store, view, batch_size=100, poll_timeout_s=0.2)
+    second.writer.cache = {}  # a new process: states come from the online store
+    replay = second.step()  # the pending (delivered, unacknowledged) records come first
+    assert (replay.applied, replay.duplicates) == (0, 30)
+    fresh = second.step()
+    assert (fresh.applied, fresh.duplicates) == (20, 0)
+    got, _ = _online(store, [1, 2, 3, 4, 5], ["count_1d"])
+    assert sum(got["count_1d"]) == 50
+
+
+@pytest.mark.service
+@pytest.mark.slow
+def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(redis_workspace):
+    """The worker process is killed with SIGKILL while it streams; after a restart every event counts once."""
+    import pandas as pd
+
+    from forgeml.features.streaming import read_status, run_streams
+
+    store = _store(redis_workspace, [Aggregation("count", windows=["1d"]), Aggregation("sum", "amount", ["1d"])])
+    events = recent_events(20_000, seed=3, keys=50)
+    store.publish("txns", event_table(events))
+    env = {**os.environ, "FORGEML_HOME": str(redis_workspace.root)}
+    worker = subprocess.Popen([sys.executable, "-m", "forgeml.features.streaming", "--batch", "300", "txn"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while read_status(redis_workspace, "txn").applied < 3000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    killed_at = read_status(redis_workspace, "txn").applied
+    assert 0 < killed_at < 20_000, "the worker was not killed mid-stream"
+    run_streams(store, until_idle=True, poll_timeout_s=0.3)
+    keys = list(range(1, 51))
+    got, _ = _online(store, keys, ["count_1d", "amount_sum_1d"])
+    want = {k: [e for e in events if e["card_id"] == k] for k in keys}
+    assert got["count_1d"] == [len(want[k]) for k in keys]
+    assert all(same(got["amount_sum_1d"][i], float(sum(e["amount"] for e in want[k]))) for i, k in enumerate(keys))
+    offline = store.get_historical_features(
+        pd.DataFrame({"card_id": keys, "event_timestamp": [datetime.now(UTC)] * 50}), ["txn:count_1d"])
+    assert offline["count_1d"].tolist() == got["count_1d"]  # the offline log holds each record once
+
+
+@pytest.mark.service
+def test_backfill_rebuilds_the_online_state(file_workspace):
+    """Deleting the online tiles and backfilling from the offline log gives the same values back."""
+    from forgeml.features.streaming import run_streams
+    from forgeml.features.tiles import state_view
+
+    store = _store(file_workspace)
+    events = recent_events(300, seed=4)
+    store.publish("txns", event_table(events))
+    run_streams(store, until_idle=True, poll_timeout_s=0.2)
+    names = [w.name for w in window_features(AGGREGATIONS)]
+    before, _ = _online(store, [1, 2, 3], names)
+    store.online.delete_view(state_view("txn"))
+    assert _online(store, [1], ["count_1h"])[0]["count_1h"] == [0]
+    result = store.backfill("txn")
+    assert result["events"] == 300 and result["entities"] == 5
+    after, _ = _online(store, [1, 2, 3], names)
+    for name in names:
+        assert all(same(a, b) for a, b in zip(before[name], after[name])), name
+    # positions survive the backfill: the processor replays nothing
+    assert run_streams(store, until_idle=True, poll_timeout_s=0.1)[0].duplicates == 0
+    assert _online(store, [1, 2, 3], ["count_1h"])[0]["count_1h"] == before["count_1h"]
