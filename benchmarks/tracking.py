@@ -1,17 +1,19 @@
 """Experiment tracking: log_metric throughput, search over 10,000 runs, 8 concurrent writer processes.
 
-Runs every workload on the SQLite metadata store and, when FORGEML_PG_URL names a PostgreSQL server
-(tests/services/postgres.sh start writes one), on the postgres plugin in a fresh schema. Prints one
-JSON line. MLflow runs beside each backend (its SQLite store, and its SQLAlchemy store on the same
-PostgreSQL server) when this Python has mlflow or FORGEML_BENCH_MLFLOW_PYTHON names one that does
-(mlflow pins pandas/pyarrow versions forgeml cannot share: give it a venv of its own).
+Prints one JSON line. MLflow (SQLite backend store) runs in the same run, from an interpreter that
+has it (this one, or FORGEML_BENCH_MLFLOW_PYTHON), like with like:
+- forgeml's buffered log_metric (points written by a background thread) beside MLflow's asynchronous
+  logging, both timed until every point is written;
+- forgeml's log_metric followed by flush() on every point beside MLflow's synchronous log_metric, both
+  returning only once the point is committed;
+- forgeml's synchronous log_batch beside MLflow's log_batch, in chunks of 1,000.
+Each side's durability (what survives kill -9, what survives power loss) is stated in the JSON.
 Usage: python benchmarks/tracking.py [--points 100000] [--runs 10000] [--mlflow-points 2000]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -23,34 +25,35 @@ import time
 import uuid
 from pathlib import Path
 
+from common import comparison, finish
+
 QUERY = "params.lr between 1e-4 and 1e-3 and metrics.val_loss < 0.5 order by metrics.val_loss"
 
 
-SCHEMAS: list[str] = []
+#: The [storage.metadata] table the workspaces use; None keeps the default SQLite store
+#: (benchmarks/tracking_postgres.py sets a PostgreSQL one).
+METADATA: str | None = None
 
 
-def open_workspace(root: Path, backend: str = "sqlite"):
-    """Create a workspace on a metadata backend with system metrics off and make it current."""
-    from forgeml.testing.fixtures import metadata_section, with_metadata_section
+def open_workspace(root: Path):
+    """Create a workspace (on the METADATA store) with system metrics off and make it current."""
+    from forgeml.testing.fixtures import with_metadata_section
     from forgeml.workspace import Workspace, default_config_text, set_current
 
     root.mkdir(parents=True, exist_ok=True)
     text = default_config_text().replace("system_metrics = true", "system_metrics = false")
-    if backend == "postgres":
-        SCHEMAS.append(f"bench_{uuid.uuid4().hex[:12]}")
-        text = with_metadata_section(text, metadata_section("postgres", SCHEMAS[-1]))
-    (root / "plugins.toml").write_text(text)
+    (root / "plugins.toml").write_text(with_metadata_section(text, METADATA) if METADATA else text)
     Workspace.init(root).close()
     ws = Workspace(root)
     set_current(ws)
     return ws
 
 
-def bench_log_metric(root: Path, points: int, backend: str = "sqlite") -> dict:
+def bench_log_metric(root: Path, points: int) -> dict:
     """Time `points` log_metric calls in one run, then the flush that makes them durable."""
     import forgeml
 
-    open_workspace(root, backend)
+    open_workspace(root)
     with forgeml.start_run(name="throughput") as run:
         log_metric = forgeml.log_metric
         started = time.perf_counter()
@@ -72,13 +75,13 @@ def bench_log_metric(root: Path, points: int, backend: str = "sqlite") -> dict:
     }
 
 
-def bench_search(root: Path, runs: int, repeats: int = 30, backend: str = "sqlite") -> dict:
+def bench_search(root: Path, runs: int, repeats: int = 30) -> dict:
     """Create runs with 5 params and 3 metrics each (seeded), then time the issue's query."""
     from forgeml.tracking import search_runs
     from forgeml.tracking.records import FINISHED, Run
     from forgeml.tracking.store import tracking_store
 
-    ws = open_workspace(root, backend)
+    ws = open_workspace(root)
     store = tracking_store(ws)
     rng = random.Random(7)
     points = []
@@ -117,12 +120,12 @@ def bench_search(root: Path, runs: int, repeats: int = 30, backend: str = "sqlit
     }
 
 
-def bench_concurrent(root: Path, processes: int, points: int, backend: str = "sqlite") -> dict:
+def bench_concurrent(root: Path, processes: int, points: int) -> dict:
     """Start `processes` writers on one run at once; count the points afterwards."""
     from forgeml.tracking import create_run
     from forgeml.tracking.store import tracking_store
 
-    ws = open_workspace(root, backend)
+    ws = open_workspace(root)
     run = create_run(name="concurrent")
     code = textwrap.dedent(f"""
         import os, forgeml
@@ -143,79 +146,45 @@ def bench_concurrent(root: Path, processes: int, points: int, backend: str = "sq
             "wall_s": round(elapsed, 2)}
 
 
-MLFLOW_LOG = """
-import json, logging, sys, time
-import mlflow
-logging.getLogger("mlflow").setLevel(logging.ERROR)
-uri, points = sys.argv[1], int(sys.argv[2])
-mlflow.set_tracking_uri(uri)
-with mlflow.start_run():
-    mlflow.log_metric("warmup", 0.0)
-    started = time.perf_counter()
-    for step in range(points):
-        mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
-    elapsed = time.perf_counter() - started
-print(json.dumps({"version": mlflow.__version__, "points": points, "points_per_s": round(points / elapsed, 1),
-                  "ms_per_point": round(elapsed / points * 1000, 3)}))
-"""
+def bench_synchronous(root: Path, points: int) -> dict:
+    """log_metric then flush() on every point: each returns once the point is committed, as MLflow's sync call."""
+    import forgeml
+    from forgeml.tracking.batch import log_batch
+
+    open_workspace(root)
+    with forgeml.start_run(name="sync") as run:
+        started = time.perf_counter()
+        for step in range(points):
+            forgeml.log_metric("loss", 1.0 / (step + 1), step=step)
+            forgeml.flush()
+        sync_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for chunk in range(0, points, 1000):
+            steps = list(range(chunk, min(points, chunk + 1000)))
+            log_batch(run.id, {"keys": ["batched"] * len(steps), "values": [1.0 / (s + 1) for s in steps],
+                               "steps": steps})
+        batch_s = time.perf_counter() - started
+    return {"points": points, "log_metric_flush_each_ms_per_point": round(1000 * sync_s / points, 4),
+            "log_batch_1000_ms_per_point": round(1000 * batch_s / points, 5)}
 
 
-def mlflow_python() -> str | None:
-    """Return a Python that has mlflow: this one, or FORGEML_BENCH_MLFLOW_PYTHON (e.g. a separate venv)."""
-    try:
-        import mlflow  # noqa: F401
-
-        return sys.executable
-    except ImportError:
-        other = os.environ.get("FORGEML_BENCH_MLFLOW_PYTHON")
-        return other if other and Path(other).exists() else None
+DURABILITY = ("SQLite in WAL mode with synchronous=NORMAL. Buffered log_metric: points still in the "
+              "process's buffer (at most flush_interval_s, 0.5 s by default) are lost on kill -9; flushed "
+              "points survive it. log_metric + flush() and log_batch: a point survives kill -9 once the call "
+              "returned. Power loss: WAL with synchronous=NORMAL may roll back the last commits before a "
+              "checkpoint (the database stays consistent), so the most recent points can be lost.")
 
 
-def bench_mlflow(tracking_uri: str, points: int) -> dict | str:
-    """Time mlflow.log_metric, one call per point, against an MLflow tracking URI (its SQLAlchemy store)."""
-    python = mlflow_python()
+def bench_mlflow(root: Path, points: int) -> dict:
+    """MLflow's synchronous, asynchronous and log_batch logging, from an interpreter that has mlflow."""
+    from common import peer_python, run_peer
+
+    python, how = peer_python("mlflow")
     if python is None:
-        return "skipped: mlflow is not installed (or set FORGEML_BENCH_MLFLOW_PYTHON to a Python that has it)"
-    done = subprocess.run([python, "-c", MLFLOW_LOG, tracking_uri, str(points)], capture_output=True, text=True,
-                          timeout=1800)
-    if done.returncode:
-        return f"skipped: mlflow failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def bench_backend(tmp_path: Path, backend: str, args: argparse.Namespace) -> dict:
-    """Run the three workloads on one metadata backend, with MLflow on the same database beside them."""
-    result: dict = {"log_metric": bench_log_metric(tmp_path / f"throughput-{backend}", args.points, backend)}
-    result["search"] = bench_search(tmp_path / f"search-{backend}", args.runs, backend=backend)
-    result["concurrent"] = bench_concurrent(tmp_path / f"concurrent-{backend}", args.processes,
-                                            args.process_points, backend)
-    if backend == "postgres":
-        schema = f"mlflow_{uuid.uuid4().hex[:10]}"
-        SCHEMAS.append(schema)
-        url = os.environ["FORGEML_PG_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
-        uri = f"{url}?options=-csearch_path%3D{schema}"
-        _create_schema(schema)
-    else:
-        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    peer = bench_mlflow(uri, args.mlflow_points)
-    result["mlflow"] = peer
-    if isinstance(peer, dict):
-        result["speedup_vs_mlflow"] = round(result["log_metric"]["points_per_s"] / peer["points_per_s"], 1)
-    return result
-
-
-def _create_schema(schema: str) -> None:
-    from forgeml.workspace import current
-
-    current().metadata.execute(f'CREATE SCHEMA "{schema}"')
-
-
-def _drop_schemas() -> None:
-    from forgeml.workspace import current
-
-    store = current().metadata
-    for schema in SCHEMAS:
-        store.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        return {"skipped": how}
+    root.mkdir(parents=True, exist_ok=True)
+    out = run_peer(python, Path(__file__).parent / "peers" / "mlflow_side.py", "tracking", str(root), str(points))
+    return {**out, "ran_in": how}
 
 
 def main() -> None:
@@ -229,31 +198,35 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        result: dict = {"benchmark": "tracking", "load_avg_1m_before": round(os.getloadavg()[0], 2),
-                        "cpus": os.cpu_count()}
-        result["sqlite"] = sqlite = bench_backend(tmp_path, "sqlite", args)
-        floors = {
-            "sqlite_log_metric_under_5us": sqlite["log_metric"]["us_per_point_with_flush"] <= 5,
-            "sqlite_search_under_50ms": sqlite["search"]["median_ms"] < 50,
-            "sqlite_concurrent_all_present": sqlite["concurrent"]["all_present"],
-            "log_metric_100x_mlflow": sqlite.get("speedup_vs_mlflow", 0) >= 100 if "speedup_vs_mlflow" in sqlite
-            else None,
-        }
-        if os.environ.get("FORGEML_PG_URL"):
-            try:
-                result["postgres"] = pg = bench_backend(tmp_path, "postgres", args)
-                floors.update({
-                    "postgres_log_metric_under_20us": pg["log_metric"]["us_per_point_with_flush"] <= 20,
-                    "postgres_search_under_50ms": pg["search"]["median_ms"] < 50,
-                    "postgres_concurrent_all_present": pg["concurrent"]["all_present"],
-                })
-            finally:
-                _drop_schemas()
-        else:
-            result["postgres"] = "skipped: set FORGEML_PG_URL (tests/services/postgres.sh start writes it)"
+        result: dict = {"load_avg_1m_before": round(os.getloadavg()[0], 2)}
+        result["log_metric"] = bench_log_metric(tmp_path / "throughput", args.points)
+        result["search"] = bench_search(tmp_path / "search", args.runs)
+        result["concurrent"] = bench_concurrent(tmp_path / "concurrent", args.processes, args.process_points)
+        result["synchronous"] = bench_synchronous(tmp_path / "sync", args.mlflow_points)
+        result["durability"] = DURABILITY
+        peer = bench_mlflow(tmp_path / "mlflow", args.mlflow_points)
+        result["mlflow"] = peer
         result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
-        result["floors"] = floors
-    print(json.dumps(result))
+        ours, sync = result["log_metric"], result["synchronous"]
+        buffered_ms = 1000 / ours["points_per_s"]
+        if "skipped" not in peer:
+            name = f"mlflow {peer['version']}"
+            result["comparisons"] = [
+                comparison("log_metric, buffered vs async, to written", buffered_ms,
+                           peer["async_log_metric"]["ms_per_point_to_flushed"], "ms/point", name + " async"),
+                comparison("log_metric, committed per call", sync["log_metric_flush_each_ms_per_point"],
+                           peer["sync_log_metric"]["ms_per_point"], "ms/point", name + " sync"),
+                comparison("log_batch, chunks of 1,000", sync["log_batch_1000_ms_per_point"],
+                           peer["log_batch_1000"]["ms_per_point"], "ms/point", name + " log_batch"),
+            ]
+        result["floors"] = {
+            "log_metric_under_5us_with_flush": ours["us_per_point_with_flush"] <= 5,
+            "search_under_50ms": result["search"]["median_ms"] < 50,
+            "concurrent_all_present": result["concurrent"]["all_present"],
+            "log_metric_100x_mlflow_sync": None if "skipped" in peer else
+            peer["sync_log_metric"]["ms_per_point"] / buffered_ms >= 100,
+        }
+    finish("tracking", result)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,49 @@ from forgeml.errors import ConfigError, did_you_mean
 CONFIG_FILE = "plugins.toml"
 
 
-def setting(default: Any = MISSING, doc: str = "", *, default_factory: Any = MISSING) -> Any:
-    """Declare one settings field with its default and the one-line doc written into plugins.toml."""
+def setting(default: Any = MISSING, doc: str = "", *, default_factory: Any = MISSING,
+            low: float | None = None, high: float | None = None) -> Any:
+    """Declare one settings field with its default, the one-line doc written into plugins.toml and its range.
+
+    Without ``low``/``high`` the name decides (see ``implied_range``): ports are 1-65535, and durations,
+    sizes and counts are never negative.
+    """
+    metadata = {"doc": doc, "range": (low, high) if low is not None or high is not None else None}
     if default_factory is not MISSING:
-        return field(default_factory=default_factory, metadata={"doc": doc})
+        return field(default_factory=default_factory, metadata=metadata)
     if isinstance(default, list | dict):
         value = default
-        return field(default_factory=lambda: type(value)(value), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
+        return field(default_factory=lambda: type(value)(value), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+_NON_NEGATIVE_SUFFIXES = ("_s", "_ms", "_seconds", "_minutes", "_hours", "_days", "_mb", "_gb", "_bytes", "_rows",
+                          "_size", "_count", "_workers", "_threads", "_retries", "_limit", "_interval", "_timeout")
+_NON_NEGATIVE_NAMES = ("workers", "threads", "retries", "limit", "batch", "timeout", "interval", "count", "size",
+                       "capacity", "max_attempts", "attempts")
+
+
+def implied_range(name: str) -> tuple[float | None, float | None]:
+    """Return the range a setting's name implies: a port is 1-65535; a duration, size or count is >= 0."""
+    if name == "port" or name.endswith("_port"):
+        return 1, 65535
+    if name.endswith(_NON_NEGATIVE_SUFFIXES) or name in _NON_NEGATIVE_NAMES or name.startswith(("max_", "min_")):
+        return 0, None
+    return None, None
+
+
+def check_range(f: Any, value: Any, where: str) -> Any:
+    """Return a number when it lies in its setting's range (never NaN), else raise ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if value != value:
+        raise ConfigError(f"{where}: nan is not a value; give a number")
+    low, high = (f.metadata.get("range") if f.metadata else None) or implied_range(f.name)
+    if (low is not None and value < low) or (high is not None and value > high):
+        span = f"from {low:g} to {high:g}" if low is not None and high is not None else \
+            f"at least {low:g}" if low is not None else f"at most {high:g}"
+        raise ConfigError(f"{where}: {value!r} is out of range; it must be {span}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -42,6 +77,23 @@ class Secret:
 
     def __str__(self) -> str:
         return f"<secret from ${self.env}>"
+
+
+def reveal(value: str | Secret | None) -> str | None:
+    """Return a setting that may be a secret as plain text, reading the environment only now."""
+    return value.get() if isinstance(value, Secret) else value
+
+
+def redact_url(url: str) -> str:
+    """Return a URL with only its scheme and host, fit for messages, logs and alerts (no path, query or user)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "<url>"
+    return f"{parts.scheme}://{host}/..." if parts.scheme else "<url>"
 
 
 @dataclass
@@ -98,7 +150,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a table, got {type(value).__name__} {value!r}")
         inner = args[1] if len(args) > 1 else Any
         return {k: _coerce(v, inner, f"{where}.{k}") for k, v in value.items()}
-    if is_dataclass(tp):
+    if isinstance(tp, type) and is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a table, got {value!r}")
         return build_settings(tp, value, where)
@@ -125,15 +177,18 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 def build_settings(cls: type, values: Mapping[str, Any], where: str) -> Any:
     """Validate a table against a settings dataclass and return an instance; unknown keys are errors."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where} must be a table, got {type(values).__name__} {values!r}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
+    by_name = {f.name: f for f in fields(cls)}
+    names = list(by_name)
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in names:
             raise ConfigError(
                 f"{where}: unknown key {key!r}{did_you_mean(key, names)}; valid keys: {', '.join(names) or 'none'}"
             )
-        kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+        kwargs[key] = check_range(by_name[key], _coerce(value, hints[key], f"{where}.{key}"), f"{where}.{key}")
     for f in fields(cls):
         if f.name not in kwargs and f.default is MISSING and f.default_factory is MISSING:
             raise ConfigError(f"{where}: missing required key {f.name!r}")
@@ -147,6 +202,10 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (a binary file?): {e.reason} at byte {e.start}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nests too deeply to read") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
 

@@ -97,7 +97,7 @@ def _provider_hookspec(layer: Layer) -> Callable[[RegisterProvider], None]:
         f"{layer.called}{_selection(layer)} Call ``register(name, factory, settings=None, description=\"\")``. "
         "Return nothing.\n"
     )
-    return hookspec(spec)  # type: ignore[no-any-return]
+    return hookspec(spec)
 
 
 for _layer in LAYERS:

@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from forgeml import hookspecs
-from forgeml.errors import ConfigError, PluginError, unknown_name
+from forgeml.errors import ConfigError, ForgeError, PluginError, unknown_name
 from forgeml.installed import entry_points
 from forgeml.layers import CORE, LAYER, core_sections
 
@@ -56,6 +56,33 @@ class Provider:
     settings: type | None
     description: str
     plugin: str
+
+    @property
+    def label(self) -> str:
+        """How errors name this provider: its layer, its name and the plugin that registered it."""
+        noun = LAYER[self.layer].noun if self.layer in LAYER else self.layer
+        return f"{noun} {self.name!r} (plugin {self.plugin!r})"
+
+    def build(self, settings: Any, workspace: Any) -> Any:
+        """Call the plugin's factory; a factory that raises or returns no implementation of the contract is named."""
+        try:
+            made = self.factory(settings, workspace)
+        except ForgeError as e:
+            try:
+                named = type(e)(f"{self.label} could not start: {e}")
+            except TypeError:  # a subclass with other constructor arguments
+                named = PluginError(f"{self.label} could not start: {e}")
+            raise named from e
+        except Exception as e:  # a plugin's bug must surface as one line naming the plugin
+            raise PluginError(f"{self.label} could not start: {type(e).__name__}: {e}") from e
+        layer = LAYER.get(self.layer)
+        contract = layer.contract if layer else None
+        if contract is not None and not isinstance(made, contract):
+            wanted = {*vars(contract).get("__annotations__", {}), *(m for m in vars(contract) if not m.startswith("_"))}
+            missing = sorted(m for m in wanted if not hasattr(made, m))
+            raise PluginError(f"{self.label}: its factory returned {type(made).__name__}, which is not a {contract.__name__}"
+                              f"{' (missing ' + ', '.join(missing) + ')' if missing else ''}")
+        return made
 
 
 class PluginHost:

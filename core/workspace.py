@@ -269,7 +269,7 @@ class Workspace:
                 if section is None or section not in SECTIONS:
                     raise ConfigError(f"layer {layer!r} has no plugins.toml section choosing one provider")
                 provider, settings = self.config.provider(section)
-                self._opened[layer] = provider.factory(settings, self)
+                self._opened[layer] = provider.build(settings, self)
             return self._opened[layer]
 
     def open_named(self, layer: str, name: str) -> Any:
@@ -285,7 +285,7 @@ class Workspace:
                     raise unknown_name(spec.entry or spec.noun, name, found,
                                        f"add a [{spec.section}.{name}] table to plugins.toml")
                 provider, settings = found[name]
-                self._opened[key] = provider.factory(settings, self)
+                self._opened[key] = provider.build(settings, self)
             return self._opened[key]
 
     @property

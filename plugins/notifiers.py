@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from forgeml import hookimpl
-from forgeml.config import Secret, setting
+from forgeml.config import Secret, redact_url, reveal, setting
 from forgeml.errors import ConfigError, PluginError
 
 log = logging.getLogger("forgeml.alerts")
@@ -84,7 +84,7 @@ class ShellNotifier:
 class WebhookSettings:
     """POST each alert as JSON to a URL."""
 
-    url: str = setting("", "Where to POST, e.g. a chat incoming-webhook URL.")
+    url: Secret | str = setting("", "Where to POST; a chat incoming-webhook URL is a secret: { env = \"VAR\" }.")
     token: Secret | None = setting(None, "Bearer token, given as { env = \"VAR\" }.")
     timeout_s: float = setting(10.0, "Give up after this many seconds.")
 
@@ -95,9 +95,13 @@ class WebhookNotifier:
     name = "webhook"
 
     def __init__(self, settings: WebhookSettings, workspace: Any):
-        if not settings.url.startswith(("http://", "https://")):
-            raise ConfigError(f"webhook notifier: url must start with http:// or https://, got {settings.url!r}")
+        url = reveal(settings.url) or ""
+        # only the scheme and host ever reach a message: the rest of a webhook URL is its credential
+        self.label = redact_url(url)
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"webhook notifier: url must start with http:// or https://, got {self.label}")
         self.settings = settings
+        self.url = url
 
     def notify(self, alert: Any) -> None:
         """POST the alert."""
@@ -108,15 +112,15 @@ class WebhookNotifier:
         if self.settings.token is not None:
             headers["Authorization"] = f"Bearer {self.settings.token.get()}"
         body = json.dumps(dict(alert), default=str).encode()
-        request = urllib.request.Request(self.settings.url, data=body, headers=headers, method="POST")
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.settings.timeout_s) as response:
                 response.read()
         except urllib.error.HTTPError as e:
-            raise PluginError(f"webhook notifier: {self.settings.url} answered {e.code} {e.reason}") from e
+            raise PluginError(f"webhook notifier: {self.label} answered {e.code} {e.reason}") from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise PluginError(f"webhook notifier: cannot reach {self.settings.url}: {reason}") from e
+            raise PluginError(f"webhook notifier: cannot reach {self.label}: {reason}") from None
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from forgeml import hookimpl
-from forgeml.config import Secret, setting
+from forgeml.config import Secret, reveal, setting
 
 # Upsert only when the stored event time is not newer, atomically per key.
 UPSERT = """
@@ -23,7 +23,8 @@ return 1
 class RedisSettings:
     """Settings of the Redis online store."""
 
-    url: str = setting("redis://127.0.0.1:6379/0", "Redis URL (redis://, rediss:// or unix://).")
+    url: Secret | str = setting("redis://127.0.0.1:6379/0",
+                                "Redis URL (redis://, rediss:// or unix://); one holding a password: { env = \"VAR\" }.")
     password: Secret | None = setting(None, "Password, given as { env = \"VAR\" } (or put it in the URL).")
     key_prefix: str = setting("forgeml:", "Prefix of every key this store writes, so one Redis can hold several.")
     expire_s: int = setting(0, "Expire keys this many seconds after their last write (0: never).")
@@ -112,7 +113,7 @@ class RedisOnlineStore:
 
 def _redis(settings: RedisSettings, workspace: Any) -> RedisOnlineStore:
     password = settings.password.get() if settings.password is not None else None
-    return RedisOnlineStore(settings.url, password=password, key_prefix=settings.key_prefix,
+    return RedisOnlineStore(reveal(settings.url) or "", password=password, key_prefix=settings.key_prefix,
                             expire_s=settings.expire_s, batch=settings.batch)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -15,49 +14,12 @@ import pyarrow.compute as pc
 
 from forgeml.contracts import FeatureRequest
 from forgeml.errors import StorageError, ValidationError
+from forgeml.sql import quote_ident, quote_literal
+from forgeml.times import timestamp_micros, to_utc_micros
 
 PARTITION = "date"
 ROW = "__forgeml_row"
 US_PER_DAY = 86_400_000_000
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def quote_ident(name: str) -> str:
-    """Quote an SQL identifier for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    """Quote a string literal for DuckDB."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def to_utc_micros(value: Any) -> int | None:
-    """Return a datetime (tz-aware), ISO string or epoch-microsecond int as epoch microseconds UTC."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if hasattr(value, "to_pydatetime"):
-        value = value.to_pydatetime()
-    if not isinstance(value, datetime):
-        raise ValidationError(f"expected a datetime, got {type(value).__name__} {value!r}")
-    if value.tzinfo is None:
-        raise ValidationError(f"timestamp {value.isoformat()} has no time zone; give an aware datetime "
-                              f"(e.g. datetime(..., tzinfo=timezone.utc))")
-    return (value - EPOCH) // timedelta(microseconds=1)
-
-
-def timestamp_micros(column: pa.ChunkedArray | pa.Array, where: str) -> pa.Array:
-    """Return a tz-aware timestamp column as int64 epoch microseconds; naive timestamps are an error."""
-    if not pa.types.is_timestamp(column.type):
-        raise ValidationError(f"{where} must be a timestamp column, got {column.type}")
-    if column.type.tz is None:
-        raise ValidationError(f"{where} has timestamps without a time zone; make them aware, e.g. "
-                              f"pandas: df[col] = df[col].dt.tz_localize('UTC')")
-    return pc.cast(pc.cast(column, pa.timestamp("us", tz="UTC"), safe=False), pa.int64())
 
 
 class DuckDBOfflineStore:

@@ -51,7 +51,7 @@ def encode_rows(rows: pa.Table, key_columns: Sequence[str],
     Payloads are built column-wise by Arrow (numbers print in their shortest exact form), so a
     write costs little Python per row.
     """
-    from forgeml.storage.offline import timestamp_micros
+    from forgeml.times import timestamp_micros
 
     missing = [c for c in (*key_columns, timestamp_field) if c not in rows.column_names]
     if missing:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from forgeml.contracts import Migration, Params
-from forgeml.errors import ConflictError, StorageError
+from forgeml.errors import ConflictError, StorageError, ValidationError
 
 MIGRATIONS_TABLE = "_forgeml_migrations"
 _LITERAL = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
@@ -227,6 +227,8 @@ class SQLMetadataStore:
             return conn.execute(statement, params or None)
         except sa_exc.SQLAlchemyError as e:
             raise self.error(e) from e
+        except OverflowError as e:  # a value, not the database
+            raise ValidationError(f"a number is too large to store (the limit is a 64-bit integer): {e}") from e
 
     def _run_many(self, conn: sa.Connection, statement: Any, rows: Sequence[Params]) -> int:
         if not rows:
@@ -246,6 +248,8 @@ class SQLMetadataStore:
             return conn.execute(statement, [self.clean(r) for r in rows]).rowcount
         except sa_exc.SQLAlchemyError as e:
             raise self.error(e) from e
+        except OverflowError as e:  # a value, not the database
+            raise ValidationError(f"a number is too large to store (the limit is a 64-bit integer): {e}") from e
 
     @contextmanager
     def transaction(self) -> Iterator[SQLTransaction]:

@@ -119,22 +119,61 @@ def cli() -> None:
     """forgeml: feature store, tracking, GPU scheduling, tuning, registry, serving and monitoring on one machine."""
 
 
+def one_line(message: str) -> str:
+    """Return an error message as one line (a query's echoed text and caret are dropped: it names the column)."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if not lines:
+        return "failed"
+    if len(lines) > 1 and set(lines[-1]) == {"^"}:
+        return lines[0]
+    return "; ".join(lines)
+
+
+def _check_argv(argv: list[str]) -> None:
+    """Refuse arguments that cannot be text: bytes the locale could not decode, NUL characters."""
+    from forgeml.errors import ValidationError
+
+    for arg in argv:
+        if "\x00" in arg:
+            raise ValidationError(f"argument {arg!r} holds a NUL character")
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(f"argument {arg!r} is not valid UTF-8 text") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a ForgeError prints one line to stderr and exits 2, never a traceback."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        cli.main(args=argv, prog_name="forgeml", standalone_mode=False)
+        _check_argv(args)
+        cli.main(args=args, prog_name="forgeml", standalone_mode=False)
     except ForgeError as e:
-        click.echo(f"forgeml: error: {e}", err=True)
+        click.echo(f"forgeml: error: {one_line(str(e))}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
+    except click.UsageError as e:
+        if isinstance(e, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # a bare group: its help is the answer
+            e.show()
+            sys.exit(e.exit_code)
+        where = e.ctx.command_path if e.ctx is not None else "forgeml"
+        click.echo(f"{where}: error: {one_line(e.format_message())} (see '{where} --help')", err=True)
+        sys.exit(2)
     except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+        click.echo(f"forgeml: error: {one_line(e.format_message())}", err=True)
+        sys.exit(2)
+    except BrokenPipeError:
+        os._exit(0)
+    except OSError as e:
+        # what the operating system refused for a path the user gave: too long, not allowed, disk full
+        if e.filename is None and not e.strerror:
+            raise
+        where = f": {e.filename!r}" if e.filename is not None else ""
+        click.echo(f"forgeml: error: {e.strerror or e}{where}", err=True)
+        sys.exit(2)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-    except BrokenPipeError:
-        os._exit(0)

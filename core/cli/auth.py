@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import click
 
 from forgeml.cli.output import emit_json, print_table
+from forgeml.times import format_utc
 
 
 @click.group("auth")
@@ -100,8 +100,7 @@ def ls_cmd(principal: str | None, as_json: bool) -> None:
         return
     for r in rows:
         r["scopes"] = "; ".join(filter(None, [",".join(r["operations"] or []), ",".join(r["models"] or [])])) or "-"
-        r["expires"] = "never" if r["expires_at"] is None else time.strftime("%Y-%m-%d %H:%M",
-                                                                              time.localtime(r["expires_at"]))
+        r["expires"] = "never" if r["expires_at"] is None else format_utc(r["expires_at"], seconds=False)
     print_table(rows, ["id", "principal", "state", "scopes", "expires", "description"])
 
 

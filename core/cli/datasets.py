@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 
 from forgeml.cli.output import emit_json, print_table
-
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+from forgeml.times import format_utc
 
 
 @click.group("datasets")
@@ -46,7 +41,7 @@ def ls_cmd(name: str | None, as_json: bool) -> None:
 
     if name:
         rows = [{"ref": v.ref, "digest": v.digest[:12], "rows": v.num_rows, "source": v.source_kind,
-                 "created": _when(v.created_at)} for v in list_versions(name)]
+                 "created": format_utc(v.created_at)} for v in list_versions(name)]
         if as_json:
             emit_json([v.to_dict() for v in list_versions(name)])
         else:
@@ -56,7 +51,7 @@ def ls_cmd(name: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
     else:
-        print_table([{**r, "updated_at": _when(r["updated_at"])} for r in rows], title="datasets")
+        print_table([{**r, "updated_at": format_utc(r["updated_at"])} for r in rows], title="datasets")
 
 
 @datasets_group.command("show")

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime
 from typing import Any
 
 import click
 
 from forgeml.cli.output import emit_json, print_table
-
-
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+from forgeml.times import format_utc
 
 
 def _duration(job: Any) -> str:
@@ -50,14 +46,18 @@ def _duration(job: Any) -> str:
 def submit_cmd(script: str | None, args: tuple[str, ...], spec_file: str | None, as_json: bool, **flags: Any) -> None:
     """Queue a training job: forgeml submit train.py --gpus 2 --gpu-type H100 --param lr=1e-3 -- --epochs 3"""
     from forgeml.jobs import submit
+    from forgeml.jobs.daemon import after_submit
     from forgeml.jobs.flags import spec_from_flags
 
     spec = spec_from_flags(script, list(args), spec_file, flags)
     job = submit(spec)
+    notice = after_submit(job)
     if as_json:
         emit_json(job.to_dict())
     else:
         click.echo(f"Submitted job {job.id} ({job.name}) to {job.target}; follow it with `forgeml jobs logs -f {job.id}`")
+    if notice:
+        click.echo(notice, err=True)
 
 
 @click.group("jobs")
@@ -80,7 +80,7 @@ def jobs_ls(state: str | None, target: str | None, limit: int, as_json: bool) ->
         return
     rows = [{"id": j.id, "name": j.name, "state": j.state, "priority": j.priority, "target": j.target,
              "gpus": ",".join(map(str, j.gpus)) or (str(j.spec.gpus) if j.spec.gpus else "-"),
-             "attempts": j.attempts, "submitted": _when(j.submitted_at), "duration": _duration(j), "reason": j.reason}
+             "attempts": j.attempts, "submitted": format_utc(j.submitted_at), "duration": _duration(j), "reason": j.reason}
             for j in jobs]
     print_table(rows, ["id", "name", "state", "priority", "target", "gpus", "attempts", "submitted", "duration",
                        "reason"], title="jobs")
@@ -104,10 +104,10 @@ def jobs_show(job_id: str, as_json: bool) -> None:
                f"preemptions: {job.preemptions}")
     click.echo(f"  argv: {' '.join(job.spec.argv())}")
     if attempts:
-        print_table([{**a, "started_at": _when(a["started_at"]), "finished_at": _when(a["finished_at"]),
+        print_table([{**a, "started_at": format_utc(a["started_at"]), "finished_at": format_utc(a["finished_at"]),
                       "gpus": ",".join(map(str, a["gpus"]))} for a in attempts],
                     ["attempt", "started_at", "finished_at", "exit_code", "outcome", "gpus", "reason"], title="attempts")
-    print_table([{**e, "at": _when(e["at"])} for e in events], ["at", "old_state", "new_state", "reason"],
+    print_table([{**e, "at": format_utc(e["at"])} for e in events], ["at", "old_state", "new_state", "reason"],
                 title="transitions")
 
 
@@ -117,8 +117,12 @@ def jobs_show(job_id: str, as_json: bool) -> None:
 @click.option("--attempt", type=int, help="Which attempt (default: the latest).")
 def jobs_logs(job_id: str, follow: bool, attempt: int | None) -> None:
     """Print a job's output (stdout and stderr)."""
-    from forgeml.jobs import follow_logs, read_logs
+    from forgeml.jobs import follow_logs, get_job, read_logs
+    from forgeml.jobs.daemon import pending_notice
 
+    notice = pending_notice(get_job(job_id))
+    if notice:
+        click.echo(notice, err=True)
     if follow:
         for chunk in follow_logs(job_id):
             click.echo(chunk, nl=False)

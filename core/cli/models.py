@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import click
 
 from forgeml.cli.output import emit_json, print_table
 from forgeml.errors import ValidationError
-
-
-def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+from forgeml.times import format_utc
 
 
 def _pairs(values: tuple[str, ...], what: str, numeric: bool = False) -> dict[str, Any]:
@@ -32,10 +28,9 @@ def _pairs(values: tuple[str, ...], what: str, numeric: bool = False) -> dict[st
 
 
 def _read_example(path: str) -> Any:
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
+    from forgeml.documents import read_table_file
 
-    return pq.read_table(path) if path.endswith((".parquet", ".pq")) else pcsv.read_csv(path)
+    return read_table_file(path, "--example")
 
 
 @click.group("models")
@@ -91,13 +86,13 @@ def ls_cmd(name: str | None, as_json: bool) -> None:
         else:
             print_table([{"version": v.version, "stage": v.stage, "aliases": ", ".join(v.aliases),
                           "flavor": v.flavor, "metrics": ", ".join(f"{k}={x:.4g}" for k, x in v.metrics.items()),
-                          "created": _when(v.created_at)} for v in versions], title=f"model {name}")
+                          "created": format_utc(v.created_at)} for v in versions], title=f"model {name}")
         return
     rows = list_models()
     if as_json:
         emit_json(rows)
     else:
-        print_table([{**r, "updated_at": _when(r["updated_at"])} for r in rows], title="models")
+        print_table([{**r, "updated_at": format_utc(r["updated_at"])} for r in rows], title="models")
 
 
 @models_group.command("show")
@@ -115,7 +110,7 @@ def show_cmd(uri: str, as_json: bool) -> None:
         emit_json(info)
         return
     click.echo(f"{mv.uri}  stage {mv.stage}  aliases {', '.join(mv.aliases) or '-'}  flavor {mv.flavor}")
-    click.echo(f"artifact {mv.artifact_digest}  run {mv.run_id or '-'}  created {_when(mv.created_at)}")
+    click.echo(f"artifact {mv.artifact_digest}  run {mv.run_id or '-'}  created {format_utc(mv.created_at)}")
     click.echo(f"datasets: {', '.join(mv.datasets) or '-'}   features: {', '.join(mv.feature_views) or '-'}")
     if mv.signature.get("inputs"):
         click.echo("inputs: " + ", ".join(f"{c['name']}:{c['type']}" for c in mv.signature["inputs"]))
@@ -123,12 +118,12 @@ def show_cmd(uri: str, as_json: bool) -> None:
         click.echo("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in mv.metrics.items()))
     for ev in info["evaluations"]:
         shown = ", ".join(f"{k}={v:.4g}" for k, v in ev["metrics"].items() if isinstance(v, float))
-        click.echo(f"evaluation on {ev['dataset']} ({ev['task']}, {_when(ev['at'])}): {shown}")
+        click.echo(f"evaluation on {ev['dataset']} ({ev['task']}, {format_utc(ev['at'])}): {shown}")
     if info["gate_results"]:
         print_table([{"stage": g["stage"], "gate": g["gate"], "passed": g["passed"], "message": g["message"],
-                      "at": _when(g["at"])} for g in info["gate_results"]], title="gate results")
+                      "at": format_utc(g["at"])} for g in info["gate_results"]], title="gate results")
     if info["audit"]:
-        print_table([{"at": _when(a["at"]), "actor": a["actor"], "action": a["action"],
+        print_table([{"at": format_utc(a["at"]), "actor": a["actor"], "action": a["action"],
                       "from": a["detail"].get("from", ""), "to": a["detail"].get("to", ""),
                       "reason": a["detail"].get("reason", "")} for a in info["audit"]], title="audit")
 

@@ -14,19 +14,14 @@ def _table(source: str) -> Any:
     """Read a dataset reference (name@v3) or a .parquet/.csv file into an Arrow table."""
     from pathlib import Path
 
+    from forgeml.documents import read_table_file
     from forgeml.errors import ValidationError
 
+    if not source.strip():
+        raise ValidationError("give a dataset reference (name@v3) or a .parquet/.csv file")
     path = Path(source)
     if path.suffix.lower() in (".parquet", ".csv") or path.exists():
-        if not path.exists():
-            raise ValidationError(f"file {source!r} does not exist")
-        if path.suffix.lower() == ".csv":
-            import pyarrow.csv as pv
-
-            return pv.read_csv(path)
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path)
+        return read_table_file(path, "file")
     return source
 
 
@@ -88,7 +83,7 @@ def _watch(ws: Any, only: tuple[str, ...], as_json: bool) -> None:
 @click.argument("current", required=False)
 @click.option("--model", default=None, help="Compare with this model's prediction log instead of CURRENT.")
 @click.option("--window", default="1d", show_default=True, help="Prediction-log window ending now (with --model).")
-@click.option("--columns", default=None, help="Comma-separated columns (default: every shared column).")
+@click.option("--columns", default=None, help="Comma-separated columns (default: every shared column but identifiers, labels and timestamps).")
 @click.option("--tests", default=None, help="Comma-separated drift tests, e.g. psi,ks (default: per column kind).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def monitor_drift(reference: str, current: str | None, model: str | None, window: str, columns: str | None,
@@ -123,6 +118,10 @@ def monitor_drift(reference: str, current: str | None, model: str | None, window
                          "drifted": "yes" if r.drifted else "", "severity": r.severity if r.drifted else ""})
     print_table(rows, title=f"drift: {len(report.drifted_columns)} of {len([c for c in report.columns if c.role == 'feature'])}"
                             f" columns drifted ({report.current_rows} vs {report.reference_rows} rows)")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for column, why in report.skipped.items():
+        click.echo(f"skipped {column}: {why}", err=True)
 
 
 @monitor_group.command("skew")

@@ -12,21 +12,17 @@ from forgeml.cli.output import emit_json, print_table
 
 
 def _params(pairs: tuple[str, ...], as_json: str | None) -> dict[str, Any]:
+    from forgeml.documents import parse_document, parse_json_value
     from forgeml.errors import ValidationError
 
-    params: dict[str, Any] = {}
-    if as_json:
-        try:
-            params.update(json.loads(as_json))
-        except json.JSONDecodeError as e:
-            raise ValidationError(f"--params is not valid JSON: {e}") from e
+    params: dict[str, Any] = parse_document(as_json, "json", "--params") if as_json else {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise ValidationError(f"-p {pair!r}: write KEY=VALUE")
         try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
+            params[key] = parse_json_value(value, f"-p {key}")
+        except ValidationError:
             params[key] = value
     return params
 

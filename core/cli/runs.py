@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from forgeml.cli.output import emit_json, print_table
-
-
-def _when(ts: Any, short: bool = False) -> str:
-    if ts is None or (isinstance(ts, float) and math.isnan(ts)):
-        return ""
-    if hasattr(ts, "timestamp"):
-        if str(ts) == "NaT":
-            return ""
-        ts = ts.timestamp()
-    return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S")
+from forgeml.times import format_utc
 
 
 def _plain(value: Any) -> Any:
@@ -99,8 +89,8 @@ def _run_rows(frame: Any, short: bool) -> list[dict[str, Any]]:
     rows = []
     for rec in frame.to_dict("records"):
         row = {"id": rec["run_id"][:8], "name": rec["name"] or "", "experiment": rec["experiment"],
-               "status": rec["status"], "started": _when(rec["start_time"], short),
-               "ended": _when(rec["end_time"], short),
+               "status": rec["status"], "started": format_utc(rec["start_time"], short=short),
+               "ended": format_utc(rec["end_time"], short=short),
                "parent_id": (rec["parent_id"] or "")[:8], "job_id": rec["job_id"] or ""}
         for c in _value_columns(frame):
             row[c] = _short(_plain(rec[c]))
@@ -204,7 +194,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     click.echo(f"name       {run.name or ''}")
     click.echo(f"experiment {run.experiment}")
     click.echo(f"status     {run.status}")
-    click.echo(f"started    {_when(run.start_time)}   ended {_when(run.end_time)}")
+    click.echo(f"started    {format_utc(run.start_time)}   ended {format_utc(run.end_time)}")
     if run.parent_id:
         click.echo(f"parent     {run.parent_id}")
     if run.job_id:
@@ -276,7 +266,7 @@ def runs_restore(run_ids: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs_reproduce(run_id: str, target: str | None, dry_run: bool, as_json: bool) -> None:
     """Resubmit a run's work (its job spec or command, params, datasets, seed) through the scheduler."""
-    from forgeml.tracking import reproduce
+    from forgeml.jobs import reproduce
 
     plan = reproduce(run_id, target=target, dry_run=dry_run)
     if as_json:
@@ -334,5 +324,5 @@ def runs_history(run_id: str, key: str, as_json: bool, as_csv: bool) -> None:
     elif as_json:
         emit_json(_frame_records(frame))
     else:
-        print_table([{"step": r["step"], "timestamp": _when(r["timestamp"]), "value": f"{r['value']:.6g}"}
+        print_table([{"step": r["step"], "timestamp": format_utc(r["timestamp"]), "value": f"{r['value']:.6g}"}
                      for r in frame.to_dict("records")], title=f"{key}: {len(frame)} point(s)")

@@ -8,8 +8,8 @@ import click
 @click.command("serve")
 @click.argument("model_uris", nargs=-1)
 @click.option("--host", default=None, help="Address to listen on (default from [serving], 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="TCP port (default from [serving], 8080).")
-@click.option("--workers", type=int, default=None, help="Server processes (default from [serving], 1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="TCP port (default from [serving], 8080).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Server processes (default from [serving], 1).")
 @click.option("--no-batching", is_flag=True, help="Run every request as its own predict call.")
 @click.option("--access-log", is_flag=True, help="Log every request (method, path, status) to stderr.")
 def serve_cmd(model_uris: tuple[str, ...], host: str | None, port: int | None, workers: int | None,

@@ -252,7 +252,7 @@ def _samples(kind: str, ref: Any, cur: Any) -> tuple[Any, Any]:
 def _build(cache: dict[str, Any], provider: Any, ws: Any) -> Any:
     if provider.name not in cache:
         settings = provider.settings() if provider.settings else None
-        cache[provider.name] = provider.factory(settings, ws)
+        cache[provider.name] = provider.build(settings, ws)
     return cache[provider.name]
 
 

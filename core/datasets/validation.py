@@ -75,23 +75,9 @@ class ExpectationSuite:
     @classmethod
     def from_file(cls, path: str | Path) -> ExpectationSuite:
         """Load a suite from a .json, .yaml/.yml or .toml file."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValidationError(f"expectation suite {str(path)!r} does not exist")
-        text = path.read_text()
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
+        from forgeml.documents import read_document
 
-                data = yaml.safe_load(text)
-            elif path.suffix == ".toml":
-                import tomllib
-
-                data = tomllib.loads(text)
-            else:
-                data = json.loads(text)
-        except Exception as e:  # parse errors of three libraries share no base class
-            raise ValidationError(f"cannot parse expectation suite {str(path)!r}: {e}") from e
+        data = read_document(path, "expectation suite", default_format="json")
         return cls.from_dict(data)
 
 

@@ -12,7 +12,7 @@ from forgeml.features.definitions import FeatureView
 
 
 def _micros(value: Any, what: str) -> int | None:
-    from forgeml.storage.offline import to_utc_micros
+    from forgeml.times import to_utc_micros
 
     if value is None:
         return None
@@ -28,7 +28,7 @@ def _iso(micros: int | None) -> str | None:
 
 def latest_rows_sql(view: FeatureView, relation: str, start_us: int | None, end_us: int) -> str:
     """Return DuckDB SQL for each entity's newest row of a view with event time in [start, end)."""
-    from forgeml.storage.offline import quote_ident
+    from forgeml.sql import quote_ident
 
     keys = ", ".join(quote_ident(k) for k in view.join_keys)
     ts = quote_ident(view.timestamp_field)

@@ -143,7 +143,7 @@ def backfill(store: Any, view: FeatureView, now_us: int | None = None, chunk_row
     from forgeml.features.definitions import arrow_type
     from forgeml.features.tiles import state_view
     from forgeml.features.window_offline import POSITION, event_relation
-    from forgeml.storage.offline import quote_ident
+    from forgeml.sql import quote_ident
 
     if not view.windowed:
         raise ValidationError(f"view {view.name!r} has no aggregations; use materialize for it")

@@ -69,3 +69,41 @@ def detach_scheduler(start_timeout_s: float = 15.0) -> int:
             raise JobError(f"the scheduler exited at start (code {proc.returncode}): {tail[0]}")
         time.sleep(0.05)
     return proc.pid
+
+
+START_HINT = ("start one with `forgeml scheduler` in another terminal or `forgeml scheduler --detach`, "
+              "or set autostart = true under [scheduler] in plugins.toml")
+
+
+def scheduler_pid(ws: object = None) -> int | None:
+    """Return the pid of the scheduler serving the workspace, or None when none runs."""
+    from forgeml.workspace import current
+
+    return SchedulerLock(ws or current()).holder()
+
+
+def after_submit(job: object, ws: object = None) -> str | None:
+    """What a person who just submitted should know about the scheduler; start one when configured to.
+
+    Returns None when a scheduler serves the workspace, else one line: the one started in the
+    background ([scheduler] autostart), or that the job waits and how to start one.
+    """
+    from forgeml.workspace import current
+
+    ws = ws or current()
+    if scheduler_pid(ws) is not None:
+        return None
+    if ws.config.section("scheduler").autostart:
+        pid = detach_scheduler()
+        return f"Started a scheduler for this workspace in the background (pid {pid}); log: .forgeml/jobs/scheduler.log"
+    return f"No scheduler is running for this workspace, so job {job.id} waits in the queue: {START_HINT}."
+
+
+def pending_notice(job: object, ws: object = None) -> str | None:
+    """One line saying a job is still pending and why (no scheduler, or what it waits for); None otherwise."""
+    if job.state != "PENDING":
+        return None
+    why = f" ({job.reason})" if job.reason else ""
+    if scheduler_pid(ws) is None:
+        return f"job {job.id} is pending{why} and no scheduler is running for this workspace: {START_HINT}"
+    return f"job {job.id} is pending{why}: it has no output until the scheduler starts it"

@@ -38,7 +38,7 @@ class Scheduler:
         self.settings = ws.config.section("scheduler")
         self.store = q.jobs_store(ws)
         provider, policy_settings = ws.config.provider("scheduler.policy")
-        self.policy = provider.factory(policy_settings, ws)
+        self.policy = provider.build(policy_settings, ws)
         self.policy_label = f"placement policy {provider.name!r} (plugin {provider.plugin!r})"
         self._lock = SchedulerLock(ws)
         self._waker: Waker | None = None

@@ -24,3 +24,4 @@ class SchedulerSettings:
     )
     log_tail_bytes: int = setting(16384, "How much of the end of a failed attempt's log is searched for markers.")
     default_cpus: float = setting(1.0, "CPUs a CPU-only job reserves when its spec sets none.")
+    autostart: bool = setting(False, "Start a background scheduler when a job is submitted from the CLI and none runs.")

@@ -7,6 +7,8 @@ import math
 import re
 import shlex
 import sys
+import types
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -154,28 +156,10 @@ class JobSpec:
     @classmethod
     def from_file(cls, path: str | Path) -> JobSpec:
         """Load a spec from a .toml, .yaml/.yml or .json file; relative paths are from the file's folder."""
+        from forgeml.documents import read_document
+
         path = Path(path)
-        if not path.is_file():
-            raise ValidationError(f"job spec file {str(path)!r} not found")
-        text = path.read_text()
-        suffix = path.suffix.lower()
-        try:
-            if suffix == ".toml":
-                import tomllib
-
-                data = tomllib.loads(text)
-            elif suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            elif suffix == ".json":
-                data = json.loads(text)
-            else:
-                raise ValidationError(f"job spec file {str(path)!r}: use .toml, .yaml, .yml or .json")
-        except ValidationError:
-            raise
-        except Exception as e:  # each parser has its own error type; all mean the same to the user
-            raise ValidationError(f"job spec file {str(path)!r} is not valid {suffix[1:].upper()}: {e}") from e
+        data = read_document(path, "job spec file")
         spec = cls.from_dict(data, where=str(path))
         if spec.workdir is None:
             spec.workdir = str(path.parent.resolve())
@@ -276,7 +260,36 @@ def _coerce_fields(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
     for f in fields(JobSpec):
         if f.name in out and out[f.name] is None and f.default is MISSING:
             out.pop(f.name)
+    hints = typing.get_type_hints(JobSpec)
+    for key, value in out.items():
+        if not _fits(value, hints[key]):
+            raise ValidationError(f"{where}: {key} has the wrong type ({type(value).__name__} {value!r}); "
+                                  f"expected {_type_label(hints[key])}")
     return out
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    """Whether a loaded value matches a field annotation (str, int, float, bool, list[...], dict[...], unions)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if tp is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value) if args else isinstance(value, list)
+    if origin is dict:
+        return isinstance(value, dict)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp) if isinstance(tp, type) else True
+
+
+def _type_label(tp: Any) -> str:
+    return str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
 def parse_assignments(pairs: list[str] | tuple[str, ...], what: str, typed: bool) -> dict[str, Any]:

@@ -147,7 +147,7 @@ def notifiers(workspace: Any = None) -> dict[str, Any]:
         if provider.settings is None and values:
             raise ValidationError(f"{where}: notifier {table['plugin']!r} takes no settings")
         settings = build_settings(provider.settings, values, where) if provider.settings else None
-        built[name] = provider.factory(settings, ws)
+        built[name] = provider.build(settings, ws)
     return built
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgeml.auth.service import require
+from forgeml.client import remote
 from forgeml.config import build_settings
 from forgeml.contracts import GateResult
 from forgeml.errors import (
@@ -76,7 +77,7 @@ def run_gates(ctx: PromotionContext) -> list[GateResult]:
             continue
         provider = ws.plugins.provider("gates", gate_name, where)
         settings = build_settings(provider.settings, table, where) if provider.settings else None
-        gate = provider.factory(settings, ws)
+        gate = provider.build(settings, ws)
         try:
             result = gate.check(ctx)
         except ForgeError as e:
@@ -109,6 +110,10 @@ def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str
     Promoting to PRODUCTION archives the previous production version (still loadable). Failing gates
     raise GateFailedError listing them; a promotion that raced another raises PromotionConflictError.
     """
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.promote(client, check_name(name), version, stage, reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)
@@ -182,6 +187,10 @@ def archive(name: str, version: int | str, actor: str | None = None, reason: str
 
 def rollback(name: str, actor: str | None = None, reason: str = "", workspace: Any = None) -> PromotionResult:
     """Restore the previous production version and archive the current one, in one transaction."""
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.rollback(client, check_name(name), reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)

@@ -130,7 +130,9 @@ def predict_batch(model_uri: str, source: str, output: str | None = None, chunk_
                     if absent:
                         raise ValidationError(f"input lacks {', '.join(missing)} and the entity key(s) "
                                               f"{', '.join(absent)} needed to look them up")
-                    entity_rows = [{k: columns[k][i] for k in keys} for i in range(table.num_rows)]
+                    # keys and every other input column: on-demand views read request values (an amount) from them
+                    given = [c for c in columns if c not in missing]
+                    entity_rows = [{c: columns[c][i] for c in given} for i in range(table.num_rows)]
                     columns.update(fetch_online_features(workspace, served, entity_rows))
                 elif missing:
                     raise ValidationError(f"input lacks column(s) {', '.join(missing)} that model {served.name} "

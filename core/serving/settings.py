@@ -25,7 +25,7 @@ class CanarySettings:
     model: str = setting("", "Canary model URI, e.g. \"fraud@candidate\"; empty: no canary.")
     steps: list[float] = setting([0.05, 0.2, 1.0], "Share of traffic at each step of the ramp.")
     interval_s: float = setting(300.0, "Seconds each step lasts.")
-    max_error_rate: float = setting(0.05, "Roll back when the canary's error rate exceeds this.")
+    max_error_rate: float = setting(0.05, "Roll back when the canary's error rate exceeds this.", low=0, high=1)
     max_p99_ms: float = setting(250.0, "Roll back when the canary's p99 latency exceeds this many ms.")
     min_requests: int = setting(20, "Canary requests observed before a guardrail may fire.")
 
@@ -37,7 +37,7 @@ class EndpointSettings:
     model: str = setting("", "Primary model URI: name@production, name@alias or name@version.")
     shadow: str = setting("", "Model URI that gets a copy of every request; its predictions are only logged.")
     ab_model: str = setting("", "Model URI of arm B of an A/B split; empty: no split.")
-    ab_fraction: float = setting(0.5, "Share of routing keys sent to arm B.")
+    ab_fraction: float = setting(0.5, "Share of routing keys sent to arm B.", low=0, high=1)
     key_field: str = setting("", "Request field hashed for A/B and canary routing (default: the first entity key).")
     batching: BatchingSettings = setting(default_factory=BatchingSettings, doc="Dynamic batching.")
     canary: CanarySettings = setting(default_factory=CanarySettings, doc="Canary ramp.")

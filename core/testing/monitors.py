@@ -3,9 +3,9 @@
 Subclass :class:`MonitorSuite` as ``Test...`` and give it a ``monitor`` fixture. For every column kind
 the monitor declares in ``kinds`` the suite builds samples the way the kernel hands them over
 (numeric: sorted float64 without NaN; categorical: :class:`CategoricalSample`; embedding: 2-D
-float arrays). Rules:
+float arrays; paired: two aligned float arrays, row i of one beside row i of the other). Rules:
 
-- ``kinds`` is a non-empty subset of numeric, categorical, embedding; ``name`` is the registered name;
+- ``kinds`` is a non-empty subset of numeric, categorical, embedding, paired; ``name`` is the registered name;
 - a result is a MonitorResult naming the test and the column, with a finite statistic, a p-value
   in [0, 1] or None, a severity of none/minor/moderate/major, and severity none when not drifted;
 - two samples of one distribution are not drifted; a clearly shifted sample is;
@@ -24,7 +24,7 @@ import pytest
 from forgeml.contracts import CategoricalSample, Monitor, MonitorResult
 from forgeml.errors import ForgeError
 
-KINDS = ("numeric", "categorical", "embedding")
+KINDS = ("numeric", "categorical", "embedding", "paired")
 SEVERITIES = ("none", "minor", "moderate", "major")
 
 
@@ -37,6 +37,10 @@ def samples(kind: str, shift: float, seed: int, n: int = 3000) -> Any:
         return np.sort(rng.normal(shift, 1.0, n))
     if kind == "embedding":
         return rng.normal(shift, 1.0, (n // 4, 8))
+    if kind == "paired":
+        # Paired values are the same rows seen twice (offline and served), so the seed must not
+        # change them: only a shift makes the two sides disagree.
+        return np.linspace(-3.0, 3.0, n) + shift
     weights = np.array([0.5, 0.3, 0.2]) if not shift else np.array([0.1, 0.2, 0.7])
     counts = np.bincount(rng.choice(3, size=n, p=weights), minlength=3).astype(float)
     return CategoricalSample(counts, ("a", "b", "c"))

@@ -149,11 +149,15 @@ class Query:
 
 
 # ------------------------------------------------------------------ parser
+MAX_NESTING = 64  # deeper nesting is no real query, and would exhaust Python's recursion limit
+
+
 class _Parser:
     def __init__(self, text: str):
         self.text = text
         self.tokens = tokenize(text)
         self.pos = 0
+        self.depth = 0
 
     @property
     def tok(self) -> Token:
@@ -228,14 +232,20 @@ class _Parser:
         return items[0] if len(items) == 1 else And(tuple(items))
 
     def factor(self) -> Any:
-        if self.at_keyword("not"):
-            self.advance()
-            return Not(self.factor())
-        if self.tok.kind == "(":
-            self.advance()
-            inner = self.expr()
-            self.expect(")", "')' to close the parenthesis")
-            return inner
+        if self.at_keyword("not") or self.tok.kind == "(":
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise self.error(f"the query nests NOT and parentheses more than {MAX_NESTING} deep")
+            try:
+                if self.at_keyword("not"):
+                    self.advance()
+                    return Not(self.factor())
+                self.advance()
+                inner = self.expr()
+                self.expect(")", "')' to close the parenthesis")
+                return inner
+            finally:
+                self.depth -= 1
         return self.predicate()
 
     def field(self) -> Field:

@@ -124,13 +124,7 @@ def parse_space(data: dict[str, Any], where: str = "search space") -> SearchSpac
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space TOML file."""
-    import tomllib
+    from forgeml.documents import parse_document, read_text_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise ValidationError(f"search space file {str(path)!r} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ValidationError(f"{path}: not valid TOML: {e}") from e
+    data = parse_document(read_text_file(path, "search space file"), "toml", f"search space file {str(path)!r}")
     return parse_space(data, str(path))

@@ -165,3 +165,59 @@ def test_backfill_rebuilds_the_online_state(file_workspace):
     # positions survive the backfill: the processor replays nothing
     assert run_streams(store, until_idle=True, poll_timeout_s=0.1)[0].duplicates == 0
     assert _online(store, [1, 2, 3], ["count_1h"])[0]["count_1h"] == before["count_1h"]
+
+
+def test_the_stream_commands(file_workspace, tmp_path):
+    """publish, stream --until-idle, streams and backfill from the CLI; errors are one line."""
+    import json
+
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from forgeml.cli import cli
+
+    _store(file_workspace, [Aggregation("count", windows=["1h"])])
+    path = tmp_path / "batch.parquet"
+    pq.write_table(event_table(recent_events(40, seed=5)), path)
+    runner = CliRunner()
+    published = runner.invoke(cli, ["features", "publish", "txns", str(path)])
+    assert published.exit_code == 0 and "40 records published" in published.output
+    streamed = runner.invoke(cli, ["features", "stream", "--until-idle"])
+    assert streamed.exit_code == 0 and "txn: applied 40" in streamed.output, streamed.output
+    listed = json.loads(runner.invoke(cli, ["features", "streams", "--json"]).output)
+    assert listed[0]["view"] == "txn" and listed[0]["applied"] == 40 and listed[0]["duplicates"] == 0
+    rebuilt = json.loads(runner.invoke(cli, ["features", "backfill", "txn", "--json"]).output)
+    assert rebuilt["events"] == 40
+    unknown = runner.invoke(cli, ["features", "stream", "nope"])
+    assert unknown.exit_code != 0 and "unknown feature view 'nope'" in str(unknown.exception)
+
+
+@pytest.mark.service
+@pytest.mark.slow
+def test_the_supervised_stream_process_restarts_its_worker_and_stops_on_sigterm(redis_workspace):
+    """`forgeml features stream` keeps a worker running (a killed one is restarted) and exits 0 on SIGTERM."""
+    from forgeml.features.streaming import read_status
+
+    store = _store(redis_workspace, [Aggregation("count", windows=["1d"])])
+    env = {**os.environ, "FORGEML_HOME": str(redis_workspace.root)}
+    proc = subprocess.Popen([sys.executable, "-m", "forgeml", "features", "stream", "txn"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        store.publish("txns", event_table(recent_events(30, seed=6)))
+        deadline = time.monotonic() + 60
+        while read_status(redis_workspace, "txn").applied < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = read_status(redis_workspace, "txn")
+        assert first.applied == 30
+        os.kill(first.pid, signal.SIGKILL)  # the worker dies; the supervisor starts another
+        store.publish("txns", event_table(recent_events(20, seed=7)))
+        while read_status(redis_workspace, "txn").applied < 50 and time.monotonic() < deadline + 30:
+            time.sleep(0.1)
+        second = read_status(redis_workspace, "txn")
+        assert second.applied == 50 and second.pid != first.pid
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+        assert "restarting" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -155,9 +155,16 @@ def forgeml_register_settings(register):
     register("greeting", GreetingSettings)
 
 
+class Inventory:
+    label = "{name}-inventory"
+
+    def devices(self):
+        return []
+
+
 @hookimpl
 def forgeml_register_gpu_inventories(register):
-    register("{name}", lambda settings, workspace: "{name}-inventory")
+    register("{name}", lambda settings, workspace: Inventory())
 '''
 
 
@@ -185,7 +192,7 @@ def test_local_plugin_by_file_path(tmp_path: Path) -> None:
     ws = Workspace(root)
     info = _infos(ws.plugins)["my_plugins"]
     assert info.origin == "local" and info.enabled
-    assert ws.gpu_inventory == "mine-inventory"
+    assert ws.gpu_inventory.label == "mine-inventory"
     assert ws.config.section("greeting").word == "hi"
 
 
@@ -204,7 +211,7 @@ def test_local_plugin_by_dotted_path(tmp_path: Path, monkeypatch: pytest.MonkeyP
     """, {})
     ws = Workspace(root)
     assert _infos(ws.plugins)["team_plugins.inventory"].origin == "local"
-    assert ws.gpu_inventory == "team-inventory"
+    assert ws.gpu_inventory.label == "team-inventory"
 
 
 def test_local_plugin_that_fails_to_import_is_reported_and_skipped(tmp_path: Path, make_plugin_manager) -> None:

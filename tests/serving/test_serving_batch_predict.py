@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from serving_support import training_frame
 
-from forgeml.errors import NotFoundError, ValidationError
+from forgeml.errors import ForgeError, NotFoundError, ValidationError
 from forgeml.serving import predict_batch
 
 
@@ -132,3 +132,21 @@ def test_a_torch_model_reads_the_columns_it_takes_in_its_own_order(workspace, sc
         expected = mlp(torch.tensor(features.to_numpy(), dtype=torch.float32))[:, 0].numpy()
     got = pq.read_table(out).column("prediction").to_numpy()
     assert np.allclose(got, expected, atol=1e-6)
+
+
+def test_entity_keys_with_request_values_feed_on_demand_views(entity_model, workspace, tmp_path):
+    """A file of user ids and amounts: stored features come by key, the on-demand ratio from each amount."""
+    from forgeml.cli import cli
+
+    pq.write_table(pa.table({"user_id": [1, 2, 3], "amount": [4.0, 2.0, 1.0]}), tmp_path / "keys.parquet")
+    result = CliRunner().invoke(cli, ["predict", "scorer@production", "--input", str(tmp_path / "keys.parquet"),
+                                      "--output", str(tmp_path / "scored.parquet")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    scored = pq.read_table(tmp_path / "scored.parquet").to_pydict()
+    # score = spend * 10 + clicks + spend / amount, with (clicks, spend) = (5, 2), (7, 4), (9, 8)
+    assert scored["prediction"] == pytest.approx([20 + 5 + 0.5, 40 + 7 + 2.0, 80 + 9 + 8.0])
+    assert scored["amount"] == [4.0, 2.0, 1.0]
+    pq.write_table(pa.table({"user_id": [1]}), tmp_path / "no_amount.parquet")
+    with pytest.raises(ForgeError, match="amount"):
+        CliRunner().invoke(cli, ["predict", "scorer@production", "--input", str(tmp_path / "no_amount.parquet"),
+                                 "--output", str(tmp_path / "x.parquet")], catch_exceptions=False)
