@@ -367,7 +367,7 @@ def load_model(uri: str | ModelVersion, device: str | None = None, workspace: An
     mv = uri if isinstance(uri, ModelVersion) else resolve(uri, workspace=ws)
     runtime = runtime_for(ws, mv.flavor, **options)
     loaded = runtime.load(model_folder(ws, mv.artifact_digest), device=device)
-    from forgeml.evaluation.calibration import with_calibration
+    from forgeml.registry.calibration import with_calibration
 
     loaded = with_calibration(loaded, mv, ws)
     loaded.model_version = mv
