@@ -13,9 +13,9 @@ a Spark or Flink engine), so there is no peer figure to put beside these; the JS
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import finish, peer_python  # noqa: E402
 
 WINDOWS = ["10m", "1h", "1d"]
 
@@ -250,9 +253,8 @@ def main() -> None:
     store.apply(views)
     now_us = int(time.time() * 1_000_000)
     table = events(args.events, args.keys, now_us, 3_600_000_000, seed=1)
-    result: dict = {"benchmark": "streaming", "events": args.events, "keys": args.keys,
-                    "aggregations": 4, "windows": WINDOWS, "batch": args.batch,
-                    "load_average_1m": round(os.getloadavg()[0], 1), "cpus": os.cpu_count()}
+    result: dict = {"events": args.events, "keys": args.keys,
+                    "aggregations": 4, "windows": WINDOWS, "batch": args.batch}
     result["ingest_push"] = ingest_push(store, table, args.batch)
     result["push_to_visible"] = push_to_visible(store, args.keys, args.latency_calls)
     # the same without the offline append (one Parquet file per single-event push dominates the above)
@@ -272,8 +274,10 @@ def main() -> None:
     ws.close()
     if not args.skip_offline:
         result["offline_windows"] = offline(args, work)
-    result["feast"] = {"skipped": "Feast computes no window aggregation locally: its stream feature views "
-                                  "aggregate only on a Spark or Flink engine, so there is no same-machine peer run"}
+    python, how = peer_python("feast")
+    result["feast"] = {"skipped": "Feast computes no window aggregation locally (its stream feature views "
+                                  "aggregate only on a Spark or Flink engine), so there is no same-machine run "
+                                  f"to put beside these; feast: {how if python else 'not found: ' + how}"}
     floors = {
         "ingest_push_100k_events_per_s": result["ingest_push"]["events_per_s"] >= 100_000,
         "push_to_visible_p99_below_10ms": result["push_to_visible"]["p99_ms"] < 10,
@@ -285,7 +289,7 @@ def main() -> None:
     if "offline_windows" in result:
         floors["offline_within_3x_duckdb"] = result["offline_windows"]["ratio"] <= 3
     result["floors_met"] = floors
-    print(json.dumps(result))
+    finish("streaming", result)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,11 @@ gates = [
     {{ gate = "no_regression", metric = "roc_auc", tolerance = 0.02 }},
 ]
 
+# Card events: a folder of Parquet files tailed by `forgeml features stream card_activity`.
+[streams.card_events]
+plugin = "files"
+path = "data/card_events"
+
 # A few hundred requests make PSI alone noisy: a column drifts only when the difference is also significant.
 [monitoring.tests.psi]
 decide = "both"
