@@ -165,7 +165,7 @@ def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
                                     name=f"{name}-trial-{trial.number}", gpus=config.gpus_per_trial,
                                     experiment=config.experiment, parent_run=study_run, target=config.target,
                                     env={**config.env, **env_for_trial(ws, name, trial.number, ws.executor(config.target).beside_workspace)})
-                job = jobs.submit(spec, ws=ws)
+                job = jobs.submit(spec, workspace=ws)
                 trial.set_user_attr("job_id", job.id)
                 trial.set_user_attr("run_id", job.run_id)
                 in_flight[trial.number] = (trial, job.id)
@@ -370,10 +370,10 @@ def _final(config: TuneConfig, result: TuneResult, ws: Any, name: str, study_run
     spec = jobs.JobSpec(script=config.script, args=list(config.args), params=result.best_params,
                         name=f"{name}-final", gpus=config.gpus_per_trial, experiment=config.experiment,
                         parent_run=study_run, target=config.target, env={**config.env, "FORGEML_FINAL": "1"})
-    job = jobs.submit(spec, ws=ws)
+    job = jobs.submit(spec, workspace=ws)
     scheduler = _ensure_scheduler(ws)
     try:
-        job = jobs.wait(job.id, ws=ws)
+        job = jobs.wait(job.id, workspace=ws)
     finally:
         if scheduler is not None:
             scheduler.stop()
