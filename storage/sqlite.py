@@ -79,8 +79,7 @@ class SQLiteMetadataStore:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute("PRAGMA foreign_keys = ON")
             except sqlite3.DatabaseError as e:
-                raise StorageError(f"{self.path}: not a usable SQLite database ({e}); restore it from a backup "
-                                   f"or move it aside to start afresh") from e
+                raise self._open_error(e) from e
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
@@ -121,6 +120,26 @@ class SQLiteMetadataStore:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
+
+    def _open_error(self, error: sqlite3.DatabaseError) -> StorageError:
+        """Tell a read-only workspace (fix the permissions) apart from a damaged file (restore or move aside)."""
+        folder = self.path.parent
+        text = str(error).lower()
+        read_only = ("readonly" in text or "read-only" in text or not os.access(folder, os.W_OK)
+                     or (self.path.exists() and not os.access(self.path, os.W_OK)))
+        if read_only:
+            return StorageError(f"{self.path}: the workspace is read-only ({error}); forgeml writes its database "
+                                "there, so make the folder writable or point FORGEML_HOME at a writable copy")
+        return StorageError(f"{self.path}: not a usable SQLite database ({error}); restore it from a backup "
+                            "or move it aside to start afresh", transient=False)
+
+    def integrity_problems(self) -> list[str]:
+        """Return what SQLite's quick_check finds wrong with the database file (empty when it is sound)."""
+        try:
+            rows = self.connection().execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as e:
+            return [str(e)]
+        return [r[0] for r in rows if r[0] != "ok"]
 
     # ------------------------------------------------------------ statements
     def execute(self, sql: str, params: Params = ()) -> int:
@@ -165,7 +184,7 @@ class SQLiteMetadataStore:
         try:
             self._ensure_migrations_table()
         except sqlite3.DatabaseError as e:
-            raise StorageError(f"{self.path}: not a usable SQLite database ({e})") from e
+            raise self._open_error(e) from e
         done = set(self.applied_migrations(migration_set))
         if done and max(done) > newest:
             raise StorageError(
