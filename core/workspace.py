@@ -19,6 +19,7 @@ from forgeml.config import (
 from forgeml.errors import ConfigError, WorkspaceError, did_you_mean
 from forgeml.layers import LAYER, NAMED_SECTIONS, SECTIONS, Layer
 from forgeml.plugin_manager import PluginHost, Provider, make_plugin_manager
+from forgeml.selection import configure
 
 if TYPE_CHECKING:
     from forgeml.contracts import (
@@ -76,7 +77,11 @@ class Config:
                 raise ConfigError(f"no settings section [{name}]{did_you_mean(name, sections)}")
             cls = sections[name][0]
             table = self._table(name) or {}
-            self._sections[name] = build_settings(cls, self._own_keys(name, table), f"{self._where}: [{name}]")
+            instance = build_settings(cls, self._own_keys(name, table), f"{self._where}: [{name}]")
+            check = getattr(instance, "check_providers", None)
+            if callable(check):  # a section naming providers inside it (notifiers, gates) checks them now
+                check(self.host, f"{self._where}: ")
+            self._sections[name] = instance
         return self._sections[name]
 
     def _provider_from(self, dotted: str, layer: str, table: Mapping[str, Any], default: str | None) -> tuple[Provider, Any]:
@@ -84,14 +89,7 @@ class Config:
         name = table.get("plugin", default)
         if not isinstance(name, str):
             raise ConfigError(f"{where}: 'plugin' must name a plugin")
-        provider = self.host.provider(layer, name, f"{where} plugin")
-        values = {k: v for k, v in table.items() if k != "plugin"}
-        if provider.settings is None:
-            if values:
-                key = next(iter(values))
-                raise ConfigError(f"{where}: unknown key {key!r}; plugin {name!r} takes no settings")
-            return provider, None
-        return provider, build_settings(provider.settings, values, where)
+        return configure(self.host, layer, name, {k: v for k, v in table.items() if k != "plugin"}, where)
 
     def provider(self, section: str) -> tuple[Provider, Any]:
         """Return the provider a provider section selects, with its validated settings."""
