@@ -52,6 +52,35 @@ def choose(host: PluginHost, layer: str, name: str, where: str) -> Provider:
     return host.provider(layer, name, f"{where} plugin")
 
 
+def disabled_sections(host: PluginHost) -> set[str]:
+    """Return the plain settings sections that disabled plugins declare (left in plugins.toml, ignored)."""
+    found: list[str] = []
+    for module in _disabled_modules(host):
+        hook = getattr(module, "forgeml_register_settings", None)
+        if hook is not None:
+            try:
+                hook(register=_collector(found))
+            except Exception:  # noqa: BLE001 - a broken disabled plugin declares nothing
+                continue
+    return set(found)
+
+
+def _disabled_modules(host: PluginHost) -> list[Any]:
+    """Import the disabled entry-point plugins' modules (never registering them); skip those that fail."""
+    from forgeml.installed import entry_points
+    from forgeml.plugin_manager import ENTRY_POINT_GROUP
+
+    blocked = {info.name for info in host.infos if not info.enabled and not info.error}
+    modules = []
+    for ep in entry_points(ENTRY_POINT_GROUP):
+        if ep.name in blocked:
+            try:
+                modules.append((ep.name, ep.load()))
+            except Exception:  # noqa: BLE001 - a plugin that cannot even be imported offers nothing to name
+                continue
+    return [m for _, m in modules]
+
+
 def leftover_owner(host: PluginHost, layer: str, key: str, chosen: str) -> str | None:
     """Return the other provider of the layer whose settings have ``key``, if one has."""
     for other, provider in sorted(host.providers(layer).items()):
@@ -70,9 +99,10 @@ def disabled_offering(host: PluginHost, layer: str, name: str) -> str | None:
     for ep in entry_points(ENTRY_POINT_GROUP):
         if ep.name not in blocked:
             continue
-        try:  # only on this error path: a disabled plugin is imported to learn what it offers, never registered
+        # only on error paths: a disabled plugin is imported to learn what it offers, never registered
+        offered: list[str] = []
+        try:
             hook = getattr(ep.load(), LAYER[layer].hook, None)
-            offered: list[str] = []
             if hook is not None:
                 hook(register=_collector(offered))
         except Exception:  # noqa: BLE001 - a plugin that cannot even be imported offers nothing to name

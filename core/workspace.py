@@ -19,7 +19,7 @@ from forgeml.config import (
 from forgeml.errors import ConfigError, WorkspaceError, did_you_mean
 from forgeml.layers import LAYER, NAMED_SECTIONS, SECTIONS, Layer
 from forgeml.plugin_manager import PluginHost, Provider, make_plugin_manager
-from forgeml.selection import configure
+from forgeml.selection import configure, disabled_sections
 
 if TYPE_CHECKING:
     from forgeml.contracts import (
@@ -48,6 +48,7 @@ class Config:
         self._where = str(path) if path else CONFIG_FILE
         self.plugins = build_settings(PluginsSettings, raw.get("plugins", {}), f"{self._where}: [plugins]")
         self._sections: dict[str, Any] = {}
+        self._ignored: set[str] | None = None
         self.validate()
 
     # ------------------------------------------------------------ lookups
@@ -62,7 +63,9 @@ class Config:
         return node
 
     def _known(self) -> set[str]:
-        return {"plugins", *SECTIONS, *NAMED_SECTIONS, *self.host.settings_sections()}
+        if self._ignored is None:  # sections of disabled plugins may stay in the file; they are not read
+            self._ignored = disabled_sections(self.host)
+        return {"plugins", *SECTIONS, *NAMED_SECTIONS, *self.host.settings_sections(), *self._ignored}
 
     def _own_keys(self, dotted: str, table: Mapping[str, Any]) -> dict[str, Any]:
         known = self._known()
