@@ -1,7 +1,9 @@
 """Explanation benchmark: served explanations and batch explanation of a 20-feature tree model; one JSON line.
 
-- served: one-row requests at concurrency 1 to `forgeml serve`, plain and with ``"explain": true``,
-  interleaved in rounds so both see the same machine; the floor is on the p99 added by explaining;
+- served: one-row requests, one at a time, to `forgeml serve`, alternating plain and
+  ``"explain": true`` so both see the same moments of the machine; the floor is on the p99 added;
+- endpoint_in_process: the same alternation straight into the endpoint (no HTTP, no second process),
+  which separates the explanation's own cost from a busy machine's scheduling of two processes;
 - batch: `forgeml explain`'s service over 10,000 rows, with shap's TreeExplainer alone on the same
   rows beside it (the library's own cost, so the platform's overhead shows);
 - peer: MLflow's shap integration (``mlflow.shap``) when mlflow is installed, else skipped.
@@ -22,7 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import serving as serving_bench  # noqa: E402  (the load generator and server helpers)
+import serving as serving_bench  # noqa: E402  (the server helpers)
+from common import finish, peer_python  # noqa: E402
 
 N_FEATURES = 20
 BATCH_ROWS = 10_000
@@ -50,30 +53,96 @@ def build(root: Path) -> Any:
     return model, x
 
 
-def served(root: Path, x: Any, seconds: float, rounds: int, tmp: Path) -> dict[str, Any]:
-    """p99 of one-row predict with and without explanations, interleaved rounds on one server."""
+def served(root: Path, x: Any, seconds: float, rounds: int) -> dict[str, Any]:
+    """p50/p99 of one-row predict with and without explanations, alternating request by request."""
+    import http.client
+
+    import numpy as np
+
     rows = x.head(500).to_dict(orient="records")
-    plain = [json.dumps({"rows": [r]}) for r in rows]
-    explained = [json.dumps({"rows": [r], "explain": True, "top_k": 3}) for r in rows]
     server = serving_bench.forgeml_server(root, ["trees@production"])
+    timings: dict[bool, list[float]] = {False: [], True: []}
+    errors = 0
     try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         path = "/v1/models/trees/predict"
-        serving_bench.run_load(server.port, path, explained[:20], 1, 1.0, 1.0, tmp)  # build the explainer
-        runs: dict[str, list[dict[str, Any]]] = {"plain": [], "explain": []}
+        headers = {"Content-Type": "application/json"}
+
+        def call(i: int, explain: bool) -> float:
+            nonlocal errors
+            body = {"rows": [rows[i % len(rows)]]}
+            if explain:
+                body.update(explain=True, top_k=3)
+            data = json.dumps(body)
+            started = time.perf_counter()
+            conn.request("POST", path, data, headers)
+            response = conn.getresponse()
+            payload = response.read()
+            elapsed = time.perf_counter() - started
+            if response.status != 200 or (explain and b"explanations" not in payload):
+                errors += 1
+            return elapsed
+
+        for i in range(200):  # warm up both paths (the explainer is built on first use)
+            call(i, i % 2 == 0)
         for _ in range(rounds):
-            for name, bodies in (("plain", plain), ("explain", explained)):
-                runs[name].append(serving_bench.run_load(server.port, path, bodies, 1, seconds, 0.5, tmp))
+            stop = time.perf_counter() + seconds
+            i = 0
+            while time.perf_counter() < stop:
+                # alternate, so both paths see the same moments of a shared machine
+                timings[i % 2 == 1].append(call(i, i % 2 == 1))
+                i += 1
+        conn.close()
     finally:
         server.stop()
 
-    def best(name: str, key: str) -> float:
-        return min(r[key] for r in runs[name])  # the least disturbed round of a shared machine
+    def pct(explain: bool, q: float) -> float:
+        return round(float(np.percentile(timings[explain], q)) * 1000, 3)
 
-    errors = sum(r["errors"] for rs in runs.values() for r in rs)
-    return {"plain_p50_ms": best("plain", "p50_ms"), "plain_p99_ms": best("plain", "p99_ms"),
-            "explain_p50_ms": best("explain", "p50_ms"), "explain_p99_ms": best("explain", "p99_ms"),
-            "added_p99_ms": round(best("explain", "p99_ms") - best("plain", "p99_ms"), 2),
-            "requests": sum(r["requests"] for rs in runs.values() for r in rs), "errors": errors}
+    return {"plain_p50_ms": pct(False, 50), "plain_p99_ms": pct(False, 99), "explain_p50_ms": pct(True, 50),
+            "explain_p99_ms": pct(True, 99), "added_p50_ms": round(pct(True, 50) - pct(False, 50), 3),
+            "added_p99_ms": round(pct(True, 99) - pct(False, 99), 3),
+            "requests": len(timings[False]) + len(timings[True]), "errors": errors}
+
+
+def in_process(root: Path, x: Any, requests: int = 2000) -> dict[str, Any]:
+    """The endpoint's own time for one row, plain and explained, without HTTP or a second process."""
+    import asyncio
+
+    import numpy as np
+
+    from forgeml.serving import EndpointConfig, ServerOptions
+    from forgeml.serving.app import ServingState
+    from forgeml.workspace import Workspace
+
+    rows = x.head(500).to_dict(orient="records")
+
+    async def run() -> dict[bool, list[float]]:
+        state = ServingState([EndpointConfig("trees", "trees@production")], ServerOptions(load_before_serving=True),
+                             Workspace(root))
+        await state.start()
+        endpoint = state.endpoints["trees"]
+        timings: dict[bool, list[float]] = {False: [], True: []}
+        for i in range(requests + 200):
+            explain = i % 2 == 1
+            body: dict[str, Any] = {"rows": [rows[i % len(rows)]]}
+            if explain:
+                body.update(explain=True, top_k=3)
+            started = time.perf_counter()
+            await endpoint.predict(body)
+            if i >= 200:
+                timings[explain].append(time.perf_counter() - started)
+        await state.stop()
+        return timings
+
+    timings = asyncio.run(run())
+
+    def pct(explain: bool, q: float) -> float:
+        return round(float(np.percentile(timings[explain], q)) * 1000, 3)
+
+    return {"plain_p50_ms": pct(False, 50), "plain_p99_ms": pct(False, 99), "explain_p50_ms": pct(True, 50),
+            "explain_p99_ms": pct(True, 99), "added_p50_ms": round(pct(True, 50) - pct(False, 50), 3),
+            "added_p99_ms": round(pct(True, 99) - pct(False, 99), 3)}
 
 
 def batch(root: Path, model: Any, x: Any) -> dict[str, Any]:
@@ -97,12 +166,12 @@ def batch(root: Path, model: Any, x: Any) -> dict[str, Any]:
 
 
 def peer(model: Any, x: Any) -> dict[str, Any]:
-    """MLflow's shap integration on the same rows, when mlflow is installed."""
-    try:
-        import mlflow.shap  # noqa: F401
-    except ImportError:
-        return {"skipped": "mlflow is not installed in this environment"}
+    """MLflow's shap integration on 100 rows, when mlflow is installed beside forgeml; else why not."""
+    python, why = peer_python("mlflow")
+    if python != sys.executable:
+        return {"skipped": why if python is None else "mlflow.shap needs the model in-process; " + why}
     import mlflow
+    import mlflow.shap
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,9 +192,9 @@ def main() -> None:
         root = tmp / "ws"
         os.environ["FORGEML_HOME"] = str(root)
         model, x = build(root)
-        out: dict[str, Any] = {"benchmark": "explain", "features": N_FEATURES, "model": "GradientBoosting 100x3",
-                               "cpus": os.cpu_count()}
-        out["served"] = served(root, x, args.seconds, args.rounds, tmp)
+        out: dict[str, Any] = {"features": N_FEATURES, "model": "GradientBoosting 100x3"}
+        out["served"] = served(root, x, args.seconds, args.rounds)
+        out["endpoint_in_process"] = in_process(root, x)
         out["batch"] = batch(root, model, x)
         out["peer"] = peer(model, x)
         out["floors"] = {
@@ -134,7 +203,7 @@ def main() -> None:
             "batch_10k_s": {"floor": FLOORS["batch_10k_s"], "measured": out["batch"]["forgeml_s"],
                             "met": out["batch"]["forgeml_s"] < FLOORS["batch_10k_s"]},
         }
-    print(json.dumps(out))
+    finish("explain", out)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import finish  # noqa: E402
 from scheduler import open_workspace  # noqa: E402  (the sibling benchmarks' workspace, server and load helpers)
 from serving import forgeml_server, run_load  # noqa: E402
 
@@ -380,7 +381,7 @@ def main() -> None:
     result: dict[str, Any] = {"benchmark": "gpu", "gpu": cuda}
     if not cuda and not args.cpu_dry_run:
         result["reason"] = detail
-        print(json.dumps(result))
+        finish("gpu", result)
         return
     result.update(device=detail, dry_run=args.cpu_dry_run)
     seconds, n_rows = (1.0, 20_000) if args.cpu_dry_run else (args.seconds, args.rows)
@@ -406,7 +407,7 @@ def main() -> None:
     finally:
         os.chdir(home)
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps(result))
+    finish("gpu", result)
 
 
 if __name__ == "__main__":

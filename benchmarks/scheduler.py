@@ -7,7 +7,6 @@ by a bare pool of one worker per core, in the same run.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import statistics
@@ -17,6 +16,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from common import finish
 
 CONFIG = """
 [scheduler]
@@ -179,7 +180,7 @@ def main() -> None:
         ws.close()
     result["floors_met"] = {"submit_to_running_p50_lt_250ms": result["submit_to_running_p50_ms"] < 250,
                             "placement_cycle_lt_20ms": result["placement_cycle_10k_pending_8_gpus_ms"] < 20}
-    print(json.dumps(result))
+    finish("scheduler", result)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ CORE_SECTIONS: Mapping[str, str] = {
     "monitoring": "forgeml.monitoring.settings:MonitoringSettings",
     "pipelines": "forgeml.pipelines.settings:PipelinesSettings",
     "tuning": "forgeml.tuning.settings:TuningSettings",
+    "features": "forgeml.features.settings:FeaturesSettings",
 }
 
 CORE = "forgeml"

@@ -249,12 +249,17 @@ class ModelExplainer:
             if self.method in ("deep", "gradient"):
                 values, base = self._torch(data)
             else:
-                values = _three_d(self._explainer.shap_values(data), len(data), len(self.features))
+                values = _three_d(self._shap_values(data), len(data), len(self.features))
                 base = np.tile(self._expected, (len(data), 1))
         chosen = _output_index(values, base)
         rows = np.arange(len(data))
         outputs = [self._label(c, values.shape[2]) for c in chosen]
         return Attributions(self.features, values[rows, :, chosen], base[rows, chosen], data, outputs, self.method)
+
+    def _shap_values(self, data: Any) -> Any:
+        if self.method == "tree":  # exact by construction; shap's check would run the ensemble again
+            return self._explainer.shap_values(data, check_additivity=False)
+        return self._explainer.shap_values(data)
 
     def _matrix(self, inputs: Any) -> Any:
         from forgeml.registry.inputs import FeatureMatrix

@@ -310,15 +310,39 @@ class FeatureStore(StatusMixin):
         raw = _to_arrow(rows, "pushed rows")
         if raw.num_rows == 0:
             return 0
+        self._refuse_future_rows(fv, raw)
         if fv.windowed:
             return self._push_events(fv, raw, to)
         table = transform_pushed(fv, raw, self.offline)
+        self._refuse_future_rows(fv, table)
         if to != "online":
             self.offline.write(fv.name, table, fv.timestamp_field)
         if to != "offline" and fv.online:
             self._write_online(fv, table)
         self._record_write(fv, table, pushed=table.num_rows)
         return table.num_rows
+
+    def _refuse_future_rows(self, fv: FeatureView, raw: Any) -> None:
+        """Refuse a push holding an event time beyond now plus the configured clock skew."""
+        import datetime as dt
+
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = fv.timestamp_field
+        if column not in raw.column_names or not pa.types.is_timestamp(raw.schema.field(column).type):
+            return  # conform() reports a missing or mistyped timestamp column with its own message
+        latest = pc.max(raw.column(column)).as_py()
+        if latest is None:
+            return
+        if latest.tzinfo is None:
+            latest = latest.replace(tzinfo=dt.UTC)
+        skew = self.workspace.config.section("features").max_future_skew_s
+        limit = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=skew)
+        if latest > limit:
+            raise ValidationError(f"push to {fv.name!r}: event time {latest.isoformat()} is more than {skew:g}s in "
+                                  f"the future (it would pin the online value); fix the clock or the timestamps, "
+                                  "or raise [features].max_future_skew_s")
 
     def publish(self, stream: str, rows: Any) -> int:
         """Append events to a stream declared in plugins.toml; its stream processor applies them."""
@@ -335,6 +359,7 @@ class FeatureStore(StatusMixin):
         from forgeml.features.window_online import WindowWriter, conform_events
 
         events = conform_events(fv, raw, f"push to {fv.name!r}")
+        self._refuse_future_rows(fv, events)
         if to != "online":
             self.offline.write(fv.name, events, fv.timestamp_field)
         if to != "offline" and fv.online:

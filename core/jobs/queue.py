@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.auth.service import require
+from forgeml.client import remote
 from forgeml.errors import ForgeError, JobError, NotFoundError, ValidationError, did_you_mean
 from forgeml.paths import safe_component
 
@@ -98,8 +99,20 @@ def _create_run(ws: Any, spec: JobSpec, job_id: str) -> str | None:
     return getattr(run, "id", None)
 
 
+def _discard_run(ws: Any, run_id: str | None) -> None:
+    """Remove the run created for a job that could not be queued."""
+    if run_id:
+        from forgeml.tracking import purge_runs
+
+        purge_runs([run_id], workspace=ws)
+
+
 def submit(spec: JobSpec, ws: Any = None) -> Job:
     """Validate a spec, queue it as PENDING (with its tracking run) and nudge the scheduler."""
+    if ws is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.submit(client, spec)
     from .validation import check_spec
 
     ws = _ws(ws)
@@ -113,17 +126,21 @@ def submit(spec: JobSpec, ws: Any = None) -> Job:
     job_id = uuid.uuid4().hex[:12]
     run_id = _create_run(ws, spec, job_id)
     now = time.time()
-    with store.transaction() as tx:
-        tx.execute(
-            "INSERT INTO jobs (id, name, spec, state, target, priority, gpus, gpu_type, min_gpu_memory_mb, shared,"
-            " cpus, memory_mb, preemptible, max_retries, timeout_s, run_id, submitted_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job_id, spec.display_name, spec.to_json(), PENDING, spec.target, spec.priority, spec.gpus,
-             spec.gpu_type, spec.min_gpu_memory_mb, int(spec.shared), spec.cpus, spec.memory_mb,
-             int(spec.preemptible), spec.retries, spec.timeout_s, run_id, now, now),
-        )
-        tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
-                   (job_id, now, None, PENDING, "submitted"))
+    try:
+        with store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO jobs (id, name, spec, state, target, priority, gpus, gpu_type, min_gpu_memory_mb, "
+                "shared, cpus, memory_mb, preemptible, max_retries, timeout_s, run_id, submitted_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, spec.display_name, spec.to_json(), PENDING, spec.target, spec.priority, spec.gpus,
+                 spec.gpu_type, spec.min_gpu_memory_mb, int(spec.shared), spec.cpus, spec.memory_mb,
+                 int(spec.preemptible), spec.retries, spec.timeout_s, run_id, now, now),
+            )
+            tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
+                       (job_id, now, None, PENDING, "submitted"))
+    except BaseException:
+        _discard_run(ws, run_id)  # the job was never queued: its run must not linger as SCHEDULED
+        raise
     job = get_job(job_id, ws)
     ws.plugins.on_job_state_changed(job=job, old_state=None, new_state=PENDING, workspace=ws)
     notify_scheduler(ws)
@@ -133,6 +150,10 @@ def submit(spec: JobSpec, ws: Any = None) -> Job:
 # ------------------------------------------------------------------ reading
 def get_job(job_id: str, ws: Any = None) -> Job:
     """Return a job by id or unique id prefix (at least 4 characters)."""
+    if ws is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.get_job(client, job_id)
     ws = _ws(ws)
     store = jobs_store(ws)
     rows = store.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -225,6 +246,10 @@ def transition(ws: Any, job_id: str, new_state: str, expect: tuple[str, ...], re
 
 def cancel(job_id: str, ws: Any = None, reason: str = "cancelled by user") -> Job:
     """Cancel a job: a PENDING one now, a RUNNING one by asking the scheduler to stop it."""
+    if ws is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.cancel(client, job_id)
     ws = _ws(ws)
     job = get_job(job_id, ws)
     require("jobs.cancel", workspace=ws, subject=f"jobs/{job.id}")
@@ -235,6 +260,9 @@ def cancel(job_id: str, ws: Any = None, reason: str = "cancelled by user") -> Jo
     if job.state == PENDING:
         done = transition(ws, job.id, CANCELLED, (PENDING,), reason)
         if done is not None:
+            from .supervision import finish_run
+
+            finish_run(ws, done.run_id, CANCELLED)  # the run never started: it ends KILLED, not SCHEDULED
             return done
     store = jobs_store(ws)
     store.execute("UPDATE jobs SET stop_requested = 'cancel', stop_sent_at = NULL, updated_at = ?"

@@ -30,6 +30,7 @@ def job_environment(ws: Any, job: Job, attempt: int, gpus: list[int] | tuple[int
         FORGEML_CHECKPOINT_DIR=str(checkpoint_dir_for(ws, job.id)),
         FORGEML_PARAMS=json.dumps(spec.params, sort_keys=True),
         FORGEML_DATASETS=json.dumps(spec.datasets),
+        FORGEML_JOB_SPEC=json.dumps(spec.to_dict(), default=str),
         PYTHONUNBUFFERED="1",
     )
     if job.run_id:

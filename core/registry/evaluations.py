@@ -87,3 +87,10 @@ def audit_trail(name: str, workspace: Any = None) -> list[dict[str, Any]]:
     for r in rows:
         r["detail"] = json.loads(r["detail"])
     return rows
+
+
+def evaluation_targets(workspace: Any = None) -> dict[str, str]:
+    """Return each column any evaluation used as its target (label), with the dataset it was evaluated on."""
+    db = store(workspace_or_current(workspace))
+    return {r["target"]: r["dataset"] for r in db.query(
+        "SELECT target, MAX(dataset) AS dataset FROM registry_evaluations GROUP BY target")}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.auth.service import require
+from forgeml.client import remote
 from forgeml.errors import CorruptObjectError, NotFoundError, ValidationError, unknown_name
 from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
 from forgeml.registry.schema import store
@@ -189,6 +190,12 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
     ``background`` (training rows, sampled down to 100) is stored inside the version for explanations;
     without it, an input_example of several rows serves as the background.
     """
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.register_model(client, name, model, flavor, path, run_id, metrics=metrics, params=params,
+                                       datasets=datasets, feature_views=feature_views, entity_keys=entity_keys,
+                                       tags=tags, description=description or None)
     ws = workspace_or_current(workspace)
     check_name(name)
     require("models.register", model=name, workspace=ws)
@@ -326,6 +333,10 @@ def version_number(db: Any, name: str, ref: int | str) -> int:
 
 def get_model_version(name: str, ref: int | str = "latest", workspace: Any = None) -> ModelVersion:
     """Return a version by number, stage name ("production") or alias ("champion")."""
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.get_model_version(client, check_name(name), ref)
     ws = workspace_or_current(workspace)
     db = store(ws)
     number = version_number(db, check_name(name), ref)
@@ -356,7 +367,7 @@ def load_model(uri: str | ModelVersion, device: str | None = None, workspace: An
     mv = uri if isinstance(uri, ModelVersion) else resolve(uri, workspace=ws)
     runtime = runtime_for(ws, mv.flavor, **options)
     loaded = runtime.load(model_folder(ws, mv.artifact_digest), device=device)
-    from forgeml.evaluation.calibration import with_calibration
+    from forgeml.registry.calibration import with_calibration
 
     loaded = with_calibration(loaded, mv, ws)
     loaded.model_version = mv

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgeml.auth.service import require
+from forgeml.client import remote
 from forgeml.contracts import GateResult
 from forgeml.errors import (
     ForgeError,
@@ -104,6 +105,10 @@ def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str
     Promoting to PRODUCTION archives the previous production version (still loadable). Failing gates
     raise GateFailedError listing them; a promotion that raced another raises PromotionConflictError.
     """
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.promote(client, check_name(name), version, stage, reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)
@@ -177,6 +182,10 @@ def archive(name: str, version: int | str, actor: str | None = None, reason: str
 
 def rollback(name: str, actor: str | None = None, reason: str = "", workspace: Any = None) -> PromotionResult:
     """Restore the previous production version and archive the current one, in one transaction."""
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.rollback(client, check_name(name), reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)

@@ -11,10 +11,9 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".active": ["ActiveRun"],
     ".api": ["active_run", "create_run", "delete_runs", "download_artifacts", "end_run", "finish_run",
         "flush", "get_metric_history", "get_run", "list_artifacts", "log_artifact", "log_dict", "log_input",
-        "log_metric", "log_metrics", "log_param", "log_params", "log_text", "log_throughput", "restore_runs",
+        "log_metric", "log_metrics", "log_param", "log_params", "log_text", "log_throughput", "purge_runs", "restore_runs",
         "search_runs", "set_tag", "set_tags", "start_run"],
     ".compare": ["Comparison", "compare_runs"],
     ".records": ["FAILED", "FINISHED", "KILLED", "RUNNING", "SCHEDULED", "ArtifactRecord", "Run"],
-    ".reproduce": ["ReproducePlan", "reproduce"],
     ".transfer": ["export_run", "import_run", "metric_histories"],
 })

@@ -163,6 +163,18 @@ class TrackingStore:
                                 (int(deleted), time.time() if deleted else None, run_id)).rowcount
         return n
 
+    def purge(self, run_ids: Sequence[str]) -> int:
+        """Delete runs and their child rows in one transaction; return how many runs went."""
+        seqs = [self.seq(r) for r in run_ids]
+        with self.db.transaction() as tx:
+            for table in ("tracking_params", "tracking_tags", "tracking_metrics", "tracking_latest_metrics",
+                          "tracking_artifacts", "tracking_inputs"):
+                tx.executemany(f"DELETE FROM {table} WHERE run = ?", [(seq,) for seq in seqs])
+            tx.executemany("DELETE FROM tracking_runs WHERE seq = ?", [(seq,) for seq in seqs])
+        for run_id in run_ids:
+            self._seqs.pop(run_id, None)
+        return len(seqs)
+
     def experiments(self) -> list[dict[str, Any]]:
         """Return each experiment with its run count and newest start time."""
         return self.db.query(
