@@ -24,7 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import serving as serving_bench  # noqa: E402  (the load generator and server helpers)
+import serving as serving_bench  # noqa: E402  (the server helpers)
+from common import finish, peer_python  # noqa: E402
 
 N_FEATURES = 20
 BATCH_ROWS = 10_000
@@ -165,12 +166,12 @@ def batch(root: Path, model: Any, x: Any) -> dict[str, Any]:
 
 
 def peer(model: Any, x: Any) -> dict[str, Any]:
-    """MLflow's shap integration on the same rows, when mlflow is installed."""
-    try:
-        import mlflow.shap  # noqa: F401
-    except ImportError:
-        return {"skipped": "mlflow is not installed in this environment"}
+    """MLflow's shap integration on 100 rows, when mlflow is installed beside forgeml; else why not."""
+    python, why = peer_python("mlflow")
+    if python != sys.executable:
+        return {"skipped": why if python is None else "mlflow.shap needs the model in-process; " + why}
     import mlflow
+    import mlflow.shap
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,8 +192,7 @@ def main() -> None:
         root = tmp / "ws"
         os.environ["FORGEML_HOME"] = str(root)
         model, x = build(root)
-        out: dict[str, Any] = {"benchmark": "explain", "features": N_FEATURES, "model": "GradientBoosting 100x3",
-                               "cpus": os.cpu_count()}
+        out: dict[str, Any] = {"features": N_FEATURES, "model": "GradientBoosting 100x3"}
         out["served"] = served(root, x, args.seconds, args.rounds)
         out["endpoint_in_process"] = in_process(root, x)
         out["batch"] = batch(root, model, x)
@@ -203,7 +203,7 @@ def main() -> None:
             "batch_10k_s": {"floor": FLOORS["batch_10k_s"], "measured": out["batch"]["forgeml_s"],
                             "met": out["batch"]["forgeml_s"] < FLOORS["batch_10k_s"]},
         }
-    print(json.dumps(out))
+    finish("explain", out)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@ pyfunc when it is installed), plus register and promote times. Prints one JSON l
 
 from __future__ import annotations
 
-import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import comparison, finish, peer_python, run_peer
 
 
 def _timed(fn, repeat: int) -> dict[str, float]:
@@ -21,6 +21,20 @@ def _timed(fn, repeat: int) -> dict[str, float]:
         samples.append((time.perf_counter() - start) * 1000)
     samples.sort()
     return {"p50_ms": round(statistics.median(samples), 4), "p99_ms": round(samples[int(len(samples) * 0.99) - 1], 4)}
+
+
+def mlflow_pyfunc(model, row_df, tmp: Path, repeat: int) -> dict:
+    """MLflow's pyfunc on the same fitted model and row, from an interpreter that has mlflow (or skipped)."""
+    import joblib
+
+    python, how = peer_python("mlflow")
+    if python is None:
+        return {"skipped": how}
+    joblib.dump(model, tmp / "model.joblib")
+    row_df.to_parquet(tmp / "row.parquet")
+    out = run_peer(python, Path(__file__).parent / "peers" / "mlflow_side.py", "pyfunc", str(tmp / "model.joblib"),
+                   str(tmp / "row.parquet"), str(repeat))
+    return {**out, "ran_in": how}
 
 
 def main() -> None:
@@ -60,20 +74,13 @@ def main() -> None:
         out["forgeml_predict_dataframe"] = _timed(lambda: loaded.predict(row_df), repeat)
         out["forgeml_predict_arrow"] = _timed(lambda: loaded.predict(row_arrow), repeat)
         out["forgeml_predict_dict"] = _timed(lambda: loaded.predict(row_dict), repeat)
-        try:
-            import mlflow.pyfunc
-            import mlflow.sklearn
-
-            path = str(Path(tmp) / "mlflow_model")
-            mlflow.sklearn.save_model(model, path)
-            pyfunc = mlflow.pyfunc.load_model(path)
-            out["mlflow_pyfunc_predict_dataframe"] = _timed(lambda: pyfunc.predict(row_df), repeat)
-            out["speedup_vs_mlflow_p50"] = round(out["mlflow_pyfunc_predict_dataframe"]["p50_ms"]
-                                                 / out["forgeml_predict_dataframe"]["p50_ms"], 2)
-        except ImportError:
-            out["mlflow"] = "not installed; PEERS.md measured about 1.1-1.3 ms per single-row pyfunc predict"
+        out["mlflow"] = mlflow_pyfunc(model, row_df, Path(tmp), repeat)
+        if "p50_ms" in out["mlflow"]:
+            out["comparisons"] = [comparison("single-row predict p50 (loaded model)",
+                                             out["forgeml_predict_dataframe"]["p50_ms"], out["mlflow"]["p50_ms"],
+                                             "ms", f"mlflow pyfunc {out['mlflow']['version']}")]
         ws.close()
-    print(json.dumps(out), file=sys.stdout)
+    finish("registry", out)
 
 
 if __name__ == "__main__":

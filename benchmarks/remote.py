@@ -7,7 +7,6 @@ tree on every launch (`scp -r`), run against the same server in the same process
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -15,6 +14,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from common import finish
 
 FILES = 300
 FILE_BYTES = 16 * 1024
@@ -40,7 +41,7 @@ def _make_tree(root: Path) -> None:
 def main() -> None:
     server = _server()
     if server is None:
-        print(json.dumps({"benchmark": "remote_sync", "skipped": "no sshd state folder; run tests/services/sshd.sh start"}))
+        finish("remote", {"benchmark": "remote_sync", "skipped": "no sshd state folder; run tests/services/sshd.sh start"})
         return
     from forgeml.plugins.remote.hosts import SshEndpoint, SshHost
     from forgeml.plugins.remote.snapshot import take_snapshot
@@ -51,7 +52,7 @@ def main() -> None:
     try:
         host.run("true")
     except Exception as e:  # noqa: BLE001 - any failure means the server is not there
-        print(json.dumps({"benchmark": "remote_sync", "skipped": f"sshd not answering: {e}"}))
+        finish("remote", {"benchmark": "remote_sync", "skipped": f"sshd not answering: {e}"})
         return
     with tempfile.TemporaryDirectory() as tmp:
         code, remote = Path(tmp) / "code", Path(tmp) / "remote"
@@ -78,7 +79,7 @@ def main() -> None:
         else:
             out["peer_scp_full_s"] = None
     host.close()
-    print(json.dumps(out))
+    finish("remote", out)
 
 
 if __name__ == "__main__":

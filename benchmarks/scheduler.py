@@ -7,7 +7,6 @@ by a bare pool of one worker per core, in the same run.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import statistics
@@ -17,6 +16,8 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from common import finish
 
 CONFIG = """
 [scheduler]
@@ -72,7 +73,7 @@ def submit_latency(ws, samples: int = 30) -> dict:
                 break
             time.sleep(0.002)
         to_running.append(row["started_at"] - t0)
-        wait(job.id, timeout=30, ws=ws, poll_s=0.01)
+        wait(job.id, timeout=30, workspace=ws, poll_s=0.01)
         marker = ws.dot / "jobs" / job.id / "checkpoints" / "started"
         to_process.append(float(marker.read_text()) - t0)
     return {"submit_to_running_p50_ms": round(statistics.median(to_running) * 1000, 1),
@@ -179,7 +180,7 @@ def main() -> None:
         ws.close()
     result["floors_met"] = {"submit_to_running_p50_lt_250ms": result["submit_to_running_p50_ms"] < 250,
                             "placement_cycle_lt_20ms": result["placement_cycle_10k_pending_8_gpus_ms"] < 20}
-    print(json.dumps(result))
+    finish("scheduler", result)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import comparison, finish, peer_python
+
 N_FEATURES = 20
 N_USERS = 10_000
 _LENGTH = re.compile(rb"(?i)content-length: *(\d+)")
@@ -51,8 +53,10 @@ async def _worker(port: int, path: bytes, bodies: list[bytes], stop_at: float, r
                 raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
             await reader.readexactly(int(m.group(1)))
             if started >= record_from:
-                latencies.append(time.perf_counter() - started)
-                if head[9:12] != b"200":
+                # only a successful answer counts toward throughput and latency; failures are counted apart
+                if head[9:12] == b"200":
+                    latencies.append(time.perf_counter() - started)
+                else:
                     errors.append(int(head[9:12]))
     finally:
         writer.close()
@@ -73,8 +77,9 @@ async def _load(port: int, path: str, bodies: list[bytes], concurrency: int, sec
     def pct(q: float) -> float:
         return round(latencies[min(n - 1, int(q * n))] * 1000, 2) if n else float("nan")
 
-    return {"requests": n, "errors": len(errors), "codes": sorted(set(errors)), "rps": round(n / seconds, 1), "p50_ms": pct(0.50),
-            "p99_ms": pct(0.99), "concurrency": concurrency}
+    return {"successes": n, "errors": len(errors), "codes": sorted(set(errors)), "rps": round(n / seconds, 1),
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "concurrency": concurrency,
+            "counted": "successful (200) responses only"}
 
 
 def loadgen_main(spec_path: str) -> None:
@@ -214,26 +219,14 @@ def build_workspace(root: Path) -> dict[str, Any]:
             "mlp": f"{width}-{hidden}-{hidden}-1 ({params / 1e6:.1f}M params, float32)"}
 
 
-def mlflow_python() -> str | None:
-    """Return a Python that has mlflow: this one, or FORGEML_BENCH_MLFLOW_PYTHON (e.g. a separate venv)."""
-    try:
-        import mlflow  # noqa: F401
-
-        return sys.executable
-    except ImportError:
-        pass
-    other = os.environ.get("FORGEML_BENCH_MLFLOW_PYTHON")
-    return other if other and Path(other).exists() else None
-
-
 def mlflow_side(data: dict[str, Any], tmp: Path, bodies_rows: list[dict[str, float]], seconds: float,
                 warmup: float) -> dict[str, Any]:
     """Serve the same fitted model with `mlflow models serve` and measure it, when mlflow is installed."""
     import joblib
 
-    python = mlflow_python()
+    python, how = peer_python("mlflow")
     if python is None:
-        return {"skipped": "mlflow is not installed (or set FORGEML_BENCH_MLFLOW_PYTHON to a Python that has it)"}
+        return {"skipped": how}
     model_dir = tmp / "mlflow-model"
     joblib.dump((data["clf"], data["x"].head(2)), tmp / "clf.joblib")
     save = ("import sys, joblib, mlflow.sklearn; m, x = joblib.load(sys.argv[1]); "
@@ -296,7 +289,13 @@ def main() -> None:
             sk_entities = run_load(server.port, "/v1/models/clf/predict", entity_bodies, 8, seconds, warmup, tmp)
         finally:
             server.stop()
+        server = forgeml_server(tmp / "ws", ["clf@production"], ["--no-batching"])
+        try:
+            sk_unbatched = run_load(server.port, "/v1/models/clf/predict", row_bodies, 8, seconds, warmup, tmp)
+        finally:
+            server.stop()
         result["sklearn_rows_c8"] = sk_rows
+        result["sklearn_rows_c8_unbatched"] = sk_unbatched
         result["sklearn_entities_c8"] = sk_entities
         result["p99_with_online_lookup_ms"] = sk_entities["p99_ms"]
         result["p99_floor_met"] = sk_entities["p99_ms"] < 15.0
@@ -308,6 +307,14 @@ def main() -> None:
             result["throughput_vs_mlflow_1_worker"] = round(sk_rows["rps"] / peer["workers_1"]["rps"], 2)
             result["throughput_vs_mlflow_best"] = round(sk_rows["rps"] / best_peer, 2)
             result["mlflow_floor_met"] = sk_rows["rps"] >= 3 * peer["workers_1"]["rps"]
+            name = f"mlflow {peer.get('version', '')} models serve, 1 worker"
+            result["comparisons"] = [
+                comparison("sklearn rows c8 req/s, batching on", sk_rows["rps"], peer["workers_1"]["rps"], "req/s",
+                           name, lower_is_better=False, note="successful responses only, both sides"),
+                comparison("sklearn rows c8 req/s, batching off", sk_unbatched["rps"], peer["workers_1"]["rps"],
+                           "req/s", name, lower_is_better=False),
+                comparison("sklearn rows c8 p99", sk_rows["p99_ms"], peer["workers_1"]["p99_ms"], "ms", name),
+            ]
 
         # one intra-op thread: the load generator needs the other core, and spinning OpenMP
         # workers on a shared 2-core machine cost more than they give (same setting both ways)
@@ -329,7 +336,7 @@ def main() -> None:
         result["batching_floor_met"] = result["batching_speedup"] >= 4.0
         result["torch_threads"] = args.torch_threads
         result["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
-        print(json.dumps(result))
+        finish("serving", result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -8,7 +8,6 @@ the CPU time the child used (``*_cpu_ms``, user + system) is reported beside it 
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shutil
@@ -18,6 +17,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import finish
 
 RUNS = 10
 IMPORT_FLOOR_MS = 150
@@ -54,7 +55,7 @@ def main() -> None:
         python_ms, python_cpu = _medians_ms([sys.executable, "-c", "pass"], cwd, env)
         import_ms, import_cpu = _medians_ms([sys.executable, "-c", "import forgeml"], cwd, env)
         help_ms, help_cpu = _medians_ms([*_forgeml_command(), "--help"], cwd, env)
-    print(json.dumps({
+    finish("startup", {
         "benchmark": "startup",
         "runs": RUNS,
         "python_ms": python_ms,
@@ -69,7 +70,7 @@ def main() -> None:
         "cli_help_ok": help_ms < HELP_FLOOR_MS,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
-    }))
+    })
 
 
 if __name__ == "__main__":

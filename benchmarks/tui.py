@@ -17,6 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
+from common import finish
+
 CHILD = r"""
 import asyncio, json, sys, time
 t0 = float(sys.argv[1])
@@ -102,12 +104,12 @@ def main() -> None:
         if out.returncode != 0:
             raise SystemExit(out.stderr[-2000:])
         marks = json.loads(out.stdout.strip().splitlines()[-1])
-        print(json.dumps({
+        finish("tui", {
             "benchmark": "tui", "runs": 10000, "seed_s": round(seeded, 2),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in marks.items()},
             "floor_first_paint_s": 1.0, "first_paint_ok": marks["first_paint_s"] < 1.0,
             "load_avg_1m": round(os.getloadavg()[0], 2),
-        }))
+        })
 
 
 if __name__ == "__main__":

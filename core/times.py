@@ -51,7 +51,7 @@ def format_utc(value: Any, seconds: bool = True, short: bool = False) -> str:
     """Return a time for people as ``2026-12-07 11:49:14 UTC``; empty for None, NaN and NaT.
 
     Accepts epoch seconds, an aware datetime or a pandas Timestamp; naive datetimes are taken as UTC.
-    ``seconds=False`` drops the seconds; ``short`` gives ``12-07 11:49 UTC`` for narrow tables.
+    ``seconds=False`` drops the seconds; ``short`` gives ``12-07 11:49Z`` (ISO 8601's UTC mark) for narrow tables.
     """
     if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) == "NaT":
         return ""
@@ -61,5 +61,5 @@ def format_utc(value: Any, seconds: bool = True, short: bool = False) -> str:
         when = value if value.tzinfo else value.replace(tzinfo=UTC)
     else:
         when = datetime.fromtimestamp(float(value), UTC)
-    pattern = "%m-%d %H:%M UTC" if short else "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
+    pattern = "%m-%d %H:%MZ" if short else "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC"
     return when.astimezone(UTC).strftime(pattern)

@@ -18,8 +18,9 @@ def calibrate_cmd(model: str, dataset: str, target: str, method: str, threshold:
                   as_json: bool) -> None:
     """Fit a calibrator for MODEL (name@version) on the holdout DATASET; serving applies it from then on."""
     from forgeml.cli.output import emit_json
-    from forgeml.evaluation.calibration import fit_calibration, remove_calibration
+    from forgeml.evaluation.calibration import fit_calibration
     from forgeml.registry import resolve
+    from forgeml.registry.calibration import remove_calibration
     from forgeml.workspace import current
 
     if remove:

@@ -83,7 +83,7 @@ def _watch(ws: Any, only: tuple[str, ...], as_json: bool) -> None:
 @click.argument("current", required=False)
 @click.option("--model", default=None, help="Compare with this model's prediction log instead of CURRENT.")
 @click.option("--window", default="1d", show_default=True, help="Prediction-log window ending now (with --model).")
-@click.option("--columns", default=None, help="Comma-separated columns (default: every shared column).")
+@click.option("--columns", default=None, help="Comma-separated columns (default: every shared column but identifiers, labels and timestamps).")
 @click.option("--tests", default=None, help="Comma-separated drift tests, e.g. psi,ks (default: per column kind).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def monitor_drift(reference: str, current: str | None, model: str | None, window: str, columns: str | None,
@@ -118,6 +118,10 @@ def monitor_drift(reference: str, current: str | None, model: str | None, window
                          "drifted": "yes" if r.drifted else "", "severity": r.severity if r.drifted else ""})
     print_table(rows, title=f"drift: {len(report.drifted_columns)} of {len([c for c in report.columns if c.role == 'feature'])}"
                             f" columns drifted ({report.current_rows} vs {report.reference_rows} rows)")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for column, why in report.skipped.items():
+        click.echo(f"skipped {column}: {why}", err=True)
 
 
 @monitor_group.command("skew")

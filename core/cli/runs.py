@@ -266,7 +266,7 @@ def runs_restore(run_ids: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def runs_reproduce(run_id: str, target: str | None, dry_run: bool, as_json: bool) -> None:
     """Resubmit a run's work (its job spec or command, params, datasets, seed) through the scheduler."""
-    from forgeml.tracking import reproduce
+    from forgeml.jobs import reproduce
 
     plan = reproduce(run_id, target=target, dry_run=dry_run)
     if as_json:

@@ -9,33 +9,13 @@ calibrated probabilities and ``predict`` the class the threshold decides.
 from __future__ import annotations
 
 import io
-import json
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from forgeml.contracts import Migration
 from forgeml.errors import ValidationError
+from forgeml.registry.calibration import save_calibrator
 
 METHODS = ("isotonic", "platt")
-MIGRATION_SET = "calibration"
-MIGRATIONS = [
-    Migration(1, "m001_calibrators", """
-        CREATE TABLE calibrators (
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            method TEXT NOT NULL,
-            artifact_digest TEXT NOT NULL,
-            threshold REAL NOT NULL,
-            dataset TEXT NOT NULL,
-            report TEXT NOT NULL,
-            at REAL NOT NULL,
-            PRIMARY KEY (name, version)
-        );
-    """),
-]
-
-
 def calibration_report(y_true: Any, scores: Any, bins: int = 10) -> dict[str, Any]:
     """Return the reliability curve (mean score vs observed rate per bin), Brier score and ECE."""
     import numpy as np
@@ -114,10 +94,6 @@ class CalibrationResult:
         return asdict(self)
 
 
-def _store(ws: Any) -> Any:
-    return ws.metadata_for(MIGRATION_SET, MIGRATIONS)
-
-
 def fit_calibration(model: str, dataset: Any, target: str, method: str = "isotonic", threshold: float = 0.5,
                     workspace: Any = None) -> CalibrationResult:
     """Fit a calibrator on a holdout for a binary classifier version and store it with its threshold."""
@@ -144,70 +120,5 @@ def fit_calibration(model: str, dataset: Any, target: str, method: str = "isoton
     joblib.dump(calibrator, buf)
     digest = ws.artifacts.put_bytes(buf.getvalue())
     report = {"before": before, "after": after}
-    with _store(ws).transaction() as tx:
-        tx.execute("INSERT INTO calibrators (name, version, method, artifact_digest, threshold, dataset, report, at)"
-                   " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (name, version) DO UPDATE SET method = excluded.method,"
-                   " artifact_digest = excluded.artifact_digest, threshold = excluded.threshold,"
-                   " dataset = excluded.dataset, report = excluded.report, at = excluded.at",
-                   (mv.name, mv.version, method, digest, threshold, data_label, json.dumps(report), time.time()))
+    save_calibrator(ws, mv.name, mv.version, method, digest, threshold, data_label, report)
     return CalibrationResult(mv.uri, data_label, method, threshold, before, after)
-
-
-def calibration_of(name: str, version: int, workspace: Any) -> dict[str, Any] | None:
-    """Return a version's stored calibrator row (method, threshold, report), or None."""
-    rows = _store(workspace).query("SELECT method, artifact_digest, threshold, dataset, report, at FROM calibrators"
-                                   " WHERE name = ? AND version = ?", (name, version))
-    if not rows:
-        return None
-    row = dict(rows[0])
-    row["report"] = json.loads(row["report"])
-    return row
-
-
-def remove_calibration(name: str, version: int, workspace: Any) -> bool:
-    """Drop a version's calibrator; return whether it had one."""
-    with _store(workspace).transaction() as tx:
-        return tx.execute("DELETE FROM calibrators WHERE name = ? AND version = ?", (name, version)).rowcount > 0
-
-
-class CalibratedModel:
-    """A loaded binary classifier whose scores pass through its version's calibrator and threshold."""
-
-    def __init__(self, loaded: Any, calibrator: Calibrator, threshold: float):
-        self.uncalibrated = loaded
-        self.calibrator = calibrator
-        self.threshold = threshold
-        model = getattr(loaded, "model", loaded)
-        self.classes = list(getattr(model, "classes_", [0, 1]))
-        self.matrix_columns = getattr(loaded, "matrix_columns", None)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "uncalibrated":  # not set yet (unpickling): no recursion
-            raise AttributeError(name)
-        return getattr(self.uncalibrated, name)
-
-    def predict_proba(self, inputs: Any) -> Any:
-        """Return calibrated [1 - p, p] per row."""
-        import numpy as np
-
-        p = self.calibrator(self.uncalibrated.predict_proba(inputs)[:, 1])
-        return np.column_stack([1 - p, p])
-
-    def predict(self, inputs: Any) -> Any:
-        """Return the class the version's threshold decides on the calibrated probability."""
-        import numpy as np
-
-        p = self.predict_proba(inputs)[:, 1]
-        return np.where(p >= self.threshold, self.classes[-1], self.classes[0])
-
-
-def with_calibration(loaded: Any, model_version: Any, workspace: Any) -> Any:
-    """Wrap a loaded model in its version's calibrator and threshold when one is stored."""
-    row = calibration_of(model_version.name, model_version.version, workspace)
-    if row is None:
-        return loaded
-    import joblib
-
-    with workspace.artifacts.open(row["artifact_digest"]) as f:
-        calibrator = joblib.load(io.BytesIO(f.read()))
-    return CalibratedModel(loaded, calibrator, float(row["threshold"]))

@@ -49,11 +49,23 @@ def get_historical_features(entity_df: Any, features: Sequence[str], full_featur
 
 def get_online_features(entity_rows: Any, features: Sequence[str], full_feature_names: bool = False) -> OnlineFeatures:
     """Return the latest feature values with per-feature freshness (see FeatureStore.get_online_features)."""
+    from forgeml.client import remote
+
+    if (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.get_online_features(client, entity_rows, list(features), full_feature_names)
     return _store().get_online_features(entity_rows, features, full_feature_names)
 
 
 def push(view: str, rows: Any, to: str = "online_and_offline") -> int:
     """Write rows online and append them offline through the view's transformation."""
+    from forgeml.client import remote
+
+    if (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.push(client, view, rows, to)
     return _store().push(view, rows, to)
 
 

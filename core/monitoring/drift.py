@@ -57,6 +57,17 @@ class DriftReport:
         return [c.column for c in self.columns if c.drifted and c.role == "feature"]
 
     @property
+    def warnings(self) -> list[str]:
+        """One line per column whose current data holds categories the reference never had."""
+        out = []
+        for c in self.columns:
+            unseen = c.details.get("unseen_categories")
+            if unseen:
+                listed = ", ".join(f"{k!r} ({v:.1%})" for k, v in list(unseen.items())[:5])
+                out.append(f"{c.column}: categories the reference never had: {listed}")
+        return out
+
+    @property
     def share(self) -> float:
         """Fraction of compared feature columns that drifted."""
         features = [c for c in self.columns if c.role == "feature"]
@@ -97,6 +108,7 @@ class DriftReport:
             "share": self.share,
             "drifted_columns": self.drifted_columns,
             "skipped": self.skipped,
+            "warnings": self.warnings,
             "columns": [
                 {"column": c.column, "kind": c.kind, "role": c.role, "drifted": c.drifted, "severity": c.severity,
                  "details": c.details,
@@ -255,8 +267,11 @@ def _host_and_config(workspace: Any) -> tuple[Any, Any]:
 # ---------------------------------------------------------------- the report
 def drift_report(reference: Any, current: Any, columns: Sequence[str] | None = None,
                  tests: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
-                 workspace: Any = None, workers: int | None = None) -> DriftReport:
-    """Compare current data with a reference per column (and the prediction score when both carry one)."""
+                 workspace: Any = None, workers: int | None = None, skip_roles: bool = True) -> DriftReport:
+    """Compare current data with a reference per column (and the prediction score when both carry one).
+
+    Without ``columns``, identifiers, labels and timestamps (see forgeml.monitoring.roles) are skipped.
+    """
     started = time.perf_counter()
     ref = as_table(reference, "reference")
     cur = as_table(current, "current")
@@ -264,8 +279,15 @@ def drift_report(reference: Any, current: Any, columns: Sequence[str] | None = N
         side = "reference" if ref.num_rows == 0 else "current"
         raise ValidationError(f"the {side} sample has no rows; pick a wider window or another dataset")
     shared = [c for c in ref.column_names if c in set(cur.column_names)]
+    skipped: dict[str, str] = {}
     if columns is None:
         chosen = [c for c in shared if c not in RESERVED]
+        if skip_roles:
+            from forgeml.monitoring.roles import column_roles
+
+            roles = column_roles(workspace)
+            skipped.update({c: roles[c] for c in chosen if c in roles})
+            chosen = [c for c in chosen if c not in roles]
     else:
         missing = [c for c in columns if c not in shared]
         if missing:
@@ -275,7 +297,6 @@ def drift_report(reference: Any, current: Any, columns: Sequence[str] | None = N
                                   f"shared columns: {', '.join(shared)}")
         chosen = list(columns)
     monitors = load_monitors(tests, workspace)
-    skipped: dict[str, str] = {}
     jobs = []
     for name in chosen:
         kind = column_kind(ref.schema.field(name).type)
@@ -320,6 +341,10 @@ def compare_column(name: str, kind: str, ref: Any, cur: Any, monitors: Sequence[
                        std_reference=float(a.std()), std_current=float(b.std()))
     elif kind == "categorical":
         a, b = _categorical(ref, cur)
+        total = max(float(b.counts.sum()), 1.0)
+        unseen = {c: round(float(n) / total, 4) for c, r, n in zip(a.categories, a.counts, b.counts) if r == 0 and n > 0}
+        if unseen:
+            details["unseen_categories"] = unseen
     else:
         try:
             a, b = _embedding(ref), _embedding(cur)

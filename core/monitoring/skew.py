@@ -95,7 +95,11 @@ def skew_report(model: str, start: Any = None, end: Any = None, workspace: Any =
         if missing:
             raise ValidationError(f"the prediction log of {model} v{version} has no entity key column "
                                   f"{missing[0]!r}; skew needs requests that send entity keys")
-        entity = rows.select(keys).append_column("event_timestamp", rows.column("_ts"))
+        served = {ref.partition(":")[2] for ref in refs}
+        # request values (an on-demand view's inputs) travel with the keys, as they did at serving time
+        extra = [c for c in rows.column_names if not c.startswith("_") and c not in served and c not in keys
+                 and c != "event_timestamp"]
+        entity = rows.select(keys + extra).append_column("event_timestamp", rows.column("_ts"))
         offline = store.get_historical_features(entity, refs)
         for ref in refs:
             feature = ref.partition(":")[2]
@@ -105,10 +109,10 @@ def skew_report(model: str, start: Any = None, end: Any = None, workspace: Any =
     results = []
     for feature, parts in by_feature.items():
         recomputed = _objects([v for off, _, _ in parts for v in off.to_pylist()])
-        served = _objects([v for _, srv, _ in parts for v in srv.to_pylist()])
+        served_values = _objects([v for _, srv, _ in parts for v in srv.to_pylist()])
         entities = [row for _, _, ent in parts for row in ent.to_pylist()]
-        result = monitor.compare(feature, recomputed, served)
-        examples = [{**entities[i], "served": served[i], "offline": recomputed[i]}
+        result = monitor.compare(feature, recomputed, served_values)
+        examples = [{**entities[i], "served": served_values[i], "offline": recomputed[i]}
                     for i in result.details.get("worst_rows", [])]
         results.append(FeatureSkew(feature, result.details["rows"], result.details["mismatches"], result.statistic,
                                    result.effect_size, result.drifted, result.severity, examples))

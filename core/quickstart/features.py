@@ -1,4 +1,5 @@
-"""The quickstart's feature definitions: a user entity, 30-day spending stats and an on-demand amount ratio.
+"""The quickstart's features: a user entity, 30-day spending stats, an on-demand amount ratio and a streamed
+10-minute card activity count.
 
 Importable by every process that serves or trains the model, so the on-demand transformation is
 found by reference; only the transformation function imports pandas, and only when it runs.
@@ -14,11 +15,15 @@ from forgeml.quickstart.data import RISKY_CATEGORIES
 TRANSACTIONS = "data/transactions"  # relative to the workspace root, so the workspace can move
 STATS_VIEW = "user_stats_30d"
 REQUEST_VIEW = "transaction_features"
+ACTIVITY_VIEW = "card_activity"
+CARD_STREAM = "card_events"  # [streams.card_events] in plugins.toml: a folder of Parquet files
+CARD_EVENTS = "data/card_events"  # that folder: the stream's files are also the view's offline history
 ENTITY_KEYS = ["user_id"]
 FEATURE_REFS = [f"{STATS_VIEW}:txn_count_30d", f"{STATS_VIEW}:mean_amount_30d",
-                f"{REQUEST_VIEW}:amount_vs_mean", f"{REQUEST_VIEW}:risky_category"]
+                f"{REQUEST_VIEW}:amount_vs_mean", f"{REQUEST_VIEW}:risky_category", f"{ACTIVITY_VIEW}:card_txns_10m"]
 # the model's inputs, in order: the looked-up and on-demand features plus the request's own amount
-MODEL_INPUTS = ["txn_count_30d", "mean_amount_30d", "amount", "amount_vs_mean", "risky_category"]
+MODEL_INPUTS = ["txn_count_30d", "mean_amount_30d", "amount", "amount_vs_mean", "risky_category", "card_txns_10m"]
+CARD_EVENT_COLUMNS = ["user_id", "event_timestamp", "amount"]
 TARGET = "is_fraud"
 WINDOW_DAYS = 30
 
@@ -45,8 +50,17 @@ def transaction_features(df: Any) -> Any:
 
 
 def definitions() -> list[Any]:
-    """Return the entity, the batch feature view and the on-demand view, ready for FeatureStore.apply."""
-    from forgeml.features import Entity, Feature, FeatureView, FileSource, OnDemandFeatureView, RequestSource
+    """Return the entity, the batch view, the on-demand view and the streamed window view, for FeatureStore.apply."""
+    from forgeml.features import (
+        Aggregation,
+        Entity,
+        Feature,
+        FeatureView,
+        FileSource,
+        OnDemandFeatureView,
+        RequestSource,
+        StreamSource,
+    )
 
     user = Entity("user", join_keys=["user_id"], description="A card holder.")
     stats = FeatureView(
@@ -62,4 +76,9 @@ def definitions() -> list[Any]:
                   Feature("risky_category", "float64", "1 for online and electronics purchases.")],
         transformation=transaction_features, owner="fraud-team",
         description="Computed per request from its amount and category and the user's stats.")
-    return [user, stats, on_demand]
+    activity = FeatureView(
+        ACTIVITY_VIEW, entities=[user],
+        source=StreamSource(CARD_STREAM, batch_source=FileSource(CARD_EVENTS, name="card_events")),
+        aggregations=[Aggregation("count", windows=["10m"], name="card_txns")], owner="fraud-team",
+        description="The card's transactions in the last 10 minutes, kept fresh from the card event stream.")
+    return [user, stats, on_demand, activity]

@@ -33,6 +33,8 @@ def prepare_directory(directory: str | Path, force: bool = False) -> Path:
                                   f"quickstart and never deletes other files, so choose a new or empty folder")
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
+    # generated data, models and logs are never meant for a commit: git, from any repository above, skips them
+    (root / ".gitignore").write_text("# made by forgeml quickstart: nothing here belongs in version control\n*\n")
     return root
 
 
@@ -48,6 +50,11 @@ gates = [
     {{ gate = "metric_threshold", metric = "roc_auc", min = {min_auc} }},
     {{ gate = "no_regression", metric = "roc_auc", tolerance = 0.02 }},
 ]
+
+# Card events: a folder of Parquet files tailed by `forgeml features stream card_activity`.
+[streams.card_events]
+plugin = "files"
+path = "data/card_events"
 
 # A few hundred requests make PSI alone noisy: a column drifts only when the difference is also significant.
 [monitoring.tests.psi]

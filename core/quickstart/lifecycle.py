@@ -96,11 +96,20 @@ def generate(qs: Quickstart) -> str:
     people = population(s.users, s.merchants)
     qs.history = transactions(days=s.history_days, per_user_day=s.per_user_day, seed=1, start=start, people=people)
     write_partitioned(qs.history, qs.root / TRANSACTIONS)
+    _publish_card_events(qs, qs.history)
     qs.summary.transactions = qs.history.num_rows
     qs.summary.users = s.users
     qs.summary.fraud_rate = float(pc.mean(qs.history["is_fraud"]).as_py())
     return (f"{qs.history.num_rows:,} transactions of {s.users:,} users over {s.history_days} days, "
             f"{qs.summary.fraud_rate:.1%} fraud")
+
+
+def _publish_card_events(qs: Quickstart, rows: Any) -> int:
+    """Append card events to the card event stream (whose folder is also their offline history)."""
+    from forgeml.features import FeatureStore
+    from forgeml.quickstart.features import CARD_EVENT_COLUMNS, CARD_STREAM
+
+    return FeatureStore(qs.ws).publish(CARD_STREAM, rows.select(CARD_EVENT_COLUMNS))
 
 
 def define_features(qs: Quickstart) -> str:
@@ -221,13 +230,48 @@ def serve(qs: Quickstart) -> str:
     qs.summary.server_url = qs.server.url
     ts = qs.history["event_timestamp"]
     recent = qs.history.filter(pc.greater_equal(ts, pa.scalar(qs.split_at - timedelta(days=5), ts.type)))
-    traffic = send(qs.server.url, training.MODEL, request_rows(recent, qs.scale.normal_requests, seed=11))
+    rows = request_rows(recent, qs.scale.normal_requests, seed=11)
+    _stream_live_events(qs, rows)
+    traffic = send(qs.server.url, training.MODEL, rows)
     _record_traffic(qs, traffic, "normal")
     qs.traffic.append(traffic)
     _latencies(qs)
     return (f"ready in {qs.summary.server_start_s:.1f}s at {qs.server.url}; {traffic.requests} requests, "
             f"p50 {traffic.percentile(50):.1f} ms, p99 {traffic.percentile(99):.1f} ms, "
             f"mean score {traffic.mean_score:.3f}")
+
+
+def _stream_live_events(qs: Quickstart, rows: list[dict[str, Any]]) -> None:
+    """The simulated traffic's card events: published as they happen (just now), applied by the stream processor."""
+    import pyarrow as pa
+
+    from forgeml.features import FeatureStore
+    from forgeml.features.streaming import run_streams
+    from forgeml.quickstart.features import ACTIVITY_VIEW
+
+    now = datetime.now(UTC)
+    events = pa.table({"user_id": pa.array([r["user_id"] for r in rows], pa.int64()),
+                       "event_timestamp": pa.array([now - timedelta(seconds=0.5 * (len(rows) - i))
+                                                    for i in range(len(rows))], pa.timestamp("us", tz="UTC")),
+                       "amount": pa.array([r["amount"] for r in rows], pa.float64())})
+    _publish_card_events(qs, events)
+    status = run_streams(FeatureStore(qs.ws), [ACTIVITY_VIEW], until_idle=True, poll_timeout_s=0.2)[0]
+    qs.summary.streamed_events = status.applied
+
+
+def check_skew(qs: Quickstart) -> str:
+    """Recompute every feature the model was served offline at the request times: there must be no skew."""
+    from forgeml.monitoring.skew import skew_report
+
+    wait_for_log(qs.ws, training.MODEL, qs.summary.requests)
+    report = skew_report(training.MODEL, workspace=qs.ws)
+    qs.summary.skew_share = report.share
+    if report.skewed_features:
+        worst = next(f for f in report.features if f.skewed)
+        raise ForgeError(f"training-serving skew in {', '.join(report.skewed_features)}: {worst.mismatches} of "
+                         f"{worst.rows} served {worst.feature} values differ offline, e.g. {worst.examples[:1]}")
+    return (f"{report.rows} served requests recomputed offline: {len(report.features)} features, no mismatch "
+            f"({qs.summary.streamed_events:,} card events streamed)")
 
 
 def inject_drift(qs: Quickstart) -> str:
@@ -337,6 +381,7 @@ STEPS: list[Step] = [
     ("promote", "Promote through the gates", promote),
     ("materialize", "Materialize features online", materialize),
     ("serve", "Serve on loopback and send traffic", serve),
+    ("skew", "Check training-serving skew", check_skew),
     ("drift", "Inject drift into later traffic", inject_drift),
     ("detect", "Detect drift, alert and retrain", detect_and_retrain),
     ("promote_retrained", "Promote the retrained model", promote_retrained),

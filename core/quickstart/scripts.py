@@ -183,7 +183,7 @@ name = "fraud_training"
 expect = "schema"
 columns = { transaction_id = "string", user_id = "integer", amount = "float", category = "string", \
 is_fraud = "integer", txn_count_30d = "integer", mean_amount_30d = "float", amount_vs_mean = "float", \
-risky_category = "float" }
+risky_category = "float", card_txns_10m = "integer" }
 
 [[expectations]]
 expect = "not_null"

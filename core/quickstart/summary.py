@@ -54,6 +54,8 @@ class Summary:
     request_errors: int = 0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    streamed_events: int = 0
+    skew_share: float | None = None
     drift_requests: int = 0
     baseline_drift_share: float | None = None
     drift_share: float | None = None

@@ -19,11 +19,11 @@ def record_evaluation(name: str, version: int, dataset: str, target: str, task: 
     with db.transaction() as tx:
         cur = tx.execute(
             "INSERT INTO registry_evaluations (name, version, dataset, target, task, metrics, result, at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?) RETURNING id",
             (name, version, dataset, target, task, json.dumps(metrics, default=float),
              json.dumps(result, default=str), time.time()),
         )
-        return cur.lastrowid
+        return cur.scalar()
 
 
 def evaluations(name: str, version: int, dataset: str | None = None, workspace: Any = None) -> list[dict[str, Any]]:
@@ -87,3 +87,10 @@ def audit_trail(name: str, workspace: Any = None) -> list[dict[str, Any]]:
     for r in rows:
         r["detail"] = json.loads(r["detail"])
     return rows
+
+
+def evaluation_targets(workspace: Any = None) -> dict[str, str]:
+    """Return each column any evaluation used as its target (label), with the dataset it was evaluated on."""
+    db = store(workspace_or_current(workspace))
+    return {r["target"]: r["dataset"] for r in db.query(
+        "SELECT target, MAX(dataset) AS dataset FROM registry_evaluations GROUP BY target")}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.auth.service import require
+from forgeml.client import remote
 from forgeml.errors import CorruptObjectError, NotFoundError, ValidationError, unknown_name
 from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
 from forgeml.registry.schema import store
@@ -189,6 +190,12 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
     ``background`` (training rows, sampled down to 100) is stored inside the version for explanations;
     without it, an input_example of several rows serves as the background.
     """
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.register_model(client, name, model, flavor, path, run_id, metrics=metrics, params=params,
+                                       datasets=datasets, feature_views=feature_views, entity_keys=entity_keys,
+                                       tags=tags, description=description or None)
     ws = workspace_or_current(workspace)
     check_name(name)
     require("models.register", model=name, workspace=ws)
@@ -326,6 +333,10 @@ def version_number(db: Any, name: str, ref: int | str) -> int:
 
 def get_model_version(name: str, ref: int | str = "latest", workspace: Any = None) -> ModelVersion:
     """Return a version by number, stage name ("production") or alias ("champion")."""
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.get_model_version(client, check_name(name), ref)
     ws = workspace_or_current(workspace)
     db = store(ws)
     number = version_number(db, check_name(name), ref)
@@ -333,14 +344,22 @@ def get_model_version(name: str, ref: int | str = "latest", workspace: Any = Non
     return from_row(row, _aliases(db, name, number))
 
 
-def parse_uri(uri: str) -> tuple[str, str]:
-    """Split ``name@ref`` (or ``models:/name/ref``) into name and ref (default "latest")."""
-    if not isinstance(uri, str) or not uri:
+def parse_uri(uri: str, require_ref: bool = False) -> tuple[str, str]:
+    """Split ``name@ref`` (or ``models:/name/ref``) into name and ref: the one parser of model URIs.
+
+    ``ref`` is a version, a stage or an alias; without one it is "latest", unless ``require_ref``
+    (serving must know which version an endpoint follows).
+    """
+    if not isinstance(uri, str) or not uri.strip():
         raise ValidationError(f"invalid model URI {uri!r}; write name@production, name@champion or name@3")
+    uri = uri.strip()
     if uri.startswith("models:/"):
         name, _, ref = uri[len("models:/"):].partition("/")
     else:
         name, _, ref = uri.partition("@")
+    if require_ref and not ref:
+        raise ValidationError(f"model URI {uri!r} is not name@version, name@stage or name@alias "
+                              "(for example fraud@production)")
     return check_name(name), ref or "latest"
 
 
@@ -356,7 +375,7 @@ def load_model(uri: str | ModelVersion, device: str | None = None, workspace: An
     mv = uri if isinstance(uri, ModelVersion) else resolve(uri, workspace=ws)
     runtime = runtime_for(ws, mv.flavor, **options)
     loaded = runtime.load(model_folder(ws, mv.artifact_digest), device=device)
-    from forgeml.evaluation.calibration import with_calibration
+    from forgeml.registry.calibration import with_calibration
 
     loaded = with_calibration(loaded, mv, ws)
     loaded.model_version = mv

@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgeml.auth.service import require
-from forgeml.config import build_settings
+from forgeml.client import remote
 from forgeml.contracts import GateResult
 from forgeml.errors import (
-    ConfigError,
     ForgeError,
     GateFailedError,
     NotFoundError,
@@ -29,6 +28,7 @@ from forgeml.registry.models import (
     workspace_or_current,
 )
 from forgeml.registry.schema import store
+from forgeml.registry.settings import configured_gate
 
 
 @dataclass
@@ -68,14 +68,10 @@ def run_gates(ctx: PromotionContext) -> list[GateResult]:
     results = []
     for i, table in enumerate(configured_gates(ws, ctx.model_version.name)):
         where = f"[registry.models.{ctx.model_version.name}] gates[{i}]"
-        gate_name = table.pop("gate", None)
-        if not isinstance(gate_name, str):
-            raise ConfigError(f"{where}: each gate needs gate = \"<name>\" (e.g. metric_threshold)")
-        stages = [normalize_stage(s) for s in table.pop("stages", ["PRODUCTION"])]
-        if ctx.stage not in stages:
+        provider, settings, stages = configured_gate(ws.plugins, table, where)
+        if ctx.stage not in [normalize_stage(s) for s in stages]:
             continue
-        provider = ws.plugins.provider("gates", gate_name, where)
-        settings = build_settings(provider.settings, table, where) if provider.settings else None
+        gate_name = provider.name
         gate = provider.build(settings, ws)
         try:
             result = gate.check(ctx)
@@ -109,6 +105,10 @@ def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str
     Promoting to PRODUCTION archives the previous production version (still loadable). Failing gates
     raise GateFailedError listing them; a promotion that raced another raises PromotionConflictError.
     """
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.promote(client, check_name(name), version, stage, reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)
@@ -182,6 +182,10 @@ def archive(name: str, version: int | str, actor: str | None = None, reason: str
 
 def rollback(name: str, actor: str | None = None, reason: str = "", workspace: Any = None) -> PromotionResult:
     """Restore the previous production version and archive the current one, in one transaction."""
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client import services
+
+        return services.rollback(client, check_name(name), reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)

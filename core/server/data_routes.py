@@ -59,7 +59,9 @@ def online(call: Call) -> dict[str, Any]:
     require("features.read", workspace=call.workspace, subject="features/" + ",".join(sorted(features))[:500])
     answer = store_for(call.workspace).get_online_features(
         rows, features, bool(body_field(call, "full_feature_names", bool, False)))
-    return {"columns": answer.to_dict()}
+    stamps = answer.event_timestamps
+    return {"columns": answer.to_dict(), "features": list(stamps),
+            "event_us": {k: [None if t is None else int(t.timestamp() * 1e6) for t in v] for k, v in stamps.items()}}
 
 
 def push_rows(call: Call) -> dict[str, Any]:

@@ -98,7 +98,8 @@ def events(call: Call) -> StreamingResponse:
 
 OPERATIONS = [
     Operation("POST", "/jobs", submit_job, "Submit a job", TAG, body=obj(
-        {"command": {"type": "string"}, "script": {"type": "string"}, "name": {"type": "string"},
+        {"command": {"type": "array", "items": {"type": "string"}}, "script": {"type": "string"},
+         "args": {"type": "array", "items": {"type": "string"}}, "name": {"type": "string"},
          "gpus": {"type": "integer", "minimum": 0}, "target": {"type": "string"}, "params": {"type": "object"},
          "priority": {"type": "integer"}, "retries": {"type": "integer", "minimum": 0}}), status=201),
     Operation("GET", "/jobs", list_all, "List jobs", TAG, [

@@ -15,6 +15,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
         "search_runs", "set_tag", "set_tags", "start_run"],
     ".compare": ["Comparison", "compare_runs"],
     ".records": ["FAILED", "FINISHED", "KILLED", "RUNNING", "SCHEDULED", "ArtifactRecord", "Run"],
-    ".reproduce": ["ReproducePlan", "reproduce"],
     ".transfer": ["export_run", "import_run", "metric_histories"],
 })

@@ -150,14 +150,8 @@ class ActiveRun(Run):
     # ------------------------------------------------------------ ending
     def end(self, status: str = FINISHED) -> None:
         """Flush, record the end status and time, and announce it to plugins (once)."""
-        if status not in END_STATUSES:
-            raise ValidationError(f"end status must be one of {', '.join(END_STATUSES)}, not {status!r}")
-        with _stack_lock:
-            if self._ended:
-                return
-            self._ended = True
-            if self in _stack:
-                _stack.remove(self)
+        if not leave_stack(self, status):
+            return
         if self._sampler is not None:
             self._sampler.stop()
         lost: ForgeError | None = None
@@ -176,6 +170,19 @@ class ActiveRun(Run):
                     raise
         if lost is not None:
             raise lost
+
+
+def leave_stack(run: Any, status: str) -> bool:
+    """Check an end status and take a run off the active stack; False when it had already ended."""
+    if status not in END_STATUSES:
+        raise ValidationError(f"end status must be one of {', '.join(END_STATUSES)}, not {status!r}")
+    with _stack_lock:
+        if run._ended:
+            return False
+        run._ended = True
+        if run in _stack:
+            _stack.remove(run)
+    return True
 
 
 def status_for(exc: BaseException | None) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forgeml.auth.service import require
+from forgeml.client import remote
 from forgeml.errors import StorageError, ValidationError
 from forgeml.paths import safe_component, safe_join, safe_relpath
 from forgeml.tracking import active as _active_mod
@@ -52,6 +53,10 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
     another is active becomes its child. The block's exit sets the status: FINISHED, FAILED on an
     exception, KILLED on KeyboardInterrupt.
     """
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client.tracking import start_run as start_remote
+
+        return start_remote(client, name, experiment, tags, parent, run_id)  # type: ignore[return-value]
     store = _store(workspace)
     stack = current_stack()
     attach_id = run_id or (os.environ.get(RUN_ID_ENV) if not stack and parent is None else None)
@@ -258,18 +263,28 @@ def flush(workspace: Any = None) -> int:
     stack = _active_mod._stack
     if workspace is None and stack:
         return stack[-1].flush()
+    if workspace is None and remote() is not None:
+        return 0  # remote runs flush themselves; nothing is buffered for local files
     return _store(workspace).writer.flush()
 
 
 # ------------------------------------------------------------------ reading
 def get_run(run_id: str, workspace: Any = None) -> Run:
     """Return a run (id or unique id prefix) with params, tags, latest metrics and inputs."""
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client.tracking import get_run as get_remote
+
+        return get_remote(client, run_id)
     return _store(workspace).get_run(run_id)
 
 
 def search_runs(query: str = "", *, experiments: Sequence[str] | None = None, include_deleted: bool = False,
                 limit: int | None = None, workspace: Any = None) -> pd.DataFrame:
     """Search runs with the query language (see forgeml.tracking.query); return a pandas DataFrame."""
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client.tracking import search_runs as search_remote
+
+        return search_remote(client, query, experiments, include_deleted, limit)
     from forgeml.tracking.search import search
 
     return search(_store(workspace), query, include_deleted=include_deleted, experiments=experiments, limit=limit)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import getpass
 import json
 import os
@@ -11,6 +10,7 @@ import socket
 import subprocess
 import sys
 import weakref
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from forgeml.installed import versions
 
 ENV_KEYS = ("CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED", "FORGEML_SEED", "WORLD_SIZE", "RANK", "LOCAL_RANK")
 DIFF_ARTIFACT = "_forgeml/git.diff"
+JOB_SPEC_ENV = "FORGEML_JOB_SPEC"  # the scheduler hands each attempt its job's spec as JSON here
 
 
 def _git(cwd: Path, *args: str) -> str | None:
@@ -101,29 +102,21 @@ def job_context(environ: dict[str, str] | None = None) -> dict[str, Any]:
             job["params_text"] = env["FORGEML_PARAMS"]
     if env.get("FORGEML_CHECKPOINT_DIR"):
         job["checkpoint_dir"] = env["FORGEML_CHECKPOINT_DIR"]
-    spec = job_spec(job_id)
+    spec = job_spec(env)
     if spec is not None:
         job["spec"] = spec
     return job
 
 
-def job_spec(job_id: str) -> dict[str, Any] | None:
-    """Return a job's spec as a dict through the jobs layer, or None when it cannot tell."""
-    try:
-        from forgeml import jobs
-    except ImportError:
-        return None
-    get_job = getattr(jobs, "get_job", None)
-    if get_job is None:
+def job_spec(environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """Return the spec the scheduler passed a job in FORGEML_JOB_SPEC, or None when it is absent or unreadable."""
+    text = environ.get(JOB_SPEC_ENV)
+    if not text:
         return None
     try:
-        spec = getattr(get_job(job_id), "spec", None)
-    except ForgeError:
+        spec = json.loads(text)
+    except json.JSONDecodeError:
         return None
-    if spec is None:
-        return None
-    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
-        return json.loads(json.dumps(dataclasses.asdict(spec), default=str))
     return spec if isinstance(spec, dict) else None
 
 

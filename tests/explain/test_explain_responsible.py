@@ -9,8 +9,9 @@ import pytest
 from forgeml.datasets import register_dataset
 from forgeml.errors import GateFailedError
 from forgeml.evaluation import evaluate
-from forgeml.evaluation.calibration import calibration_of, fit_calibration
+from forgeml.evaluation.calibration import fit_calibration
 from forgeml.registry import load_model, promote, register_model
+from forgeml.registry.calibration import calibration_of
 from forgeml.workspace import Workspace, set_current
 
 

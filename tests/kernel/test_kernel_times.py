@@ -32,3 +32,8 @@ def test_to_utc_micros_refuses_naive_times_and_converts_zones() -> None:
         to_utc_micros(datetime(2026, 1, 1))
     aware = datetime(2026, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1)))
     assert to_utc_micros(aware) == to_utc_micros("2026-01-01T00:00:00+00:00") == 1767225600 * 1_000_000
+
+
+def test_short_form_keeps_the_utc_mark() -> None:
+    """Narrow tables get month-day hour:minute with ISO 8601's Z, still unambiguous."""
+    assert format_utc(0, short=True) == "01-01 00:00Z"

@@ -56,8 +56,8 @@ def test_the_whole_lifecycle_runs_and_every_step_leaves_its_trace(tmp_path: Path
         assert summary.transactions > 10_000 and 0.005 < summary.fraud_rate < 0.1
         assert any((root / "data" / "transactions").glob("date=*/*.parquet"))
         store = FeatureStore(ws)
-        assert {v.name for v in store.list_feature_views()} == {"user_stats_30d"}
-        assert summary.feature_views == ["user_stats_30d", "transaction_features"]
+        assert {v.name for v in store.list_feature_views()} == {"user_stats_30d", "card_activity"}
+        assert summary.feature_views == ["user_stats_30d", "transaction_features", "card_activity"]
         online = store.get_online_features([{"user_id": 1, "amount": 50.0, "category": "online"}], FEATURE_REFS)
         values = online.to_dict()
         assert values["txn_count_30d"][0] > 0 and values["risky_category"] == [1.0]
@@ -99,6 +99,11 @@ def test_the_whole_lifecycle_runs_and_every_step_leaves_its_trace(tmp_path: Path
         assert log.num_rows >= summary.requests
         assert {"user_id", "amount", "category", "amount_vs_mean", "_prediction"} <= set(log.column_names)
         assert not _port_open(summary.server_url)  # stopped at the end
+
+        # the streamed 10-minute card count was served from the stream, and nothing was skewed
+        assert summary.streamed_events >= tiny.normal_requests and summary.skew_share == 0.0
+        served = log.column("card_txns_10m").to_pylist()[:tiny.normal_requests]
+        assert min(served) >= 1  # each request's own card event had been streamed before it
 
         # drift detected, the alert fired and started the retraining pipeline
         assert summary.baseline_drift_share < 0.4 <= summary.drift_share
@@ -155,6 +160,7 @@ def test_a_failing_step_names_itself_and_force_replaces_a_previous_quickstart(tm
     assert err.value.step == "dataset" and "row_count" in str(err.value)
     assert [e.name for e in events if e.state == "failed"] == ["dataset"]
     assert not (old / "stale.txt").exists() and (old / MARKER).exists()
+    assert (old / ".gitignore").read_text().splitlines()[-1] == "*"  # git never offers the generated files
 
 
 def test_the_cli_refuses_an_existing_quickstart_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

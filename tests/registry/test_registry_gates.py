@@ -123,15 +123,14 @@ def test_command_gate_and_stage_filter(workspace):
 
 
 def test_gate_configuration_errors(workspace):
-    ws = _configure(workspace, '{ gate = "metric_treshold", metric = "roc_auc" },')
+    """A misnamed gate or gate setting fails when the workspace opens, before any promotion."""
     good, _, X, _ = _models()
-    register_model("churn", good, input_example=X.head(2), workspace=ws)
-    with pytest.raises(ConfigError, match="did you mean 'metric_threshold'"):
-        promote("churn", 1, "production", workspace=ws)
-    ws2 = _configure(workspace, '{ gate = "metric_threshold", metrc = "roc_auc" },')
+    register_model("churn", good, input_example=X.head(2), workspace=workspace)
+    with pytest.raises(ConfigError, match=r"\[registry.models.churn\] gates\[0\].*did you mean 'metric_threshold'"):
+        _configure(workspace, '{ gate = "metric_treshold", metric = "roc_auc" },')
     with pytest.raises(ConfigError, match="unknown key 'metrc'"):
-        promote("churn", 1, "production", workspace=ws2)
-    assert get_model_version("churn", 1, workspace=ws2).stage == "STAGING"
+        _configure(workspace, '{ gate = "metric_threshold", metrc = "roc_auc" },')
+    assert get_model_version("churn", 1, workspace=workspace).stage == "STAGING"
 
 
 def test_rollback_restores_previous_production_in_order(workspace):
@@ -169,3 +168,20 @@ def test_archive_and_invalid_moves(workspace):
     trail = audit_trail("m")
     assert [(a["detail"].get("from"), a["detail"].get("to")) for a in trail if a["action"] == "model.stage"] == [
         ("STAGING", "PRODUCTION"), ("PRODUCTION", "ARCHIVED")]
+
+
+def test_a_lower_scoring_version_that_passes_says_it_is_within_the_tolerance(workspace):
+    ws = _configure(workspace, """
+        { gate = "no_regression", metric = "roc_auc", tolerance = 0.5 },
+    """)
+    good, weak, X, _ = _models()
+    holdout = _eval_set(ws)
+    register_model("churn", good, input_example=X.head(2), workspace=ws)
+    register_model("churn", weak, input_example=X.head(2), workspace=ws)
+    for version in (1, 2):
+        evaluate(f"churn@{version}", holdout, "label", workspace=ws)
+    promote("churn", 1, "production", workspace=ws)
+    result = promote("churn", 2, "production", workspace=ws)
+    (gate,) = result.gates
+    assert gate.passed and "worse by " in gate.message and "within the tolerance 0.5" in gate.message
+    assert f"on {holdout}" in gate.message

@@ -68,3 +68,21 @@ def test_log_explanations_attributes_every_request_without_changing_replies(work
     srv.state.predlog.flush()
     frame = read_prediction_log("clf").to_pandas()
     assert frame["_attr_f0"].notna().all() and frame["_attr_f0"].abs().sum() > 0
+
+
+def test_a_stored_calibrator_and_threshold_decide_the_served_class(workspace, serve):
+    from sklearn.naive_bayes import GaussianNB
+
+    from forgeml.evaluation.calibration import fit_calibration
+    from forgeml.registry import load_model, promote, register_model
+
+    x, y = training_frame(2000)
+    mv = register_model("nb", GaussianNB().fit(x[:1000], y[:1000]), input_example=x.head(5))
+    promote("nb", mv.version, "production")
+    fit_calibration("nb@1", x[1000:].assign(label=y[1000:].to_numpy()), "label", method="platt", threshold=0.9)
+    srv = serve([EndpointConfig("nb", "nb@production")])
+    rows = x.head(40)
+    served = srv.predict("nb", {"rows": rows.to_dict(orient="records")}).json()["predictions"]
+    calibrated = load_model("nb@1").predict_proba(rows)[:, 1]
+    assert served == (calibrated >= 0.9).astype(int).tolist()
+    assert 0 < sum(served) < sum(GaussianNB().fit(x[:1000], y[:1000]).predict(rows))  # stricter than 0.5

@@ -115,3 +115,16 @@ def test_rows_pushed_over_http_are_served_at_once(window_model, serve):
     unknown = srv.client.post("/v1/push/card_txn", json={"rows": [{"card_id": 7}]})
     assert unknown.status_code == 404 and "did you mean 'card_txns'" in unknown.json()["error"]
     assert srv.client.post("/v1/push/card_txns", content=b"{").status_code == 400
+
+
+def test_skew_recomputes_on_demand_features_from_the_logged_request_values(entity_model, serve):
+    """An on-demand feature is recomputed from the request values the log kept (here: amount)."""
+    from forgeml.monitoring.skew import skew_report
+
+    srv = serve([EndpointConfig("scorer", "scorer@production")])
+    for user, amount in ((1, 4.0), (3, 2.0), (2, 8.0)):
+        assert srv.predict("scorer", {"entities": [{"user_id": user, "amount": amount}]}).status_code == 200
+    srv.stop()
+    report = skew_report("scorer")
+    assert {f.feature: (f.rows, f.mismatches) for f in report.features} == {
+        "clicks": (3, 0), "spend": (3, 0), "spend_ratio": (3, 0)}

@@ -82,12 +82,13 @@ def test_reproduce_dry_run_builds_a_job_spec(two_runs, monkeypatch):
 
 def test_a_run_from_python_c_cannot_be_reproduced(two_runs, monkeypatch):
     from forgeml.errors import ValidationError
+    from forgeml.jobs import reproduce
 
     monkeypatch.setattr("sys.argv", ["-c"])
     with start_run() as run:
         pass
     with pytest.raises(ValidationError, match="python -c"):
-        forgeml.tracking.reproduce(run.id, dry_run=True)
+        reproduce(run.id, dry_run=True)
 
 
 def test_errors_are_one_line_and_exit_2(two_runs, capsys):

@@ -102,3 +102,10 @@ def test_inputs_are_kept_with_the_run(tracked):
     with start_run() as run:
         forgeml.tracking.log_input(dataset="clicks@v3")
     assert get_run(run.id).inputs == [{"kind": "dataset", "ref": "clicks@v3"}]
+
+
+def test_job_spec_comes_from_the_environment_the_scheduler_sets():
+    """A job's run records its spec from FORGEML_JOB_SPEC (tracking never asks the jobs layer)."""
+    env = {"FORGEML_JOB_ID": "j9", "FORGEML_JOB_SPEC": '{"script": "train.py", "gpus": 2}'}
+    assert job_context(env)["spec"] == {"script": "train.py", "gpus": 2}
+    assert "spec" not in job_context({"FORGEML_JOB_ID": "j9", "FORGEML_JOB_SPEC": "{broken"})

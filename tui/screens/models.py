@@ -139,16 +139,32 @@ def _importance_lines(importance: dict[str, Any], top: int = 8, width: int = 20)
     return lines
 
 
+def _reliability_chart(curve: dict[str, Any], width: int = 36, height: int = 8) -> list[str]:
+    """The reliability curve drawn by plotext, as plain text lines."""
+    import re
+
+    import plotext as plt
+
+    plt.clear_figure()
+    plt.theme("clear")
+    plt.plotsize(width, height)
+    plt.plot([0, 1], [0, 1])
+    plt.plot(curve["predicted"], curve["observed"], marker="dot")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", plt.build())
+    plt.clear_figure()
+    return text.rstrip("\n").splitlines()
+
+
 def _responsible_lines(result: dict[str, Any]) -> list[str]:
-    """Calibration (with its reliability curve as a sparkline), per-group rates and the worst slices."""
+    """Calibration (with its reliability curve), per-group rates and the worst slices."""
     from rich.markup import escape
 
     lines = []
     cal = result.get("calibration") or {}
     if cal:
-        ticks = "▁▂▃▄▅▆▇█"
-        curve = "".join(ticks[min(7, int(o * 8))] for o in cal["curve"]["observed"])
-        lines.append(f"  calibration: Brier {cal['brier']:.3f}, ECE {cal['ece']:.3f}  reliability {curve}")
+        lines.append(f"  calibration: Brier {cal['brier']:.3f}, ECE {cal['ece']:.3f}; reliability "
+                     "(predicted vs observed, diagonal: calibrated)")
+        lines.extend(f"  {escape(line)}" for line in _reliability_chart(cal["curve"]))
     for column, report in (result.get("fairness") or {}).items():
         rates = ", ".join(f"{g['group']} {g['selection_rate']:.2f}/{g['true_positive_rate'] or 0:.2f}"
                           for g in report.get("groups", [])[:6])

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgeml.errors import ForgeError, ValidationError
+from forgeml.errors import ValidationError
+from forgeml.jobs.queue import submit
+from forgeml.jobs.spec import JobSpec
 from forgeml.tracking.context import DIFF_ARTIFACT, git_state
 from forgeml.tracking.records import Run
 
@@ -85,10 +87,6 @@ def reproduce(run_id: str, target: str | None = None, dry_run: bool = False, wor
     plan = ReproducePlan(run.id, spec, drift_warnings(run))
     if dry_run:
         return plan
-    try:
-        from forgeml.jobs import JobSpec, submit
-    except ImportError as e:
-        raise ForgeError(f"cannot resubmit run {run.id}: the jobs layer is not available ({e})") from e
     known = {f.name for f in dataclasses.fields(JobSpec)}
     job_spec = JobSpec.from_json(json.dumps({k: v for k, v in spec.items() if k in known}))
     job = submit(job_spec, store.workspace)
