@@ -15,9 +15,45 @@ Params = Sequence[Any] | Mapping[str, Any]
 
 
 # ---------------------------------------------------------------- metadata store
+# The metadata contract, which any relational database reachable through SQLAlchemy can implement.
+#
+# Statements. A statement is either a SQLAlchemy Core expression (``select``, ``insert``, ...; its
+# params a mapping, or a list of mappings for executemany) or a string of *portable SQL*: SQL that
+# SQLite (3.35+) and PostgreSQL (13+) both run unchanged, with ``?`` positional or ``:name`` named
+# bind parameters. Portable SQL means: standard SELECT/INSERT/UPDATE/DELETE, JOINs, GROUP BY,
+# COALESCE, CASE, ``INSERT ... ON CONFLICT (cols) DO NOTHING / DO UPDATE SET c = excluded.c``,
+# ``INSERT ... RETURNING col``, ``LIMIT ?``. Not portable (never sent through the contract):
+# ``INSERT OR IGNORE/REPLACE``, ``AUTOINCREMENT``, ``lastrowid``, ``PRAGMA``, ``GLOB``, ``IFNULL``,
+# ``json_*`` functions, ``CROSS JOIN ... ON``, two-argument ``MAX``/``MIN``, string concatenation of
+# numbers, comparisons between TEXT and numbers. The ``insert_or_ignore`` and ``upsert`` helpers
+# build the conflict clauses for a caller.
+#
+# Tables. Each layer declares its tables with ``sqlalchemy.Table`` in the one persistence module of
+# that layer and creates them from a migration's ``apply``; column types are the portable ones
+# (Text, BigInteger, Double, LargeBinary; an autoincrementing id is BigInteger with an Integer
+# variant on SQLite so that it stays the rowid). sqlalchemy is imported inside functions only:
+# ``import forgeml`` must not load it.
+#
+# Values. Times are stored as float seconds since the epoch (UTC); booleans as 0/1 integers; JSON
+# as TEXT; NaN floats are stored as NULL by every store. What a store returns for a column is the
+# Python type of its declared type (int, float, str, bytes, None).
+#
+# Transactions. ``transaction()`` is a write transaction serialised against every other writer of
+# the same database (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock), so a
+# read-then-write inside it sees no concurrent change; nested use joins the outer transaction.
+# Statements outside a transaction each commit on their own.
+#
+# Errors. Every driver or SQLAlchemy error leaves a store as a StorageError (``from`` the original);
+# a unique or foreign-key violation as its subclass ConflictError. Core never catches a driver's
+# exceptions and never opens a driver connection itself.
 @dataclass(frozen=True)
 class Migration:
-    """One numbered schema step of a migration set; never edited once released."""
+    """One numbered schema step of a migration set; never edited once released.
+
+    ``sql`` holds portable DDL statements separated by ``;``; ``apply(tx)`` runs Python against the
+    open Transaction (for example ``metadata.create_all(tx.connection)``). Both run in the same
+    transaction as the step's record, so a failed step leaves nothing behind on either database.
+    """
 
     number: int
     name: str
@@ -25,17 +61,49 @@ class Migration:
     apply: Callable[[Any], None] | None = None
 
 
+class Result(Protocol):
+    """What a statement returns: the part of SQLAlchemy's CursorResult every store supports."""
+
+    rowcount: int
+
+    def fetchall(self) -> Sequence[Any]:
+        """Return the remaining rows as tuples (SQLAlchemy Row objects)."""
+
+    def fetchone(self) -> Any:
+        """Return the next row, or None."""
+
+    def scalar(self) -> Any:
+        """Return the first column of the first row, or None."""
+
+
 class Transaction(Protocol):
     """A write transaction: statements run together or not at all."""
 
-    def execute(self, sql: str, params: Params = ()) -> Any:
-        """Run one statement and return a DB-API cursor (lastrowid, rowcount, fetchall)."""
+    dialect: str
+    connection: Any  # sqlalchemy.engine.Connection: Core expressions and create_all run on it
 
-    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+    def execute(self, statement: Any, params: Params = ()) -> Result:
+        """Run one statement (portable SQL or a Core expression) and return its result."""
+
+    def executemany(self, statement: Any, rows: Sequence[Params]) -> int:
         """Run one statement for many parameter rows; return the rows affected."""
 
-    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+    def query(self, statement: Any, params: Params = ()) -> list[dict[str, Any]]:
         """Run a SELECT inside the transaction and return rows as dicts."""
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Append many rows the fastest way the database offers (executemany, COPY); return how many."""
+
+    def insert_or_ignore(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows, skipping those that violate a unique key; return how many were inserted."""
+
+    def upsert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], keys: Sequence[str],
+               update: Sequence[str] | None = None, where: str = "") -> int:
+        """Insert rows, or on a conflict over ``keys`` overwrite ``update`` (default: the other columns).
+
+        ``where`` is an optional portable condition on ``excluded`` and the table deciding whether the
+        existing row is overwritten.
+        """
 
 
 @runtime_checkable
@@ -43,6 +111,11 @@ class MetadataStore(Protocol):
     """Relational metadata (runs, jobs, models, features, audit) shared by many processes."""
 
     url: str
+    dialect: str  # the SQLAlchemy dialect name: "sqlite", "postgresql", ...
+
+    @property
+    def engine(self) -> Any:
+        """The store's SQLAlchemy Engine (for tools such as pandas.read_sql and reflection)."""
 
     def migrate(self, migration_set: str, migrations: Sequence[Migration]) -> list[str]:
         """Apply the set's migrations not yet recorded; return the names applied."""
@@ -50,17 +123,26 @@ class MetadataStore(Protocol):
     def applied_migrations(self, migration_set: str) -> list[int]:
         """Return the numbers of the set's migrations already applied."""
 
-    def execute(self, sql: str, params: Params = ()) -> int:
+    def execute(self, statement: Any, params: Params = ()) -> int:
         """Run one write statement in its own transaction; return the rows affected."""
 
-    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+    def executemany(self, statement: Any, rows: Sequence[Params]) -> int:
         """Run one write statement for many rows in one transaction; return the rows affected."""
 
-    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+    def query(self, statement: Any, params: Params = ()) -> list[dict[str, Any]]:
         """Run a SELECT and return rows as dicts."""
+
+    def rows(self, statement: Any, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Run a SELECT and return rows as plain tuples (cheaper than dicts on large results)."""
+
+    def stream(self, statement: Any, params: Params = (), batch: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """Run a SELECT and yield its rows in lists of up to ``batch`` (for tables too big for memory)."""
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Open a write transaction that commits on success and rolls back on error."""
+
+    def identities_copied(self, tables: Sequence[str]) -> None:
+        """Move autoincrement counters past the highest ids after rows were copied in with their ids."""
 
     def close(self) -> None:
         """Release connections held by this process."""
@@ -77,7 +159,12 @@ class ArtifactInfo:
 
 @runtime_checkable
 class ArtifactStore(Protocol):
-    """Content-addressed blobs: identical bytes are stored once and verified on read."""
+    """Content-addressed blobs: identical bytes are stored once and verified on read.
+
+    Its conformance suite (:class:`forgeml.testing.ArtifactStoreSuite`) enforces: sha256 addressing;
+    identical bytes stored once; unknown digests raise NotFoundError; damaged or truncated objects raise
+    CorruptObjectError; a non-digest string is a ForgeError.
+    """
 
     root: str
 
@@ -124,7 +211,14 @@ class FeatureRequest:
 
 @runtime_checkable
 class OfflineStore(Protocol):
-    """Append-only, date-partitioned history of feature rows, queried for point-in-time joins."""
+    """Append-only, date-partitioned history of feature rows, queried for point-in-time joins.
+
+    Its conformance suite (:class:`forgeml.testing.OfflineStoreSuite`) enforces: rows survive a reopen and
+    are read by other processes; int64/float/bool/text/timestamps round-trip with NaN kept apart from
+    null; any time zone is stored as the UTC instant; ``read`` is [start, end); the point-in-time join
+    keeps entity order, never uses a later value and honours TTL; missing columns, naive timestamps and
+    bad SQL raise ForgeError.
+    """
 
     def write(self, table: str, data: pa.Table, timestamp_field: str) -> int:
         """Append rows to a named table, partitioned by the date of timestamp_field; return rows written."""
@@ -159,6 +253,10 @@ class OnlineStore(Protocol):
 
     Keys are tuples of join-key values; a view's rows are stored whole, so a write replaces every
     feature of a key at once, and only when its event timestamp is not older than the stored one.
+
+    Its conformance suite (:class:`forgeml.testing.OnlineStoreSuite`) enforces: values survive a reopen
+    and are read by other processes; ``read_rows`` event times are epoch microseconds, UTC; any time zone
+    or resolution is one instant; NaN reads as null; bad rows raise ForgeError.
     """
 
     def write(self, view: str, rows: pa.Table, key_columns: Sequence[str], timestamp_field: str) -> int:
@@ -176,7 +274,13 @@ class OnlineStore(Protocol):
 
 @runtime_checkable
 class VectorStore(Protocol):
-    """Embeddings with nearest-neighbour search."""
+    """Embeddings with nearest-neighbour search.
+
+    Its conformance suite (:class:`forgeml.testing.VectorStoreSuite`) enforces: nearest first with a non-
+    decreasing ``_distance``; at most k rows; filters apply; upsert replaces by key; rows survive a reopen
+    and are found by other processes; a missing vector column, k <= 0 or an unknown table raise
+    ForgeError.
+    """
 
     def upsert(self, table: str, data: pa.Table, vector_column: str, key_columns: Sequence[str]) -> int:
         """Insert or replace rows by key; return rows written."""
@@ -248,7 +352,12 @@ class GpuDevice:
 
 @runtime_checkable
 class GpuInventory(Protocol):
-    """The GPUs a machine has and how busy they are."""
+    """The GPUs a machine has and how busy they are.
+
+    Its conformance suite (:class:`forgeml.testing.GpuInventorySuite`) enforces: GpuDevice values with
+    unique indices and UUIDs, 0 <= free <= total memory, utilization in 0..100, and the same GPUs on every
+    call.
+    """
 
     def devices(self) -> list[GpuDevice]:
         """Return every visible GPU; an empty list means CPU mode."""
@@ -312,6 +421,12 @@ class Executor(Protocol):
       cluster, remote hosts) and a job is launched as soon as it is due.
 
     Subclass this Protocol to inherit the defaults of the members after ``check``.
+
+    Its conformance suite (:class:`forgeml.testing.ExecutorSuite`) enforces: ``launch`` returns a string
+    handle at once; the attempt runs detached with its env and workdir, output in the log; ``poll`` gives
+    succeeded/0 or failed with the exit code; ``logs`` from an offset gives each byte once; ``cancel``
+    stops it within the grace period; a new instance or another process follows an old handle; an unknown
+    handle raises ForgeError.
     """
 
     name: str
@@ -371,6 +486,12 @@ class PlacementPolicy(Protocol):
     ``gpus`` are ``GpuSlot``s (each device with what running jobs hold on it), ``resources`` is a
     ``Resources`` (CPU, memory, running jobs); the result is a list of ``Placement``s, where a
     placement with ``preempt`` names running jobs to stop first.
+
+    Its conformance suite (:class:`forgeml.testing.PlacementPolicySuite`) enforces: every plan passes
+    :func:`forgeml.jobs.plans.plan_problems` (the scheduler refuses one that does not, naming the policy):
+    existing GPUs, the count, type and memory asked for, no exclusive GPU shared, CPU and memory within
+    what is free, preemption only of running, preemptible, lower-priority jobs; a job that fits an idle
+    machine is started and the higher priority wins the last GPU.
     """
 
     def place(self, pending: Sequence[Any], gpus: Sequence[Any], resources: Any) -> list[Any]:
@@ -393,7 +514,12 @@ class LoadedModel(Protocol):
 
 @runtime_checkable
 class ModelRuntime(Protocol):
-    """One model flavor: how to save, load and run it."""
+    """One model flavor: how to save, load and run it.
+
+    Its conformance suite (:class:`forgeml.testing.ModelRuntimeSuite`) enforces: the saved folder alone is
+    enough: another process loads it and predicts the same outputs; DataFrame, Arrow and
+    ``matrix_columns`` inputs agree, one output per row; a folder of another flavor raises ForgeError.
+    """
 
     flavor: str
 
@@ -438,6 +564,11 @@ class Monitor(Protocol):
     1-D object arrays, the offline recomputation as reference and the served values as current, one
     entry per request row, nulls kept as None. Implementations must be thread-safe: a report compares
     several columns at once.
+
+    Its conformance suite (:class:`forgeml.testing.MonitorSuite`) enforces: a well-formed MonitorResult
+    (its name, the column, a finite statistic, p-value in [0, 1] or None, severity none when not drifted);
+    no drift between samples of one distribution, drift on a shifted one; deterministic and thread-safe;
+    tiny samples give a result or a ForgeError.
     """
 
     name: str
@@ -453,6 +584,9 @@ class Notifier(Protocol):
 
     ``alert`` is the stored alert as plain JSON-able values: id, rule, metric, subject, value,
     threshold, severity, message, fired_at (ISO 8601 UTC), pipeline (or None) and details.
+
+    Its conformance suite (:class:`forgeml.testing.NotifierSuite`) enforces: every field arrives
+    unchanged, once, in order; a failed delivery raises ForgeError.
     """
 
     name: str
@@ -473,7 +607,12 @@ class GateResult:
 
 @runtime_checkable
 class PromotionGate(Protocol):
-    """Decides whether a model version may move to a stage."""
+    """Decides whether a model version may move to a stage.
+
+    Its conformance suite (:class:`forgeml.testing.PromotionGateSuite`) enforces: a GateResult with a bool
+    verdict, the gate's name, a message saying why and JSON-serializable details; the verdict depends on
+    the context only.
+    """
 
     name: str
 

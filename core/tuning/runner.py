@@ -222,8 +222,8 @@ def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConf
 
     # one cheap query per poll decides which trials need work; reports are relayed at most every report_s
     ids = [job_id for _trial, job_id in in_flight.values()]
-    states = {r["id"]: r["state"] for r in jobs_store(ws).query(
-        "SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))}
+    marks = ", ".join("?" for _ in ids)
+    states = {r["id"]: r["state"] for r in jobs_store(ws).query(f"SELECT id, state FROM jobs WHERE id IN ({marks})", ids)}
     now = time.monotonic()
     for number, (trial, job_id) in list(in_flight.items()):
         state = states.get(job_id)
