@@ -16,8 +16,17 @@ from forgeml.serving.batching import BatchingConfig, BatchItem
 from forgeml.serving.explanations import requested_top_k
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.predlog import PredictionLogger
+from forgeml.serving.resilience import (
+    LINK_BACKUP,
+    LINK_CONSTANT,
+    LINK_PRIMARY,
+    STATE_VALUE,
+    CircuitBreaker,
+    FallbackConfig,
+    GuardedLookup,
+)
 from forgeml.serving.signature import ColumnSpec, SchemaMismatch, check_value, rows_to_columns
-from forgeml.serving.slot import FeatureLookup, ModelSlot
+from forgeml.serving.slot import FeatureLookup, ModelRejectedInput, ModelSlot
 from forgeml.serving.source import ModelSource, ServedModel
 from forgeml.serving.traffic import (
     ARM_A,
@@ -55,6 +64,7 @@ class EndpointConfig:
     canary: CanaryConfig = field(default_factory=CanaryConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     threads: int = 4
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
 
 
 class Endpoint:
@@ -70,6 +80,12 @@ class Endpoint:
         self.metrics = metrics
         self.predlog = predlog
         self.slots: dict[str, ModelSlot] = {}
+        fb = config.fallback
+        self.model_breaker = self._breaker("model", clock)
+        self.store_breaker = self._breaker("online_store", clock)
+        self.guarded: GuardedLookup | None = None
+        if lookup is not None:
+            self.guarded = lookup = GuardedLookup(lookup, fb, self.store_breaker, self._defaults_used)
 
         def slot(arm: str, uri: str) -> ModelSlot:
             return ModelSlot(config.name, arm, uri, config, source, metrics, lookup, device)
@@ -84,6 +100,8 @@ class Endpoint:
             ramp = CanaryRamp(config.canary, clock)
         if config.shadow:
             self.slots[SHADOW] = slot(SHADOW, config.shadow)
+        if fb.model:  # loaded and hot-swapped like any arm, but only ever asked when the primary fails
+            self.slots[LINK_BACKUP] = slot(LINK_BACKUP, fb.model)
         self.policy = TrafficPolicy(config.name, config.ab_fraction if has_b else 0.0, has_b,
                                     bool(config.shadow), ramp)
         self.primary_arm = ARM_A if has_b else PRIMARY
@@ -145,10 +163,76 @@ class Endpoint:
         entity_rows = [{name: columns[name][i] for name in columns} for i in range(n)]
         return BatchItem(columns, n, entity_rows)
 
+    def _breaker(self, dependency: str, clock: Callable[[], float]) -> CircuitBreaker:
+        fb = self.config.fallback
+        gauge = self.metrics.circuit_state.labels(self.name, dependency)
+        gauge.set(0)
+        return CircuitBreaker(fb.breaker_failures, fb.breaker_cooldown_s, clock,
+                              lambda state: gauge.set(STATE_VALUE[state]))
+
+    def _defaults_used(self, reason: str) -> None:
+        self.metrics.child(self.metrics.feature_defaults, self.name, reason).inc()
+
     async def predict(self, payload: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """Serve one request: route it, predict through the batcher, log it, copy it to the shadow."""
+        """Serve one request from the first link of the fallback chain that answers."""
         started = time.perf_counter()
         request_id = request_id or new_request_id()
+        if not self.config.fallback.active:
+            return await self._predict(payload, request_id, started)
+        error: Exception | None = None
+        if self.model_breaker.allow():
+            try:
+                reply = await self._predict(payload, request_id, started)
+            except (SchemaMismatch, ModelRejectedInput):
+                self.model_breaker.success()  # the request was wrong, not the model: no fallback hides that
+                raise
+            except Exception as e:
+                self.model_breaker.failure()
+                error = e
+            else:
+                self.model_breaker.success()
+                return reply
+        return await self._fallback(payload, request_id, started, error)
+
+    async def _fallback(self, payload: dict[str, Any], request_id: str, started: float,
+                        error: Exception | None) -> dict[str, Any]:
+        """Answer from the backup model, else the constant; re-raise the primary's error when neither can."""
+        fb = self.config.fallback
+        reason = "breaker_open" if error is None else type(error).__name__
+        slot = self.slots.get(LINK_BACKUP)
+        if slot is not None and slot.served is not None:
+            try:
+                result = await slot.batcher.submit(self.build_item(slot.served, payload))
+            except Exception as e:  # the next link answers; the log says why this one did not
+                log.warning("%s: backup model %s failed too: %s", self.name, fb.model, e)
+                self._count(LINK_BACKUP, slot.served.version, started, "error", e)
+            else:
+                return self._answer(LINK_BACKUP, result.version, result.predictions, result.inputs, request_id,
+                                    started, reason, result.defaulted)
+        if fb.constant is None:
+            if error is None:
+                raise RuntimeError(f"endpoint {self.name!r}: model circuit breaker is open and no fallback answered")
+            raise error
+        n = _row_count(payload)
+        return self._answer(LINK_CONSTANT, 0, [fb.constant] * n, {}, request_id, started, reason, [])
+
+    def _answer(self, link: str, version: int, predictions: list[Any], inputs: dict[str, list[Any]],
+                request_id: str, started: float, reason: str, defaulted: list[str]) -> dict[str, Any]:
+        """Count, log and shape an answer given by a fallback link."""
+        self.metrics.child(self.metrics.fallbacks, self.name, link, reason).inc()
+        self._count(link, version, started, "ok")
+        if self.predlog is not None:
+            self.predlog.log(self.name, version, link, request_id, dt.datetime.now(dt.UTC),
+                             (time.perf_counter() - started) * 1000.0, _mark_defaults(inputs, defaulted, len(predictions)),
+                             predictions, len(predictions))
+        reply = {"model": self.name, "version": version, "arm": link, "link": link, "fallback_reason": reason,
+                 "request_id": request_id, "predictions": predictions}
+        if defaulted:
+            reply["feature_defaults"] = defaulted
+        return reply
+
+    async def _predict(self, payload: dict[str, Any], request_id: str, started: float) -> dict[str, Any]:
+        """The primary path: route the request, predict through the batcher, log it, copy it to the shadow."""
         arm = self.policy.choose(self.routing_key(payload, request_id))
         slot = self.slots[arm]
         served = slot.served or self.primary
@@ -192,13 +276,16 @@ class Endpoint:
             self._canary_outcome(True, latency_ms)
         if self.predlog is not None:
             self.predlog.log(self.name, result.version, arm, request_id, dt.datetime.now(dt.UTC), latency_ms,
-                             logged_inputs, result.predictions, len(result.predictions))
+                             _mark_defaults(logged_inputs, result.defaulted, len(result.predictions)),
+                             result.predictions, len(result.predictions))
         if SHADOW in self.slots:
             task = asyncio.get_running_loop().create_task(self._shadow(payload, request_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        reply = {"model": self.name, "version": result.version, "arm": arm, "request_id": request_id,
-                 "predictions": result.predictions}
+        reply = {"model": self.name, "version": result.version, "arm": arm, "link": LINK_PRIMARY,
+                 "request_id": request_id, "predictions": result.predictions}
+        if result.defaulted:
+            reply["feature_defaults"] = result.defaulted
         if explanations is not None:
             reply["explanations"] = explanations
         return reply
@@ -312,6 +399,8 @@ class Endpoint:
             await asyncio.gather(*self._background, return_exceptions=True)
         for slot in self.slots.values():
             await slot.batcher.close()
+        if self.guarded is not None:
+            self.guarded.close()
 
     def describe(self) -> dict[str, Any]:
         """Return the endpoint for GET /v1/models."""
@@ -329,6 +418,13 @@ class Endpoint:
                              "max_batch_size": self.config.batching.max_batch_size,
                              "max_delay_ms": self.config.batching.max_delay_ms,
                              "warm_ms": round(primary.warm_ms, 3) if primary else None}}
+
+
+def _mark_defaults(inputs: dict[str, list[Any]], defaulted: list[str], n: int) -> dict[str, list[Any]]:
+    """Add the prediction log's _feature_defaults column naming the features that were defaults."""
+    if not defaulted:
+        return inputs
+    return {**inputs, "_feature_defaults": [",".join(defaulted)] * n}
 
 
 def _row_count(payload: dict[str, Any]) -> int:
