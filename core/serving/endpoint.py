@@ -14,19 +14,17 @@ from typing import Any
 
 from forgeml.serving.batching import BatchingConfig, BatchItem
 from forgeml.serving.explanations import requested_top_k
+from forgeml.serving.fallback import FallbackChain, mark_defaults, row_count
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.predlog import PredictionLogger
 from forgeml.serving.resilience import (
     LINK_BACKUP,
-    LINK_CONSTANT,
     LINK_PRIMARY,
-    STATE_VALUE,
-    CircuitBreaker,
     FallbackConfig,
     GuardedLookup,
 )
 from forgeml.serving.signature import ColumnSpec, SchemaMismatch, check_value, rows_to_columns
-from forgeml.serving.slot import FeatureLookup, ModelRejectedInput, ModelSlot
+from forgeml.serving.slot import FeatureLookup, ModelSlot
 from forgeml.serving.source import ModelSource, ServedModel
 from forgeml.serving.traffic import (
     ARM_A,
@@ -67,7 +65,7 @@ class EndpointConfig:
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
 
 
-class Endpoint:
+class Endpoint(FallbackChain):
     """A named endpoint: traffic policy over model slots, the request path and the hot-swap poller."""
 
     def __init__(self, config: EndpointConfig, source: ModelSource, metrics: ServingMetrics,
@@ -163,73 +161,9 @@ class Endpoint:
         entity_rows = [{name: columns[name][i] for name in columns} for i in range(n)]
         return BatchItem(columns, n, entity_rows)
 
-    def _breaker(self, dependency: str, clock: Callable[[], float]) -> CircuitBreaker:
-        fb = self.config.fallback
-        gauge = self.metrics.circuit_state.labels(self.name, dependency)
-        gauge.set(0)
-        return CircuitBreaker(fb.breaker_failures, fb.breaker_cooldown_s, clock,
-                              lambda state: gauge.set(STATE_VALUE[state]))
-
-    def _defaults_used(self, reason: str) -> None:
-        self.metrics.child(self.metrics.feature_defaults, self.name, reason).inc()
-
     async def predict(self, payload: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """Serve one request from the first link of the fallback chain that answers."""
-        started = time.perf_counter()
-        request_id = request_id or new_request_id()
-        if not self.config.fallback.active:
-            return await self._predict(payload, request_id, started)
-        error: Exception | None = None
-        if self.model_breaker.allow():
-            try:
-                reply = await self._predict(payload, request_id, started)
-            except (SchemaMismatch, ModelRejectedInput):
-                self.model_breaker.success()  # the request was wrong, not the model: no fallback hides that
-                raise
-            except Exception as e:
-                self.model_breaker.failure()
-                error = e
-            else:
-                self.model_breaker.success()
-                return reply
-        return await self._fallback(payload, request_id, started, error)
-
-    async def _fallback(self, payload: dict[str, Any], request_id: str, started: float,
-                        error: Exception | None) -> dict[str, Any]:
-        """Answer from the backup model, else the constant; re-raise the primary's error when neither can."""
-        fb = self.config.fallback
-        reason = "breaker_open" if error is None else type(error).__name__
-        slot = self.slots.get(LINK_BACKUP)
-        if slot is not None and slot.served is not None:
-            try:
-                result = await slot.batcher.submit(self.build_item(slot.served, payload))
-            except Exception as e:  # the next link answers; the log says why this one did not
-                log.warning("%s: backup model %s failed too: %s", self.name, fb.model, e)
-                self._count(LINK_BACKUP, slot.served.version, started, "error", e)
-            else:
-                return self._answer(LINK_BACKUP, result.version, result.predictions, result.inputs, request_id,
-                                    started, reason, result.defaulted)
-        if fb.constant is None:
-            if error is None:
-                raise RuntimeError(f"endpoint {self.name!r}: model circuit breaker is open and no fallback answered")
-            raise error
-        n = _row_count(payload)
-        return self._answer(LINK_CONSTANT, 0, [fb.constant] * n, {}, request_id, started, reason, [])
-
-    def _answer(self, link: str, version: int, predictions: list[Any], inputs: dict[str, list[Any]],
-                request_id: str, started: float, reason: str, defaulted: list[str]) -> dict[str, Any]:
-        """Count, log and shape an answer given by a fallback link."""
-        self.metrics.child(self.metrics.fallbacks, self.name, link, reason).inc()
-        self._count(link, version, started, "ok")
-        if self.predlog is not None:
-            self.predlog.log(self.name, version, link, request_id, dt.datetime.now(dt.UTC),
-                             (time.perf_counter() - started) * 1000.0, _mark_defaults(inputs, defaulted, len(predictions)),
-                             predictions, len(predictions))
-        reply = {"model": self.name, "version": version, "arm": link, "link": link, "fallback_reason": reason,
-                 "request_id": request_id, "predictions": predictions}
-        if defaulted:
-            reply["feature_defaults"] = defaulted
-        return reply
+        """Serve one request: the primary path, then the fallback chain when it fails."""
+        return await self.serve_chain(payload, request_id or new_request_id())
 
     async def _predict(self, payload: dict[str, Any], request_id: str, started: float) -> dict[str, Any]:
         """The primary path: route the request, predict through the batcher, log it, copy it to the shadow."""
@@ -276,7 +210,7 @@ class Endpoint:
             self._canary_outcome(True, latency_ms)
         if self.predlog is not None:
             self.predlog.log(self.name, result.version, arm, request_id, dt.datetime.now(dt.UTC), latency_ms,
-                             _mark_defaults(logged_inputs, result.defaulted, len(result.predictions)),
+                             mark_defaults(logged_inputs, result.defaulted, len(result.predictions)),
                              result.predictions, len(result.predictions))
         if SHADOW in self.slots:
             task = asyncio.get_running_loop().create_task(self._shadow(payload, request_id))
@@ -331,7 +265,7 @@ class Endpoint:
             self._canary_outcome(False, latency_ms)
         if self.predlog is not None:
             self.predlog.log(self.name, served.version, arm, request_id, dt.datetime.now(dt.UTC), latency_ms,
-                             {}, None, _row_count(payload), f"{type(error).__name__}: {error}")
+                             {}, None, row_count(payload), f"{type(error).__name__}: {error}")
 
     def _canary_outcome(self, ok: bool, latency_ms: float) -> None:
         ramp = self.policy.canary
@@ -353,7 +287,7 @@ class Endpoint:
             self._count(SHADOW, served.version, started, "error", e)
             if self.predlog is not None:
                 self.predlog.log(self.name, served.version, SHADOW, request_id, dt.datetime.now(dt.UTC),
-                                 (time.perf_counter() - started) * 1000.0, {}, None, _row_count(payload),
+                                 (time.perf_counter() - started) * 1000.0, {}, None, row_count(payload),
                                  f"{type(e).__name__}: {e}")
             return
         latency_ms = (time.perf_counter() - started) * 1000.0
@@ -419,17 +353,3 @@ class Endpoint:
                              "max_delay_ms": self.config.batching.max_delay_ms,
                              "warm_ms": round(primary.warm_ms, 3) if primary else None}}
 
-
-def _mark_defaults(inputs: dict[str, list[Any]], defaulted: list[str], n: int) -> dict[str, list[Any]]:
-    """Add the prediction log's _feature_defaults column naming the features that were defaults."""
-    if not defaulted:
-        return inputs
-    return {**inputs, "_feature_defaults": [",".join(defaulted)] * n}
-
-
-def _row_count(payload: dict[str, Any]) -> int:
-    for key in ("rows", "entities"):
-        value = payload.get(key)
-        if isinstance(value, list):
-            return max(len(value), 1)
-    return 1
