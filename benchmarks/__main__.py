@@ -33,6 +33,7 @@ QUICK_ARGS = {
     "drift": ["--rows", "50000"],
     "tuning": ["--trials", "12", "--work-s", "1.0"],
     "explain": ["--seconds", "2", "--rounds", "2"],
+    "server": ["--points", "50000", "--requests", "100"],
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,17 @@ from forgeml.tui.screens.models import ModelsScreen
 from forgeml.tui.screens.monitoring import MonitoringScreen
 from forgeml.tui.screens.runs import RunsScreen
 from forgeml.tui.screens.tuning import TuningScreen
+
+# actions the command palette offers beside the screens: (title, help, screen mode, the screen's action)
+ACTIONS = [
+    ("Promote the highlighted model version", "Models: to production, through every gate", "models", "promote"),
+    ("Roll back production", "Models: to the previous production version", "models", "rollback"),
+    ("Cancel the highlighted job", "Jobs: stop it (SIGTERM, then SIGKILL)", "jobs", "cancel"),
+    ("Retry the highlighted job", "Jobs: queue it again", "jobs", "retry"),
+    ("Submit a job", "Jobs: a script and its arguments", "jobs", "submit"),
+    ("Acknowledge the highlighted alert", "Serving & monitoring", "serving", "acknowledge"),
+    ("Search runs", "Runs: the query language, e.g. metrics.val_loss < 0.5", "runs", "focus_search"),
+]
 
 SCREENS: list[tuple[str, str, str, type[Screen]]] = [
     ("home", "h", "Home", HomeScreen),
@@ -41,6 +53,7 @@ class ForgeApp(App):
         *[Binding(key, f"switch_mode('{name}')", title) for name, key, title, _cls in SCREENS],
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, workspace: Any, **kwargs: Any) -> None:
@@ -69,3 +82,18 @@ class ForgeApp(App):
         for key, title, _factory in self.plugin_screens:
             yield SystemCommand(f"Open {title}", f"A plugin's screen (key {key})",
                                 lambda mode=f"plugin-{key}": self.switch_mode(mode))
+        for title, help_text, mode, action in ACTIONS:
+            yield SystemCommand(title, help_text, lambda mode=mode, action=action: self.screen_action(mode, action))
+
+    def screen_action(self, mode: str, action: str) -> None:
+        """Go to a screen and run one of its actions there (what the palette's action commands do)."""
+        async def run() -> None:
+            await self.switch_mode(mode)
+            screen = self.screen
+            for _ in range(100):  # act on the screen's data, not on its empty tables: wait for the first load
+                if getattr(screen, "_loaded_once", True):
+                    break
+                await asyncio.sleep(0.05)
+            getattr(screen, f"action_{action}")()
+
+        self.call_later(run)

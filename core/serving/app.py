@@ -53,6 +53,10 @@ class ServerOptions:
     device: str | None = None
     # a worker process sharing a port with others loads before it accepts: none answers "still loading"
     load_before_serving: bool = False
+    # accept `forgeml auth` tokens: roles and scopes decide, with a rate limit per token
+    principals: bool = False
+    rate_per_s: float = 0.0
+    burst: float = 0.0
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -93,6 +97,11 @@ class ServingState:
                                            options.log_explanations)
                           for e in endpoints}
         self.load_errors: dict[str, str] = {}
+        self.gate = None
+        if options.principals:
+            from forgeml.serving.access import PrincipalGate
+
+            self.gate = PrincipalGate(workspace, options.rate_per_s, options.burst)
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -155,6 +164,10 @@ class ServingState:
 
 # ---------------------------------------------------------------- request handling
 def _authorized(state: ServingState, request: Request) -> bool:
+    if state.gate is not None:
+        client = request.client
+        return state.gate.check(request.headers.get("authorization", ""), "models.read", None,
+                                client.host if client else "", limit=False) is None
     return _token_ok(state, request.headers.get("authorization", ""))
 
 
@@ -228,9 +241,15 @@ class PredictRoute:
 
     async def _answer(self, state: ServingState, scope: dict[str, Any], receive: Any,
                       headers: dict[bytes, bytes]) -> dict[str, Any]:
-        if not _token_ok(state, headers.get(b"authorization", b"").decode("latin-1")):
-            raise _Reply(401, {"error": "missing or wrong bearer token"}, "unauthorized")
         name = scope["path_params"]["name"]
+        header = headers.get(b"authorization", b"").decode("latin-1")
+        if state.gate is not None:
+            client = scope.get("client")
+            denied = state.gate.check(header, "models.predict", name, client[0] if client else "")
+            if denied is not None:
+                raise _Reply(denied[0], {"error": denied[1]}, "unauthorized", denied[2])
+        elif not _token_ok(state, header):
+            raise _Reply(401, {"error": "missing or wrong bearer token"}, "unauthorized")
         endpoint = state.endpoints.get(name)
         if endpoint is None:
             raise _Reply(404, {"error": f"no model named {name!r} is served{did_you_mean(name, state.endpoints)}; "

@@ -72,6 +72,8 @@ def endpoint_configs(uris: Sequence[str], settings: Any, batching: bool | None =
 def server_options(settings: Any) -> ServerOptions:
     """Build the server-wide options from [serving]."""
     return ServerOptions(token=resolve_token(settings), max_body_bytes=settings.max_body_bytes,
+                         principals=settings.principals, rate_per_s=settings.rate_per_s,
+                         burst=settings.burst or settings.rate_per_s,
                          poll_interval_s=settings.poll_interval_s, log_predictions=settings.log_predictions,
                          predlog_flush_s=settings.predlog_flush_s,
                          log_explanations=settings.log_explanations)

@@ -51,6 +51,10 @@ class ServingSettings:
     port: int = setting(8080, "TCP port.")
     workers: int = setting(1, "Server processes.")
     token: Secret | None = setting(None, "Bearer token callers must send, e.g. { env = \"FORGEML_SERVE_TOKEN\" }.")
+    principals: bool = setting(False, "Accept `forgeml auth` tokens instead of one shared token: roles and "
+                                      "scopes decide who may predict with which model.")
+    rate_per_s: float = setting(0.0, "With principals: requests per second each token may make (0: no limit).")
+    burst: float = setting(0.0, "With principals: requests a token may make at once (0: as many as rate_per_s).")
     max_body_bytes: int = setting(1_048_576, "Largest request body accepted (413 above).")
     poll_interval_s: float = setting(2.0, "How often the registry is checked for a new stage/alias target.")
     log_predictions: bool = setting(True, "Append every prediction to the Parquet prediction log.")

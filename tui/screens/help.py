@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
@@ -18,9 +19,9 @@ HELP = """\
 | f | anywhere | Features: views, freshness, online values |
 | s | anywhere | Serving and monitoring: latency, drift, alerts |
 | t | anywhere | Tuning: optimization history, importances |
-| ctrl+p | anywhere | Command palette |
+| ctrl+p | anywhere | Command palette: screens and actions (promote, roll back, cancel, retry, acknowledge, search) |
 | ? | anywhere | This help |
-| q | anywhere | Quit |
+| q, ctrl+c | anywhere | Quit |
 | / | runs | Search with the query language, e.g. `metrics.val_loss < 0.5 order by metrics.val_loss` |
 | space | runs | Mark a run for plotting and compare |
 | n | runs | Plot the next metric |
@@ -32,7 +33,7 @@ HELP = """\
 | b | models | Roll back to the previous production version |
 | a | serving | Acknowledge the highlighted alert |
 
-Press escape to close.
+Scroll with the arrow keys or page up/down; press escape to close.
 """
 
 
@@ -42,5 +43,10 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [("escape", "app.pop_screen", "Close"), ("question_mark", "app.pop_screen", "Close")]
 
     def compose(self) -> ComposeResult:
-        """The table of keys."""
-        yield Markdown(HELP, id="help")
+        """The table of keys, scrollable so it fits any terminal."""
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)
+
+    def on_mount(self) -> None:
+        """Arrow keys scroll the help from the start."""
+        self.query_one("#help", VerticalScroll).focus()

@@ -27,6 +27,7 @@ class JobsScreen(DataScreen):
         self.rows: list[dict[str, Any]] = []
         self.log_job: str | None = None
         self.log_offset = 0
+        self.log_empty_said = False
 
     def compose(self) -> ComposeResult:
         """Queue above, log below."""
@@ -50,8 +51,19 @@ class JobsScreen(DataScreen):
         rows, job, text = loaded
         self.rows = rows
         fill(self.query_one("#jobs-table", DataTable), rows, COLUMNS)
-        if job == self.log_job and text:
-            self.query_one("#job-log", Log).write(text)
+        log = self.query_one("#job-log", Log)
+        if job != self.log_job:
+            return
+        if text:
+            if self.log_empty_said:
+                log.clear()
+                self.log_empty_said = False
+            log.write(text)
+        elif job is not None and self.log_offset == 0 and not self.log_empty_said:
+            state = next((r["state"] for r in rows if str(r["id"]) == job), "")
+            log.write(f"(job {job} is {state}: no output yet)" if state in ("PENDING", "RUNNING")
+                      else f"(job {job} ended {state} and wrote no output)")
+            self.log_empty_said = True
 
     def _current(self) -> str | None:
         table = self.query_one("#jobs-table", DataTable)
@@ -64,7 +76,7 @@ class JobsScreen(DataScreen):
         """Follow the highlighted job's log from its start."""
         job = self._current()
         if job != self.log_job:
-            self.log_job, self.log_offset = job, 0
+            self.log_job, self.log_offset, self.log_empty_said = job, 0, False
             self.query_one("#job-log", Log).clear()
             self.reload()
 
