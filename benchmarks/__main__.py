@@ -25,6 +25,8 @@ NOT_BENCHMARKS = {"__main__", "common"}
 QUICK_ARGS = {
     "tracking": ["--points", "20000", "--runs", "1000", "--processes", "4", "--process-points", "2000",
                  "--mlflow-points", "1000"],
+    "tracking_postgres": ["--points", "20000", "--runs", "1000", "--processes", "4", "--process-points", "2000",
+                          "--mlflow-points", "1000"],
     "features": ["--entities", "100000", "--rows", "1000000", "--users", "100000", "--online-users", "20000"],
     "serving": ["--quick"],
     "gpu": ["--cpu-dry-run"],

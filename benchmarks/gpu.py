@@ -158,14 +158,14 @@ def placement(ws: Any, jobs: int = 4) -> dict[str, Any]:
     ids = [submit(JobSpec(script="probe.py", gpus=1, name=f"probe{i}"), ws).id for i in range(jobs)]
     scheduler = Scheduler(ws).start_in_thread()
     try:
-        finished = [wait(i, timeout=300, ws=ws, poll_s=0.05) for i in ids]
+        finished = [wait(i, timeout=300, workspace=ws, poll_s=0.05) for i in ids]
     finally:
         scheduler.stop()
     probes = []
     for job in finished:
         path = ws.dot / "jobs" / job.id / "checkpoints" / "probe.json"
         probe = json.loads(path.read_text()) if path.exists() else {}
-        probes.append({"job": job.id, "state": job.state, "gpus": get_job(job.id, ws=ws).gpus, **probe})
+        probes.append({"job": job.id, "state": job.state, "gpus": get_job(job.id, workspace=ws).gpus, **probe})
     ok = [p for p in probes if "start" in p]
     ok.sort(key=lambda p: p["start"])
     overlaps = sum(1 for a, b in zip(ok, ok[1:]) if b["start"] < a["end"])
@@ -210,7 +210,7 @@ def ddp(ws: Any, cuda: bool) -> dict[str, Any]:
             spec = JobSpec(script="ddp_train.py", framework="pytorch", gpus=1 if cuda else 0, nproc=nproc,
                            env={"DDP_BACKEND": backend}, name=label, timeout_s=240)
             started = time.perf_counter()
-            job = wait(submit(spec, ws).id, timeout=300, ws=ws, poll_s=0.05)
+            job = wait(submit(spec, ws).id, timeout=300, workspace=ws, poll_s=0.05)
             result: dict[str, Any] = {"state": job.state, "seconds": round(time.perf_counter() - started, 2)}
             path = ws.dot / "jobs" / job.id / "checkpoints" / "ddp.json"
             if path.exists():

@@ -73,7 +73,7 @@ def submit_latency(ws, samples: int = 30) -> dict:
                 break
             time.sleep(0.002)
         to_running.append(row["started_at"] - t0)
-        wait(job.id, timeout=30, ws=ws, poll_s=0.01)
+        wait(job.id, timeout=30, workspace=ws, poll_s=0.01)
         marker = ws.dot / "jobs" / job.id / "checkpoints" / "started"
         to_process.append(float(marker.read_text()) - t0)
     return {"submit_to_running_p50_ms": round(statistics.median(to_running) * 1000, 1),

@@ -15,9 +15,45 @@ Params = Sequence[Any] | Mapping[str, Any]
 
 
 # ---------------------------------------------------------------- metadata store
+# The metadata contract, which any relational database reachable through SQLAlchemy can implement.
+#
+# Statements. A statement is either a SQLAlchemy Core expression (``select``, ``insert``, ...; its
+# params a mapping, or a list of mappings for executemany) or a string of *portable SQL*: SQL that
+# SQLite (3.35+) and PostgreSQL (13+) both run unchanged, with ``?`` positional or ``:name`` named
+# bind parameters. Portable SQL means: standard SELECT/INSERT/UPDATE/DELETE, JOINs, GROUP BY,
+# COALESCE, CASE, ``INSERT ... ON CONFLICT (cols) DO NOTHING / DO UPDATE SET c = excluded.c``,
+# ``INSERT ... RETURNING col``, ``LIMIT ?``. Not portable (never sent through the contract):
+# ``INSERT OR IGNORE/REPLACE``, ``AUTOINCREMENT``, ``lastrowid``, ``PRAGMA``, ``GLOB``, ``IFNULL``,
+# ``json_*`` functions, ``CROSS JOIN ... ON``, two-argument ``MAX``/``MIN``, string concatenation of
+# numbers, comparisons between TEXT and numbers. The ``insert_or_ignore`` and ``upsert`` helpers
+# build the conflict clauses for a caller.
+#
+# Tables. Each layer declares its tables with ``sqlalchemy.Table`` in the one persistence module of
+# that layer and creates them from a migration's ``apply``; column types are the portable ones
+# (Text, BigInteger, Double, LargeBinary; an autoincrementing id is BigInteger with an Integer
+# variant on SQLite so that it stays the rowid). sqlalchemy is imported inside functions only:
+# ``import forgeml`` must not load it.
+#
+# Values. Times are stored as float seconds since the epoch (UTC); booleans as 0/1 integers; JSON
+# as TEXT; NaN floats are stored as NULL by every store. What a store returns for a column is the
+# Python type of its declared type (int, float, str, bytes, None).
+#
+# Transactions. ``transaction()`` is a write transaction serialised against every other writer of
+# the same database (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-scoped advisory lock), so a
+# read-then-write inside it sees no concurrent change; nested use joins the outer transaction.
+# Statements outside a transaction each commit on their own.
+#
+# Errors. Every driver or SQLAlchemy error leaves a store as a StorageError (``from`` the original);
+# a unique or foreign-key violation as its subclass ConflictError. Core never catches a driver's
+# exceptions and never opens a driver connection itself.
 @dataclass(frozen=True)
 class Migration:
-    """One numbered schema step of a migration set; never edited once released."""
+    """One numbered schema step of a migration set; never edited once released.
+
+    ``sql`` holds portable DDL statements separated by ``;``; ``apply(tx)`` runs Python against the
+    open Transaction (for example ``metadata.create_all(tx.connection)``). Both run in the same
+    transaction as the step's record, so a failed step leaves nothing behind on either database.
+    """
 
     number: int
     name: str
@@ -25,17 +61,49 @@ class Migration:
     apply: Callable[[Any], None] | None = None
 
 
+class Result(Protocol):
+    """What a statement returns: the part of SQLAlchemy's CursorResult every store supports."""
+
+    rowcount: int
+
+    def fetchall(self) -> Sequence[Any]:
+        """Return the remaining rows as tuples (SQLAlchemy Row objects)."""
+
+    def fetchone(self) -> Any:
+        """Return the next row, or None."""
+
+    def scalar(self) -> Any:
+        """Return the first column of the first row, or None."""
+
+
 class Transaction(Protocol):
     """A write transaction: statements run together or not at all."""
 
-    def execute(self, sql: str, params: Params = ()) -> Any:
-        """Run one statement and return a DB-API cursor (lastrowid, rowcount, fetchall)."""
+    dialect: str
+    connection: Any  # sqlalchemy.engine.Connection: Core expressions and create_all run on it
 
-    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+    def execute(self, statement: Any, params: Params = ()) -> Result:
+        """Run one statement (portable SQL or a Core expression) and return its result."""
+
+    def executemany(self, statement: Any, rows: Sequence[Params]) -> int:
         """Run one statement for many parameter rows; return the rows affected."""
 
-    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+    def query(self, statement: Any, params: Params = ()) -> list[dict[str, Any]]:
         """Run a SELECT inside the transaction and return rows as dicts."""
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Append many rows the fastest way the database offers (executemany, COPY); return how many."""
+
+    def insert_or_ignore(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """Insert rows, skipping those that violate a unique key; return how many were inserted."""
+
+    def upsert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], keys: Sequence[str],
+               update: Sequence[str] | None = None, where: str = "") -> int:
+        """Insert rows, or on a conflict over ``keys`` overwrite ``update`` (default: the other columns).
+
+        ``where`` is an optional portable condition on ``excluded`` and the table deciding whether the
+        existing row is overwritten.
+        """
 
 
 @runtime_checkable
@@ -43,6 +111,11 @@ class MetadataStore(Protocol):
     """Relational metadata (runs, jobs, models, features, audit) shared by many processes."""
 
     url: str
+    dialect: str  # the SQLAlchemy dialect name: "sqlite", "postgresql", ...
+
+    @property
+    def engine(self) -> Any:
+        """The store's SQLAlchemy Engine (for tools such as pandas.read_sql and reflection)."""
 
     def migrate(self, migration_set: str, migrations: Sequence[Migration]) -> list[str]:
         """Apply the set's migrations not yet recorded; return the names applied."""
@@ -50,17 +123,26 @@ class MetadataStore(Protocol):
     def applied_migrations(self, migration_set: str) -> list[int]:
         """Return the numbers of the set's migrations already applied."""
 
-    def execute(self, sql: str, params: Params = ()) -> int:
+    def execute(self, statement: Any, params: Params = ()) -> int:
         """Run one write statement in its own transaction; return the rows affected."""
 
-    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+    def executemany(self, statement: Any, rows: Sequence[Params]) -> int:
         """Run one write statement for many rows in one transaction; return the rows affected."""
 
-    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+    def query(self, statement: Any, params: Params = ()) -> list[dict[str, Any]]:
         """Run a SELECT and return rows as dicts."""
+
+    def rows(self, statement: Any, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Run a SELECT and return rows as plain tuples (cheaper than dicts on large results)."""
+
+    def stream(self, statement: Any, params: Params = (), batch: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """Run a SELECT and yield its rows in lists of up to ``batch`` (for tables too big for memory)."""
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Open a write transaction that commits on success and rolls back on error."""
+
+    def identities_copied(self, tables: Sequence[str]) -> None:
+        """Move autoincrement counters past the highest ids after rows were copied in with their ids."""
 
     def close(self) -> None:
         """Release connections held by this process."""

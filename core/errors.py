@@ -37,6 +37,10 @@ class StorageError(ForgeError):
         self.transient = transient
 
 
+class ConflictError(StorageError):
+    """A write broke a unique or foreign-key rule of the metadata store."""
+
+
 class CorruptObjectError(StorageError):
     """An artifact's bytes no longer match its content address."""
 

@@ -50,6 +50,23 @@ class Config:
         self.validate()
 
     # ------------------------------------------------------------ lookups
+    def secret_variables(self) -> set[str]:
+        """Return the environment variables plugins.toml reads secrets from (``{ env = "VAR" }``)."""
+        found: set[str] = set()
+
+        def walk(node: Any) -> None:
+            if isinstance(node, Mapping):
+                if set(node) == {"env"} and isinstance(node["env"], str):
+                    found.add(node["env"])
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(self.raw)
+        return found
+
     def _table(self, dotted: str) -> Mapping[str, Any] | None:
         node: Any = self.raw
         for part in dotted.split("."):

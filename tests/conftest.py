@@ -110,6 +110,59 @@ def redis_url() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+# ---------------------------------------------------------------- postgresql
+
+# The layers whose tests touch the metadata store run once per backend (see forgeml.testing's
+# metadata_backend fixture); other tests keep the default SQLite store.
+METADATA_AREAS = {"tracking", "jobs", "registry", "features", "datasets", "monitoring", "pipelines", "tuning"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every metadata-touching test that uses the workspace fixture on SQLite and on PostgreSQL."""
+    area = Path(str(metafunc.definition.fspath)).relative_to(Path(__file__).parent).parts[0]
+    if "metadata_backend" in metafunc.fixturenames and area in METADATA_AREAS:
+        metafunc.parametrize("metadata_backend", ["sqlite", "postgres"], indirect=True)
+
+
+def _postgres_env() -> dict[str, str]:
+    env_file = _state_dir("postgres") / "env"
+    if not env_file.exists():
+        return {}
+    line = env_file.read_text().strip().removeprefix("export ")
+    key, _, value = line.partition("=")
+    return {key: value}
+
+
+def _postgres_answers(url: str) -> bool:
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of a real PostgreSQL server on 127.0.0.1 (a superuser role; tests work in schemas of their own)."""
+    url = os.environ.get("FORGEML_PG_URL") or _postgres_env().get("FORGEML_PG_URL", "")
+    if not url or not _postgres_answers(url):
+        if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+            _unavailable("PostgreSQL is not installed (apt-get install postgresql)")
+        with _start_lock("postgres"):
+            url = _postgres_env().get("FORGEML_PG_URL", "")
+            if not url or not _postgres_answers(url):
+                ok, log = _run_script("postgres")
+                url = _postgres_env().get("FORGEML_PG_URL", "")
+                if not ok or not url or not _postgres_answers(url):
+                    _unavailable(f"could not start postgres: {log}")
+    os.environ["FORGEML_PG_URL"] = url
+    return url
+
+
 # ---------------------------------------------------------------- sshd
 
 

@@ -49,7 +49,7 @@ def jobs(ws: Any, limit: int = 500) -> list[dict[str, Any]]:
         {"id": j.id, "name": j.name, "state": j.state, "priority": j.priority, "target": j.target,
          "gpus": ",".join(map(str, j.gpus)) or "-", "attempts": j.attempts, "exit": j.exit_code,
          "reason": j.reason, "submitted": _ago(j.submitted_at), "run_id": j.run_id}
-        for j in list_jobs(limit=limit, ws=ws)
+        for j in list_jobs(limit=limit, workspace=ws)
     ]
 
 
@@ -57,21 +57,21 @@ def job_log(ws: Any, job_id: str, offset: int) -> tuple[str, int]:
     """Return new log text of a job from offset."""
     from forgeml.jobs import read_logs
 
-    return read_logs(job_id, offset=offset, ws=ws)
+    return read_logs(job_id, offset=offset, workspace=ws)
 
 
 def cancel_job(ws: Any, job_id: str) -> str:
     """Cancel a job and return its new state."""
     from forgeml.jobs import cancel
 
-    return cancel(job_id, ws=ws).state
+    return cancel(job_id, workspace=ws).state
 
 
 def retry_job(ws: Any, job_id: str) -> str:
     """Queue a finished job again and return its new state."""
     from forgeml.jobs import retry
 
-    return retry(job_id, ws=ws).state
+    return retry(job_id, workspace=ws).state
 
 
 def submit_job(ws: Any, command_line: str) -> str:
@@ -88,7 +88,7 @@ def submit_job(ws: Any, command_line: str) -> str:
         spec = spec_from_flags(argv[0], argv[1:], None, {})
     else:
         spec = spec_from_flags(None, [], None, {"command": command_line})
-    return submit(spec, ws=ws).id
+    return submit(spec, workspace=ws).id
 
 
 def runs(ws: Any, query: str = "", limit: int = 10000) -> list[dict[str, Any]]:

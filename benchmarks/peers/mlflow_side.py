@@ -1,7 +1,7 @@
 """MLflow's side of the tracking and registry benchmarks, run by an interpreter that has mlflow.
 
 Usage (called by benchmarks/tracking.py and benchmarks/registry.py, one JSON line out):
-  python mlflow_side.py tracking FOLDER POINTS
+  python mlflow_side.py tracking FOLDER POINTS      (FOLDER may be a database URL such as postgresql+psycopg://...)
   python mlflow_side.py pyfunc MODEL.joblib ROW.parquet REPEAT
 """
 
@@ -15,14 +15,15 @@ import time
 from pathlib import Path
 
 
-def tracking(folder: Path, points: int) -> dict:
+def tracking(folder: Path | str, points: int) -> dict:
     """log_metric one call per point (synchronous, then asynchronous) and log_batch in chunks of 1,000."""
     import mlflow
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    # a URL names MLflow's SQLAlchemy store on that database (PostgreSQL beside forgeml's postgres store)
+    mlflow.set_tracking_uri(folder if isinstance(folder, str) else f"sqlite:///{folder / 'mlflow.db'}")
     out: dict = {"version": mlflow.__version__, "points": points}
     with mlflow.start_run():
         mlflow.log_metric("warmup", 0.0)
@@ -91,6 +92,7 @@ def pyfunc(model_path: Path, row_path: Path, repeat: int) -> dict:
 if __name__ == "__main__":
     kind = sys.argv[1]
     if kind == "tracking":
-        print(json.dumps(tracking(Path(sys.argv[2]), int(sys.argv[3]))))
+        where = sys.argv[2]
+        print(json.dumps(tracking(where if "://" in where else Path(where), int(sys.argv[3]))))
     else:
         print(json.dumps(pyfunc(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))))

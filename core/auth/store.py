@@ -15,39 +15,48 @@ from forgeml.contracts import Migration
 MIGRATION_SET = "auth"
 GENERATION_KEY = "auth.generation"
 
+
+def _m001_initial(tx: Any) -> None:
+    """Create the auth tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "auth_principals", metadata,
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("created_by", sa.Text, nullable=False),
+    )
+    sa.Table(
+        "auth_roles", metadata,
+        sa.Column("principal", sa.Text, sa.ForeignKey("auth_principals.name"), nullable=False),
+        sa.Column("role", sa.Text, nullable=False),
+        sa.Column("granted_at", sa.Double, nullable=False),
+        sa.Column("granted_by", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("principal", "role"),
+    )
+    sa.Table(
+        "auth_tokens", metadata,
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("principal", sa.Text, sa.ForeignKey("auth_principals.name"), nullable=False),
+        sa.Column("salt", sa.Text, nullable=False),
+        sa.Column("secret_hash", sa.Text, nullable=False),
+        sa.Column("operations", sa.Text),
+        sa.Column("models", sa.Text),
+        sa.Column("description", sa.Text, nullable=False, server_default=""),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("expires_at", sa.Double),
+        sa.Column("revoked_at", sa.Double),
+        sa.Index("auth_tokens_principal", "principal"),
+    )
+    create_tables(tx, metadata)
+
+
 MIGRATIONS = [
-    Migration(
-        1,
-        "m001_initial",
-        """
-        CREATE TABLE auth_principals (
-            name TEXT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            created_by TEXT NOT NULL
-        );
-        CREATE TABLE auth_roles (
-            principal TEXT NOT NULL REFERENCES auth_principals(name),
-            role TEXT NOT NULL,
-            granted_at REAL NOT NULL,
-            granted_by TEXT NOT NULL,
-            PRIMARY KEY (principal, role)
-        );
-        CREATE TABLE auth_tokens (
-            id TEXT PRIMARY KEY,
-            principal TEXT NOT NULL REFERENCES auth_principals(name),
-            salt TEXT NOT NULL,
-            secret_hash TEXT NOT NULL,
-            operations TEXT,
-            models TEXT,
-            description TEXT NOT NULL DEFAULT '',
-            created_at REAL NOT NULL,
-            expires_at REAL,
-            revoked_at REAL
-        );
-        CREATE INDEX auth_tokens_principal ON auth_tokens(principal);
-        """,
-    ),
+    Migration(1, "m001_initial", apply=_m001_initial),
 ]
 
 

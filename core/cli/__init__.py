@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "init": "forgeml.cli.workspace:init_cmd",
     "tune": "forgeml.cli.tune:tune_group",
     "doctor": "forgeml.cli.workspace:doctor_cmd",
+    "migrate": "forgeml.cli.migrate:migrate_cmd",
     "plugins": "forgeml.cli.workspace:plugins_group",
     "config": "forgeml.cli.workspace:config_group",
     "monitor": "forgeml.cli.monitor:monitor_group",

@@ -2,50 +2,62 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from forgeml.contracts import Migration
 
 MIGRATION_SET = "datasets"
 
+
+def _m001_initial(tx: Any) -> None:
+    """Create the datasets tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import ID, create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "dataset_versions", metadata,
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("digest", sa.Text, nullable=False),
+        sa.Column("data_digest", sa.Text, nullable=False),
+        sa.Column("schema", sa.Text, nullable=False),
+        sa.Column("num_rows", sa.BigInteger, nullable=False),
+        sa.Column("num_bytes", sa.BigInteger, nullable=False),
+        sa.Column("source_kind", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("files", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("description", sa.Text, nullable=False, server_default=""),
+        sa.Column("tags", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("name", "version"),
+        sa.Index("dataset_versions_digest", "name", "digest", unique=True),
+    )
+    sa.Table(
+        "dataset_usage", metadata,
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("run_id", sa.Text, nullable=False),
+        sa.Column("used_at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("name", "version", "run_id"),
+    )
+    sa.Table(
+        "dataset_validations", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("passed", sa.BigInteger, nullable=False),
+        sa.Column("report", sa.Text, nullable=False),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.Index("dataset_validations_version", "name", "version", "at"),
+        sqlite_autoincrement=True,
+    )
+    create_tables(tx, metadata)
+
+
 MIGRATIONS = [
-    Migration(
-        1,
-        "m001_initial",
-        """
-        CREATE TABLE dataset_versions (
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            digest TEXT NOT NULL,
-            data_digest TEXT NOT NULL,
-            schema TEXT NOT NULL,
-            num_rows INTEGER NOT NULL,
-            num_bytes INTEGER NOT NULL,
-            source_kind TEXT NOT NULL,
-            source TEXT NOT NULL,
-            files TEXT NOT NULL DEFAULT '[]',
-            description TEXT NOT NULL DEFAULT '',
-            tags TEXT NOT NULL DEFAULT '{}',
-            created_at REAL NOT NULL,
-            PRIMARY KEY (name, version)
-        );
-        CREATE UNIQUE INDEX dataset_versions_digest ON dataset_versions(name, digest);
-        CREATE TABLE dataset_usage (
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            run_id TEXT NOT NULL,
-            used_at REAL NOT NULL,
-            PRIMARY KEY (name, version, run_id)
-        );
-        CREATE TABLE dataset_validations (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            passed INTEGER NOT NULL,
-            report TEXT NOT NULL,
-            at REAL NOT NULL
-        );
-        CREATE INDEX dataset_validations_version ON dataset_validations(name, version, at);
-        """,
-    ),
+    Migration(1, "m001_initial", apply=_m001_initial),
 ]
 
 

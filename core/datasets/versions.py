@@ -218,8 +218,9 @@ def record_use(ref: str, run_id: str, workspace: Any = None) -> DatasetVersion:
     """Record that a run read a dataset version (tracking's log_input calls this)."""
     ws = _workspace(workspace)
     dv = get_dataset_version(ref, workspace=ws)
-    store(ws).execute("INSERT OR IGNORE INTO dataset_usage VALUES (?, ?, ?, ?)",
-                      (dv.name, dv.version, str(run_id), time.time()))
+    with store(ws).transaction() as tx:
+        tx.insert_or_ignore("dataset_usage", ("name", "version", "run_id", "used_at"),
+                            [(dv.name, dv.version, str(run_id), time.time())])
     return dv
 
 
@@ -230,8 +231,8 @@ def lineage(ref: str, workspace: Any = None) -> dict[str, Any]:
     runs = store(ws).query("SELECT run_id, used_at FROM dataset_usage WHERE name = ? AND version = ? ORDER BY used_at",
                            (dv.name, dv.version))
     models: list[str] = []
-    tables = {r["name"] for r in ws.metadata.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if {"tracking_inputs", "tracking_runs"} <= tables:
+    # the other layers' tables exist once their migration sets ran in this workspace
+    if ws.metadata.applied_migrations("tracking"):
         # runs that called tracking's log_input(dataset=...) with any reference to this version
         seen = {r["run_id"] for r in runs}
         rows = ws.metadata.query(
@@ -246,7 +247,7 @@ def lineage(ref: str, workspace: Any = None) -> dict[str, Any]:
             if same and row["run_id"] not in seen:
                 seen.add(row["run_id"])
                 runs.append({"run_id": row["run_id"], "used_at": row["used_at"]})
-    if "registry_versions" in tables:
+    if ws.metadata.applied_migrations("registry"):
         for row in ws.metadata.query("SELECT name, version, datasets FROM registry_versions ORDER BY name, version"):
             if dv.ref in json.loads(row["datasets"] or "[]"):
                 models.append(f"{row['name']}@{row['version']}")

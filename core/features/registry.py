@@ -25,6 +25,7 @@ from forgeml.features.definitions import (
 )
 from forgeml.features.schema import MIGRATION_SET, MIGRATIONS
 
+LINEAGE_COLUMNS = ("src_kind", "src", "dst_kind", "dst", "created_at")
 KINDS = {"entity": Entity, "view": FeatureView, "on_demand_view": OnDemandFeatureView}
 Definition = Entity | FeatureView | OnDemandFeatureView
 
@@ -251,8 +252,7 @@ class FeatureRegistry:
             edges = [("view", v, "view", obj.name) for v in obj.source_views]
         else:
             edges = []
-        for edge in edges:
-            tx.execute("INSERT OR IGNORE INTO features_lineage VALUES (?, ?, ?, ?, ?)", (*edge, time.time()))
+        tx.insert_or_ignore("features_lineage", LINEAGE_COLUMNS, [(*edge, time.time()) for edge in edges])
 
     # ------------------------------------------------------------ reading
     def names(self, kind: str) -> list[str]:
@@ -262,17 +262,21 @@ class FeatureRegistry:
 
     def list(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Return the latest version of every object (optionally of one kind)."""
-        rows = self.store.query(
-            "SELECT kind, name, max(version) AS version, spec, updated_at FROM features_objects"
-            " WHERE (? IS NULL OR kind = ?) GROUP BY kind, name ORDER BY kind, name", (kind, kind))
+        sql = ("SELECT o.kind, o.name, o.version, o.spec, o.updated_at FROM features_objects o"
+               " WHERE o.version = (SELECT MAX(version) FROM features_objects l WHERE l.kind = o.kind AND l.name = o.name)")
+        params: tuple[Any, ...] = ()
+        if kind is not None:
+            sql, params = sql + " AND o.kind = ?", (kind,)
+        rows = self.store.query(sql + " ORDER BY o.kind, o.name", params)
         return [{"kind": r["kind"], "name": r["name"], "version": r["version"], "spec": json.loads(r["spec"]),
                  "updated_at": r["updated_at"]} for r in rows]
 
     def get_spec(self, kind: str, name: str, version: int | None = None) -> tuple[int, dict[str, Any]]:
         """Return (version, spec) of an object: the latest unless a version is given."""
-        rows = self.store.query(
-            "SELECT version, spec FROM features_objects WHERE kind = ? AND name = ? AND (? IS NULL OR version = ?)"
-            " ORDER BY version DESC LIMIT 1", (kind, name, version, version))
+        sql, params = "SELECT version, spec FROM features_objects WHERE kind = ? AND name = ?", (kind, name)
+        if version is not None:
+            sql, params = sql + " AND version = ?", (*params, version)
+        rows = self.store.query(sql + " ORDER BY version DESC LIMIT 1", params)
         if not rows:
             if version is not None and name in self.names(kind):
                 raise NotFoundError(f"{kind} {name!r} has no version {version}")
@@ -318,8 +322,8 @@ class FeatureRegistry:
     # ------------------------------------------------------------ lineage
     def record_lineage(self, src_kind: str, src: str, dst_kind: str, dst: str) -> None:
         """Record that src feeds dst (e.g. view -> dataset, dataset -> run, run -> model); repeats are ignored."""
-        self.store.execute("INSERT OR IGNORE INTO features_lineage VALUES (?, ?, ?, ?, ?)",
-                           (src_kind, src, dst_kind, dst, time.time()))
+        with self.store.transaction() as tx:
+            tx.insert_or_ignore("features_lineage", LINEAGE_COLUMNS, [(src_kind, src, dst_kind, dst, time.time())])
 
     def lineage(self, kind: str, name: str) -> dict[str, list[dict[str, str]]]:
         """Return every edge upstream and downstream of a node, transitively."""

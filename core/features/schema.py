@@ -2,42 +2,53 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from forgeml.contracts import Migration
 
 MIGRATION_SET = "features"
 
+
+def _m001_initial(tx: Any) -> None:
+    """Create the features tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "features_objects", metadata,
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("spec", sa.Text, nullable=False),
+        sa.Column("fingerprint", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("kind", "name", "version"),
+    )
+    sa.Table(
+        "features_lineage", metadata,
+        sa.Column("src_kind", sa.Text, nullable=False),
+        sa.Column("src", sa.Text, nullable=False),
+        sa.Column("dst_kind", sa.Text, nullable=False),
+        sa.Column("dst", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("src_kind", "src", "dst_kind", "dst"),
+        sa.Index("features_lineage_dst", "dst_kind", "dst"),
+    )
+    sa.Table(
+        "features_state", metadata,
+        sa.Column("view", sa.Text, primary_key=True),
+        sa.Column("watermark_us", sa.BigInteger),
+        sa.Column("last_event_us", sa.BigInteger),
+        sa.Column("last_write_at", sa.Double),
+        sa.Column("rows_materialized", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("rows_pushed", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    )
+    create_tables(tx, metadata)
+
+
 MIGRATIONS = [
-    Migration(
-        1,
-        "m001_initial",
-        """
-        CREATE TABLE features_objects (
-            kind TEXT NOT NULL,
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            spec TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL,
-            PRIMARY KEY (kind, name, version)
-        );
-        CREATE TABLE features_lineage (
-            src_kind TEXT NOT NULL,
-            src TEXT NOT NULL,
-            dst_kind TEXT NOT NULL,
-            dst TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            PRIMARY KEY (src_kind, src, dst_kind, dst)
-        );
-        CREATE INDEX features_lineage_dst ON features_lineage(dst_kind, dst);
-        CREATE TABLE features_state (
-            view TEXT PRIMARY KEY,
-            watermark_us INTEGER,
-            last_event_us INTEGER,
-            last_write_at REAL,
-            rows_materialized INTEGER NOT NULL DEFAULT 0,
-            rows_pushed INTEGER NOT NULL DEFAULT 0
-        );
-        """,
-    ),
+    Migration(1, "m001_initial", apply=_m001_initial),
 ]

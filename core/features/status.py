@@ -52,16 +52,22 @@ class StatusMixin:
         newest = None
         if table.num_rows:
             newest = pc.max(pc.cast(table.column(view.timestamp_field), "int64")).as_py()
-        self.registry.store.execute(
-            "INSERT INTO features_state (view, watermark_us, last_event_us, last_write_at, rows_materialized,"
-            " rows_pushed) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (view) DO UPDATE SET"
-            " watermark_us = coalesce(excluded.watermark_us, watermark_us),"
-            " last_event_us = max(coalesce(last_event_us, excluded.last_event_us),"
-            "                     coalesce(excluded.last_event_us, last_event_us)),"
-            " last_write_at = excluded.last_write_at,"
-            " rows_materialized = rows_materialized + excluded.rows_materialized,"
-            " rows_pushed = rows_pushed + excluded.rows_pushed",
-            (view.name, watermark_us, newest, time.time(), materialized, pushed))
+        # read, combine and write in one serialised transaction: portable, and no write is lost to a race
+        with self.registry.store.transaction() as tx:
+            rows = tx.query("SELECT watermark_us, last_event_us, rows_materialized, rows_pushed FROM features_state"
+                            " WHERE view = ?", (view.name,))
+            if not rows:
+                tx.execute("INSERT INTO features_state (view, watermark_us, last_event_us, last_write_at,"
+                           " rows_materialized, rows_pushed) VALUES (?, ?, ?, ?, ?, ?)",
+                           (view.name, watermark_us, newest, time.time(), materialized, pushed))
+                return
+            held = rows[0]
+            events = [v for v in (held["last_event_us"], newest) if v is not None]
+            tx.execute("UPDATE features_state SET watermark_us = ?, last_event_us = ?, last_write_at = ?,"
+                       " rows_materialized = ?, rows_pushed = ? WHERE view = ?",
+                       (held["watermark_us"] if watermark_us is None else watermark_us,
+                        max(events) if events else None, time.time(), held["rows_materialized"] + materialized,
+                        held["rows_pushed"] + pushed, view.name))
 
     def status(self, now: datetime | None = None) -> list[ViewStatus]:
         """Return every view's freshness; a view with an SLA is stale when its newest value is older than it."""

@@ -107,15 +107,15 @@ def _discard_run(ws: Any, run_id: str | None) -> None:
         purge_runs([run_id], workspace=ws)
 
 
-def submit(spec: JobSpec, ws: Any = None) -> Job:
+def submit(spec: JobSpec, workspace: Any = None) -> Job:
     """Validate a spec, queue it as PENDING (with its tracking run) and nudge the scheduler."""
-    if ws is None and (client := remote()) is not None:
+    if workspace is None and (client := remote()) is not None:
         from forgeml.client import services
 
         return services.submit(client, spec)
     from .validation import check_spec
 
-    ws = _ws(ws)
+    ws = _ws(workspace)
     if not isinstance(spec, JobSpec):
         raise ValidationError(f"submit() takes a JobSpec, got {type(spec).__name__}")
     require("jobs.submit", workspace=ws, subject=f"jobs/{spec.display_name}")
@@ -148,13 +148,13 @@ def submit(spec: JobSpec, ws: Any = None) -> Job:
 
 
 # ------------------------------------------------------------------ reading
-def get_job(job_id: str, ws: Any = None) -> Job:
+def get_job(job_id: str, workspace: Any = None) -> Job:
     """Return a job by id or unique id prefix (at least 4 characters)."""
-    if ws is None and (client := remote()) is not None:
+    if workspace is None and (client := remote()) is not None:
         from forgeml.client import services
 
         return services.get_job(client, job_id)
-    ws = _ws(ws)
+    ws = _ws(workspace)
     store = jobs_store(ws)
     rows = store.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
     if not rows and len(job_id) >= 4:
@@ -169,9 +169,9 @@ def get_job(job_id: str, ws: Any = None) -> Job:
 
 
 def list_jobs(state: str | None = None, target: str | None = None, limit: int | None = None,
-              ws: Any = None) -> list[Job]:
+              workspace: Any = None) -> list[Job]:
     """Return jobs, newest first, optionally filtered by state and target."""
-    ws = _ws(ws)
+    ws = _ws(workspace)
     where, params = [], []
     if state:
         if state.upper() not in STATES:
@@ -189,25 +189,25 @@ def list_jobs(state: str | None = None, target: str | None = None, limit: int | 
     return [_job(r) for r in jobs_store(ws).query(sql, params)]
 
 
-def job_events(job_id: str, ws: Any = None) -> list[dict[str, Any]]:
+def job_events(job_id: str, workspace: Any = None) -> list[dict[str, Any]]:
     """Return a job's state transitions, oldest first."""
-    ws = _ws(ws)
+    ws = _ws(workspace)
     job = get_job(job_id, ws)
     return jobs_store(ws).query("SELECT at, old_state, new_state, reason FROM job_events WHERE job_id = ?"
                                 " ORDER BY id", (job.id,))
 
 
-def job_events_since(job_id: str, after: int = 0, ws: Any = None) -> list[dict[str, Any]]:
+def job_events_since(job_id: str, after: int = 0, workspace: Any = None) -> list[dict[str, Any]]:
     """Return a job's state transitions recorded after event id `after`, oldest first, with their ids."""
-    ws = _ws(ws)
+    ws = _ws(workspace)
     job = get_job(job_id, ws)
     return jobs_store(ws).query("SELECT id, at, old_state, new_state, reason FROM job_events"
                                 " WHERE job_id = ? AND id > ? ORDER BY id", (job.id, int(after)))
 
 
-def job_attempts(job_id: str, ws: Any = None) -> list[dict[str, Any]]:
+def job_attempts(job_id: str, workspace: Any = None) -> list[dict[str, Any]]:
     """Return a job's attempts: start, end, exit code, outcome, GPUs and log file."""
-    ws = _ws(ws)
+    ws = _ws(workspace)
     job = get_job(job_id, ws)
     rows = jobs_store(ws).query("SELECT * FROM job_attempts WHERE job_id = ? ORDER BY attempt", (job.id,))
     for r in rows:
@@ -244,13 +244,13 @@ def transition(ws: Any, job_id: str, new_state: str, expect: tuple[str, ...], re
     return job
 
 
-def cancel(job_id: str, ws: Any = None, reason: str = "cancelled by user") -> Job:
+def cancel(job_id: str, workspace: Any = None, reason: str = "cancelled by user") -> Job:
     """Cancel a job: a PENDING one now, a RUNNING one by asking the scheduler to stop it."""
-    if ws is None and (client := remote()) is not None:
+    if workspace is None and (client := remote()) is not None:
         from forgeml.client import services
 
         return services.cancel(client, job_id)
-    ws = _ws(ws)
+    ws = _ws(workspace)
     job = get_job(job_id, ws)
     require("jobs.cancel", workspace=ws, subject=f"jobs/{job.id}")
     if job.state == CANCELLED:
@@ -271,9 +271,9 @@ def cancel(job_id: str, ws: Any = None, reason: str = "cancelled by user") -> Jo
     return get_job(job.id, ws)
 
 
-def retry(job_id: str, ws: Any = None) -> Job:
+def retry(job_id: str, workspace: Any = None) -> Job:
     """Queue a FAILED or CANCELLED job again with a fresh retry budget (its checkpoints are kept)."""
-    ws = _ws(ws)
+    ws = _ws(workspace)
     job = get_job(job_id, ws)
     require("jobs.cancel", workspace=ws, subject=f"jobs/{job.id}")
     if job.state not in (FAILED, CANCELLED):
@@ -285,9 +285,9 @@ def retry(job_id: str, ws: Any = None) -> Job:
     return done or get_job(job.id, ws)
 
 
-def wait(job_id: str, timeout: float | None = None, ws: Any = None, poll_s: float = 0.1) -> Job:
+def wait(job_id: str, timeout: float | None = None, workspace: Any = None, poll_s: float = 0.1) -> Job:
     """Block until the job reaches a final state and return it; JobError after timeout seconds."""
-    ws = _ws(ws)
+    ws = _ws(workspace)
     job = get_job(job_id, ws)
     deadline = None if timeout is None else time.monotonic() + timeout
     while not job.done:
@@ -314,9 +314,9 @@ def checkpoint_dir_for(ws: Any, job_id: str) -> Path:
     return path
 
 
-def read_logs(job_id: str, attempt: int | None = None, offset: int = 0, ws: Any = None) -> tuple[str, int]:
+def read_logs(job_id: str, attempt: int | None = None, offset: int = 0, workspace: Any = None) -> tuple[str, int]:
     """Return an attempt's log text from byte offset (default: the latest attempt) and the new offset."""
-    ws = _ws(ws)
+    ws = _ws(workspace)
     job = get_job(job_id, ws)
     attempts = job_attempts(job.id, ws)
     if not attempts:
@@ -335,9 +335,9 @@ def read_logs(job_id: str, attempt: int | None = None, offset: int = 0, ws: Any 
     return data.decode(errors="replace"), offset + len(data)
 
 
-def follow_logs(job_id: str, ws: Any = None, poll_s: float = 0.2) -> Iterator[str]:
+def follow_logs(job_id: str, workspace: Any = None, poll_s: float = 0.2) -> Iterator[str]:
     """Yield log text as it is written, across attempts, until the job reaches a final state."""
-    ws = _ws(ws)
+    ws = _ws(workspace)
     attempt, offset = None, 0
     while True:
         job = get_job(job_id, ws)

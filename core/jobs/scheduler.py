@@ -187,7 +187,7 @@ class Scheduler:
 
     def _placement_needed(self, freed: bool, now: float) -> bool:
         """Skip re-reading a big queue when nothing that placement depends on has changed."""
-        row = self.store.query("SELECT COUNT(*) AS n, MAX(seq) AS s, TOTAL(updated_at) AS u FROM jobs"
+        row = self.store.query("SELECT COUNT(*) AS n, MAX(seq) AS s, COALESCE(SUM(updated_at), 0) AS u FROM jobs"
                                " WHERE state = ?", (q.PENDING,))[0]
         key = (row["n"], row["s"], row["u"])
         due = bool(self._next_due) and self._next_due <= now
@@ -402,8 +402,8 @@ class Scheduler:
                 return  # cancelled between placement and launch
             tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
                        (job.id, now, q.PENDING, q.RUNNING, f"attempt {attempt}"))
-            tx.execute("INSERT OR REPLACE INTO job_attempts (job_id, attempt, started_at, gpus, log_path)"
-                       " VALUES (?, ?, ?, ?, ?)", (job.id, attempt, now, json.dumps(gpus), log_path))
+            tx.upsert("job_attempts", ("job_id", "attempt", "started_at", "gpus", "log_path"),
+                      [(job.id, attempt, now, json.dumps(gpus), log_path)], keys=("job_id", "attempt"))
         try:
             executor = self.executor(job.target)
             request = LaunchRequest(

@@ -2,74 +2,87 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from forgeml.contracts import Migration
 
 MIGRATION_SET = "jobs"
 
+
+def _m001_initial(tx: Any) -> None:
+    """Create the jobs tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import ID, create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "jobs", metadata,
+        sa.Column("seq", ID, primary_key=True),
+        sa.Column("id", sa.Text, nullable=False, unique=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("spec", sa.Text, nullable=False),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("target", sa.Text, nullable=False),
+        sa.Column("priority", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("gpus", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("gpu_type", sa.Text),
+        sa.Column("min_gpu_memory_mb", sa.BigInteger),
+        sa.Column("shared", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("cpus", sa.Double),
+        sa.Column("memory_mb", sa.BigInteger),
+        sa.Column("preemptible", sa.BigInteger, nullable=False, server_default=sa.text("1")),
+        sa.Column("max_retries", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("timeout_s", sa.Double),
+        sa.Column("attempts", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("failures", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("preemptions", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("exit_code", sa.BigInteger),
+        sa.Column("reason", sa.Text, nullable=False, server_default=""),
+        sa.Column("run_id", sa.Text),
+        sa.Column("handle", sa.Text),
+        sa.Column("assigned_gpus", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("assigned_cpus", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("log_path", sa.Text),
+        sa.Column("stop_requested", sa.Text),
+        sa.Column("stop_sent_at", sa.Double),
+        sa.Column("not_before", sa.Double, nullable=False, server_default=sa.text("0")),
+        sa.Column("submitted_at", sa.Double, nullable=False),
+        sa.Column("started_at", sa.Double),
+        sa.Column("finished_at", sa.Double),
+        sa.Column("updated_at", sa.Double, nullable=False),
+        sa.Index("jobs_state", "state", "priority", "seq"),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        "job_attempts", metadata,
+        sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("attempt", sa.BigInteger, nullable=False),
+        sa.Column("started_at", sa.Double, nullable=False),
+        sa.Column("finished_at", sa.Double),
+        sa.Column("exit_code", sa.BigInteger),
+        sa.Column("outcome", sa.Text),
+        sa.Column("reason", sa.Text, nullable=False, server_default=""),
+        sa.Column("gpus", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("handle", sa.Text),
+        sa.Column("log_path", sa.Text),
+        sa.PrimaryKeyConstraint("job_id", "attempt"),
+    )
+    sa.Table(
+        "job_events", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("job_id", sa.Text, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.Column("old_state", sa.Text),
+        sa.Column("new_state", sa.Text, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False, server_default=""),
+        sa.Index("job_events_job", "job_id", "id"),
+        sqlite_autoincrement=True,
+    )
+    create_tables(tx, metadata)
+
+
 # Placement inputs live in plain columns so a scheduling cycle never parses the JSON spec.
 MIGRATIONS = [
-    Migration(
-        1,
-        "m001_initial",
-        """
-        CREATE TABLE jobs (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            name TEXT NOT NULL,
-            spec TEXT NOT NULL,
-            state TEXT NOT NULL,
-            target TEXT NOT NULL,
-            priority INTEGER NOT NULL DEFAULT 0,
-            gpus INTEGER NOT NULL DEFAULT 0,
-            gpu_type TEXT,
-            min_gpu_memory_mb INTEGER,
-            shared INTEGER NOT NULL DEFAULT 0,
-            cpus REAL,
-            memory_mb INTEGER,
-            preemptible INTEGER NOT NULL DEFAULT 1,
-            max_retries INTEGER NOT NULL DEFAULT 0,
-            timeout_s REAL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            failures INTEGER NOT NULL DEFAULT 0,
-            preemptions INTEGER NOT NULL DEFAULT 0,
-            exit_code INTEGER,
-            reason TEXT NOT NULL DEFAULT '',
-            run_id TEXT,
-            handle TEXT,
-            assigned_gpus TEXT NOT NULL DEFAULT '[]',
-            assigned_cpus TEXT NOT NULL DEFAULT '[]',
-            log_path TEXT,
-            stop_requested TEXT,
-            stop_sent_at REAL,
-            not_before REAL NOT NULL DEFAULT 0,
-            submitted_at REAL NOT NULL,
-            started_at REAL,
-            finished_at REAL,
-            updated_at REAL NOT NULL
-        );
-        CREATE INDEX jobs_state ON jobs(state, priority, seq);
-        CREATE TABLE job_attempts (
-            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-            attempt INTEGER NOT NULL,
-            started_at REAL NOT NULL,
-            finished_at REAL,
-            exit_code INTEGER,
-            outcome TEXT,
-            reason TEXT NOT NULL DEFAULT '',
-            gpus TEXT NOT NULL DEFAULT '[]',
-            handle TEXT,
-            log_path TEXT,
-            PRIMARY KEY (job_id, attempt)
-        );
-        CREATE TABLE job_events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-            at REAL NOT NULL,
-            old_state TEXT,
-            new_state TEXT NOT NULL,
-            reason TEXT NOT NULL DEFAULT ''
-        );
-        CREATE INDEX job_events_job ON job_events(job_id, id);
-        """,
-    ),
+    Migration(1, "m001_initial", apply=_m001_initial),
 ]

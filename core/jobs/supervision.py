@@ -20,8 +20,11 @@ def job_environment(ws: Any, job: Job, attempt: int, gpus: list[int] | tuple[int
     (a target that places its own jobs picks their GPUs itself).
     """
     base = os.environ if beside else {}
+    # the job opens this workspace too: keep the variables its plugins.toml reads secrets from
+    # (such as the metadata store's FORGEML_PG_URL) while dropping the scheduler's other FORGEML_*
+    secrets = ws.config.secret_variables() if beside else set()
     env = {k: v for k, v in base.items()
-           if not k.startswith("FORGEML_") and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+           if (k in secrets or not k.startswith("FORGEML_")) and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
     spec: JobSpec = job.spec
     env.update(
         FORGEML_HOME=str(ws.root),

@@ -214,9 +214,9 @@ def fire(ws: Any, rule: AlertRule, value: float, details: dict[str, Any], now: d
         else:
             alert_id = tx.execute(
                 "INSERT INTO monitoring_alerts (rule, subject, metric, value, threshold, op, severity, status, message,"
-                " pipeline, details, fired_at, last_seen_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " pipeline, details, fired_at, last_seen_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 (rule.name, rule.model, rule.metric, value, rule.threshold, rule.op, rule.severity, "open", message,
-                 rule.pipeline or None, json.dumps(details, default=str), at, at)).lastrowid
+                 rule.pipeline or None, json.dumps(details, default=str), at, at)).scalar()
             new = True
     alert = get_alert(alert_id, ws)
     if new:

@@ -7,48 +7,57 @@ from typing import Any
 from forgeml.contracts import Migration
 
 SET = "monitoring"
+def _m001_initial(tx: Any) -> None:
+    """Create the monitoring tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import ID, create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "monitoring_alerts", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("metric", sa.Text, nullable=False),
+        sa.Column("value", sa.Double),
+        sa.Column("threshold", sa.Double, nullable=False),
+        sa.Column("op", sa.Text, nullable=False),
+        sa.Column("severity", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("pipeline", sa.Text),
+        sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("deliveries", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("fired_at", sa.Double, nullable=False),
+        sa.Column("last_seen_at", sa.Double, nullable=False),
+        sa.Column("occurrences", sa.BigInteger, nullable=False, server_default=sa.text("1")),
+        sa.Column("acknowledged_at", sa.Double),
+        sa.Column("acknowledged_by", sa.Text),
+        sa.Column("resolved_at", sa.Double),
+        sa.Index("monitoring_alerts_status", "status", "fired_at"),
+        sa.Index("monitoring_alerts_unresolved", "rule", "subject", unique=True,
+                 sqlite_where=sa.text("status != 'resolved'"), postgresql_where=sa.text("status != 'resolved'")),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        "monitoring_evaluations", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.Column("value", sa.Double),
+        sa.Column("outcome", sa.Text, nullable=False),
+        sa.Column("alert_id", sa.BigInteger),
+        sa.Column("error", sa.Text),
+        sa.Index("monitoring_evaluations_rule", "rule", "at"),
+        sqlite_autoincrement=True,
+    )
+    create_tables(tx, metadata)
+
+
 MIGRATIONS = [
-    Migration(
-        1,
-        "m001_initial",
-        """
-        CREATE TABLE monitoring_alerts (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            rule TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            metric TEXT NOT NULL,
-            value REAL,
-            threshold REAL NOT NULL,
-            op TEXT NOT NULL,
-            severity TEXT NOT NULL,
-            status TEXT NOT NULL,
-            message TEXT NOT NULL,
-            pipeline TEXT,
-            details TEXT NOT NULL DEFAULT '{}',
-            deliveries TEXT NOT NULL DEFAULT '[]',
-            fired_at REAL NOT NULL,
-            last_seen_at REAL NOT NULL,
-            occurrences INTEGER NOT NULL DEFAULT 1,
-            acknowledged_at REAL,
-            acknowledged_by TEXT,
-            resolved_at REAL
-        );
-        CREATE UNIQUE INDEX monitoring_alerts_unresolved ON monitoring_alerts(rule, subject)
-            WHERE status != 'resolved';
-        CREATE INDEX monitoring_alerts_status ON monitoring_alerts(status, fired_at);
-        CREATE TABLE monitoring_evaluations (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            rule TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            at REAL NOT NULL,
-            value REAL,
-            outcome TEXT NOT NULL,
-            alert_id INTEGER,
-            error TEXT
-        );
-        CREATE INDEX monitoring_evaluations_rule ON monitoring_evaluations(rule, at);
-        """,
-    ),
+    Migration(1, "m001_initial", apply=_m001_initial),
 ]
 
 

@@ -85,6 +85,6 @@ def lookup(workspace: Any, key: str) -> StoredOutput | None:
 
 def remember(workspace: Any, key: str, step_name: str, stored: StoredOutput, run_id: str) -> None:
     """Record a step's output under its cache key."""
-    schema.store(workspace).execute(
-        "INSERT OR REPLACE INTO pipeline_cache (cache_key, step, digest, format, run_id, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)", (key, step_name, stored.digest, stored.format, run_id, time.time()))
+    with schema.store(workspace).transaction() as tx:
+        tx.upsert("pipeline_cache", ("cache_key", "step", "digest", "format", "run_id", "created_at"),
+                  [(key, step_name, stored.digest, stored.format, run_id, time.time())], keys=("cache_key",))

@@ -261,7 +261,7 @@ def _run_as_job(ws: Any, run: PipelineRun, node: Node, rec: StepRun, args: list[
                    params={"pipeline": run.pipeline, "run": run.id, "step": node.id})
     job = submit(spec, ws)
     rec.job_id = job.id
-    job = wait(job.id, ws=ws)
+    job = wait(job.id, workspace=ws)
     if job.state != JOB_OK or not result.exists():
         raise JobError(f"step {node.id!r} job {job.id} ended {job.state}; see `forgeml jobs logs {job.id}`")
     data = json.loads(result.read_text())

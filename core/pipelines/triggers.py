@@ -217,8 +217,8 @@ class CronTriggers:
                 # first sight: times at or after now are due; earlier ones were never promised
                 first = croniter(t.condition, now + _SECOND).get_prev(datetime)
                 nxt = now if first == now else croniter(t.condition, now).get_next(datetime)
-                store.execute("INSERT OR IGNORE INTO pipeline_trigger_state (trigger, next_due) VALUES (?, ?)",
-                              (key, nxt.timestamp()))
+                with store.transaction() as tx:
+                    tx.insert_or_ignore("pipeline_trigger_state", ("trigger", "next_due"), [(key, nxt.timestamp())])
                 rows = [{"next_due": nxt.timestamp()}]
             due = rows[0]["next_due"]
             if not start_pipelines or now.timestamp() < due:

@@ -33,6 +33,8 @@ def prepare_directory(directory: str | Path, force: bool = False) -> Path:
                                   f"quickstart and never deletes other files, so choose a new or empty folder")
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
+    # generated data, models and logs are never meant for a commit: git, from any repository above, skips them
+    (root / ".gitignore").write_text("# made by forgeml quickstart: nothing here belongs in version control\n*\n")
     return root
 
 

@@ -147,11 +147,11 @@ def train_job(dataset_ref: str, epochs: int, params: dict[str, Any] | None = Non
     spec = jobs.JobSpec(script=str(ws.root / "train.py"), args=["--dataset", dataset_ref, "--epochs", str(epochs)],
                         params=dict(params or {}), name=f"train-{MODEL}", experiment=EXPERIMENT,
                         gpus=gpus_per_job(ws), workdir=str(ws.root))
-    job = jobs.submit(spec, ws=ws)
+    job = jobs.submit(spec, workspace=ws)
     with scheduler_running(ws):
-        job = jobs.wait(job.id, timeout=timeout_s, ws=ws)
+        job = jobs.wait(job.id, timeout=timeout_s, workspace=ws)
     if job.state != jobs.SUCCEEDED:
-        log, _ = jobs.read_logs(job.id, ws=ws)
+        log, _ = jobs.read_logs(job.id, workspace=ws)
         tail = " | ".join(log.strip().splitlines()[-3:])
         raise JobError(f"training job {job.id} ended {job.state}: {job.reason or ''} {tail}".strip())
     run = get_run(job.run_id, workspace=ws)

@@ -17,21 +17,31 @@ from typing import Any
 from forgeml.contracts import Migration
 
 MIGRATION_SET = "calibration"
-MIGRATIONS = [
-    Migration(1, "m001_calibrators", """
-        CREATE TABLE calibrators (
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            method TEXT NOT NULL,
-            artifact_digest TEXT NOT NULL,
-            threshold REAL NOT NULL,
-            dataset TEXT NOT NULL,
-            report TEXT NOT NULL,
-            at REAL NOT NULL,
-            PRIMARY KEY (name, version)
-        );
-    """),
-]
+
+
+def _m001_calibrators(tx: Any) -> None:
+    """Create the calibrators table."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "calibrators", metadata,
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("method", sa.Text, nullable=False),
+        sa.Column("artifact_digest", sa.Text, nullable=False),
+        sa.Column("threshold", sa.Double, nullable=False),
+        sa.Column("dataset", sa.Text, nullable=False),
+        sa.Column("report", sa.Text, nullable=False),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("name", "version"),
+    )
+    create_tables(tx, metadata)
+
+
+MIGRATIONS = [Migration(1, "m001_calibrators", apply=_m001_calibrators)]
 
 
 def _store(ws: Any) -> Any:

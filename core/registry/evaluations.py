@@ -19,11 +19,11 @@ def record_evaluation(name: str, version: int, dataset: str, target: str, task: 
     with db.transaction() as tx:
         cur = tx.execute(
             "INSERT INTO registry_evaluations (name, version, dataset, target, task, metrics, result, at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?) RETURNING id",
             (name, version, dataset, target, task, json.dumps(metrics, default=float),
              json.dumps(result, default=str), time.time()),
         )
-        return cur.lastrowid
+        return cur.scalar()
 
 
 def evaluations(name: str, version: int, dataset: str | None = None, workspace: Any = None) -> list[dict[str, Any]]:

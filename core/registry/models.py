@@ -344,14 +344,22 @@ def get_model_version(name: str, ref: int | str = "latest", workspace: Any = Non
     return from_row(row, _aliases(db, name, number))
 
 
-def parse_uri(uri: str) -> tuple[str, str]:
-    """Split ``name@ref`` (or ``models:/name/ref``) into name and ref (default "latest")."""
-    if not isinstance(uri, str) or not uri:
+def parse_uri(uri: str, require_ref: bool = False) -> tuple[str, str]:
+    """Split ``name@ref`` (or ``models:/name/ref``) into name and ref: the one parser of model URIs.
+
+    ``ref`` is a version, a stage or an alias; without one it is "latest", unless ``require_ref``
+    (serving must know which version an endpoint follows).
+    """
+    if not isinstance(uri, str) or not uri.strip():
         raise ValidationError(f"invalid model URI {uri!r}; write name@production, name@champion or name@3")
+    uri = uri.strip()
     if uri.startswith("models:/"):
         name, _, ref = uri[len("models:/"):].partition("/")
     else:
         name, _, ref = uri.partition("@")
+    if require_ref and not ref:
+        raise ValidationError(f"model URI {uri!r} is not name@version, name@stage or name@alias "
+                              "(for example fraud@production)")
     return check_name(name), ref or "latest"
 
 

@@ -2,92 +2,110 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from forgeml.contracts import Migration
 
 MIGRATION_SET = "registry"
 
+
+def _m001_initial(tx: Any) -> None:
+    """Create the registry tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import ID, create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "registry_models", metadata,
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("description", sa.Text, nullable=False, server_default=""),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+    )
+    sa.Table(
+        "registry_versions", metadata,
+        sa.Column("name", sa.Text, sa.ForeignKey("registry_models.name"), nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("stage", sa.Text, nullable=False),
+        sa.Column("flavor", sa.Text, nullable=False),
+        sa.Column("artifact_digest", sa.Text, nullable=False),
+        sa.Column("signature", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("metrics", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("params", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("datasets", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("feature_views", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("entity_keys", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("tags", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("description", sa.Text, nullable=False, server_default=""),
+        sa.Column("run_id", sa.Text),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("stage_changed_at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("name", "version"),
+        sa.Index("registry_versions_stage", "name", "stage"),
+    )
+    sa.Table(
+        "registry_aliases", metadata,
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("alias", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("name", "alias"),
+        sa.ForeignKeyConstraint(["name", "version"], ["registry_versions.name", "registry_versions.version"]),
+    )
+    sa.Table(
+        "registry_production_history", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("started_at", sa.Double, nullable=False),
+        sa.Column("ended_at", sa.Double),
+        sa.Column("ended_by", sa.Text),
+        sa.Index("registry_production_history_name", "name", "ended_at"),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        "registry_gate_results", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("stage", sa.Text, nullable=False),
+        sa.Column("gate", sa.Text, nullable=False),
+        sa.Column("passed", sa.BigInteger, nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.Index("registry_gate_results_version", "name", "version", "at"),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        "registry_approvals", metadata,
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("reviewer", sa.Text, nullable=False),
+        sa.Column("comment", sa.Text, nullable=False, server_default=""),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("name", "version", "reviewer"),
+    )
+    sa.Table(
+        "registry_evaluations", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("dataset", sa.Text, nullable=False),
+        sa.Column("target", sa.Text, nullable=False),
+        sa.Column("task", sa.Text, nullable=False),
+        sa.Column("metrics", sa.Text, nullable=False),
+        sa.Column("result", sa.Text, nullable=False),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.Index("registry_evaluations_version", "name", "version", "at"),
+        sqlite_autoincrement=True,
+    )
+    create_tables(tx, metadata)
+
+
 MIGRATIONS = [
-    Migration(
-        1,
-        "m001_initial",
-        """
-        CREATE TABLE registry_models (
-            name TEXT PRIMARY KEY,
-            description TEXT NOT NULL DEFAULT '',
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL
-        );
-        CREATE TABLE registry_versions (
-            name TEXT NOT NULL REFERENCES registry_models(name),
-            version INTEGER NOT NULL,
-            stage TEXT NOT NULL,
-            flavor TEXT NOT NULL,
-            artifact_digest TEXT NOT NULL,
-            signature TEXT NOT NULL DEFAULT '{}',
-            metrics TEXT NOT NULL DEFAULT '{}',
-            params TEXT NOT NULL DEFAULT '{}',
-            datasets TEXT NOT NULL DEFAULT '[]',
-            feature_views TEXT NOT NULL DEFAULT '[]',
-            entity_keys TEXT NOT NULL DEFAULT '[]',
-            tags TEXT NOT NULL DEFAULT '{}',
-            description TEXT NOT NULL DEFAULT '',
-            run_id TEXT,
-            created_at REAL NOT NULL,
-            stage_changed_at REAL NOT NULL,
-            PRIMARY KEY (name, version)
-        );
-        CREATE INDEX registry_versions_stage ON registry_versions(name, stage);
-        CREATE TABLE registry_aliases (
-            name TEXT NOT NULL,
-            alias TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            updated_at REAL NOT NULL,
-            PRIMARY KEY (name, alias),
-            FOREIGN KEY (name, version) REFERENCES registry_versions(name, version)
-        );
-        CREATE TABLE registry_production_history (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            started_at REAL NOT NULL,
-            ended_at REAL,
-            ended_by TEXT
-        );
-        CREATE INDEX registry_production_history_name ON registry_production_history(name, ended_at);
-        CREATE TABLE registry_gate_results (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            stage TEXT NOT NULL,
-            gate TEXT NOT NULL,
-            passed INTEGER NOT NULL,
-            message TEXT NOT NULL,
-            details TEXT NOT NULL DEFAULT '{}',
-            at REAL NOT NULL
-        );
-        CREATE INDEX registry_gate_results_version ON registry_gate_results(name, version, at);
-        CREATE TABLE registry_approvals (
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            reviewer TEXT NOT NULL,
-            comment TEXT NOT NULL DEFAULT '',
-            at REAL NOT NULL,
-            PRIMARY KEY (name, version, reviewer)
-        );
-        CREATE TABLE registry_evaluations (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            dataset TEXT NOT NULL,
-            target TEXT NOT NULL,
-            task TEXT NOT NULL,
-            metrics TEXT NOT NULL,
-            result TEXT NOT NULL,
-            at REAL NOT NULL
-        );
-        CREATE INDEX registry_evaluations_version ON registry_evaluations(name, version, at);
-        """,
-    ),
+    Migration(1, "m001_initial", apply=_m001_initial),
 ]
 
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from forgeml.errors import ValidationError
 from forgeml.serving.signature import Signature
 
 
@@ -64,15 +63,10 @@ class ModelSource(Protocol):
 
 
 def parse_uri(uri: str) -> tuple[str, str]:
-    """Split ``name@ref`` (ref: a version, a stage or an alias) into its parts."""
-    uri = uri.strip()
-    if uri.startswith("models:/"):
-        uri = uri[len("models:/"):].replace("/", "@", 1)
-    name, _, ref = uri.partition("@")
-    if not name or not ref or any(ch in name for ch in "/ \t\n?#"):
-        raise ValidationError(f"model URI {uri!r} is not name@version, name@stage or name@alias "
-                              "(for example fraud@production)")
-    return name, ref
+    """Split a served model's ``name@ref`` with the registry's parser; serving requires the ref."""
+    from forgeml.registry.models import parse_uri as parse_model_uri
+
+    return parse_model_uri(uri, require_ref=True)
 
 
 def _listify(value: Any) -> list[str]:

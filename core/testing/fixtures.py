@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +17,77 @@ from forgeml.testing import _SUITES
 pytest.register_assert_rewrite(*sorted(set(_SUITES.values())))
 
 
+PG_URL_ENV = "FORGEML_PG_URL"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def metadata_section(backend: str, schema: str = "") -> str:
+    """Return the plugins.toml ``[storage.metadata]`` table for a backend ("sqlite" or "postgres")."""
+    if backend == "sqlite":
+        return '[storage.metadata]\nplugin = "sqlite"\n'
+    return f'[storage.metadata]\nplugin = "postgres"\nurl = {{ env = "{PG_URL_ENV}" }}\nschema = "{schema}"\n'
+
+
+def with_metadata_section(text: str, section: str) -> str:
+    """Return plugins.toml text with its ``[storage.metadata]`` table replaced by ``section``."""
+    kept, skipping = [], False
+    for line in text.splitlines():
+        header = line.strip()
+        if header.startswith("[") and not header.startswith("[["):
+            skipping = header == "[storage.metadata]"
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept).rstrip() + "\n\n" + section
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The URL of a PostgreSQL server for tests, from $FORGEML_PG_URL (skipped when unset, failed under CI)."""
+    url = os.environ.get(PG_URL_ENV, "")
+    if not url:
+        reason = f"set {PG_URL_ENV} to a PostgreSQL server to run the metadata tests on PostgreSQL"
+        if _in_ci():
+            pytest.fail(f"{reason} (CI=true)", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
 @pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def metadata_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The metadata store behind the ``workspace`` fixture: "sqlite", or "postgres" when parametrized so.
+
+    With "postgres" each test gets a schema of its own on the server from ``postgres_url`` (dropped
+    afterwards), named in plugins.toml, so child processes the test starts use it too. A test run
+    chooses backends with ``metafunc.parametrize("metadata_backend", ["sqlite", "postgres"], indirect=True)``.
+    """
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield "sqlite"
+        return
+    url = request.getfixturevalue("postgres_url")
+    os.environ.setdefault(PG_URL_ENV, url)
+    request.node.forgeml_pg_schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield backend
+
+
+def _metadata_text(request: pytest.FixtureRequest, backend: str) -> str:
+    return metadata_section(backend, getattr(request.node, "forgeml_pg_schema", ""))
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metadata_backend: str,
+              request: pytest.FixtureRequest) -> Iterator[object]:
     """A fresh workspace in a temporary folder, made current for the module-level API."""
-    from forgeml.workspace import Workspace, set_current
+    from forgeml.workspace import Workspace, default_config_text, set_current
 
     root = tmp_path / "ws"
+    if metadata_backend != "sqlite":
+        root.mkdir(parents=True)
+        text = with_metadata_section(default_config_text(), _metadata_text(request, metadata_backend))
+        (root / "plugins.toml").write_text(text)
     ws = Workspace.init(root)
     monkeypatch.setenv("FORGEML_HOME", str(root))
     monkeypatch.chdir(root)
@@ -29,6 +96,9 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[objec
         yield ws
     finally:
         set_current(None)
+        if metadata_backend != "sqlite":
+            # the schema holds nothing another test needs: drop it so a long run does not fill the server
+            ws.metadata.execute(f'DROP SCHEMA IF EXISTS "{request.node.forgeml_pg_schema}" CASCADE')
         ws.close()
 
 
@@ -65,13 +135,19 @@ def make_plugin_manager() -> Callable[..., Any]:
 
 
 @pytest.fixture
-def configure(workspace: object) -> Iterator[Callable[[str], object]]:
-    """Write plugins.toml into the test workspace and reopen it (made current) with that configuration."""
+def configure(workspace: object, metadata_backend: str,
+              request: pytest.FixtureRequest) -> Iterator[Callable[[str], object]]:
+    """Write plugins.toml into the test workspace and reopen it (made current) with that configuration.
+
+    On a parametrized PostgreSQL run the text's ``[storage.metadata]`` table is replaced by the test's.
+    """
     from forgeml.workspace import Workspace, set_current
 
     opened: list[Workspace] = []
 
     def apply(text: str) -> Workspace:
+        if metadata_backend != "sqlite":
+            text = with_metadata_section(text, _metadata_text(request, metadata_backend))
         (workspace.root / "plugins.toml").write_text(text)  # type: ignore[attr-defined]
         ws = Workspace(workspace.root)  # type: ignore[attr-defined]
         set_current(ws)

@@ -2,29 +2,51 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from forgeml.contracts import MetadataStore, Migration
-from forgeml.errors import StorageError
+from forgeml.errors import ConflictError, ForgeError, StorageError
 
 SET = "conformance"
-M1 = Migration(
-    1,
-    "m001_items",
-    """
-    CREATE TABLE conformance_items (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        writer INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        label TEXT NOT NULL DEFAULT '',
-        UNIQUE (writer, seq)
-    );
-    """,
-)
-M2 = Migration(2, "m002_items_score", "ALTER TABLE conformance_items ADD COLUMN score REAL;")
+
+
+def _m001_items(tx: Any) -> None:
+    """Create the suite's tables the way layers do: SQLAlchemy Table declarations, portable types."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import ID, create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "conformance_items", metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("writer", sa.BigInteger, nullable=False),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("label", sa.Text, nullable=False, server_default=""),
+        sa.UniqueConstraint("writer", "seq"),
+        sqlite_autoincrement=True,
+    )
+    sa.Table(
+        "conformance_values", metadata,
+        sa.Column("name", sa.Text, primary_key=True),
+        sa.Column("i", sa.BigInteger),
+        sa.Column("f", sa.Double),
+        sa.Column("t", sa.Text),
+        sa.Column("b", sa.LargeBinary),
+    )
+    create_tables(tx, metadata)
+
+
+M1 = Migration(1, "m001_items", apply=_m001_items)
+M2 = Migration(2, "m002_items_score", "ALTER TABLE conformance_items ADD COLUMN score DOUBLE PRECISION;")
 WRITERS = 8
 ROWS_PER_WRITER = 40
 
@@ -46,17 +68,127 @@ def _write_rows(store: Any, writer: int, rows: int, errors: Any) -> None:
         raise
 
 
-class MetadataStoreSuite:
+def _write_from_another_process(reopen: Callable[[], MetadataStore], tz: str, errors: Any) -> None:
+    """Child process body: open the database afresh under another local time zone and write rows."""
+    try:
+        os.environ["TZ"] = tz
+        time.tzset()
+        other = reopen()
+        other.migrate(SET, [M1, M2])
+        noon = datetime(2024, 3, 31, 12, 0, 0, 123456, tzinfo=UTC).timestamp()
+        other.execute("INSERT INTO conformance_items (writer, seq, label, score) VALUES (?, ?, ?, ?)",
+                      (99, 1, "child", noon))
+        other.close()
+    except BaseException as e:  # reported to the parent, which fails the test with it
+        errors.put(f"{type(e).__name__}: {e}")
+        raise
+
+
+class MetadataValueSuite:
+    """Values, visibility and durability; mixed into MetadataStoreSuite."""
+
+    def test_rows_survive_a_reopen(self, items: MetadataStore, reopen: Callable[[], MetadataStore]) -> None:
+        """Rows committed and the migration record are there when the database is opened again."""
+        items.execute("INSERT INTO conformance_items (writer, seq, label) VALUES (?, ?, ?)", (1, 1, "kept"))
+        items.close()
+        again = reopen()
+        try:
+            assert again.applied_migrations(SET) == [1, 2], "migrations recorded before the reopen"
+            assert again.migrate(SET, [M1, M2]) == [], "nothing to migrate again after a reopen"
+            assert again.query("SELECT label FROM conformance_items") == [{"label": "kept"}]
+        finally:
+            again.close()
+
+    def test_another_process_writes_are_visible(self, items: MetadataStore,
+                                                reopen: Callable[[], MetadataStore]) -> None:
+        """A row written by another process (another local time zone) is read at once, its UTC time intact."""
+        assert items.query("SELECT COUNT(*) AS n FROM conformance_items") == [{"n": 0}]  # connection now open
+        ctx = multiprocessing.get_context("fork")
+        errors = ctx.Queue()
+        child = ctx.Process(target=_write_from_another_process, args=(reopen, "Asia/Kolkata", errors))
+        child.start()
+        child.join(timeout=120)
+        assert child.exitcode == 0, errors.get(timeout=1) if not errors.empty() else f"exit {child.exitcode}"
+        rows = items.query("SELECT label, score FROM conformance_items WHERE writer = ?", (99,))
+        assert [r["label"] for r in rows] == ["child"], f"expected the child's row, got {rows}"
+        when = datetime.fromtimestamp(rows[0]["score"], UTC)
+        assert when == datetime(2024, 3, 31, 12, 0, 0, 123456, tzinfo=UTC), f"time came back as {when}"
+
+    def test_values_round_trip_with_their_types(self, items: MetadataStore) -> None:
+        """Big integers, float precision, unicode text and bytes come back equal and with their Python types."""
+        now = time.time()
+        values = {"big": (2**62 + 1, now, "naïve ☃ text", b"\x00\xffbytes"),
+                  "small": (-(2**31) - 7, 1e-300, "", b"")}
+        for name, (i, f, t, b) in values.items():
+            items.execute("INSERT INTO conformance_values (name, i, f, t, b) VALUES (?, ?, ?, ?, ?)", (name, i, f, t, b))
+        got = {r["name"]: r for r in items.query("SELECT name, i, f, t, b FROM conformance_values")}
+        for name, (i, f, t, b) in values.items():
+            row = got[name]
+            assert type(row["i"]) is int and row["i"] == i, f"integer {i} came back as {row['i']!r}"
+            assert type(row["f"]) is float and row["f"] == f, f"float {f!r} came back as {row['f']!r}"
+            assert row["t"] == t, f"text {t!r} came back as {row['t']!r}"
+            assert bytes(row["b"]) == b, f"bytes {b!r} came back as {row['b']!r}"
+
+    def test_nan_and_null_are_stored_as_null(self, items: MetadataStore) -> None:
+        """A NaN float and None are both read back as None (every store agrees on how NaN is kept)."""
+        items.executemany("INSERT INTO conformance_values (name, f) VALUES (?, ?)", [("nan", math.nan), ("none", None)])
+        items.execute("INSERT INTO conformance_values (name, f) VALUES (:n, :f)", {"n": "named", "f": math.nan})
+        rows = items.query("SELECT name, f FROM conformance_values ORDER BY name")
+        assert rows == [{"name": "named", "f": None}, {"name": "nan", "f": None}, {"name": "none", "f": None}]
+
+    def test_unique_violation_is_a_conflict_error(self, items: MetadataStore) -> None:
+        """A duplicate key raises ConflictError (a StorageError, a ForgeError), not the driver's exception."""
+        items.execute("INSERT INTO conformance_items (writer, seq) VALUES (1, 1)")
+        with pytest.raises(ConflictError) as err:
+            items.execute("INSERT INTO conformance_items (writer, seq) VALUES (1, 1)")
+        assert isinstance(err.value, ForgeError) and "\n" not in str(err.value), str(err.value)
+
+    def test_insert_returning_and_helpers(self, items: MetadataStore) -> None:
+        """RETURNING gives the new id; insert_or_ignore skips duplicates; upsert overwrites only when told."""
+        with items.transaction() as tx:
+            first = tx.execute("INSERT INTO conformance_items (writer, seq) VALUES (?, ?) RETURNING id", (1, 1)).scalar()
+            second = tx.execute("INSERT INTO conformance_items (writer, seq) VALUES (?, ?) RETURNING id", (1, 2)).scalar()
+            assert isinstance(first, int) and second > first, (first, second)
+            assert tx.insert_or_ignore("conformance_items", ("writer", "seq", "label"),
+                                       [(1, 1, "dup"), (2, 1, "new")]) >= 1
+            tx.upsert("conformance_values", ("name", "i"), [("k", 1)], keys=("name",))
+            tx.upsert("conformance_values", ("name", "i"), [("k", 2)], keys=("name",), where="excluded.i > 5")
+            tx.upsert("conformance_values", ("name", "i"), [("k", 3)], keys=("name",))
+        assert items.query("SELECT label FROM conformance_items ORDER BY writer, seq") == [
+            {"label": ""}, {"label": ""}, {"label": "new"}]
+        assert items.query("SELECT i FROM conformance_values WHERE name = 'k'") == [{"i": 3}]
+
+    def test_a_core_expression_runs_like_sql(self, items: MetadataStore) -> None:
+        """SQLAlchemy Core statements run through execute and query as portable SQL strings do."""
+        import sqlalchemy as sa
+
+        table = sa.table("conformance_items", sa.column("writer"), sa.column("seq"), sa.column("label"))
+        items.execute(sa.insert(table), {"writer": 5, "seq": 1, "label": "core"})
+        rows = items.query(sa.select(table.c.label).where(table.c.writer == 5))
+        assert rows == [{"label": "core"}], f"expected the row inserted with a Core expression, got {rows}"
+        assert items.execute(sa.update(table).where(table.c.writer == 5).values(label="moved")) == 1
+        assert items.dialect == items.engine.dialect.name, (items.dialect, items.engine.dialect.name)
+
+
+class MetadataStoreSuite(MetadataValueSuite):
     """Tests every metadata store must pass; subclass it and define a ``store`` fixture.
 
     The store must be empty and usable from child processes started with ``fork`` (the
-    multi-process test writes through copies of the same object, as forked workers do).
+    multi-process test writes through copies of the same object, as forked workers do). A
+    ``reopen`` fixture returns a callable that opens a second, independent store object on the
+    same database (as another process or a restarted one would).
     """
 
     @pytest.fixture
     def store(self) -> MetadataStore:
         """The store under test: override in the subclass."""
         pytest.fail("define a `store` fixture returning a fresh, empty metadata store", pytrace=False)
+
+    @pytest.fixture
+    def reopen(self) -> Callable[[], MetadataStore]:
+        """A callable opening another store object on the same database: override in the subclass."""
+        pytest.fail("define a `reopen` fixture returning a callable that opens the same database again",
+                    pytrace=False)
 
     @pytest.fixture
     def items(self, store: MetadataStore) -> MetadataStore:
@@ -217,3 +349,4 @@ class MetadataStoreSuite:
         rows = items.query("SELECT writer, COUNT(*) AS n, COUNT(DISTINCT seq) AS d FROM conformance_items "
                            "GROUP BY writer ORDER BY writer")
         assert rows == [{"writer": w, "n": ROWS_PER_WRITER, "d": ROWS_PER_WRITER} for w in range(WRITERS)]
+

@@ -2,9 +2,104 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from forgeml.contracts import Migration
 
 MIGRATION_SET = "tracking"
+
+
+def _m001_initial(tx: Any) -> None:
+    """Create the tracking tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import ID, create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "tracking_runs", metadata,
+        sa.Column("seq", ID, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.Text, nullable=False, unique=True),
+        sa.Column("name", sa.Text),
+        sa.Column("experiment", sa.Text, nullable=False),
+        sa.Column("status", sa.Text, nullable=False),
+        sa.Column("start_time", sa.Double, nullable=False),
+        sa.Column("end_time", sa.Double),
+        sa.Column("parent_id", sa.Text),
+        sa.Column("job_id", sa.Text),
+        sa.Column("deleted", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        sa.Column("deleted_at", sa.Double),
+        sa.Column("context", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("params_json", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("metrics_json", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("tags_json", sa.Text, nullable=False, server_default="{}"),
+        sa.Index("tracking_runs_job", "job_id"),
+        sa.Index("tracking_runs_parent", "parent_id"),
+        sa.Index("tracking_runs_start", "start_time"),
+        sa.Index("tracking_runs_experiment", "experiment", "start_time"),
+    )
+    sa.Table(
+        "tracking_params", metadata,
+        sa.Column("run", sa.BigInteger, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("num", sa.Double),
+        sa.PrimaryKeyConstraint("run", "key"),
+        sa.Index("tracking_params_value", "key", "value"),
+        sa.Index("tracking_params_num", "key", "num"),
+        sqlite_with_rowid=False,
+    )
+    sa.Table(
+        "tracking_tags", metadata,
+        sa.Column("run", sa.BigInteger, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("run", "key"),
+        sa.Index("tracking_tags_value", "key", "value"),
+        sqlite_with_rowid=False,
+    )
+    sa.Table(
+        "tracking_metrics", metadata,
+        sa.Column("run", sa.BigInteger, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("step", sa.BigInteger, nullable=False),
+        sa.Column("ts", sa.Double, nullable=False),
+        sa.Column("value", sa.Double),
+        sa.Index("tracking_metrics_history", "run", "key", "step"),
+    )
+    sa.Table(
+        "tracking_latest_metrics", metadata,
+        sa.Column("run", sa.BigInteger, nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("value", sa.Double),
+        sa.Column("step", sa.BigInteger, nullable=False),
+        sa.Column("ts", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("run", "key"),
+        sa.Index("tracking_latest_value", "key", "value"),
+        sqlite_with_rowid=False,
+    )
+    sa.Table(
+        "tracking_artifacts", metadata,
+        sa.Column("run", sa.BigInteger, nullable=False),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("digest", sa.Text, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("run", "path"),
+        sqlite_with_rowid=False,
+    )
+    sa.Table(
+        "tracking_inputs", metadata,
+        sa.Column("run", sa.BigInteger, nullable=False),
+        sa.Column("kind", sa.Text, nullable=False),
+        sa.Column("ref", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("run", "kind", "ref"),
+        sa.Index("tracking_inputs_ref", "kind", "ref"),
+        sqlite_with_rowid=False,
+    )
+    create_tables(tx, metadata)
+
 
 # Params and latest metrics are narrow key/value tables indexed by (key, value) so that a search
 # filter on one key is an index range scan joined back to runs, not a scan of every run. Child
@@ -13,80 +108,5 @@ MIGRATION_SET = "tracking"
 # and tags, rewritten in the same transaction as the rows they summarise, so a search reads one row
 # per matching run.
 MIGRATIONS = [
-    Migration(
-        1,
-        "m001_initial",
-        """
-        CREATE TABLE tracking_runs (
-            seq INTEGER PRIMARY KEY,
-            id TEXT NOT NULL UNIQUE,
-            name TEXT,
-            experiment TEXT NOT NULL,
-            status TEXT NOT NULL,
-            start_time REAL NOT NULL,
-            end_time REAL,
-            parent_id TEXT,
-            job_id TEXT,
-            deleted INTEGER NOT NULL DEFAULT 0,
-            deleted_at REAL,
-            context TEXT NOT NULL DEFAULT '{}',
-            params_json TEXT NOT NULL DEFAULT '{}',
-            metrics_json TEXT NOT NULL DEFAULT '{}',
-            tags_json TEXT NOT NULL DEFAULT '{}'
-        );
-        CREATE INDEX tracking_runs_experiment ON tracking_runs(experiment, start_time);
-        CREATE INDEX tracking_runs_start ON tracking_runs(start_time);
-        CREATE INDEX tracking_runs_parent ON tracking_runs(parent_id);
-        CREATE INDEX tracking_runs_job ON tracking_runs(job_id);
-        CREATE TABLE tracking_params (
-            run INTEGER NOT NULL,
-            key TEXT NOT NULL,
-            value TEXT NOT NULL,
-            num REAL,
-            PRIMARY KEY (run, key)
-        ) WITHOUT ROWID;
-        CREATE INDEX tracking_params_num ON tracking_params(key, num);
-        CREATE INDEX tracking_params_value ON tracking_params(key, value);
-        CREATE TABLE tracking_tags (
-            run INTEGER NOT NULL,
-            key TEXT NOT NULL,
-            value TEXT NOT NULL,
-            PRIMARY KEY (run, key)
-        ) WITHOUT ROWID;
-        CREATE INDEX tracking_tags_value ON tracking_tags(key, value);
-        CREATE TABLE tracking_metrics (
-            run INTEGER NOT NULL,
-            key TEXT NOT NULL,
-            step INTEGER NOT NULL,
-            ts REAL NOT NULL,
-            value REAL
-        );
-        CREATE INDEX tracking_metrics_history ON tracking_metrics(run, key, step);
-        CREATE TABLE tracking_latest_metrics (
-            run INTEGER NOT NULL,
-            key TEXT NOT NULL,
-            value REAL,
-            step INTEGER NOT NULL,
-            ts REAL NOT NULL,
-            PRIMARY KEY (run, key)
-        ) WITHOUT ROWID;
-        CREATE INDEX tracking_latest_value ON tracking_latest_metrics(key, value);
-        CREATE TABLE tracking_artifacts (
-            run INTEGER NOT NULL,
-            path TEXT NOT NULL,
-            digest TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            created_at REAL NOT NULL,
-            PRIMARY KEY (run, path)
-        ) WITHOUT ROWID;
-        CREATE TABLE tracking_inputs (
-            run INTEGER NOT NULL,
-            kind TEXT NOT NULL,
-            ref TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            PRIMARY KEY (run, kind, ref)
-        ) WITHOUT ROWID;
-        CREATE INDEX tracking_inputs_ref ON tracking_inputs(kind, ref);
-        """,
-    ),
+    Migration(1, "m001_initial", apply=_m001_initial),
 ]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from forgeml.errors import NotFoundError, StorageError, did_you_mean
+from forgeml.errors import NotFoundError, did_you_mean
 from forgeml.tracking.query import (
     And,
     Between,
@@ -73,9 +73,9 @@ class _Compiler:
                 self.first_key.append(f.key)
                 self.driver = alias
             else:
-                self.from_sql.append(f"CROSS JOIN {table} {alias} ON {alias}.run = {self.driver}.run AND {alias}.key = ?")
+                self.from_sql.append(f"JOIN {table} {alias} ON {alias}.run = {self.driver}.run AND {alias}.key = ?")
                 self.from_params.append(f.key)
-        self.from_sql.append(f"CROSS JOIN tracking_runs r ON r.seq = {self.driver}.run" if required else "tracking_runs r")
+        self.from_sql.append(f"JOIN tracking_runs r ON r.seq = {self.driver}.run" if required else "tracking_runs r")
 
     def _new_alias(self, f: Field) -> tuple[str, str]:
         table, letter = _TABLES[f.kind]
@@ -116,9 +116,10 @@ class _Compiler:
         if isinstance(node, In):
             return self.in_list(node, out)
         if isinstance(node, Like):
-            out.append(node.pattern.value)
+            # LIKE ignores ASCII case, as SQLite's does; PostgreSQL's would not, so both sides are lowered
+            out.append(str(node.pattern.value).lower())
             neg = "NOT " if node.negated else ""
-            return f"{self.column(node.field, False)} {neg}LIKE ?"
+            return f"LOWER({self.column(node.field, False)}) {neg}LIKE ?"
         if isinstance(node, IsNull):
             return f"{self.column(node.field, False)} IS {'NOT ' if node.negated else ''}NULL"
         raise TypeError(f"unknown query node {node!r}")
@@ -211,19 +212,6 @@ def check_keys(store: TrackingStore, query: Query, fields: Sequence[Field]) -> N
         raise NotFoundError(f"no run has the {singular} {f.key!r}{did_you_mean(f.key, known)}; {listed}")
 
 
-def _tuples(db: Any, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """Run a SELECT returning plain tuples (the SQLite cursor directly when the store offers it)."""
-    connection = getattr(db, "connection", None)
-    if connection is None:
-        return [tuple(row.values()) for row in db.query(sql, params)]
-    import sqlite3
-
-    try:
-        return connection().execute(sql, params).fetchall()
-    except sqlite3.Error as e:
-        raise StorageError(f"run search failed: {e}") from e
-
-
 def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
            experiments: Sequence[str] | None = None, limit: int | None = None) -> pd.DataFrame:
     """Run a query and return one row per run: attributes, then params.*, metrics.*, tags.* columns."""
@@ -232,7 +220,7 @@ def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
 
     parsed = parse_query(query or "")
     compiled = compile_query(parsed, include_deleted, experiments, limit)
-    rows = _tuples(store.db, compiled.sql, compiled.params)
+    rows = store.db.rows(compiled.sql, compiled.params)
     # a key no run has makes an empty result or a meaningless order: say so rather than return it
     check_keys(store, parsed, referenced_fields(parsed) if not rows else [i.field for i in parsed.order_by])
     n = len(rows)

@@ -77,10 +77,10 @@ class TrackingStore:
         """Insert a new run row with its params and tags; return its seq."""
         with self.db.transaction() as tx:
             seq = tx.execute(
-                f"INSERT INTO tracking_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO tracking_runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
                 (run.id, run.name, run.experiment, run.status, run.start_time, run.end_time, run.parent_id,
                  run.job_id, int(run.deleted), json.dumps(run.context, default=str)),
-            ).lastrowid
+            ).scalar()
             self._params(tx, seq, run.params)
             self._tags(tx, seq, run.tags)
             self.refresh_snapshots(tx, [seq], ("params", "tags"))
@@ -211,18 +211,19 @@ class TrackingStore:
     @staticmethod
     def refresh_snapshots(tx: Any, seqs: Iterable[int], which: Iterable[str]) -> None:
         """Rewrite the runs' JSON snapshots of params, metrics and/or tags from their rows."""
+        seqs = sorted(seqs)
+        if not seqs:
+            return
+        marks = ", ".join("?" for _ in seqs)
         for kind in which:
-            if kind == "metrics":
-                # built here, not by the database's JSON functions, which print floats with 15 digits
-                # and infinities as invalid JSON: a value read back must be the value logged
-                tx.executemany("UPDATE tracking_runs SET metrics_json = ? WHERE seq = ?", [
-                    (json.dumps({r["key"]: read_value(r["value"]) for r in tx.query(
-                        "SELECT key, value FROM tracking_latest_metrics WHERE run = ?", (seq,))}), seq)
-                    for seq in seqs])
-                continue
-            table = _SNAPSHOT_TABLES[kind]
-            tx.executemany(f"UPDATE tracking_runs SET {kind}_json = (SELECT json_group_object(key, value) "
-                           f"FROM {table} WHERE run = ?) WHERE seq = ?", [(seq, seq) for seq in seqs])
+            # built here, not by the database's JSON functions (which differ per database, print floats
+            # with 15 digits and infinities as invalid JSON): a value read back must be the value logged
+            snapshots: dict[int, dict[str, Any]] = {seq: {} for seq in seqs}
+            for seq, key, value in tx.execute(f"SELECT run, key, value FROM {_SNAPSHOT_TABLES[kind]} "
+                                              f"WHERE run IN ({marks}) ORDER BY run, key", seqs).fetchall():
+                snapshots[seq][key] = read_value(value) if kind == "metrics" else value
+            tx.executemany(f"UPDATE tracking_runs SET {kind}_json = ? WHERE seq = ?",
+                           [(json.dumps(snapshot), seq) for seq, snapshot in snapshots.items()])
 
     def write_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Store params (a later value for the same key replaces the earlier one)."""
@@ -242,8 +243,8 @@ class TrackingStore:
         """Record references to what a run read: (kind, ref) such as ("dataset", "name@v3")."""
         seq, now = self.seq(run_id), time.time()
         with self.db.transaction() as tx:
-            tx.executemany("INSERT OR IGNORE INTO tracking_inputs (run, kind, ref, created_at) VALUES (?, ?, ?, ?)",
-                           [(seq, kind, ref, now) for kind, ref in inputs])
+            tx.insert_or_ignore("tracking_inputs", ("run", "kind", "ref", "created_at"),
+                                [(seq, kind, ref, now) for kind, ref in inputs])
 
     def add_artifact(self, run_id: str, path: str, digest: str, size: int) -> ArtifactRecord:
         """Record a stored object under a path of the run (replacing an earlier one at that path)."""
@@ -266,7 +267,7 @@ class TrackingStore:
     def write_points(self, points: Sequence[Point]) -> None:
         """Append metric points (run seq, key, step, ts, value) and advance the latest values, in one transaction."""
         with self.db.transaction() as tx:
-            tx.executemany("INSERT INTO tracking_metrics (run, key, step, ts, value) VALUES (?, ?, ?, ?, ?)", points)
+            tx.insert_rows("tracking_metrics", ("run", "key", "step", "ts", "value"), points)
             latest = latest_of(points)
             tx.executemany(_UPSERT_LATEST, latest)
             self.refresh_snapshots(tx, {row[0] for row in latest}, ("metrics",))

@@ -92,8 +92,8 @@ def import_run(data: dict[str, Any], *, workspace: Any = None) -> Run:
                        "parent_id = ?, job_id = ?, deleted = ?, context = ? WHERE seq = ?", (*values, seq))
         else:
             seq = tx.execute("INSERT INTO tracking_runs (id, name, experiment, status, start_time, end_time, "
-                             "parent_id, job_id, deleted, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (run_id, *values)).lastrowid
+                             "parent_id, job_id, deleted, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+                             (run_id, *values)).scalar()
         points = list(zip([seq] * len(columns[0]), *columns))
         store._params(tx, seq, data.get("params") or {})
         store._tags(tx, seq, data.get("tags") or {})
@@ -102,8 +102,8 @@ def import_run(data: dict[str, Any], *, workspace: Any = None) -> Run:
                        latest_of(points))
         tx.executemany("INSERT INTO tracking_artifacts (run, path, digest, size, created_at) VALUES (?, ?, ?, ?, ?)",
                        [(seq, *b, attrs["start_time"]) for b in blobs])
-        tx.executemany("INSERT OR IGNORE INTO tracking_inputs (run, kind, ref, created_at) VALUES (?, ?, ?, ?)",
-                       [(seq, i["kind"], i["ref"], attrs["start_time"]) for i in data.get("inputs", [])])
+        tx.insert_or_ignore("tracking_inputs", ("run", "kind", "ref", "created_at"),
+                            [(seq, i["kind"], i["ref"], attrs["start_time"]) for i in data.get("inputs", [])])
         store.refresh_snapshots(tx, [seq], ("params", "metrics", "tags"))
     return store.get_run(run_id)
 

@@ -165,7 +165,7 @@ def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
                                     name=f"{name}-trial-{trial.number}", gpus=config.gpus_per_trial,
                                     experiment=config.experiment, parent_run=study_run, target=config.target,
                                     env={**config.env, **env_for_trial(ws, name, trial.number, ws.executor(config.target).beside_workspace)})
-                job = jobs.submit(spec, ws=ws)
+                job = jobs.submit(spec, workspace=ws)
                 trial.set_user_attr("job_id", job.id)
                 trial.set_user_attr("run_id", job.run_id)
                 in_flight[trial.number] = (trial, job.id)
@@ -222,8 +222,8 @@ def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConf
 
     # one cheap query per poll decides which trials need work; reports are relayed at most every report_s
     ids = [job_id for _trial, job_id in in_flight.values()]
-    states = {r["id"]: r["state"] for r in jobs_store(ws).query(
-        "SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))}
+    marks = ", ".join("?" for _ in ids)
+    states = {r["id"]: r["state"] for r in jobs_store(ws).query(f"SELECT id, state FROM jobs WHERE id IN ({marks})", ids)}
     now = time.monotonic()
     for number, (trial, job_id) in list(in_flight.items()):
         state = states.get(job_id)
@@ -370,10 +370,10 @@ def _final(config: TuneConfig, result: TuneResult, ws: Any, name: str, study_run
     spec = jobs.JobSpec(script=config.script, args=list(config.args), params=result.best_params,
                         name=f"{name}-final", gpus=config.gpus_per_trial, experiment=config.experiment,
                         parent_run=study_run, target=config.target, env={**config.env, "FORGEML_FINAL": "1"})
-    job = jobs.submit(spec, ws=ws)
+    job = jobs.submit(spec, workspace=ws)
     scheduler = _ensure_scheduler(ws)
     try:
-        job = jobs.wait(job.id, ws=ws)
+        job = jobs.wait(job.id, workspace=ws)
     finally:
         if scheduler is not None:
             scheduler.stop()

@@ -107,7 +107,11 @@ class NoRegressionGate:
         if delta < -s.tolerance:
             return GateResult(label, False, f"{s.metric} {cand:.4g} vs production {base:.4g} on {ev['dataset']}: "
                               f"worse by {-delta:.4g}, more than the tolerance {s.tolerance}", details)
-        return GateResult(label, True, f"{s.metric} {cand:.4g} vs production {base:.4g} on {ev['dataset']}", details)
+        if delta < 0:  # a lower score passed: say it is within the tolerance, so nobody wonders why
+            return GateResult(label, True, f"{s.metric} {cand:.4g} vs production {base:.4g} on {ev['dataset']}: "
+                              f"worse by {-delta:.4g}, within the tolerance {s.tolerance}", details)
+        return GateResult(label, True, f"{s.metric} {cand:.4g} vs production {base:.4g} on {ev['dataset']} "
+                          f"(tolerance {s.tolerance})", details)
 
 
 @dataclass

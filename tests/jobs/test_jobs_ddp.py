@@ -51,9 +51,9 @@ def test_two_process_ddp_on_cpu_keeps_weights_identical(jobs_ws) -> None:
     assert "torch.distributed.run" in job.spec.argv()
     Scheduler(jobs_ws).run_until_idle(timeout=120)
     done = get_job(job.id, jobs_ws)
-    assert done.state == "SUCCEEDED", read_logs(job.id, ws=jobs_ws)[0][-2000:]
+    assert done.state == "SUCCEEDED", read_logs(job.id, workspace=jobs_ws)[0][-2000:]
     folder = jobs_ws.dot / "jobs" / job.id / "checkpoints"
     w0, w1 = (json.loads((folder / f"rank{r}.json").read_text()) for r in (0, 1))
     assert w0.keys() == {"weight", "bias"} and w0 == w1, "weights differ across ranks"
-    log = read_logs(job.id, ws=jobs_ws)[0]
+    log = read_logs(job.id, workspace=jobs_ws)[0]
     assert "rank 0 of 2 RANK=0" in log and "rank 1 of 2 RANK=1" in log

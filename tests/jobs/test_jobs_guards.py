@@ -43,11 +43,11 @@ def test_a_plan_sharing_an_exclusive_gpu_is_refused_naming_the_policy(greedy_ws:
     from forgeml.jobs import JobSpec, Scheduler, list_jobs, submit
 
     for _ in range(2):
-        submit(JobSpec(command=["true"], gpus=1), ws=greedy_ws)
+        submit(JobSpec(command=["true"], gpus=1), workspace=greedy_ws)
     with pytest.raises(PluginError, match=r"placement policy 'greedy' \(plugin 'greedy_policy'\).*GPU 0, which an "
                                           r"exclusive job already holds"):
         Scheduler(greedy_ws).run_until_idle(timeout=10)
-    assert {j.state for j in list_jobs(ws=greedy_ws)} == {"PENDING"}
+    assert {j.state for j in list_jobs(workspace=greedy_ws)} == {"PENDING"}
 
 
 def test_a_job_no_placement_can_fit_is_failed_with_the_reason(workspace: Any) -> None:
@@ -57,7 +57,7 @@ def test_a_job_no_placement_can_fit_is_failed_with_the_reason(workspace: Any) ->
 
     root = Path(workspace.root)
     ws = open_workspace(root)
-    job = submit(JobSpec(command=["true"], gpus=4), ws=ws)
+    job = submit(JobSpec(command=["true"], gpus=4), workspace=ws)
     ws.close()
     (root / "plugins.toml").write_text(FAST_CONFIG.replace("count = 4", "count = 2"))
     ws = Workspace(root)

@@ -42,7 +42,7 @@ def test_autostart_starts_a_background_scheduler_that_runs_the_job(jobs_ws, caps
     try:
         from forgeml.jobs import wait
 
-        assert wait(job["id"], ws=ws, timeout=60).state == "SUCCEEDED"
+        assert wait(job["id"], workspace=ws, timeout=60).state == "SUCCEEDED"
         code, out, err = run(capsys, "submit", "train.py", "--json")  # the running one is used, not a second
         assert code == 0 and err == ""
     finally:

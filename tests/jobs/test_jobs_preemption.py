@@ -49,15 +49,15 @@ def test_preempted_job_resumes_from_its_latest_checkpoint(jobs_ws) -> None:
             assert time.monotonic() < deadline, "the low-priority job never got going"
             time.sleep(0.05)
         urgent = submit(JobSpec(script="urgent.py", gpus=2, priority=10), jobs_ws)
-        assert wait(urgent.id, timeout=20, ws=jobs_ws).state == "SUCCEEDED"
-        final = wait(low.id, timeout=30, ws=jobs_ws)
+        assert wait(urgent.id, timeout=20, workspace=jobs_ws).state == "SUCCEEDED"
+        final = wait(low.id, timeout=30, workspace=jobs_ws)
     finally:
         scheduler.stop()
     assert final.state == "SUCCEEDED" and final.preemptions == 1 and final.attempts == 2 and final.failures == 0
     first, second = job_attempts(low.id, jobs_ws)
     assert get_job(urgent.id, jobs_ws).started_at >= first["finished_at"]
-    first_log = read_logs(low.id, attempt=1, ws=jobs_ws)[0]
-    second_log = read_logs(low.id, attempt=2, ws=jobs_ws)[0]
+    first_log = read_logs(low.id, attempt=1, workspace=jobs_ws)[0]
+    second_log = read_logs(low.id, attempt=2, workspace=jobs_ws)[0]
     stopped_at = int(first_log.split("preempted after step ")[1].split()[0])
     assert f"attempt 2 resumes at step {stopped_at + 1}" in second_log and "done" in second_log
     assert any(f"preempted by job {urgent.id}" in e["reason"] for e in job_events(low.id, jobs_ws))
@@ -75,7 +75,7 @@ def test_non_preemptible_jobs_are_left_alone(jobs_ws) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         urgent = submit(JobSpec(script="urgent.py", gpus=1, priority=10), jobs_ws)
-        wait(urgent.id, timeout=20, ws=jobs_ws)
+        wait(urgent.id, timeout=20, workspace=jobs_ws)
     finally:
         scheduler.stop()
     kept = get_job(keep.id, jobs_ws)

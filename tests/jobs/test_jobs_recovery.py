@@ -65,7 +65,7 @@ def test_kill_9_then_restart_adopts_live_jobs_and_retries_dead_ones(jobs_ws) -> 
             _until(lambda: (root / f"pid-{victim.id}-2").exists())
             (root / "release").write_text("go")
             for job in (survivor, victim, queued, late):
-                assert wait(job.id, timeout=40, ws=jobs_ws).state == "SUCCEEDED", get_job(job.id, jobs_ws).reason
+                assert wait(job.id, timeout=40, workspace=jobs_ws).state == "SUCCEEDED", get_job(job.id, jobs_ws).reason
         finally:
             second.kill()
             second.wait(10)

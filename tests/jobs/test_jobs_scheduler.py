@@ -41,7 +41,7 @@ def test_job_environment_follows_the_agreement(jobs_ws) -> None:
     Scheduler(jobs_ws).run_until_idle(timeout=30)
     done = get_job(job.id, jobs_ws)
     assert done.state == "SUCCEEDED", done.reason
-    seen = json.loads(read_logs(job.id, ws=jobs_ws)[0].strip().splitlines()[-1])
+    seen = json.loads(read_logs(job.id, workspace=jobs_ws)[0].strip().splitlines()[-1])
     assert seen["FORGEML_HOME"] == str(jobs_ws.root) and seen["FORGEML_JOB_ID"] == job.id
     assert json.loads(seen["FORGEML_PARAMS"]) == {"lr": 0.001} and seen["EXTRA"] == "yes"
     assert Path(seen["FORGEML_CHECKPOINT_DIR"]).is_dir()
@@ -118,11 +118,11 @@ def test_cancel_pending_and_running_with_sigkill_after_grace(jobs_ws) -> None:
     waiting = submit(JobSpec(script="stubborn.py", gpus=4), jobs_ws)
     scheduler = Scheduler(jobs_ws).start_in_thread()
     try:
-        _until(lambda: "started" in read_logs(running.id, ws=jobs_ws)[0])
+        _until(lambda: "started" in read_logs(running.id, workspace=jobs_ws)[0])
         assert cancel(waiting.id, jobs_ws).state == "CANCELLED"
         asked = time.monotonic()
         cancel(running.id, jobs_ws)
-        done = wait(running.id, timeout=20, ws=jobs_ws)
+        done = wait(running.id, timeout=20, workspace=jobs_ws)
         elapsed = time.monotonic() - asked
     finally:
         scheduler.stop()

@@ -112,6 +112,6 @@ def test_validation_errors_are_clear_and_queue_nothing(jobs_ws) -> None:
     for spec, error, message in cases:
         with pytest.raises(error, match=message):
             submit(spec, jobs_ws)
-    assert list_jobs(ws=jobs_ws) == []
+    assert list_jobs(workspace=jobs_ws) == []
     job = submit(JobSpec(script="train.py", gpus=4, gpu_type="H100"), jobs_ws)
     assert job.state == "PENDING" and job.spec.workdir == str(jobs_ws.root)

@@ -80,7 +80,7 @@ def test_jobs_for_another_target_go_to_its_executor_without_local_placement(work
         assert request.gpus == [] and request.env["FORGEML_JOB_ID"] == job.id
         assert "CUDA_VISIBLE_DEVICES" not in request.env and "PATH" not in request.env  # the target decides
         assert request.argv[0] == "python"
-        assert "visible None" in read_logs(job.id, ws=ws)[0]
+        assert "visible None" in read_logs(job.id, workspace=ws)[0]
     finally:
         ws.close()
 
@@ -95,7 +95,7 @@ def test_cpu_jobs_are_pinned_and_memory_capped(jobs_ws) -> None:
     job = submit(JobSpec(script="limits.py", cpus=1, memory_mb=300), jobs_ws)
     Scheduler(jobs_ws).run_until_idle(timeout=30)
     assert get_job(job.id, jobs_ws).state == "SUCCEEDED"
-    seen = json.loads(read_logs(job.id, ws=jobs_ws)[0].strip().splitlines()[-1])
+    seen = json.loads(read_logs(job.id, workspace=jobs_ws)[0].strip().splitlines()[-1])
     assert seen == {"cores": 1, "as": 300 * 2**20, "omp": "1"}
 
 
@@ -109,7 +109,7 @@ def test_detached_scheduler_runs_jobs_and_stops_on_sigterm(jobs_ws) -> None:
     try:
         assert SchedulerLock(jobs_ws).holder() == pid
         job = submit(JobSpec(script="ok.py"), jobs_ws)
-        assert wait(job.id, timeout=30, ws=jobs_ws).state == "SUCCEEDED"
+        assert wait(job.id, timeout=30, workspace=jobs_ws).state == "SUCCEEDED"
     finally:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 15

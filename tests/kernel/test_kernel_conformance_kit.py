@@ -37,7 +37,8 @@ GOOD_AND_BROKEN_METADATA_STORES = '''
 from contextlib import contextmanager
 
 import pytest
-from forgeml.storage.sqlite import SQLiteMetadataStore, SQLiteTransaction
+from forgeml.storage.relational import SQLTransaction
+from forgeml.storage.sqlite import SQLiteMetadataStore
 from forgeml.testing import MetadataStoreSuite
 
 
@@ -47,14 +48,14 @@ class NoRollbackStore(SQLiteMetadataStore):
     @contextmanager
     def transaction(self):
         conn = self.connection()
-        if conn.in_transaction:
-            yield SQLiteTransaction(conn)
+        if conn.connection.dbapi_connection.in_transaction:
+            yield SQLTransaction(self, conn)
             return
-        conn.execute("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
-            yield SQLiteTransaction(conn)
+            yield SQLTransaction(self, conn)
         finally:
-            conn.execute("COMMIT")
+            conn.exec_driver_sql("COMMIT")
 
 
 class TestGood(MetadataStoreSuite):
@@ -62,11 +63,19 @@ class TestGood(MetadataStoreSuite):
     def store(self, tmp_path):
         return SQLiteMetadataStore(tmp_path / "good.db")
 
+    @pytest.fixture
+    def reopen(self, tmp_path):
+        return lambda: SQLiteMetadataStore(tmp_path / "good.db")
+
 
 class TestNoRollback(MetadataStoreSuite):
     @pytest.fixture
     def store(self, tmp_path):
         return NoRollbackStore(tmp_path / "broken.db")
+
+    @pytest.fixture
+    def reopen(self, tmp_path):
+        return lambda: NoRollbackStore(tmp_path / "broken.db")
 '''
 
 
@@ -77,7 +86,9 @@ def _only_forgeml_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-q", "-p", "no:cacheprovider", *args)
+    # in a child process: an in-process run would drop the modules it imported (sqlalchemy's compiled
+    # parts among them), which cannot be imported again in this one
+    return pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", *args)
 
 
 def _failed_tests(result: pytest.RunResult) -> set[str]:

@@ -125,10 +125,9 @@ def test_store_pragmas(tmp_path: Path) -> None:
     from forgeml.storage.sqlite import SQLiteMetadataStore
 
     store = SQLiteMetadataStore(tmp_path / "m.db", busy_timeout_ms=12345)
-    conn = store.connection()
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 12345
+    assert store.rows("PRAGMA journal_mode") == [("wal",)]
+    assert store.rows("PRAGMA foreign_keys") == [(1,)]
+    assert store.rows("PRAGMA busy_timeout") == [(12345,)]
     store.close()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from forgeml.testing import ArtifactStoreSuite, MetadataStoreSuite
@@ -11,10 +13,32 @@ class TestSQLiteMetadataStore(MetadataStoreSuite):
     """The default SQLite store, on a real database file."""
 
     @pytest.fixture
-    def store(self, tmp_path):
+    def reopen(self, tmp_path):
         from forgeml.storage.sqlite import SQLiteMetadataStore
 
-        store = SQLiteMetadataStore(tmp_path / "metadata.db", busy_timeout_ms=60000)
+        return lambda: SQLiteMetadataStore(tmp_path / "metadata.db", busy_timeout_ms=60000)
+
+    @pytest.fixture
+    def store(self, reopen):
+        store = reopen()
+        yield store
+        store.close()
+
+
+class TestPostgresMetadataStore(MetadataStoreSuite):
+    """The postgres plugin's store, in a schema of its own on the real server from tests/services/postgres.sh."""
+
+    @pytest.fixture
+    def reopen(self, postgres_url):
+        from forgeml.plugins.postgres.store import open_store
+
+        schema = f"conformance_{uuid.uuid4().hex[:12]}"
+        yield lambda: open_store(postgres_url, schema)
+        open_store(postgres_url, schema, migrate_core=False).execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+    @pytest.fixture
+    def store(self, reopen):
+        store = reopen()
         yield store
         store.close()
 
@@ -45,3 +69,9 @@ class TestWorkspaceStores(MetadataStoreSuite):
     @pytest.fixture
     def store(self, workspace):
         return workspace.metadata
+
+    @pytest.fixture
+    def reopen(self, workspace):
+        from forgeml.workspace import Workspace
+
+        return lambda: Workspace(workspace.root).metadata

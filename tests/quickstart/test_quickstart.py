@@ -160,6 +160,7 @@ def test_a_failing_step_names_itself_and_force_replaces_a_previous_quickstart(tm
     assert err.value.step == "dataset" and "row_count" in str(err.value)
     assert [e.name for e in events if e.state == "failed"] == ["dataset"]
     assert not (old / "stale.txt").exists() and (old / MARKER).exists()
+    assert (old / ".gitignore").read_text().splitlines()[-1] == "*"  # git never offers the generated files
 
 
 def test_the_cli_refuses_an_existing_quickstart_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):

@@ -169,3 +169,20 @@ def test_archive_and_invalid_moves(workspace):
     trail = audit_trail("m")
     assert [(a["detail"].get("from"), a["detail"].get("to")) for a in trail if a["action"] == "model.stage"] == [
         ("STAGING", "PRODUCTION"), ("PRODUCTION", "ARCHIVED")]
+
+
+def test_a_lower_scoring_version_that_passes_says_it_is_within_the_tolerance(workspace):
+    ws = _configure(workspace, """
+        { gate = "no_regression", metric = "roc_auc", tolerance = 0.5 },
+    """)
+    good, weak, X, _ = _models()
+    holdout = _eval_set(ws)
+    register_model("churn", good, input_example=X.head(2), workspace=ws)
+    register_model("churn", weak, input_example=X.head(2), workspace=ws)
+    for version in (1, 2):
+        evaluate(f"churn@{version}", holdout, "label", workspace=ws)
+    promote("churn", 1, "production", workspace=ws)
+    result = promote("churn", 2, "production", workspace=ws)
+    (gate,) = result.gates
+    assert gate.passed and "worse by " in gate.message and "within the tolerance 0.5" in gate.message
+    assert f"on {holdout}" in gate.message

@@ -42,7 +42,7 @@ python = "{sys.executable}"
         (artifact,) = list_artifacts(run.id)
         assert artifact.path == "model.txt"
         assert ws.artifacts.get_bytes(artifact.digest) == b"weights after 3 steps"
-        log, _ = read_logs(job.id, ws=ws)
+        log, _ = read_logs(job.id, workspace=ws)
         assert "step 2" in log and "done" in log
         # a CPU job sees no GPU even where the host has some
         assert "CUDA_VISIBLE_DEVICES=<unset>" in log

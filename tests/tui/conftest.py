@@ -40,7 +40,7 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                 forgeml.log_metric("val_loss", (1 + i) / (step + 1), step=step)
     forgeml.flush()
     (root / "train.py").write_text("print('training')\n")
-    submit(JobSpec(script="train.py", name="train-fraud"), ws=ws)
+    submit(JobSpec(script="train.py", name="train-fraud"), workspace=ws)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 3))
     model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))

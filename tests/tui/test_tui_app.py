@@ -146,4 +146,4 @@ class TestJobs:
                 await _settle(pilot, 1.0)
 
         asyncio.run(run())
-        assert [j.state for j in list_jobs(ws=seeded)] == ["CANCELLED"]
+        assert [j.state for j in list_jobs(workspace=seeded)] == ["CANCELLED"]

@@ -82,7 +82,7 @@ class TestPaletteAndMessages:
             assert isinstance(app.screen, JobsScreen)
 
         drive(seeded, body)
-        assert [j.state for j in list_jobs(ws=seeded)] == ["CANCELLED"]
+        assert [j.state for j in list_jobs(workspace=seeded)] == ["CANCELLED"]
 
     def test_a_load_error_is_said_once_and_cleared_with_its_cause(self, seeded, monkeypatch):
         failing = {"on": True}

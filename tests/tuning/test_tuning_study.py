@@ -178,7 +178,7 @@ def test_resume_after_killing_the_tuner(workspace):
     assert trials["job_id"].dropna().is_unique
     from forgeml.jobs import list_jobs
 
-    trial_jobs = [j for j in list_jobs(ws=workspace) if j.name.startswith("resumable-trial-")]
+    trial_jobs = [j for j in list_jobs(workspace=workspace) if j.name.startswith("resumable-trial-")]
     assert sorted(j.id for j in trial_jobs) == sorted(trials["job_id"].dropna())
 
 
