@@ -159,7 +159,12 @@ class ArtifactInfo:
 
 @runtime_checkable
 class ArtifactStore(Protocol):
-    """Content-addressed blobs: identical bytes are stored once and verified on read."""
+    """Content-addressed blobs: identical bytes are stored once and verified on read.
+
+    Its conformance suite (:class:`forgeml.testing.ArtifactStoreSuite`) enforces: sha256 addressing;
+    identical bytes stored once; unknown digests raise NotFoundError; damaged or truncated objects raise
+    CorruptObjectError; a non-digest string is a ForgeError.
+    """
 
     root: str
 
@@ -206,7 +211,14 @@ class FeatureRequest:
 
 @runtime_checkable
 class OfflineStore(Protocol):
-    """Append-only, date-partitioned history of feature rows, queried for point-in-time joins."""
+    """Append-only, date-partitioned history of feature rows, queried for point-in-time joins.
+
+    Its conformance suite (:class:`forgeml.testing.OfflineStoreSuite`) enforces: rows survive a reopen and
+    are read by other processes; int64/float/bool/text/timestamps round-trip with NaN kept apart from
+    null; any time zone is stored as the UTC instant; ``read`` is [start, end); the point-in-time join
+    keeps entity order, never uses a later value and honours TTL; missing columns, naive timestamps and
+    bad SQL raise ForgeError.
+    """
 
     def write(self, table: str, data: pa.Table, timestamp_field: str) -> int:
         """Append rows to a named table, partitioned by the date of timestamp_field; return rows written."""
@@ -241,6 +253,10 @@ class OnlineStore(Protocol):
 
     Keys are tuples of join-key values; a view's rows are stored whole, so a write replaces every
     feature of a key at once, and only when its event timestamp is not older than the stored one.
+
+    Its conformance suite (:class:`forgeml.testing.OnlineStoreSuite`) enforces: values survive a reopen
+    and are read by other processes; ``read_rows`` event times are epoch microseconds, UTC; any time zone
+    or resolution is one instant; NaN reads as null; bad rows raise ForgeError.
     """
 
     def write(self, view: str, rows: pa.Table, key_columns: Sequence[str], timestamp_field: str) -> int:
@@ -258,7 +274,13 @@ class OnlineStore(Protocol):
 
 @runtime_checkable
 class VectorStore(Protocol):
-    """Embeddings with nearest-neighbour search."""
+    """Embeddings with nearest-neighbour search.
+
+    Its conformance suite (:class:`forgeml.testing.VectorStoreSuite`) enforces: nearest first with a non-
+    decreasing ``_distance``; at most k rows; filters apply; upsert replaces by key; rows survive a reopen
+    and are found by other processes; a missing vector column, k <= 0 or an unknown table raise
+    ForgeError.
+    """
 
     def upsert(self, table: str, data: pa.Table, vector_column: str, key_columns: Sequence[str]) -> int:
         """Insert or replace rows by key; return rows written."""
@@ -330,7 +352,12 @@ class GpuDevice:
 
 @runtime_checkable
 class GpuInventory(Protocol):
-    """The GPUs a machine has and how busy they are."""
+    """The GPUs a machine has and how busy they are.
+
+    Its conformance suite (:class:`forgeml.testing.GpuInventorySuite`) enforces: GpuDevice values with
+    unique indices and UUIDs, 0 <= free <= total memory, utilization in 0..100, and the same GPUs on every
+    call.
+    """
 
     def devices(self) -> list[GpuDevice]:
         """Return every visible GPU; an empty list means CPU mode."""
@@ -394,6 +421,12 @@ class Executor(Protocol):
       cluster, remote hosts) and a job is launched as soon as it is due.
 
     Subclass this Protocol to inherit the defaults of the members after ``check``.
+
+    Its conformance suite (:class:`forgeml.testing.ExecutorSuite`) enforces: ``launch`` returns a string
+    handle at once; the attempt runs detached with its env and workdir, output in the log; ``poll`` gives
+    succeeded/0 or failed with the exit code; ``logs`` from an offset gives each byte once; ``cancel``
+    stops it within the grace period; a new instance or another process follows an old handle; an unknown
+    handle raises ForgeError.
     """
 
     name: str
@@ -453,6 +486,12 @@ class PlacementPolicy(Protocol):
     ``gpus`` are ``GpuSlot``s (each device with what running jobs hold on it), ``resources`` is a
     ``Resources`` (CPU, memory, running jobs); the result is a list of ``Placement``s, where a
     placement with ``preempt`` names running jobs to stop first.
+
+    Its conformance suite (:class:`forgeml.testing.PlacementPolicySuite`) enforces: every plan passes
+    :func:`forgeml.jobs.plans.plan_problems` (the scheduler refuses one that does not, naming the policy):
+    existing GPUs, the count, type and memory asked for, no exclusive GPU shared, CPU and memory within
+    what is free, preemption only of running, preemptible, lower-priority jobs; a job that fits an idle
+    machine is started and the higher priority wins the last GPU.
     """
 
     def place(self, pending: Sequence[Any], gpus: Sequence[Any], resources: Any) -> list[Any]:
@@ -475,7 +514,12 @@ class LoadedModel(Protocol):
 
 @runtime_checkable
 class ModelRuntime(Protocol):
-    """One model flavor: how to save, load and run it."""
+    """One model flavor: how to save, load and run it.
+
+    Its conformance suite (:class:`forgeml.testing.ModelRuntimeSuite`) enforces: the saved folder alone is
+    enough: another process loads it and predicts the same outputs; DataFrame, Arrow and
+    ``matrix_columns`` inputs agree, one output per row; a folder of another flavor raises ForgeError.
+    """
 
     flavor: str
 
@@ -520,6 +564,11 @@ class Monitor(Protocol):
     1-D object arrays, the offline recomputation as reference and the served values as current, one
     entry per request row, nulls kept as None. Implementations must be thread-safe: a report compares
     several columns at once.
+
+    Its conformance suite (:class:`forgeml.testing.MonitorSuite`) enforces: a well-formed MonitorResult
+    (its name, the column, a finite statistic, p-value in [0, 1] or None, severity none when not drifted);
+    no drift between samples of one distribution, drift on a shifted one; deterministic and thread-safe;
+    tiny samples give a result or a ForgeError.
     """
 
     name: str
@@ -535,6 +584,9 @@ class Notifier(Protocol):
 
     ``alert`` is the stored alert as plain JSON-able values: id, rule, metric, subject, value,
     threshold, severity, message, fired_at (ISO 8601 UTC), pipeline (or None) and details.
+
+    Its conformance suite (:class:`forgeml.testing.NotifierSuite`) enforces: every field arrives
+    unchanged, once, in order; a failed delivery raises ForgeError.
     """
 
     name: str
@@ -555,7 +607,12 @@ class GateResult:
 
 @runtime_checkable
 class PromotionGate(Protocol):
-    """Decides whether a model version may move to a stage."""
+    """Decides whether a model version may move to a stage.
+
+    Its conformance suite (:class:`forgeml.testing.PromotionGateSuite`) enforces: a GateResult with a bool
+    verdict, the gate's name, a message saying why and JSON-serializable details; the verdict depends on
+    the context only.
+    """
 
     name: str
 

@@ -106,6 +106,7 @@ def run_checks() -> list[HealthCheck]:
         checks.append(HealthCheck("workspace", True, str(ws.root)))
         checks += layer_checks(ws)
         checks.append(_orphaned_runs_check(ws))
+        checks += storage_checks(ws)
     for info in host.infos:
         if info.error:
             checks.append(HealthCheck(f"plugin {info.name}", False, info.error))
@@ -127,3 +128,52 @@ def _orphaned_runs_check(ws: Workspace) -> HealthCheck:
         return HealthCheck("orphaned runs", True, f"marked KILLED {len(reaped)} run(s) whose process is gone: "
                                                   + ", ".join(r[:8] for r in reaped[:10]))
     return HealthCheck("orphaned runs", True, "no RUNNING run has lost its process")
+
+
+# what runs and model versions point at in the artifact store
+_REFERENCES = ("SELECT DISTINCT digest AS d FROM tracking_artifacts",
+               "SELECT DISTINCT artifact_digest AS d FROM registry_versions")
+
+
+def storage_checks(ws: object) -> list[HealthCheck]:
+    """Check the database file's integrity, every referenced artifact, and an empty database beside objects."""
+    from forgeml.errors import CorruptObjectError
+
+    checks = []
+    metadata = ws.metadata  # type: ignore[attr-defined]
+    artifacts = ws.artifacts  # type: ignore[attr-defined]
+    problems = getattr(metadata, "integrity_problems", None)
+    if problems is not None:
+        found = problems()
+        checks.append(HealthCheck("database integrity", not found,
+                                  "; ".join(found[:5]) + " (restore the database from a backup)" if found else "ok"))
+    digests: set[str] = set()
+    for sql in _REFERENCES:
+        try:
+            digests |= {r["d"] for r in metadata.query(sql) if r["d"]}
+        except ForgeError:  # that layer has no tables in this workspace
+            continue
+    missing, corrupt = [], []
+    for digest in sorted(digests):
+        try:
+            with artifacts.open(digest) as f:
+                while f.read(1 << 20):
+                    pass
+        except CorruptObjectError:
+            corrupt.append(digest)
+        except ForgeError:
+            missing.append(digest)
+    detail = f"{len(digests)} referenced object(s) present and intact"
+    if missing or corrupt:
+        detail = "; ".join(part for part in (
+            f"{len(missing)} missing ({', '.join(d[:12] for d in missing[:5])})" if missing else "",
+            f"{len(corrupt)} corrupt ({', '.join(d[:12] for d in corrupt[:5])})" if corrupt else "") if part)
+        detail += f" in {getattr(artifacts, 'root', 'the artifact store')}"
+    checks.append(HealthCheck("artifacts", not missing and not corrupt, detail))
+    if not digests:
+        stored = sum(1 for _ in artifacts.list())
+        if stored:
+            checks.append(HealthCheck("metadata", False, f"the database references no artifacts but the artifact "
+                                      f"store holds {stored} object(s): was the database deleted and recreated? "
+                                      "restore it from a backup"))
+    return checks

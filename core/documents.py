@@ -34,8 +34,8 @@ def read_text_file(path: str | Path, what: str, limit: int = MAX_DOCUMENT_BYTES)
         raise ValidationError(f"{what} {str(path)!r} cannot be read: {e.strerror or e}") from None
 
 
-def parse_document(text: str, fmt: str, what: str) -> dict[str, Any]:
-    """Parse TOML, YAML or JSON text that must hold a table; raise ValidationError otherwise."""
+def parse_document(text: str, fmt: str, what: str, allow_list: bool = False) -> Any:
+    """Parse TOML, YAML or JSON text that must hold a table (or a list, if allowed); raise ValidationError otherwise."""
     try:
         if fmt == "toml":
             import tomllib
@@ -53,18 +53,19 @@ def parse_document(text: str, fmt: str, what: str) -> dict[str, Any]:
         raise ValidationError(f"{what} is not valid {fmt.upper()}: {e}") from e
     if data is None and fmt == "yaml":
         data = {}
-    if not isinstance(data, dict):
-        raise ValidationError(f"{what} must hold a table of keys and values, got {type(data).__name__}")
+    if not isinstance(data, dict) and not (allow_list and isinstance(data, list)):
+        wanted = "a table of keys and values or a list" if allow_list else "a table of keys and values"
+        raise ValidationError(f"{what} must hold {wanted}, got {type(data).__name__}")
     return data
 
 
-def read_document(path: str | Path, what: str, default_format: str | None = None) -> dict[str, Any]:
+def read_document(path: str | Path, what: str, default_format: str | None = None, allow_list: bool = False) -> Any:
     """Read a .toml, .yaml/.yml or .json file that must hold a table, with one-line errors for everything else."""
     path = Path(path)
     fmt = _SUFFIXES.get(path.suffix.lower(), default_format)
     if fmt is None:
         raise ValidationError(f"{what} {str(path)!r}: use .toml, .yaml, .yml or .json")
-    return parse_document(read_text_file(path, what), fmt, f"{what} {str(path)!r}")
+    return parse_document(read_text_file(path, what), fmt, f"{what} {str(path)!r}", allow_list)
 
 
 def parse_json_value(text: str, what: str) -> Any:

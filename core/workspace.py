@@ -19,6 +19,7 @@ from forgeml.config import (
 from forgeml.errors import ConfigError, WorkspaceError, did_you_mean
 from forgeml.layers import LAYER, NAMED_SECTIONS, SECTIONS, Layer
 from forgeml.plugin_manager import PluginHost, Provider, make_plugin_manager
+from forgeml.selection import configure, disabled_sections
 
 if TYPE_CHECKING:
     from forgeml.contracts import (
@@ -47,6 +48,7 @@ class Config:
         self._where = str(path) if path else CONFIG_FILE
         self.plugins = build_settings(PluginsSettings, raw.get("plugins", {}), f"{self._where}: [plugins]")
         self._sections: dict[str, Any] = {}
+        self._ignored: set[str] | None = None
         self.validate()
 
     # ------------------------------------------------------------ lookups
@@ -78,7 +80,9 @@ class Config:
         return node
 
     def _known(self) -> set[str]:
-        return {"plugins", *SECTIONS, *NAMED_SECTIONS, *self.host.settings_sections()}
+        if self._ignored is None:  # sections of disabled plugins may stay in the file; they are not read
+            self._ignored = disabled_sections(self.host)
+        return {"plugins", *SECTIONS, *NAMED_SECTIONS, *self.host.settings_sections(), *self._ignored}
 
     def _own_keys(self, dotted: str, table: Mapping[str, Any]) -> dict[str, Any]:
         known = self._known()
@@ -93,7 +97,11 @@ class Config:
                 raise ConfigError(f"no settings section [{name}]{did_you_mean(name, sections)}")
             cls = sections[name][0]
             table = self._table(name) or {}
-            self._sections[name] = build_settings(cls, self._own_keys(name, table), f"{self._where}: [{name}]")
+            instance = build_settings(cls, self._own_keys(name, table), f"{self._where}: [{name}]")
+            check = getattr(instance, "check_providers", None)
+            if callable(check):  # a section naming providers inside it (notifiers, gates) checks them now
+                check(self.host, f"{self._where}: ")
+            self._sections[name] = instance
         return self._sections[name]
 
     def _provider_from(self, dotted: str, layer: str, table: Mapping[str, Any], default: str | None) -> tuple[Provider, Any]:
@@ -101,14 +109,7 @@ class Config:
         name = table.get("plugin", default)
         if not isinstance(name, str):
             raise ConfigError(f"{where}: 'plugin' must name a plugin")
-        provider = self.host.provider(layer, name, f"{where} plugin")
-        values = {k: v for k, v in table.items() if k != "plugin"}
-        if provider.settings is None:
-            if values:
-                key = next(iter(values))
-                raise ConfigError(f"{where}: unknown key {key!r}; plugin {name!r} takes no settings")
-            return provider, None
-        return provider, build_settings(provider.settings, values, where)
+        return configure(self.host, layer, name, {k: v for k, v in table.items() if k != "plugin"}, where)
 
     def provider(self, section: str) -> tuple[Provider, Any]:
         """Return the provider a provider section selects, with its validated settings."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -115,10 +116,29 @@ class FsspecArtifactStore:
         digest = hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
             tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
-            with (open(tmp, "wb") if self._local else self.fs.open(tmp, "wb")) as f:
-                f.write(data)
-            self._commit(tmp, digest)
+            with self._cleaning(tmp, f"{len(data)} bytes"):
+                with (open(tmp, "wb") if self._local else self.fs.open(tmp, "wb")) as f:
+                    f.write(data)
+                self._commit(tmp, digest)
         return digest
+
+    @contextlib.contextmanager
+    def _cleaning(self, tmp: str, what: str) -> Iterator[None]:
+        """Remove a half-written temporary object on any failure; a full or read-only disk is a StorageError."""
+        try:
+            yield
+        except BaseException as e:
+            try:
+                if self._local:
+                    os.unlink(tmp)
+                elif self.fs.exists(tmp):
+                    self.fs.rm(tmp)
+            except OSError:
+                pass
+            if isinstance(e, OSError):
+                raise StorageError(f"cannot store {what} in the artifact store at {self.root}: "
+                                   f"{e.strerror or e} ({tmp})") from e
+            raise
 
     def put_file(self, path: str | Path) -> str:
         """Store a local file's contents once; return their digest."""
@@ -128,8 +148,9 @@ class FsspecArtifactStore:
         digest = sha256_file(path)
         if not self.exists(digest):
             tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
-            self.fs.put_file(str(path), tmp)
-            self._commit(tmp, digest)
+            with self._cleaning(tmp, repr(str(path))):
+                self.fs.put_file(str(path), tmp)
+                self._commit(tmp, digest)
         return digest
 
     def _commit(self, tmp: str, digest: str) -> None:

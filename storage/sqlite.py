@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -53,10 +54,28 @@ class SQLiteMetadataStore(SQLMetadataStore):
             dbapi_connection.execute("PRAGMA synchronous = NORMAL")
             dbapi_connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as e:
-            raise StorageError(f"{self.path}: not a usable SQLite database ({e}); restore it from a backup "
-                               f"or move it aside to start afresh") from e
+            raise self._open_error(e) from e
         if mode.lower() != "wal":
             raise StorageError(f"{self.path}: cannot switch to WAL mode (got {mode}); is it on a network drive?")
+
+    def _open_error(self, error: sqlite3.DatabaseError) -> StorageError:
+        """Tell a read-only workspace (fix the permissions) apart from a damaged file (restore or move aside)."""
+        text = str(error).lower()
+        read_only = ("readonly" in text or "read-only" in text or not os.access(self.path.parent, os.W_OK)
+                     or (self.path.exists() and not os.access(self.path, os.W_OK)))
+        if read_only:
+            return StorageError(f"{self.path}: the workspace is read-only ({error}); forgeml writes its database "
+                                "there, so make the folder writable or point FORGEML_HOME at a writable copy")
+        return StorageError(f"{self.path}: not a usable SQLite database ({error}); restore it from a backup "
+                            "or move it aside to start afresh", transient=False)
+
+    def integrity_problems(self) -> list[str]:
+        """Return what SQLite's quick_check finds wrong with the database file (empty when it is sound)."""
+        try:
+            rows = self.connection().exec_driver_sql("PRAGMA quick_check").fetchall()
+        except (sa_exc.SQLAlchemyError, StorageError) as e:
+            return [str(e)]
+        return [r[0] for r in rows if r[0] != "ok"]
 
     def connection(self) -> sa.Connection:
         """Return this thread's connection, turning a failure to open the file into a StorageError."""

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "forgeml.cli.workspace:doctor_cmd",
     "migrate": "forgeml.cli.migrate:migrate_cmd",
     "plugins": "forgeml.cli.workspace:plugins_group",
+    "plugin": "forgeml.cli.plugin:plugin_group",
     "config": "forgeml.cli.workspace:config_group",
     "monitor": "forgeml.cli.monitor:monitor_group",
     "pipeline": "forgeml.cli.pipeline:pipeline_group",

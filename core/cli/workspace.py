@@ -55,7 +55,24 @@ def plugins_list(as_json: bool) -> None:
 
 @click.group("config")
 def config_group() -> None:
-    """Show the configuration."""
+    """Show and change the configuration."""
+
+
+@config_group.command("use")
+@click.argument("layer")
+@click.argument("plugin")
+def config_use(layer: str, plugin: str) -> None:
+    """Switch LAYER (a section like storage.online, or online_stores) to PLUGIN, with its documented defaults."""
+    from forgeml.selection import use_plugin
+    from forgeml.workspace import Workspace, find_root
+
+    root = find_root()
+    section, missing = use_plugin(root, layer, plugin)
+    if missing:
+        click.echo(f"[{section}] now uses {plugin}; set {', '.join(missing)} in {root / 'plugins.toml'}")
+        return
+    Workspace(root).close()  # validates the whole file with the new choice
+    click.echo(f"[{section}] now uses {plugin} with its default settings")
 
 
 @config_group.command("default")

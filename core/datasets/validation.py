@@ -77,7 +77,7 @@ class ExpectationSuite:
         """Load a suite from a .json, .yaml/.yml or .toml file."""
         from forgeml.documents import read_document
 
-        data = read_document(path, "expectation suite", default_format="json")
+        data = read_document(path, "expectation suite", default_format="json", allow_list=True)
         return cls.from_dict(data)
 
 

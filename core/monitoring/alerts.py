@@ -99,15 +99,20 @@ def _ws(workspace: Any) -> Any:
 # ---------------------------------------------------------------- rules and notifiers
 def rules(workspace: Any = None) -> list[AlertRule]:
     """Return the workspace's alert rules, validated (unknown metric, operator, severity, window, notifier)."""
+    settings = _ws(workspace).config.section("monitoring")
+    check_rules(settings)
+    return list(settings.rules or ())
+
+
+def check_rules(settings: Any, prefix: str = "") -> None:
+    """Validate every alert rule of a [monitoring] section; ``prefix`` names the file in messages."""
     from forgeml.monitoring.metrics import check_metric
     from forgeml.monitoring.sources import parse_window
 
-    ws = _ws(workspace)
-    settings = ws.config.section("monitoring")
     seen: set[str] = set()
     notifier_names = set(settings.notifiers or ()) or {"log"}
     for i, rule in enumerate(settings.rules or ()):
-        where = f"[[monitoring.rules]] #{i + 1} ({rule.name!r})"
+        where = f"{prefix}[[monitoring.rules]] #{i + 1} ({rule.name!r})"
         if rule.name in seen:
             raise ValidationError(f"{where}: two rules are named {rule.name!r}; rule names must be unique")
         seen.add(rule.name)
@@ -128,27 +133,28 @@ def rules(workspace: Any = None) -> list[AlertRule]:
 
                 raise ValidationError(f"{where}: unknown notifier {name!r}{did_you_mean(name, notifier_names)}; "
                                       f"configured: {', '.join(sorted(notifier_names))}")
-    return list(settings.rules or ())
 
 
 def notifiers(workspace: Any = None) -> dict[str, Any]:
     """Build the configured notifiers by name ([monitoring.notifiers.NAME]); the log notifier when none are."""
-    from forgeml.config import build_settings
-
     ws = _ws(workspace)
     tables = ws.config.section("monitoring").notifiers or {"log": {"plugin": "log"}}
-    built = {}
+    return {name: provider.build(settings, ws)
+            for name, (provider, settings) in configured_notifiers(ws.plugins, tables).items()}
+
+
+def configured_notifiers(host: Any, tables: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Resolve [monitoring.notifiers.NAME] tables to (provider, validated settings), by name."""
+    from forgeml.selection import configure
+
+    out = {}
     for name, table in tables.items():
-        where = f"[monitoring.notifiers.{name}]"
+        where = f"{prefix}[monitoring.notifiers.{name}]"
         if not isinstance(table, dict) or not isinstance(table.get("plugin"), str):
             raise ValidationError(f"{where}: set plugin = \"log\", \"shell\", \"webhook\" or \"desktop\"")
-        provider = ws.plugins.provider("notifiers", table["plugin"], f"{where} plugin")
-        values = {k: v for k, v in table.items() if k != "plugin"}
-        if provider.settings is None and values:
-            raise ValidationError(f"{where}: notifier {table['plugin']!r} takes no settings")
-        settings = build_settings(provider.settings, values, where) if provider.settings else None
-        built[name] = provider.build(settings, ws)
-    return built
+        out[name] = configure(host, "notifiers", table["plugin"], {k: v for k, v in table.items() if k != "plugin"},
+                              where)
+    return out
 
 
 # ---------------------------------------------------------------- evaluation

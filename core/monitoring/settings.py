@@ -43,3 +43,18 @@ class MonitoringSettings:
         None, "Alert rules as [[monitoring.rules]] tables: name, metric, threshold, model, window, severity, pipeline.")
     notifiers: dict[str, dict[str, Any]] | None = setting(
         None, "Notifiers as [monitoring.notifiers.NAME] tables: plugin = log|shell|webhook|desktop plus its settings.")
+
+    def check_providers(self, host: Any, prefix: str = "") -> None:
+        """Check what the plugin manager must confirm: drift tests, notifiers and alert rules name real providers."""
+        from forgeml.monitoring.alerts import check_rules, configured_notifiers
+        from forgeml.selection import configure, disabled_offering
+
+        for kind in ("numeric", "categorical", "embedding"):
+            for name in getattr(self, f"{kind}_tests"):
+                # a test of a disabled plugin is reported when a drift report needs it, not at every open
+                if name not in host.providers("monitors") and disabled_offering(host, "monitors", name) is None:
+                    host.provider("monitors", name, f"{prefix}[monitoring] {kind}_tests")
+        for name, table in (self.tests or {}).items():
+            configure(host, "monitors", name, table, f"{prefix}[monitoring.tests.{name}]")
+        configured_notifiers(host, self.notifiers or {}, prefix)
+        check_rules(self, prefix)

@@ -9,10 +9,8 @@ from typing import Any
 
 from forgeml.auth.service import require
 from forgeml.client import remote
-from forgeml.config import build_settings
 from forgeml.contracts import GateResult
 from forgeml.errors import (
-    ConfigError,
     ForgeError,
     GateFailedError,
     NotFoundError,
@@ -30,6 +28,7 @@ from forgeml.registry.models import (
     workspace_or_current,
 )
 from forgeml.registry.schema import store
+from forgeml.registry.settings import configured_gate
 
 
 @dataclass
@@ -69,14 +68,10 @@ def run_gates(ctx: PromotionContext) -> list[GateResult]:
     results = []
     for i, table in enumerate(configured_gates(ws, ctx.model_version.name)):
         where = f"[registry.models.{ctx.model_version.name}] gates[{i}]"
-        gate_name = table.pop("gate", None)
-        if not isinstance(gate_name, str):
-            raise ConfigError(f"{where}: each gate needs gate = \"<name>\" (e.g. metric_threshold)")
-        stages = [normalize_stage(s) for s in table.pop("stages", ["PRODUCTION"])]
-        if ctx.stage not in stages:
+        provider, settings, stages = configured_gate(ws.plugins, table, where)
+        if ctx.stage not in [normalize_stage(s) for s in stages]:
             continue
-        provider = ws.plugins.provider("gates", gate_name, where)
-        settings = build_settings(provider.settings, table, where) if provider.settings else None
+        gate_name = provider.name
         gate = provider.build(settings, ws)
         try:
             result = gate.check(ctx)

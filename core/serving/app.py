@@ -31,6 +31,7 @@ from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
 from forgeml.serving.push import push_rows
+from forgeml.serving.resilience import DependencyDown
 from forgeml.serving.signature import SchemaMismatch
 from forgeml.serving.slot import ModelFailed, ModelRejectedInput
 from forgeml.serving.source import ModelSource, RegistrySource, fetch_online_features
@@ -273,6 +274,9 @@ class PredictRoute:
             raise _Reply(422, {"error": str(e), "field": e.field}, "schema") from None
         except ModelRejectedInput as e:
             raise _Reply(422, {"error": str(e), "field": "body"}, "model_rejected") from None
+        except DependencyDown as e:
+            log.warning("endpoint %s: %s", name, e)
+            raise _Reply(503, {"error": str(e)}, "dependency_down", [(b"retry-after", b"1")]) from None
         except ModelFailed as e:
             log.warning("endpoint %s: %s", name, e)
             raise _Reply(500, {"error": f"prediction failed: {e}"}) from None

@@ -11,6 +11,7 @@ from forgeml.errors import ConfigError
 from forgeml.serving.app import ServerOptions
 from forgeml.serving.batching import BatchingConfig
 from forgeml.serving.endpoint import EndpointConfig
+from forgeml.serving.resilience import FallbackConfig
 from forgeml.serving.source import parse_uri
 from forgeml.serving.traffic import CanaryConfig
 
@@ -35,16 +36,21 @@ def _endpoint_from(name: str, table: Any, threads: int, uri: str = "") -> Endpoi
     model = uri or table.model
     if not model:
         raise ConfigError(f"[serving.endpoints.{name}]: 'model' is required (e.g. model = \"{name}@production\")")
-    for value in (model, table.shadow, table.ab_model, table.canary.model):
+    f = table.fallback
+    for value in (model, table.shadow, table.ab_model, table.canary.model, f.model):
         if value:
             parse_uri(value)
     b = table.batching
     c = table.canary
+    fallback = FallbackConfig(f.model, f.constant, dict(f.feature_defaults or {}), f.lookup_deadline_ms,
+                              f.breaker_failures, f.breaker_cooldown_s)
+    fallback.validate(name)
     return EndpointConfig(
         name=name, model=model, shadow=table.shadow, ab_model=table.ab_model, ab_fraction=table.ab_fraction,
         key_field=table.key_field, canary_model=c.model,
         canary=CanaryConfig(list(c.steps), c.interval_s, c.max_error_rate, c.max_p99_ms, c.min_requests),
         batching=BatchingConfig(b.enabled, b.max_batch_size, b.max_delay_ms, b.inline_max_ms), threads=threads,
+        fallback=fallback,
     )
 
 
@@ -93,6 +99,7 @@ def spec_to_app_args(spec: dict[str, Any]) -> tuple[list[EndpointConfig], Server
         raw = dict(raw)
         raw["canary"] = CanaryConfig(**raw["canary"])
         raw["batching"] = BatchingConfig(**raw["batching"])
+        raw["fallback"] = FallbackConfig(**raw["fallback"])
         endpoints.append(EndpointConfig(**raw))
     options = ServerOptions(**spec["options"])
     options.token = os.environ.get(TOKEN_ENV) or None

@@ -14,8 +14,15 @@ from typing import Any
 
 from forgeml.serving.batching import BatchingConfig, BatchItem
 from forgeml.serving.explanations import requested_top_k
+from forgeml.serving.fallback import FallbackChain, mark_defaults, row_count
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.predlog import PredictionLogger
+from forgeml.serving.resilience import (
+    LINK_BACKUP,
+    LINK_PRIMARY,
+    FallbackConfig,
+    GuardedLookup,
+)
 from forgeml.serving.signature import ColumnSpec, SchemaMismatch, check_value, rows_to_columns
 from forgeml.serving.slot import FeatureLookup, ModelSlot
 from forgeml.serving.source import ModelSource, ServedModel
@@ -55,9 +62,10 @@ class EndpointConfig:
     canary: CanaryConfig = field(default_factory=CanaryConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     threads: int = 4
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
 
 
-class Endpoint:
+class Endpoint(FallbackChain):
     """A named endpoint: traffic policy over model slots, the request path and the hot-swap poller."""
 
     def __init__(self, config: EndpointConfig, source: ModelSource, metrics: ServingMetrics,
@@ -70,6 +78,12 @@ class Endpoint:
         self.metrics = metrics
         self.predlog = predlog
         self.slots: dict[str, ModelSlot] = {}
+        fb = config.fallback
+        self.model_breaker = self._breaker("model", clock)
+        self.store_breaker = self._breaker("online_store", clock)
+        self.guarded: GuardedLookup | None = None
+        if lookup is not None:
+            self.guarded = lookup = GuardedLookup(lookup, fb, self.store_breaker, self._defaults_used)
 
         def slot(arm: str, uri: str) -> ModelSlot:
             return ModelSlot(config.name, arm, uri, config, source, metrics, lookup, device)
@@ -84,6 +98,8 @@ class Endpoint:
             ramp = CanaryRamp(config.canary, clock)
         if config.shadow:
             self.slots[SHADOW] = slot(SHADOW, config.shadow)
+        if fb.model:  # loaded and hot-swapped like any arm, but only ever asked when the primary fails
+            self.slots[LINK_BACKUP] = slot(LINK_BACKUP, fb.model)
         self.policy = TrafficPolicy(config.name, config.ab_fraction if has_b else 0.0, has_b,
                                     bool(config.shadow), ramp)
         self.primary_arm = ARM_A if has_b else PRIMARY
@@ -146,9 +162,11 @@ class Endpoint:
         return BatchItem(columns, n, entity_rows)
 
     async def predict(self, payload: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """Serve one request: route it, predict through the batcher, log it, copy it to the shadow."""
-        started = time.perf_counter()
-        request_id = request_id or new_request_id()
+        """Serve one request: the primary path, then the fallback chain when it fails."""
+        return await self.serve_chain(payload, request_id or new_request_id())
+
+    async def _predict(self, payload: dict[str, Any], request_id: str, started: float) -> dict[str, Any]:
+        """The primary path: route the request, predict through the batcher, log it, copy it to the shadow."""
         arm = self.policy.choose(self.routing_key(payload, request_id))
         slot = self.slots[arm]
         served = slot.served or self.primary
@@ -192,13 +210,16 @@ class Endpoint:
             self._canary_outcome(True, latency_ms)
         if self.predlog is not None:
             self.predlog.log(self.name, result.version, arm, request_id, dt.datetime.now(dt.UTC), latency_ms,
-                             logged_inputs, result.predictions, len(result.predictions))
+                             mark_defaults(logged_inputs, result.defaulted, len(result.predictions)),
+                             result.predictions, len(result.predictions))
         if SHADOW in self.slots:
             task = asyncio.get_running_loop().create_task(self._shadow(payload, request_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-        reply = {"model": self.name, "version": result.version, "arm": arm, "request_id": request_id,
-                 "predictions": result.predictions}
+        reply = {"model": self.name, "version": result.version, "arm": arm, "link": LINK_PRIMARY,
+                 "request_id": request_id, "predictions": result.predictions}
+        if result.defaulted:
+            reply["feature_defaults"] = result.defaulted
         if explanations is not None:
             reply["explanations"] = explanations
         return reply
@@ -244,7 +265,7 @@ class Endpoint:
             self._canary_outcome(False, latency_ms)
         if self.predlog is not None:
             self.predlog.log(self.name, served.version, arm, request_id, dt.datetime.now(dt.UTC), latency_ms,
-                             {}, None, _row_count(payload), f"{type(error).__name__}: {error}")
+                             {}, None, row_count(payload), f"{type(error).__name__}: {error}")
 
     def _canary_outcome(self, ok: bool, latency_ms: float) -> None:
         ramp = self.policy.canary
@@ -266,7 +287,7 @@ class Endpoint:
             self._count(SHADOW, served.version, started, "error", e)
             if self.predlog is not None:
                 self.predlog.log(self.name, served.version, SHADOW, request_id, dt.datetime.now(dt.UTC),
-                                 (time.perf_counter() - started) * 1000.0, {}, None, _row_count(payload),
+                                 (time.perf_counter() - started) * 1000.0, {}, None, row_count(payload),
                                  f"{type(e).__name__}: {e}")
             return
         latency_ms = (time.perf_counter() - started) * 1000.0
@@ -312,6 +333,8 @@ class Endpoint:
             await asyncio.gather(*self._background, return_exceptions=True)
         for slot in self.slots.values():
             await slot.batcher.close()
+        if self.guarded is not None:
+            self.guarded.close()
 
     def describe(self) -> dict[str, Any]:
         """Return the endpoint for GET /v1/models."""
@@ -330,10 +353,3 @@ class Endpoint:
                              "max_delay_ms": self.config.batching.max_delay_ms,
                              "warm_ms": round(primary.warm_ms, 3) if primary else None}}
 
-
-def _row_count(payload: dict[str, Any]) -> int:
-    for key in ("rows", "entities"):
-        value = payload.get(key)
-        if isinstance(value, list):
-            return max(len(value), 1)
-    return 1

@@ -41,6 +41,14 @@ class ServingMetrics:
         self.log_errors = Gauge("forgeml_serving_predlog_write_errors",
                                 "Prediction-log writes that failed (their rows are lost; see the server log).",
                                 registry=self.registry)
+        self.fallbacks = Counter("forgeml_serving_fallbacks", "Answers given by a fallback link, and why.",
+                                 ["model", "link", "reason"], registry=self.registry)
+        self.feature_defaults = Counter("forgeml_serving_feature_defaults",
+                                        "Lookups answered with default feature values, and why.",
+                                        ["model", "reason"], registry=self.registry)
+        self.circuit_state = Gauge("forgeml_serving_circuit_state",
+                                   "Circuit breaker state per dependency (0 closed, 1 half-open, 2 open).",
+                                   ["model", "dependency"], registry=self.registry)
         self._children: dict[tuple, Any] = {}
 
     def child(self, family: Any, *labels: str) -> Any:

@@ -83,7 +83,8 @@ def run_server(uris: list[str], host: str | None = None, port: int | None = None
     source = RegistrySource(workspace)
     versions = {}
     for endpoint in endpoints:  # fail now, in one line, rather than serve a model that cannot load
-        for uri in filter(None, (endpoint.model, endpoint.shadow, endpoint.ab_model, endpoint.canary_model)):
+        for uri in filter(None, (endpoint.model, endpoint.shadow, endpoint.ab_model, endpoint.canary_model,
+                                     endpoint.fallback.model)):
             versions[uri] = source.version_of(uri)
     options = server_options(settings)
     host = host or settings.host

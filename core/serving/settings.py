@@ -31,6 +31,19 @@ class CanarySettings:
 
 
 @dataclass
+class FallbackSettings:
+    """What answers when the model or the online store fails ([serving.endpoints.NAME.fallback])."""
+
+    model: str = setting("", "Backup model URI (name@version or name@alias) answering when the primary fails.")
+    constant: float | None = setting(None, "Last link: this value answers every row when both models fail.")
+    feature_defaults: dict[str, float] | None = setting(
+        None, "Value per online feature used when the online store fails, times out or its breaker is open.")
+    lookup_deadline_ms: float = setting(0.0, "Give up on the online store after this many ms (0: no deadline).")
+    breaker_failures: int = setting(5, "Consecutive failures that open a circuit breaker (model or store).")
+    breaker_cooldown_s: float = setting(10.0, "Seconds an open breaker waits before one probe call.")
+
+
+@dataclass
 class EndpointSettings:
     """One served endpoint: its model, challengers and batching ([serving.endpoints.NAME])."""
 
@@ -41,6 +54,7 @@ class EndpointSettings:
     key_field: str = setting("", "Request field hashed for A/B and canary routing (default: the first entity key).")
     batching: BatchingSettings = setting(default_factory=BatchingSettings, doc="Dynamic batching.")
     canary: CanarySettings = setting(default_factory=CanarySettings, doc="Canary ramp.")
+    fallback: FallbackSettings = setting(default_factory=FallbackSettings, doc="Fallback chain and breakers.")
 
 
 @dataclass

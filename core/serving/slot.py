@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from forgeml.errors import PluginError, ValidationError
@@ -16,7 +16,8 @@ from forgeml.serving.source import ModelSource, ServedModel
 
 log = logging.getLogger("forgeml.serving")
 
-FeatureLookup = Callable[[ServedModel, Sequence[dict[str, Any]]], dict[str, list[Any]]]
+# returns the feature columns, or (columns, names filled from defaults) when guarded
+FeatureLookup = Callable[[ServedModel, Sequence[dict[str, Any]]], Any]
 
 
 class ModelRejectedInput(ValueError):
@@ -34,6 +35,7 @@ class Prediction:
     version: int
     predictions: list[Any]
     inputs: dict[str, list[Any]]
+    defaulted: list[str] = field(default_factory=list)  # features filled from defaults, the store being down
 
 
 class ModelSlot:
@@ -108,8 +110,7 @@ class ModelSlot:
     def predict_batch(self, served: ServedModel, items: Sequence[BatchItem]) -> list[Prediction]:
         """Look up online features for entity items, run one predict over all rows, split the outputs."""
         entity_items = [it for it in items if it.entity_rows is not None]
-        if entity_items:
-            self._add_features(served, entity_items)
+        defaulted = self._add_features(served, entity_items) if entity_items else []
         names = served.signature.names or list(items[0].columns)
         columns: dict[str, list[Any]] = {}
         for name in names:
@@ -131,16 +132,20 @@ class ModelSlot:
         results: list[Prediction] = []
         offset = 0
         for it in items:
-            results.append(Prediction(served.version, outputs[offset:offset + it.n], it.columns))
+            results.append(Prediction(served.version, outputs[offset:offset + it.n], it.columns,
+                                      defaulted if it.entity_rows is not None else []))
             offset += it.n
         return results
 
-    def _add_features(self, served: ServedModel, items: Sequence[BatchItem]) -> None:
+    def _add_features(self, served: ServedModel, items: Sequence[BatchItem]) -> list[str]:
         if self.lookup is None or not served.feature_refs:
-            return
+            return []
         rows = [r for it in items for r in it.entity_rows or ()]
+        defaulted: list[str] = []
         try:
             features = self.lookup(served, rows)
+            if isinstance(features, tuple):  # a guarded lookup also says which features are defaults
+                features, defaulted = features
         except (ValidationError, ValueError, TypeError) as e:
             # the request's keys or request values do not fit the feature views: the caller's to fix
             raise SchemaMismatch("entities", f"feature lookup failed: {e}") from e
@@ -158,6 +163,7 @@ class ModelSlot:
                                                  f"no online value for {keys}; materialize or push the feature view")
                 it.columns[name] = part
             offset += it.n
+        return defaulted
 
 
 def run_model(served: ServedModel, columns: dict[str, list[Any]]) -> list[Any]:

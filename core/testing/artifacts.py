@@ -1,4 +1,14 @@
-"""Conformance suite for artifact stores (contract: :class:`forgeml.contracts.ArtifactStore`)."""
+"""Conformance suite for artifact stores (contract: :class:`forgeml.contracts.ArtifactStore`).
+
+Subclass :class:`ArtifactStoreSuite` as ``Test...`` and give it a ``store`` fixture. Rules it enforces:
+
+- objects are addressed by the sha256 hex digest of their bytes; empty and multi-megabyte objects
+  round-trip through bytes, files and streams;
+- identical bytes are stored once; ``exists`` and ``list`` (with sizes) reflect exactly what was stored;
+- a digest never stored raises NotFoundError from every reader; a string that is not a digest is a
+  ForgeError, never a path lookup;
+- bytes changed or truncated behind the store's back raise CorruptObjectError on read.
+"""
 
 from __future__ import annotations
 

@@ -154,13 +154,22 @@ class ActiveRun(Run):
             return
         if self._sampler is not None:
             self._sampler.stop()
-        self._writer.flush()
-        if self._owner_pid != os.getpid():
-            return
-        from forgeml.tracking.api import finish_run
+        lost: ForgeError | None = None
+        try:
+            self._writer.flush()
+        except ForgeError as e:  # a full or read-only disk: the run cannot count as FINISHED
+            lost, status = e, FAILED
+        if self._owner_pid == os.getpid():
+            from forgeml.tracking.api import finish_run
 
-        finished = finish_run(self.id, status, workspace=self._store.workspace, flush=False)
-        self.status, self.end_time = finished.status, finished.end_time
+            try:
+                finished = finish_run(self.id, status, workspace=self._store.workspace, flush=False)
+                self.status, self.end_time = finished.status, finished.end_time
+            except ForgeError:
+                if lost is None:
+                    raise
+        if lost is not None:
+            raise lost
 
 
 def leave_stack(run: Any, status: str) -> bool:

@@ -123,15 +123,14 @@ def test_command_gate_and_stage_filter(workspace):
 
 
 def test_gate_configuration_errors(workspace):
-    ws = _configure(workspace, '{ gate = "metric_treshold", metric = "roc_auc" },')
+    """A misnamed gate or gate setting fails when the workspace opens, before any promotion."""
     good, _, X, _ = _models()
-    register_model("churn", good, input_example=X.head(2), workspace=ws)
-    with pytest.raises(ConfigError, match="did you mean 'metric_threshold'"):
-        promote("churn", 1, "production", workspace=ws)
-    ws2 = _configure(workspace, '{ gate = "metric_threshold", metrc = "roc_auc" },')
+    register_model("churn", good, input_example=X.head(2), workspace=workspace)
+    with pytest.raises(ConfigError, match=r"\[registry.models.churn\] gates\[0\].*did you mean 'metric_threshold'"):
+        _configure(workspace, '{ gate = "metric_treshold", metric = "roc_auc" },')
     with pytest.raises(ConfigError, match="unknown key 'metrc'"):
-        promote("churn", 1, "production", workspace=ws2)
-    assert get_model_version("churn", 1, workspace=ws2).stage == "STAGING"
+        _configure(workspace, '{ gate = "metric_threshold", metrc = "roc_auc" },')
+    assert get_model_version("churn", 1, workspace=workspace).stage == "STAGING"
 
 
 def test_rollback_restores_previous_production_in_order(workspace):
