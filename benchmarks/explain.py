@@ -149,7 +149,7 @@ def batch(root: Path, model: Any, x: Any) -> dict[str, Any]:
     """Seconds to explain 10,000 rows through the platform, and with shap alone."""
     import shap
 
-    from forgeml.explain import explain_batch
+    from forgeml.serving.explain_batch import explain_batch
     from forgeml.workspace import Workspace
 
     ws = Workspace(root)

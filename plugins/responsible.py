@@ -190,7 +190,7 @@ def forgeml_register_gates(register):
 @hookimpl
 def forgeml_on_alert_fired(alert, workspace):
     """Attribute an output-drift alert's score shift to features (stored in the alert's details)."""
-    from forgeml.explain.drift import OUTPUT_DRIFT_METRICS, explain_alert_quietly
+    from forgeml.monitoring.why import OUTPUT_DRIFT_METRICS, explain_alert_quietly
 
     if alert.metric in OUTPUT_DRIFT_METRICS:
         explain_alert_quietly(alert, workspace)

@@ -19,7 +19,7 @@ def explain_cmd(model_uri: str, source: str, output: str | None, top_k: int, met
                 as_json: bool) -> None:
     """Explain every row of --input with MODEL_URI: which features pushed each prediction, and how far."""
     from forgeml.cli.output import emit_json, print_table
-    from forgeml.explain import explain_batch
+    from forgeml.serving.explain_batch import explain_batch
 
     result = explain_batch(model_uri, source, output, top_k, chunk_size, method, progress=not as_json)
     if as_json:

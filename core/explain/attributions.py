@@ -233,7 +233,7 @@ class ModelExplainer:
         import numpy as np
 
         if self.method == "kernel":
-            from forgeml.explain.background import as_frame
+            from forgeml.registry.background import as_frame
 
             frame = as_frame(inputs, "inputs")
             missing = [c for c in self.features if c not in frame.columns]
@@ -360,7 +360,7 @@ def explainer_for(loaded: Any, workspace: Any = None, method: str | None = None)
         failed = getattr(loaded, "_forgeml_explain_error", None)
         if failed is not None and method is None:  # building failed before: fail fast, not per request
             raise ValidationError(failed)
-        from forgeml.explain.background import read_background
+        from forgeml.registry.background import read_background
 
         mv = getattr(loaded, "model_version", None)
         background = None

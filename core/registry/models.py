@@ -234,7 +234,7 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
         (folder / META_FILE).write_text(json.dumps({"flavor": flavor, "signature": signature}, sort_keys=True))
         sample = background if background is not None else _example_rows(input_example)
         if sample is not None:
-            from forgeml.explain.background import write_background
+            from forgeml.registry.background import write_background
 
             write_background(folder, sample)
         digest = ws.artifacts.put_bytes(_pack(folder))

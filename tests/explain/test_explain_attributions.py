@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from forgeml.errors import ForgeError, ValidationError
-from forgeml.explain import explain, explain_batch, read_background
+from forgeml.explain import explain
 from forgeml.registry import load_model, register_model
+from forgeml.registry.background import read_background
+from forgeml.serving.explain_batch import explain_batch
 
 
 def _frame(n=400, seed=0, features=4):

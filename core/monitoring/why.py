@@ -23,7 +23,7 @@ def attribute_shift(model: Any, reference: Any, current: Any, workspace: Any = N
     import numpy as np
 
     from forgeml.explain.attributions import explainer_for
-    from forgeml.explain.background import as_frame
+    from forgeml.registry.background import as_frame
     from forgeml.registry.models import ModelVersion, load_model, workspace_or_current
 
     ws = workspace_or_current(workspace)
