@@ -118,7 +118,7 @@ def load_definitions(target: str | Path, base: Path | None = None) -> list[Defin
     else:
         try:
             module = importlib.import_module(text)
-        except ImportError as e:
+        except (ImportError, TypeError, ValueError) as e:  # TypeError/ValueError: not a module name at all
             raise NotFoundError(f"cannot import feature definitions module {text!r}: {e}") from e
     found: list[Definition] = []
     for value in vars(module).values():

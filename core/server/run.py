@@ -43,6 +43,20 @@ def self_signed_pair(folder: Path, hosts: list[str]) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def _check_address(host: str, port: int) -> None:
+    """Fail in one line, before any work, when the address cannot be listened on."""
+    import socket
+
+    if not 0 < port < 65536:
+        raise ConfigError(f"port {port} is out of range; use 1-65535 (--port or [server] port)")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port") from None
+
+
 def run_server(host: str | None = None, port: int | None = None, self_signed: bool = False,
                workspace: Any = None) -> None:
     """Serve the platform API of a workspace until interrupted."""
@@ -59,6 +73,7 @@ def run_server(host: str | None = None, port: int | None = None, self_signed: bo
     settings = workspace.config.section("server")
     host = host or settings.host
     port = settings.port if port is None else port
+    _check_address(host, port)
     tls: dict[str, str] = {}
     if self_signed:
         cert, key = self_signed_pair(workspace.dot / "server" / "tls", [host])

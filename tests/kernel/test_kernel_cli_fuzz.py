@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from forgeml.cli import cli, main
 
 # long-running or interactive commands; each has its own tests with real inputs
-SKIPPED = {"tui", "quickstart", "scheduler", "serve", "init", "tune run"}
+SKIPPED = {"tui", "quickstart", "scheduler", "serve", "server", "init", "tune run"}
 
 
 def _commands() -> list[tuple[tuple[str, ...], click.Command]]:
@@ -76,7 +76,7 @@ def test_every_command_answers_hostile_arguments_in_one_line(workspace, capsys, 
                                   ["jobs", "show", "a\x00b"], ["monitor", "alerts", "ack", "9" * 30],
                                   ["runs", "search", "(" * 5000 + "metrics.x > 1" + ")" * 5000],
                                   ["pipeline", "run", "p", "--params", "[1, 2]"],
-                                  ["serve", "--port", "70000"]])
+                                  ["serve", "--port", "70000"], ["server", "--port", "70000"]])
 def test_known_hostile_arguments(workspace, capsys, argv):
     code, err = _invoke(argv, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
