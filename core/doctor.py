@@ -106,7 +106,10 @@ def run_checks() -> list[HealthCheck]:
         checks.append(HealthCheck("workspace", True, str(ws.root)))
         checks += layer_checks(ws)
         checks.append(_orphaned_runs_check(ws))
-        checks += storage_checks(ws)
+        try:
+            checks += storage_checks(ws)
+        except ForgeError as e:  # a store that cannot open is already reported by its layer's check
+            checks.append(HealthCheck("database integrity", False, f"not checked: {e}"))
     for info in host.infos:
         if info.error:
             checks.append(HealthCheck(f"plugin {info.name}", False, info.error))

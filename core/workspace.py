@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -241,6 +241,7 @@ class Workspace:
         self.config = Config(raw, config_path if config_path.exists() else None, host)
         self._lock = threading.Lock()
         self._opened: dict[str, Any] = {}
+        self._before_close: list[Callable[[], Any]] = []
 
     # ------------------------------------------------------------ finding and creating
     @classmethod
@@ -342,8 +343,24 @@ class Workspace:
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.root / p
 
+    def before_close(self, flush: Callable[[], Any]) -> None:
+        """Have close() call ``flush`` first (a service's buffered writes reach the stores before they close)."""
+        self._before_close.append(flush)
+
+    def flush_pending(self) -> None:
+        """Write what services buffered for this workspace (the callbacks given to before_close)."""
+        flushes, self._before_close = self._before_close, []
+        for flush in flushes:
+            flush()
+
     def close(self) -> None:
-        """Close every store this process opened."""
+        """Write what services buffered, then close every store this process opened."""
+        try:
+            self.flush_pending()
+        finally:
+            self._close_stores()
+
+    def _close_stores(self) -> None:
         with self._lock:
             for key, store in self._opened.items():
                 close = None if key.startswith("migrated:") else getattr(store, "close", None)

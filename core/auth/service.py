@@ -57,6 +57,9 @@ class _AuthCache:
         self.tokens: dict[str, dict[str, Any]] = {}
         self.principals: dict[str, Principal] = {}
         self.log = _AccessLog(self.db)
+        before_close = getattr(workspace, "before_close", None)
+        if before_close is not None:
+            before_close(self.log.writer.flush)
 
     def fresh(self, force: bool = False) -> _AuthCache:
         """Reload when another process changed grants or tokens (checked at most every REFRESH_S)."""

@@ -102,7 +102,9 @@ def add_format_options(command: click.Command) -> click.Command:
             add_format_options(sub)
         return command
     names = {p.name for p in command.params}
-    if "output_format" in names or "as_json" not in names or command.callback is None:
+    # a command whose own --format means something else (datasets add: the input file's format) keeps it
+    taken = any("--format" in getattr(p, "opts", ()) for p in command.params)
+    if taken or "output_format" in names or "as_json" not in names or command.callback is None:
         return command
     callback = command.callback
 

@@ -97,7 +97,12 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metadata_backend:
     finally:
         set_current(None)
         if metadata_backend != "sqlite":
-            # the schema holds nothing another test needs: drop it so a long run does not fill the server
+            # the schema holds nothing another test needs: drop it so a long run does not fill the server,
+            # once buffered writes (the access log) have reached it
+            from forgeml.tracking.writer import flush_all
+
+            ws.flush_pending()
+            flush_all()  # writers of other Workspace objects this test opened on the same schema
             ws.metadata.execute(f'DROP SCHEMA IF EXISTS "{request.node.forgeml_pg_schema}" CASCADE')
         ws.close()
 
