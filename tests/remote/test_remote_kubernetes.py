@@ -32,8 +32,8 @@ def recorded(name: str) -> dict:
     return json.loads((DATA / name).read_text())
 
 
-def _request(spec, job_id="job-7", env=None):
-    return LaunchRequest(job_id, 1, spec.argv(sys.executable), dict(env or {}), "/w", "attempt-1.log", spec=spec)
+def _request(spec, job_id="job-7", env=None, log_path="attempt-1.log"):
+    return LaunchRequest(job_id, 1, spec.argv(sys.executable), dict(env or {}), "/w", log_path, spec=spec)
 
 
 @pytest.fixture
@@ -268,11 +268,12 @@ def test_executor_submits_maps_states_streams_logs_and_deletes_on_cancel(fake_ap
     assert executor.poll(handle).state == "cancelled"
 
 
-def test_executor_reports_stuck_pods_failed_exit_codes_and_vanished_jobs(fake_api, k8s_settings):
+def test_executor_reports_stuck_pods_failed_exit_codes_and_vanished_jobs(fake_api, k8s_settings, tmp_path):
     from forgeml.jobs import JobSpec
 
     executor = _executor(fake_api, k8s_settings)
-    handle = executor.launch(_request(JobSpec(script="train.py")))
+    # a finished pod's log is copied home to the request's log path: keep it in tmp_path
+    handle = executor.launch(_request(JobSpec(script="train.py"), log_path=str(tmp_path / "attempt-1.log")))
     fake_api.pod, fake_api.statuses = "pod_image_pull_backoff.json", ["job_pod_starting.json"]
     status = executor.poll(handle)
     assert status.state == "running" and "ImagePullBackOff" in status.reason
