@@ -54,9 +54,10 @@ def tracking(folder: Path | str, points: int) -> dict:
         elapsed = time.perf_counter() - started
     out["log_batch_1000"] = {"ms_per_point": round(1000 * elapsed / points, 5),
                              "points_per_s": round(points / elapsed, 1)}
-    out["durability"] = ("sync log_metric: each call is a committed SQLite transaction before it returns, so a "
-                         "point survives kill -9 once the call returned; survival of power loss follows "
-                         "SQLite's default synchronous setting. async: points queued in the process are lost on "
+    database = "PostgreSQL" if isinstance(folder, str) and folder.startswith("postgresql") else "SQLite"
+    out["durability"] = (f"sync log_metric: each call is a committed {database} transaction before it returns, so "
+                         "a point survives kill -9 once the call returned; survival of power loss follows "
+                         f"{database}'s own durability settings. async: points queued in the process are lost on "
                          "kill -9 until flushed. log_batch: one transaction per batch")
     return out
 
