@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,8 @@ from forgeml.sql import quote_ident, quote_literal
 from forgeml.times import timestamp_micros, to_utc_micros
 
 PARTITION = "date"
+# suffix of a Parquet file still being written (readers match *.parquet only)
+PARTIAL = ".tmp"
 ROW = "__forgeml_row"
 US_PER_DAY = 86_400_000_000
 
@@ -95,13 +98,22 @@ class DuckDBOfflineStore:
 
             base_dir = self.fs._strip_protocol(self._table_dir(table))
             filesystem = PyFileSystem(FSSpecHandler(self.fs))
+        # Files are written under a name readers do not match and renamed once complete, so a process
+        # killed mid-write leaves an ignored .tmp file, never a truncated Parquet file in the table.
+        written: list[str] = []
         try:
             ds.write_dataset(
                 data, base_dir, format="parquet", filesystem=filesystem,
                 partitioning=ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive"),
-                basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet",
+                basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet{PARTIAL}",
                 existing_data_behavior="overwrite_or_ignore", max_rows_per_group=1_000_000,
+                file_visitor=lambda f: written.append(f.path),
             )
+            for path in written:
+                if self.local:
+                    os.replace(path, path[: -len(PARTIAL)])
+                else:
+                    self.fs.mv(path, path[: -len(PARTIAL)])
         except (OSError, pa.ArrowException) as e:
             raise StorageError(f"offline table {table!r}: cannot write Parquet under {self.root}: {e}") from e
         return data.num_rows
