@@ -187,15 +187,20 @@ def bench_mlflow(root: Path, points: int) -> dict:
     return {**out, "ran_in": how}
 
 
-def main() -> None:
-    """Run every workload and print one JSON line."""
-    parser = argparse.ArgumentParser(description=__doc__)
+def parse_args(description: str | None) -> argparse.Namespace:
+    """The workload sizes both tracking benchmarks (SQLite and PostgreSQL) take."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--process-points", type=int, default=10_000)
     parser.add_argument("--mlflow-points", type=int, default=2_000)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    """Run every workload and print one JSON line."""
+    args = parse_args(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         result: dict = {"load_avg_1m_before": round(os.getloadavg()[0], 2)}

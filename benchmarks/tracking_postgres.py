@@ -10,7 +10,6 @@ Usage: python benchmarks/tracking_postgres.py [--points 100000] [--runs 10000] [
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import uuid
@@ -48,13 +47,7 @@ def bench_mlflow(points: int) -> dict:
 
 def main() -> None:
     """Run every workload on PostgreSQL and print one JSON line."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--points", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=8)
-    parser.add_argument("--process-points", type=int, default=10_000)
-    parser.add_argument("--mlflow-points", type=int, default=2_000)
-    args = parser.parse_args()
+    args = tracking.parse_args(__doc__)
     if not os.environ.get("FORGEML_PG_URL"):
         finish("tracking_postgres", {"skipped": "set FORGEML_PG_URL (tests/services/postgres.sh start writes it)"})
         return
