@@ -100,7 +100,6 @@ def test_an_inventory_that_briefly_sees_no_gpus_fails_a_gpu_job_only_after_unfit
         workspace: Any, unfit_cycles: int, state: str) -> None:
     """Three dark inventory reads fail a pending GPU job only when ``unfit_cycles`` is below three."""
     from forgeml.jobs import JobSpec, Scheduler, get_job, submit
-
     from forgeml.workspace import Workspace, set_current
 
     root = Path(workspace.root)
