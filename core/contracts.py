@@ -163,7 +163,8 @@ class ArtifactStore(Protocol):
 
     Its conformance suite (:class:`forgeml.testing.ArtifactStoreSuite`) enforces: sha256 addressing;
     identical bytes stored once; unknown digests raise NotFoundError; damaged or truncated objects raise
-    CorruptObjectError; a non-digest string is a ForgeError.
+    CorruptObjectError; a non-digest string is a ForgeError; a new instance over the same root sees every
+    object; an object stored by one process is read by another.
     """
 
     root: str

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from forgeml.errors import ConfigError, did_you_mean
 from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
+from forgeml.serving.fallback import row_count
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
@@ -213,6 +214,18 @@ async def _read_body(receive: Any, declared: bytes | None, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def _check_rows(endpoint: Endpoint, payload: dict[str, Any]) -> None:
+    """Refuse a request carrying more rows than the endpoint's limit, before any work is done for it."""
+    limit = endpoint.config.max_rows
+    if not limit:
+        return
+    given = row_count(payload)
+    if given > limit:
+        raise _Reply(413, {"error": f"request of {given} rows exceeds model {endpoint.name!r}'s limit of {limit} "
+                                    f"rows per request; split it or raise [serving.endpoints.{endpoint.name}] "
+                                    "max_rows", "field": "rows", "max_rows": limit}, "too_many_rows")
+
+
 class PredictRoute:
     """POST /v1/models/{name}/predict: rows of features or entity keys in, predictions out.
 
@@ -263,6 +276,7 @@ class PredictRoute:
         if not isinstance(payload, dict):
             raise _Reply(422, {"error": 'the body must be a JSON object with "rows" or "entities"', "field": "body"},
                          "schema")
+        _check_rows(endpoint, payload)
         if not endpoint.ready:
             raise _Reply(503, {"error": f"model {name!r} is still loading; retry when /readyz says ready"},
                          "loading", [(b"retry-after", b"1")])

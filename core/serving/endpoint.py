@@ -63,6 +63,7 @@ class EndpointConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     threads: int = 4
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
+    max_rows: int = 10_000  # most rows in one request (0: no limit)
 
 
 class Endpoint(FallbackChain):

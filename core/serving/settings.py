@@ -52,6 +52,8 @@ class EndpointSettings:
     ab_model: str = setting("", "Model URI of arm B of an A/B split; empty: no split.")
     ab_fraction: float = setting(0.5, "Share of routing keys sent to arm B.", low=0, high=1)
     key_field: str = setting("", "Request field hashed for A/B and canary routing (default: the first entity key).")
+    max_rows: int | None = setting(None, "Most rows in one predict request to this endpoint (413 above; "
+                                         "0: no limit; unset: [serving].max_rows).", low=0)
     batching: BatchingSettings = setting(default_factory=BatchingSettings, doc="Dynamic batching.")
     canary: CanarySettings = setting(default_factory=CanarySettings, doc="Canary ramp.")
     fallback: FallbackSettings = setting(default_factory=FallbackSettings, doc="Fallback chain and breakers.")
@@ -70,6 +72,8 @@ class ServingSettings:
     rate_per_s: float = setting(0.0, "With principals: requests per second each token may make (0: no limit).")
     burst: float = setting(0.0, "With principals: requests a token may make at once (0: as many as rate_per_s).")
     max_body_bytes: int = setting(1_048_576, "Largest request body accepted (413 above).")
+    max_rows: int = setting(10_000, "Most rows in one predict request, for endpoints without their own "
+                                    "max_rows (413 above; 0: no limit).", low=0)
     poll_interval_s: float = setting(2.0, "How often the registry is checked for a new stage/alias target.")
     log_predictions: bool = setting(True, "Append every prediction to the Parquet prediction log.")
     log_explanations: bool = setting(False, "Explain every prediction and log each feature's attribution "
