@@ -379,6 +379,9 @@ class LaunchRequest:
     memory_mb: int | None = None
     timeout_s: float | None = None
     spec: Any = None
+    # variables of env that plugins.toml reads secrets from: an executor on another machine forwards
+    # them although they come from this process's environment, and keeps them out of shared files
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass

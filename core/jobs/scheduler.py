@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -419,6 +420,7 @@ class Scheduler:
                                     pin_gpus=executor.places_gpus),
                 workdir=job.spec.workdir or str(self.ws.root), log_path=log_path, gpus=gpus, cpus=job.spec.cpus,
                 memory_mb=job.spec.memory_mb, timeout_s=job.spec.timeout_s, spec=job.spec,
+                secrets=tuple(sorted(self.ws.config.secret_variables() & set(os.environ))),
             )
             handle = executor.launch(request)
         except ForgeError as e:
