@@ -131,7 +131,7 @@ def _config(shop_ws: Any, text: str) -> Any:
      "two sources are named 'popularity'"),
     ('sources = [{ source = "popularity", feature = "a:b", top = 3 }]', "top"),
     ('sources = []', "'sources' is empty"),
-    ('sources = ["ann"]', "inline table"),
+    ('sources = ["ann"]', "expected a table"),
     ('sources = [{ source = "popularity", feature = "a:b" }]\nfallback = "pop"', "fallback 'pop' names no source"),
     ('sources = [{ source = "popularity", feature = "a:b" }]\nrerank = [{ rule = "diversty" }]',
      "did you mean 'diversity'"),
@@ -142,4 +142,4 @@ def test_bad_configuration_is_one_clear_line(shop_ws: Any, table: str, message: 
     """Each mistake in a [serving.recommenders.NAME] table is a one-line ConfigError naming the table."""
     with pytest.raises(ConfigError, match=message) as err:
         _config(shop_ws, f"\n[serving.recommenders.bad]\n{table}\n")
-    assert "\n" not in str(err.value) and "[serving.recommenders.bad]" in str(err.value)
+    assert "\n" not in str(err.value) and "recommenders.bad" in str(err.value)
