@@ -24,4 +24,7 @@ class SchedulerSettings:
     )
     log_tail_bytes: int = setting(16384, "How much of the end of a failed attempt's log is searched for markers.")
     default_cpus: float = setting(1.0, "CPUs a CPU-only job reserves when its spec sets none.")
+    unfit_cycles: int = setting(
+        10, "Consecutive placement passes a job must look impossible to fit before it is failed, so that a GPU"
+            " inventory that briefly reports no GPUs does not fail pending jobs.")
     autostart: bool = setting(False, "Start a background scheduler when a job is submitted from the CLI and none runs.")
