@@ -58,12 +58,12 @@ class TestOfflineStores(OfflineStoreSuite):
 class TestArtifactStores(ArtifactStoreSuite):
     """Every artifact store (fsspec on disk; s3: an S3 bucket on moto's server mode, a mock of S3)."""
 
-    opener = each_provider("artifact_stores", {"s3": _s3})
+    open_store = each_provider("artifact_stores", {"s3": _s3})
 
     @pytest.fixture
-    def store(self, opener: Any) -> Any:
+    def store(self, open_store: Any) -> Any:
         """A fresh store opened as a workspace opens it."""
-        return opener()
+        return open_store()
 
 
 class TestVectorStores(VectorStoreSuite):
