@@ -358,12 +358,10 @@ class GpuInventory(Protocol):
     unique indices and UUIDs, 0 <= free <= total memory, utilization in 0..100, and the same GPUs on every
     call.
 
-    ``host_wide`` says the devices are this machine's real GPUs, which every forgeml scheduler on the
-    host shares through host-wide leases; False for GPUs that exist only in one workspace's view.
-    Subclass this Protocol to inherit the default.
+    An optional attribute ``host_wide`` (True when absent) says the devices are this machine's real
+    GPUs, which every forgeml scheduler on the host shares through host-wide leases; set it False for
+    GPUs that exist only in one workspace's view.
     """
-
-    host_wide: bool = True
 
     def devices(self) -> list[GpuDevice]:
         """Return every visible GPU; an empty list means CPU mode."""

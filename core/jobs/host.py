@@ -68,6 +68,21 @@ def _alive(pid: int | None, ctime: float | None) -> bool:
     return found < 0 or ctime is None or abs(found - ctime) < 1.0
 
 
+def _process_naming(marker: str) -> tuple[int, float] | None:
+    """Find a live process whose command line names marker (an attempt's log file), as (pid, start time)."""
+    if not marker:
+        return None
+    import psutil
+
+    for p in psutil.process_iter(["cmdline", "create_time"]):
+        try:
+            if any(marker in part for part in p.info["cmdline"] or ()):
+                return p.pid, p.info["create_time"]
+        except (psutil.Error, TypeError):
+            continue
+    return None
+
+
 @dataclass
 class Lease:
     """One job's hold on GPUs, keyed by workspace and job."""
@@ -85,7 +100,7 @@ class Lease:
     pid: int | None = None
     ctime: float | None = None
     since: float = 0.0
-    name: str = ""
+    marker: str = ""
 
     @property
     def key(self) -> str:
@@ -251,7 +266,13 @@ class HostLeases:
     def _live(self, lease: dict[str, Any]) -> bool:
         if lease.get("pid"):
             return self.alive(lease["pid"], lease.get("ctime"))
-        return self.alive(lease.get("scheduler_pid"), lease.get("scheduler_ctime"))
+        if self.alive(lease.get("scheduler_pid"), lease.get("scheduler_ctime")):
+            return True
+        # the scheduler died between claiming and recording the job's process: the job may still have started
+        found = _process_naming(lease.get("marker") or "")
+        if found:
+            lease["pid"], lease["ctime"] = found
+        return found is not None
 
     def _tidy(self, state: dict[str, Any], policy: HostPolicy) -> None:
         """Drop dead leases and stale demand, and account GPU-seconds since the last look."""

@@ -117,12 +117,16 @@ class HostSide:
                 left -= len(p.gpus)
         return out
 
-    def claim(self, job_id: str, gpus: list[int], shared: bool, memory_mb: int, preemptible: bool,
+    def claim(self, job_id: str, gpus: list[int], shared: bool, memory_mb: int, preemptible: bool, marker: str,
               process: tuple[int, float | None] | None = None) -> str | None:
-        """Take the GPUs on the host before launching (or record the job's process after); None or why not."""
+        """Take the GPUs on the host before launching (or record the job's process after); None or why not.
+
+        marker is text the attempt's command line carries (its log path): should this scheduler die
+        before it records the process, the lease stays with the process that names it.
+        """
         pid, ctime = process if process else (None, None)
         lease = Lease(self.workspace, job_id, self.user, [self.uuid(i) for i in gpus], list(gpus), shared,
-                      memory_mb, preemptible, pid=pid, ctime=ctime)
+                      memory_mb, preemptible, pid=pid, ctime=ctime, marker=marker)
         return self.leases.claim(lease, self.policy())
 
     def release(self, job_id: str) -> None:

@@ -315,19 +315,11 @@ class Scheduler:
             raise PluginError(f"{self.policy_label} returned a plan the scheduler refuses: {'; '.join(problems)}")
         if host is not None and host.view is not None:
             plan = host.within_allowance(plan)
-        shapes = {r.job_id: r for r in requests}
         for p in plan:
             if p.preempt:
                 self._preempt(p.preempt, p.job_id)
-                continue
-            if p.gpus and host is not None:
-                r = shapes[p.job_id]
-                why = host.claim(p.job_id, list(p.gpus), r.shared, r.min_gpu_memory_mb, True)
-                if why is not None:
-                    log.info("job %s waits: %s", p.job_id, why)
-                    self._last_placement = 0.0  # look again next cycle
-                    continue
-            self._launch(p.job_id, list(p.gpus))
+            else:
+                self._launch(p.job_id, list(p.gpus))
 
     # ------------------------------------------------------------ host-wide GPU leases
     def host_side(self) -> HostSide | None:
@@ -435,6 +427,14 @@ class Scheduler:
             return
         attempt = job.attempts + 1
         log_path = str(q.job_dir(self.ws, job.id) / f"attempt-{attempt}.log")
+        host = self.host_side() if gpus else None
+        if host is not None:
+            why = host.claim(job.id, gpus, job.spec.shared, job.spec.min_gpu_memory_mb or 0, job.spec.preemptible,
+                             marker=log_path)
+            if why is not None:
+                log.info("job %s waits: %s", job.id, why)
+                self._last_placement = 0.0  # look again next cycle
+                return
         now = time.time()
         with self.store.transaction() as tx:
             changed = tx.execute(
@@ -443,6 +443,8 @@ class Scheduler:
                 (q.RUNNING, attempt, json.dumps(gpus), log_path, now, f"attempt {attempt}", now, job.id, q.PENDING),
             ).rowcount
             if not changed:
+                if host is not None:
+                    host.release(job.id)
                 return  # cancelled between placement and launch
             tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
                        (job.id, now, q.PENDING, q.RUNNING, f"attempt {attempt}"))
@@ -466,13 +468,12 @@ class Scheduler:
         with self.store.transaction() as tx:
             tx.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, job.id))
             tx.execute("UPDATE job_attempts SET handle = ? WHERE job_id = ? AND attempt = ?", (handle, job.id, attempt))
-        host = self.host_side()
-        if gpus and host is not None:
+        if host is not None:
             try:
                 process = executor.process(handle)
                 if process:  # the lease now lives as long as the job's process, not this scheduler
                     host.claim(job.id, gpus, job.spec.shared, job.spec.min_gpu_memory_mb or 0, job.spec.preemptible,
-                               process)
+                               log_path, process)
             except ForgeError as e:
                 log.warning("job %s: could not record its process on the host lease: %s", job.id, e)
         started = q.get_job(job.id, self.ws)
