@@ -163,7 +163,8 @@ class ArtifactStore(Protocol):
 
     Its conformance suite (:class:`forgeml.testing.ArtifactStoreSuite`) enforces: sha256 addressing;
     identical bytes stored once; unknown digests raise NotFoundError; damaged or truncated objects raise
-    CorruptObjectError; a non-digest string is a ForgeError.
+    CorruptObjectError; a non-digest string is a ForgeError; a new instance over the same root sees every
+    object; an object stored by one process is read by another.
     """
 
     root: str
@@ -382,6 +383,9 @@ class LaunchRequest:
     memory_mb: int | None = None
     timeout_s: float | None = None
     spec: Any = None
+    # variables of env that plugins.toml reads secrets from: an executor on another machine forwards
+    # them although they come from this process's environment, and keeps them out of shared files
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -57,6 +58,7 @@ class Scheduler:
         self._host: HostSide | None | bool = None  # None: not decided yet; False: host leases off
         self._host_synced = 0.0
         self._devices: list[Any] = []
+        self._unfit: dict[str, int] = {}  # job id -> consecutive placement passes it looked impossible to fit
 
     # ------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -201,7 +203,7 @@ class Scheduler:
         due = bool(self._next_due) and self._next_due <= now
         # free GPU memory and CPU load change outside our view too: look again every few seconds
         stale = now - self._last_placement > max(5.0, 10 * self.settings.poll_interval_s)
-        if not (freed or due or stale or key != self._last_key):
+        if not (freed or due or stale or self._unfit or key != self._last_key):
             return False
         self._last_key, self._last_placement = key, now
         return row["n"] > 0 or due
@@ -339,16 +341,23 @@ class Scheduler:
         view = host.sync([r for r in running if self._placed(r["target"])], requests, self.executor)
         for job_id, user in view.preempt.items():
             self._preempt((job_id,), f"user {user} (fair share)")
+
     def _drop_unfittable(self, requests: list[JobRequest], slots: list[GpuSlot],
                          resources: Resources) -> list[JobRequest]:
-        """Fail the jobs no placement could ever fit (GPUs gone, too few CPUs); return the others."""
-        keep = []
+        """Fail the jobs no placement could fit for ``unfit_cycles`` passes in a row; return the ones to place."""
+        keep, unfit = [], {}
         for req in requests:
             why = never_fits(req, slots, resources)
             if why is None:
                 keep.append(req)
-            else:
-                q.transition(self.ws, req.job_id, q.FAILED, (q.PENDING,), f"cannot ever run on target {self._request_targets.get(req.job_id, '?')!r}: {why}")
+                continue
+            # an inventory can miss GPUs for a moment (a driver reset): fail only what stays impossible
+            unfit[req.job_id] = seen = self._unfit.get(req.job_id, 0) + 1
+            if seen >= max(1, self.settings.unfit_cycles):
+                del unfit[req.job_id]
+                target = self._request_targets.get(req.job_id, "?")
+                q.transition(self.ws, req.job_id, q.FAILED, (q.PENDING,), f"cannot ever run on target {target!r}: {why}")
+        self._unfit = unfit
         return keep
 
     def pending(self, now: float) -> tuple[list[dict[str, Any]], list[JobRequest]]:
@@ -458,6 +467,7 @@ class Scheduler:
                                     pin_gpus=executor.places_gpus),
                 workdir=job.spec.workdir or str(self.ws.root), log_path=log_path, gpus=gpus, cpus=job.spec.cpus,
                 memory_mb=job.spec.memory_mb, timeout_s=job.spec.timeout_s, spec=job.spec,
+                secrets=tuple(sorted(self.ws.config.secret_variables() & set(os.environ))),
             )
             handle = executor.launch(request)
         except ForgeError as e:

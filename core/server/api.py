@@ -24,6 +24,7 @@ from forgeml.errors import (
     PermissionDeniedError,
     PromotionConflictError,
     RateLimitedError,
+    TooLargeError,
     ValidationError,
 )
 
@@ -40,6 +41,16 @@ class ServerOptions:
     burst: float = 400.0
     max_body_bytes: int = 64 * 1_048_576
     cors_origins: list[str] = field(default_factory=list)
+    max_rows: int = 10_000
+    view_max_rows: dict[str, int] = field(default_factory=dict)
+
+    def check_rows(self, given: int, view: str) -> None:
+        """Refuse more rows than the view's limit (its own, else max_rows; 0: none) with a TooLargeError."""
+        limit = self.view_max_rows.get(view, self.max_rows)
+        if limit and given > limit:
+            where = f"[server.view_max_rows] {view}" if view in self.view_max_rows else "[server] max_rows"
+            raise TooLargeError(f"request of {given} rows for {view!r} exceeds the limit of {limit} rows; "
+                                f"split it or raise {where}")
 
 
 @dataclass
@@ -79,6 +90,7 @@ class Call:
     query: dict[str, Any]
     body: Any
     request: Request
+    options: ServerOptions = field(default_factory=ServerOptions)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -103,7 +115,8 @@ def _default(value: Any) -> Any:
 
 _STATUS: list[tuple[type[BaseException], int]] = [
     (AuthenticationError, 401), (PermissionDeniedError, 403), (NotFoundError, 404), (RateLimitedError, 429),
-    (GateFailedError, 409), (PromotionConflictError, 409), (JobError, 409), (ValidationError, 422),
+    (GateFailedError, 409), (PromotionConflictError, 409), (JobError, 409), (TooLargeError, 413),
+    (ValidationError, 422),
 ]
 
 
@@ -193,18 +206,18 @@ class Door:
                     raise ValidationError(f"request body is not valid JSON: {e}") from None
                 if not isinstance(body, dict):
                     raise ValidationError("the request body must be a JSON object")
-        return Call(self.workspace, principal, dict(request.path_params), query, body, request)
+        return Call(self.workspace, principal, dict(request.path_params), query, body, request, self.options)
 
     async def _read(self, request: Request) -> bytes:
         limit = self.options.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise ValidationError(f"request body of {declared} bytes exceeds the {limit}-byte limit")
+            raise TooLargeError(f"request body of {declared} bytes exceeds the {limit}-byte limit")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise ValidationError(f"request body exceeds the {limit}-byte limit")
+                raise TooLargeError(f"request body exceeds the {limit}-byte limit")
             chunks.append(chunk)
         return b"".join(chunks)
 

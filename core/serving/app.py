@@ -27,9 +27,11 @@ from starlette.routing import Route
 
 from forgeml.errors import ConfigError, did_you_mean
 from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
+from forgeml.serving.fallback import row_count
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.predlog import PredictionLogger, log_root
+from forgeml.serving.pressure import BUDGET_HEADER, DeadlineExceeded, Overloaded, parse_budget
 from forgeml.serving.push import push_rows
 from forgeml.serving.resilience import DependencyDown
 from forgeml.serving.signature import SchemaMismatch
@@ -213,6 +215,18 @@ async def _read_body(receive: Any, declared: bytes | None, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def _check_rows(endpoint: Endpoint, payload: dict[str, Any]) -> None:
+    """Refuse a request carrying more rows than the endpoint's limit, before any work is done for it."""
+    limit = endpoint.config.max_rows
+    if not limit:
+        return
+    given = row_count(payload)
+    if given > limit:
+        raise _Reply(413, {"error": f"request of {given} rows exceeds model {endpoint.name!r}'s limit of {limit} "
+                                    f"rows per request; split it or raise [serving.endpoints.{endpoint.name}] "
+                                    "max_rows", "field": "rows", "max_rows": limit}, "too_many_rows")
+
+
 class PredictRoute:
     """POST /v1/models/{name}/predict: rows of features or entity keys in, predictions out.
 
@@ -225,7 +239,7 @@ class PredictRoute:
         metrics = state.metrics
         headers = {}
         for key, value in scope["headers"]:
-            if key in (b"authorization", b"content-length", b"x-request-id"):
+            if key in (b"authorization", b"content-length", b"x-request-id", BUDGET_HEADER):
                 headers[key] = value
         try:
             body = await self._answer(state, scope, receive, headers)
@@ -263,13 +277,23 @@ class PredictRoute:
         if not isinstance(payload, dict):
             raise _Reply(422, {"error": 'the body must be a JSON object with "rows" or "entities"', "field": "body"},
                          "schema")
+        _check_rows(endpoint, payload)
         if not endpoint.ready:
             raise _Reply(503, {"error": f"model {name!r} is still loading; retry when /readyz says ready"},
                          "loading", [(b"retry-after", b"1")])
         given_id = headers.get(b"x-request-id")
         request_id = given_id.decode("latin-1")[:128] if given_id else new_request_id()
         try:
-            return await endpoint.predict(payload, request_id)
+            budget = parse_budget(headers.get(BUDGET_HEADER))
+        except ValueError as e:
+            raise _Reply(400, {"error": str(e)}, "bad_budget") from None
+        try:
+            return await endpoint.predict(payload, request_id, budget)
+        except Overloaded as e:
+            raise _Reply(503, {"error": str(e)}, f"shed_{e.reason}", [(b"retry-after", b"1")]) from None
+        except DeadlineExceeded as e:
+            raise _Reply(503, {"error": f"no answer within the latency budget: {e}"}, "deadline",
+                         [(b"retry-after", b"1")]) from None
         except SchemaMismatch as e:
             raise _Reply(422, {"error": str(e), "field": e.field}, "schema") from None
         except ModelRejectedInput as e:
