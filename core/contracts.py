@@ -364,6 +364,10 @@ class GpuInventory(Protocol):
     Its conformance suite (:class:`forgeml.testing.GpuInventorySuite`) enforces: GpuDevice values with
     unique indices and UUIDs, 0 <= free <= total memory, utilization in 0..100, and the same GPUs on every
     call.
+
+    An optional attribute ``host_wide`` (True when absent) says the devices are this machine's real
+    GPUs, which every forgeml scheduler on the host shares through host-wide leases; set it False for
+    GPUs that exist only in one workspace's view.
     """
 
     def devices(self) -> list[GpuDevice]:
@@ -485,6 +489,10 @@ class Executor(Protocol):
 
     def recover(self, log_path: str) -> str | None:
         """Return the handle of an attempt launched with this log path whose handle was never recorded."""
+        return None
+
+    def process(self, handle: str) -> tuple[int, float] | None:
+        """Return the local process (pid, start time) holding the attempt's GPUs, for host-wide GPU leases."""
         return None
 
 
