@@ -11,7 +11,7 @@ import pytest
 import forgeml
 from forgeml.errors import ConflictError, NotFoundError, ValidationError
 from forgeml.experiments import Guardrails, MetricSpec, import_outcomes, read_outcomes, service
-from forgeml.serving.arms import HOLDOUT, Allocator, ArmsConfig, read_shares
+from forgeml.serving.arms import HOLDOUT, Allocator, ArmsConfig, read_layout, read_shares
 from forgeml.serving.predlog import PredictionLogger, log_root
 
 # traffic starts just after the experiment does (its log is read from the start on)
@@ -128,7 +128,7 @@ class TestExperimentLifeCycle:
         stopped = service.stop("lift", now=now)
         assert stopped["decision"]["action"] == "promote" and stopped["decision"]["winner"] == "candidate"
         assert get_model_version("fraud", "production").version == 2
-        assert read_shares(workspace.dot, "fraud", "lift", ["control", "candidate"]) == [1.0, 0.0]
+        assert read_layout(workspace.dot, "fraud")["status"] == "stopped"  # serving routes as before it
         assert service.stop("lift")["decision"]["action"] == "promote"  # stopping twice changes nothing
 
     def test_a_guardrail_breach_stops_the_experiment_and_rolls_back(self, workspace):
@@ -152,11 +152,12 @@ class TestExperimentLifeCycle:
 
     @pytest.mark.parametrize("kwargs, error, message", [
         ({"arms": {}}, ValidationError, "needs arms"),
-        ({"arms": {"a": "fraud"}}, ValidationError, "fraud@production"),
-        ({"arms": {"a": ""}, "control": "b"}, ValidationError, "control arm"),
-        ({"arms": {"a": ""}, "window": "soon"}, ValidationError, "window"),
-        ({"arms": {"a": "", "b": ""}, "metric": MetricSpec("ratio", "clicks")}, ValidationError, "denominator"),
-        ({"arms": {"../a": ""}}, ValidationError, "arm name"),
+        ({"arms": {"x": "fraud"}}, ValidationError, "fraud@production"),
+        ({"arms": {"x": ""}, "control": "y"}, ValidationError, "control arm"),
+        ({"arms": {"x": ""}, "window": "soon"}, ValidationError, "window"),
+        ({"arms": {"x": "", "y": ""}, "metric": MetricSpec("ratio", "clicks")}, ValidationError, "denominator"),
+        ({"arms": {"../x": ""}}, ValidationError, "arm name"),
+        ({"arms": {"primary": "", "y": ""}}, ValidationError, "taken by the endpoint"),
     ])
     def test_bad_experiments_are_one_line_errors(self, workspace, kwargs, error, message):
         with pytest.raises(error, match=message):
