@@ -183,12 +183,13 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
                    params: dict[str, Any] | None = None, datasets: list[str] | None = None,
                    feature_views: list[str] | None = None, entity_keys: list[str] | None = None,
                    tags: dict[str, str] | None = None, description: str = "", actor: str | None = None,
-                   background: Any = None, workspace: Any = None) -> ModelVersion:
+                   background: Any = None, training_data: Any = None, workspace: Any = None) -> ModelVersion:
     """Store a model (an object, a saved file/folder, or a path inside run_id's artifacts) as the next version.
 
     The new version starts in STAGING; its bytes are stored once, addressed by their sha256.
     ``background`` (training rows, sampled down to 100) is stored inside the version for explanations;
-    without it, an input_example of several rows serves as the background.
+    without it, an input_example of several rows serves as the background. Per-column training
+    statistics (mean, or mode for text) are stored from ``training_data``, else the background rows.
     """
     if workspace is None and (client := remote()) is not None:
         from forgeml.client import services
@@ -237,6 +238,11 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
             from forgeml.registry.background import write_background
 
             write_background(folder, sample)
+        rows = training_data if training_data is not None else sample
+        if rows is not None:
+            from forgeml.registry.statistics import write_statistics
+
+            write_statistics(folder, rows)
         digest = ws.artifacts.put_bytes(_pack(folder))
     now = time.time()
     actor = actor or default_actor()

@@ -32,6 +32,7 @@ from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
 from forgeml.serving.outcomes_route import post_outcomes
 from forgeml.serving.predlog import PredictionLogger, log_root
+from forgeml.serving.pressure import BUDGET_HEADER, DeadlineExceeded, Overloaded, parse_budget
 from forgeml.serving.push import push_rows
 from forgeml.serving.resilience import DependencyDown
 from forgeml.serving.signature import SchemaMismatch
@@ -239,7 +240,7 @@ class PredictRoute:
         metrics = state.metrics
         headers = {}
         for key, value in scope["headers"]:
-            if key in (b"authorization", b"content-length", b"x-request-id"):
+            if key in (b"authorization", b"content-length", b"x-request-id", BUDGET_HEADER):
                 headers[key] = value
         try:
             body = await self._answer(state, scope, receive, headers)
@@ -284,7 +285,16 @@ class PredictRoute:
         given_id = headers.get(b"x-request-id")
         request_id = given_id.decode("latin-1")[:128] if given_id else new_request_id()
         try:
-            return await endpoint.predict(payload, request_id)
+            budget = parse_budget(headers.get(BUDGET_HEADER))
+        except ValueError as e:
+            raise _Reply(400, {"error": str(e)}, "bad_budget") from None
+        try:
+            return await endpoint.predict(payload, request_id, budget)
+        except Overloaded as e:
+            raise _Reply(503, {"error": str(e)}, f"shed_{e.reason}", [(b"retry-after", b"1")]) from None
+        except DeadlineExceeded as e:
+            raise _Reply(503, {"error": f"no answer within the latency budget: {e}"}, "deadline",
+                         [(b"retry-after", b"1")]) from None
         except SchemaMismatch as e:
             raise _Reply(422, {"error": str(e), "field": e.field}, "schema") from None
         except ModelRejectedInput as e:
