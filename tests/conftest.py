@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 # pytester runs the conformance suites the way a plugin author's test run would (tests/kernel)
-pytest_plugins = ["pytester", "clean_tree"]
+pytest_plugins = ["pytester", "clean_tree", "engine_services"]
 
 SERVICES_DIR = Path(__file__).parent / "services"
 

@@ -20,6 +20,7 @@ from typing import Any
 from forgeml.auth.service import require
 from forgeml.client import remote
 from forgeml.errors import CorruptObjectError, NotFoundError, ValidationError, unknown_name
+from forgeml.registry.cache import bump as bump_generation
 from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
 from forgeml.registry.schema import store
 
@@ -262,6 +263,7 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
         )
         audit(tx, actor, "model.register", f"model:{name}@{version}",
               {"flavor": flavor, "artifact_digest": digest, "run_id": run_id, "to": "STAGING"})
+        bump_generation(tx)
     mv = get_model_version(name, version, workspace=ws)
     ws.plugins.on_model_version_registered(model_version=mv, workspace=ws)
     return mv
@@ -428,6 +430,7 @@ def set_alias(name: str, alias: str, version: int | str, actor: str | None = Non
                    " updated_at = excluded.updated_at", (name, alias, number, time.time()))
         audit(tx, actor or default_actor(), "model.alias", f"model:{name}@{number}",
               {"alias": alias, "from": old[0]["version"] if old else None, "to": number})
+        bump_generation(tx)
     return get_model_version(name, number, workspace=ws)
 
 
@@ -441,3 +444,4 @@ def delete_alias(name: str, alias: str, actor: str | None = None, workspace: Any
         if not gone:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         audit(tx, actor or default_actor(), "model.alias_deleted", f"model:{name}", {"alias": alias})
+        bump_generation(tx)
