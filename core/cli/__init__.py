@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "auth": "forgeml.cli.auth:auth_group",
     "predict": "forgeml.cli.predict:predict_cmd",
     "features": "forgeml.cli.features:features_group",
+    "label": "forgeml.cli.label:label_group",
     "quickstart": "forgeml.cli.quickstart:quickstart_cmd",
 }
 

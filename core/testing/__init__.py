@@ -38,6 +38,8 @@ _SUITES: dict[str, str] = {
     "PromotionGateSuite": "forgeml.testing.gates",
     "MonitorSuite": "forgeml.testing.monitors",
     "NotifierSuite": "forgeml.testing.notifiers",
+    "AnnotationBackendSuite": "forgeml.testing.annotation",
+    "QueryStrategySuite": "forgeml.testing.strategies",
     "ProviderOpener": "forgeml.testing.process",
     "run_elsewhere": "forgeml.testing.process",
 }
