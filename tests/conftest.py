@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 # pytester runs the conformance suites the way a plugin author's test run would (tests/kernel)
-pytest_plugins = ["pytester", "clean_tree"]
+pytest_plugins = ["pytester", "clean_tree", "engine_services"]
 
 SERVICES_DIR = Path(__file__).parent / "services"
 
@@ -115,7 +115,7 @@ def redis_url() -> str:
 # The layers whose tests touch the metadata store run once per backend (see forgeml.testing's
 # metadata_backend fixture); other tests keep the default SQLite store.
 METADATA_AREAS = {"tracking", "jobs", "registry", "features", "datasets", "monitoring", "pipelines", "tuning",
-                  "labeling"}
+                  "labeling", "experiments"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

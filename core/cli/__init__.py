@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "submit": "forgeml.cli.jobs:submit_cmd",
     "jobs": "forgeml.cli.jobs:jobs_group",
     "scheduler": "forgeml.cli.jobs:scheduler_cmd",
+    "queue": "forgeml.cli.queue:queue_cmd",
     "runs": "forgeml.cli.runs:runs_group",
     "targets": "forgeml.cli.targets:targets_group",
     "serve": "forgeml.cli.serve:serve_cmd",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -17,6 +18,7 @@ from forgeml.serving.explanations import requested_top_k
 from forgeml.serving.fallback import FallbackChain, mark_defaults, row_count
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.predlog import PredictionLogger
+from forgeml.serving.pressure import DEADLINE
 from forgeml.serving.resilience import (
     LINK_BACKUP,
     LINK_PRIMARY,
@@ -63,6 +65,7 @@ class EndpointConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     threads: int = 4
     fallback: FallbackConfig = field(default_factory=FallbackConfig)
+    max_rows: int = 10_000  # most rows in one request (0: no limit)
 
 
 class Endpoint(FallbackChain):
@@ -79,11 +82,15 @@ class Endpoint(FallbackChain):
         self.predlog = predlog
         self.slots: dict[str, ModelSlot] = {}
         fb = config.fallback
+        if fb.budget_ms > 0:  # a model running on the event loop could not be cut off at the budget
+            config.batching = dataclasses.replace(config.batching, inline_max_ms=0.0)
         self.model_breaker = self._breaker("model", clock)
         self.store_breaker = self._breaker("online_store", clock)
+        self._setup_links(clock)
         self.guarded: GuardedLookup | None = None
         if lookup is not None:
-            self.guarded = lookup = GuardedLookup(lookup, fb, self.store_breaker, self._defaults_used)
+            self.guarded = lookup = GuardedLookup(lookup, fb, self.store_breaker, self._defaults_used,
+                                                  self._feature_defaults)
 
         def slot(arm: str, uri: str) -> ModelSlot:
             return ModelSlot(config.name, arm, uri, config, source, metrics, lookup, device)
@@ -143,7 +150,7 @@ class Endpoint(FallbackChain):
             raise SchemaMismatch("body", 'send exactly one of "rows" (feature values) or "entities" (entity keys)')
         if rows is not None:
             columns = rows_to_columns(rows, served.signature.inputs, "rows")
-            return BatchItem(columns, len(rows))
+            return BatchItem(columns, len(rows), deadline=DEADLINE.get())
         if not served.entity_keys or not served.feature_refs:
             raise SchemaMismatch("entities", f"model {served.name} v{served.version} has no feature views; "
                                              "send its inputs as rows")
@@ -159,11 +166,12 @@ class Endpoint(FallbackChain):
                     check_value(value, by_name[k].json_type, f"entities[{i}].{k}")
         n = len(entities)
         entity_rows = [{name: columns[name][i] for name in columns} for i in range(n)]
-        return BatchItem(columns, n, entity_rows)
+        return BatchItem(columns, n, entity_rows, deadline=DEADLINE.get())
 
-    async def predict(self, payload: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        """Serve one request: the primary path, then the fallback chain when it fails."""
-        return await self.serve_chain(payload, request_id or new_request_id())
+    async def predict(self, payload: dict[str, Any], request_id: str | None = None,
+                      budget_ms: float | None = None) -> dict[str, Any]:
+        """Serve one request within its latency budget: the primary path, then the fallback chain when it fails."""
+        return await self.serve_chain(payload, request_id or new_request_id(), budget_ms)
 
     async def _predict(self, payload: dict[str, Any], request_id: str, started: float) -> dict[str, Any]:
         """The primary path: route the request, predict through the batcher, log it, copy it to the shadow."""
@@ -351,5 +359,6 @@ class Endpoint(FallbackChain):
                 "batching": {"enabled": self.config.batching.enabled,
                              "max_batch_size": self.config.batching.max_batch_size,
                              "max_delay_ms": self.config.batching.max_delay_ms,
-                             "warm_ms": round(primary.warm_ms, 3) if primary else None}}
+                             "warm_ms": round(primary.warm_ms, 3) if primary else None},
+                "resilience": self.describe_resilience()}
 

@@ -40,6 +40,8 @@ _SUITES: dict[str, str] = {
     "NotifierSuite": "forgeml.testing.notifiers",
     "AnnotationBackendSuite": "forgeml.testing.annotation",
     "QueryStrategySuite": "forgeml.testing.strategies",
+    "RetrieverSuite": "forgeml.testing.recsys",
+    "RerankerSuite": "forgeml.testing.recsys",
     "ProviderOpener": "forgeml.testing.process",
     "run_elsewhere": "forgeml.testing.process",
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# label-studio.sh start|stop|wait - a throwaway Label Studio server on 127.0.0.1 for the annotation tests.
+# label-studio.sh start|stop - a throwaway Label Studio server on 127.0.0.1 for the annotation tests.
 #
 # Label Studio (Django + SQLite) installs into its own virtual environment, apart from forgeml's: it
 # pins Django and other packages of its own. A preset admin user and API token are created on the
 # first start of the data folder. Loopback only, stopped by PID. Idempotent: `start` does nothing when
-# the recorded server answers /health. `wait` blocks until a start running in the background is done
-# (.ci/run starts it early, in the background, since installing and the first start take minutes).
+# the recorded server answers /health. Installing and the first start take minutes, so .ci/run starts it
+# in the background while the Python packages install.
 #
 # Facts that matter (label-studio 1.23.2):
 #  - sentry-sdk 3 breaks its settings import ("Unknown option 'send_default_pii'"): pinned < 3, and
@@ -84,22 +84,8 @@ start() {
   log "up: label-studio $pid on 127.0.0.1:$PORT"
 }
 
-# wait: the background start writes its exit status to $DIR/started when .ci/run runs it with `start-bg`
-wait_started() {
-  for _ in $(seq 1200); do [[ -f $DIR/started ]] && break; sleep 0.5; done
-  [[ -f $DIR/started ]] || { log "background start did not finish"; exit 1; }
-  [[ $(cat "$DIR/started") == 0 ]] || { log "background start failed:"; cat "$DIR/start.log" >&2; exit 1; }
-  healthy || { log "not answering on 127.0.0.1:$PORT"; exit 1; }
-  log "ready on 127.0.0.1:$PORT"
-}
-
 case ${1:-} in
   start) start ;;
-  start-bg)
-    mkdir -p "$DIR"; rm -f "$DIR/started"
-    ( set +e; "$0" start >"$DIR/start.log" 2>&1; echo $? > "$DIR/started" ) &
-    log "starting in the background (log: $DIR/start.log)" ;;
-  wait) wait_started ;;
   stop) stop ;;
-  *) echo "usage: $0 start|start-bg|wait|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac
