@@ -7,6 +7,7 @@ a missing service fails the test instead: CI must never skip silently.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -108,6 +109,27 @@ def redis_url() -> str:
                 if not ok or not _redis_answers(port):
                     _unavailable(f"could not start redis on 127.0.0.1:{port}: {log}")
     return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Any]:
+    """A redis-server of this test's own (folder, port) that it may kill, freeze and restart; stopped after."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("redis_process", SERVICES_DIR / "redis_process.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not module.RedisProcess.available():
+        _unavailable("redis-server is not installed (apt-get install redis-server)")
+    server = module.RedisProcess(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError, ValueError, IndexError):
+            server.thaw()  # a frozen server would not stop on SIGTERM
+        server.stop()
 
 
 # ---------------------------------------------------------------- postgresql
