@@ -202,7 +202,7 @@ class JobSpec:
         """Whether the job is launched through torchrun (DDP or FSDP, or PyTorch on several GPUs)."""
         if self.strategy == "none":
             return False
-        return self.strategy in ("ddp", "fsdp") or (self.framework == "pytorch" and self.gpus > 1)
+        return self.strategy in ("ddp", "fsdp") or (self.framework == "pytorch" and max(self.gpus, self.nproc or 0) > 1)
 
     @property
     def processes(self) -> int:
