@@ -11,8 +11,9 @@ is adding one entry to ``LAYERS`` (plus its contract and its suite).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from forgeml import contracts as c
 
@@ -127,14 +128,29 @@ CORE_SECTIONS: Mapping[str, str] = {
     "features": "forgeml.features.settings:FeaturesSettings",
 }
 
+# Each service layer that stores artifact digests answers which ones it points at, as "module:function"
+# taking the workspace; ``forgeml doctor`` asks every one of them instead of reading their tables.
+ARTIFACT_REFERENCES: Mapping[str, str] = {
+    "tracking": "forgeml.tracking.schema:artifact_references",
+    "registry": "forgeml.registry.schema:artifact_references",
+    "datasets": "forgeml.datasets.schema:artifact_references",
+    "pipelines": "forgeml.pipelines.schema:artifact_references",
+}
+
 CORE = "forgeml"
 """Who declares core's own sections, where a plugin's name would be shown."""
 
 
+def _load(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def core_sections() -> dict[str, type]:
     """Return core's own settings sections: section -> settings dataclass."""
-    out: dict[str, type] = {}
-    for section, target in CORE_SECTIONS.items():
-        module, _, name = target.partition(":")
-        out[section] = getattr(importlib.import_module(module), name)
-    return out
+    return {section: _load(target) for section, target in CORE_SECTIONS.items()}
+
+
+def artifact_referencers() -> dict[str, Callable[[Any], set[str]]]:
+    """Return each service layer's function listing the artifact digests it points at, by layer."""
+    return {layer: _load(target) for layer, target in ARTIFACT_REFERENCES.items()}
