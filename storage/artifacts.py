@@ -68,10 +68,15 @@ class VerifyingReader(io.RawIOBase):
 class FsspecArtifactStore:
     """Objects stored as ROOT/objects/ab/<sha256>, written atomically, verified on read."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, fs: Any = None, atomic_put: bool = False):
         self.root = root.rstrip("/")
-        self._fs: Any = None
-        if "://" in self.root or "::" in self.root:
+        # an object store's PUT makes an object visible only once complete: no temporary copy needed
+        self._atomic_put = atomic_put
+        self._fs: Any = fs
+        if fs is not None:  # a filesystem built by a plugin (endpoint, credentials) for this root
+            self._base = fs._strip_protocol(self.root).rstrip("/")
+            self._local = False
+        elif "://" in self.root or "::" in self.root:
             import fsspec
 
             try:
@@ -115,6 +120,10 @@ class FsspecArtifactStore:
         """Store bytes once; return their digest."""
         digest = hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
+            if self._atomic_put:
+                with self._cleaning(None, f"{len(data)} bytes"):
+                    self.fs.pipe_file(self._path(digest), data)
+                return digest
             tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
             with self._cleaning(tmp, f"{len(data)} bytes"):
                 with (open(tmp, "wb") if self._local else self.fs.open(tmp, "wb")) as f:
@@ -123,15 +132,15 @@ class FsspecArtifactStore:
         return digest
 
     @contextlib.contextmanager
-    def _cleaning(self, tmp: str, what: str) -> Iterator[None]:
+    def _cleaning(self, tmp: str | None, what: str) -> Iterator[None]:
         """Remove a half-written temporary object on any failure; a full or read-only disk is a StorageError."""
         try:
             yield
         except BaseException as e:
             try:
-                if self._local:
+                if tmp is not None and self._local:
                     os.unlink(tmp)
-                elif self.fs.exists(tmp):
+                elif tmp is not None and self.fs.exists(tmp):
                     self.fs.rm(tmp)
             except OSError:
                 pass
@@ -147,6 +156,10 @@ class FsspecArtifactStore:
             raise NotFoundError(f"cannot store {str(path)!r}: no such file")
         digest = sha256_file(path)
         if not self.exists(digest):
+            if self._atomic_put:
+                with self._cleaning(None, repr(str(path))):
+                    self.fs.put_file(str(path), self._path(digest))
+                return digest
             tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
             with self._cleaning(tmp, repr(str(path))):
                 self.fs.put_file(str(path), tmp)

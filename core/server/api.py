@@ -78,6 +78,9 @@ class Operation:
     response: dict[str, Any] | None = None
     raw_body: bool = False  # the body is bytes (an artifact upload), not JSON
     status: int = 200
+    # answers from memory on the event loop when it can (None: go to a thread), skipping the
+    # thread hand-off that dominates a cheap read's latency under concurrency
+    fast: Callable[[Call], Any] | None = None
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Call:
     body: Any
     request: Request
     options: ServerOptions = field(default_factory=ServerOptions)
+    checked: set[str] = field(default_factory=set)  # operations already authorized for this request
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -164,7 +168,9 @@ class Door:
         async def handle(request: Request) -> Response:
             try:
                 call = await self._prepare(op, request)
-                result = await run_in_threadpool(self._invoke, op, call)
+                result = self._invoke_with(op.fast, call) if op.fast is not None else None
+                if result is None:
+                    result = await run_in_threadpool(self._invoke, op, call)
             except ForgeError as e:
                 return error_response(e)
             except Exception as e:  # a bug must answer 500 in JSON, and be logged, not kill the connection
@@ -223,8 +229,12 @@ class Door:
 
     @staticmethod
     def _invoke(op: Operation, call: Call) -> Any:
+        return Door._invoke_with(op.call, call)
+
+    @staticmethod
+    def _invoke_with(function: Callable[[Call], Any], call: Call) -> Any:
         with acting_as(call.principal):
-            return op.call(call)
+            return function(call)
 
 
 def body_field(call: Call, name: str, kind: type | tuple[type, ...], default: Any = ..., what: str = "") -> Any:

@@ -42,8 +42,8 @@ def _endpoint_from(name: str, table: Any, threads: int, max_rows: int, uri: str 
             parse_uri(value)
     b = table.batching
     c = table.canary
-    fallback = FallbackConfig(f.model, f.constant, dict(f.feature_defaults or {}), f.lookup_deadline_ms,
-                              f.breaker_failures, f.breaker_cooldown_s)
+    fallback = FallbackConfig(**{k.name: getattr(f, k.name) for k in dataclasses.fields(FallbackConfig)})
+    fallback.feature_defaults = dict(f.feature_defaults or {})
     fallback.validate(name)
     return EndpointConfig(
         name=name, model=model, shadow=table.shadow, ab_model=table.ab_model, ab_fraction=table.ab_fraction,
