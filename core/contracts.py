@@ -358,6 +358,10 @@ class GpuInventory(Protocol):
     Its conformance suite (:class:`forgeml.testing.GpuInventorySuite`) enforces: GpuDevice values with
     unique indices and UUIDs, 0 <= free <= total memory, utilization in 0..100, and the same GPUs on every
     call.
+
+    An optional attribute ``host_wide`` (True when absent) says the devices are this machine's real
+    GPUs, which every forgeml scheduler on the host shares through host-wide leases; set it False for
+    GPUs that exist only in one workspace's view.
     """
 
     def devices(self) -> list[GpuDevice]:
@@ -479,6 +483,10 @@ class Executor(Protocol):
 
     def recover(self, log_path: str) -> str | None:
         """Return the handle of an attempt launched with this log path whose handle was never recorded."""
+        return None
+
+    def process(self, handle: str) -> tuple[int, float] | None:
+        """Return the local process (pid, start time) holding the attempt's GPUs, for host-wide GPU leases."""
         return None
 
 
@@ -622,3 +630,129 @@ class PromotionGate(Protocol):
 
     def check(self, context: Any) -> GateResult:
         """Evaluate the gate for a promotion and return its verdict."""
+
+
+# ---------------------------------------------------------------- recommendation
+@dataclass
+class RecommendQuery:
+    """What a retrieval source or a re-ranking rule sees of one recommendation request."""
+
+    user: Any
+    """The user's id (the value of the recommender's user key); None for an anonymous request."""
+    recent: list[Any] = field(default_factory=list)
+    """Items the user interacted with lately, newest first (from the request or the online store)."""
+    context: dict[str, Any] = field(default_factory=dict)
+    """Request context (device, hour, page...) passed to the ranking model as features."""
+    exclude: set[Any] = field(default_factory=set)
+    """Items never to return (already shown, blocked by the caller)."""
+    n: int = 10
+    """How many items the caller wants."""
+
+
+@dataclass
+class Candidate:
+    """One item on its way through a recommender: where it came from, its scores and its looked-up features."""
+
+    item: Any
+    score: float
+    """The latest score: the source's at retrieval, the ranking model's after ranking, adjusted by rules."""
+    source: str
+    """The retrieval source that found it first."""
+    sources: list[str] = field(default_factory=list)
+    """Every source that found it."""
+    features: dict[str, Any] = field(default_factory=dict)
+    """Item features fetched for ranking (category, price, created_at...), by feature name."""
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """A candidate source of a recommender: nearest neighbours, co-occurrence lists, popularity, content.
+
+    Its conformance suite (:class:`forgeml.testing.RetrieverSuite`) enforces: at most k (item, score)
+    pairs, best first, without duplicates or excluded items; the top of a larger k starts with a smaller
+    k's answer; a user or items it knows nothing about give an empty list, not an error.
+    """
+
+    name: str
+
+    def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
+        """Return up to k (item, score) pairs for the query, highest score first."""
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """A business rule applied to ranked candidates: suppress purchased items, diversify, sponsored slots.
+
+    Its conformance suite (:class:`forgeml.testing.RerankerSuite`) enforces: a list of the given
+    candidates (none invented, none repeated), the input list left as it was, and the same answer for
+    the same input.
+    """
+
+    name: str
+
+    def rerank(self, query: RecommendQuery, candidates: list[Candidate]) -> list[Candidate]:
+        """Return the candidates reordered (or some dropped), best first; the input list is not changed."""
+
+
+# ---------------------------------------------------------------- annotation backends
+@dataclass
+class AnnotationTask:
+    """One item sent to people for a label: its key in the label set, what they see, and a model's pre-label."""
+
+    key: str
+    data: dict[str, Any]
+    prediction: str | None = None
+    score: float | None = None
+    model: str | None = None
+
+
+@dataclass
+class Annotation:
+    """One label a person gave an item in a backend, with who gave it and when (epoch seconds, UTC)."""
+
+    key: str
+    label: str
+    annotator: str
+    at: float
+
+
+@runtime_checkable
+class AnnotationBackend(Protocol):
+    """Where people label items: a project per label set, tasks in, annotations out.
+
+    Its conformance suite (:class:`forgeml.testing.AnnotationBackendSuite`) enforces: a project made
+    from classes and fields accepts tasks whose data keeps every field unchanged; sending a key that is
+    already there creates nothing (so a retried send is safe); ``pull`` returns each annotation once
+    per change, after the cursor it is given, and the cursor it returns is opaque text or None; labels
+    come back exactly as one of the project's classes; unknown projects raise ForgeError.
+    """
+
+    name: str
+
+    def create_project(self, title: str, classes: Sequence[str], fields: Sequence[str],
+                       instructions: str = "") -> str:
+        """Create a project labelling ``fields`` of each item with one of ``classes``; return its id as text."""
+
+    def send_tasks(self, project: str, tasks: Sequence[AnnotationTask]) -> int:
+        """Add tasks (with pre-labels where given) whose keys the project lacks; return how many were added."""
+
+    def pull(self, project: str, cursor: str | None = None) -> tuple[list[Annotation], str | None]:
+        """Return annotations made or changed after ``cursor`` (all when None), and the cursor to pass next."""
+
+
+# ---------------------------------------------------------------- active-learning query strategies
+@runtime_checkable
+class QueryStrategy(Protocol):
+    """Chooses which unlabelled items people should label next.
+
+    ``probabilities`` is the current model's class probabilities over the pool, shape (rows, classes);
+    ``embeddings`` an optional (rows, dims) float array for strategies that spread a batch out. Its
+    conformance suite (:class:`forgeml.testing.QueryStrategySuite`) enforces: exactly ``min(n, rows)``
+    distinct row indices in range, the same answer for the same input and seed, and a ForgeError when the
+    inputs disagree in rows. Core checks every answer again before sending anything.
+    """
+
+    name: str
+
+    def select(self, probabilities: Any, n: int, embeddings: Any = None, seed: int = 0) -> Sequence[int]:
+        """Return the row indices of the ``n`` items to label next, most wanted first."""

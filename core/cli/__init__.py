@@ -30,13 +30,16 @@ COMMANDS: dict[str, str] = {
     "submit": "forgeml.cli.jobs:submit_cmd",
     "jobs": "forgeml.cli.jobs:jobs_group",
     "scheduler": "forgeml.cli.jobs:scheduler_cmd",
+    "queue": "forgeml.cli.queue:queue_cmd",
     "runs": "forgeml.cli.runs:runs_group",
     "targets": "forgeml.cli.targets:targets_group",
     "serve": "forgeml.cli.serve:serve_cmd",
     "server": "forgeml.cli.server:server_cmd",
     "auth": "forgeml.cli.auth:auth_group",
     "predict": "forgeml.cli.predict:predict_cmd",
+    "experiment": "forgeml.cli.experiments:experiment_group",
     "features": "forgeml.cli.features:features_group",
+    "label": "forgeml.cli.label:label_group",
     "quickstart": "forgeml.cli.quickstart:quickstart_cmd",
 }
 

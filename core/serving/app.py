@@ -30,9 +30,11 @@ from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
 from forgeml.serving.fallback import row_count
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
+from forgeml.serving.outcomes_route import post_outcomes
 from forgeml.serving.predlog import PredictionLogger, log_root
 from forgeml.serving.pressure import BUDGET_HEADER, DeadlineExceeded, Overloaded, parse_budget
 from forgeml.serving.push import push_rows
+from forgeml.serving.recommend import recommend
 from forgeml.serving.resilience import DependencyDown
 from forgeml.serving.signature import SchemaMismatch
 from forgeml.serving.slot import ModelFailed, ModelRejectedInput
@@ -83,9 +85,12 @@ class ServingState:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ConfigError(f"endpoint {dupes[0]!r} is served twice; give each model URI its own name")
-        if not endpoints:
+        from forgeml.serving.recommend import configured_recommenders
+
+        recommenders = configured_recommenders(workspace)
+        if not endpoints and not recommenders:
             raise ConfigError("nothing to serve: give model URIs (forgeml serve fraud@production) "
-                              "or [serving.endpoints.NAME] tables in plugins.toml")
+                              "or [serving.endpoints.NAME] or [serving.recommenders.NAME] tables in plugins.toml")
         self.options = options
         self.workspace = workspace
         self.source = source or RegistrySource(workspace)
@@ -100,6 +105,9 @@ class ServingState:
                                            options.log_explanations)
                           for e in endpoints}
         self.load_errors: dict[str, str] = {}
+        from forgeml.serving.recommend import RecommenderHost
+
+        self.recommenders = RecommenderHost(recommenders, workspace, self.metrics, self.predlog)
         self.gate = None
         if options.principals:
             from forgeml.serving.access import PrincipalGate
@@ -110,7 +118,7 @@ class ServingState:
     @property
     def ready(self) -> bool:
         """Whether every endpoint's every arm is loaded and warmed."""
-        return all(e.ready for e in self.endpoints.values())
+        return all(e.ready for e in self.endpoints.values()) and all(self.recommenders.ready.values())
 
     async def start(self) -> None:
         """Start the log writer, load models in the background and start the registry poller."""
@@ -130,6 +138,7 @@ class ServingState:
             except Exception as e:  # reported by /readyz and retried by the poller
                 self.load_errors[name] = f"{type(e).__name__}: {e}"
                 log.error("endpoint %s: cannot load: %s", name, self.load_errors[name])
+        await self.recommenders.load_all()
         # loaded models and libraries live as long as the server: keep the collector off them
         gc.freeze()
 
@@ -151,6 +160,7 @@ class ServingState:
                 self.load_errors.pop(name, None)
             if found:
                 changed[name] = found
+        changed.update(await self.recommenders.poll_once())
         return changed
 
     async def stop(self) -> None:
@@ -161,6 +171,7 @@ class ServingState:
                 await task
         for endpoint in self.endpoints.values():
             await endpoint.close()
+        self.recommenders.close()
         if self.predlog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.predlog.close)
 
@@ -350,7 +361,8 @@ async def readyz(request: Request) -> Response:
     """GET /readyz: 200 only when every model is loaded and warmed."""
     state: ServingState = request.app.state.serving
     models = {name: e.ready for name, e in state.endpoints.items()}
-    body = {"ready": state.ready, "models": models, "errors": state.load_errors}
+    body = {"ready": state.ready, "models": models, "recommenders": state.recommenders.ready,
+            "errors": {**state.load_errors, **state.recommenders.errors}}
     return _json(body, 200 if state.ready else 503)
 
 
@@ -426,6 +438,8 @@ def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/push/{view}", push_rows, methods=["POST"]),
+        Route("/v1/outcomes", post_outcomes, methods=["POST"]),
+        Route("/v1/recommenders/{name}/recommend", recommend, methods=["POST"]),
     ]
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.serving = state

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from forgeml.config import Secret, setting
+from forgeml.recsys.settings import RecommenderSettings, check_recommenders
 
 
 @dataclass
@@ -100,3 +102,10 @@ class ServingSettings:
     # None rather than {} so the default plugins.toml leaves room for [serving.endpoints.NAME] tables
     endpoints: dict[str, EndpointSettings] | None = setting(
         None, "Add one [serving.endpoints.NAME] table per endpoint (model, shadow, ab_model, batching, canary).")
+    recommenders: dict[str, RecommenderSettings] | None = setting(
+        None, "Add one [serving.recommenders.NAME] table per recommender (sources, model, rerank), served at "
+              "POST /v1/recommenders/NAME/recommend.")
+
+    def check_providers(self, host: Any, prefix: str = "") -> None:
+        """Check that every recommender's sources and rules are registered plugins with valid settings."""
+        check_recommenders(host, self.recommenders, prefix)
