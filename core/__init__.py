@@ -70,8 +70,8 @@ _LAZY: dict[str, str] = {
     # evaluation
     "evaluate": "forgeml.evaluation",
     # experiments
-    "log_outcome": "forgeml.experiments",
-    "log_outcomes": "forgeml.experiments",
+    "log_outcome": "forgeml.feedback",
+    "log_outcomes": "forgeml.feedback",
 }
 
 __all__ = ["ForgeError", "__version__", *_LAZY]

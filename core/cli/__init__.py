@@ -37,7 +37,9 @@ COMMANDS: dict[str, str] = {
     "server": "forgeml.cli.server:server_cmd",
     "auth": "forgeml.cli.auth:auth_group",
     "predict": "forgeml.cli.predict:predict_cmd",
+    "experiment": "forgeml.cli.experiments:experiment_group",
     "features": "forgeml.cli.features:features_group",
+    "label": "forgeml.cli.label:label_group",
     "quickstart": "forgeml.cli.quickstart:quickstart_cmd",
 }
 

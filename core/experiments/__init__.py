@@ -3,7 +3,7 @@
 from forgeml.lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    ".outcomes": ["log_outcome", "log_outcomes", "import_outcomes", "read_outcomes"],
+    "forgeml.feedback.outcomes": ["log_outcome", "log_outcomes", "import_outcomes", "read_outcomes"],
     ".service": ["start_experiment", "analyze", "status", "stop"],
     ".analysis": ["MetricSpec", "Guardrails"],
     ".stats": ["compare_proportions", "compare_means", "compare_ratios", "sample_size", "power_at"],

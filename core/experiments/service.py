@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from forgeml.errors import ValidationError
-from forgeml.experiments import schema
 from forgeml.experiments.analysis import Guardrails, MetricSpec, Report, analyze_frame, requests_frame
+from forgeml.feedback import schema
 from forgeml.serving.arms import HOLDOUT, ArmsConfig, ArmStats, policy_shares, write_shares
+from forgeml.serving.experiment_arms import RESERVED_ARMS
 
 
 def _ws(workspace: Any) -> Any:
@@ -38,7 +39,7 @@ def parse_duration(text: str | float | int) -> float:
 
 def start_experiment(name: str, endpoint: str, arms: Mapping[str, str], control: str | None = None,
                      policy: str = "fixed", holdout: float = 0.0, epsilon: float = 0.1,
-                     weights: list[float] | None = None, metric: MetricSpec | None = None,
+                     weights: list[float] | None = None, holdout_model: str = "", holdout_constant: float = 0.0, metric: MetricSpec | None = None,
                      window: str | float = "1d", alpha: float = 0.05, guardrails: Guardrails | None = None,
                      workspace: Any = None) -> dict[str, Any]:
     """Record a running experiment over an endpoint's arms and publish its first traffic shares."""
@@ -49,8 +50,12 @@ def start_experiment(name: str, endpoint: str, arms: Mapping[str, str], control:
     safe_component(name, "experiment name")
     if not arms:
         raise ValidationError("an experiment needs arms, e.g. --arm control=fraud@production --arm b=fraud@5")
-    for arm, uri in arms.items():
+    for arm in arms:
         safe_component(arm, "arm name")
+        if arm in RESERVED_ARMS:
+            raise ValidationError(f"arm name {arm!r} is taken by the endpoint's own arms "
+                                  f"({', '.join(RESERVED_ARMS)}); choose e.g. control and candidate")
+    for uri in [*arms.values(), holdout_model]:
         if uri:
             parse_uri(uri, require_ref=True)
     control = control or next(iter(arms))
@@ -65,9 +70,12 @@ def start_experiment(name: str, endpoint: str, arms: Mapping[str, str], control:
     config.validate(f"experiment {name!r}")
     spec = {"arms": dict(arms), "control": control, "allocation": dataclasses.asdict(config),
             "metric": dataclasses.asdict(metric), "window_s": parse_duration(window), "alpha": alpha,
-            "guardrails": dataclasses.asdict(guardrails or Guardrails())}
+            "guardrails": dataclasses.asdict(guardrails or Guardrails()), "holdout_model": holdout_model,
+            "holdout_constant": holdout_constant}
     row = schema.create_experiment(ws, name, endpoint, spec)
-    write_shares(ws.dot, endpoint, name, config.arms, policy_shares(config))
+    layout = {"uris": dict(arms), "holdout": holdout, "holdout_model": holdout_model,
+              "holdout_constant": holdout_constant, "status": "running"}
+    write_shares(ws.dot, endpoint, name, config.arms, policy_shares(config), layout)
     return row
 
 
@@ -77,7 +85,7 @@ def _spec_parts(spec: dict[str, Any]) -> tuple[ArmsConfig, MetricSpec, Guardrail
 
 def analyze(name: str, now: float | None = None, workspace: Any = None, update: bool = True) -> Report:
     """Look at an experiment now: matured metrics per arm, tests, guardrails; bandit shares are refreshed."""
-    from forgeml.experiments.outcomes import read_outcomes
+    from forgeml.feedback.outcomes import read_outcomes
     from forgeml.serving import read_prediction_log
 
     ws = _ws(workspace)
@@ -165,7 +173,7 @@ def stop(name: str, promote: bool = True, now: float | None = None, workspace: A
             decision["note"] = f"the winner is model {winner.name}, the control serves {control_name}"
     schema.finish_experiment(ws, name, decision)
     config = ArmsConfig(**exp["spec"]["allocation"])
-    # after the decision every request goes to control, which now serves the promoted version
+    # serving goes back to the endpoint's own routing, whose primary now serves any promoted version
     shares = [1.0 if a == exp["spec"]["control"] else 0.0 for a in config.arms]
-    write_shares(ws.dot, exp["endpoint"], name, config.arms, shares)
+    write_shares(ws.dot, exp["endpoint"], name, config.arms, shares, {"status": "stopped"})
     return {"experiment": name, "decision": decision, "report": dataclasses.asdict(report)}

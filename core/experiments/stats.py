@@ -70,16 +70,19 @@ def proportion_summary(arm: str, successes: float, n: int, alpha: float = 0.05) 
 def compare_proportions(control: tuple[str, float, int], treatment: tuple[str, float, int], alpha: float = 0.05,
                         metric: str = "conversion") -> Comparison:
     """Two conversion rates (name, successes, n): statsmodels' score test and Newcombe interval on the difference."""
+    import numpy as np
     from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
 
     (ca, sa, na), (cb, sb, nb) = control, treatment
     a, b = proportion_summary(ca, sa, na, alpha), proportion_summary(cb, sb, nb, alpha)
-    res = test_proportions_2indep(sb, nb, sa, na, compare="diff", method="score", correction=False)
-    low, high = confint_proportions_2indep(sb, nb, sa, na, compare="diff", method="newcomb", alpha=alpha)
+    with np.errstate(all="ignore"):  # no conversions (or all) in both arms: nothing differs, p = 1
+        res = test_proportions_2indep(sb, nb, sa, na, compare="diff", method="score", correction=False)
+        low, high = confint_proportions_2indep(sb, nb, sa, na, compare="diff", method="newcomb", alpha=alpha)
+    p_value = float(res.pvalue) if math.isfinite(res.pvalue) else 1.0
     diff = b.estimate - a.estimate
     se = math.sqrt(a.std_error ** 2 + b.std_error ** 2)
     return Comparison(metric, "proportion", "two-proportion score test", a, b, diff, float(low), float(high),
-                      float(res.pvalue), diff / a.estimate if a.estimate else None, extra={"se": se})
+                      p_value, diff / a.estimate if a.estimate else None, extra={"se": se})
 
 
 def mean_summary(arm: str, values: Any, alpha: float = 0.05) -> ArmSummary:

@@ -32,6 +32,7 @@ from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
 from forgeml.serving.fallback import row_count
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
+from forgeml.serving.outcomes_route import post_outcomes
 from forgeml.serving.predlog import PredictionLogger, log_root
 from forgeml.serving.pressure import BUDGET_HEADER, DeadlineExceeded, Overloaded, parse_budget
 from forgeml.serving.push import push_rows
@@ -458,6 +459,7 @@ def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/push/{view}", push_rows, methods=["POST"]),
+        Route("/v1/outcomes", post_outcomes, methods=["POST"]),
         Route("/v1/recommenders/{name}/recommend", recommend, methods=["POST"]),
     ]
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from forgeml.errors import ConfigError, ValidationError
 
@@ -179,24 +180,36 @@ def shares_path(workspace_dot: str | Path, endpoint: str) -> Path:
 
 
 def write_shares(workspace_dot: str | Path, endpoint: str, experiment: str, arms: Sequence[str],
-                 shares: Sequence[float]) -> Path:
-    """Write the shares atomically so a serving process polling the file never reads half of it."""
+                 shares: Sequence[float], layout: Mapping[str, Any] | None = None) -> Path:
+    """Write an experiment's shares (and, from its start, the arms' layout) atomically for serving to poll.
+
+    ``layout`` holds what serving needs to route: ``uris`` per arm, ``holdout``, ``holdout_model``,
+    ``holdout_constant`` and ``status`` (running or stopped); a later call without it keeps the last one.
+    """
     path = shares_path(workspace_dot, endpoint)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"experiment": experiment, "arms": list(arms), "shares": list(shares)}))
+    previous = read_layout(workspace_dot, endpoint) or {}
+    doc = {**(previous if previous.get("experiment") == experiment else {}), **(layout or {}),
+           "experiment": experiment, "arms": list(arms), "shares": list(shares)}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(doc))
     tmp.replace(path)
     return path
 
 
-def read_shares(workspace_dot: str | Path, endpoint: str, experiment: str, arms: Sequence[str]) -> list[float] | None:
-    """Return the shares written for this experiment and these arms, or None (none yet, or another layout)."""
-    path = shares_path(workspace_dot, endpoint)
+def read_layout(workspace_dot: str | Path, endpoint: str) -> dict[str, Any] | None:
+    """Return the experiment file of an endpoint as written, or None (none, or unreadable)."""
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(shares_path(workspace_dot, endpoint).read_text())
     except (OSError, ValueError):
         return None
-    if doc.get("experiment") != experiment or doc.get("arms") != list(arms):
+    return doc if isinstance(doc, dict) else None
+
+
+def read_shares(workspace_dot: str | Path, endpoint: str, experiment: str, arms: Sequence[str]) -> list[float] | None:
+    """Return the shares written for this experiment and these arms, or None (none yet, or another layout)."""
+    doc = read_layout(workspace_dot, endpoint)
+    if doc is None or doc.get("experiment") != experiment or doc.get("arms") != list(arms):
         return None
     shares = doc.get("shares")
     return [float(s) for s in shares] if isinstance(shares, list) else None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forgeml.serving.batching import BatchingConfig, BatchItem
+from forgeml.serving.experiment_arms import ExperimentArms
 from forgeml.serving.explanations import requested_top_k
 from forgeml.serving.fallback import FallbackChain, mark_defaults, row_count
 from forgeml.serving.metrics import ServingMetrics
@@ -68,7 +69,7 @@ class EndpointConfig:
     max_rows: int = 10_000  # most rows in one request (0: no limit)
 
 
-class Endpoint(FallbackChain):
+class Endpoint(FallbackChain, ExperimentArms):
     """A named endpoint: traffic policy over model slots, the request path and the hot-swap poller."""
 
     def __init__(self, config: EndpointConfig, source: ModelSource, metrics: ServingMetrics,
@@ -111,6 +112,7 @@ class Endpoint(FallbackChain):
                                     bool(config.shadow), ramp)
         self.primary_arm = ARM_A if has_b else PRIMARY
         self._background: set[asyncio.Task] = set()
+        self.setup_experiment(slot)
 
     @property
     def ready(self) -> bool:
@@ -175,7 +177,14 @@ class Endpoint(FallbackChain):
 
     async def _predict(self, payload: dict[str, Any], request_id: str, started: float) -> dict[str, Any]:
         """The primary path: route the request, predict through the batcher, log it, copy it to the shadow."""
-        arm = self.policy.choose(self.routing_key(payload, request_id))
+        key = self.routing_key(payload, request_id)
+        routed = self.route_experiment(key)
+        arm, tags = routed if routed is not None else (self.policy.choose(key), {})
+        if arm not in self.slots:  # the experiment's holdout without a baseline model: no model answers
+            primary = self.primary
+            if primary is None:
+                raise RuntimeError(f"endpoint {self.name!r} has no model loaded yet")
+            return self.holdout_answer(primary, self.build_item(primary, payload), request_id, started, tags)
         slot = self.slots[arm]
         served = slot.served or self.primary
         if served is None:
@@ -218,7 +227,7 @@ class Endpoint(FallbackChain):
             self._canary_outcome(True, latency_ms)
         if self.predlog is not None:
             self.predlog.log(self.name, result.version, arm, request_id, dt.datetime.now(dt.UTC), latency_ms,
-                             mark_defaults(logged_inputs, result.defaulted, len(result.predictions)),
+                             mark_defaults(logged_inputs, result.defaulted, len(result.predictions), tags),
                              result.predictions, len(result.predictions))
         if SHADOW in self.slots:
             task = asyncio.get_running_loop().create_task(self._shadow(payload, request_id))
@@ -315,8 +324,8 @@ class Endpoint(FallbackChain):
     async def poll_once(self) -> list[str]:
         """Check each arm's URI in the registry and swap in a new version; return what changed."""
         loop = asyncio.get_running_loop()
-        changed = []
-        for slot in self.slots.values():
+        changed = await self.refresh_experiment()
+        for slot in list(self.slots.values()):
             try:
                 version = await loop.run_in_executor(None, slot.source.version_of, slot.uri)
                 if slot.served is not None and version == slot.served.version:

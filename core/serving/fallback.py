@@ -208,11 +208,15 @@ class FallbackChain:
         return reply
 
 
-def mark_defaults(inputs: dict[str, list[Any]], defaulted: list[str], n: int) -> dict[str, list[Any]]:
-    """Add the prediction log's _feature_defaults column naming the features that were defaults."""
-    if not defaulted:
+def mark_defaults(inputs: dict[str, list[Any]], defaulted: list[str], n: int,
+                  tags: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+    """Add the prediction log's _feature_defaults column naming the features that were defaults, and any tags."""
+    if not defaulted and not tags:
         return inputs
-    return {**inputs, "_feature_defaults": [",".join(defaulted)] * n}
+    out = {**inputs, **{name: [value] * n for name, value in (tags or {}).items()}}
+    if defaulted:
+        out["_feature_defaults"] = [",".join(defaulted)] * n
+    return out
 
 
 

@@ -11,19 +11,20 @@ import pytest
 import forgeml
 from forgeml.errors import ConflictError, NotFoundError, ValidationError
 from forgeml.experiments import Guardrails, MetricSpec, import_outcomes, read_outcomes, service
-from forgeml.serving.arms import HOLDOUT, Allocator, ArmsConfig, read_shares
+from forgeml.serving.arms import HOLDOUT, Allocator, ArmsConfig, read_layout, read_shares
 from forgeml.serving.predlog import PredictionLogger, log_root
 
-# traffic starts just after the experiment does (its log is read from the start on)
-T0 = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
+T0 = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 DAY = 86_400.0
 
 
-def _serve(workspace, experiment: str, requests: int, start: dt.datetime, conversion: dict[str, float],
+def _serve(workspace, experiment: str, requests: int, start: dt.datetime | None, conversion: dict[str, float],
            seed: int = 0, holdout: float = 0.0, latency: dict[str, float] | None = None) -> list[tuple[str, str, float]]:
     """Log `requests` predictions through the real prediction logger, each assigned by the real allocator;
     return (request id, arm, time) and record a conversion outcome for the converting ones."""
     rng = np.random.default_rng(seed)
+    if start is None:  # traffic starts just after the experiment does (its log is read from its start on)
+        start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=2)
     alloc = Allocator(experiment, ArmsConfig(["control", "candidate"], holdout=holdout))
     logger = PredictionLogger(log_root(workspace))
     done, outcomes = [], []
@@ -89,7 +90,7 @@ class TestExperimentLifeCycle:
     def test_only_matured_predictions_count_and_late_outcomes_are_ignored(self, workspace):
         service.start_experiment("win", "fraud", {"control": "", "candidate": ""}, window="1d",
                                  metric=MetricSpec("proportion", "purchase"))
-        done = _serve(workspace, "win", 200, T0, {"control": 0.5, "candidate": 0.5})
+        done = _serve(workspace, "win", 200, None, {"control": 0.5, "candidate": 0.5})
         rid, arm, ts = done[0]
         forgeml.log_outcome(rid, "purchase", 1.0, time=ts + 2 * DAY)  # after the window: not a conversion
         last_ts = done[-1][2]
@@ -116,7 +117,7 @@ class TestExperimentLifeCycle:
                                  holdout=0.1, window="1d", metric=MetricSpec("proportion", "purchase"))
         with pytest.raises(ConflictError, match="runs experiment 'lift'"):
             service.start_experiment("again", "fraud", {"control": "fraud@production"})
-        done = _serve(workspace, "lift", 3000, T0, {"control": 0.10, "candidate": 0.16, HOLDOUT: 0.05},
+        done = _serve(workspace, "lift", 3000, None, {"control": 0.10, "candidate": 0.16, HOLDOUT: 0.05},
                       holdout=0.1)
         now = done[-1][2] + DAY + 1
         out = service.status("lift", now=now)
@@ -128,13 +129,13 @@ class TestExperimentLifeCycle:
         stopped = service.stop("lift", now=now)
         assert stopped["decision"]["action"] == "promote" and stopped["decision"]["winner"] == "candidate"
         assert get_model_version("fraud", "production").version == 2
-        assert read_shares(workspace.dot, "fraud", "lift", ["control", "candidate"]) == [1.0, 0.0]
+        assert read_layout(workspace.dot, "fraud")["status"] == "stopped"  # serving routes as before it
         assert service.stop("lift")["decision"]["action"] == "promote"  # stopping twice changes nothing
 
     def test_a_guardrail_breach_stops_the_experiment_and_rolls_back(self, workspace):
         service.start_experiment("slow", "fraud", {"control": "", "candidate": ""},
                                  guardrails=Guardrails(max_p99_ms=100.0, min_requests=50))
-        done = _serve(workspace, "slow", 400, T0, {"control": 0.1, "candidate": 0.1},
+        done = _serve(workspace, "slow", 400, None, {"control": 0.1, "candidate": 0.1},
                       latency={"control": 5.0, "candidate": 400.0})
         out = service.status("slow", now=done[-1][2] + 60)
         assert out["decision"]["action"] == "rollback" and "p99 latency" in out["decision"]["reason"]
@@ -145,18 +146,19 @@ class TestExperimentLifeCycle:
                                  window="1h", metric=MetricSpec("proportion", "purchase"))
         assert read_shares(workspace.dot, "fraud", "bandit", ["control", "candidate"]) == pytest.approx([0.5, 0.5],
                                                                                                         abs=0.02)
-        done = _serve(workspace, "bandit", 1500, T0, {"control": 0.05, "candidate": 0.30})
+        done = _serve(workspace, "bandit", 1500, None, {"control": 0.05, "candidate": 0.30})
         service.analyze("bandit", now=done[-1][2] + DAY)
         shares = read_shares(workspace.dot, "fraud", "bandit", ["control", "candidate"])
         assert shares[1] > 0.9
 
     @pytest.mark.parametrize("kwargs, error, message", [
         ({"arms": {}}, ValidationError, "needs arms"),
-        ({"arms": {"a": "fraud"}}, ValidationError, "fraud@production"),
-        ({"arms": {"a": ""}, "control": "b"}, ValidationError, "control arm"),
-        ({"arms": {"a": ""}, "window": "soon"}, ValidationError, "window"),
-        ({"arms": {"a": "", "b": ""}, "metric": MetricSpec("ratio", "clicks")}, ValidationError, "denominator"),
-        ({"arms": {"../a": ""}}, ValidationError, "arm name"),
+        ({"arms": {"x": "fraud"}}, ValidationError, "fraud@production"),
+        ({"arms": {"x": ""}, "control": "y"}, ValidationError, "control arm"),
+        ({"arms": {"x": ""}, "window": "soon"}, ValidationError, "window"),
+        ({"arms": {"x": "", "y": ""}, "metric": MetricSpec("ratio", "clicks")}, ValidationError, "denominator"),
+        ({"arms": {"../x": ""}}, ValidationError, "arm name"),
+        ({"arms": {"primary": "", "y": ""}}, ValidationError, "taken by the endpoint"),
     ])
     def test_bad_experiments_are_one_line_errors(self, workspace, kwargs, error, message):
         with pytest.raises(error, match=message):

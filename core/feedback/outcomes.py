@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import ValidationError
-from forgeml.experiments import schema
+from forgeml.feedback import schema
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 COLUMNS = ("request_id", "name", "value", "time")
@@ -39,13 +39,13 @@ def _seconds(value: Any, where: str) -> float:
         if not math.isfinite(value):
             raise ValidationError(f"{where}: time {value!r} is not a finite number")
         return float(value)
-    from forgeml.monitoring.sources import as_utc
+    from forgeml.times import to_utc_micros
 
     try:
-        return as_utc(value).timestamp()  # type: ignore[union-attr]
-    except (ValidationError, AttributeError, TypeError) as e:
+        return float(to_utc_micros(value)) / 1e6  # type: ignore[arg-type]
+    except (ValidationError, ValueError, TypeError) as e:
         raise ValidationError(f"{where}: time {value!r} is not a datetime, an ISO 8601 string "
-                              "(e.g. 2026-12-07T14:00:00Z) or epoch seconds") from e
+                              "with a zone (e.g. 2026-12-07T14:00:00Z) or epoch seconds") from e
 
 
 def check_outcome(request_id: Any, name: Any, value: Any, time: Any, where: str = "outcome") -> tuple[

@@ -1,4 +1,4 @@
-"""The experiments layer's tables, migration set and every query it runs (SQLite and PostgreSQL alike)."""
+"""The tables of outcomes and experiments, their migration set and every query on them (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
