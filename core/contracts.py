@@ -279,8 +279,8 @@ class VectorStore(Protocol):
 
     Its conformance suite (:class:`forgeml.testing.VectorStoreSuite`) enforces: nearest first with a non-
     decreasing ``_distance``; at most k rows; filters apply; upsert replaces by key; rows survive a reopen
-    and are found by other processes; a missing vector column, k <= 0 or an unknown table raise
-    ForgeError.
+    and are found by other processes; ``rows`` finds exactly the matching rows; ``optimize`` keeps every
+    row; a missing vector column, k <= 0 or an unknown table raise ForgeError.
     """
 
     def upsert(self, table: str, data: pa.Table, vector_column: str, key_columns: Sequence[str]) -> int:
@@ -292,6 +292,12 @@ class VectorStore(Protocol):
 
     def count(self, table: str) -> int:
         """Return the rows stored in a table (0 when it does not exist)."""
+
+    def rows(self, table: str, filter: str, limit: int) -> pa.Table:
+        """Return up to limit rows matching a SQL predicate, found exactly (by key lookups, not nearest search)."""
+
+    def optimize(self, table: str, cleanup_older_than_s: float | None = None) -> dict[str, Any]:
+        """Compact a table and bring its index up to date; return figures of what changed (rows among them)."""
 
 
 # ---------------------------------------------------------------- event streams
