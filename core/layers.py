@@ -120,6 +120,7 @@ CORE_SECTIONS: Mapping[str, str] = {
     "pipelines": "forgeml.pipelines.settings:PipelinesSettings",
     "tuning": "forgeml.tuning.settings:TuningSettings",
     "features": "forgeml.features.settings:FeaturesSettings",
+    "privacy": "forgeml.privacy.settings:PrivacySettings",
 }
 
 CORE = "forgeml"

@@ -115,12 +115,17 @@ class FsspecArtifactStore:
         """Store bytes once; return their digest."""
         digest = hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
-            tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
-            with self._cleaning(tmp, f"{len(data)} bytes"):
-                with (open(tmp, "wb") if self._local else self.fs.open(tmp, "wb")) as f:
-                    f.write(data)
-                self._commit(tmp, digest)
+            self._write(iter((data,)), digest, f"{len(data)} bytes")
         return digest
+
+    def _write(self, chunks: Iterator[bytes], digest: str, what: str) -> None:
+        """Write an object's bytes under a temporary name, then move it into place."""
+        tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
+        with self._cleaning(tmp, what):
+            with (open(tmp, "wb") if self._local else self.fs.open(tmp, "wb")) as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            self._commit(tmp, digest)
 
     @contextlib.contextmanager
     def _cleaning(self, tmp: str, what: str) -> Iterator[None]:
@@ -147,11 +152,15 @@ class FsspecArtifactStore:
             raise NotFoundError(f"cannot store {str(path)!r}: no such file")
         digest = sha256_file(path)
         if not self.exists(digest):
-            tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
-            with self._cleaning(tmp, repr(str(path))):
-                self.fs.put_file(str(path), tmp)
-                self._commit(tmp, digest)
+            self._write_file(path, digest)
         return digest
+
+    def _write_file(self, path: Path, digest: str) -> None:
+        """Copy a local file in as an object (under a temporary name, then moved into place)."""
+        tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
+        with self._cleaning(tmp, repr(str(path))):
+            self.fs.put_file(str(path), tmp)
+            self._commit(tmp, digest)
 
     def _commit(self, tmp: str, digest: str) -> None:
         final = self._path(digest)
@@ -187,6 +196,20 @@ class FsspecArtifactStore:
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+    def delete(self, digest: str) -> bool:
+        """Remove an object; return whether it was stored."""
+        path = self._path(digest)
+        try:
+            if self._local:
+                os.unlink(path)
+            else:
+                self.fs.rm(path)
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise StorageError(f"cannot delete artifact {digest} from {self.root}: {e}") from e
+        return True
 
     def list(self) -> Iterator[ArtifactInfo]:
         """Yield every stored object with its size."""

@@ -114,7 +114,8 @@ def redis_url() -> str:
 
 # The layers whose tests touch the metadata store run once per backend (see forgeml.testing's
 # metadata_backend fixture); other tests keep the default SQLite store.
-METADATA_AREAS = {"tracking", "jobs", "registry", "features", "datasets", "monitoring", "pipelines", "tuning"}
+METADATA_AREAS = {"tracking", "jobs", "registry", "features", "datasets", "monitoring", "pipelines", "tuning",
+                  "privacy"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
