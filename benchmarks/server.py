@@ -212,7 +212,14 @@ def main() -> None:
             wait_http(url + "/healthz", server)
             result["remote_logging"] = bench_remote_logging(url, token, args.points)
             bench_resolve(url, token, 20)  # warm both sides alike: connections, caches
+            import psutil
+
+            # the server's own CPU per resolve does not move with the machine's load, unlike latency
+            before = psutil.Process(server.pid).cpu_times()
             result["resolve"] = bench_resolve(url, token, args.requests)
+            after = psutil.Process(server.pid).cpu_times()
+            used = (after.user + after.system) - (before.user + before.system)
+            result["resolve"]["server_cpu_ms_per_request"] = round(used / result["resolve"]["requests"] * 1e3, 3)
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -69,6 +69,9 @@ _LAZY: dict[str, str] = {
     "read_dataset": "forgeml.datasets",
     # evaluation
     "evaluate": "forgeml.evaluation",
+    # experiments
+    "log_outcome": "forgeml.feedback",
+    "log_outcomes": "forgeml.feedback",
 }
 
 __all__ = ["ForgeError", "__version__", *_LAZY]

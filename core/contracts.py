@@ -163,7 +163,8 @@ class ArtifactStore(Protocol):
 
     Its conformance suite (:class:`forgeml.testing.ArtifactStoreSuite`) enforces: sha256 addressing;
     identical bytes stored once; unknown digests raise NotFoundError; damaged or truncated objects raise
-    CorruptObjectError; a non-digest string is a ForgeError. A store may also offer
+    CorruptObjectError; a non-digest string is a ForgeError; a new instance over the same root sees every
+    object; an object stored by one process is read by another. A store may also offer
     ``delete(digest) -> bool`` (remove an object; whether it was stored): erasure and retention purge
     bytes through it and refuse to claim success without it.
     """
@@ -416,6 +417,10 @@ class GpuInventory(Protocol):
     Its conformance suite (:class:`forgeml.testing.GpuInventorySuite`) enforces: GpuDevice values with
     unique indices and UUIDs, 0 <= free <= total memory, utilization in 0..100, and the same GPUs on every
     call.
+
+    An optional attribute ``host_wide`` (True when absent) says the devices are this machine's real
+    GPUs, which every forgeml scheduler on the host shares through host-wide leases; set it False for
+    GPUs that exist only in one workspace's view.
     """
 
     def devices(self) -> list[GpuDevice]:
@@ -437,6 +442,9 @@ class LaunchRequest:
     memory_mb: int | None = None
     timeout_s: float | None = None
     spec: Any = None
+    # variables of env that plugins.toml reads secrets from: an executor on another machine forwards
+    # them although they come from this process's environment, and keeps them out of shared files
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass
@@ -534,6 +542,10 @@ class Executor(Protocol):
 
     def recover(self, log_path: str) -> str | None:
         """Return the handle of an attempt launched with this log path whose handle was never recorded."""
+        return None
+
+    def process(self, handle: str) -> tuple[int, float] | None:
+        """Return the local process (pid, start time) holding the attempt's GPUs, for host-wide GPU leases."""
         return None
 
 
@@ -677,3 +689,65 @@ class PromotionGate(Protocol):
 
     def check(self, context: Any) -> GateResult:
         """Evaluate the gate for a promotion and return its verdict."""
+
+
+# ---------------------------------------------------------------- recommendation
+@dataclass
+class RecommendQuery:
+    """What a retrieval source or a re-ranking rule sees of one recommendation request."""
+
+    user: Any
+    """The user's id (the value of the recommender's user key); None for an anonymous request."""
+    recent: list[Any] = field(default_factory=list)
+    """Items the user interacted with lately, newest first (from the request or the online store)."""
+    context: dict[str, Any] = field(default_factory=dict)
+    """Request context (device, hour, page...) passed to the ranking model as features."""
+    exclude: set[Any] = field(default_factory=set)
+    """Items never to return (already shown, blocked by the caller)."""
+    n: int = 10
+    """How many items the caller wants."""
+
+
+@dataclass
+class Candidate:
+    """One item on its way through a recommender: where it came from, its scores and its looked-up features."""
+
+    item: Any
+    score: float
+    """The latest score: the source's at retrieval, the ranking model's after ranking, adjusted by rules."""
+    source: str
+    """The retrieval source that found it first."""
+    sources: list[str] = field(default_factory=list)
+    """Every source that found it."""
+    features: dict[str, Any] = field(default_factory=dict)
+    """Item features fetched for ranking (category, price, created_at...), by feature name."""
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """A candidate source of a recommender: nearest neighbours, co-occurrence lists, popularity, content.
+
+    Its conformance suite (:class:`forgeml.testing.RetrieverSuite`) enforces: at most k (item, score)
+    pairs, best first, without duplicates or excluded items; the top of a larger k starts with a smaller
+    k's answer; a user or items it knows nothing about give an empty list, not an error.
+    """
+
+    name: str
+
+    def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
+        """Return up to k (item, score) pairs for the query, highest score first."""
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """A business rule applied to ranked candidates: suppress purchased items, diversify, sponsored slots.
+
+    Its conformance suite (:class:`forgeml.testing.RerankerSuite`) enforces: a list of the given
+    candidates (none invented, none repeated), the input list left as it was, and the same answer for
+    the same input.
+    """
+
+    name: str
+
+    def rerank(self, query: RecommendQuery, candidates: list[Candidate]) -> list[Candidate]:
+        """Return the candidates reordered (or some dropped), best first; the input list is not changed."""

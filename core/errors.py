@@ -57,6 +57,10 @@ class QuerySyntaxError(ValidationError):
     """A query string could not be parsed; the message points at the column."""
 
 
+class TooLargeError(ValidationError):
+    """A request carries more rows or bytes than the server's limit for it."""
+
+
 class JobError(ForgeError):
     """A job could not be submitted, placed, or controlled."""
 

@@ -94,6 +94,14 @@ LAYERS: tuple[Layer, ...] = (
     Layer("notifiers", "notifier", c.Notifier, "NotifierSuite",
           "alert notifiers",
           "Called when an alert is delivered to the notifiers configured as ``[monitoring.notifiers.NAME]`` tables."),
+    Layer("retrievers", "retrieval source", c.Retriever, "RetrieverSuite",
+          "candidate sources of recommenders",
+          "Called when a recommender of ``[serving.recommenders.NAME]`` builds the sources its ``sources`` list "
+          "names; the factory receives the source's entry validated against ``settings``."),
+    Layer("rerankers", "re-ranking rule", c.Reranker, "RerankerSuite",
+          "re-ranking rules of recommenders",
+          "Called when a recommender of ``[serving.recommenders.NAME]`` builds the rules its ``rerank`` list "
+          "names; the factory receives the rule's entry validated against ``settings``."),
 )
 
 LAYER: Mapping[str, Layer] = {layer.name: layer for layer in LAYERS}

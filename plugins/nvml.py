@@ -34,6 +34,8 @@ def _init_nvml() -> Any:
 class NvmlInventory:
     """Reads every visible NVIDIA GPU through NVML; no driver means an empty list (CPU mode)."""
 
+    host_wide = True
+
     def devices(self) -> list[GpuDevice]:
         """Return the GPUs NVML reports, with free memory, utilization, power, temperature and processes."""
         nvml = _init_nvml()
@@ -81,6 +83,8 @@ class DeclaredSettings:
     count: int = setting(0, "How many GPUs to declare.")
     name: str = setting("NVIDIA H100 80GB HBM3", "Product name each declared GPU reports.")
     memory_mb: int = setting(81559, "Memory of each declared GPU in MiB.")
+    host_wide: bool = setting(False, "Share these GPUs with other workspaces through host-wide leases, as real ones "
+                              "are (try fair share and leases without hardware).")
 
 
 class DeclaredInventory:
@@ -88,6 +92,7 @@ class DeclaredInventory:
 
     def __init__(self, settings: DeclaredSettings):
         self.settings = settings
+        self.host_wide = settings.host_wide
 
     def devices(self) -> list[GpuDevice]:
         """Return the declared GPUs, all free."""

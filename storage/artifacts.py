@@ -68,10 +68,15 @@ class VerifyingReader(io.RawIOBase):
 class FsspecArtifactStore:
     """Objects stored as ROOT/objects/ab/<sha256>, written atomically, verified on read."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, fs: Any = None, atomic_put: bool = False):
         self.root = root.rstrip("/")
-        self._fs: Any = None
-        if "://" in self.root or "::" in self.root:
+        # an object store's PUT makes an object visible only once complete: no temporary copy needed
+        self._atomic_put = atomic_put
+        self._fs: Any = fs
+        if fs is not None:  # a filesystem built by a plugin (endpoint, credentials) for this root
+            self._base = fs._strip_protocol(self.root).rstrip("/")
+            self._local = False
+        elif "://" in self.root or "::" in self.root:
             import fsspec
 
             try:
@@ -119,7 +124,11 @@ class FsspecArtifactStore:
         return digest
 
     def _write(self, chunks: Iterator[bytes], digest: str, what: str) -> None:
-        """Write an object's bytes under a temporary name, then move it into place."""
+        """Write an object's bytes under a temporary name, then move it into place (or put it whole)."""
+        if self._atomic_put:
+            with self._cleaning(None, what):
+                self.fs.pipe_file(self._path(digest), b"".join(chunks))
+            return
         tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
         with self._cleaning(tmp, what):
             with (open(tmp, "wb") if self._local else self.fs.open(tmp, "wb")) as f:
@@ -128,15 +137,15 @@ class FsspecArtifactStore:
             self._commit(tmp, digest)
 
     @contextlib.contextmanager
-    def _cleaning(self, tmp: str, what: str) -> Iterator[None]:
+    def _cleaning(self, tmp: str | None, what: str) -> Iterator[None]:
         """Remove a half-written temporary object on any failure; a full or read-only disk is a StorageError."""
         try:
             yield
         except BaseException as e:
             try:
-                if self._local:
+                if tmp is not None and self._local:
                     os.unlink(tmp)
-                elif self.fs.exists(tmp):
+                elif tmp is not None and self.fs.exists(tmp):
                     self.fs.rm(tmp)
             except OSError:
                 pass
@@ -156,7 +165,11 @@ class FsspecArtifactStore:
         return digest
 
     def _write_file(self, path: Path, digest: str) -> None:
-        """Copy a local file in as an object (under a temporary name, then moved into place)."""
+        """Copy a local file in as an object (under a temporary name, then moved into place, or put whole)."""
+        if self._atomic_put:
+            with self._cleaning(None, repr(str(path))):
+                self.fs.put_file(str(path), self._path(digest))
+            return
         tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
         with self._cleaning(tmp, repr(str(path))):
             self.fs.put_file(str(path), tmp)

@@ -30,9 +30,12 @@ class DuckDBOfflineStore:
     """Tables of Parquet files partitioned by date under a root folder or fsspec URL, queried with DuckDB."""
 
     def __init__(self, root: str, threads: int | None = None, memory_limit: str | None = None,
-                 search_path: str | None = None):
+                 search_path: str | None = None, fs: Any = None):
         self.root = str(root).rstrip("/")
-        self.fs, base = fsspec.core.url_to_fs(self.root)
+        if fs is not None:  # a filesystem built by a plugin (endpoint, credentials) for this root
+            self.fs, base = fs, fs._strip_protocol(self.root)
+        else:
+            self.fs, base = fsspec.core.url_to_fs(self.root)
         self.local = "://" not in self.root or self.root.startswith("file://")
         if self.root.startswith("file://"):
             self.root = base

@@ -7,6 +7,7 @@ a missing service fails the test instead: CI must never skip silently.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 # pytester runs the conformance suites the way a plugin author's test run would (tests/kernel)
-pytest_plugins = ["pytester", "clean_tree"]
+pytest_plugins = ["pytester", "clean_tree", "engine_services"]
 
 SERVICES_DIR = Path(__file__).parent / "services"
 
@@ -110,12 +111,33 @@ def redis_url() -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Any]:
+    """A redis-server of this test's own (folder, port) that it may kill, freeze and restart; stopped after."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("redis_process", SERVICES_DIR / "redis_process.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not module.RedisProcess.available():
+        _unavailable("redis-server is not installed (apt-get install redis-server)")
+    server = module.RedisProcess(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError, ValueError, IndexError):
+            server.thaw()  # a frozen server would not stop on SIGTERM
+        server.stop()
+
+
 # ---------------------------------------------------------------- postgresql
 
 # The layers whose tests touch the metadata store run once per backend (see forgeml.testing's
 # metadata_backend fixture); other tests keep the default SQLite store.
 METADATA_AREAS = {"tracking", "jobs", "registry", "features", "datasets", "monitoring", "pipelines", "tuning",
-                  "privacy"}
+                  "experiments", "privacy"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

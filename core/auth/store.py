@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from forgeml import counters
 from forgeml.auth import audit
 from forgeml.contracts import Migration
 
@@ -68,15 +69,12 @@ def auth_db(workspace: Any) -> Any:
 
 def _bump(tx: Any) -> None:
     """Advance the generation other processes poll to notice grants, revocations and new tokens."""
-    tx.execute("INSERT INTO kv (key, value, updated_at) VALUES (?, '1', ?)"
-               " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(kv.value AS INTEGER) + 1 AS TEXT),"
-               " updated_at = excluded.updated_at", (GENERATION_KEY, time.time()))
+    counters.bump(tx, GENERATION_KEY)
 
 
 def generation(db: Any) -> int:
     """Return the current auth generation (0 before anything was granted)."""
-    rows = db.query("SELECT value FROM kv WHERE key = ?", (GENERATION_KEY,))
-    return int(rows[0]["value"]) if rows else 0
+    return counters.read(db, GENERATION_KEY)
 
 
 def _audit(tx: Any, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """The Python API over HTTP: with FORGEML_URL (and FORGEML_TOKEN) set, services talk to `forgeml server`.
 
-``forgeml.start_run``, ``log_metrics``, ``search_runs``, ``register_model``, ``promote``, ``rollback``,
+``forgeml.start_run``, ``log_metrics``, ``log_input``, ``search_runs``, ``get_metric_history``,
+``list_artifacts``, ``download_artifacts``, ``register_model``, ``promote``, ``rollback``,
 ``submit``, ``get_job``, ``cancel``, ``get_online_features`` and ``push`` check :func:`remote` when no
 workspace is given, and send the call to the server instead of opening the files.
 """

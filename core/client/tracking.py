@@ -86,6 +86,15 @@ class RemoteRun(Run):
         self._client.call("POST", f"/runs/{self.id}/log", json={"tags": values})
         self.tags.update(values)
 
+    def log_input(self, dataset: str | None = None, feature_view: str | None = None, **refs: str) -> None:
+        """Record what the run read: dataset="name@v3", feature_view="view@2", or other kind=ref pairs."""
+        found = [{"kind": kind, "ref": str(ref)} for kind, ref in
+                 {"dataset": dataset, "feature_view": feature_view, **refs}.items() if ref is not None]
+        if not found:
+            raise ValidationError("log_input needs at least one reference, e.g. dataset='name@v3'")
+        self._client.call("POST", f"/runs/{self.id}/inputs", json={"inputs": found})
+        self.inputs.extend(found)
+
     def log_bytes(self, data: bytes, name: str) -> ArtifactRecord:
         """Upload bytes as an artifact at a path of this run."""
         row = self._client.call("PUT", f"/runs/{self.id}/artifacts/{name}", content=data)
@@ -187,3 +196,43 @@ def search_runs(client: Any, query: str, experiments: Sequence[str] | None, incl
     if len(frames) == 1:
         return frames[0]
     return pd.concat(frames, ignore_index=True)
+
+
+def metric_history(client: Any, run_id: str, key: str) -> Any:
+    """Return one metric's points from the server as the DataFrame the local call answers."""
+    from urllib.parse import quote
+
+    from forgeml.tracking.reading import history_frame
+
+    answer = client.call("GET", f"/runs/{quote(run_id, safe='')}/metrics/{quote(key, safe='')}")
+    return history_frame(answer["steps"], answer["timestamps"], answer["values"])
+
+
+def list_artifacts(client: Any, run_id: str) -> list[ArtifactRecord]:
+    """Return a run's artifact records from the server."""
+    from urllib.parse import quote
+
+    answer = client.call("GET", f"/runs/{quote(run_id, safe='')}/artifacts")
+    return [ArtifactRecord(**row) for row in answer["artifacts"]]
+
+
+def download_artifacts(client: Any, run_id: str, dest: str | Path, path: str | None) -> list[Path]:
+    """Download a run's artifacts (all, one file or one folder) under dest, each checked against its digest."""
+    import hashlib
+    from urllib.parse import quote
+
+    from forgeml.errors import CorruptObjectError
+    from forgeml.tracking.reading import place_artifacts, select_artifacts
+
+    records = select_artifacts(list_artifacts(client, run_id), run_id, path)
+
+    def fetch(record: ArtifactRecord, part: Path) -> Path:
+        data = client.call("GET", f"/runs/{quote(record.run_id, safe='')}/artifacts/{quote(record.path)}")
+        if hashlib.sha256(data).hexdigest() != record.digest:
+            raise CorruptObjectError(f"artifact {record.path!r} of run {record.run_id} arrived damaged "
+                                     "(its digest does not match)")
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(data)
+        return part
+
+    return place_artifacts(records, dest, fetch)

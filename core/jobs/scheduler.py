@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -12,6 +13,7 @@ from forgeml.contracts import Executor, LaunchRequest
 from forgeml.errors import ForgeError, JobError, PluginError
 
 from . import queue as q
+from .hostside import HostSide
 from .placement import GpuSlot, JobRequest, Resources, RunningJob
 from .plans import never_fits, plan_problems
 from .supervision import TRANSIENT, backoff_delay, classify_failure, finish_run, job_environment, log_tail
@@ -53,6 +55,10 @@ class Scheduler:
         self._executors: dict[str, Executor] = {}
         self._placed_targets: set[str] = set()
         self._request_targets: dict[str, str] = {}
+        self._host: HostSide | None | bool = None  # None: not decided yet; False: host leases off
+        self._host_synced = 0.0
+        self._devices: list[Any] = []
+        self._unfit: dict[str, int] = {}  # job id -> consecutive placement passes it looked impossible to fit
 
     # ------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -169,6 +175,10 @@ class Scheduler:
         for row in running:
             if self._supervise(row, now):
                 still.append(row)
+        host = self.host_side()
+        if host is not None and now - self._host_synced >= 1.0 and any(r["assigned_gpus"] not in (None, "[]")
+                                                                         for r in still):
+            self._host_sync(host, still, [], now)  # keeps leases and honours take-back requests while idle
         if self._placement_needed(freed=len(still) < len(running), now=now):
             self._place(still, now)
         if now - self._last_reap >= REAP_INTERVAL_S:
@@ -193,7 +203,7 @@ class Scheduler:
         due = bool(self._next_due) and self._next_due <= now
         # free GPU memory and CPU load change outside our view too: look again every few seconds
         stale = now - self._last_placement > max(5.0, 10 * self.settings.poll_interval_s)
-        if not (freed or due or stale or key != self._last_key):
+        if not (freed or due or stale or self._unfit or key != self._last_key):
             return False
         self._last_key, self._last_placement = key, now
         return row["n"] > 0 or due
@@ -252,7 +262,7 @@ class Scheduler:
         elif stop.startswith("preempt:"):
             by = stop.split(":", 1)[1]
             job = q.transition(self.ws, job_id, q.PENDING, (q.RUNNING,),
-                               f"preempted by job {by}; resumes from its latest checkpoint",
+                               f"preempted by {by if by.startswith('user ') else f'job {by}'}; resumes from its latest checkpoint",
                                preemptions=self._count(job_id, "preemptions") + 1, not_before=0, **clear)
         elif outcome == "succeeded":
             job = q.transition(self.ws, job_id, q.SUCCEEDED, (q.RUNNING,), "exit code 0", **clear)
@@ -273,6 +283,9 @@ class Scheduler:
                 why = "permanent" if verdict != TRANSIENT else f"no retries left of {row['max_retries']}"
                 job = q.transition(self.ws, job_id, q.FAILED, (q.RUNNING,), f"{what} ({why})", failures=failures,
                                    **clear)
+        host = self.host_side()
+        if host is not None and row.get("assigned_gpus") not in (None, "[]"):
+            host.release(job_id)
         if job is not None and job.done:
             try:
                 finish_run(self.ws, job.run_id, job.state)
@@ -291,28 +304,60 @@ class Scheduler:
             return
         slots, resources = self.snapshot(running)
         requests = self._drop_unfittable(requests, slots, resources)
+        host = self.host_side()
+        if host is not None and any(r.gpus for r in requests):
+            host.total = len(slots)
+            self._host_sync(host, running, requests, now)
+            host.apply(slots, self._devices)
         if not requests:
             return
         plan = self.policy.place(requests, slots, resources)
         problems = plan_problems(requests, slots, resources, plan)
         if problems:
             raise PluginError(f"{self.policy_label} returned a plan the scheduler refuses: {'; '.join(problems)}")
+        if host is not None and host.view is not None:
+            plan = host.within_allowance(plan)
         for p in plan:
             if p.preempt:
                 self._preempt(p.preempt, p.job_id)
             else:
                 self._launch(p.job_id, list(p.gpus))
 
+    # ------------------------------------------------------------ host-wide GPU leases
+    def host_side(self) -> HostSide | None:
+        """This scheduler's link to the host-wide GPU leases, or None when they are off or the GPUs are not real."""
+        if self._host is None:
+            inventory = self.ws.gpu_inventory
+            on = self.settings.host_leases and getattr(inventory, "host_wide", True)
+            self._host = HostSide(self.ws, self.settings.host_dir) if on else False
+        return self._host or None
+
+    def _host_sync(self, host: HostSide, running: list[dict[str, Any]], requests: list[JobRequest], now: float) -> None:
+        """Tell the host what we hold and want; stop the jobs it asks back for another user's share."""
+        if not host.uuids:
+            host.uuids = {d.index: d.uuid for d in (self._devices or self.ws.gpu_inventory.devices())}
+            host.total = host.total or len(host.uuids)
+        self._host_synced = now
+        view = host.sync([r for r in running if self._placed(r["target"])], requests, self.executor)
+        for job_id, user in view.preempt.items():
+            self._preempt((job_id,), f"user {user} (fair share)")
+
     def _drop_unfittable(self, requests: list[JobRequest], slots: list[GpuSlot],
                          resources: Resources) -> list[JobRequest]:
-        """Fail the jobs no placement could ever fit (GPUs gone, too few CPUs); return the others."""
-        keep = []
+        """Fail the jobs no placement could fit for ``unfit_cycles`` passes in a row; return the ones to place."""
+        keep, unfit = [], {}
         for req in requests:
             why = never_fits(req, slots, resources)
             if why is None:
                 keep.append(req)
-            else:
-                q.transition(self.ws, req.job_id, q.FAILED, (q.PENDING,), f"cannot ever run on target {self._request_targets.get(req.job_id, '?')!r}: {why}")
+                continue
+            # an inventory can miss GPUs for a moment (a driver reset): fail only what stays impossible
+            unfit[req.job_id] = seen = self._unfit.get(req.job_id, 0) + 1
+            if seen >= max(1, self.settings.unfit_cycles):
+                del unfit[req.job_id]
+                target = self._request_targets.get(req.job_id, "?")
+                q.transition(self.ws, req.job_id, q.FAILED, (q.PENDING,), f"cannot ever run on target {target!r}: {why}")
+        self._unfit = unfit
         return keep
 
     def pending(self, now: float) -> tuple[list[dict[str, Any]], list[JobRequest]]:
@@ -337,7 +382,7 @@ class Scheduler:
 
     def snapshot(self, running: list[dict[str, Any]]) -> tuple[list[GpuSlot], Resources]:
         """Return the GPUs and CPU/memory picture the policy sees, given the running jobs' rows."""
-        devices = self.ws.gpu_inventory.devices()
+        devices = self._devices = self.ws.gpu_inventory.devices()
         slots = {d.index: GpuSlot(d.index, d.name, d.memory_total_mb, d.memory_free_mb) for d in devices}
         placed = [r for r in running if self._placed(r["target"])]
         cpus_total, memory_total = self._capacity(self._placed_targets | {r["target"] for r in placed})
@@ -391,6 +436,14 @@ class Scheduler:
             return
         attempt = job.attempts + 1
         log_path = str(q.job_dir(self.ws, job.id) / f"attempt-{attempt}.log")
+        host = self.host_side() if gpus else None
+        if host is not None:
+            why = host.claim(job.id, gpus, job.spec.shared, job.spec.min_gpu_memory_mb or 0, job.spec.preemptible,
+                             marker=log_path)
+            if why is not None:
+                log.info("job %s waits: %s", job.id, why)
+                self._last_placement = 0.0  # look again next cycle
+                return
         now = time.time()
         with self.store.transaction() as tx:
             changed = tx.execute(
@@ -399,6 +452,8 @@ class Scheduler:
                 (q.RUNNING, attempt, json.dumps(gpus), log_path, now, f"attempt {attempt}", now, job.id, q.PENDING),
             ).rowcount
             if not changed:
+                if host is not None:
+                    host.release(job.id)
                 return  # cancelled between placement and launch
             tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
                        (job.id, now, q.PENDING, q.RUNNING, f"attempt {attempt}"))
@@ -412,15 +467,24 @@ class Scheduler:
                                     pin_gpus=executor.places_gpus),
                 workdir=job.spec.workdir or str(self.ws.root), log_path=log_path, gpus=gpus, cpus=job.spec.cpus,
                 memory_mb=job.spec.memory_mb, timeout_s=job.spec.timeout_s, spec=job.spec,
+                secrets=tuple(sorted(self.ws.config.secret_variables() & set(os.environ))),
             )
             handle = executor.launch(request)
         except ForgeError as e:
-            row = dict(id=job.id, stop_requested=None, attempts=attempt, failures=job.failures,
+            row = dict(id=job.id, stop_requested=None, attempts=attempt, failures=job.failures, assigned_gpus=json.dumps(gpus),
                        max_retries=job.max_retries, log_path=log_path, timeout_s=None)
             self._ended(row, None, "failed", f"launch failed: {e}")
             return
         with self.store.transaction() as tx:
             tx.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, job.id))
             tx.execute("UPDATE job_attempts SET handle = ? WHERE job_id = ? AND attempt = ?", (handle, job.id, attempt))
+        if host is not None:
+            try:
+                process = executor.process(handle)
+                if process:  # the lease now lives as long as the job's process, not this scheduler
+                    host.claim(job.id, gpus, job.spec.shared, job.spec.min_gpu_memory_mb or 0, job.spec.preemptible,
+                               log_path, process)
+            except ForgeError as e:
+                log.warning("job %s: could not record its process on the host lease: %s", job.id, e)
         started = q.get_job(job.id, self.ws)
         self.ws.plugins.on_job_state_changed(job=started, old_state=q.PENDING, new_state=q.RUNNING, workspace=self.ws)

@@ -24,4 +24,9 @@ class SchedulerSettings:
     )
     log_tail_bytes: int = setting(16384, "How much of the end of a failed attempt's log is searched for markers.")
     default_cpus: float = setting(1.0, "CPUs a CPU-only job reserves when its spec sets none.")
+    host_leases: bool = setting(True, "Claim GPUs through host-wide leases shared by every forgeml scheduler on this machine (any workspace, any user).")
+    host_dir: str = setting("", "Folder the schedulers of this machine share for GPU leases and fair share (empty: $FORGEML_HOST_DIR, else /var/tmp/forgeml-host).")
+    unfit_cycles: int = setting(
+        10, "Consecutive placement passes a job must look impossible to fit before it is failed, so that a GPU"
+            " inventory that briefly reports no GPUs does not fail pending jobs.")
     autostart: bool = setting(False, "Start a background scheduler when a job is submitted from the CLI and none runs.")

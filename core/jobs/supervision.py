@@ -19,10 +19,10 @@ def job_environment(ws: Any, job: Job, attempt: int, gpus: list[int] | tuple[int
     environment for an attempt beside the workspace, and the CUDA pinning when the scheduler placed its GPUs
     (a target that places its own jobs picks their GPUs itself).
     """
-    base = os.environ if beside else {}
-    # the job opens this workspace too: keep the variables its plugins.toml reads secrets from
-    # (such as the metadata store's FORGEML_PG_URL) while dropping the scheduler's other FORGEML_*
-    secrets = ws.config.secret_variables() if beside else set()
+    # the job opens this workspace's stores too, here or on another machine: keep the variables its
+    # plugins.toml reads secrets from (such as FORGEML_PG_URL) while dropping the scheduler's other FORGEML_*
+    secrets = ws.config.secret_variables()
+    base = os.environ if beside else {k: v for k, v in os.environ.items() if k in secrets}
     env = {k: v for k, v in base.items()
            if (k in secrets or not k.startswith("FORGEML_")) and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
     spec: JobSpec = job.spec

@@ -20,6 +20,7 @@ from typing import Any
 from forgeml.auth.service import require
 from forgeml.client import remote
 from forgeml.errors import CorruptObjectError, NotFoundError, ValidationError, unknown_name
+from forgeml.registry.cache import bump as bump_generation
 from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
 from forgeml.registry.schema import store
 
@@ -184,12 +185,13 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
                    params: dict[str, Any] | None = None, datasets: list[str] | None = None,
                    feature_views: list[str] | None = None, entity_keys: list[str] | None = None,
                    tags: dict[str, str] | None = None, description: str = "", actor: str | None = None,
-                   background: Any = None, workspace: Any = None) -> ModelVersion:
+                   background: Any = None, training_data: Any = None, workspace: Any = None) -> ModelVersion:
     """Store a model (an object, a saved file/folder, or a path inside run_id's artifacts) as the next version.
 
     The new version starts in STAGING; its bytes are stored once, addressed by their sha256.
     ``background`` (training rows, sampled down to 100) is stored inside the version for explanations;
-    without it, an input_example of several rows serves as the background.
+    without it, an input_example of several rows serves as the background. Per-column training
+    statistics (mean, or mode for text) are stored from ``training_data``, else the background rows.
     """
     if workspace is None and (client := remote()) is not None:
         from forgeml.client import services
@@ -238,6 +240,11 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
             from forgeml.registry.background import write_background
 
             write_background(folder, sample)
+        rows = training_data if training_data is not None else sample
+        if rows is not None:
+            from forgeml.registry.statistics import write_statistics
+
+            write_statistics(folder, rows)
         digest = ws.artifacts.put_bytes(_pack(folder))
     now = time.time()
     actor = actor or default_actor()
@@ -257,6 +264,7 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
         )
         audit(tx, actor, "model.register", f"model:{name}@{version}",
               {"flavor": flavor, "artifact_digest": digest, "run_id": run_id, "to": "STAGING"})
+        bump_generation(tx)
     mv = get_model_version(name, version, workspace=ws)
     ws.plugins.on_model_version_registered(model_version=mv, workspace=ws)
     return mv
@@ -423,6 +431,7 @@ def set_alias(name: str, alias: str, version: int | str, actor: str | None = Non
                    " updated_at = excluded.updated_at", (name, alias, number, time.time()))
         audit(tx, actor or default_actor(), "model.alias", f"model:{name}@{number}",
               {"alias": alias, "from": old[0]["version"] if old else None, "to": number})
+        bump_generation(tx)
     return get_model_version(name, number, workspace=ws)
 
 
@@ -436,3 +445,4 @@ def delete_alias(name: str, alias: str, actor: str | None = None, workspace: Any
         if not gone:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         audit(tx, actor or default_actor(), "model.alias_deleted", f"model:{name}", {"alias": alias})
+        bump_generation(tx)

@@ -17,6 +17,7 @@ from forgeml.errors import (
     PromotionConflictError,
     ValidationError,
 )
+from forgeml.registry.cache import bump as bump_generation
 from forgeml.registry.models import (
     ModelVersion,
     audit,
@@ -91,6 +92,7 @@ def _current_production(tx: Any, name: str) -> int | None:
 def _set_stage(tx: Any, name: str, version: int, stage: str, now: float) -> None:
     tx.execute("UPDATE registry_versions SET stage = ?, stage_changed_at = ? WHERE name = ? AND version = ?",
                (stage, now, name, version))
+    bump_generation(tx)  # cached resolves in every process must see the new stage
 
 
 def _end_production(tx: Any, name: str, version: int, now: float, why: str) -> None:

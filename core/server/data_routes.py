@@ -11,7 +11,7 @@ from forgeml.server.api import Call, Operation, Param, body_field
 from forgeml.server.schemas import NAME, obj
 
 _NAME = Param("name", "path", NAME, True)
-_ROWS = {"type": "array", "minItems": 1, "maxItems": 10000, "items": {"type": "object"}}
+_ROWS = {"type": "array", "minItems": 1, "items": {"type": "object"}}
 
 
 def datasets(call: Call) -> dict[str, Any]:
@@ -57,6 +57,8 @@ def online(call: Call) -> dict[str, Any]:
     if not rows or not all(isinstance(r, dict) for r in rows):
         raise ValidationError("'entities' must be a non-empty list of objects")
     require("features.read", workspace=call.workspace, subject="features/" + ",".join(sorted(features))[:500])
+    for view in sorted({f.split(":", 1)[0] for f in features}):
+        call.options.check_rows(len(rows), view)
     answer = store_for(call.workspace).get_online_features(
         rows, features, bool(body_field(call, "full_feature_names", bool, False)))
     stamps = answer.event_timestamps
@@ -73,6 +75,7 @@ def push_rows(call: Call) -> dict[str, Any]:
     rows = body_field(call, "rows", list, what="rows as objects")
     if not rows or not all(isinstance(r, dict) for r in rows):
         raise ValidationError("'rows' must be a non-empty list of objects")
+    call.options.check_rows(len(rows), call.path["name"])
     to = body_field(call, "to", str, "online_and_offline")
     frame = pd.DataFrame(rows)
     for column in frame.columns:  # JSON carries times as text; a timestamp column must be a datetime

@@ -16,21 +16,55 @@ _REF = Param("ref", "path", REF, True, "Version number, stage (production) or al
 
 
 def _versioned(call: Call, mv: Any) -> dict[str, Any]:
-    out = mv.to_dict()
+    return _with_artifact_uri(call, mv.to_dict())
+
+
+def _with_artifact_uri(call: Call, out: dict[str, Any]) -> dict[str, Any]:
     base = str(call.request.base_url).rstrip("/")
-    out["artifact_uri"] = f"{base}{PREFIX}/models/{mv.name}/versions/{mv.version}/artifact"
+    out["artifact_uri"] = f"{base}{PREFIX}/models/{out['name']}/versions/{out['version']}/artifact"
     return out
 
 
-def resolve_uri(call: Call) -> dict[str, Any]:
-    """Resolve a model URI to its version, artifact, signature and feature views."""
-    from forgeml.registry import resolve
+def _resolved(call: Call, name: str, ref: str, subject: str, cached_only: bool) -> dict[str, Any] | None:
+    from forgeml.registry.cache import resolved_dict
+
+    if "models.read" not in call.checked:  # once per request, though a cache miss asks twice
+        require("models.read", model=name, workspace=call.workspace, subject=subject)
+        call.checked.add("models.read")
+    out = resolved_dict(name, ref, call.workspace, cached_only)
+    return None if out is None else _with_artifact_uri(call, out)
+
+
+def _uri_parts(call: Call) -> tuple[str, str]:
     from forgeml.registry.models import parse_uri
 
-    uri = call.query["uri"]
-    name, _ = parse_uri(uri)
-    require("models.read", model=name, workspace=call.workspace, subject=f"models/{uri}")
-    return _versioned(call, resolve(uri, workspace=call.workspace))
+    return parse_uri(call.query["uri"])
+
+
+def resolve_uri(call: Call) -> dict[str, Any] | None:
+    """Resolve a model URI to its version, artifact, signature and feature views."""
+    name, ref = _uri_parts(call)
+    return _resolved(call, name, ref, f"models/{call.query['uri']}", False)
+
+
+def resolve_uri_cached(call: Call) -> dict[str, Any] | None:
+    """Answer a resolve from the cache on the event loop, or None to resolve it in a thread."""
+    name, ref = _uri_parts(call)
+    return _resolved(call, name, ref, f"models/{call.query['uri']}", True)
+
+
+def _ref_subject(call: Call) -> str:
+    return f"models/{call.path['name']}@{call.path['ref']}"
+
+
+def show(call: Call) -> dict[str, Any] | None:
+    """Return one version by number, stage or alias."""
+    return _resolved(call, call.path["name"], call.path["ref"], _ref_subject(call), False)
+
+
+def show_cached(call: Call) -> dict[str, Any] | None:
+    """Answer show from the cache on the event loop, or None to look it up in a thread."""
+    return _resolved(call, call.path["name"], call.path["ref"], _ref_subject(call), True)
 
 
 def list_all(call: Call) -> dict[str, Any]:
@@ -54,15 +88,6 @@ def versions(call: Call) -> dict[str, Any]:
     name = call.path["name"]
     require("models.read", model=name, workspace=call.workspace)
     return {"versions": [_versioned(call, mv) for mv in list_versions(name, workspace=call.workspace)]}
-
-
-def show(call: Call) -> dict[str, Any]:
-    """Return one version by number, stage or alias."""
-    from forgeml.registry import get_model_version
-
-    name = call.path["name"]
-    require("models.read", model=name, workspace=call.workspace, subject=f"models/{name}@{call.path['ref']}")
-    return _versioned(call, get_model_version(name, call.path["ref"], workspace=call.workspace))
 
 
 def artifact(call: Call) -> Response:
@@ -142,7 +167,8 @@ _REASON = {"reason": {"type": "string", "maxLength": 2000}}
 OPERATIONS = [
     Operation("GET", "/resolve", resolve_uri, "Resolve name@stage|alias|version", TAG,
               [Param("uri", "query", {"type": "string", "minLength": 1, "maxLength": 300}, True,
-                     "e.g. fraud@production, fraud@champion, fraud@3")], response=MODEL_VERSION),
+                     "e.g. fraud@production, fraud@champion, fraud@3")], response=MODEL_VERSION,
+              fast=resolve_uri_cached),
     Operation("GET", "/models", list_all, "List models", TAG),
     Operation("GET", "/models/{name}/versions", versions, "List a model's versions", TAG, [_NAME]),
     Operation("POST", "/models/{name}/versions", register, "Register a version from a run's artifact", TAG, [_NAME],
@@ -151,7 +177,7 @@ OPERATIONS = [
                    "params": {"type": "object"}, "tags": {"type": "object", "additionalProperties": {"type": "string"}},
                    "description": {"type": "string"}}, ["run_id", "path"]), MODEL_VERSION, status=201),
     Operation("GET", "/models/{name}/versions/{ref}", show, "Show a version", TAG, [_NAME, _REF],
-              response=MODEL_VERSION),
+              response=MODEL_VERSION, fast=show_cached),
     Operation("GET", "/models/{name}/versions/{ref}/artifact", artifact, "Download a version's packed model", TAG,
               [_NAME, _REF]),
     Operation("POST", "/models/{name}/versions/{ref}/promote", promote_version, "Promote a version (gated)", TAG,

@@ -87,6 +87,7 @@ def run_server(host: str | None = None, port: int | None = None, self_signed: bo
                 raise ConfigError(f"[server] TLS file {path} does not exist")
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     options = ServerOptions(rate_per_s=settings.rate_per_s, burst=settings.burst,
-                            max_body_bytes=settings.max_body_bytes, cors_origins=list(settings.cors_origins))
+                            max_body_bytes=settings.max_body_bytes, cors_origins=list(settings.cors_origins),
+                            max_rows=settings.max_rows, view_max_rows=dict(settings.view_max_rows or {}))
     app = build_app(workspace, options)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **uvicorn_speedups(), **tls)

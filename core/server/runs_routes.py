@@ -49,6 +49,14 @@ def log(call: Call) -> dict[str, Any]:
     return {"points": written}
 
 
+def inputs(call: Call) -> dict[str, Any]:
+    """Record what a run read (datasets, feature views, other references)."""
+    from forgeml.tracking.batch import log_inputs
+
+    return {"inputs": log_inputs(call.path["run_id"], body_field(call, "inputs", list, what="[{kind, ref}]"),
+                                 workspace=call.workspace)}
+
+
 def end(call: Call) -> dict[str, Any]:
     """End a run with a status (FINISHED, FAILED or KILLED)."""
     from forgeml.tracking import finish_run
@@ -137,6 +145,10 @@ OPERATIONS = [
                                    "values": _NUMS, "steps": {"type": "array", "items": {"type": "integer"}},
                                    "timestamps": _NUMS}, ["keys", "values"]),
                    "params": _STR_MAP, "tags": _STR_MAP})),
+    Operation("POST", "/runs/{run_id}/inputs", inputs, "Record what a run read", TAG, [_RUN], obj(
+        {"inputs": {"type": "array", "minItems": 1, "items": obj(
+            {"kind": {"type": "string", "minLength": 1}, "ref": {"type": "string", "minLength": 1}},
+            ["kind", "ref"])}}, ["inputs"])),
     Operation("POST", "/runs/{run_id}/end", end, "End a run", TAG, [_RUN],
               obj({"status": {"type": "string", "enum": ["FINISHED", "FAILED", "KILLED"]}})),
     Operation("GET", "/runs/{run_id}/metrics/{key}", history, "A metric's history", TAG,

@@ -16,6 +16,10 @@ class ServerSettings:
     rate_per_s: float = setting(200.0, "Requests per second each token may make on average (0: no limit).")
     burst: float = setting(400.0, "Requests a token may make at once before the rate applies.")
     max_body_bytes: int = setting(64 * 1_048_576, "Largest request body accepted (uploads included).")
+    max_rows: int = setting(10_000, "Most rows in one online read or push, for views without their own limit "
+                                    "(413 above; 0: no limit).", low=0)
+    view_max_rows: dict[str, int] | None = setting(
+        None, "Row limit per feature view, e.g. { clicks = 100000 } (0: no limit for that view).")
     tls_cert: str = setting("", "PEM certificate file; with tls_key, the server speaks HTTPS.")
     tls_key: str = setting("", "PEM private key file of tls_cert.")
     cors_origins: list[str] = setting([], "Origins browsers may call from; empty: CORS stays off.")

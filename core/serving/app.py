@@ -27,10 +27,14 @@ from starlette.routing import Route
 
 from forgeml.errors import ConfigError, did_you_mean
 from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
+from forgeml.serving.fallback import row_count
 from forgeml.serving.metrics import ServingMetrics
 from forgeml.serving.openapi import openapi_document
+from forgeml.serving.outcomes_route import post_outcomes
 from forgeml.serving.predlog import PredictionLogger, log_root
+from forgeml.serving.pressure import BUDGET_HEADER, DeadlineExceeded, Overloaded, parse_budget
 from forgeml.serving.push import push_rows
+from forgeml.serving.recommend import recommend
 from forgeml.serving.resilience import DependencyDown
 from forgeml.serving.signature import SchemaMismatch
 from forgeml.serving.slot import ModelFailed, ModelRejectedInput
@@ -81,9 +85,12 @@ class ServingState:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ConfigError(f"endpoint {dupes[0]!r} is served twice; give each model URI its own name")
-        if not endpoints:
+        from forgeml.serving.recommend import configured_recommenders
+
+        recommenders = configured_recommenders(workspace)
+        if not endpoints and not recommenders:
             raise ConfigError("nothing to serve: give model URIs (forgeml serve fraud@production) "
-                              "or [serving.endpoints.NAME] tables in plugins.toml")
+                              "or [serving.endpoints.NAME] or [serving.recommenders.NAME] tables in plugins.toml")
         self.options = options
         self.workspace = workspace
         self.source = source or RegistrySource(workspace)
@@ -103,6 +110,9 @@ class ServingState:
                                            options.log_explanations)
                           for e in endpoints}
         self.load_errors: dict[str, str] = {}
+        from forgeml.serving.recommend import RecommenderHost
+
+        self.recommenders = RecommenderHost(recommenders, workspace, self.metrics, self.predlog)
         self.gate = None
         if options.principals:
             from forgeml.serving.access import PrincipalGate
@@ -113,7 +123,7 @@ class ServingState:
     @property
     def ready(self) -> bool:
         """Whether every endpoint's every arm is loaded and warmed."""
-        return all(e.ready for e in self.endpoints.values())
+        return all(e.ready for e in self.endpoints.values()) and all(self.recommenders.ready.values())
 
     async def start(self) -> None:
         """Start the log writer, load models in the background and start the registry poller."""
@@ -133,6 +143,7 @@ class ServingState:
             except Exception as e:  # reported by /readyz and retried by the poller
                 self.load_errors[name] = f"{type(e).__name__}: {e}"
                 log.error("endpoint %s: cannot load: %s", name, self.load_errors[name])
+        await self.recommenders.load_all()
         # loaded models and libraries live as long as the server: keep the collector off them
         gc.freeze()
 
@@ -154,6 +165,7 @@ class ServingState:
                 self.load_errors.pop(name, None)
             if found:
                 changed[name] = found
+        changed.update(await self.recommenders.poll_once())
         return changed
 
     async def stop(self) -> None:
@@ -164,6 +176,7 @@ class ServingState:
                 await task
         for endpoint in self.endpoints.values():
             await endpoint.close()
+        self.recommenders.close()
         if self.predlog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.predlog.close)
 
@@ -218,6 +231,18 @@ async def _read_body(receive: Any, declared: bytes | None, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def _check_rows(endpoint: Endpoint, payload: dict[str, Any]) -> None:
+    """Refuse a request carrying more rows than the endpoint's limit, before any work is done for it."""
+    limit = endpoint.config.max_rows
+    if not limit:
+        return
+    given = row_count(payload)
+    if given > limit:
+        raise _Reply(413, {"error": f"request of {given} rows exceeds model {endpoint.name!r}'s limit of {limit} "
+                                    f"rows per request; split it or raise [serving.endpoints.{endpoint.name}] "
+                                    "max_rows", "field": "rows", "max_rows": limit}, "too_many_rows")
+
+
 class PredictRoute:
     """POST /v1/models/{name}/predict: rows of features or entity keys in, predictions out.
 
@@ -230,7 +255,7 @@ class PredictRoute:
         metrics = state.metrics
         headers = {}
         for key, value in scope["headers"]:
-            if key in (b"authorization", b"content-length", b"x-request-id"):
+            if key in (b"authorization", b"content-length", b"x-request-id", BUDGET_HEADER):
                 headers[key] = value
         try:
             body = await self._answer(state, scope, receive, headers)
@@ -268,13 +293,23 @@ class PredictRoute:
         if not isinstance(payload, dict):
             raise _Reply(422, {"error": 'the body must be a JSON object with "rows" or "entities"', "field": "body"},
                          "schema")
+        _check_rows(endpoint, payload)
         if not endpoint.ready:
             raise _Reply(503, {"error": f"model {name!r} is still loading; retry when /readyz says ready"},
                          "loading", [(b"retry-after", b"1")])
         given_id = headers.get(b"x-request-id")
         request_id = given_id.decode("latin-1")[:128] if given_id else new_request_id()
         try:
-            return await endpoint.predict(payload, request_id)
+            budget = parse_budget(headers.get(BUDGET_HEADER))
+        except ValueError as e:
+            raise _Reply(400, {"error": str(e)}, "bad_budget") from None
+        try:
+            return await endpoint.predict(payload, request_id, budget)
+        except Overloaded as e:
+            raise _Reply(503, {"error": str(e)}, f"shed_{e.reason}", [(b"retry-after", b"1")]) from None
+        except DeadlineExceeded as e:
+            raise _Reply(503, {"error": f"no answer within the latency budget: {e}"}, "deadline",
+                         [(b"retry-after", b"1")]) from None
         except SchemaMismatch as e:
             raise _Reply(422, {"error": str(e), "field": e.field}, "schema") from None
         except ModelRejectedInput as e:
@@ -331,7 +366,8 @@ async def readyz(request: Request) -> Response:
     """GET /readyz: 200 only when every model is loaded and warmed."""
     state: ServingState = request.app.state.serving
     models = {name: e.ready for name, e in state.endpoints.items()}
-    body = {"ready": state.ready, "models": models, "errors": state.load_errors}
+    body = {"ready": state.ready, "models": models, "recommenders": state.recommenders.ready,
+            "errors": {**state.load_errors, **state.recommenders.errors}}
     return _json(body, 200 if state.ready else 503)
 
 
@@ -407,6 +443,8 @@ def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/push/{view}", push_rows, methods=["POST"]),
+        Route("/v1/outcomes", post_outcomes, methods=["POST"]),
+        Route("/v1/recommenders/{name}/recommend", recommend, methods=["POST"]),
     ]
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.serving = state

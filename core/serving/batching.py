@@ -30,6 +30,7 @@ class BatchItem:
     n: int
     entity_rows: list[dict[str, Any]] | None = None
     future: asyncio.Future | None = None
+    deadline: float | None = None  # the request's latency budget ends then (time.perf_counter())
 
 
 RunBatch = Callable[[Sequence[BatchItem]], list[Any]]

@@ -32,7 +32,7 @@ def resolve_token(settings: Any) -> str | None:
     return secret.get() if secret is not None else None
 
 
-def _endpoint_from(name: str, table: Any, threads: int, uri: str = "") -> EndpointConfig:
+def _endpoint_from(name: str, table: Any, threads: int, max_rows: int, uri: str = "") -> EndpointConfig:
     model = uri or table.model
     if not model:
         raise ConfigError(f"[serving.endpoints.{name}]: 'model' is required (e.g. model = \"{name}@production\")")
@@ -42,15 +42,15 @@ def _endpoint_from(name: str, table: Any, threads: int, uri: str = "") -> Endpoi
             parse_uri(value)
     b = table.batching
     c = table.canary
-    fallback = FallbackConfig(f.model, f.constant, dict(f.feature_defaults or {}), f.lookup_deadline_ms,
-                              f.breaker_failures, f.breaker_cooldown_s)
+    fallback = FallbackConfig(**{k.name: getattr(f, k.name) for k in dataclasses.fields(FallbackConfig)})
+    fallback.feature_defaults = dict(f.feature_defaults or {})
     fallback.validate(name)
     return EndpointConfig(
         name=name, model=model, shadow=table.shadow, ab_model=table.ab_model, ab_fraction=table.ab_fraction,
         key_field=table.key_field, canary_model=c.model,
         canary=CanaryConfig(list(c.steps), c.interval_s, c.max_error_rate, c.max_p99_ms, c.min_requests),
         batching=BatchingConfig(b.enabled, b.max_batch_size, b.max_delay_ms, b.inline_max_ms), threads=threads,
-        fallback=fallback,
+        fallback=fallback, max_rows=max_rows if table.max_rows is None else table.max_rows,
     )
 
 
@@ -64,11 +64,11 @@ def endpoint_configs(uris: Sequence[str], settings: Any, batching: bool | None =
             name, _ = parse_uri(uri)
             table = tables.get(name)
             if table is None:
-                out.append(EndpointConfig(name=name, model=uri, threads=threads))
+                out.append(EndpointConfig(name=name, model=uri, threads=threads, max_rows=settings.max_rows))
             else:
-                out.append(_endpoint_from(name, table, threads, uri))
+                out.append(_endpoint_from(name, table, threads, settings.max_rows, uri))
     else:
-        out = [_endpoint_from(name, table, threads) for name, table in tables.items()]
+        out = [_endpoint_from(name, table, threads, settings.max_rows) for name, table in tables.items()]
     if batching is not None:
         for e in out:
             e.batching = dataclasses.replace(e.batching, enabled=batching)

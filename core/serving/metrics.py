@@ -49,6 +49,22 @@ class ServingMetrics:
         self.circuit_state = Gauge("forgeml_serving_circuit_state",
                                    "Circuit breaker state per dependency (0 closed, 1 half-open, 2 open).",
                                    ["model", "dependency"], registry=self.registry)
+        self.recsys_requests = Counter("forgeml_recsys_requests", "Recommendation requests answered, by outcome.",
+                                       ["recommender", "status"], registry=self.registry)
+        self.recsys_stage_latency = Histogram("forgeml_recsys_stage_latency_seconds",
+                                              "Time per stage (retrieve, rank, rerank, total) of a recommendation.",
+                                              ["recommender", "stage"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.recsys_sources = Counter("forgeml_recsys_source_results", "Retrieval source outcomes (ok, timeout, error).",
+                                      ["recommender", "source", "status"], registry=self.registry)
+        self.recsys_fallbacks = Counter("forgeml_recsys_fallbacks", "Recommendations answered by the fallback source.",
+                                        ["recommender"], registry=self.registry)
+        self.in_flight = Gauge("forgeml_serving_in_flight", "Requests admitted and not yet answered, per endpoint.",
+                               ["model"], registry=self.registry)
+        self.admission_limit = Gauge("forgeml_serving_admission_limit",
+                                     "Requests an endpoint admits at once now (adapts to its latency target).",
+                                     ["model"], registry=self.registry)
+        self.shed = Counter("forgeml_serving_shed", "Requests refused at admission (answered by a cheap link or 503).",
+                            ["model", "reason"], registry=self.registry)
         self._children: dict[tuple, Any] = {}
 
     def child(self, family: Any, *labels: str) -> Any:

@@ -75,6 +75,17 @@ def openapi_document(state: Any) -> dict[str, Any]:
     paths["/v1/models"] = {"get": {"summary": "List served models", "operationId": "list_models",
                                    "responses": {"200": {"description": "Served models.",
                                                          "content": _json_content(obj)}}}}
+    outcome = {"type": "object", "required": ["request_id"], "properties": {
+        "request_id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_.\\-]{0,63}$"},
+        "value": {"type": ["number", "null"]}, "time": {"type": "string", "format": "date-time"}}}
+    paths["/v1/outcomes"] = {"post": {
+        "summary": "Record late labels and events of served requests", "operationId": "post_outcomes",
+        "requestBody": {"required": True, "content": _json_content({"type": "object", "required": ["outcomes"],
+            "properties": {"outcomes": {"type": "array", "minItems": 1, "maxItems": 100_000, "items": outcome}}})},
+        "responses": {"200": {"description": "Outcomes stored.", "content": _json_content(obj)},
+                      "422": {"description": "An outcome was malformed; none stored.",
+                              "content": _json_content({"$ref": "#/components/schemas/Error"})}}}}
     paths["/healthz"] = {"get": {"summary": "Liveness", "operationId": "healthz", "security": [],
                                  "responses": {"200": {"description": "Alive.", "content": _json_content(obj)}}}}
     paths["/readyz"] = {"get": {"summary": "Readiness", "operationId": "readyz", "security": [],

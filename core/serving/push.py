@@ -38,19 +38,28 @@ def _rows_table(view: Any, rows: list[dict[str, Any]]) -> Any:
     return table
 
 
-async def push_rows(request: Request) -> Response:
-    """Push a JSON body {"rows": [...], "to": "online_and_offline"} to a feature view; answer the rows written."""
-    from forgeml.errors import ForgeError, NotFoundError
-    from forgeml.features import store_for
+async def authorized_body(request: Request) -> tuple[Any, Any] | Response:
+    """Check the caller's token and parse the JSON body: (serving state, body), or the error to answer."""
     from forgeml.serving.app import _authorized
 
     state = request.app.state.serving
     if not _authorized(state, request):
         return _reply({"error": "missing or wrong bearer token"}, 401)
     try:
-        body = orjson.loads(await request.body())
+        return state, orjson.loads(await request.body())
     except orjson.JSONDecodeError as e:
         return _reply({"error": f"the body is not JSON: {e}"}, 400)
+
+
+async def push_rows(request: Request) -> Response:
+    """Push a JSON body {"rows": [...], "to": "online_and_offline"} to a feature view; answer the rows written."""
+    from forgeml.errors import ForgeError, NotFoundError
+    from forgeml.features import store_for
+
+    parsed = await authorized_body(request)
+    if isinstance(parsed, Response):
+        return parsed
+    state, body = parsed
     rows = body.get("rows") if isinstance(body, dict) else None
     to = body.get("to", "online_and_offline") if isinstance(body, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):

@@ -36,15 +36,41 @@ def banner(endpoints: list[Any], versions: dict[str, int], host: str, port: int,
     lines = [f"forgeml serve: listening on {url} ({workers} worker{'s' if workers > 1 else ''})"]
     for e in endpoints:
         arms = [f"{e.model} (v{versions[e.model]})"]
-        for label, uri in (("shadow", e.shadow), ("a/b", e.ab_model), ("canary", e.canary_model)):
+        for label, uri in (("shadow", e.shadow), ("a/b", e.ab_model), ("canary", e.canary_model),
+                           ("backup", e.fallback.model)):
             if uri:
                 arms.append(f"{label} {uri} (v{versions[uri]})")
         batching = "batching on" if e.batching.enabled else "batching off"
         lines.append(f"  {e.name}: {', '.join(arms)}, {batching} -> POST {url}/v1/models/{e.name}/predict")
+        guard = guards(e.fallback)
+        if guard:
+            lines.append(f"    {guard}")
     lines.append(f"  docs: {url}/openapi.json   models: {url}/v1/models   health: {url}/readyz   "
                  f"metrics: {url}/metrics")
     lines.append("  requests are logged to stderr" if access_log else "  add --access-log to log each request")
     return lines
+
+
+def guards(fb: Any) -> str:
+    """One banner line naming what answers when the model fails or the endpoint is under pressure."""
+    parts = []
+    if fb.cache_ttl_s:
+        parts.append(f"cached prediction ({fb.cache_ttl_s:g} s)")
+    if fb.rule:
+        parts.append(f"rule {fb.rule!r}")
+    if fb.constant is not None:
+        parts.append(f"constant {fb.constant:g}")
+    limits = []
+    if fb.budget_ms:
+        limits.append(f"budget {fb.budget_ms:g} ms")
+    if fb.max_queue:
+        limits.append(f"queue {fb.max_queue}")
+    if fb.shed_latency_ms:
+        limits.append(f"shed above {fb.shed_latency_ms:g} ms")
+    out = f"fallback: {' -> '.join(parts)}" if parts else ""
+    if limits:
+        out += ("; " if out else "") + ", ".join(limits)
+    return out
 
 
 def _log_config() -> dict[str, Any]:

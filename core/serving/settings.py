@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from forgeml.config import Secret, setting
+from forgeml.recsys.settings import RecommenderSettings, check_recommenders
 
 
 @dataclass
@@ -41,6 +43,23 @@ class FallbackSettings:
     lookup_deadline_ms: float = setting(0.0, "Give up on the online store after this many ms (0: no deadline).")
     breaker_failures: int = setting(5, "Consecutive failures that open a circuit breaker (model or store).")
     breaker_cooldown_s: float = setting(10.0, "Seconds an open breaker waits before one probe call.")
+    breaker_latency_ms: float = setting(0.0, "Also open a breaker when the breaker_quantile of its last "
+                                             "breaker_window calls is slower than this (0: failures only).")
+    breaker_quantile: float = setting(0.99, "Quantile of recent call durations compared with breaker_latency_ms.",
+                                      low=0, high=1)
+    breaker_window: int = setting(50, "Calls in the latency window of a breaker.")
+    cache_ttl_s: float = setting(0.0, "Answer from each entity's last prediction when it is at most this old "
+                                      "(0: no cache link).")
+    cache_size: int = setting(100_000, "Most entities whose last prediction is kept (least recent dropped).")
+    rule: str = setting("", "An expression over the request's fields answering each row, e.g. "
+                            "\"0.9 if amount > 1000 else 0.1\" (before the constant).")
+    training_defaults: bool = setting(False, "Fill a failed lookup from the training mean (mode for text) "
+                                             "stored with the model version, under feature_defaults.")
+    budget_ms: float = setting(0.0, "Latency budget of a request (X-Budget-Ms may lower it): past it the "
+                                    "fallback answers, or a 503 (0: no budget).")
+    max_queue: int = setting(0, "Most requests in flight for this endpoint; more are shed at once (0: no limit).")
+    shed_latency_ms: float = setting(0.0, "Latency target: slower answers shrink the requests admitted at once, "
+                                          "faster ones grow it back (0: off).")
 
 
 @dataclass
@@ -52,6 +71,8 @@ class EndpointSettings:
     ab_model: str = setting("", "Model URI of arm B of an A/B split; empty: no split.")
     ab_fraction: float = setting(0.5, "Share of routing keys sent to arm B.", low=0, high=1)
     key_field: str = setting("", "Request field hashed for A/B and canary routing (default: the first entity key).")
+    max_rows: int | None = setting(None, "Most rows in one predict request to this endpoint (413 above; "
+                                         "0: no limit; unset: [serving].max_rows).", low=0)
     batching: BatchingSettings = setting(default_factory=BatchingSettings, doc="Dynamic batching.")
     canary: CanarySettings = setting(default_factory=CanarySettings, doc="Canary ramp.")
     fallback: FallbackSettings = setting(default_factory=FallbackSettings, doc="Fallback chain and breakers.")
@@ -70,6 +91,8 @@ class ServingSettings:
     rate_per_s: float = setting(0.0, "With principals: requests per second each token may make (0: no limit).")
     burst: float = setting(0.0, "With principals: requests a token may make at once (0: as many as rate_per_s).")
     max_body_bytes: int = setting(1_048_576, "Largest request body accepted (413 above).")
+    max_rows: int = setting(10_000, "Most rows in one predict request, for endpoints without their own "
+                                    "max_rows (413 above; 0: no limit).", low=0)
     poll_interval_s: float = setting(2.0, "How often the registry is checked for a new stage/alias target.")
     log_predictions: bool = setting(True, "Append every prediction to the Parquet prediction log.")
     log_explanations: bool = setting(False, "Explain every prediction and log each feature's attribution "
@@ -79,3 +102,10 @@ class ServingSettings:
     # None rather than {} so the default plugins.toml leaves room for [serving.endpoints.NAME] tables
     endpoints: dict[str, EndpointSettings] | None = setting(
         None, "Add one [serving.endpoints.NAME] table per endpoint (model, shadow, ab_model, batching, canary).")
+    recommenders: dict[str, RecommenderSettings] | None = setting(
+        None, "Add one [serving.recommenders.NAME] table per recommender (sources, model, rerank), served at "
+              "POST /v1/recommenders/NAME/recommend.")
+
+    def check_providers(self, host: Any, prefix: str = "") -> None:
+        """Check that every recommender's sources and rules are registered plugins with valid settings."""
+        check_recommenders(host, self.recommenders, prefix)

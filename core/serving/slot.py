@@ -142,8 +142,10 @@ class ModelSlot:
             return []
         rows = [r for it in items for r in it.entity_rows or ()]
         defaulted: list[str] = []
+        deadlines = [it.deadline for it in items if it.deadline is not None]
         try:
-            features = self.lookup(served, rows)
+            # the batch's lookup gives up when its most urgent request's budget ends
+            features = self.lookup(served, rows, min(deadlines)) if deadlines else self.lookup(served, rows)
             if isinstance(features, tuple):  # a guarded lookup also says which features are defaults
                 features, defaulted = features
         except (ValidationError, ValueError, TypeError) as e:

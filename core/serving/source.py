@@ -23,6 +23,7 @@ class ServedModel:
     flavor: str = ""
     warm_ms: float = float("inf")  # one-row predict time measured at warm-up
     warm_batch: tuple[int, float] = (1, float("inf"))  # (rows, ms) of a full batch at warm-up
+    training_stats: dict[str, Any] = field(default_factory=dict)  # mean (numbers) or mode per training column
 
     def cost_ms(self, rows: int) -> float:
         """Estimate a batch's predict time from the warm-up timings (linear between 1 row and a full batch)."""
@@ -92,10 +93,13 @@ class RegistrySource:
     def load(self, uri: str, device: str | None = None) -> ServedModel:
         """Resolve the URI once, then load exactly that version so the pair cannot tear."""
         from forgeml.registry import load_model, resolve
+        from forgeml.registry.statistics import read_statistics, typical_values
 
         mv = resolve(uri, workspace=self.workspace)
         model = load_model(mv, device=device, workspace=self.workspace)
-        return describe(uri, mv, model)
+        served = describe(uri, mv, model)
+        served.training_stats = typical_values(read_statistics(mv, self.workspace))
+        return served
 
 
 def describe(uri: str, mv: Any, model: Any) -> ServedModel:

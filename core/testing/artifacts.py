@@ -7,13 +7,20 @@ Subclass :class:`ArtifactStoreSuite` as ``Test...`` and give it a ``store`` fixt
 - identical bytes are stored once; ``exists`` and ``list`` (with sizes) reflect exactly what was stored;
 - a digest never stored raises NotFoundError from every reader; a string that is not a digest is a
   ForgeError, never a path lookup;
-- bytes changed or truncated behind the store's back raise CorruptObjectError on read.
+- bytes changed or truncated behind the store's back raise CorruptObjectError on read;
+- a new instance over the same root sees every object (persistence across a reopen), and an object
+  stored by another process is read here, and the other way round.
+
+Reopening and the other process use the ``open_store`` fixture: a picklable zero-argument callable
+opening the store over the same data. Its default, :class:`ReopenAtRoot`, calls the store's class
+with its ``root``; override it when your store needs more to open.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +28,33 @@ import pytest
 
 from forgeml.contracts import ArtifactStore
 from forgeml.errors import CorruptObjectError, ForgeError, NotFoundError
+from forgeml.testing.process import call_opened, close, run_elsewhere
 
 Overwrite = Callable[[str, bytes], None]
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReopenAtRoot:
+    """Opens a new instance of an artifact store class over the same root: ``ReopenAtRoot(cls, root)()``."""
+
+    cls: type
+    root: str
+
+    def __call__(self) -> ArtifactStore:
+        """Return ``cls(root)``."""
+        return self.cls(self.root)
+
+
+def _put_elsewhere(open_store: Callable[[], Any], data: bytes) -> str:
+    return call_opened(open_store, "put_bytes", data)
+
+
+def _get_elsewhere(open_store: Callable[[], Any], digest: str) -> bytes:
+    return call_opened(open_store, "get_bytes", digest)
 
 
 class ArtifactStoreSuite:
@@ -42,6 +70,11 @@ class ArtifactStoreSuite:
     def store(self) -> ArtifactStore:
         """The store under test: override in the subclass."""
         pytest.fail("define a `store` fixture returning a fresh, empty artifact store", pytrace=False)
+
+    @pytest.fixture
+    def open_store(self, store: Any) -> Callable[[], ArtifactStore]:
+        """A picklable callable opening another instance over the store's data (default: its class at its root)."""
+        return ReopenAtRoot(type(store), store.root)
 
     @pytest.fixture
     def overwrite_object(self, store: Any) -> Overwrite:
@@ -166,3 +199,39 @@ class ArtifactStoreSuite:
             store.get_file(digest, dest)
         leftovers = list(dest.parent.iterdir()) if dest.parent.exists() else []
         assert leftovers == []
+
+    # ------------------------------------------------------------ what real use depends on
+    def test_objects_survive_a_reopen(self, store: ArtifactStore, open_store: Callable[[], Any],
+                                      tmp_path: Path) -> None:
+        """A new instance over the same root finds, lists and reads every object the first one stored."""
+        data, src = b"kept across a reopen", tmp_path / "weights.bin"
+        src.write_bytes(bytes(range(256)) * 4096)
+        digests = {store.put_bytes(data): data, store.put_file(src): src.read_bytes()}
+        close(store)
+        again = open_store()
+        try:
+            listed = {info.digest: info.size for info in again.list()}
+            for digest, expected in digests.items():
+                assert again.exists(digest), f"after a reopen expected {digest[:12]} to exist, it does not"
+                assert again.get_bytes(digest) == expected, f"after a reopen {digest[:12]} reads back other bytes"
+                assert listed.get(digest) == len(expected), \
+                    f"after a reopen expected {digest[:12]} listed with {len(expected)} bytes, got {listed.get(digest)}"
+        finally:
+            close(again)
+
+    def test_another_process_sees_the_objects(self, store: ArtifactStore, open_store: Callable[[], Any]) -> None:
+        """An object stored by another process is read here, and one stored here is read there."""
+        there = b"stored by another process"
+        digest = _put_elsewhere_checked(open_store, there)
+        assert store.exists(digest), "expected the other process's object to exist here, it does not"
+        assert store.get_bytes(digest) == there
+        here = b"stored by this process"
+        mine = store.put_bytes(here)
+        got = run_elsewhere(_get_elsewhere, open_store, mine)
+        assert got == here, f"the other process expected {here!r}, got {got!r}"
+
+
+def _put_elsewhere_checked(open_store: Callable[[], Any], data: bytes) -> str:
+    digest = run_elsewhere(_put_elsewhere, open_store, data)
+    assert digest == _sha(data), f"the other process's put_bytes returned {digest!r}, expected the sha256 of the data"
+    return digest

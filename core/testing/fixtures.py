@@ -90,6 +90,8 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metadata_backend:
         (root / "plugins.toml").write_text(text)
     ws = Workspace.init(root)
     monkeypatch.setenv("FORGEML_HOME", str(root))
+    # host-wide GPU leases of a test stay in the test: never the machine's shared host folder
+    monkeypatch.setenv("FORGEML_HOST_DIR", str(tmp_path / "host"))
     monkeypatch.chdir(root)
     set_current(ws)
     try:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from forgeml.auth.service import require
 from forgeml.client import remote
 from forgeml.errors import StorageError, ValidationError
-from forgeml.paths import safe_component, safe_join, safe_relpath
+from forgeml.paths import safe_component
 from forgeml.tracking import active as _active_mod
 from forgeml.tracking.active import ActiveRun, current_stack, push
 from forgeml.tracking.context import DIFF_ARTIFACT, capture
@@ -292,54 +292,43 @@ def search_runs(query: str = "", *, experiments: Sequence[str] | None = None, in
 
 def get_metric_history(run_id: str, key: str, workspace: Any = None) -> pd.DataFrame:
     """Return every point of one metric of a run as a DataFrame (step, timestamp, value)."""
-    import pandas as pd
+    from forgeml.tracking.reading import history_frame
 
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client.tracking import metric_history
+
+        return metric_history(client, run_id, key)
     store = _store(workspace)
     run_id = store.resolve_id(run_id)
     if store.writer.pending():
         store.writer.flush()
     rows = store.metric_history(run_id, key)
-    frame = pd.DataFrame({"step": [r[1] for r in rows], "timestamp": [r[2] for r in rows],
-                          "value": [r[3] for r in rows]})
-    frame["step"] = frame["step"].astype("int64")
-    frame["value"] = frame["value"].astype("float64")
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype("float64"), unit="s", utc=True)
-    return frame
+    return history_frame([r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
 
 
 def list_artifacts(run_id: str, workspace: Any = None) -> list[ArtifactRecord]:
     """Return a run's artifacts."""
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client.tracking import list_artifacts as list_remote
+
+        return list_remote(client, run_id)
     store = _store(workspace)
     return store.artifacts(store.resolve_id(run_id))
 
 
 def download_artifacts(run_id: str, dest: str | Path, path: str | None = None, workspace: Any = None) -> list[Path]:
     """Copy a run's artifacts (all, one file, or one folder by path prefix) under dest; return the files."""
-    store = _store(workspace)
-    records = store.artifacts(store.resolve_id(run_id))
-    if path:
-        prefix = safe_relpath(path, "artifact path")
-        records = [r for r in records if r.path == prefix or r.path.startswith(prefix + "/")]
-        if not records:
-            from forgeml.errors import NotFoundError
+    from forgeml.tracking.reading import place_artifacts, select_artifacts
 
-            raise NotFoundError(f"run {run_id} has no artifact {path!r}; list them with `forgeml runs artifacts`")
-    # a recorded path is checked again here: it may come from an older forgeml or an imported run
-    targets = [(r.digest, safe_join(dest, r.path, "artifact path")) for r in records]
+    if workspace is None and (client := remote()) is not None:
+        from forgeml.client.tracking import download_artifacts as download_remote
+
+        return download_remote(client, run_id, dest, path)
+    store = _store(workspace)
+    records = select_artifacts(store.artifacts(store.resolve_id(run_id)), run_id, path)
     # every file is fetched (and verified) beside its place first, then all are renamed into place:
     # a corrupt or missing object leaves none of the download behind
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for digest, target in targets:
-            part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
-            staged.append((store.workspace.artifacts.get_file(digest, part), target))
-    except BaseException:
-        for part, _ in staged:
-            part.unlink(missing_ok=True)
-        raise
-    for part, target in staged:
-        os.replace(part, target)
-    return [target for _, target in staged]
+    return place_artifacts(records, dest, lambda r, part: store.workspace.artifacts.get_file(r.digest, part))
 
 
 def delete_runs(run_ids: Sequence[str], workspace: Any = None) -> int:

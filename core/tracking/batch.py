@@ -71,6 +71,23 @@ def log_batch(run_id: str, metrics: Mapping[str, Sequence[Any]] | None = None,
     return len(keys)
 
 
+def log_inputs(run_id: str, inputs: Sequence[Mapping[str, Any]], workspace: Any = None) -> list[dict[str, str]]:
+    """Record what a run read: each input a {"kind": "dataset", "ref": "name@v3"} object."""
+    found = []
+    for item in inputs:
+        kind, ref = (item.get("kind"), item.get("ref")) if isinstance(item, Mapping) else (None, None)
+        if not isinstance(kind, str) or not kind or not isinstance(ref, str) or not ref:
+            raise ValidationError(f"each input needs a non-empty 'kind' and 'ref', got {item!r}"[:300])
+        found.append((kind, ref))
+    if not found:
+        raise ValidationError("log_input needs at least one reference, e.g. dataset='name@v3'")
+    store = _store(workspace)
+    run_id = store.resolve_id(run_id)
+    require("runs.write", workspace=store.workspace, subject=f"runs/{run_id}")
+    store.add_inputs(run_id, found)
+    return [{"kind": k, "ref": r} for k, r in found]
+
+
 def put_artifact(run_id: str, path: str, data: bytes, workspace: Any = None) -> ArtifactRecord:
     """Store bytes as the artifact at path of a run."""
     store = _store(workspace)

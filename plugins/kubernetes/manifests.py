@@ -45,7 +45,7 @@ def _env(request: LaunchRequest, settings: KubernetesTargetSettings, name: str) 
     import os
 
     env = {k: str(v) for k, v in request.env.items()
-           if k not in LOCAL_ONLY_ENV and (k.startswith("FORGEML_") or os.environ.get(k) != v)}
+           if k not in LOCAL_ONLY_ENV and (k.startswith("FORGEML_") or k in request.secrets or os.environ.get(k) != v)}
     spec_env = getattr(request.spec, "env", None)
     if isinstance(spec_env, dict):
         env.update({k: str(v) for k, v in spec_env.items()})

@@ -91,6 +91,14 @@ class LocalExecutor(Executor):
         """Say that this target is the workstation itself."""
         return "this machine"
 
+    def process(self, handle: str) -> tuple[int, float] | None:
+        """Return the attempt's process group leader (pid, start time); None once it has ended."""
+        h = _parse(handle)
+        ctime = _ctime(h["pid"])
+        if ctime is None or abs(ctime - h["ctime"]) > 1.0:
+            return None
+        return h["pid"], h["ctime"]
+
     # ------------------------------------------------------------ launching
     def _pick_cores(self, n: int) -> tuple[int, ...]:
         allowed = sorted(os.sched_getaffinity(0))

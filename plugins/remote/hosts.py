@@ -36,8 +36,8 @@ class Host(Protocol):
     def run(self, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> CommandResult:
         """Run a shell command line and return its result."""
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """Write a file atomically (parents are created)."""
+    def write_bytes(self, path: str, data: bytes, private: bool = False) -> None:
+        """Write a file atomically (parents are created); ``private`` makes it readable by its owner only."""
 
     def put_file(self, local: Path, path: str) -> None:
         """Copy a local file to path (parents are created)."""
@@ -90,12 +90,14 @@ class LocalHost:
         return CommandResult(proc.returncode, proc.stdout.decode(errors="replace"),
                              proc.stderr.decode(errors="replace"))
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """Write a file atomically."""
+    def write_bytes(self, path: str, data: bytes, private: bool = False) -> None:
+        """Write a file atomically; ``private`` makes it readable by its owner only."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, p)
 
     def put_file(self, local: Path, path: str) -> None:
@@ -338,14 +340,16 @@ class SshHost:
                     sftp.mkdir(sub)
         self._sftp_call(f"mkdir {path}", mk)
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        """Write through a temporary name and rename, so readers never see half a file."""
+    def write_bytes(self, path: str, data: bytes, private: bool = False) -> None:
+        """Write through a temporary name and rename, so readers never see half a file; ``private``: owner only."""
         parent = path.rsplit("/", 1)[0]
         self.makedirs(parent)
         tmp = f"{path}.tmp{os.getpid()}"
 
         def write(sftp: Any) -> None:
             with sftp.open(tmp, "wb") as f:
+                if private:  # before any byte is written
+                    f.chmod(0o600)
                 f.set_pipelined(True)
                 f.write(data)
             sftp.posix_rename(tmp, path)

@@ -74,8 +74,9 @@ def remote_env(request: LaunchRequest, workspace: str, job_dir: str, extra: dict
     for key, value in request.env.items():
         if key in LOCAL_ONLY_ENV:
             continue
-        # a launcher may pass this process's whole environment: forward only what the job added
-        if key.startswith("FORGEML_") or os.environ.get(key) != value:
+        # a launcher may pass this process's whole environment: forward only what the job added,
+        # and the secrets the workspace's plugins.toml reads
+        if key.startswith("FORGEML_") or key in request.secrets or os.environ.get(key) != value:
             env[key] = str(value)
     spec_env = _spec_value(request.spec, "env") if request.spec is not None else None
     if isinstance(spec_env, dict):

@@ -75,7 +75,7 @@ class SlurmExecutor(Executor):
         d = prepared.job_dir
         name = f"forgeml-{request.job_id}"[:100]
         script = render_sbatch(name, d, prepared.argv, prepared.env, needs, self.settings, prepared.workdir, nproc)
-        self.host.write_bytes(f"{d}/job.sbatch", script.text.encode())
+        self.host.write_bytes(f"{d}/job.sbatch", script.text.encode(), private=True)  # it exports secrets
         self.host.run(f"cd {shlex.quote(d)} && rm -f exit_code* cancelled", timeout=30)
         out = self._run(f"sbatch --parsable {shlex.quote(d + '/job.sbatch')}", f"sbatch for job {request.job_id}")
         slurm_id = parse_sbatch_id(out)

@@ -110,7 +110,9 @@ class SshExecutor(Executor):
             # a CPU job on a GPU box must not grab every GPU by default
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d.index) for d in chosen)
         d = prepared.job_dir
-        host.write_bytes(f"{d}/run.sh", render_run_script(d, prepared.argv, env, prepared.workdir).encode())
+        # owner-only: the script exports the secrets the workspace's plugins.toml reads
+        host.write_bytes(f"{d}/run.sh", render_run_script(d, prepared.argv, env, prepared.workdir).encode(),
+                         private=True)
         shell = '"${SHELL:-/bin/sh}" -lc ' + shlex.quote(f"exec /bin/sh {shlex.quote(d + '/run.sh')}") \
             if self.settings.login_shell else f"/bin/sh {shlex.quote(d + '/run.sh')}"
         start = (f"cd {shlex.quote(d)} && rm -f pid exit_code cancelled && "

@@ -77,7 +77,29 @@ GATE_SETTINGS: dict[str, dict[str, Any]] = {
     "fairness": {"column": "g", "max_group_drop": 0.05, "max_demographic_parity_difference": 0.1},
     "calibration": {"max_ece": 0.05},
     "robustness": {"metric": "auc", "max_drop": 0.05},
+    "replay": {"min_decision_agreement": 0.9, "min_requests": 20, "outcome": ""},
 }
+
+
+def reversed_sum(inputs: Any) -> Any:
+    """A version that answers the recorded traffic differently from production (for the replay gate)."""
+    return -weighted_sum(inputs) + 7.0
+
+
+def _record_traffic(workspace: Any) -> None:
+    """Log 40 requests answered by production (weighted_sum) through serving's prediction logger."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from forgeml.serving.predlog import PredictionLogger, log_root
+
+    logger = PredictionLogger(log_root(workspace))
+    for i in range(40):
+        row = pd.DataFrame({"x1": [i / 4], "x2": [1.0 - i / 8]})
+        logger.log("churn", 1, "primary", f"r{i}", dt.datetime.now(dt.UTC), 1.0, row.to_dict("list"),
+                   weighted_sum(row).tolist(), 1)
+    logger.close()
 
 
 def _report(tpr_b: float, parity: float, ece: float, auc_change: float) -> dict[str, Any]:
@@ -104,8 +126,11 @@ class TestGates(PromotionGateSuite):
         name = request.param
         if name not in GATE_SETTINGS:
             pytest.fail(f"no settings for gate {name!r}: add them to GATE_SETTINGS")
-        versions = [register_model("churn", weighted_sum, metrics={"auc": auc}, workspace=workspace)
-                    for auc in (0.85, 0.9, 0.6)]
+        functions = [weighted_sum, weighted_sum, reversed_sum if name == "replay" else weighted_sum]
+        versions = [register_model("churn", fn, metrics={"auc": auc}, workspace=workspace)
+                    for fn, auc in zip(functions, (0.85, 0.9, 0.6), strict=True)]
+        if name == "replay":
+            _record_traffic(workspace)
         for mv, report in zip(versions, REPORTS):
             record_evaluation("churn", mv.version, "holdout@v1", "y", "binary", {"auc": mv.metrics["auc"]}, report,
                               workspace=workspace)

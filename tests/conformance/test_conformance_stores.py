@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from forgeml.testing import OfflineStoreSuite, OnlineStoreSuite, VectorStoreSuite
+from forgeml.testing import ArtifactStoreSuite, OfflineStoreSuite, OnlineStoreSuite, VectorStoreSuite
 from forgeml.testing.base import each_provider
 
 
@@ -33,10 +33,37 @@ class TestOnlineStores(OnlineStoreSuite):
     open_store = each_provider("online_stores", {"redis": _redis})
 
 
-class TestOfflineStores(OfflineStoreSuite):
-    """Every offline store (duckdb over Parquet)."""
+def _s3(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A fresh prefix in a bucket of the S3 stand-in (moto server mode: an in-memory mock, no real S3 here)."""
+    endpoint = request.getfixturevalue("s3_endpoint")
+    return {"endpoint_url": endpoint.endpoint_url, "root": f"s3://{_bucket(endpoint)}/{uuid.uuid4().hex[:8]}"}
 
-    open_store = each_provider("offline_stores")
+
+_buckets: dict[str, str] = {}
+
+
+def _bucket(endpoint: Any) -> str:
+    """One bucket per endpoint for the whole run; tests keep apart by prefix."""
+    if endpoint.endpoint_url not in _buckets:
+        _buckets[endpoint.endpoint_url] = endpoint.new_bucket()
+    return _buckets[endpoint.endpoint_url]
+
+
+class TestOfflineStores(OfflineStoreSuite):
+    """Every offline store (duckdb over Parquet on disk; s3: the same over Parquet in an S3 bucket)."""
+
+    open_store = each_provider("offline_stores", {"s3": _s3})
+
+
+class TestArtifactStores(ArtifactStoreSuite):
+    """Every artifact store (fsspec on disk; s3: an S3 bucket on moto's server mode, a mock of S3)."""
+
+    open_store = each_provider("artifact_stores", {"s3": _s3})
+
+    @pytest.fixture
+    def store(self, open_store: Any) -> Any:
+        """A fresh store opened as a workspace opens it."""
+        return open_store()
 
 
 class TestVectorStores(VectorStoreSuite):

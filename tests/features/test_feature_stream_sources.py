@@ -82,3 +82,21 @@ def test_bad_stream_configuration_is_one_line(tmp_path):
 
     with pytest.raises(NotFoundError, match="unknown stream 'nope'"):
         ws.stream("nope")
+
+
+class TestKafkaStreams(EventStreamSuite):
+    """A Kafka topic (one partition, so publish order is delivery order) on the Tansu broker of tests/services/kafka.sh."""
+
+    @pytest.fixture
+    def stream(self, kafka_bootstrap):
+        from forgeml.plugins.kafka import KafkaEventStream
+
+        s = KafkaEventStream({"bootstrap.servers": kafka_bootstrap}, f"forgeml-test-{uuid.uuid4().hex[:10]}")
+        yield s
+        s.close()
+
+    @pytest.fixture
+    def reopen(self, kafka_bootstrap):
+        from forgeml.plugins.kafka import KafkaEventStream
+
+        return lambda s: KafkaEventStream({"bootstrap.servers": kafka_bootstrap}, s.topic)

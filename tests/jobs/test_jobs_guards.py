@@ -68,3 +68,56 @@ def test_a_job_no_placement_can_fit_is_failed_with_the_reason(workspace: Any) ->
         assert "cannot ever run" in done.reason and "asks for 4 GPU(s)" in done.reason and "has 2" in done.reason
     finally:
         ws.close()
+
+
+BLINKING_INVENTORY = '''
+from forgeml import hookimpl
+from forgeml.contracts import GpuDevice
+
+class Blinking:
+    """Reports no GPUs for its first few calls (a driver reset), then two idle GPUs."""
+
+    def __init__(self, dark):
+        self.dark = dark
+        self.calls = 0
+
+    def devices(self):
+        self.calls += 1
+        if self.calls <= self.dark:
+            return []
+        return [GpuDevice(index=i, name="H100", memory_total_mb=80000, memory_free_mb=80000, uuid=f"GPU-{i}")
+                for i in range(2)]
+
+
+@hookimpl
+def forgeml_register_gpu_inventories(register):
+    register("blinking", lambda settings, workspace: Blinking(dark=3))
+'''
+
+
+@pytest.mark.parametrize(("unfit_cycles", "state"), [(8, "SUCCEEDED"), (2, "FAILED")])
+def test_an_inventory_that_briefly_sees_no_gpus_fails_a_gpu_job_only_after_unfit_cycles(
+        workspace: Any, unfit_cycles: int, state: str) -> None:
+    """Three dark inventory reads fail a pending GPU job only when ``unfit_cycles`` is below three."""
+    from forgeml.jobs import JobSpec, Scheduler, get_job, submit
+    from forgeml.workspace import Workspace, set_current
+
+    root = Path(workspace.root)
+    ws = open_workspace(root)
+    job = submit(JobSpec(command=["true"], gpus=1), workspace=ws)
+    ws.close()
+    (root / "blinking_inventory.py").write_text(BLINKING_INVENTORY)
+    config = FAST_CONFIG.replace('plugin = "declared"\ncount = 4', 'plugin = "blinking"')
+    config = config.replace("[scheduler]\n", f"[scheduler]\nunfit_cycles = {unfit_cycles}\n")
+    (root / "plugins.toml").write_text('[plugins]\nlocal = ["blinking_inventory.py"]\n' + config)
+    ws = Workspace(root)
+    set_current(ws)
+    try:
+        Scheduler(ws).run_until_idle(timeout=30)
+        done = get_job(job.id, ws)
+        assert done.state == state, done
+        if state == "FAILED":
+            assert "cannot ever run" in done.reason and "asks for 1 GPU(s)" in done.reason
+    finally:
+        kill_leftovers(ws)
+        ws.close()

@@ -8,6 +8,10 @@ from __future__ import annotations
 import pytest
 
 GOOD_AND_BROKEN_ARTIFACT_STORES = '''
+import os
+import shutil
+import tempfile
+
 import pytest
 from forgeml.storage.artifacts import FsspecArtifactStore
 from forgeml.testing import ArtifactStoreSuite
@@ -21,6 +25,17 @@ class TrustingStore(FsspecArtifactStore):
             return f.read()
 
 
+class PrivateCopyStore(FsspecArtifactStore):
+    """Works on a private copy of its root: nothing it stores reaches another instance or process."""
+
+    def __init__(self, root):
+        copy = tempfile.mkdtemp(prefix="private-")
+        if os.path.isdir(root):
+            shutil.copytree(root, copy, dirs_exist_ok=True)
+        super().__init__(copy)
+        self.root = root
+
+
 class TestGood(ArtifactStoreSuite):
     @pytest.fixture
     def store(self, tmp_path):
@@ -31,6 +46,12 @@ class TestTrusting(ArtifactStoreSuite):
     @pytest.fixture
     def store(self, tmp_path):
         return TrustingStore(str(tmp_path / "objects"))
+
+
+class TestPrivateCopy(ArtifactStoreSuite):
+    @pytest.fixture
+    def store(self, tmp_path):
+        return PrivateCopyStore(str(tmp_path / "objects"))
 '''
 
 GOOD_AND_BROKEN_METADATA_STORES = '''
@@ -97,14 +118,16 @@ def _failed_tests(result: pytest.RunResult) -> set[str]:
 
 
 def test_artifact_suite_passes_a_good_store_and_fails_a_trusting_one(pytester: pytest.Pytester) -> None:
-    """A store that reads objects without verifying them fails exactly the tests of damaged and missing objects."""
+    """A store that reads without verifying fails the damaged-object tests; one on a private copy fails the sharing ones."""
     pytester.makepyfile(test_my_store=GOOD_AND_BROKEN_ARTIFACT_STORES)
     result = _run(pytester, "-rf")
     failed = _failed_tests(result)
     assert failed == {"TestTrusting::test_corrupt_object_is_detected",
                       "TestTrusting::test_truncated_object_is_detected",
-                      "TestTrusting::test_unknown_digest_is_not_found"}, result.stdout.str()
-    assert result.parseoutcomes()["passed"] >= 20
+                      "TestTrusting::test_unknown_digest_is_not_found",
+                      "TestPrivateCopy::test_objects_survive_a_reopen",
+                      "TestPrivateCopy::test_another_process_sees_the_objects"}, result.stdout.str()
+    assert result.parseoutcomes()["passed"] >= 40
 
 
 def test_metadata_suite_passes_a_good_store_and_fails_one_without_rollback(pytester: pytest.Pytester) -> None:

@@ -16,7 +16,7 @@ import pytest
 from forgeml import installed
 
 LAYERS = ["tracking", "jobs", "features", "datasets", "registry", "evaluation", "monitoring", "pipelines",
-          "tuning", "serving"]
+          "tuning", "serving", "recsys"]
 
 
 def _fresh(code: str) -> str:

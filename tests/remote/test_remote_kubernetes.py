@@ -77,6 +77,19 @@ def test_single_pod_job_renders_and_round_trips_through_v1job(k8s_settings):
     assert job.metadata.labels["team"] == "vision"
 
 
+def test_the_workspaces_secrets_reach_the_pod_and_the_rest_of_this_environment_does_not(k8s_settings, monkeypatch):
+    """A secret plugins.toml reads (named in LaunchRequest.secrets) is forwarded though it is this process's too."""
+    from forgeml.jobs import JobSpec
+
+    monkeypatch.setenv("LAB_TOKEN", "t0k")
+    monkeypatch.setenv("UNRELATED_LOCAL", "stays")
+    request = _request(JobSpec(command=["python", "prep.py"]), env={"LAB_TOKEN": "t0k", "UNRELATED_LOCAL": "stays"})
+    request.secrets = ("LAB_TOKEN",)
+    job = to_model(render(request, k8s_settings).body, "V1Job")
+    env = {e.name: e.value for e in job.spec.template.spec.containers[0].env}
+    assert env["LAB_TOKEN"] == "t0k" and "UNRELATED_LOCAL" not in env
+
+
 def test_cpu_job_has_no_gpu_resource_and_no_gpu_toleration(k8s_settings):
     from forgeml.jobs import JobSpec
 

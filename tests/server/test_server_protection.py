@@ -14,7 +14,8 @@ from server_support import ApiServer
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, str, str]]:
-    """A server with HTTPS from a generated self-signed pair, 5 requests/s per token and a 4 KiB body limit."""
+    """A server with HTTPS from a generated self-signed pair, 5 requests/s per token, a 4 KiB body limit,
+    3 rows per online read or push, and 6 for the view `wide`."""
     from forgeml.auth import create_token
     from forgeml.workspace import Workspace
 
@@ -22,7 +23,9 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiSe
     ws = Workspace.init(root)
     text = (root / "plugins.toml").read_text()
     for old, new in (("rate_per_s = 200.0", "rate_per_s = 5.0"), ("burst = 400.0", "burst = 5.0"),
-                     ("max_body_bytes = 67108864", "max_body_bytes = 4096")):
+                     ("max_body_bytes = 67108864", "max_body_bytes = 4096"),
+                     ("max_rows = 10000\n# Row limit per", "max_rows = 3\n# Row limit per"),
+                     ("# view_max_rows =", "view_max_rows = { wide = 6 }")):
         assert old in text, old
         text = text.replace(old, new)
     (root / "plugins.toml").write_text(text)
@@ -70,4 +73,24 @@ def test_body_limit(tls_server: Any) -> None:
     with server.client(bob) as c:
         run = c.post("/runs", json={"name": "big"}).json()
         r = c.put(f"/runs/{run['id']}/artifacts/big.bin", content=b"x" * 10_000)
-        assert r.status_code == 422 and "limit" in r.json()["error"]
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+
+
+def test_row_limits_per_view(tls_server: Any) -> None:
+    server, _, bob = tls_server
+    import time
+
+    time.sleep(1.2)  # a fresh bucket of 5 requests
+    rows = [{"user_id": i} for i in range(4)]
+    with server.client(bob) as c:
+        r = c.post("/features/views/clicks/push", json={"rows": rows})
+        assert r.status_code == 413, r.text
+        assert r.json()["error"] == ("request of 4 rows for 'clicks' exceeds the limit of 3 rows; "
+                                     "split it or raise [server] max_rows")
+        r = c.post("/features/online", json={"features": ["clicks:n"], "entities": rows})
+        assert r.status_code == 413 and "4 rows for 'clicks'" in r.json()["error"]
+        # the view's own limit: 6 rows pass it (and then find no such view), 7 do not
+        r = c.post("/features/views/wide/push", json={"rows": rows + rows[:2]})
+        assert r.status_code == 404, r.text
+        r = c.post("/features/views/wide/push", json={"rows": rows + rows[:3]})
+        assert r.status_code == 413 and "[server.view_max_rows] wide" in r.json()["error"]

@@ -49,6 +49,43 @@ def test_resolve_stage_alias_and_version(platform: Any) -> None:
         assert c.get("/resolve", params={"uri": "bad name!"}).status_code == 422
 
 
+def test_a_change_made_by_another_process_is_seen_on_the_next_resolve(platform: Any) -> None:
+    """The server caches resolves; promotions, aliases and registrations made here, in another process
+    than the server, must show on the very next request, each one checked right after a cached read."""
+    ws, server, tokens = platform
+    from forgeml.registry import delete_alias, promote, register_model, set_alias
+
+    for _ in range(2):
+        register_model("cached", _model(), workspace=ws)
+    promote("cached", 1, "production", reason="first", workspace=ws)
+
+    def resolve(uri: str) -> dict[str, Any]:
+        with server.client(tokens["viewer"]) as c:
+            answers = [c.get("/resolve", params={"uri": uri}) for _ in range(2)]  # the second is cached
+            assert answers[0].json() == answers[1].json()
+            return answers[1].json()
+
+    assert resolve("cached@production")["version"] == 1
+    promote("cached", 2, "production", reason="second", workspace=ws)
+    assert resolve("cached@production")["version"] == 2
+    assert resolve("cached@1")["stage"] == "ARCHIVED"
+    set_alias("cached", "champion", 1, workspace=ws)
+    assert resolve("cached@champion")["version"] == 1
+    assert resolve("cached@1")["aliases"] == ["champion"]
+    set_alias("cached", "champion", 2, workspace=ws)
+    assert resolve("cached@champion")["version"] == 2
+    delete_alias("cached", "champion", workspace=ws)
+    with server.client(tokens["viewer"]) as c:
+        assert c.get("/resolve", params={"uri": "cached@champion"}).status_code == 404
+    assert resolve("cached@latest")["version"] == 2
+    register_model("cached", _model(), workspace=ws)
+    assert resolve("cached@latest")["version"] == 3
+    from forgeml.registry import rollback
+
+    rollback("cached", reason="back", workspace=ws)
+    assert resolve("cached@production")["version"] == 1
+
+
 @pytest.mark.parametrize(("role", "register", "stage_ok", "release_ok"), [
     ("viewer", False, False, False), ("scientist", True, True, False),
     ("approver", False, True, True), ("admin", True, True, True)])

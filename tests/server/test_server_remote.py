@@ -97,3 +97,37 @@ def test_cli_talks_to_the_server(remote_env: Any, tmp_path: Path) -> None:
     down = subprocess.run([sys.executable, "-m", "forgeml", "models", "promote", "cli-model", "1"],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
     assert down.returncode == 2 and "unreachable" in down.stderr
+
+
+def test_inputs_history_and_artifacts_through_the_server(remote_env: Any, tmp_path: Path) -> None:
+    ws, server, tokens = remote_env
+    import forgeml
+    from forgeml import tracking
+    from forgeml.errors import NotFoundError, ValidationError
+
+    with forgeml.start_run(name="remote-reads", experiment="remote-exp") as run:
+        tracking.log_input(dataset="cards@v3", feature_view="activity@2")
+        with pytest.raises(ValidationError, match="at least one reference"):
+            tracking.log_input()
+        for step in range(50):
+            forgeml.log_metric("loss", 1.0 / (step + 1), step=step)
+        forgeml.log_text("a", "out/a.txt")
+        forgeml.log_text("b", "out/deep/b.txt")
+        forgeml.log_text("c", "model.txt")
+    assert {(i["kind"], i["ref"]) for i in tracking.get_run(run.id, workspace=ws).inputs} == {
+        ("dataset", "cards@v3"), ("feature_view", "activity@2")}
+    remote = tracking.get_metric_history(run.id, "loss")
+    local = tracking.get_metric_history(run.id, "loss", workspace=ws)
+    pd.testing.assert_frame_equal(remote, local)
+    assert len(remote) == 50 and remote["value"].iloc[-1] == 1 / 50
+    assert tracking.list_artifacts(run.id) == tracking.list_artifacts(run.id, workspace=ws)
+    files = tracking.download_artifacts(run.id, tmp_path / "all")
+    assert sorted(p.relative_to(tmp_path / "all").as_posix() for p in files) == [
+        "model.txt", "out/a.txt", "out/deep/b.txt"]
+    [one] = tracking.download_artifacts(run.id, tmp_path / "one", "out/deep")
+    assert one.read_text() == "b"
+    with pytest.raises(NotFoundError, match="no artifact 'nope'"):
+        tracking.download_artifacts(run.id, tmp_path / "none", "nope")
+    assert not (tmp_path / "none").exists() or not any((tmp_path / "none").iterdir())
+    with pytest.raises(ValidationError):
+        tracking.download_artifacts(run.id, tmp_path / "x", "../etc")

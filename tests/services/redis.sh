@@ -5,6 +5,7 @@
 # server recorded in the state folder already answers PING; `stop` is fine when nothing runs.
 # Knobs: FORGEML_REDIS_DIR [${TMPDIR:-/tmp}/forgeml-redis]  FORGEML_REDIS_PORT [6390]
 #        FORGEML_SERVICES_INSTALL [1] (apt-get install redis-server when it is missing)
+#        FORGEML_REDIS_APPENDONLY [no] (yes: keep the data in an append-only file across a restart)
 set -euo pipefail
 DIR=${FORGEML_REDIS_DIR:-${TMPDIR:-/tmp}/forgeml-redis}
 PORT=${FORGEML_REDIS_PORT:-6390}
@@ -54,7 +55,7 @@ pidfile $DIR/redis.pid
 logfile $DIR/redis.log
 dir $DIR
 save ""
-appendonly no
+appendonly ${FORGEML_REDIS_APPENDONLY:-no}
 databases 16
 CONF
   rm -f "$DIR/redis.pid"

@@ -19,9 +19,11 @@ TOML = """
 [serving]
 port = 9001
 max_body_bytes = 4096
+max_rows = 500
 
 [serving.endpoints.fraud]
 model = "fraud@production"
+max_rows = 20
 shadow = "fraud@challenger"
 
 [serving.endpoints.fraud.batching]
@@ -56,6 +58,9 @@ def test_endpoints_come_from_plugins_toml(workspace):
     churn = endpoints["churn"]
     assert churn.canary_model == "churn@candidate" and churn.canary.steps == [0.1, 1.0]
     assert churn.canary.max_p99_ms == 40.0
+    # row limits: the endpoint's own, else [serving].max_rows, for URIs given on the command line too
+    assert (endpoints["fraud"].max_rows, churn.max_rows) == (20, 500)
+    assert endpoint_configs(["other@1"], settings)[0].max_rows == 500
     # a URI on the command line takes its endpoint's table, and --no-batching overrides it
     [only] = endpoint_configs(["fraud@3"], settings, batching=False)
     assert only.model == "fraud@3" and only.shadow == "fraud@challenger" and not only.batching.enabled

@@ -258,6 +258,10 @@ def test_circuit_breaker_opens_half_opens_and_closes():
     ('model = "simple"', "simple"),
     ("constnat = 1.0", "constant"),
     ('feature_defaults = { clicks = "zero" }', "expected a number"),
+    ('rule = "x +"', r"rule 'x \+' is not an expression"),
+    ("breaker_quantile = 0", "breaker_quantile"),
+    ("max_queue = -1", "max_queue: -1 is out of range"),
+    ("budget_ms = -5", "budget_ms: -5.0 is out of range"),
 ])
 def test_fallback_configuration_mistakes_are_one_line_errors(workspace, table, message):
     from forgeml.serving.config import endpoint_configs, serving_settings
@@ -268,3 +272,23 @@ def test_fallback_configuration_mistakes_are_one_line_errors(workspace, table, m
     with pytest.raises(ForgeError, match=message) as err:
         endpoint_configs([], serving_settings(Workspace(workspace.root)))
     assert "\n" not in str(err.value)
+
+
+def test_training_statistics_stored_with_the_version_fill_in_for_a_failed_store(flaky_workspace):
+    from serving_support import start_server
+
+    # the model was registered with a two-row input example: clicks 1 and 2, spend 1 and 2, ratio 0.5 and 1
+    fallback = FallbackConfig(feature_defaults={"clicks": 0.0}, training_defaults=True, breaker_failures=100)
+    options = ServerOptions(poll_interval_s=0.2, predlog_flush_s=0.2)
+    srv = start_server(build_app([EndpointConfig("scorer", "scorer@production", fallback=fallback)], options,
+                                 flaky_workspace))
+    try:
+        srv.wait_ready()
+        FlakyOnlineStore.mode = "fail"
+        down = srv.predict("scorer", {"entities": [{"user_id": 1, "amount": 4.0}]}).json()
+        # spend and the ratio from their training means; clicks from the configured default
+        assert down["predictions"] == [1.5 * 10 + 0.0 + 0.75]
+        assert down["feature_defaults"] == ["clicks", "spend", "spend_ratio"]
+    finally:
+        FlakyOnlineStore.mode = "ok"
+        srv.stop()

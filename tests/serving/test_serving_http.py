@@ -128,6 +128,18 @@ def test_malformed_json_unknown_model_and_oversized_bodies(sklearn_model, serve)
     assert srv.predict("clf", {"rows": [row()]}).status_code == 200  # still serving
 
 
+def test_rows_beyond_the_endpoints_limit_are_413_before_any_work(sklearn_model, serve):
+    srv = serve([EndpointConfig("clf", "clf@production", max_rows=3)])
+    r = srv.predict("clf", {"rows": [row()] * 4})
+    assert r.status_code == 413
+    assert r.json()["error"] == ("request of 4 rows exceeds model 'clf''s limit of 3 rows per request; "
+                                 "split it or raise [serving.endpoints.clf] max_rows")
+    assert r.json()["max_rows"] == 3
+    assert srv.predict("clf", {"entities": [{"id": 1}] * 5}).status_code == 413
+    assert len(srv.predict("clf", {"rows": [row()] * 3}).json()["predictions"]) == 3
+    assert 'forgeml_serving_rejected_requests_total{reason="too_many_rows"} 2.0' in srv.client.get("/metrics").text
+
+
 def test_bearer_token_guards_predictions_but_not_probes(sklearn_model, serve):
     srv = serve([EndpointConfig("clf", "clf@production")], ServerOptions(token="s3cret"))
     assert srv.predict("clf", {"rows": [row()]}).status_code == 401

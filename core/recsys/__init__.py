@@ -1,0 +1,11 @@
+"""Two-stage recommendation: retrieval sources, ranking, re-ranking rules, embedding tables and offline metrics."""
+
+from forgeml.lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".pipeline": ["Recommendation", "Recommender", "merge"],
+    ".settings": ["RecommenderSettings"],
+    ".embeddings": ["EmbeddingTable", "publish_embeddings", "registered_table"],
+    ".metrics": ["average_precision_at_k", "catalogue_coverage", "evaluate", "intra_list_diversity", "ndcg_at_k",
+                 "recall_at_k", "reciprocal_rank"],
+})

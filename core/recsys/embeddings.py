@@ -1,0 +1,116 @@
+"""Item-embedding tables managed like models: built, verified, registered with the model that produced them.
+
+An embedding table is a vector-store table with a fresh name; ``publish_embeddings`` builds it,
+verifies it (row count, one dimension, no NaN, each probed vector finds itself) and only then
+registers a version of the producing model whose tags name the table. Recommenders follow a model
+URI (``two_tower@production``): promoting a version switches their ANN source to its table between
+two requests (blue-green; the old table stays until pruned), and a registry rollback switches back.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from forgeml.errors import ConfigError, ValidationError
+
+TABLE_TAG, KEY_TAG, DIM_TAG, COLD_TAG = "embedding_table", "embedding_key", "embedding_dim", "embedding_cold_start"
+VECTOR_COLUMN = "vector"
+
+
+@dataclass(frozen=True)
+class EmbeddingTable:
+    """One registered embedding table: which model version made it and where its vectors live."""
+
+    model: str
+    version: int
+    table: str
+    key: str
+    dim: int
+    cold_start: list[float] | None = None
+
+    def search(self, workspace: Any, vector: Sequence[float], k: int, filter: str | None = None) -> Any:
+        """Return the k nearest rows (Arrow, with _distance)."""
+        if len(vector) != self.dim:
+            raise ValidationError(f"query vector has {len(vector)} dimensions, {self.model} v{self.version}'s "
+                                  f"embedding table {self.dim}")
+        return workspace.vector_store.search(self.table, list(vector), k, filter=filter, vector_column=VECTOR_COLUMN)
+
+    def vectors(self, workspace: Any, items: Sequence[Any]) -> list[Any]:
+        """Return each item's vector (None for items the table lacks), in the order given."""
+        if not items:
+            return []
+        predicate = f"{self.key} IN ({', '.join(sql_literal(i) for i in items)})"
+        found = workspace.vector_store.search(self.table, [0.0] * self.dim, len(items), filter=predicate,
+                                              vector_column=VECTOR_COLUMN)
+        by_key = dict(zip(found.column(self.key).to_pylist(), found.column(VECTOR_COLUMN).to_pylist(), strict=True))
+        return [by_key.get(i) for i in items]
+
+
+def sql_literal(value: Any) -> str:
+    """Quote an item id for a LanceDB predicate; only whole numbers and text are ids."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationError(f"item ids must be whole numbers or text, got {type(value).__name__} {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value.replace("'", "''") + "'"
+
+
+def registered_table(uri: str, workspace: Any) -> EmbeddingTable:
+    """Return the embedding table of the model version a URI points at now."""
+    from forgeml.registry import resolve
+
+    mv = resolve(uri, workspace=workspace)
+    tags = mv.tags or {}
+    if TABLE_TAG not in tags:
+        raise ConfigError(f"{mv.name} v{mv.version} has no embedding table; register it with "
+                          f"forgeml.recsys.publish_embeddings")
+    cold = json.loads(tags[COLD_TAG]) if tags.get(COLD_TAG) else None
+    return EmbeddingTable(str(mv.name), int(mv.version), tags[TABLE_TAG], tags[KEY_TAG], int(tags[DIM_TAG]), cold)
+
+
+def publish_embeddings(name: str, model: Any, items: Sequence[Any], vectors: Any, key: str = "item_id",
+                       flavor: str | None = None, metrics: dict[str, float] | None = None, probes: int = 5,
+                       stage: str | None = None, workspace: Any = None) -> Any:
+    """Build and verify a new embedding table, then register ``model`` as the next version of ``name`` naming it.
+
+    ``stage`` ("PRODUCTION") promotes the new version at once, through its gates; recommenders
+    following ``name@production`` switch to the new table on their next registry poll.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from forgeml.registry import promote, register_model
+    from forgeml.registry.models import workspace_or_current
+
+    ws = workspace_or_current(workspace)
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or len(matrix) != len(items) or not len(items):
+        raise ValidationError(f"publish_embeddings({name!r}): give one vector per item (got {len(items)} items and "
+                              f"vectors shaped {matrix.shape})")
+    dim = int(matrix.shape[1])
+    if not np.isfinite(matrix).all():
+        raise ValidationError(f"publish_embeddings({name!r}): a vector holds NaN or infinity")
+    table = f"emb_{name}_{uuid.uuid4().hex[:10]}"
+    data = pa.table({key: pa.array(list(items)),
+                     VECTOR_COLUMN: pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), dim)})
+    store = ws.vector_store
+    store.upsert(table, data, VECTOR_COLUMN, [key])
+    built = EmbeddingTable(name, 0, table, key, dim)
+    if store.count(table) != len(items):
+        raise ValidationError(f"embedding table {table}: wrote {len(items)} rows, found {store.count(table)}")
+    step = max(1, len(items) // max(probes, 1))
+    for i in range(0, len(items), step)[:probes]:
+        hit = built.search(ws, matrix[i].tolist(), 1).column(key).to_pylist()
+        # a duplicate vector may legitimately come first; the probe must at least be at distance zero
+        if hit != [items[i]] and built.vectors(ws, [hit[0]])[0] != matrix[i].tolist():
+            raise ValidationError(f"embedding table {table}: item {items[i]!r} does not find itself; not published")
+    cold = matrix.mean(axis=0).round(6).tolist()
+    tags = {TABLE_TAG: table, KEY_TAG: key, DIM_TAG: str(dim), COLD_TAG: json.dumps(cold)}
+    mv = register_model(name, model, flavor=flavor, metrics=metrics, tags=tags, workspace=ws)
+    if stage:
+        promote(name, mv.version, stage, reason=f"embedding table {table}", workspace=ws)
+    return mv

@@ -1,0 +1,257 @@
+"""A recommender: retrieval from several sources under a time budget, merge, ranking, re-ranking, fallback.
+
+Sources run side by side on a shared thread pool; one that is not done within its own ``timeout_ms``
+(or the recommender's ``budget_ms``) is left out of the merge and reported, never waited for. When
+ranking fails or overruns ``rank_timeout_ms``, and when no source answers, the fallback source's own
+order answers, and the reply says so.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from forgeml.contracts import Candidate, RecommendQuery
+from forgeml.errors import ForgeError, ValidationError
+from forgeml.recsys.ranking import ModelSlot, feature_name, lookup_features
+from forgeml.recsys.settings import RecommenderSettings, configured_rules, configured_sources
+
+log = logging.getLogger("forgeml.recsys")
+
+
+@dataclass
+class SourceReport:
+    """How one source did for one request."""
+
+    status: str
+    """ok, timeout, error or skipped."""
+    candidates: int = 0
+    ms: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class Recommendation:
+    """The answer to one request: the top items with scores and sources, per-stage timings and any fallback."""
+
+    recommender: str
+    user: Any
+    items: list[Candidate]
+    stages_ms: dict[str, float]
+    sources: dict[str, SourceReport]
+    model_version: int | None = None
+    fallback: str | None = None
+    """Why the fallback answered (None when the pipeline did)."""
+    rule_errors: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON body of the endpoint's reply."""
+        return {
+            "recommender": self.recommender, "user": self.user,
+            "items": [{"item": c.item, "score": c.score, "source": c.source, "sources": c.sources}
+                      for c in self.items],
+            "model_version": self.model_version, "fallback": self.fallback,
+            "stages_ms": {k: round(v, 3) for k, v in self.stages_ms.items()},
+            "sources": {k: {"status": r.status, "candidates": r.candidates, "ms": round(r.ms, 3),
+                            **({"error": r.error} if r.error else {})} for k, r in self.sources.items()},
+            **({"rule_errors": self.rule_errors} if self.rule_errors else {}),
+        }
+
+
+def merge(found: Iterable[tuple[str, list[tuple[Any, float]]]], exclude: set[Any], limit: int) -> list[Candidate]:
+    """Merge source answers in source order: first finder keeps the item, later finders are listed; drop excluded."""
+    merged: dict[Any, Candidate] = {}
+    for source, pairs in found:
+        for item, score in pairs:
+            if item in exclude:
+                continue
+            got = merged.get(item)
+            if got is None:
+                if len(merged) < limit:
+                    merged[item] = Candidate(item, float(score), source, [source])
+            elif source not in got.sources:
+                got.sources.append(source)
+    return list(merged.values())
+
+
+class Recommender:
+    """One configured recommender, built from its [serving.recommenders.NAME] table."""
+
+    def __init__(self, name: str, settings: RecommenderSettings, workspace: Any, threads: int = 8,
+                 clock: Callable[[], float] = time.perf_counter):
+        where = f"[serving.recommenders.{name}]"
+        self.name = name
+        self.settings = settings
+        self.workspace = workspace
+        self.clock = clock
+        host = workspace.plugins
+        self.specs = configured_sources(host, settings, where)
+        self.sources = {s.name: s.provider.build(s.settings, workspace) for s in self.specs}
+        self.rules = [(r.name, r.provider.build(r.settings, workspace)) for r in configured_rules(host, settings,
+                                                                                                  where)]
+        self.fallback_source = settings.fallback or next((s.name for s in self.specs if s.plugin == "popularity"),
+                                                         self.specs[0].name)
+        self.model = ModelSlot(settings.model, workspace) if settings.model else None
+        self._pool = cf.ThreadPoolExecutor(max_workers=max(threads, len(self.specs)),
+                                           thread_name_prefix=f"forgeml-recsys-{name}")
+
+    @property
+    def store(self) -> Any:
+        """The workspace's feature store."""
+        from forgeml.features import store_for
+
+        return store_for(self.workspace)
+
+    def load(self) -> None:
+        """Load the ranking model (and let sources that follow a registry URI load theirs)."""
+        if self.model is not None:
+            self.model.load()
+        for source in self.sources.values():
+            refresh = getattr(source, "refresh", None)
+            if callable(refresh):
+                refresh()
+
+    def poll(self) -> list[str]:
+        """Swap in what moved in the registry (ranking model, embedding tables); return what swapped."""
+        swapped = []
+        if self.model is not None and self.model.poll():
+            swapped.append(f"model v{self.model.current.version}")  # type: ignore[union-attr]
+        for name, source in self.sources.items():
+            refresh = getattr(source, "refresh", None)
+            if callable(refresh) and refresh():
+                swapped.append(f"source {name}")
+        return swapped
+
+    def close(self) -> None:
+        """Stop the source threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------ one request
+    def query(self, user: Any, n: int | None = None, context: dict[str, Any] | None = None,
+              recent: list[Any] | None = None, exclude: Iterable[Any] = ()) -> RecommendQuery:
+        """Build the query of one request, reading the user's recent items online when the request has none."""
+        n = self.settings.n if n is None else n
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValidationError(f"n must be a whole number of at least 1, got {n!r}")
+        if recent is None and self.settings.recent and user is not None:
+            got = self.store.get_online_features([{self.settings.user_key: user}], [self.settings.recent]).to_dict()
+            recent = list(got.get(feature_name(self.settings.recent), [None])[0] or [])
+        return RecommendQuery(user, list(recent or []), dict(context or {}), set(exclude), n)
+
+    def recommend(self, user: Any, n: int | None = None, context: dict[str, Any] | None = None,
+                  recent: list[Any] | None = None, exclude: Iterable[Any] = ()) -> Recommendation:
+        """Run retrieval, ranking and re-ranking for one user and return the top n."""
+        t0 = self.clock()
+        q = self.query(user, n, context, recent, exclude)
+        stages: dict[str, float] = {}
+        found, reports = self._retrieve(q)
+        candidates = merge(found, q.exclude, self.settings.max_candidates)
+        t1 = self.clock()
+        stages["retrieve"] = (t1 - t0) * 1000
+        reason = None if candidates else "no source returned candidates"
+        version = None
+        if candidates:
+            try:
+                candidates, version = self._rank(q, candidates)
+            except (ForgeError, ValueError, TypeError, KeyError, cf.TimeoutError, RuntimeError) as e:
+                reason = f"ranking failed: {type(e).__name__}: {e}" if str(e) else "ranking timed out"
+                log.warning("recommender %s: %s", self.name, reason)
+        t2 = self.clock()
+        stages["rank"] = (t2 - t1) * 1000
+        if reason is not None:
+            candidates = self._fallback(q, reports)
+        rule_errors: dict[str, str] = {}
+        candidates = self._rerank(q, candidates, rule_errors)[:q.n]
+        t3 = self.clock()
+        stages["rerank"] = (t3 - t2) * 1000
+        stages["total"] = (t3 - t0) * 1000
+        return Recommendation(self.name, user, candidates, stages, reports, version, reason, rule_errors)
+
+    def _retrieve(self, q: RecommendQuery) -> tuple[list[tuple[str, list[tuple[Any, float]]]], dict[str, SourceReport]]:
+        start = self.clock()
+        budget_s = self.settings.budget_ms / 1000 if self.settings.budget_ms else None
+        futures = {s.name: self._pool.submit(self._timed, s.name, q, s.k) for s in self.specs}
+        cf.wait(futures.values(), timeout=budget_s)
+        found = []
+        reports: dict[str, SourceReport] = {}
+        for spec in self.specs:
+            future = futures[spec.name]
+            limit_ms = min(x for x in (spec.timeout_ms or float("inf"), self.settings.budget_ms or float("inf")))
+            if not future.done():
+                future.cancel()
+                reports[spec.name] = SourceReport("timeout", ms=(self.clock() - start) * 1000)
+                continue
+            pairs, ms, error = future.result()
+            if error:
+                reports[spec.name] = SourceReport("error", ms=ms, error=error)
+            elif ms > limit_ms:
+                reports[spec.name] = SourceReport("timeout", len(pairs), ms)
+            else:
+                reports[spec.name] = SourceReport("ok", len(pairs), ms)
+                found.append((spec.name, pairs))
+        return found, reports
+
+    def _timed(self, name: str, q: RecommendQuery, k: int) -> tuple[list[tuple[Any, float]], float, str]:
+        start = self.clock()
+        try:
+            pairs = list(self.sources[name].retrieve(q, k))[:k]
+        except Exception as e:  # a broken source is reported in the reply and left out; the others still answer
+            log.warning("recommender %s: source %s failed: %s: %s", self.name, name, type(e).__name__, e)
+            return [], (self.clock() - start) * 1000, f"{type(e).__name__}: {e}"
+        return pairs, (self.clock() - start) * 1000, ""
+
+    def _refs(self) -> list[str]:
+        refs: list[str] = []
+        model = self.model.current if self.model is not None else None
+        for ref in [*(model.feature_refs if model else []), *self.settings.features,
+                    *([self.settings.available] if self.settings.available else [])]:
+            if ref not in refs:
+                refs.append(ref)
+        return refs
+
+    def _rank(self, q: RecommendQuery, candidates: list[Candidate]) -> tuple[list[Candidate], int | None]:
+        refs = self._refs()
+        columns = lookup_features(self.store, self.settings.user_key, self.settings.item_key, q.user, candidates,
+                                  refs)
+        names = [feature_name(r) for r in refs]
+        for i, c in enumerate(candidates):
+            c.features = {name: columns[name][i] for name in names if name in columns}
+        if self.settings.available:
+            flag = feature_name(self.settings.available)
+            candidates = [c for c in candidates if c.features.get(flag) is not False]
+        model = self.model.current if self.model is not None else None
+        if model is None or not candidates:
+            if self.model is not None:
+                raise ValidationError(f"ranking model {self.settings.model} is not loaded")
+            return sorted(candidates, key=lambda c: -c.score), None
+        inputs: dict[str, list[Any]] = {name: [c.features.get(name) for c in candidates] for name in names}
+        for key, value in q.context.items():
+            if key not in inputs:
+                inputs[key] = [value] * len(candidates)
+        timeout = self.settings.rank_timeout_ms / 1000 if self.settings.rank_timeout_ms else None
+        if timeout is None:
+            scores = model.score(inputs, len(candidates))
+        else:
+            scores = self._pool.submit(model.score, inputs, len(candidates)).result(timeout=timeout)
+        for c, s in zip(candidates, scores, strict=True):
+            c.score = s
+        return sorted(candidates, key=lambda c: -c.score), model.version
+
+    def _fallback(self, q: RecommendQuery, reports: dict[str, SourceReport]) -> list[Candidate]:
+        name = self.fallback_source
+        pairs, ms, error = self._timed(name, q, max(q.n * 4, 50))
+        reports.setdefault(f"{name} (fallback)", SourceReport("error" if error else "ok", len(pairs), ms, error))
+        return merge([(name, pairs)], q.exclude, self.settings.max_candidates)
+
+    def _rerank(self, q: RecommendQuery, candidates: list[Candidate], errors: dict[str, str]) -> list[Candidate]:
+        for name, rule in self.rules:
+            try:
+                candidates = list(rule.rerank(q, candidates))
+            except Exception as e:  # a broken rule is skipped and reported; the ranked list still answers
+                errors[name] = f"{type(e).__name__}: {e}"
+                log.warning("recommender %s: rule %s failed: %s", self.name, name, errors[name])
+        return candidates

@@ -1,0 +1,231 @@
+"""Built-in retrieval sources: each reads the workspace's vector store or online store and returns scored items."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from forgeml.config import setting
+from forgeml.contracts import RecommendQuery
+from forgeml.errors import ConfigError
+
+
+def _split(ref: str, what: str) -> tuple[str, str]:
+    view, sep, feature = ref.partition(":")
+    if not sep or not view or not feature:
+        raise ConfigError(f"{what} must be a \"view:feature\" reference, got {ref!r}")
+    return view, feature
+
+
+class _OnlineLists:
+    """Reads one list-valued feature, keyed by the view's join key, for several keys in one lookup."""
+
+    def __init__(self, ref: str, what: str, workspace: Any):
+        from forgeml.features import store_for
+
+        self.ref = ref
+        self.view, self.feature = _split(ref, what)
+        self.store = store_for(workspace)
+
+    def read(self, keys: Sequence[Any]) -> list[Any]:
+        """Return the feature's value per key (None where the store has none)."""
+        if not keys:
+            return []
+        key = self.store.get_feature_view(self.view).join_keys[0]
+        got = self.store.get_online_features([{key: k} for k in keys], [self.ref]).to_dict()
+        return list(got[self.feature])
+
+
+def _top(scores: dict[Any, float], exclude: set[Any], k: int) -> list[tuple[Any, float]]:
+    ranked = sorted(((i, s) for i, s in scores.items() if i not in exclude), key=lambda p: (-p[1], str(p[0])))
+    return ranked[:k]
+
+
+# ---------------------------------------------------------------- ann
+@dataclass
+class AnnSettings:
+    """Nearest neighbours of the user in an item-embedding table."""
+
+    view: str = setting("", "Item-embedding feature view searched (its embedding feature lives in the vector store).")
+    feature: str = setting("", "The view's embedding feature (default: its first).")
+    user_vector: str = setting("", "\"view:feature\" holding each user's embedding; a user without one is served "
+                                   "the mean embedding of their recent items.")
+    model: str = setting("", "Retrieval model URI (two_tower@production) whose registered embedding table is searched "
+                             "instead of the view; promoting a new version switches tables.")
+    filter: str = setting("", "SQL predicate over the table's columns applied before the search (e.g. \"in_stock\").")
+    recent_items: int = setting(5, "Recent items averaged for a user without an embedding.")
+
+
+class AnnRetriever:
+    """Searches the item-embedding table for the items nearest to the user's vector."""
+
+    name = "ann"
+
+    def __init__(self, settings: AnnSettings, workspace: Any):
+        from forgeml.features import store_for
+
+        if not settings.view and not settings.model:
+            raise ConfigError("ann source: give view = \"<item embedding view>\" or model = \"<name@stage>\"")
+        self.settings = settings
+        self.workspace = workspace
+        self.store = store_for(workspace)
+        self.table: Any = None  # the registered embedding table, when following a model URI
+        self.users = _OnlineLists(settings.user_vector, "ann user_vector", workspace) if settings.user_vector else None
+
+    def refresh(self) -> bool:
+        """Follow the model URI's registered embedding table; return whether it switched."""
+        if not self.settings.model:
+            return False
+        from forgeml.recsys.embeddings import registered_table
+
+        table = registered_table(self.settings.model, self.workspace)
+        if self.table is not None and table.version == self.table.version:
+            return False
+        self.table = table
+        return True
+
+    def _item_vectors(self, items: Sequence[Any]) -> list[Any]:
+        if self.table is not None:
+            return self.table.vectors(self.workspace, items)
+        fv = self.store.get_feature_view(self.settings.view)
+        feature = self.settings.feature or fv.embedding_features[0].name
+        got = self.store.get_online_features([{fv.join_keys[0]: i} for i in items], [f"{fv.name}:{feature}"])
+        return got.to_dict()[feature]
+
+    def _query_vector(self, q: RecommendQuery) -> Any:
+        import numpy as np
+
+        if self.users is not None and q.user is not None:
+            vector = self.users.read([q.user])[0]
+            if vector is not None:
+                return vector
+        recent = q.recent[:self.settings.recent_items]
+        vectors = [v for v in (self._item_vectors(recent) if recent else []) if v is not None]
+        if vectors:
+            return np.mean(np.asarray(vectors, dtype=np.float32), axis=0).tolist()
+        return self.table.cold_start if self.table is not None else None
+
+    def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
+        """Return the k items nearest to the user's vector, scored by negated distance."""
+        if self.settings.model and self.table is None:
+            self.refresh()
+        vector = self._query_vector(query)
+        if vector is None:
+            return []
+        want = k + len(query.exclude)
+        filter_ = self.settings.filter or None
+        if self.table is not None:
+            found = self.table.search(self.workspace, vector, want, filter_)
+            key = self.table.key
+        else:
+            found = self.store.nearest(self.settings.view, vector, want, filter=filter_,
+                                       feature=self.settings.feature or None)
+            key = self.store.get_feature_view(self.settings.view).join_keys[0]
+        items = found.column(key).to_pylist()
+        distances = found.column("_distance").to_pylist()
+        return _top({i: -float(d) for i, d in zip(items, distances, strict=True)}, query.exclude, k)
+
+
+# ---------------------------------------------------------------- co-occurrence
+@dataclass
+class CooccurrenceSettings:
+    """Items listed with the user's recent items ("bought X, also bought Y")."""
+
+    feature: str = setting("", "\"view:feature\": a list of related items per item, most related first.")
+    recent_items: int = setting(5, "How many of the user's most recent items are followed.")
+    decay: float = setting(0.7, "Weight of each older recent item relative to the next newer one.", low=0, high=1)
+
+
+class CooccurrenceRetriever:
+    """Merges the co-occurrence lists of the user's recent items, newer items weighing more."""
+
+    name = "cooccurrence"
+
+    def __init__(self, settings: CooccurrenceSettings, workspace: Any):
+        self.settings = settings
+        self.lists = _OnlineLists(settings.feature, "cooccurrence feature", workspace)
+
+    def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
+        """Return the items most often seen with the recent ones."""
+        recent = query.recent[:self.settings.recent_items]
+        scores: dict[Any, float] = {}
+        for age, related in enumerate(self.lists.read(recent)):
+            weight = self.settings.decay ** age
+            for pos, item in enumerate(related or []):
+                scores[item] = scores.get(item, 0.0) + weight / (1 + pos)
+        return _top(scores, query.exclude | set(recent), k)
+
+
+# ---------------------------------------------------------------- popularity
+@dataclass
+class PopularitySettings:
+    """The most popular items, a list per segment kept fresh by a pipeline (forgeml.recsys.refresh_popularity)."""
+
+    feature: str = setting("", "\"view:feature\": a list of items, most popular first, keyed by segment.")
+    segment: str = setting("all", "The segment read when the request's context names none.")
+    segment_from: str = setting("", "Context field whose value picks the segment (e.g. \"country\").")
+
+
+class PopularityRetriever:
+    """Returns the head of the popularity list of the request's segment."""
+
+    name = "popularity"
+
+    def __init__(self, settings: PopularitySettings, workspace: Any):
+        self.settings = settings
+        self.lists = _OnlineLists(settings.feature, "popularity feature", workspace)
+
+    def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
+        """Return the k most popular items not excluded, scored by rank."""
+        segment = query.context.get(self.settings.segment_from) if self.settings.segment_from else None
+        items = self.lists.read([segment if segment is not None else self.settings.segment])[0]
+        if not items and segment is not None:
+            items = self.lists.read([self.settings.segment])[0]
+        out = []
+        for pos, item in enumerate(items or []):
+            if item not in query.exclude:
+                out.append((item, 1.0 / (1 + pos)))
+                if len(out) == k:
+                    break
+        return out
+
+
+# ---------------------------------------------------------------- content
+@dataclass
+class ContentSettings:
+    """Top items of the categories the user looked at lately."""
+
+    attribute: str = setting("", "\"view:feature\" giving each item's category (keyed by item).")
+    by_value: str = setting("", "\"view:feature\": a list of top items per category, best first (keyed by category).")
+    recent_items: int = setting(5, "How many of the user's most recent items give categories.")
+
+
+class ContentRetriever:
+    """Interleaves the top lists of the recent items' categories, the most frequent category first."""
+
+    name = "content"
+
+    def __init__(self, settings: ContentSettings, workspace: Any):
+        self.settings = settings
+        self.attributes = _OnlineLists(settings.attribute, "content attribute", workspace)
+        self.lists = _OnlineLists(settings.by_value, "content by_value", workspace)
+
+    def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
+        """Return items of the same categories as the recent items."""
+        recent = query.recent[:self.settings.recent_items]
+        counts: dict[Any, int] = {}
+        for value in self.attributes.read(recent):
+            if value is not None:
+                counts[value] = counts.get(value, 0) + 1
+        if not counts:
+            return []
+        order = sorted(counts, key=lambda v: (-counts[v], str(v)))
+        lists = self.lists.read(order)
+        scores: dict[Any, float] = {}
+        for value, items in zip(order, lists, strict=True):
+            share = counts[value] / len(recent)
+            for pos, item in enumerate(items or []):
+                scores[item] = max(scores.get(item, 0.0), share / (1 + pos))
+        return _top(scores, query.exclude | set(recent), k)
+
