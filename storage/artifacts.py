@@ -48,7 +48,12 @@ class VerifyingReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         """Read into buffer, verifying the digest when the end is reached."""
-        data = self._raw.read(len(buffer))
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:  # straight into the caller's buffer: no intermediate copy
+            n = readinto(buffer) or 0
+            data = memoryview(buffer)[:n]
+        else:
+            data = self._raw.read(len(buffer))
         if not data:
             if not self._checked:
                 self._checked = True
@@ -56,7 +61,8 @@ class VerifyingReader(io.RawIOBase):
                     raise CorruptObjectError(f"{self._where}: content does not match its sha256 (corrupt or truncated)")
             return 0
         self._hash.update(data)
-        buffer[: len(data)] = data
+        if readinto is None:
+            buffer[: len(data)] = data
         return len(data)
 
     def close(self) -> None:

@@ -34,8 +34,8 @@ from .artifacts import CHUNK, FsspecArtifactStore, VerifyingReader
 class EncryptedArtifactStore(FsspecArtifactStore):
     """A content-addressed store whose objects are encrypted with the keyring's current key."""
 
-    def __init__(self, root: str, keyring: Keyring):
-        super().__init__(root)
+    def __init__(self, root: str, keyring: Keyring, fs: Any = None, atomic_put: bool = False):
+        super().__init__(root, fs=fs, atomic_put=atomic_put)
         self.keyring = keyring
 
     def _write(self, chunks: Iterator[bytes], digest: str, what: str) -> None:
@@ -82,6 +82,9 @@ class EncryptedArtifactStore(FsspecArtifactStore):
 def _rechunk(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Yield the bytes of chunks in pieces of at most the cipher's chunk size."""
     for chunk in chunks:
+        if len(chunk) <= SEAL_CHUNK:
+            yield chunk
+            continue
         view = memoryview(chunk)
         for start in range(0, len(view), SEAL_CHUNK):
-            yield bytes(view[start:start + SEAL_CHUNK])
+            yield view[start:start + SEAL_CHUNK]

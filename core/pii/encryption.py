@@ -97,7 +97,8 @@ def encrypt_chunks(chunks: Iterator[bytes], keyring: Keyring) -> Iterator[bytes]
     while True:
         following = next(chunks, None)
         nonce = os.urandom(NONCE)
-        yield nonce + cipher.encrypt(nonce, pending, _aad(index, following is None))
+        yield nonce  # apart from the ciphertext: joining them would copy every chunk once more
+        yield cipher.encrypt(nonce, pending, _aad(index, following is None))
         if following is None:
             return
         pending, index = following, index + 1
@@ -124,7 +125,11 @@ def decrypt_bytes(data: bytes, keyring: Keyring, where: str = "object") -> bytes
 
 
 class DecryptingReader(io.RawIOBase):
-    """Streams an encrypted object's plaintext, verifying each chunk's tag as it goes."""
+    """Streams an encrypted object's plaintext, verifying each chunk's tag as it goes.
+
+    Ciphertext is read into two reused buffers (the one ahead tells whether a chunk is the last) and
+    decrypted into a third, so a large object costs no allocation per chunk.
+    """
 
     def __init__(self, raw: BinaryIO, keyring: Keyring, where: str):
         self._raw = raw
@@ -133,26 +138,47 @@ class DecryptingReader(io.RawIOBase):
         if not is_sealed(header) or len(header) < HEADER:
             raise CorruptObjectError(f"{where}: not an encrypted object (or its header is damaged)")
         self._cipher = keyring.cipher(key_id_of(header), where)
-        self._size = struct.unpack(">I", header[-4:])[0] + NONCE + TAG
+        size = struct.unpack(">I", header[-4:])[0] + NONCE + TAG
+        self._records = (bytearray(size), bytearray(size))
+        self._plain = bytearray(size - NONCE - TAG)
+        self._current = 0
+        self._have = self._fill(0)
         self._index = 0
         self._buffer = memoryview(b"")
-        self._next = raw.read(self._size)
         self._done = False
 
     def readable(self) -> bool:
         """Return True: this stream reads."""
         return True
 
+    def _fill(self, slot: int) -> int:
+        """Read the next chunk record into a buffer; return its length (0 at the end)."""
+        view = memoryview(self._records[slot])
+        got = 0
+        while got < len(view):
+            n = self._raw.readinto(view[got:])  # type: ignore[attr-defined]
+            if not n:
+                break
+            got += n
+        return got
+
     def _decrypt_next(self) -> None:
-        record, self._next = self._next, self._raw.read(self._size)
-        last = not self._next
         from cryptography.exceptions import InvalidTag
 
+        current, length = self._current, self._have
+        self._current = 1 - current
+        self._have = self._fill(self._current)
+        last = self._have == 0
+        record = memoryview(self._records[current])[:length]
+        out = memoryview(self._plain)[:max(0, length - NONCE - TAG)]
         try:
-            self._buffer = memoryview(self._cipher.decrypt(record[:NONCE], record[NONCE:], _aad(self._index, last)))
+            if length < NONCE + TAG:
+                raise ValueError("short chunk")
+            self._cipher.decrypt_into(record[:NONCE], record[NONCE:], _aad(self._index, last), out)
         except (InvalidTag, ValueError) as e:
             raise CorruptObjectError(f"{self._where}: chunk {self._index} fails authentication (damaged, "
                                      f"truncated or reordered)") from e
+        self._buffer = out
         self._index += 1
         self._done = last
 
