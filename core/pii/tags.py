@@ -72,3 +72,26 @@ def refuse_pii_in_file(workspace: Any, path: Path, where: str) -> None:
     except pa.ArrowException:
         return  # not a readable table: nothing columnar to refuse
     refuse_pii(workspace, names, where)
+
+
+# what a result about a PII column may keep: figures about its distribution, never its values
+_SUMMARY_KEYS = frozenset({"column", "test", "statistic", "p_value", "effect_size", "drifted", "severity", "kind",
+                           "threshold", "rows", "count", "nulls"})
+REDACTED = "[pii]"
+
+
+def redact(value: Any, columns: frozenset[str] | set[str]) -> Any:
+    """Return JSON-like data with the values of PII columns taken out (for alerts and notifications).
+
+    A mapping keyed by a PII column name loses that entry's contents; a mapping describing a PII
+    column (``"column": name``) keeps only summary figures such as its statistic and p-value.
+    """
+    if not columns:
+        return value
+    if isinstance(value, dict):
+        if value.get("column") in columns:
+            return {k: v for k, v in value.items() if k in _SUMMARY_KEYS and not isinstance(v, dict | list)}
+        return {k: REDACTED if k in columns else redact(v, columns) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, columns) for v in value]
+    return value

@@ -62,3 +62,29 @@ def test_a_bad_subject_is_one_clear_error(workspace):
     for bad in ("user_id", "=5", "user id=5", "user_id="):
         with pytest.raises(ValidationError, match="COLUMN=VALUE"):
             forget(bad, workspace=workspace)
+
+
+def test_forget_reaches_window_state_and_its_event_history(workspace):
+    """A window view's online tile state and its offline events lose the subject; other keys keep theirs."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from forgeml.features import Aggregation, Entity, FeatureStore, FeatureView, PushSource
+    from forgeml.features.tiles import state_view
+    from forgeml.privacy import forget
+
+    card = Entity("card", join_keys=("card_id",))
+    store = FeatureStore(workspace)
+    store.apply([card, FeatureView("spend", entities=[card], source=PushSource("spend"),
+                                   aggregations=[Aggregation("sum", "amount", ["1d"])])])
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    store.push("spend", pa.table({"card_id": [7, 8, 7], "event_timestamp": pa.array(
+        [now, now, now + timedelta(seconds=1)], pa.timestamp("us", tz="UTC")), "amount": [1.0, 2.0, 3.0]}))
+    assert store.online.read_rows(state_view("spend"), [(7,)])[0] is not None
+    report = forget("card_id=7", workspace=workspace)[0]
+    assert {(h.place, h.location.split("/")[0]) for h in report.holdings} >= {("online", state_view("spend")),
+                                                                            ("offline", "spend")}
+    assert store.online.read_rows(state_view("spend"), [(7,), (8,)])[0] is None
+    assert store.online.read_rows(state_view("spend"), [(8,)])[0] is not None
+    assert store.offline.read("spend").column("card_id").to_pylist() == [8]

@@ -115,3 +115,26 @@ def test_tokenize_inside_a_view_gives_pseudonyms_online_and_offline(workspace, m
     expected = pseudonym("p@q.r", KEY.encode())
     assert store.offline.read("mail").column("email").to_pylist() == [expected]
     assert store.get_online_features([{"user_id": 7}], ["mail:email"]).to_dict()["email"] == [expected]
+
+
+def test_alerts_keep_figures_of_pii_columns_but_not_their_values(workspace):
+    """An alert's details lose a PII column's values (categories, samples) and keep its statistics."""
+    from datetime import UTC, datetime
+
+    from forgeml.features import FeatureStore
+    from forgeml.monitoring.alerts import add_details, fire, get_alert
+    from forgeml.monitoring.settings import AlertRule
+
+    FeatureStore(workspace).apply(_view())
+    details = {"results": [{"column": "email", "test": "chi2", "statistic": 9.5, "p_value": 0.01,
+                            "details": {"categories": ["ann@example.org"]}},
+                           {"column": "score", "test": "psi", "statistic": 0.2, "details": {"bins": [1, 2]}}],
+               "top_values": {"email": ["ann@example.org"], "score": [0.5]}}
+    rule = AlertRule(name="drift", metric="drift_share", threshold=0.1, model="m")
+    alert, _ = fire(workspace, rule, 0.5, details, datetime.now(UTC))
+    add_details(alert.id, {"sample": {"email": "bob@example.org"}}, workspace=workspace)
+    stored = get_alert(alert.id, workspace)
+    assert "example.org" not in str(stored.details)
+    assert stored.details["results"][0] == {"column": "email", "test": "chi2", "statistic": 9.5, "p_value": 0.01}
+    assert stored.details["results"][1]["details"] == {"bins": [1, 2]}
+    assert stored.details["top_values"] == {"email": "[pii]", "score": [0.5]}
