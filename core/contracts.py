@@ -281,8 +281,8 @@ class VectorStore(Protocol):
 
     Its conformance suite (:class:`forgeml.testing.VectorStoreSuite`) enforces: nearest first with a non-
     decreasing ``_distance``; at most k rows; filters apply; upsert replaces by key; rows survive a reopen
-    and are found by other processes; a missing vector column, k <= 0 or an unknown table raise
-    ForgeError.
+    and are found by other processes; ``rows`` finds exactly the matching rows; ``optimize`` keeps every
+    row; a missing vector column, k <= 0 or an unknown table raise ForgeError.
     """
 
     def upsert(self, table: str, data: pa.Table, vector_column: str, key_columns: Sequence[str]) -> int:
@@ -294,6 +294,12 @@ class VectorStore(Protocol):
 
     def count(self, table: str) -> int:
         """Return the rows stored in a table (0 when it does not exist)."""
+
+    def rows(self, table: str, filter: str, limit: int) -> pa.Table:
+        """Return up to limit rows matching a SQL predicate, found exactly (by key lookups, not nearest search)."""
+
+    def optimize(self, table: str, cleanup_older_than_s: float | None = None) -> dict[str, Any]:
+        """Compact a table and bring its index up to date; return figures of what changed (rows among them)."""
 
 
 # ---------------------------------------------------------------- personal data
@@ -751,3 +757,67 @@ class Reranker(Protocol):
 
     def rerank(self, query: RecommendQuery, candidates: list[Candidate]) -> list[Candidate]:
         """Return the candidates reordered (or some dropped), best first; the input list is not changed."""
+
+
+# ---------------------------------------------------------------- annotation backends
+@dataclass
+class AnnotationTask:
+    """One item sent to people for a label: its key in the label set, what they see, and a model's pre-label."""
+
+    key: str
+    data: dict[str, Any]
+    prediction: str | None = None
+    score: float | None = None
+    model: str | None = None
+
+
+@dataclass
+class Annotation:
+    """One label a person gave an item in a backend, with who gave it and when (epoch seconds, UTC)."""
+
+    key: str
+    label: str
+    annotator: str
+    at: float
+
+
+@runtime_checkable
+class AnnotationBackend(Protocol):
+    """Where people label items: a project per label set, tasks in, annotations out.
+
+    Its conformance suite (:class:`forgeml.testing.AnnotationBackendSuite`) enforces: a project made
+    from classes and fields accepts tasks whose data keeps every field unchanged; sending a key that is
+    already there creates nothing (so a retried send is safe); ``pull`` returns each annotation once
+    per change, after the cursor it is given, and the cursor it returns is opaque text or None; labels
+    come back exactly as one of the project's classes; unknown projects raise ForgeError.
+    """
+
+    name: str
+
+    def create_project(self, title: str, classes: Sequence[str], fields: Sequence[str],
+                       instructions: str = "") -> str:
+        """Create a project labelling ``fields`` of each item with one of ``classes``; return its id as text."""
+
+    def send_tasks(self, project: str, tasks: Sequence[AnnotationTask]) -> int:
+        """Add tasks (with pre-labels where given) whose keys the project lacks; return how many were added."""
+
+    def pull(self, project: str, cursor: str | None = None) -> tuple[list[Annotation], str | None]:
+        """Return annotations made or changed after ``cursor`` (all when None), and the cursor to pass next."""
+
+
+# ---------------------------------------------------------------- active-learning query strategies
+@runtime_checkable
+class QueryStrategy(Protocol):
+    """Chooses which unlabelled items people should label next.
+
+    ``probabilities`` is the current model's class probabilities over the pool, shape (rows, classes);
+    ``embeddings`` an optional (rows, dims) float array for strategies that spread a batch out. Its
+    conformance suite (:class:`forgeml.testing.QueryStrategySuite`) enforces: exactly ``min(n, rows)``
+    distinct row indices in range, the same answer for the same input and seed, and a ForgeError when the
+    inputs disagree in rows. Core checks every answer again before sending anything.
+    """
+
+    name: str
+
+    def select(self, probabilities: Any, n: int, embeddings: Any = None, seed: int = 0) -> Sequence[int]:
+        """Return the row indices of the ``n`` items to label next, most wanted first."""

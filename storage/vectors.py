@@ -154,3 +154,28 @@ class LanceDBVectorStore:
                     raise StorageError(f"vector table {name!r} in {self.uri}: cannot erase a subject: {e}") from e
                 removed.append(Holding("vector", name, rows))
         return removed
+    def rows(self, table: str, filter: str, limit: int) -> pa.Table:
+        """Return up to limit rows matching an SQL predicate: an exact scan, never an approximate index."""
+        tbl = self._open(table)
+        try:
+            return tbl.search().where(filter).limit(limit).to_arrow()
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ValidationError(f"reading {table!r} where {filter!r} failed: {e}") from e
+
+    def optimize(self, table: str, cleanup_older_than_s: float | None = None) -> dict[str, Any]:
+        """Compact small fragments, fold unindexed rows into the index and drop old versions; report before/after."""
+        from datetime import timedelta
+
+        tbl = self._open(table)
+        before = tbl.stats()["fragment_stats"]["num_fragments"]
+        versions = len(tbl.list_versions())
+        keep = None if cleanup_older_than_s is None else timedelta(seconds=cleanup_older_than_s)
+        with self._lock:
+            try:
+                tbl.optimize(cleanup_older_than=keep)
+            except (OSError, RuntimeError, ValueError) as e:
+                raise StorageError(f"optimizing vector table {table!r} in {self.uri}: {e}") from e
+        stats = tbl.stats()
+        return {"table": table, "rows": stats["num_rows"], "fragments_before": before,
+                "fragments_after": stats["fragment_stats"]["num_fragments"], "versions_before": versions,
+                "versions_after": len(tbl.list_versions()), "indices": stats["num_indices"]}

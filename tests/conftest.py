@@ -1,4 +1,4 @@
-"""Session fixtures for real services on loopback: Redis, OpenSSH and a one-node Slurm cluster.
+"""Session fixtures for real services on loopback: Redis, OpenSSH, a one-node Slurm cluster, PostgreSQL, Label Studio.
 
 Each fixture uses the service when it already answers, starts it with ``tests/services/<svc>.sh``
 when its programs are installed, and otherwise skips the test with the reason. With ``CI=true``
@@ -137,7 +137,7 @@ def private_redis(tmp_path: Path) -> Iterator[Any]:
 # The layers whose tests touch the metadata store run once per backend (see forgeml.testing's
 # metadata_backend fixture); other tests keep the default SQLite store.
 METADATA_AREAS = {"tracking", "jobs", "registry", "features", "datasets", "monitoring", "pipelines", "tuning",
-                  "experiments", "privacy"}
+                  "labeling", "experiments", "privacy"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -324,3 +324,56 @@ def slurm_cluster() -> SlurmCluster:
                 if not ok or not _slurm_answers(cluster):
                     _unavailable(f"could not start Slurm: {log}")
     return cluster
+
+
+# ---------------------------------------------------------------- label studio
+@dataclass(frozen=True)
+class LabelStudioServer(_ItemAccess):
+    """A real Label Studio server on loopback and an API token of its admin user."""
+
+    url: str
+    token: str
+
+
+def _label_studio_server() -> LabelStudioServer | None:
+    env_file = _state_dir("label-studio") / "env"
+    if not env_file.exists():
+        return None
+    values = dict(part.split("=", 1) for part in env_file.read_text().removeprefix("export ").split())
+    return LabelStudioServer(values["FORGEML_LABEL_STUDIO_URL"], values["FORGEML_LABEL_STUDIO_TOKEN"])
+
+
+def _label_studio_answers(server: LabelStudioServer | None) -> bool:
+    if server is None:
+        return False
+    import httpx
+
+    try:
+        return httpx.get(f"{server.url}/api/current-user/whoami", timeout=5,
+                         headers={"Authorization": f"Token {server.token}"}).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def label_studio() -> LabelStudioServer:
+    """A real Label Studio server on 127.0.0.1 (tests/services/label-studio.sh) with its admin's API token."""
+    server = _label_studio_server()
+    if not _label_studio_answers(server):
+        try:
+            import label_studio_sdk  # noqa: F401 - the client the backend uses
+        except ImportError:
+            _unavailable("label-studio-sdk is not installed (pip install -e '.[labeling]')")
+        venv = Path(os.environ.get("FORGEML_LABEL_STUDIO_VENV")
+                    or Path(os.environ.get("TMPDIR") or "/tmp") / "forgeml-label-studio-venv")
+        if not (venv / "bin" / "label-studio").exists():
+            _unavailable(f"Label Studio is not installed in {venv} (tests/services/label-studio.sh start installs it)")
+        with _start_lock("label-studio"):
+            server = _label_studio_server()
+            if not _label_studio_answers(server):
+                ok, log = _run_script("label-studio")
+                server = _label_studio_server()
+                if not ok or not _label_studio_answers(server):
+                    _unavailable(f"could not start Label Studio: {log}")
+    assert server is not None
+    return server

@@ -123,14 +123,13 @@ def compare(ws: Any, run_ids: list[str]) -> list[dict[str, Any]]:
 
 def models(ws: Any) -> list[dict[str, Any]]:
     """Return every model version with stage and aliases."""
-    from forgeml.registry import list_models, list_versions
+    from forgeml.registry import headline, headline_text, list_models, list_versions
 
     out = []
     for model in list_models(workspace=ws):
         for v in list_versions(model["name"], workspace=ws):
             out.append({"name": v.name, "version": v.version, "stage": v.stage, "aliases": ", ".join(v.aliases),
-                        "flavor": v.flavor, "metrics": ", ".join(f"{k}={val:.4g}" for k, val in
-                                                                 sorted(v.metrics.items())[:4])})
+                        "flavor": v.flavor, "evaluation": headline_text(headline(v, workspace=ws))})
     return out
 
 

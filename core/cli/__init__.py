@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "predict": "forgeml.cli.predict:predict_cmd",
     "experiment": "forgeml.cli.experiments:experiment_group",
     "features": "forgeml.cli.features:features_group",
+    "label": "forgeml.cli.label:label_group",
     "quickstart": "forgeml.cli.quickstart:quickstart_cmd",
     "forget": "forgeml.cli.privacy:forget_cmd",
     "gc": "forgeml.cli.privacy:gc_cmd",

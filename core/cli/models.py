@@ -77,15 +77,15 @@ def register_cmd(name: str, path: str, flavor: str, run_id: str | None, example:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ls_cmd(name: str | None, as_json: bool) -> None:
     """List models, or the versions of NAME."""
-    from forgeml.registry import list_models, list_versions
+    from forgeml.registry import headline, headline_text, list_models, list_versions
 
     if name:
         versions = list_versions(name)
         if as_json:
-            emit_json([v.to_dict() for v in versions])
+            emit_json([{**v.to_dict(), "headline": headline(v)} for v in versions])
         else:
             print_table([{"version": v.version, "stage": v.stage, "aliases": ", ".join(v.aliases),
-                          "flavor": v.flavor, "metrics": ", ".join(f"{k}={x:.4g}" for k, x in v.metrics.items()),
+                          "flavor": v.flavor, "evaluation": headline_text(headline(v)),
                           "created": format_utc(v.created_at)} for v in versions], title=f"model {name}")
         return
     rows = list_models()

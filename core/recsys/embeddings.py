@@ -18,6 +18,7 @@ from typing import Any
 from forgeml.errors import ConfigError, ValidationError
 
 TABLE_TAG, KEY_TAG, DIM_TAG, COLD_TAG = "embedding_table", "embedding_key", "embedding_dim", "embedding_cold_start"
+USER_TABLE_TAG, USER_KEY_TAG = "embedding_user_table", "embedding_user_key"
 VECTOR_COLUMN = "vector"
 
 
@@ -31,6 +32,8 @@ class EmbeddingTable:
     key: str
     dim: int
     cold_start: list[float] | None = None
+    user_table: str = ""
+    user_key: str = ""
 
     def search(self, workspace: Any, vector: Sequence[float], k: int, filter: str | None = None) -> Any:
         """Return the k nearest rows (Arrow, with _distance)."""
@@ -41,13 +44,22 @@ class EmbeddingTable:
 
     def vectors(self, workspace: Any, items: Sequence[Any]) -> list[Any]:
         """Return each item's vector (None for items the table lacks), in the order given."""
-        if not items:
-            return []
-        predicate = f"{self.key} IN ({', '.join(sql_literal(i) for i in items)})"
-        found = workspace.vector_store.search(self.table, [0.0] * self.dim, len(items), filter=predicate,
-                                              vector_column=VECTOR_COLUMN)
-        by_key = dict(zip(found.column(self.key).to_pylist(), found.column(VECTOR_COLUMN).to_pylist(), strict=True))
-        return [by_key.get(i) for i in items]
+        return _by_key(workspace, self.table, self.key, items)
+
+    def user_vector(self, workspace: Any, user: Any) -> Any:
+        """Return the user tower's vector of a user (None without a user table or for an unknown user)."""
+        if not self.user_table or user is None:
+            return None
+        return _by_key(workspace, self.user_table, self.user_key, [user])[0]
+
+
+def _by_key(workspace: Any, table: str, key: str, keys: Sequence[Any]) -> list[Any]:
+    if not keys:
+        return []
+    predicate = f"{key} IN ({', '.join(sql_literal(k) for k in keys)})"
+    found = workspace.vector_store.rows(table, predicate, len(keys))
+    by_key = dict(zip(found.column(key).to_pylist(), found.column(VECTOR_COLUMN).to_pylist(), strict=True))
+    return [by_key.get(k) for k in keys]
 
 
 def sql_literal(value: Any) -> str:
@@ -69,16 +81,20 @@ def registered_table(uri: str, workspace: Any) -> EmbeddingTable:
         raise ConfigError(f"{mv.name} v{mv.version} has no embedding table; register it with "
                           f"forgeml.recsys.publish_embeddings")
     cold = json.loads(tags[COLD_TAG]) if tags.get(COLD_TAG) else None
-    return EmbeddingTable(str(mv.name), int(mv.version), tags[TABLE_TAG], tags[KEY_TAG], int(tags[DIM_TAG]), cold)
+    return EmbeddingTable(str(mv.name), int(mv.version), tags[TABLE_TAG], tags[KEY_TAG], int(tags[DIM_TAG]), cold,
+                          tags.get(USER_TABLE_TAG, ""), tags.get(USER_KEY_TAG, ""))
 
 
 def publish_embeddings(name: str, model: Any, items: Sequence[Any], vectors: Any, key: str = "item_id",
+                       users: Sequence[Any] | None = None, user_vectors: Any = None, user_key: str = "user_id",
                        flavor: str | None = None, metrics: dict[str, float] | None = None, probes: int = 5,
                        stage: str | None = None, workspace: Any = None) -> Any:
     """Build and verify a new embedding table, then register ``model`` as the next version of ``name`` naming it.
 
+    ``users`` and ``user_vectors`` (the user tower's output) go to a table of their own, versioned
+    with the items', so a request never pairs one version's user vector with another's items.
     ``stage`` ("PRODUCTION") promotes the new version at once, through its gates; recommenders
-    following ``name@production`` switch to the new table on their next registry poll.
+    following ``name@production`` switch to the new tables on their next registry poll.
     """
     import numpy as np
     import pyarrow as pa
@@ -110,6 +126,16 @@ def publish_embeddings(name: str, model: Any, items: Sequence[Any], vectors: Any
             raise ValidationError(f"embedding table {table}: item {items[i]!r} does not find itself; not published")
     cold = matrix.mean(axis=0).round(6).tolist()
     tags = {TABLE_TAG: table, KEY_TAG: key, DIM_TAG: str(dim), COLD_TAG: json.dumps(cold)}
+    if users is not None:
+        umatrix = np.asarray(user_vectors, dtype=np.float32)
+        if umatrix.shape != (len(users), dim) or not np.isfinite(umatrix).all():
+            raise ValidationError(f"publish_embeddings({name!r}): give one finite {dim}-dimensional user vector per "
+                                  f"user (got {len(users)} users and vectors shaped {umatrix.shape})")
+        user_table = f"{table}_users"
+        store.upsert(user_table, pa.table({user_key: pa.array(list(users)), VECTOR_COLUMN: pa.FixedSizeListArray
+                                           .from_arrays(pa.array(umatrix.reshape(-1)), dim)}), VECTOR_COLUMN,
+                     [user_key])
+        tags.update({USER_TABLE_TAG: user_table, USER_KEY_TAG: user_key})
     mv = register_model(name, model, flavor=flavor, metrics=metrics, tags=tags, workspace=ws)
     if stage:
         promote(name, mv.version, stage, reason=f"embedding table {table}", workspace=ws)

@@ -200,6 +200,22 @@ def train_ranker(shop: SyntheticShop, name: str = "ranker", workspace: Any = Non
     return mv
 
 
+def train_retrieval(shop: SyntheticShop, name: str = "two_tower", dim: int = 32, epochs: int = 4, seed: int = 0,
+                    stage: str | None = "production", workspace: Any = None) -> tuple[Any, Any]:
+    """Train the two-tower model on the shop, publish its item and user tables, register (and promote) it."""
+    from forgeml.recsys.embeddings import publish_embeddings
+    from forgeml.recsys.two_tower import tower_outputs, train_two_tower
+
+    model = train_two_tower(shop.train.column("user").to_numpy(), shop.train.column("item").to_numpy(),
+                            shop.users.num_rows, shop.items.num_rows, shop.items.column("category").to_numpy(),
+                            dim=dim, epochs=epochs, seed=seed)
+    user_vectors, item_vectors = tower_outputs(model)
+    mv = publish_embeddings(name, model, shop.items.column("item_id").to_pylist(), item_vectors,
+                            users=shop.users.column("user_id").to_pylist(), user_vectors=user_vectors,
+                            flavor="torch", stage=stage, workspace=workspace)
+    return mv, model
+
+
 RECOMMENDER_TOML = """
 [serving.recommenders.{name}]
 model = "{model}@production"
@@ -222,6 +238,22 @@ rerank = [
 """
 
 
-def recommender_toml(name: str = "shop", model: str = "ranker", budget_ms: float = 40.0) -> str:
-    """Return the [serving.recommenders.NAME] table serving the shop (appended to plugins.toml)."""
-    return RECOMMENDER_TOML.format(name=name, model=model, budget_ms=budget_ms)
+TWO_TOWER_TOML = """
+[serving.recommenders.{name}]
+model = "{model}@production"
+budget_ms = {budget_ms}
+sources = [
+  {{ source = "ann", model = "{retrieval}@production", k = 300 }},
+  {{ source = "popularity", feature = "popular:top_items", k = 100 }},
+]
+"""
+
+
+def recommender_toml(name: str = "shop", model: str = "ranker", budget_ms: float = 40.0, retrieval: str = "") -> str:
+    """Return the [serving.recommenders.NAME] table serving the shop (appended to plugins.toml).
+
+    With ``retrieval`` (a two-tower model name), the ANN source follows that model's published
+    embedding tables and popularity backs it up; without, every built-in source and rule is used.
+    """
+    template = TWO_TOWER_TOML if retrieval else RECOMMENDER_TOML
+    return template.format(name=name, model=model, budget_ms=budget_ms, retrieval=retrieval)

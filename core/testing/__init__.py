@@ -38,6 +38,8 @@ _SUITES: dict[str, str] = {
     "PromotionGateSuite": "forgeml.testing.gates",
     "MonitorSuite": "forgeml.testing.monitors",
     "NotifierSuite": "forgeml.testing.notifiers",
+    "AnnotationBackendSuite": "forgeml.testing.annotation",
+    "QueryStrategySuite": "forgeml.testing.strategies",
     "RetrieverSuite": "forgeml.testing.recsys",
     "RerankerSuite": "forgeml.testing.recsys",
     "ProviderOpener": "forgeml.testing.process",

@@ -8,6 +8,8 @@ the contract's docstrings:
   every stored column (keys and attributes) alongside;
 - ``upsert`` replaces rows with the same key instead of adding duplicates;
 - rows survive a reopen and one process's rows are found by another;
+- ``rows`` returns exactly the rows a predicate matches; ``optimize`` after many small writes keeps
+  every row findable and reports the row count;
 - a missing vector column, k <= 0 and a table never written raise ForgeError.
 """
 
@@ -111,6 +113,21 @@ class VectorStoreSuite(StoreSuite):
         assert run_elsewhere(_upsert_elsewhere, open_store, table, _rows([2], [[7.0, 7.0]])) == 1
         assert store.count(table) == 2, f"expected 2 rows with the other process's, got {store.count(table)}"
         assert store.search(table, [7.0, 7.0], k=1).column("item_id").to_pylist() == [2]
+
+    def test_rows_by_predicate_are_exact(self, store: Any, table: str) -> None:
+        """rows() finds the keys a predicate names, whatever their distance."""
+        store.upsert(table, _rows(list(range(12)), GRID), "embedding", ["item_id"])
+        got = store.rows(table, "item_id IN (2, 11)", 10).column("item_id").to_pylist()
+        assert sorted(got) == [2, 11], f"expected items 2 and 11, got {got}"
+        assert store.rows(table, "item_id > 100", 10).num_rows == 0
+
+    def test_optimize_keeps_every_row(self, store: Any, table: str) -> None:
+        """Compacting after many small upserts leaves every row findable and says how many there are."""
+        for i in range(6):
+            store.upsert(table, _rows([i], [GRID[i]]), "embedding", ["item_id"])
+        report = store.optimize(table)
+        assert report["rows"] == 6 == store.count(table), f"expected 6 rows after optimize, got {report}"
+        assert store.search(table, GRID[4], k=1).column("item_id").to_pylist() == [4]
 
     def test_bad_input_raises_forge_errors(self, store: Any, table: str) -> None:
         """A missing vector column, k <= 0 or a table never written raise ForgeError."""

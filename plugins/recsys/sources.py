@@ -85,39 +85,44 @@ class AnnRetriever:
         self.table = table
         return True
 
-    def _item_vectors(self, items: Sequence[Any]) -> list[Any]:
-        if self.table is not None:
-            return self.table.vectors(self.workspace, items)
+    def _item_vectors(self, items: Sequence[Any], table: Any) -> list[Any]:
+        if table is not None:
+            return table.vectors(self.workspace, items)
         fv = self.store.get_feature_view(self.settings.view)
         feature = self.settings.feature or fv.embedding_features[0].name
         got = self.store.get_online_features([{fv.join_keys[0]: i} for i in items], [f"{fv.name}:{feature}"])
         return got.to_dict()[feature]
 
-    def _query_vector(self, q: RecommendQuery) -> Any:
+    def _query_vector(self, q: RecommendQuery, table: Any) -> Any:
         import numpy as np
 
+        if table is not None:  # the user tower of the same version as the items, when it was published
+            vector = table.user_vector(self.workspace, q.user)
+            if vector is not None:
+                return vector
         if self.users is not None and q.user is not None:
             vector = self.users.read([q.user])[0]
             if vector is not None:
                 return vector
         recent = q.recent[:self.settings.recent_items]
-        vectors = [v for v in (self._item_vectors(recent) if recent else []) if v is not None]
+        vectors = [v for v in (self._item_vectors(recent, table) if recent else []) if v is not None]
         if vectors:
             return np.mean(np.asarray(vectors, dtype=np.float32), axis=0).tolist()
-        return self.table.cold_start if self.table is not None else None
+        return table.cold_start if table is not None else None
 
     def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
         """Return the k items nearest to the user's vector, scored by negated distance."""
         if self.settings.model and self.table is None:
             self.refresh()
-        vector = self._query_vector(query)
+        table = self.table  # one table for the whole request, even when a swap lands meanwhile
+        vector = self._query_vector(query, table)
         if vector is None:
             return []
         want = k + len(query.exclude)
         filter_ = self.settings.filter or None
-        if self.table is not None:
-            found = self.table.search(self.workspace, vector, want, filter_)
-            key = self.table.key
+        if table is not None:
+            found = table.search(self.workspace, vector, want, filter_)
+            key = table.key
         else:
             found = self.store.nearest(self.settings.view, vector, want, filter=filter_,
                                        feature=self.settings.feature or None)

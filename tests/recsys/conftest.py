@@ -1,4 +1,4 @@
-"""A synthetic shop in a real workspace (SQLite online store, LanceDB vectors, a trained ranking model), shared per module."""
+"""A synthetic shop in a real workspace (SQLite online store, LanceDB vectors, trained ranking and two-tower models)."""
 
 from __future__ import annotations
 
@@ -13,29 +13,40 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
 
 
-@pytest.fixture(scope="module")
-def shop_ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    """(workspace, shop): 600 items, 120 users, views pushed, ranker@production trained, recommender 'shop' configured."""
+@pytest.fixture(scope="session")
+def shop_ws(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """(workspace, shop): 600 items, 120 users; views pushed, ranker and two_tower in production.
+
+    Recommender 'shop' uses every built-in source and rule; 'tt' follows two_tower@production.
+    Built once per session: the tests read it and leave it as they found it.
+    """
     from forgeml.features import store_for
     from forgeml.recsys import synthetic as syn
-    from forgeml.workspace import Workspace, set_current
+    from forgeml.workspace import Workspace
 
     root = tmp_path_factory.mktemp("recsys") / "ws"
-    with pytest.MonkeyPatch.context() as mp:
-        ws = Workspace.init(root)
-        mp.setenv("FORGEML_HOME", str(root))
-        set_current(ws)
-        shop = syn.make_shop(n_items=600, n_users=120, n_categories=12, per_user=15, dim=8, seed=3)
-        store = store_for(ws)
-        syn.define_views(store, 8)
-        syn.push_shop(store, shop)
-        syn.train_ranker(shop, workspace=ws)
-        with (root / "plugins.toml").open("a") as f:
-            f.write(syn.recommender_toml(budget_ms=10_000))  # a loaded test machine must not time sources out
-        ws = Workspace(root)
-        set_current(ws)
-        yield ws, shop
-        set_current(None)
+    ws = Workspace.init(root)
+    shop = syn.make_shop(n_items=600, n_users=120, n_categories=12, per_user=15, dim=8, seed=3)
+    store = store_for(ws)
+    syn.define_views(store, 8)
+    syn.push_shop(store, shop)
+    syn.train_ranker(shop, workspace=ws)
+    syn.train_retrieval(shop, dim=16, epochs=3, workspace=ws)
+    with (root / "plugins.toml").open("a") as f:  # a loaded test machine must not time sources out
+        f.write(syn.recommender_toml(budget_ms=10_000))
+        f.write(syn.recommender_toml("tt", budget_ms=10_000, retrieval="two_tower"))
+    return Workspace(root), shop
+
+
+@pytest.fixture(autouse=True)
+def shop_is_current(shop_ws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make the shop's workspace the current one for the module-level API."""
+    from forgeml.workspace import set_current
+
+    monkeypatch.setenv("FORGEML_HOME", str(shop_ws[0].root))
+    set_current(shop_ws[0])
+    yield
+    set_current(None)
 
 
 @pytest.fixture

@@ -1,0 +1,137 @@
+"""Active learning: each strategy on a synthetic pool, the kernel's checks, and the loop through the local backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from forgeml.errors import ForgeError, PluginError, ValidationError
+from forgeml.labeling.active import choose, next_batch
+from forgeml.plugins.labeling.strategies import Diverse, Entropy, LeastConfidence, Margin, RandomSampling
+
+P = np.array([[0.98, 0.01, 0.01],   # sure
+              [0.50, 0.495, 0.005],  # tiny margin, low entropy
+              [0.34, 0.33, 0.33],   # near uniform: highest entropy, least confidence
+              [0.70, 0.15, 0.15],
+              [0.45, 0.45, 0.10]])  # zero margin
+
+
+@pytest.mark.parametrize("strategy, expected", [
+    (LeastConfidence(), [2, 4, 1]),
+    (Margin(), [4, 1, 2]),
+    (Entropy(), [2, 4, 3]),
+])
+def test_uncertainty_strategies_rank_by_their_measure(strategy: Any, expected: list[int]) -> None:
+    """Least confidence, margin and entropy each put a different row first on the same pool."""
+    assert strategy.select(P, 3) == expected
+
+
+def test_ties_go_to_the_earlier_row() -> None:
+    """Equal scores are ordered by row, whatever the partition does."""
+    p = np.tile([[0.5, 0.5]], (1000, 1))
+    assert Margin().select(p, 5) == [0, 1, 2, 3, 4]
+
+
+def test_diverse_spreads_the_batch_over_clusters() -> None:
+    """Three tight clusters, the three most uncertain rows all in one: margin stays there, diverse takes one of each."""
+    rng = np.random.default_rng(0)
+    centers = np.array([[0, 0], [10, 0], [0, 10]])
+    cluster = np.arange(90) % 3
+    emb = centers[cluster] + rng.normal(scale=0.1, size=(90, 2))
+    p = np.tile([0.55, 0.45], (90, 1))
+    p[[0, 3, 6]] = [0.5, 0.5]
+    assert {int(cluster[i]) for i in Margin().select(p, 3)} == {0}
+    assert {int(cluster[i]) for i in Diverse().select(p, 3, embeddings=emb)} == {0, 1, 2}
+    assert Diverse().select(p, 3, embeddings=emb)[0] == 0  # the most uncertain row leads
+
+
+def test_random_is_seeded() -> None:
+    """The baseline repeats with a seed and differs across seeds."""
+    p = np.full((100, 2), 0.5)
+    assert RandomSampling().select(p, 10, seed=1) == RandomSampling().select(p, 10, seed=1)
+    assert RandomSampling().select(p, 10, seed=1) != RandomSampling().select(p, 10, seed=2)
+
+
+class Repeats:
+    """A broken strategy: returns the same row over and over."""
+
+    name = "repeats"
+
+    def select(self, probabilities: Any, n: int, embeddings: Any = None, seed: int = 0) -> list[int]:
+        return [0] * n
+
+
+class OutOfRange:
+    """A broken strategy: returns rows past the end of the pool."""
+
+    name = "out_of_range"
+
+    def select(self, probabilities: Any, n: int, embeddings: Any = None, seed: int = 0) -> list[int]:
+        return list(range(len(probabilities), len(probabilities) + n))
+
+
+@pytest.mark.parametrize("broken", [Repeats(), OutOfRange()])
+def test_the_kernel_refuses_a_bad_batch(broken: Any) -> None:
+    """Repeated or out-of-range indices are refused, naming the strategy."""
+    with pytest.raises(PluginError, match=f"query strategy '{broken.name}' returned"):
+        choose(broken, P, 3)
+
+
+def test_bad_inputs_to_choose() -> None:
+    """Probabilities that are not a matrix and negative batch sizes are clear errors."""
+    with pytest.raises(ValidationError, match="rows x classes"):
+        choose(Margin(), np.array([0.1, 0.9]), 1)
+    with pytest.raises(ValidationError, match="whole number"):
+        choose(Margin(), P, -1)
+
+
+def _model(workspace: Any, y: Any) -> str:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from forgeml.datasets import read_dataset
+    from forgeml.registry.models import register_model
+
+    table = read_dataset("pool@v1")
+    x = pd.DataFrame({c: table[c].to_numpy() for c in "abc"})
+    model = LogisticRegression().fit(x[:40], np.array(["neg", "pos"])[y[:40]])
+    return register_model("clf", model, input_example=x[:5]).uri
+
+
+def test_the_loop_through_the_local_backend(workspace: Any, pool: Any) -> None:
+    """next -> people answer -> pull -> next again skips what was asked; pre-labels are the model's guesses."""
+    from forgeml.labeling import get_labels
+    from forgeml.labeling.annotate import answer, pending, pull
+
+    _, y, _ = pool
+    uri = _model(workspace, y)
+    batch = next_batch("pool-labels", uri, strategy_name="margin", n=20)
+    assert (batch.sent, batch.backend, batch.pool) == (20, "local", 400)
+    assert all(abs(s - 0.5) < 0.2 for s in batch.scores)  # the model's least sure items
+    tasks = pending("pool-labels", "ann", limit=100)
+    assert sorted(t.key for t in tasks) == sorted(batch.keys)
+    assert {t.key: t.prediction for t in tasks} == dict(zip(batch.keys, batch.predictions))
+    for t in tasks[:12]:
+        answer("pool-labels", t.key, ["neg", "pos"][y[int(t.key)]], "ann")
+    assert pull("pool-labels")["annotations"] == 12
+    assert pull("pool-labels")["annotations"] == 0
+    assert len(get_labels("pool-labels", kinds=["annotator"])) == 12
+    again = next_batch("pool-labels", uri, strategy_name="entropy", n=10)
+    assert again.pool == 380 and not set(again.keys) & set(batch.keys)
+    with pytest.raises(ValidationError, match="not one of"):
+        answer("pool-labels", tasks[0].key, "maybe", "ann")
+
+
+def test_next_batch_errors(workspace: Any, pool: Any) -> None:
+    """An unknown strategy suggests the closest; a dry run sends nothing."""
+    from forgeml.labeling.persistence import sent_keys
+
+    _, y, _ = pool
+    uri = _model(workspace, y)
+    with pytest.raises(ForgeError, match="unknown query strategy 'margn'.*did you mean 'margin'"):
+        next_batch("pool-labels", uri, strategy_name="margn")
+    dry = next_batch("pool-labels", uri, strategy_name="diverse", n=5, send=False)
+    assert len(dry.keys) == 5 and dry.sent == 0
+    assert sent_keys(workspace, "pool-labels", "local") == set()
