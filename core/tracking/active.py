@@ -60,7 +60,8 @@ class ActiveRun(Run):
                 check_step(step)
         elif step.__class__ is not int or not -INT64 <= step < INT64:
             step = check_step(step)
-        v = value if value.__class__ is float else check_value(value, key)
+        # + 0.0 turns -0.0 into 0.0: SQLite keeps no sign on a zero, so every store reads zero the same way
+        v = (value if value.__class__ is float else check_value(value, key)) + 0.0
         ts = time.time() if timestamp is None else check_timestamp(timestamp)
         self._steps[key] = step
         self.metrics[key] = v
