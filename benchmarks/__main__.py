@@ -29,6 +29,7 @@ QUICK_ARGS = {
                           "--mlflow-points", "1000"],
     "features": ["--entities", "100000", "--rows", "1000000", "--users", "100000", "--online-users", "20000"],
     "serving": ["--quick"],
+    "serving_faults": ["--quick"],
     "gpu": ["--cpu-dry-run"],
     "quickstart": ["small"],
     "streaming": ["--events", "20000", "--read-calls", "500", "--skip-offline"],
