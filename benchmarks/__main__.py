@@ -38,6 +38,7 @@ QUICK_ARGS = {
     "explain": ["--seconds", "2", "--rounds", "2"],
     "server": ["--points", "50000", "--requests", "100"],
     "experiments": ["--rows", "100000", "--keys", "50000"],
+    "labeling": ["--pool-rows", "200000", "--seeds", "1"],
 }
 
 
