@@ -127,6 +127,10 @@ class ActiveRun(Run):
         base = safe_relpath(name if name is not None else path.name, "artifact name")
         files = [(path, base)] if path.is_file() else [
             (p, f"{base}/{p.relative_to(path).as_posix()}") for p in sorted(path.rglob("*")) if p.is_file()]
+        from forgeml.pii.tags import refuse_pii_in_file
+
+        for p, rel in files:
+            refuse_pii_in_file(self._store.workspace, p, f"artifact {rel!r} of run {self.id}")
         store = self._store.workspace.artifacts
         return [self._store.add_artifact(self.id, rel, store.put_file(p), p.stat().st_size) for p, rel in files]
 
