@@ -15,6 +15,7 @@ import pluggy
 
 from forgeml import hookspecs
 from forgeml.errors import ConfigError, ForgeError, PluginError, unknown_name
+from forgeml.guarded import Guarded
 from forgeml.installed import entry_points
 from forgeml.layers import CORE, LAYER, core_sections
 
@@ -82,6 +83,8 @@ class Provider:
             missing = sorted(m for m in wanted if not hasattr(made, m))
             raise PluginError(f"{self.label}: its factory returned {type(made).__name__}, which is not a {contract.__name__}"
                               f"{' (missing ' + ', '.join(missing) + ')' if missing else ''}")
+        if layer is not None and layer.guarded:
+            return Guarded(made, self.label)
         return made
 
 
@@ -152,6 +155,18 @@ class PluginHost:
             found.append((key, title, factory))
 
         self.pm.hook.forgeml_register_screens(register=register)
+        return found
+
+    def erasers(self) -> dict[str, tuple[Callable[[Workspace], object], str]]:
+        """Return the erasers plugins offer: name -> (factory, plugin)."""
+        found: dict[str, tuple[Callable[[Workspace], object], str]] = {}
+        for impl in reversed(self.pm.hook.forgeml_register_erasers.get_hookimpls()):
+            def register(name: str, factory: Callable[[Workspace], object], _plugin: str = impl.plugin_name) -> None:
+                if name in found:
+                    raise PluginError(f"plugins {found[name][1]!r} and {_plugin!r} both register eraser {name!r}")
+                found[name] = (factory, _plugin)
+
+            impl.function(register=register)
         return found
 
     # ---------------------------------------------------------------- decisions

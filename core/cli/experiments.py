@@ -174,3 +174,29 @@ def replay_cmd(candidate: str, endpoint: str, start: str | None, end: str | None
 
     report: Any = replay(candidate, endpoint, start, end, list(arms) or None, outcome)
     emit_json(report.to_dict())
+
+
+@experiment_group.command("feedback-check")
+@click.argument("training")
+@click.option("--endpoint", required=True, help="Endpoint whose prediction log the labels came from.")
+@click.option("--limit", type=float, default=0.9, show_default=True,
+              help="Alert when more than this share of labelled rows were decided by a model.")
+def feedback_check_cmd(training: str, endpoint: str, limit: float) -> None:
+    """Check a training set (dataset name@vN or a .parquet/.csv file with _request_id) for feedback loops."""
+    import sys
+    from pathlib import Path
+
+    from forgeml.documents import read_table_file
+    from forgeml.experiments.feedback_loop import label_provenance
+
+    path = Path(training)
+    if path.suffix.lower() in (".parquet", ".csv") or path.exists():
+        table: Any = read_table_file(path, "training set")
+    else:
+        from forgeml.datasets import read_dataset
+
+        table = read_dataset(training)
+    out = label_provenance(table, endpoint, limit)
+    emit_json(out.to_dict())
+    if out.alert_id is not None:
+        sys.exit(1)

@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+import textwrap
 from typing import Any
 
 import click
+
+
+class StepLogHandler(logging.Handler):
+    """Keeps warnings logged during a step, to print them as indented lines under the step's report."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep one record as a single line."""
+        try:
+            message = " ".join(record.getMessage().split())
+        except Exception:  # a malformed record must not break the quickstart
+            message = str(record.msg)
+        self.lines.append(f"{record.levelname.lower()}: {message}")
+
+    def take(self) -> list[str]:
+        """Return and forget the lines kept so far."""
+        lines, self.lines = self.lines, []
+        return lines
 
 
 @click.command("quickstart")
@@ -29,18 +52,30 @@ def quickstart_cmd(directory: str, target: str | None, small: bool, force: bool,
     status = console.status("starting", spinner="dots")
     status.start()
 
+    # notifiers and libraries log while steps run: their lines go under the step's report, indented,
+    # instead of landing in the middle of the status line
+    handler = StepLogHandler()
+
     def progress(event: Any) -> None:
         where = f"[{event.number:>2}/{event.total}]"
         if event.state == "started":
             status.update(f"{where} {event.title} ...")
+        elif event.state == "progress":
+            status.update(f"{where} {event.title} ... {event.message}")
         elif event.state == "done":
             console.print(f"[green]✓[/] {where} [bold]{event.title}[/] [dim]({event.seconds:.1f}s)[/]")
             console.print(f"          {event.message}", markup=False)
         else:
             console.print(f"[red]✗[/] {where} [bold]{event.title}[/] [dim]({event.seconds:.1f}s)[/]")
+        if event.state in ("done", "failed"):
+            for line in handler.take():  # wrapped inside the step's indent, so the layout holds at any width
+                for part in textwrap.wrap(line, max(20, console.width - 10)):
+                    console.print(f"          {part}", markup=False, highlight=False)
 
     if target is not None and directory != "recsys":
         raise click.UsageError(f"unexpected argument {target!r}; only `forgeml quickstart recsys` takes a folder after it")
+    root_logger = logging.getLogger()
+    root_logger.addHandler(handler)
     try:
         if directory == "recsys":
             from forgeml.quickstart.recsys import DEFAULT_DIRECTORY, run_recsys_quickstart
@@ -50,6 +85,7 @@ def quickstart_cmd(directory: str, target: str | None, small: bool, force: bool,
         else:
             summary = run_quickstart(directory, "small" if small else "default", progress=progress, force=force)
     finally:
+        root_logger.removeHandler(handler)
         status.stop()
     if as_json:
         emit_json(summary.to_dict())

@@ -11,6 +11,7 @@ from typing import Any
 
 from forgeml.errors import ForgeError, GateFailedError
 from forgeml.quickstart import training
+from forgeml.quickstart.experiment import run_experiment
 from forgeml.quickstart.summary import Summary
 from forgeml.quickstart.traffic import ModelServer, Traffic, request_rows, send, wait_for_log
 
@@ -73,6 +74,8 @@ class Quickstart:
     server: ModelServer | None = None
     traffic: list[Traffic] = field(default_factory=list)
     cleanup: ExitStack = field(default_factory=ExitStack)
+    # how far a long step has got, shown on its status line ("3/4 trials done, 1 running")
+    report: Callable[[str], None] = field(default=lambda message: None)
 
     @property
     def today(self) -> datetime:
@@ -164,7 +167,8 @@ def tune(qs: Quickstart) -> str:
         gpus_per_trial=training.gpus_per_job(qs.ws), experiment=training.EXPERIMENT, final_run=True,
         register_as=training.MODEL, flavor="torch",
         register_options=training.register_options(qs.summary.dataset, qs.example))
-    result = run_study(config, workspace=qs.ws)
+    result = run_study(config, workspace=qs.ws, progress=lambda done, total, running: qs.report(
+        f"{done}/{total} trials done, {running} running"))
     if result.model_version is None:
         raise ForgeError(f"no trial of study {result.study} completed ({result.failed} failed, {result.pruned} "
                          f"pruned); see `forgeml jobs ls` and `forgeml jobs logs JOB`")
@@ -181,8 +185,18 @@ def tune(qs: Quickstart) -> str:
 def evaluate(qs: Quickstart) -> str:
     """Evaluate the new version on the holdout, overall and per category."""
     out = training.evaluate_version(qs.summary.model_version, qs.summary.holdout, qs.ws)
-    qs.summary.roc_auc, qs.summary.roc_auc_by_category = out["roc_auc"], out["by_category"]
-    return f"ROC-AUC {out['roc_auc']:.3f} on {out['rows']:,} held-out rows, {len(out['by_category'])} category slices"
+    qs.summary.roc_auc, qs.summary.evaluated_on = _headline_auc(qs, qs.summary.model_version)
+    qs.summary.roc_auc_by_category = out["by_category"]
+    return (f"roc_auc {qs.summary.roc_auc:.3f} on {qs.summary.evaluated_on} ({out['rows']:,} held-out rows), "
+            f"{len(out['by_category'])} category slices")
+
+
+def _headline_auc(qs: Quickstart, version: int) -> tuple[float | None, str]:
+    """The version's ROC-AUC and dataset by the rule `models ls` and the TUI show: its newest evaluation."""
+    from forgeml.registry import get_model_version, headline
+
+    numbers = headline(get_model_version(training.MODEL, version, workspace=qs.ws), workspace=qs.ws)
+    return numbers["metrics"].get("roc_auc"), numbers["dataset"] or numbers["source"]
 
 
 def promote(qs: Quickstart) -> str:
@@ -330,10 +344,11 @@ def detect_and_retrain(qs: Quickstart) -> str:
         failed = next((s.node for s in run.steps if s.state == "FAILED"), "?")
         raise ForgeError(f"retraining pipeline run {run.id} failed at step {failed!r}: {run.error}")
     out = run.output("evaluate", qs.ws)
-    qs.summary.retrained_version, qs.summary.retrained_roc_auc = out["version"], out["roc_auc"]
+    qs.summary.retrained_version = out["version"]
+    qs.summary.retrained_roc_auc, qs.summary.retrained_evaluated_on = _headline_auc(qs, out["version"])
     return (f"drifted: {', '.join(report.drifted_columns)}; alert #{outcome.alert.id} started pipeline run "
             f"{run.id}: fraud@{out['version']} trained on {run.output('build_training_set', qs.ws)['dataset']}, "
-            f"ROC-AUC {out['roc_auc']:.3f}")
+            f"roc_auc {qs.summary.retrained_roc_auc:.3f} on {qs.summary.retrained_evaluated_on}")
 
 
 def promote_retrained(qs: Quickstart) -> str:
@@ -385,5 +400,6 @@ STEPS: list[Step] = [
     ("drift", "Inject drift into later traffic", inject_drift),
     ("detect", "Detect drift, alert and retrain", detect_and_retrain),
     ("promote_retrained", "Promote the retrained model", promote_retrained),
+    ("experiment", "Run an experiment with a holdout and late labels", run_experiment),
     ("stop", "Stop the server", stop_server),
 ]

@@ -112,7 +112,8 @@ def _evaluate(run: _Run, summary: RecsysSummary) -> str:
     rec.load()
     try:
         ranked = {u: [c.item for c in rec.recommend(u, n=10, context={"hour": 12}).items] for u in users}
-        popular = {u: [c.item for c in rec.recommend(u, n=10, context={}).items] for u in users}
+        popularity = rec.sources[rec.fallback_source]
+        popular = {u: [item for item, _ in popularity.retrieve(rec.query(u, n=10), 10)] for u in users}
     finally:
         rec.close()
     category = dict(zip(shop.items.column("item_id").to_pylist(), shop.items.column("category").to_pylist(),

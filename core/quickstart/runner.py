@@ -26,7 +26,7 @@ class QuickstartStepError(ForgeError):
 
 @dataclass
 class StepEvent:
-    """Progress of one step: started, done (with its report) or failed."""
+    """Progress of one step: started, progress (how far it has got), done (with its report) or failed."""
 
     number: int
     total: int
@@ -99,6 +99,8 @@ def run_quickstart(directory: str | Path = DEFAULT_DIRECTORY, scale: str | Scale
         qs = Quickstart(root, chosen, summary, ws)
         with qs.cleanup:
             for number, (name, title, fn) in enumerate(STEPS, start=2):
+                qs.report = lambda message, n=number, step=name, t=title: emit(
+                    StepEvent(n, total, step, t, "progress", message))
                 run_step(number, name, title, lambda fn=fn: fn(qs))
     summary.elapsed_s = round(time.perf_counter() - started, 2)
     return summary

@@ -43,6 +43,7 @@ class Summary:
     best_params: dict[str, Any] = field(default_factory=dict)
     model_version: int | None = None
     roc_auc: float | None = None
+    evaluated_on: str = ""  # the dataset version of the evaluation roc_auc comes from
     roc_auc_by_category: dict[str, float | None] = field(default_factory=dict)
     promoted_version: int | None = None
     gates: list[str] = field(default_factory=list)
@@ -66,9 +67,11 @@ class Summary:
     pipeline_status: str = ""
     retrained_version: int | None = None
     retrained_roc_auc: float | None = None
+    retrained_evaluated_on: str = ""
     retrained_promoted: bool = False
     retrained_gates: list[str] = field(default_factory=list)
     served_version_after: int | None = None
+    experiment: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain values for JSON output."""
@@ -80,7 +83,8 @@ class Summary:
             return "n/a" if value is None else f"{value:.{digits}f}"
 
         slices = ", ".join(f"{k} {num(v)}" for k, v in sorted(self.roc_auc_by_category.items()))
-        retrained = (f"fraud@{self.retrained_version} ROC-AUC {num(self.retrained_roc_auc)}; "
+        retrained = (f"fraud@{self.retrained_version} roc_auc={num(self.retrained_roc_auc)} on "
+                     f"{self.retrained_evaluated_on}; "
                      + ("promoted to production" if self.retrained_promoted else "not promoted, it stays in staging"))
         if self.served_version_after is not None:
             retrained += f"; the running server switched to v{self.served_version_after}"
@@ -92,7 +96,8 @@ class Summary:
             f"dataset      {self.dataset}: {self.validation}; holdout {self.holdout}",
             f"tuning       {self.trials_complete} trials complete, {self.trials_pruned} pruned, {self.trials_failed} "
             f"failed; best val_loss {num(self.best_val_loss, 4)}",
-            f"evaluation   fraud@{self.model_version} ROC-AUC {num(self.roc_auc)}; by category: {slices}",
+            f"evaluation   fraud@{self.model_version} roc_auc={num(self.roc_auc)} on {self.evaluated_on}; "
+            f"by category: {slices}",
             f"registry     fraud@{self.promoted_version} in production; gates passed: {', '.join(self.gates)}",
             f"online       {self.materialized_rows:,} feature rows materialized",
             f"serving      {self.requests:,} requests, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms, "
@@ -102,6 +107,7 @@ class Summary:
             f"alert        #{self.alert_id} {self.alert_message}",
             f"pipeline     retrain_fraud run {self.pipeline_run} {self.pipeline_status}",
             f"retrained    {retrained}",
+            f"experiment   {self.experiment or 'not run'}",
         ]
         if self.retrained_gates and not self.retrained_promoted:
             lines.append(f"             gates: {'; '.join(self.retrained_gates)}")

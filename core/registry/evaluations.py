@@ -41,6 +41,27 @@ def evaluations(name: str, version: int, dataset: str | None = None, workspace: 
     return rows
 
 
+def headline(mv: Any, workspace: Any = None) -> dict[str, Any]:
+    """Return the numbers every view shows for a version: its newest evaluation, named by dataset.
+
+    The same rule the metric gates follow: the newest stored evaluation, else the metrics given at
+    registration (``dataset`` None). The quickstart's summary, ``models ls`` and the TUI all show this.
+    """
+    found = evaluations(mv.name, mv.version, workspace=workspace)
+    if found:
+        metrics = {k: float(v) for k, v in found[0]["metrics"].items() if isinstance(v, int | float)}
+        return {"metrics": metrics, "dataset": found[0]["dataset"], "source": f"evaluation on {found[0]['dataset']}"}
+    return {"metrics": dict(mv.metrics), "dataset": None, "source": "registered metrics"}
+
+
+def headline_text(numbers: dict[str, Any], keys: int = 3) -> str:
+    """Return a headline as one short cell: "roc_auc=0.912 pr_auc=0.41 on fraud_holdout@v1"."""
+    shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(numbers["metrics"].items())[:keys])
+    if not shown:
+        return "-"
+    return f"{shown} on {numbers['dataset']}" if numbers["dataset"] else f"{shown} (registered)"
+
+
 def approve(name: str, version: int | str, reviewer: str | None = None, comment: str = "",
             workspace: Any = None) -> dict[str, Any]:
     """Record a reviewer's approval of a version (what the approvals gate checks)."""

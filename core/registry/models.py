@@ -117,8 +117,9 @@ def from_row(row: dict[str, Any], aliases: list[str]) -> ModelVersion:
 
 def audit(tx: Any, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
     """Append one record to the core audit log inside the caller's transaction."""
-    tx.execute("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-               (time.time(), actor, action, subject, json.dumps(detail, default=str)))
+    from forgeml.auth.audit import append_one
+
+    append_one(tx, actor, action, subject, detail)
 
 
 # ------------------------------------------------------------------ packaging
@@ -193,9 +194,9 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
     statistics (mean, or mode for text) are stored from ``training_data``, else the background rows.
     """
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.registry import remote as via_server
 
-        return services.register_model(client, name, model, flavor, path, run_id, metrics=metrics, params=params,
+        return via_server.register_model(client, name, model, flavor, path, run_id, metrics=metrics, params=params,
                                        datasets=datasets, feature_views=feature_views, entity_keys=entity_keys,
                                        tags=tags, description=description or None)
     ws = workspace_or_current(workspace)
@@ -243,7 +244,7 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
         if rows is not None:
             from forgeml.registry.statistics import write_statistics
 
-            write_statistics(folder, rows)
+            write_statistics(folder, rows, training=training_data is not None)
         digest = ws.artifacts.put_bytes(_pack(folder))
     now = time.time()
     actor = actor or default_actor()
@@ -342,9 +343,9 @@ def version_number(db: Any, name: str, ref: int | str) -> int:
 def get_model_version(name: str, ref: int | str = "latest", workspace: Any = None) -> ModelVersion:
     """Return a version by number, stage name ("production") or alias ("champion")."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.registry import remote as via_server
 
-        return services.get_model_version(client, check_name(name), ref)
+        return via_server.get_model_version(client, check_name(name), ref)
     ws = workspace_or_current(workspace)
     db = store(ws)
     number = version_number(db, check_name(name), ref)

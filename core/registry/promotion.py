@@ -108,9 +108,9 @@ def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str
     raise GateFailedError listing them; a promotion that raced another raises PromotionConflictError.
     """
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.registry import remote as via_server
 
-        return services.promote(client, check_name(name), version, stage, reason)
+        return via_server.promote(client, check_name(name), version, stage, reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)
@@ -185,9 +185,9 @@ def archive(name: str, version: int | str, actor: str | None = None, reason: str
 def rollback(name: str, actor: str | None = None, reason: str = "", workspace: Any = None) -> PromotionResult:
     """Restore the previous production version and archive the current one, in one transaction."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.registry import remote as via_server
 
-        return services.rollback(client, check_name(name), reason)
+        return via_server.rollback(client, check_name(name), reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)
@@ -226,3 +226,18 @@ def rollback(name: str, actor: str | None = None, reason: str = "", workspace: A
     ws.plugins.on_model_stage_changed(model_version=restored, old_stage=old_stage, new_stage="PRODUCTION",
                                       reason=why, workspace=ws)
     return PromotionResult(restored, old_stage, archived, [])
+
+
+def production_history(name: str, workspace: Any = None) -> list[dict[str, Any]]:
+    """Return every production period of a model, oldest first: version, started_at, ended_at, ended_by."""
+    ws = workspace_or_current(workspace)
+    return store(ws).query("SELECT version, started_at, ended_at, ended_by FROM registry_production_history"
+                           " WHERE name = ? ORDER BY started_at, id", (name,))
+
+
+def production_at(name: str, at: float, workspace: Any = None) -> int | None:
+    """Return the version that served production at epoch time ``at`` (None when none did)."""
+    for period in reversed(production_history(name, workspace)):
+        if period["started_at"] <= at and (period["ended_at"] is None or at < period["ended_at"]):
+            return int(period["version"])
+    return None

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +110,12 @@ def parallelism(ws: Any, config: TuneConfig) -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
-    """Run (or resume) a study to completion and return its best trial."""
+def tune(config: TuneConfig, workspace: Any = None,
+         progress: Callable[[int, int, int], None] | None = None) -> TuneResult:
+    """Run (or resume) a study to completion and return its best trial.
+
+    ``progress(done, total, running)`` hears each change in how many trials have ended and are running.
+    """
     import optuna
 
     from forgeml import jobs
@@ -149,6 +154,7 @@ def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
     width = parallelism(ws, config)
     scheduler = _ensure_scheduler(ws)
     in_flight: dict[int, tuple[Any, str]] = {}
+    told = (-1, -1)
     try:
         _adopt(study, in_flight, ws)
         while True:
@@ -169,6 +175,9 @@ def tune(config: TuneConfig, workspace: Any = None) -> TuneResult:
                 trial.set_user_attr("job_id", job.id)
                 trial.set_user_attr("run_id", job.run_id)
                 in_flight[trial.number] = (trial, job.id)
+            if progress is not None and (finished, len(in_flight)) != told:
+                told = (finished, len(in_flight))
+                progress(finished, config.trials, len(in_flight))
             if not in_flight:
                 break
             time.sleep(config.poll_s)

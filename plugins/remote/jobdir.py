@@ -68,8 +68,8 @@ def needs_of(request: LaunchRequest) -> Needs:
                  None if timeout is None else float(timeout), nodes, framework, None if array is None else int(array))
 
 
-def remote_env(request: LaunchRequest, workspace: str, job_dir: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Return the environment for the remote side: forgeml's variables re-pointed at the remote paths."""
+def forwarded_env(request: LaunchRequest) -> dict[str, str]:
+    """Return the variables an attempt on another machine gets: what the job added, forgeml's, and secrets."""
     env: dict[str, str] = {}
     for key, value in request.env.items():
         if key in LOCAL_ONLY_ENV:
@@ -81,6 +81,12 @@ def remote_env(request: LaunchRequest, workspace: str, job_dir: str, extra: dict
     spec_env = _spec_value(request.spec, "env") if request.spec is not None else None
     if isinstance(spec_env, dict):
         env.update({k: str(v) for k, v in spec_env.items()})
+    return env
+
+
+def remote_env(request: LaunchRequest, workspace: str, job_dir: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Return the environment for the remote side: forgeml's variables re-pointed at the remote paths."""
+    env = forwarded_env(request)
     env.update(extra or {})
     env["FORGEML_HOME"] = workspace
     env["FORGEML_CHECKPOINT_DIR"] = f"{job_dir}/checkpoints"

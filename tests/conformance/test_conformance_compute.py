@@ -36,10 +36,15 @@ def _slurm(request: pytest.FixtureRequest) -> dict[str, Any]:
             "partition": cluster.partition}
 
 
-class TestExecutors(ExecutorSuite):
-    """Every executor: local on this machine, ssh and slurm against loopback services."""
+def _ray(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {"address": request.getfixturevalue("ray_dashboard")}
 
-    open_executor = each_provider("executors", {"kubernetes": _skip_kubernetes, "ssh": _ssh, "slurm": _slurm})
+
+class TestExecutors(ExecutorSuite):
+    """Every executor: local on this machine; ssh, slurm and ray (a head and a worker node) on loopback services."""
+
+    open_executor = each_provider("executors", {"kubernetes": _skip_kubernetes, "ssh": _ssh, "slurm": _slurm,
+                                                "ray": _ray})
 
 
 class TestGpuInventories(GpuInventorySuite):

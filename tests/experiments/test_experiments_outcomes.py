@@ -19,7 +19,8 @@ DAY = 86_400.0
 
 
 def _serve(workspace, experiment: str, requests: int, start: dt.datetime | None, conversion: dict[str, float],
-           seed: int = 0, holdout: float = 0.0, latency: dict[str, float] | None = None) -> list[tuple[str, str, float]]:
+           seed: int = 0, holdout: float = 0.0, latency: dict[str, float] | None = None,
+           spacing_s: float = 10.0) -> list[tuple[str, str, float]]:
     """Log `requests` predictions through the real prediction logger, each assigned by the real allocator;
     return (request id, arm, time) and record a conversion outcome for the converting ones."""
     rng = np.random.default_rng(seed)
@@ -31,7 +32,7 @@ def _serve(workspace, experiment: str, requests: int, start: dt.datetime | None,
     for i in range(requests):
         rid = f"{experiment}-{seed}-{i}"
         arm, propensity = alloc.assign(f"user-{seed}-{i}")
-        ts = start + dt.timedelta(seconds=i * 10)
+        ts = start + dt.timedelta(seconds=i * spacing_s)
         lat = (latency or {}).get(arm, 5.0)
         logger.log("fraud", 1, arm, rid, ts, lat, {"x": [float(i)], "_experiment": [experiment],
                                                     "_propensity": [propensity]}, [0.7], 1)
@@ -165,3 +166,24 @@ class TestExperimentLifeCycle:
             service.start_experiment("bad", "fraud", **kwargs)
         with pytest.raises(NotFoundError, match="no experiment 'bad'"):
             service.status("bad")
+
+
+class TestFeedbackLoop:
+    def test_labels_dominated_by_the_models_own_decisions_fire_an_alert(self, workspace):
+        from forgeml.experiments.feedback_loop import label_provenance
+        from forgeml.monitoring import list_alerts
+
+        done = _serve(workspace, "loop", 1000, None, {"control": 0.1, "candidate": 0.1, HOLDOUT: 0.1}, holdout=0.1)
+        every = pd.DataFrame({"_request_id": [r for r, _, _ in done] + ["never-served"], "y": 0})
+        out = label_provenance(every, "fraud", limit=0.8)
+        assert out.unknown == 1 and out.held_out + out.model_decided == 1000
+        assert out.model_share == pytest.approx(0.9, abs=0.03) and out.alert_id is not None
+        alerts = list_alerts()
+        assert [a.rule for a in alerts] == ["feedback_loop:fraud"] and alerts[0].value == out.model_share
+        held = pd.DataFrame({"_request_id": [r for r, arm, _ in done if arm == HOLDOUT]})
+        clean = label_provenance(held, "fraud", limit=0.8)
+        assert clean.model_share == 0.0 and clean.alert_id is None
+        with pytest.raises(ValidationError, match="_request_id"):
+            label_provenance(pd.DataFrame({"y": [1]}), "fraud")
+        with pytest.raises(ValidationError, match="share"):
+            label_provenance(held, "fraud", limit=0)

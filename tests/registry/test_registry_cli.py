@@ -90,3 +90,27 @@ def test_user_errors_print_one_line(files, capsys):
     with pytest.raises(SystemExit):
         main(["models", "register", "clf", str(files / "model.joblib"), "--flavor", "sklearn", "--metric", "auc"])
     assert "write KEY=VALUE" in capsys.readouterr().err
+
+
+def test_models_ls_and_the_tui_show_the_newest_evaluation_named_by_dataset(workspace):
+    """`models ls`, the TUI and the quickstart summary read one rule: the newest evaluation, named by its
+    dataset, over the metrics given at registration (which here disagree on purpose)."""
+    from sklearn.dummy import DummyClassifier
+
+    from forgeml.registry import headline, record_evaluation, register_model
+    from forgeml.tui import data as tui_data
+
+    model = DummyClassifier().fit(np.zeros((2, 1)), [0, 1])
+    mv = register_model("fraud", model, metrics={"roc_auc": 0.7}, workspace=workspace)
+    assert headline(mv, workspace) == {"metrics": {"roc_auc": 0.7}, "dataset": None, "source": "registered metrics"}
+    assert "roc_auc=0.7 (registered)" in _run("models", "ls", "fraud", "--format", "csv")
+    record_evaluation("fraud", 1, "old_holdout@v1", "y", "classification", {"roc_auc": 0.8}, {}, workspace)
+    record_evaluation("fraud", 1, "fraud_holdout@v1", "y", "classification", {"roc_auc": 0.91234, "pr_auc": 0.4},
+                      {}, workspace)
+    shown = "pr_auc=0.4 roc_auc=0.9123 on fraud_holdout@v1"
+    assert shown in _run("models", "ls", "fraud", "--format", "csv")
+    [row] = tui_data.models(workspace)
+    assert row["evaluation"] == shown
+    listed = json.loads(_run("models", "ls", "fraud", "--json"))
+    assert listed[0]["headline"]["dataset"] == "fraud_holdout@v1"
+    assert listed[0]["headline"]["metrics"]["roc_auc"] == 0.91234

@@ -83,10 +83,16 @@ def gpu_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_sklearn_study_improves_over_first_trial(workspace):
     (workspace.root / "train.py").write_text(SKLEARN_TRAIN)
     space = _space(alpha={"type": "float", "low": 1e-3, "high": 1e4, "log": True})
+    heard = []
     result = tune(TuneConfig(script="train.py", space=space, trials=6, parallel=2, sampler="random", seed=4,
-                             pruner="none", study_name="ridge"), workspace=workspace)
+                             pruner="none", study_name="ridge"), workspace=workspace,
+                  progress=lambda done, total, running: heard.append((done, total, running)))
     trials = study_trials("ridge", workspace=workspace).sort_values("number")
     assert result.complete == 6 and result.failed == 0
+    # progress: trials done of the total, never more than 2 running, counting up to all done
+    assert heard[0] == (0, 6, 2) and heard[-1] == (6, 6, 0)
+    assert all(total == 6 and running <= 2 for _, total, running in heard)
+    assert [done for done, _, _ in heard] == sorted(done for done, _, _ in heard)
     assert result.best_value < trials["value"].iloc[0]
     assert result.best_value == pytest.approx(trials["value"].min())
     # every trial is a child run of the study's run

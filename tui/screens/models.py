@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Label, Static
 from forgeml.tui import data
 from forgeml.tui.screens.base import DataScreen, fill
 
-COLUMNS = ["name", "version", "stage", "aliases", "flavor", "metrics"]
+COLUMNS = ["name", "version", "stage", "aliases", "flavor", "evaluation"]
 
 
 class ModelsScreen(DataScreen):
