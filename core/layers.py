@@ -11,8 +11,9 @@ is adding one entry to ``LAYERS`` (plus its contract and its suite).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from forgeml import contracts as c
 
@@ -43,6 +44,9 @@ class Layer:
     """The section holds ``[SECTION.NAME]`` tables, each choosing its own provider (compute targets, streams)."""
     entry: str = ""
     """What one ``[SECTION.NAME]`` table is called in messages: "compute target"."""
+    guarded: bool = False
+    """A plugin's exception from a provider method reaches the user as a PluginError naming the plugin
+    (:mod:`forgeml.guarded`); off where the store converts its own errors on a hot path (metadata)."""
 
     @property
     def hook(self) -> str:
@@ -56,16 +60,17 @@ LAYERS: tuple[Layer, ...] = (
           "storage.metadata", "sqlite", "Metadata store: runs, jobs, models, features, datasets, alerts, audit."),
     Layer("artifact_stores", "artifact store", c.ArtifactStore, "ArtifactStoreSuite",
           "artifact stores", "Called when a workspace opens its artifact store.",
-          "storage.artifacts", "fsspec", "Artifact store: content-addressed files (models, logs, diffs)."),
+          "storage.artifacts", "fsspec", "Artifact store: content-addressed files (models, logs, diffs).", guarded=True),
     Layer("offline_stores", "offline store", c.OfflineStore, "OfflineStoreSuite",
           "offline feature stores", "Called when the feature store needs history.",
-          "storage.offline", "duckdb", "Offline feature store: date-partitioned Parquet history for training sets."),
+          "storage.offline", "duckdb", "Offline feature store: date-partitioned Parquet history for training sets.",
+          guarded=True),
     Layer("online_stores", "online store", c.OnlineStore, "OnlineStoreSuite",
           "online feature stores", "Called when serving or materialization needs the latest values.",
-          "storage.online", "sqlite", "Online feature store: the latest value per entity for serving."),
+          "storage.online", "sqlite", "Online feature store: the latest value per entity for serving.", guarded=True),
     Layer("vector_stores", "vector store", c.VectorStore, "VectorStoreSuite",
           "vector stores for embedding features", "Called when an embedding view is written or searched.",
-          "storage.vector", "lancedb", "Vector store: embedding features and nearest-neighbour search."),
+          "storage.vector", "lancedb", "Vector store: embedding features and nearest-neighbour search.", guarded=True),
     Layer("stream_sources", "stream source", c.EventStream, "EventStreamSuite",
           "event streams that feed window feature views",
           "Called when ``forgeml features stream`` starts or events are published to a stream; a "
@@ -74,7 +79,7 @@ LAYERS: tuple[Layer, ...] = (
     Layer("executors", "executor", c.Executor, "ExecutorSuite",
           "compute executors", "Called when a job targets compute.",
           "compute.targets", "local", "Compute targets, one [compute.targets.NAME] table each.", named=True,
-          entry="compute target"),
+          entry="compute target", guarded=True),
     Layer("gpu_inventories", "GPU inventory", c.GpuInventory, "GpuInventorySuite",
           "GPU inventories", "Called when the scheduler or ``forgeml doctor`` asks which GPUs exist.",
           "scheduler.inventory", "nvml", "GPU inventory the scheduler places jobs on (nvml reads the real GPUs)."),
@@ -93,7 +98,8 @@ LAYERS: tuple[Layer, ...] = (
           "drift and quality tests", "Called when a drift report or an expectation suite runs."),
     Layer("notifiers", "notifier", c.Notifier, "NotifierSuite",
           "alert notifiers",
-          "Called when an alert is delivered to the notifiers configured as ``[monitoring.notifiers.NAME]`` tables."),
+          "Called when an alert is delivered to the notifiers configured as ``[monitoring.notifiers.NAME]`` tables.",
+          guarded=True),
     Layer("annotation_backends", "annotation backend", c.AnnotationBackend, "AnnotationBackendSuite",
           "annotation backends where people label items",
           "Called when ``forgeml label`` sends tasks to people or pulls their annotations.",
@@ -138,14 +144,29 @@ CORE_SECTIONS: Mapping[str, str] = {
     "features": "forgeml.features.settings:FeaturesSettings",
 }
 
+# Each service layer that stores artifact digests answers which ones it points at, as "module:function"
+# taking the workspace; ``forgeml doctor`` asks every one of them instead of reading their tables.
+ARTIFACT_REFERENCES: Mapping[str, str] = {
+    "tracking": "forgeml.tracking.schema:artifact_references",
+    "registry": "forgeml.registry.schema:artifact_references",
+    "datasets": "forgeml.datasets.schema:artifact_references",
+    "pipelines": "forgeml.pipelines.schema:artifact_references",
+}
+
 CORE = "forgeml"
 """Who declares core's own sections, where a plugin's name would be shown."""
 
 
+def _load(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def core_sections() -> dict[str, type]:
     """Return core's own settings sections: section -> settings dataclass."""
-    out: dict[str, type] = {}
-    for section, target in CORE_SECTIONS.items():
-        module, _, name = target.partition(":")
-        out[section] = getattr(importlib.import_module(module), name)
-    return out
+    return {section: _load(target) for section, target in CORE_SECTIONS.items()}
+
+
+def artifact_referencers() -> dict[str, Callable[[Any], set[str]]]:
+    """Return each service layer's function listing the artifact digests it points at, by layer."""
+    return {layer: _load(target) for layer, target in ARTIFACT_REFERENCES.items()}

@@ -15,6 +15,7 @@ import pluggy
 
 from forgeml import hookspecs
 from forgeml.errors import ConfigError, ForgeError, PluginError, unknown_name
+from forgeml.guarded import Guarded
 from forgeml.installed import entry_points
 from forgeml.layers import CORE, LAYER, core_sections
 
@@ -82,6 +83,8 @@ class Provider:
             missing = sorted(m for m in wanted if not hasattr(made, m))
             raise PluginError(f"{self.label}: its factory returned {type(made).__name__}, which is not a {contract.__name__}"
                               f"{' (missing ' + ', '.join(missing) + ')' if missing else ''}")
+        if layer is not None and layer.guarded:
+            return Guarded(made, self.label)
         return made
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from forgeml.auth import store as db_
 from forgeml.auth.policy import Principal, decide
 from forgeml.auth.tokens import secret_matches, split_token
+from forgeml.buffering import BufferedWriter
 from forgeml.errors import AuthenticationError, PermissionDeniedError
 
 REFRESH_S = 1.0  # how stale another process's grant or revocation may be seen here
@@ -97,9 +98,8 @@ class _AccessLog:
     """Access records buffered in memory and written in batches by a background thread."""
 
     def __init__(self, db: Any):
-        from forgeml.tracking.writer import MetricWriter
-
-        self.writer = MetricWriter(lambda records: db_.write_access(db, records), 0.5)
+        self.writer = BufferedWriter(lambda records: db_.write_access(db, records), 0.5, what="access record",
+                                     label=lambda record: f"{record[2]} {record[3]}")
 
     def record(self, principal: Principal, action: str, subject: str, reason: str | None) -> None:
         detail = {"allowed": reason is None, "kind": principal.kind}

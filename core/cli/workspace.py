@@ -102,11 +102,12 @@ def config_show() -> None:
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def doctor_cmd(as_json: bool) -> None:
+@click.option("--deep", is_flag=True, help="Read every referenced artifact and verify its hash (slow on a big store).")
+def doctor_cmd(as_json: bool, deep: bool) -> None:
     """Check Python, torch and CUDA, GPUs, the workspace and every plugin."""
     from forgeml.doctor import run_checks
 
-    checks = run_checks()
+    checks = run_checks(deep=deep)
     if as_json:
         emit_json(checks)
     else:

@@ -3,7 +3,9 @@
 ``forgeml.start_run``, ``log_metrics``, ``log_input``, ``search_runs``, ``get_metric_history``,
 ``list_artifacts``, ``download_artifacts``, ``register_model``, ``promote``, ``rollback``,
 ``submit``, ``get_job``, ``cancel``, ``get_online_features`` and ``push`` check :func:`remote` when no
-workspace is given, and send the call to the server instead of opening the files.
+workspace is given, and send the call to the server instead of opening the files. This package is
+the transport only; each layer turns the answers into its own types in its ``remote`` module
+(``forgeml.tracking.remote``, ``forgeml.registry.remote``, ``forgeml.jobs.remote``, ``forgeml.features.remote``).
 """
 
 from __future__ import annotations

@@ -64,3 +64,15 @@ MIGRATIONS = [
 def store(workspace):
     """Return the metadata store with the datasets migration set applied."""
     return workspace.metadata_for(MIGRATION_SET, MIGRATIONS)
+
+
+def artifact_references(workspace: Any) -> set[str]:
+    """Return the artifact digests dataset versions point at: their snapshots and original files (for doctor)."""
+    import json
+
+    from forgeml.sqltypes import distinct_values
+
+    found = distinct_values(workspace.metadata, "dataset_versions", "data_digest")
+    for files in distinct_values(workspace.metadata, "dataset_versions", "files"):
+        found |= {f["digest"] for f in json.loads(files) if f.get("digest")}
+    return found

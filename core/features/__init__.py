@@ -52,9 +52,9 @@ def get_online_features(entity_rows: Any, features: Sequence[str], full_feature_
     from forgeml.client import remote
 
     if (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.features import remote as via_server
 
-        return services.get_online_features(client, entity_rows, list(features), full_feature_names)
+        return via_server.get_online_features(client, entity_rows, list(features), full_feature_names)
     return _store().get_online_features(entity_rows, features, full_feature_names)
 
 
@@ -63,9 +63,9 @@ def push(view: str, rows: Any, to: str = "online_and_offline") -> int:
     from forgeml.client import remote
 
     if (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.features import remote as via_server
 
-        return services.push(client, view, rows, to)
+        return via_server.push(client, view, rows, to)
     return _store().push(view, rows, to)
 
 

@@ -110,9 +110,9 @@ def _discard_run(ws: Any, run_id: str | None) -> None:
 def submit(spec: JobSpec, workspace: Any = None) -> Job:
     """Validate a spec, queue it as PENDING (with its tracking run) and nudge the scheduler."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.jobs import remote as via_server
 
-        return services.submit(client, spec)
+        return via_server.submit(client, spec)
     from .validation import check_spec
 
     ws = _ws(workspace)
@@ -151,9 +151,9 @@ def submit(spec: JobSpec, workspace: Any = None) -> Job:
 def get_job(job_id: str, workspace: Any = None) -> Job:
     """Return a job by id or unique id prefix (at least 4 characters)."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.jobs import remote as via_server
 
-        return services.get_job(client, job_id)
+        return via_server.get_job(client, job_id)
     ws = _ws(workspace)
     store = jobs_store(ws)
     rows = store.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -247,9 +247,9 @@ def transition(ws: Any, job_id: str, new_state: str, expect: tuple[str, ...], re
 def cancel(job_id: str, workspace: Any = None, reason: str = "cancelled by user") -> Job:
     """Cancel a job: a PENDING one now, a RUNNING one by asking the scheduler to stop it."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.jobs import remote as via_server
 
-        return services.cancel(client, job_id)
+        return via_server.cancel(client, job_id)
     ws = _ws(workspace)
     job = get_job(job_id, ws)
     require("jobs.cancel", workspace=ws, subject=f"jobs/{job.id}")

@@ -83,3 +83,12 @@ MIGRATIONS = [
 def store(workspace: Any) -> Any:
     """Return the metadata store with the pipelines tables in place."""
     return workspace.metadata_for(SET, MIGRATIONS)
+
+
+def artifact_references(workspace: Any) -> set[str]:
+    """Return the artifact digests pipeline step outputs and the step cache point at (for ``forgeml doctor``)."""
+    from forgeml.sqltypes import distinct_values
+
+    metadata = workspace.metadata
+    return (distinct_values(metadata, "pipeline_step_runs", "output_digest")
+            | distinct_values(metadata, "pipeline_cache", "digest"))

@@ -11,6 +11,7 @@ from typing import Any
 
 from forgeml.errors import ForgeError, GateFailedError
 from forgeml.quickstart import training
+from forgeml.quickstart.experiment import run_experiment
 from forgeml.quickstart.summary import Summary
 from forgeml.quickstart.traffic import ModelServer, Traffic, request_rows, send, wait_for_log
 
@@ -399,5 +400,6 @@ STEPS: list[Step] = [
     ("drift", "Inject drift into later traffic", inject_drift),
     ("detect", "Detect drift, alert and retrain", detect_and_retrain),
     ("promote_retrained", "Promote the retrained model", promote_retrained),
+    ("experiment", "Run an experiment with a holdout and late labels", run_experiment),
     ("stop", "Stop the server", stop_server),
 ]

@@ -71,6 +71,7 @@ class Summary:
     retrained_promoted: bool = False
     retrained_gates: list[str] = field(default_factory=list)
     served_version_after: int | None = None
+    experiment: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain values for JSON output."""
@@ -106,6 +107,7 @@ class Summary:
             f"alert        #{self.alert_id} {self.alert_message}",
             f"pipeline     retrain_fraud run {self.pipeline_run} {self.pipeline_status}",
             f"retrained    {retrained}",
+            f"experiment   {self.experiment or 'not run'}",
         ]
         if self.retrained_gates and not self.retrained_promoted:
             lines.append(f"             gates: {'; '.join(self.retrained_gates)}")

@@ -193,9 +193,9 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
     statistics (mean, or mode for text) are stored from ``training_data``, else the background rows.
     """
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.registry import remote as via_server
 
-        return services.register_model(client, name, model, flavor, path, run_id, metrics=metrics, params=params,
+        return via_server.register_model(client, name, model, flavor, path, run_id, metrics=metrics, params=params,
                                        datasets=datasets, feature_views=feature_views, entity_keys=entity_keys,
                                        tags=tags, description=description or None)
     ws = workspace_or_current(workspace)
@@ -342,9 +342,9 @@ def version_number(db: Any, name: str, ref: int | str) -> int:
 def get_model_version(name: str, ref: int | str = "latest", workspace: Any = None) -> ModelVersion:
     """Return a version by number, stage name ("production") or alias ("champion")."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.registry import remote as via_server
 
-        return services.get_model_version(client, check_name(name), ref)
+        return via_server.get_model_version(client, check_name(name), ref)
     ws = workspace_or_current(workspace)
     db = store(ws)
     number = version_number(db, check_name(name), ref)

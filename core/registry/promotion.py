@@ -108,9 +108,9 @@ def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str
     raise GateFailedError listing them; a promotion that raced another raises PromotionConflictError.
     """
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.registry import remote as via_server
 
-        return services.promote(client, check_name(name), version, stage, reason)
+        return via_server.promote(client, check_name(name), version, stage, reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)
@@ -185,9 +185,9 @@ def archive(name: str, version: int | str, actor: str | None = None, reason: str
 def rollback(name: str, actor: str | None = None, reason: str = "", workspace: Any = None) -> PromotionResult:
     """Restore the previous production version and archive the current one, in one transaction."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client import services
+        from forgeml.registry import remote as via_server
 
-        return services.rollback(client, check_name(name), reason)
+        return via_server.rollback(client, check_name(name), reason)
     ws = workspace_or_current(workspace)
     db = store(ws)
     check_name(name)

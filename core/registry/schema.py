@@ -112,3 +112,12 @@ MIGRATIONS = [
 def store(workspace):
     """Return the metadata store with the registry migration set applied."""
     return workspace.metadata_for(MIGRATION_SET, MIGRATIONS)
+
+
+def artifact_references(workspace: Any) -> set[str]:
+    """Return the artifact digests model versions and their calibrators point at (for ``forgeml doctor``)."""
+    from forgeml.sqltypes import distinct_values
+
+    metadata = workspace.metadata
+    return (distinct_values(metadata, "registry_versions", "artifact_digest")
+            | distinct_values(metadata, "calibrators", "artifact_digest"))

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from forgeml.errors import ConfigError, did_you_mean
+from forgeml.serving.autoscale import STATS_ENV, WorkerReporter, read_state
 from forgeml.serving.endpoint import Endpoint, EndpointConfig, new_request_id
 from forgeml.serving.fallback import row_count
 from forgeml.serving.metrics import ServingMetrics
@@ -125,11 +127,24 @@ class ServingState:
         if self.predlog is not None:
             self.predlog.start()
         loop = asyncio.get_running_loop()
+        stats = os.environ.get(STATS_ENV)
+        if stats:  # a worker of `forgeml serve --workers auto`: report the load to the supervisor
+            reporter = WorkerReporter(Path(stats), self.in_flight, self.recent_p99_ms)
+            self._tasks.append(loop.create_task(reporter.run()))
         if self.options.load_before_serving:
             await self._load_all()
             self._tasks.append(loop.create_task(self._poll_forever()))
         else:
             self._tasks.append(loop.create_task(self._load_then_poll()))
+
+    def in_flight(self) -> int:
+        """Requests admitted and not yet answered, over all endpoints."""
+        return sum(e.admission.in_flight for e in self.endpoints.values())
+
+    def recent_p99_ms(self) -> float | None:
+        """The p99 of the answers of the last 2 s over all endpoints (None when there were none)."""
+        durations = sorted(d for e in self.endpoints.values() for d in e.admission.recent_seconds(2.0))
+        return durations[int(0.99 * (len(durations) - 1))] * 1000.0 if durations else None
 
     async def _load_all(self) -> None:
         for name, endpoint in self.endpoints.items():
@@ -372,6 +387,12 @@ async def metrics_endpoint(request: Request) -> Response:
     if state.predlog is not None:
         state.metrics.log_dropped.set(state.predlog.dropped_rows)
         state.metrics.log_errors.set(state.predlog.errors)
+    stats = os.environ.get(STATS_ENV)
+    scaled = read_state(Path(stats)) if stats else None
+    if scaled is not None:
+        state.metrics.workers.set(scaled["workers"])
+        state.metrics.workers_bounds.labels("min").set(scaled["min"])
+        state.metrics.workers_bounds.labels("max").set(scaled["max"])
     for endpoint in state.endpoints.values():
         if endpoint.policy.canary is not None:
             state.metrics.canary_fraction.labels(endpoint.name).set(endpoint.policy.canary.fraction())

@@ -65,6 +65,10 @@ class ServingMetrics:
                                      ["model"], registry=self.registry)
         self.shed = Counter("forgeml_serving_shed", "Requests refused at admission (answered by a cheap link or 503).",
                             ["model", "reason"], registry=self.registry)
+        self.workers = Gauge("forgeml_serving_workers", "Worker processes the autoscaler keeps now.",
+                             registry=self.registry)
+        self.workers_bounds = Gauge("forgeml_serving_workers_bound", "The autoscaler's fewest and most workers.",
+                                    ["bound"], registry=self.registry)
         self._children: dict[tuple, Any] = {}
 
     def child(self, family: Any, *labels: str) -> Any:

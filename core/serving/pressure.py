@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import threading
+import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -81,6 +83,7 @@ class Admission:
         self.top = float(max_queue or self.ceiling)
         self.limit = self.top
         self.in_flight = 0
+        self.recent: collections.deque[tuple[float, float]] = collections.deque(maxlen=4096)  # (done at, seconds)
         self._lock = threading.Lock()
 
     @property
@@ -102,12 +105,19 @@ class Admission:
         """Give back a request's place, adapting the limit to how long it took."""
         with self._lock:
             self.in_flight -= 1
+            self.recent.append((time.monotonic(), seconds))
             if self.target_s <= 0:
                 return
             if seconds > self.target_s:
                 self.limit = max(1.0, self.limit * 0.9)
             else:
                 self.limit = min(self.top, self.limit + 1.0 / self.limit)
+
+    def recent_seconds(self, window_s: float) -> list[float]:
+        """Durations of the requests answered in the last ``window_s`` seconds."""
+        since = time.monotonic() - window_s
+        with self._lock:
+            return [seconds for at, seconds in self.recent if at >= since]
 
     def describe(self) -> dict[str, Any]:
         """The admission state for /v1/models."""

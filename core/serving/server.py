@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import orjson
 
 from forgeml.errors import ConfigError
+
+log = logging.getLogger("forgeml.serving")
 
 
 def uvicorn_speedups() -> dict[str, str]:
@@ -30,10 +33,12 @@ def tune_interpreter() -> None:
 
 
 def banner(endpoints: list[Any], versions: dict[str, int], host: str, port: int, workers: int,
-           access_log: bool) -> list[str]:
+           access_log: bool, scale: Any = None) -> list[str]:
     """The lines `forgeml serve` prints at start: where it listens, what it serves, where the docs are."""
     url = f"http://{host}:{port}"
-    lines = [f"forgeml serve: listening on {url} ({workers} worker{'s' if workers > 1 else ''})"]
+    count = (f"autoscaled: {scale.min_workers} to {scale.max_workers} workers" if scale is not None
+             else f"{workers} worker{'s' if workers > 1 else ''}")
+    lines = [f"forgeml serve: listening on {url} ({count})"]
     for e in endpoints:
         arms = [f"{e.model} (v{versions[e.model]})"]
         for label, uri in (("shadow", e.shadow), ("a/b", e.ab_model), ("canary", e.canary_model),
@@ -84,7 +89,7 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
-def run_server(uris: list[str], host: str | None = None, port: int | None = None, workers: int | None = None,
+def run_server(uris: list[str], host: str | None = None, port: int | None = None, workers: int | str | None = None,
                batching: bool | None = None, workspace: Any = None, access_log: bool = False,
                announce: Any = None) -> None:
     """Serve the given model URIs (or the configured endpoints) until interrupted; `announce` gets the banner."""
@@ -115,22 +120,33 @@ def run_server(uris: list[str], host: str | None = None, port: int | None = None
     options = server_options(settings)
     host = host or settings.host
     port = settings.port if port is None else port
-    workers = workers or settings.workers
+    scale = None
+    if workers == "auto" or (workers is None and settings.autoscale.enabled):
+        from forgeml.serving.autoscale import policy_from
+
+        scale = policy_from(settings.autoscale)
+        workers = scale.min_workers
+    workers = int(workers or settings.workers)
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     tune_interpreter()
     speed = uvicorn_speedups()
     if announce is not None:
-        for line in banner(endpoints, versions, host, port, workers, access_log):
+        for line in banner(endpoints, versions, host, port, workers, access_log, scale):
             announce(line)
     # access lines are uvicorn's, logged at info: the level rises from warning only when they are wanted
     common = {"host": host, "port": port, "log_level": "info" if access_log else "warning",
               "access_log": access_log, "log_config": _log_config(), **speed}
-    if workers == 1:
+    if workers == 1 and scale is None:
         uvicorn.run(build_app(endpoints, options, workspace), **common)
         return
     os.environ["FORGEML_SERVE_SPEC"] = orjson.dumps(app_args_to_spec(endpoints, options)).decode()
     os.environ["FORGEML_HOME"] = str(workspace.root)
     if options.token:
         os.environ[TOKEN_ENV] = options.token
+    if scale is not None:
+        from forgeml.serving.autoscale import run_autoscaled
+
+        run_autoscaled(scale, common, announce or log.info, workspace)
+        return
     uvicorn.run("forgeml.serving.app:app_from_env", factory=True, workers=workers, **common)

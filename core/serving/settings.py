@@ -79,12 +79,28 @@ class EndpointSettings:
 
 
 @dataclass
+class AutoscaleSettings:
+    """Worker processes added and removed on load ([serving.autoscale]; `forgeml serve --workers auto`)."""
+
+    enabled: bool = setting(False, "Scale the workers between min_workers and max_workers (as --workers auto).")
+    min_workers: int = setting(1, "Fewest worker processes.", low=1)
+    max_workers: int = setting(4, "Most worker processes.", low=1)
+    target_in_flight: float = setting(4.0, "Requests in flight per worker above which a worker is added.")
+    target_p99_ms: float = setting(0.0, "Add a worker while the p99 of recent answers exceeds this (0: off).", low=0)
+    gpu_util_pct: float = setting(0.0, "Add a worker while the busiest GPU is more utilized than this "
+                                       "(0: off; needs a GPU inventory that reports utilization).", low=0, high=100)
+    up_cooldown_s: float = setting(5.0, "Seconds after a change before a worker may be added.", low=0)
+    down_cooldown_s: float = setting(30.0, "Seconds after a change before a worker may be removed.", low=0)
+
+
+@dataclass
 class ServingSettings:
     """The model server started by `forgeml serve`."""
 
     host: str = setting("127.0.0.1", "Address to listen on; loopback unless you mean to expose it.")
     port: int = setting(8080, "TCP port.")
-    workers: int = setting(1, "Server processes.")
+    workers: int = setting(1, "Server processes (see [serving.autoscale] to scale them on load).")
+    autoscale: AutoscaleSettings = setting(default_factory=AutoscaleSettings, doc="Autoscaling of the workers.")
     token: Secret | None = setting(None, "Bearer token callers must send, e.g. { env = \"FORGEML_SERVE_TOKEN\" }.")
     principals: bool = setting(False, "Accept `forgeml auth` tokens instead of one shared token: roles and "
                                       "scopes decide who may predict with which model.")

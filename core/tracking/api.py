@@ -54,7 +54,7 @@ def start_run(name: str | None = None, experiment: str | None = None, tags: Mapp
     exception, KILLED on KeyboardInterrupt.
     """
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client.tracking import start_run as start_remote
+        from forgeml.tracking.remote import start_run as start_remote
 
         return start_remote(client, name, experiment, tags, parent, run_id)  # type: ignore[return-value]
     store = _store(workspace)
@@ -272,7 +272,7 @@ def flush(workspace: Any = None) -> int:
 def get_run(run_id: str, workspace: Any = None) -> Run:
     """Return a run (id or unique id prefix) with params, tags, latest metrics and inputs."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client.tracking import get_run as get_remote
+        from forgeml.tracking.remote import get_run as get_remote
 
         return get_remote(client, run_id)
     return _store(workspace).get_run(run_id)
@@ -282,7 +282,7 @@ def search_runs(query: str = "", *, experiments: Sequence[str] | None = None, in
                 limit: int | None = None, workspace: Any = None) -> pd.DataFrame:
     """Search runs with the query language (see forgeml.tracking.query); return a pandas DataFrame."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client.tracking import search_runs as search_remote
+        from forgeml.tracking.remote import search_runs as search_remote
 
         return search_remote(client, query, experiments, include_deleted, limit)
     from forgeml.tracking.search import search
@@ -295,7 +295,7 @@ def get_metric_history(run_id: str, key: str, workspace: Any = None) -> pd.DataF
     from forgeml.tracking.reading import history_frame
 
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client.tracking import metric_history
+        from forgeml.tracking.remote import metric_history
 
         return metric_history(client, run_id, key)
     store = _store(workspace)
@@ -309,7 +309,7 @@ def get_metric_history(run_id: str, key: str, workspace: Any = None) -> pd.DataF
 def list_artifacts(run_id: str, workspace: Any = None) -> list[ArtifactRecord]:
     """Return a run's artifacts."""
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client.tracking import list_artifacts as list_remote
+        from forgeml.tracking.remote import list_artifacts as list_remote
 
         return list_remote(client, run_id)
     store = _store(workspace)
@@ -321,7 +321,7 @@ def download_artifacts(run_id: str, dest: str | Path, path: str | None = None, w
     from forgeml.tracking.reading import place_artifacts, select_artifacts
 
     if workspace is None and (client := remote()) is not None:
-        from forgeml.client.tracking import download_artifacts as download_remote
+        from forgeml.tracking.remote import download_artifacts as download_remote
 
         return download_remote(client, run_id, dest, path)
     store = _store(workspace)

@@ -110,3 +110,11 @@ def _m001_initial(tx: Any) -> None:
 MIGRATIONS = [
     Migration(1, "m001_initial", apply=_m001_initial),
 ]
+
+
+def artifact_references(workspace: Any) -> set[str]:
+    """Return the artifact digests runs' artifacts point at (for ``forgeml doctor``)."""
+    from forgeml.sqltypes import distinct_values
+
+    metadata = workspace.metadata
+    return distinct_values(metadata, "tracking_artifacts", "digest")

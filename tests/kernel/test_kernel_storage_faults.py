@@ -122,10 +122,10 @@ def test_a_read_only_workspace_is_reported_as_read_only(read_only_workspace, cap
     assert len(err.strip().splitlines()) == 1
 
 
-def _doctor(name: str):
+def _doctor(name: str, deep: bool = False):
     from forgeml.doctor import run_checks
 
-    return {c.name: c for c in run_checks()}.get(name)
+    return {c.name: c for c in run_checks(deep=deep)}.get(name)
 
 
 def _logged(workspace, n: int) -> list:
@@ -153,7 +153,9 @@ def test_doctor_finds_every_missing_or_corrupt_artifact(workspace, n, damage):
         elif how == "truncate":
             path.write_bytes(path.read_bytes()[:-1])
         broken += how != "keep"
-    check = _doctor("artifacts")
+    quick = _doctor("artifacts")  # by default only existence is checked: no object's bytes are read
+    assert quick.ok == ("delete" not in damage[:n]), quick.detail
+    check = _doctor("artifacts", deep=True)
     assert check.ok == (broken == 0), check.detail
     for record, how in zip(records, damage):
         if how == "delete":
@@ -181,3 +183,28 @@ def test_doctor_notices_an_empty_database_beside_existing_artifacts(workspace):
 def test_doctor_checks_database_integrity(workspace):
     check = _doctor("database integrity")
     assert check.ok and check.detail == "ok"
+
+
+def test_doctor_asks_every_layer_for_the_artifacts_it_references(workspace):
+    """Runs, model versions, dataset versions and pipeline outputs each report their digests; doctor checks all."""
+    import pandas as pd
+
+    from forgeml.datasets import register_dataset
+    from forgeml.doctor import referenced_artifacts
+    from forgeml.registry import register_model
+
+    (logged,) = _logged(workspace, 1)
+    table = workspace.root / "rows.csv"
+    pd.DataFrame({"x": [1, 2, 3]}).to_csv(table, index=False)
+    dataset = register_dataset("rows", str(table), workspace=workspace)
+    model_file = workspace.root / "model.bin"
+    model_file.write_bytes(b"model weights")
+    version = register_model("m", path=str(model_file), flavor="python", workspace=workspace)
+    found = referenced_artifacts(workspace)
+    assert logged.digest in found["tracking"]
+    assert version.artifact_digest in found["registry"]
+    assert dataset.path in found["datasets"]
+    assert set(found) == {"tracking", "registry", "datasets", "pipelines"}
+    Path(workspace.artifacts._path(dataset.path)).unlink()
+    check = _doctor("artifacts")
+    assert not check.ok and dataset.path[:12] in check.detail, check.detail

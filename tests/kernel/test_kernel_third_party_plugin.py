@@ -95,7 +95,7 @@ def test_installed_plugin_replaces_the_artifact_store(site: Path, tmp_path: Path
         digest = store.put_bytes(b"weights")
         info = {i.name: i for i in ws.plugins.infos}
         print(json.dumps({
-            "store": type(store).__name__,
+            "store": store.__class__.__name__,
             "root": store.root,
             "roundtrip": store.get_bytes(digest).decode(),
             "vault": [info["vault"].origin, info["vault"].version, info["vault"].enabled],
@@ -130,7 +130,7 @@ def test_default_store_is_kept_until_plugins_toml_says_otherwise(site: Path, tmp
     (root / ".forgeml").mkdir(parents=True)
     proc = _run("""
         from forgeml.workspace import Workspace
-        print(type(Workspace.find().artifacts).__name__)
+        print(Workspace.find().artifacts.__class__.__name__)
     """, site, root)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "FsspecArtifactStore"

@@ -125,6 +125,15 @@ def test_the_whole_lifecycle_runs_and_every_step_leaves_its_trace(tmp_path: Path
             assert summary.served_version_after == 2  # the running server hot-swapped to it
         else:
             assert retrained.stage == "STAGING" and summary.retrained_gates
+        # the experiment: arms with propensities and a holdout on the running server, late labels, a decision
+        from forgeml.feedback.schema import get_experiment
+
+        experiment = get_experiment(ws, "quickstart_ab")
+        assert experiment["status"] == "stopped" and experiment["decision"]["action"] in ("keep", "promote")
+        tagged = read_prediction_log("fraud", workspace=ws).to_pandas()
+        tagged = tagged[tagged["_experiment"] == "quickstart_ab"]
+        assert set(tagged["_arm"]) <= {"control", "candidate", "holdout"} and len(tagged) >= tiny.drift_requests
+        assert tagged["_propensity"].notna().all() and "decision:" in summary.experiment
     finally:
         ws.close()
 

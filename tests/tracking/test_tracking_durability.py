@@ -136,9 +136,10 @@ def test_log_metric_does_not_touch_the_database(tracked):
 
 
 def test_an_idle_writer_thread_exits_and_the_next_point_restarts_it(monkeypatch):
+    from forgeml import buffering
     from forgeml.tracking import writer as writer_module
 
-    monkeypatch.setattr(writer_module, "IDLE_EXIT_S", 0.2)
+    monkeypatch.setattr(buffering, "IDLE_EXIT_S", 0.2)
     written = []
     writer = writer_module.MetricWriter(written.extend, interval_s=0.05)
     writer.append((1, "loss", 0, 0.0, 1.0))

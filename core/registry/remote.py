@@ -1,4 +1,4 @@
-"""Registry, jobs and feature calls through `forgeml server`, answering the same types as the local services."""
+"""Registry calls through `forgeml server` (FORGEML_URL), answering the same types as the local registry."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import io
 from pathlib import Path
 from typing import Any
 
+from forgeml.contracts import GateResult
 from forgeml.errors import ValidationError
+from forgeml.registry.models import ModelVersion
+from forgeml.registry.promotion import PromotionResult
 
 
 def _model_version(row: dict[str, Any]) -> Any:
-    from forgeml.registry.models import ModelVersion
-
     return ModelVersion(**{k: row[k] for k in ModelVersion.__dataclass_fields__ if k in row})
 
 
@@ -61,9 +62,6 @@ def register_model(client: Any, name: str, model: Any, flavor: str | None, path:
 
 
 def _promotion(row: dict[str, Any]) -> Any:
-    from forgeml.contracts import GateResult
-    from forgeml.registry.promotion import PromotionResult
-
     return PromotionResult(_model_version(row["model_version"]), row["old_stage"], None,
                            [GateResult(g["gate"], g["passed"], g["message"]) for g in row["gates"]])
 
@@ -77,52 +75,3 @@ def promote(client: Any, name: str, version: int | str, stage: str, reason: str)
 def rollback(client: Any, name: str, reason: str) -> Any:
     """Roll production back on the server."""
     return _promotion(client.call("POST", f"/models/{name}/rollback", json={"reason": reason}))
-
-
-def _job(row: dict[str, Any]) -> Any:
-    from forgeml.jobs import Job, JobSpec
-
-    values = {k: row[k] for k in Job.__dataclass_fields__ if k in row and k != "spec"}
-    return Job(spec=JobSpec.from_dict({k: v for k, v in row["spec"].items() if v is not None}), **values)
-
-
-def submit(client: Any, spec: Any) -> Any:
-    """Queue a job on the server's workspace."""
-    return _job(client.call("POST", "/jobs", json={k: v for k, v in spec.to_dict().items() if v is not None}))
-
-
-def get_job(client: Any, job_id: str) -> Any:
-    """Return a job from the server."""
-    return _job(client.call("GET", f"/jobs/{job_id}"))
-
-
-def cancel(client: Any, job_id: str) -> Any:
-    """Cancel a job on the server."""
-    return _job(client.call("POST", f"/jobs/{job_id}/cancel", json={}))
-
-
-def get_online_features(client: Any, entity_rows: Any, features: list[str], full_feature_names: bool) -> Any:
-    """Read online features from the server; the answer has the local API's shape."""
-    from forgeml.features.retrieval import OnlineFeatures
-
-    rows = entity_rows.to_dict("records") if hasattr(entity_rows, "to_dict") else list(entity_rows)
-    answer = client.call("POST", "/features/online", json={"entities": rows, "features": list(features),
-                                                           "full_feature_names": full_feature_names})
-    columns = answer["columns"]
-    order = answer["features"]
-    entities = {k: v for k, v in columns.items() if k not in order}
-    return OnlineFeatures(entities, {k: columns[k] for k in order},
-                          {k: answer["event_us"].get(k, [None] * len(rows)) for k in order}, order)
-
-
-def push(client: Any, view: str, rows: Any, to: str) -> int:
-    """Push rows to a view through the server."""
-    if hasattr(rows, "to_json"):
-        import json
-
-        records = json.loads(rows.to_json(orient="records", date_format="iso"))
-    else:
-        records = list(rows)
-    return client.call("POST", f"/features/views/{view}/push", json={"rows": records, "to": to})["rows"]
-
-
