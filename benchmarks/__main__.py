@@ -29,6 +29,7 @@ QUICK_ARGS = {
                           "--mlflow-points", "1000"],
     "features": ["--entities", "100000", "--rows", "1000000", "--users", "100000", "--online-users", "20000"],
     "serving": ["--quick"],
+    "serving_faults": ["--quick"],
     "gpu": ["--cpu-dry-run"],
     "quickstart": ["small"],
     "streaming": ["--events", "20000", "--read-calls", "500", "--skip-offline"],
@@ -36,7 +37,9 @@ QUICK_ARGS = {
     "tuning": ["--trials", "12", "--work-s", "1.0"],
     "explain": ["--seconds", "2", "--rounds", "2"],
     "server": ["--points", "50000", "--requests", "100"],
+    "privacy": ["--offline-rows", "1000000", "--log-rows", "100000", "--days", "20", "--artifact-mb", "20"],
     "experiments": ["--rows", "100000", "--keys", "50000"],
+    "labeling": ["--pool-rows", "200000", "--seeds", "1"],
 }
 
 

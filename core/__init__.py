@@ -39,6 +39,9 @@ _LAZY: dict[str, str] = {
     # jobs
     "JobSpec": "forgeml.jobs",
     "submit": "forgeml.jobs",
+    "checkpoint": "forgeml.jobs",
+    "resume": "forgeml.jobs",
+    "should_stop": "forgeml.jobs",
     # features
     "Entity": "forgeml.features",
     "FeatureView": "forgeml.features",

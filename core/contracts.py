@@ -164,7 +164,9 @@ class ArtifactStore(Protocol):
     Its conformance suite (:class:`forgeml.testing.ArtifactStoreSuite`) enforces: sha256 addressing;
     identical bytes stored once; unknown digests raise NotFoundError; damaged or truncated objects raise
     CorruptObjectError; a non-digest string is a ForgeError; a new instance over the same root sees every
-    object; an object stored by one process is read by another.
+    object; an object stored by one process is read by another. A store may also offer
+    ``delete(digest) -> bool`` (remove an object; whether it was stored): erasure and retention purge
+    bytes through it and refuse to claim success without it.
     """
 
     root: str
@@ -298,6 +300,63 @@ class VectorStore(Protocol):
 
     def optimize(self, table: str, cleanup_older_than_s: float | None = None) -> dict[str, Any]:
         """Compact a table and bring its index up to date; return figures of what changed (rows among them)."""
+
+
+# ---------------------------------------------------------------- personal data
+@dataclass(frozen=True)
+class Subject:
+    """One data subject to find or erase: the key column that identifies them and its value.
+
+    ``value`` is compared as text with each stored value of ``column`` (so ``42`` and ``"42"`` are the
+    same subject). ``views`` maps each online view that may hold the subject to its join keys: online
+    stores address rows by view and key, not by column. ``erasure`` is the id of the erasure record
+    being made, for stores that keep lineage (dataset versions name the erasure that made them).
+    """
+
+    column: str
+    value: str
+    views: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    erasure: str = ""
+
+    def matches_key(self, join_keys: Sequence[str], key: tuple[Any, ...]) -> bool:
+        """Return whether an entity key of a view with these join keys belongs to the subject."""
+        return self.column in join_keys and str(key[list(join_keys).index(self.column)]) == self.value
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Where a subject's data was found (or erased): the place, a location in it, and how many rows."""
+
+    place: str
+    location: str
+    rows: int
+
+
+@runtime_checkable
+class SubjectStore(Protocol):
+    """What a store implements so ``forgeml forget`` can find and erase one subject's rows in it.
+
+    Erasure is physical: after ``erase_subject`` returns, the subject's values are in none of the
+    store's files or tables, old file versions and free database pages included. Rows of other
+    subjects stay byte-for-byte equal in value. Its rules are checked by the ``test_erases_one_subject``
+    test of the offline, online and vector store suites.
+    """
+
+    def find_subject(self, subject: Subject) -> list[Holding]:
+        """Return every location holding the subject's rows (empty when none)."""
+
+    def erase_subject(self, subject: Subject) -> list[Holding]:
+        """Remove every row of the subject, durably and physically; return what was removed."""
+
+
+@runtime_checkable
+class SubjectEraser(SubjectStore, Protocol):
+    """A place outside the stores that keeps personal data (prediction logs, dataset snapshots, ...).
+
+    Plugins offer erasers through ``forgeml_register_erasers``; ``forget`` runs every one.
+    """
+
+    name: str
 
 
 # ---------------------------------------------------------------- event streams

@@ -56,6 +56,13 @@ class RegisterSettings(Protocol):
         """Declare the plain section ``section`` with the settings dataclass ``settings``."""
 
 
+class RegisterEraser(Protocol):
+    """The callback of ``forgeml_register_erasers``."""
+
+    def __call__(self, name: str, factory: Callable[[Workspace], object]) -> None:
+        """Add the eraser ``name``, built by ``factory(workspace)`` as a SubjectEraser."""
+
+
 class RegisterScreen(Protocol):
     """The callback of ``forgeml_register_screens``."""
 
@@ -102,6 +109,18 @@ def _provider_hookspec(layer: Layer) -> Callable[[RegisterProvider], None]:
 
 for _layer in LAYERS:
     globals()[_layer.hook] = _provider_hookspec(_layer)
+
+
+# ============================================================ personal data
+@hookspec
+def forgeml_register_erasers(register: RegisterEraser) -> None:
+    """Offer erasers: places outside the stores that keep personal data (logs, snapshots, caches).
+
+    Called when ``forgeml forget`` (or ``forgeml.privacy.forget``) looks for a subject. Call
+    ``register(name, factory)`` where ``factory(workspace)`` returns a
+    :class:`forgeml.contracts.SubjectEraser`; every registered eraser is asked to find and erase the
+    subject, next to the offline, online and vector stores. Return nothing.
+    """
 
 
 # ============================================================ decisions

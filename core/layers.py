@@ -142,6 +142,7 @@ CORE_SECTIONS: Mapping[str, str] = {
     "pipelines": "forgeml.pipelines.settings:PipelinesSettings",
     "tuning": "forgeml.tuning.settings:TuningSettings",
     "features": "forgeml.features.settings:FeaturesSettings",
+    "privacy": "forgeml.privacy.settings:PrivacySettings",
 }
 
 # Each service layer that stores artifact digests answers which ones it points at, as "module:function"

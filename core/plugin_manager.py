@@ -157,6 +157,18 @@ class PluginHost:
         self.pm.hook.forgeml_register_screens(register=register)
         return found
 
+    def erasers(self) -> dict[str, tuple[Callable[[Workspace], object], str]]:
+        """Return the erasers plugins offer: name -> (factory, plugin)."""
+        found: dict[str, tuple[Callable[[Workspace], object], str]] = {}
+        for impl in reversed(self.pm.hook.forgeml_register_erasers.get_hookimpls()):
+            def register(name: str, factory: Callable[[Workspace], object], _plugin: str = impl.plugin_name) -> None:
+                if name in found:
+                    raise PluginError(f"plugins {found[name][1]!r} and {_plugin!r} both register eraser {name!r}")
+                found[name] = (factory, _plugin)
+
+            impl.function(register=register)
+        return found
+
     # ---------------------------------------------------------------- decisions
     def classify_failure(self, job: Job, exit_code: int | None, log_tail: str) -> str | None:
         """Ask plugins whether a failed attempt is transient or permanent."""

@@ -320,6 +320,19 @@ class Workspace:
         """The GPU inventory (contract: GpuInventory)."""
         return cast("GpuInventory", self.open_layer("gpu_inventories"))
 
+    def encryption_keyring(self) -> Any:
+        """Return the keyring that encrypts artifacts and prediction logs, or None when [privacy] leaves it off."""
+        privacy = self.config.section("privacy")
+        if not privacy.encrypt_at_rest:
+            return None
+        key = f"keyring:{privacy.encryption_keys_env}"
+        if key not in self._opened:
+            from forgeml.pii.encryption import Keyring
+
+            # no lock: the artifact store's factory asks for the keyring while open_layer holds it
+            self._opened.setdefault(key, Keyring.from_env(privacy.encryption_keys_env))
+        return self._opened[key]
+
     def metadata_for(self, migration_set: str, migrations: Any) -> Any:
         """Return the metadata store with a layer's migration set applied (once per process)."""
         key = f"migrated:{migration_set}"

@@ -34,6 +34,11 @@ def _fsspec(settings: FsspecSettings, workspace: Any) -> Any:
     from forgeml.storage.artifacts import FsspecArtifactStore
 
     root = settings.root if "://" in settings.root else str(workspace.resolve(settings.root))
+    keyring = workspace.encryption_keyring()  # [privacy] encrypt_at_rest
+    if keyring is not None:
+        from forgeml.storage.sealed_artifacts import EncryptedArtifactStore
+
+        return EncryptedArtifactStore(root, keyring)
     return FsspecArtifactStore(root)
 
 

@@ -106,6 +106,41 @@ class RedisOnlineStore:
             removed += self._call(self.client.unlink, *batch)
         return removed
 
+    def _subject_keys(self, subject: Any) -> list[tuple[str, bytes]]:
+        """Return (view, Redis key) pairs of the subject's rows."""
+        from forgeml.storage.online import KEY_SEPARATOR
+
+        found: list[tuple[str, bytes]] = []
+        for view, join_keys in subject.views.items():
+            if subject.column not in join_keys:
+                continue
+            if len(join_keys) == 1:
+                key = self._key(view, subject.value)
+                if self._call(self.client.exists, key):
+                    found.append((view, key.encode()))
+                continue
+            prefix = f"{self.key_prefix}{view}:".encode()
+            for key in self.client.scan_iter(match=prefix + b"*", count=1000):
+                parts = tuple(key[len(prefix):].decode().split(KEY_SEPARATOR))
+                if len(parts) == len(join_keys) and subject.matches_key(join_keys, parts):
+                    found.append((view, key))
+        return found
+
+    def find_subject(self, subject: Any) -> list[Any]:
+        """Return each view holding a hash of the subject."""
+        from forgeml.storage.online import subject_holdings
+
+        return subject_holdings("online", self._subject_keys(subject))
+
+    def erase_subject(self, subject: Any) -> list[Any]:
+        """Delete the subject's hashes."""
+        from forgeml.storage.online import subject_holdings
+
+        keys = self._subject_keys(subject)
+        if keys:
+            self._call(self.client.delete, *[k for _, k in keys])
+        return subject_holdings("online", keys)
+
     def close(self) -> None:
         """Close the connection pool."""
         self.client.close()

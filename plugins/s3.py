@@ -95,6 +95,11 @@ def _artifacts(settings: S3ArtifactSettings, workspace: Any) -> Any:
     from forgeml.storage.artifacts import FsspecArtifactStore
 
     fs = filesystem(settings, settings.root, "artifact store 's3'")
+    keyring = workspace.encryption_keyring()  # [privacy] encrypt_at_rest
+    if keyring is not None:
+        from forgeml.storage.sealed_artifacts import EncryptedArtifactStore
+
+        return EncryptedArtifactStore(settings.root, keyring, fs=fs, atomic_put=True)
     return FsspecArtifactStore(settings.root, fs=fs, atomic_put=True)
 
 

@@ -48,7 +48,12 @@ class VerifyingReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         """Read into buffer, verifying the digest when the end is reached."""
-        data = self._raw.read(len(buffer))
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:  # straight into the caller's buffer: no intermediate copy
+            n = readinto(buffer) or 0
+            data = memoryview(buffer)[:n]
+        else:
+            data = self._raw.read(len(buffer))
         if not data:
             if not self._checked:
                 self._checked = True
@@ -56,7 +61,8 @@ class VerifyingReader(io.RawIOBase):
                     raise CorruptObjectError(f"{self._where}: content does not match its sha256 (corrupt or truncated)")
             return 0
         self._hash.update(data)
-        buffer[: len(data)] = data
+        if readinto is None:
+            buffer[: len(data)] = data
         return len(data)
 
     def close(self) -> None:
@@ -120,16 +126,21 @@ class FsspecArtifactStore:
         """Store bytes once; return their digest."""
         digest = hashlib.sha256(data).hexdigest()
         if not self.exists(digest):
-            if self._atomic_put:
-                with self._cleaning(None, f"{len(data)} bytes"):
-                    self.fs.pipe_file(self._path(digest), data)
-                return digest
-            tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
-            with self._cleaning(tmp, f"{len(data)} bytes"):
-                with (open(tmp, "wb") if self._local else self.fs.open(tmp, "wb")) as f:
-                    f.write(data)
-                self._commit(tmp, digest)
+            self._write(iter((data,)), digest, f"{len(data)} bytes")
         return digest
+
+    def _write(self, chunks: Iterator[bytes], digest: str, what: str) -> None:
+        """Write an object's bytes under a temporary name, then move it into place (or put it whole)."""
+        if self._atomic_put:
+            with self._cleaning(None, what):
+                self.fs.pipe_file(self._path(digest), b"".join(chunks))
+            return
+        tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
+        with self._cleaning(tmp, what):
+            with (open(tmp, "wb") if self._local else self.fs.open(tmp, "wb")) as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            self._commit(tmp, digest)
 
     @contextlib.contextmanager
     def _cleaning(self, tmp: str | None, what: str) -> Iterator[None]:
@@ -156,15 +167,19 @@ class FsspecArtifactStore:
             raise NotFoundError(f"cannot store {str(path)!r}: no such file")
         digest = sha256_file(path)
         if not self.exists(digest):
-            if self._atomic_put:
-                with self._cleaning(None, repr(str(path))):
-                    self.fs.put_file(str(path), self._path(digest))
-                return digest
-            tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
-            with self._cleaning(tmp, repr(str(path))):
-                self.fs.put_file(str(path), tmp)
-                self._commit(tmp, digest)
+            self._write_file(path, digest)
         return digest
+
+    def _write_file(self, path: Path, digest: str) -> None:
+        """Copy a local file in as an object (under a temporary name, then moved into place, or put whole)."""
+        if self._atomic_put:
+            with self._cleaning(None, repr(str(path))):
+                self.fs.put_file(str(path), self._path(digest))
+            return
+        tmp = f"{self._base}/tmp/{uuid.uuid4().hex}"
+        with self._cleaning(tmp, repr(str(path))):
+            self.fs.put_file(str(path), tmp)
+            self._commit(tmp, digest)
 
     def _commit(self, tmp: str, digest: str) -> None:
         final = self._path(digest)
@@ -200,6 +215,20 @@ class FsspecArtifactStore:
         finally:
             tmp.unlink(missing_ok=True)
         return dest
+
+    def delete(self, digest: str) -> bool:
+        """Remove an object; return whether it was stored."""
+        path = self._path(digest)
+        try:
+            if self._local:
+                os.unlink(path)
+            else:
+                self.fs.rm(path)
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise StorageError(f"cannot delete artifact {digest} from {self.root}: {e}") from e
+        return True
 
     def list(self) -> Iterator[ArtifactInfo]:
         """Yield every stored object with its size."""

@@ -37,4 +37,6 @@ def _m001_initial(tx: Any) -> None:
 
 CORE_MIGRATIONS = [
     Migration(1, "m001_initial", apply=_m001_initial),
+    # each audit record's place in the hash chain (forgeml.auth.audit); NULL for records written before
+    Migration(2, "m002_audit_chain", sql="ALTER TABLE audit_log ADD COLUMN hash TEXT"),
 ]

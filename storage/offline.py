@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import uuid
@@ -13,8 +14,9 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from forgeml.contracts import FeatureRequest
+from forgeml.contracts import FeatureRequest, Holding, Subject
 from forgeml.errors import StorageError, ValidationError
+from forgeml.pii.files import without_subject
 from forgeml.sql import quote_ident, quote_literal
 from forgeml.times import timestamp_micros, to_utc_micros
 
@@ -104,11 +106,12 @@ class DuckDBOfflineStore:
         # Files are written under a name readers do not match and renamed once complete, so a process
         # killed mid-write leaves an ignored .tmp file, never a truncated Parquet file in the table.
         written: list[str] = []
+        batch = uuid.uuid4().hex
         try:
             ds.write_dataset(
                 data, base_dir, format="parquet", filesystem=filesystem,
                 partitioning=ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive"),
-                basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet{PARTIAL}",
+                basename_template=f"part-{batch}-{{i}}.parquet{PARTIAL}",
                 existing_data_behavior="overwrite_or_ignore", max_rows_per_group=1_000_000,
                 file_visitor=lambda f: written.append(f.path),
             )
@@ -118,8 +121,22 @@ class DuckDBOfflineStore:
                 else:
                     self.fs.mv(path, path[: -len(PARTIAL)])
         except (OSError, pa.ArrowException) as e:
-            raise StorageError(f"offline table {table!r}: cannot write Parquet under {self.root}: {e}") from e
+            self._remove_partial(base_dir, batch)  # a full disk leaves no unfinished file behind
+            raise StorageError(f"offline table {table!r}: cannot write Parquet under {self.root}: "
+                               f"{' '.join(str(e).split())}") from e
         return data.num_rows
+
+    def _remove_partial(self, base_dir: str, batch: str) -> None:
+        """Delete the unfinished files of one failed write (best effort: the store may be unwritable)."""
+        pattern = f"{base_dir}/*/part-{batch}-*.parquet{PARTIAL}"
+        try:
+            for path in (glob.glob(pattern) if self.local else self.fs.glob(pattern)):
+                if self.local:
+                    os.unlink(path)
+                else:
+                    self.fs.rm(path)
+        except OSError:
+            pass
 
     def read(self, table: str, start: Any = None, end: Any = None, columns: Sequence[str] | None = None,
              timestamp_field: str = "event_timestamp") -> pa.Table:
@@ -209,7 +226,67 @@ class DuckDBOfflineStore:
             out = out.append_column(name, joined.column(name))
         return out
 
+    # ------------------------------------------------------------ data subjects
+    def _tables(self) -> list[str]:
+        if not self.fs.exists(self.root):
+            return []
+        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)
+                      if self.fs.isdir(p))
+
+    def _subject_files(self, table: str, subject: Subject) -> dict[str, int]:
+        """Return file -> rows of the subject in one table (empty when the table lacks the column)."""
+        if not self.has_table(table):
+            return {}
+        path = quote_literal(f"{self._table_dir(table)}/*/*.parquet")
+        relation = f"read_parquet({path}, union_by_name = true, filename = true, hive_partitioning = false)"
+        cur = self.cursor()
+        try:
+            columns = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+            if subject.column not in columns:
+                return {}
+            rows = cur.execute(f"SELECT filename, count(*) FROM {relation} WHERE CAST({quote_ident(subject.column)}"
+                               f" AS VARCHAR) = ? GROUP BY filename", [subject.value]).fetchall()
+        except duckdb.Error as e:
+            raise StorageError(f"offline table {table!r}: cannot search for a subject: {e}") from e
+        finally:
+            cur.close()
+        return {name: count for name, count in rows}
+
+    def find_subject(self, subject: Subject) -> list[Holding]:
+        """Return each Parquet file holding rows whose subject column equals the subject's value."""
+        return [Holding("offline", f"{table}/{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}", rows)
+                for table in self._tables() for name, rows in self._subject_files(table, subject).items()]
+
+    def erase_subject(self, subject: Subject) -> list[Holding]:
+        """Rewrite each file holding the subject without its rows (under a .tmp name, then renamed)."""
+        import pyarrow.parquet as pq
+
+        removed = []
+        for table in self._tables():
+            for name, rows in self._subject_files(table, subject).items():
+                try:
+                    with self.fs.open(name, "rb") as f:
+                        data = pq.read_table(f)
+                    kept = without_subject(data, subject)[0]
+                    if kept.num_rows == 0:
+                        self.fs.rm(name)
+                    else:
+                        tmp = f"{name}{PARTIAL}"
+                        with self.fs.open(tmp, "wb") as f:
+                            pq.write_table(kept, f, row_group_size=1_000_000)
+                        if self.local:
+                            os.replace(tmp, name)
+                        else:
+                            self.fs.mv(tmp, name)
+                except (OSError, pa.ArrowException) as e:
+                    raise StorageError(f"offline table {table!r}: cannot rewrite {name} without the subject: "
+                                       f"{e}") from e
+                removed.append(Holding("offline", f"{table}/{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}",
+                                       rows))
+        return removed
+
     def close(self) -> None:
         """Close the DuckDB connection."""
         with self._lock:
             self._con.close()
+

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from forgeml.contracts import Holding, Subject
 from forgeml.errors import StorageError, ValidationError
 
 KEY_SEPARATOR = "\x1f"
@@ -30,6 +31,14 @@ def entity_key(values: Sequence[Any]) -> str:
     if len(values) == 1:
         return str(values[0])
     return KEY_SEPARATOR.join(map(str, values))
+
+
+def subject_holdings(place: str, keys: Sequence[tuple[str, Any]]) -> list[Holding]:
+    """Return one Holding per view from (view, key) pairs of a subject's rows."""
+    counts: dict[str, int] = {}
+    for view, _ in keys:
+        counts[view] = counts.get(view, 0) + 1
+    return [Holding(place, view, rows) for view, rows in counts.items()]
 
 
 def _json_default(value: Any) -> Any:
@@ -263,6 +272,52 @@ class SQLiteOnlineStore:
         """Remove every stored row of a view."""
         with self._translate():
             return self.connection().execute("DELETE FROM online_rows WHERE view = ?", (view,)).rowcount
+
+    # ------------------------------------------------------------ data subjects
+    def _subject_keys(self, subject: Subject) -> list[tuple[str, str]]:
+        """Return the (view, stored key) pairs that belong to the subject."""
+        conn = self.connection()
+        found = []
+        with self._translate():
+            for view, join_keys in subject.views.items():
+                if subject.column not in join_keys:
+                    continue
+                if len(join_keys) == 1:
+                    hit = conn.execute("SELECT entity_key FROM online_rows WHERE view = ? AND entity_key = ?",
+                                       (view, subject.value)).fetchall()
+                else:
+                    hit = [(k,) for (k,) in conn.execute("SELECT entity_key FROM online_rows WHERE view = ?",
+                                                         (view,))
+                           if subject.matches_key(join_keys, tuple(k.split(KEY_SEPARATOR)))]
+                found += [(view, k) for (k,) in hit]
+        return found
+
+    def find_subject(self, subject: Subject) -> list[Holding]:
+        """Return each view holding a row of the subject."""
+        return subject_holdings("online", self._subject_keys(subject))
+
+    def erase_subject(self, subject: Subject) -> list[Holding]:
+        """Delete the subject's rows, overwrite the freed pages and fold the WAL into the database file."""
+        keys = self._subject_keys(subject)
+        if not keys:
+            return []
+        conn = self.connection()
+        with self._translate():
+            # secure_delete zeroes the freed space; the checkpoint moves the zeroed pages into the main
+            # file and truncates the WAL, so no copy of the old rows is left in either file
+            conn.execute("PRAGMA secure_delete = ON")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany("DELETE FROM online_rows WHERE view = ? AND entity_key = ?", keys)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.execute("PRAGMA secure_delete = OFF")
+        return subject_holdings("online", keys)
 
     # ------------------------------------------------------------ reads
     def read_rows(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]] | None]:

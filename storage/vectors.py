@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 
+from forgeml.contracts import Holding, Subject
 from forgeml.errors import NotFoundError, StorageError, ValidationError
 
 
@@ -96,6 +98,62 @@ class LanceDBVectorStore:
             raise ValidationError(f"nearest in {table!r} failed (is the filter {filter!r} valid SQL over its "
                                   f"columns?): {e}") from e
 
+    # ------------------------------------------------------------ data subjects
+    def _subject_filters(self, subject: Subject) -> list[tuple[str, Any, str]]:
+        """Return (table, opened table, filter) for each table with the subject's column."""
+        out = []
+        for name in self._table_names():
+            tbl = self._try_open(name)
+            if tbl is None or subject.column not in tbl.schema.names:
+                continue
+            tp = tbl.schema.field(subject.column).type
+            column = "`" + subject.column.replace("`", "``") + "`"
+            if pa.types.is_integer(tp):
+                if not subject.value.lstrip("-").isdigit():
+                    continue  # an integer column cannot hold this value
+                where = f"{column} = {int(subject.value)}"
+            else:
+                where = f"CAST({column} AS STRING) = '" + subject.value.replace("'", "''") + "'"
+            out.append((name, tbl, where))
+        return out
+
+    def _table_names(self) -> list[str]:
+        try:
+            return list(self._db.table_names(limit=1_000_000))
+        except TypeError:
+            return list(self._db.table_names())
+
+    def find_subject(self, subject: Subject) -> list[Holding]:
+        """Return each table holding rows of the subject."""
+        found = []
+        for name, tbl, where in self._subject_filters(subject):
+            rows = tbl.count_rows(where)
+            if rows:
+                found.append(Holding("vector", name, rows))
+        return found
+
+    def erase_subject(self, subject: Subject) -> list[Holding]:
+        """Delete the subject's rows, then compact and drop every older version of the table's files."""
+        from datetime import timedelta
+
+        removed = []
+        with self._lock:
+            for name, tbl, where in self._subject_filters(subject):
+                rows = tbl.count_rows(where)
+                if not rows:
+                    continue
+                try:
+                    tbl.delete(where)
+                    # Lance keeps old versions (time travel) whose files still hold the rows: compact and
+                    # remove every version but the new one (its warning about concurrent readers of old
+                    # versions is the point here)
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", UserWarning)
+                        tbl.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+                except (OSError, RuntimeError, ValueError) as e:
+                    raise StorageError(f"vector table {name!r} in {self.uri}: cannot erase a subject: {e}") from e
+                removed.append(Holding("vector", name, rows))
+        return removed
     def rows(self, table: str, filter: str, limit: int) -> pa.Table:
         """Return up to limit rows matching an SQL predicate: an exact scan, never an approximate index."""
         tbl = self._open(table)

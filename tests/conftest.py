@@ -137,7 +137,7 @@ def private_redis(tmp_path: Path) -> Iterator[Any]:
 # The layers whose tests touch the metadata store run once per backend (see forgeml.testing's
 # metadata_backend fixture); other tests keep the default SQLite store.
 METADATA_AREAS = {"tracking", "jobs", "registry", "features", "datasets", "monitoring", "pipelines", "tuning",
-                  "labeling", "experiments"}
+                  "labeling", "experiments", "privacy"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -15,6 +15,7 @@ from forgeml.tui.screens.features import FeaturesScreen
 from forgeml.tui.screens.help import HelpScreen
 from forgeml.tui.screens.home import HomeScreen
 from forgeml.tui.screens.jobs import JobsScreen
+from forgeml.tui.screens.labeling import LabelingScreen
 from forgeml.tui.screens.models import ModelsScreen
 from forgeml.tui.screens.monitoring import MonitoringScreen
 from forgeml.tui.screens.runs import RunsScreen
@@ -47,7 +48,8 @@ class ForgeApp(App):
 
     CSS_PATH = Path(__file__).parent / "forgeml.tcss"  # absolute, so subclasses elsewhere keep the styles
     TITLE = "forgeml"
-    MODES = {name: cls for name, _key, _title, cls in SCREENS}
+    # screens without a key of their own, opened from the command palette or `forgeml tui --label-set`
+    MODES = {**{name: cls for name, _key, _title, cls in SCREENS}, "labeling": LabelingScreen}
     DEFAULT_MODE = "home"
     BINDINGS = [
         *[Binding(key, f"switch_mode('{name}')", title) for name, key, title, _cls in SCREENS],
@@ -56,9 +58,13 @@ class ForgeApp(App):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, workspace: Any, **kwargs: Any) -> None:
+    def __init__(self, workspace: Any, label_set: str | None = None, annotator: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.workspace = workspace
+        self.labeling = (label_set, annotator)
+        if label_set is not None:
+            self.add_mode("labeling-set", lambda: LabelingScreen(label_set, annotator))
         self.plugin_screens = workspace.plugins.screens()
         for key, title, factory in self.plugin_screens:
             mode = f"plugin-{key}"
@@ -66,8 +72,10 @@ class ForgeApp(App):
             self.bind(key, f"switch_mode('{mode}')", description=title)
 
     def on_mount(self) -> None:
-        """Name the workspace in the header."""
+        """Name the workspace in the header; open the labelling screen when a label set was given."""
         self.sub_title = self.workspace.root.name
+        if self.labeling[0] is not None:
+            self.switch_mode("labeling-set")
 
     def action_help(self) -> None:
         """Show the key reference."""
@@ -79,6 +87,8 @@ class ForgeApp(App):
         for name, key, title, _cls in SCREENS:
             yield SystemCommand(f"Open {title}", f"Switch to the {title} screen (key {key})",
                                 lambda mode=name: self.switch_mode(mode))
+        yield SystemCommand("Open Labeling", "Answer a label set's pending tasks with the number keys",
+                            lambda: self.switch_mode("labeling"))
         for key, title, _factory in self.plugin_screens:
             yield SystemCommand(f"Open {title}", f"A plugin's screen (key {key})",
                                 lambda mode=f"plugin-{key}": self.switch_mode(mode))

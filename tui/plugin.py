@@ -11,11 +11,13 @@ def forgeml_register_commands(cli):
     import click
 
     @click.command("tui")
-    def tui_cmd() -> None:
+    @click.option("--label-set", help="Open the labelling screen on this label set.")
+    @click.option("--annotator", help="Who is labelling (default: your user name).")
+    def tui_cmd(label_set: str | None, annotator: str | None) -> None:
         """Open the terminal UI on this workspace."""
         from forgeml.tui.app import ForgeApp
         from forgeml.workspace import Workspace
 
-        ForgeApp(Workspace.find()).run()
+        ForgeApp(Workspace.find(), label_set=label_set, annotator=annotator).run()
 
     cli.add_command(tui_cmd)

@@ -25,6 +25,7 @@ ACTIONS: dict[str, str] = {
     "alerts.read": "read alerts",
     "alerts.ack": "acknowledge alerts",
     "auth.admin": "manage principals, roles and tokens, and read the access log",
+    "privacy.forget": "erase a data subject from every store, log and snapshot",
 }
 
 _READS = ("runs.read", "models.read", "models.predict", "jobs.read", "datasets.read", "features.read",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from forgeml import counters
+from forgeml.auth import audit
 from forgeml.contracts import Migration
 
 MIGRATION_SET = "auth"
@@ -77,8 +78,7 @@ def generation(db: Any) -> int:
 
 
 def _audit(tx: Any, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
-    tx.execute("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-               (time.time(), actor, action, subject, json.dumps(detail, default=str)))
+    audit.append_one(tx, actor, action, subject, detail)
 
 
 def ensure_principal(tx: Any, name: str, kind: str, actor: str) -> None:
@@ -176,15 +176,20 @@ def _list(values: Sequence[str] | None) -> str | None:
 def write_access(db: Any, records: Sequence[tuple[float, str, str, str, str]]) -> None:
     """Append access records (at, actor, action, subject, detail JSON) in one transaction."""
     with db.transaction() as tx:
-        tx.executemany("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-                       records)
+        audit.append(tx, records)
 
 
 def access_rows(db: Any, actor: str | None = None, action_prefix: str | None = None, since: float = 0.0,
-                limit: int = 200) -> list[dict[str, Any]]:
-    """Return audit records, newest first, filtered by actor and action prefix."""
+                limit: int = 200, subject: str | None = None, until: float | None = None) -> list[dict[str, Any]]:
+    """Return audit records, newest first, filtered by actor, action prefix, subject text and time."""
     sql = "SELECT id, at, actor, action, subject, detail FROM audit_log WHERE at >= ?"
     params: list[Any] = [since]
+    if until is not None:
+        sql += " AND at < ?"
+        params.append(until)
+    if subject:
+        sql += " AND subject LIKE ? ESCAPE '\\'"
+        params.append("%" + subject.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
     if actor:
         sql += " AND actor = ?"
         params.append(actor)

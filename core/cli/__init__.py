@@ -41,6 +41,10 @@ COMMANDS: dict[str, str] = {
     "features": "forgeml.cli.features:features_group",
     "label": "forgeml.cli.label:label_group",
     "quickstart": "forgeml.cli.quickstart:quickstart_cmd",
+    "forget": "forgeml.cli.privacy:forget_cmd",
+    "gc": "forgeml.cli.privacy:gc_cmd",
+    "encryption": "forgeml.cli.privacy:encryption_group",
+    "audit": "forgeml.cli.audit:audit_group",
 }
 
 

@@ -19,13 +19,14 @@ def datasets_group() -> None:
 @click.option("--query", help="A DuckDB query whose result is the dataset (instead of SOURCE).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "json", "ipc"]), help="File format of SOURCE.")
 @click.option("--description", default="", help="What the dataset holds.")
+@click.option("--pii", "pii", multiple=True, help="A column holding personal data (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def register_cmd(name: str, source: str | None, query: str | None, fmt: str | None, description: str,
-                 as_json: bool) -> None:
+                 pii: tuple[str, ...], as_json: bool) -> None:
     """Snapshot SOURCE (a file, folder, glob or fsspec URL) or --query as a new version of NAME."""
     from forgeml.datasets import register_dataset
 
-    dv = register_dataset(name, source, query=query, fmt=fmt, description=description)
+    dv = register_dataset(name, source, query=query, fmt=fmt, description=description, pii=list(pii))
     if as_json:
         emit_json(dv.to_dict())
     else:
@@ -68,10 +69,14 @@ def show_cmd(ref: str, as_json: bool) -> None:
         return
     click.echo(f"{dv.ref}  digest {dv.digest}\n{dv.num_rows} rows, {dv.num_bytes} bytes snapshot, "
                f"from {dv.source_kind}: {dv.source}")
-    print_table(dv.schema, ["name", "type", "nullable"], title="schema")
+    print_table([{**f, "pii": "PII" if f.get("pii") else ""} for f in dv.schema], ["name", "type", "nullable", "pii"],
+                title="schema")
     lin = info["lineage"]
     click.echo(f"runs: {', '.join(r['run_id'] for r in lin['runs']) or '-'}")
     click.echo(f"models: {', '.join(lin['models']) or '-'}")
+    for e in lin["erasures"]:
+        click.echo(f"erasure {e['erasure']}: {e['replaced']} -> {e['by']} ({e['rows_removed']} rows removed, "
+                   f"{format_utc(e['at'])})")
 
 
 @datasets_group.command("diff")

@@ -115,10 +115,20 @@ def show_cmd(name: str, version: int | None, as_json: bool) -> None:
         emit_json(data)
         return
     click.echo(f"{kind} {name} v{found_version} (versions: {', '.join(map(str, data['versions']))})")
+    pii = _pii_of(spec)
+    if pii:
+        click.echo(f"PII: {', '.join(pii)}")
     click.echo(json.dumps(spec, indent=2))
     for direction in ("upstream", "downstream"):
         for edge in data["lineage"][direction]:
             click.echo(f"{direction:<10} {edge['src_kind']}:{edge['src']} -> {edge['dst_kind']}:{edge['dst']}")
+
+
+def _pii_of(spec: dict[str, Any]) -> list[str]:
+    """Return the PII columns a stored spec tags: its features, request fields, and an entity's own keys."""
+    fields = [*spec.get("features", []), *(f for r in spec.get("request", []) for f in r["schema"])]
+    names = [f["name"] for f in fields if f.get("pii")]
+    return names + (list(spec.get("join_keys", [])) if spec.get("pii") else [])
 
 
 @features_group.command("materialize")

@@ -32,7 +32,10 @@ def _duration(job: Any) -> str:
 @click.option("--shared", is_flag=True, default=None, help="Share GPUs with other shared jobs (default: exclusive).")
 @click.option("--cpus", type=float, help="CPU cores (CPU-only jobs are pinned to them).")
 @click.option("--memory", help="Memory limit, e.g. 16Gi or 16GB.")
-@click.option("--nproc", type=int, help="torchrun processes for a CPU DDP job (framework pytorch).")
+@click.option("--nproc", type=int, help="torchrun processes per node (default: one per GPU).")
+@click.option("--strategy", type=click.Choice(["auto", "none", "ddp", "fsdp"]),
+              help="Distributed strategy: ddp or fsdp launch torchrun; forgeml.distributed.wrap() applies it.")
+@click.option("--nodes", type=int, help="Nodes for a multi-node job on a batch target (Slurm).")
 @click.option("--param", "params", multiple=True, help="Hyperparameter NAME=VALUE (repeatable; JSON values parsed).")
 @click.option("--env", "env", multiple=True, help="Environment variable NAME=VALUE (repeatable).")
 @click.option("--dataset", "datasets", multiple=True, help="Dataset reference such as sales@v3 (repeatable).")

@@ -184,6 +184,34 @@ def rollback_cmd(name: str, reason: str, actor: str | None, as_json: bool) -> No
     _emit_move(rollback(name, actor=actor, reason=reason), as_json)
 
 
+@models_group.command("history")
+@click.argument("name")
+@click.option("--at", "at", help="Name only the version serving production at this ISO time (UTC without a zone).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def history_cmd(name: str, at: str | None, as_json: bool) -> None:
+    """List NAME's production periods, or which version served production at a past time."""
+    from forgeml.auth.audit import parse_time
+    from forgeml.registry.promotion import production_at, production_history
+    from forgeml.times import format_utc
+
+    if at is not None:
+        when = parse_time(at, "--at")
+        version = production_at(name, when or 0.0)
+        if as_json:
+            emit_json({"model": name, "at": when, "version": version})
+        else:
+            click.echo(f"{name}: {'v' + str(version) if version is not None else 'no version'} served production at "
+                       f"{format_utc(when)}")
+        return
+    rows = production_history(name)
+    if as_json:
+        emit_json(rows)
+        return
+    print_table([{"version": r["version"], "from": format_utc(r["started_at"]),
+                  "until": format_utc(r["ended_at"]) if r["ended_at"] else "now", "ended_by": r["ended_by"] or ""}
+                 for r in rows], title=f"{name} in production")
+
+
 @models_group.command("alias")
 @click.argument("name")
 @click.argument("alias")

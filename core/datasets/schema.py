@@ -56,8 +56,29 @@ def _m001_initial(tx: Any) -> None:
     create_tables(tx, metadata)
 
 
+def _m002_erasures(tx: Any) -> None:
+    """Create the table recording which versions an erasure replaced, and by which version."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import create_tables
+
+    metadata = sa.MetaData()
+    sa.Table(
+        "dataset_erasures", metadata,
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("replaced_by", sa.BigInteger),
+        sa.Column("erasure", sa.Text, nullable=False),
+        sa.Column("rows_removed", sa.BigInteger, nullable=False),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("name", "version", "erasure"),
+    )
+    create_tables(tx, metadata)
+
+
 MIGRATIONS = [
     Migration(1, "m001_initial", apply=_m001_initial),
+    Migration(2, "m002_erasures", apply=_m002_erasures),
 ]
 
 

@@ -72,17 +72,66 @@ def _from_row(row: dict[str, Any]) -> DatasetVersion:
     )
 
 
-def _schema_fields(schema: Any) -> list[dict[str, Any]]:
-    return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
+def _schema_fields(schema: Any, pii: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    return [{"name": f.name, "type": str(f.type), "nullable": f.nullable, **({"pii": True} if f.name in pii else {})}
+            for f in schema]
 
 
-def register_dataset(name: str, source: Any = None, *, query: str | None = None, fmt: str | None = None,
-                     description: str = "", tags: dict[str, str] | None = None,
-                     workspace: Any = None) -> DatasetVersion:
-    """Snapshot a source as a new version of a dataset; identical content returns the existing version."""
+def store_version(ws: Any, name: str, table: Any, digest: str, schema: list[dict[str, Any]], kind: str,
+                  source: str, files: list[dict[str, Any]], description: str, tags: dict[str, str],
+                  originals: list[bytes] = ()) -> tuple[int, bool]:
+    """Snapshot a table as the next version of a dataset; return (version, whether it is new).
+
+    Content already registered under the name returns that version instead.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    db = store(ws)
+    existing = db.query("SELECT version FROM dataset_versions WHERE name = ? AND digest = ?", (name, digest))
+    if existing:
+        return existing[0]["version"], False
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    snapshot = sink.getvalue().to_pybytes()
+    data_digest = ws.artifacts.put_bytes(snapshot)
+    for original in originals:
+        ws.artifacts.put_bytes(original)  # the original bytes too, so restore_files gives them back exactly
+    with db.transaction() as tx:
+        again = tx.query("SELECT version FROM dataset_versions WHERE name = ? AND digest = ?", (name, digest))
+        if again:
+            return again[0]["version"], False
+        version = tx.query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM dataset_versions WHERE name = ?",
+                           (name,))[0]["v"]
+        tx.execute(
+            "INSERT INTO dataset_versions (name, version, digest, data_digest, schema, num_rows, num_bytes,"
+            " source_kind, source, files, description, tags, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (name, version, digest, data_digest, json.dumps(schema), table.num_rows, len(snapshot), kind, source,
+             json.dumps(files), description, json.dumps(tags), time.time()),
+        )
+        if any(f.get("pii") for f in schema):
+            from forgeml.pii.tags import publish_pii
+
+            tagged = {f["name"] for row in tx.query("SELECT schema FROM dataset_versions")
+                      for f in json.loads(row["schema"]) if f.get("pii")}
+            publish_pii(tx, "datasets", tagged)
+    return version, True
+
+
+def _pii_list(pii: list[str] | None, names: list[str]) -> set[str]:
+    unknown = [c for c in pii or () if c not in names]
+    if unknown:
+        raise ValidationError(f"pii column {unknown[0]!r} is not in the dataset; columns: {', '.join(names)}")
+    return set(pii or ())
+
+
+def register_dataset(name: str, source: Any = None, *, query: str | None = None, fmt: str | None = None,
+                     description: str = "", tags: dict[str, str] | None = None, pii: list[str] | None = None,
+                     workspace: Any = None) -> DatasetVersion:
+    """Snapshot a source as a new version of a dataset; identical content returns the existing version.
+
+    ``pii`` names the columns holding personal data (marked in ``datasets show``, kept out of logs).
+    """
     ws = _workspace(workspace)
     _check_name(name)
     loaded = load_source(source, query=query, root=ws.root, fmt=fmt)
@@ -92,31 +141,14 @@ def register_dataset(name: str, source: Any = None, *, query: str | None = None,
     for line in loaded.content:
         h.update(b"\n" + line.encode())
     digest = h.hexdigest()
-    db = store(ws)
-    existing = db.query("SELECT * FROM dataset_versions WHERE name = ? AND digest = ?", (name, digest))
-    if existing:
-        return _from_row(existing[0])
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    snapshot = sink.getvalue().to_pybytes()
-    data_digest = ws.artifacts.put_bytes(snapshot)
     files = []
     for f in loaded.files:
-        ws.artifacts.put_bytes(f["bytes"])  # the original bytes too, so restore_files gives them back exactly
         files.append({k: f[k] for k in ("path", "digest", "size")})
-    with db.transaction() as tx:
-        again = tx.query("SELECT * FROM dataset_versions WHERE name = ? AND digest = ?", (name, digest))
-        if again:
-            return _from_row(again[0])
-        version = tx.query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM dataset_versions WHERE name = ?",
-                           (name,))[0]["v"]
-        tx.execute(
-            "INSERT INTO dataset_versions (name, version, digest, data_digest, schema, num_rows, num_bytes,"
-            " source_kind, source, files, description, tags, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (name, version, digest, data_digest, json.dumps(_schema_fields(table.schema)), table.num_rows,
-             len(snapshot), loaded.kind, loaded.description, json.dumps(files), description,
-             json.dumps(tags or {}), time.time()),
-        )
+    schema = _schema_fields(table.schema, _pii_list(pii, table.schema.names))
+    version, created = store_version(ws, name, table, digest, schema, loaded.kind, loaded.description, files,
+                                     description, tags or {}, originals=[f["bytes"] for f in loaded.files])
+    if not created:
+        return get_dataset_version(f"{name}@v{version}", workspace=ws)
     dv = get_dataset_version(f"{name}@v{version}", workspace=ws)
     ws.plugins.on_dataset_version_registered(dataset_version=dv, workspace=ws)
     return dv
@@ -170,7 +202,15 @@ def read_dataset(ref: str | DatasetVersion, columns: list[str] | None = None, wo
 
     ws = _workspace(workspace)
     dv = ref if isinstance(ref, DatasetVersion) else get_dataset_version(ref, workspace=ws)
-    data = ws.artifacts.get_bytes(dv.path)
+    try:
+        data = ws.artifacts.get_bytes(dv.path)
+    except NotFoundError:
+        from forgeml.datasets.erasure import erased_note
+
+        note = erased_note(ws, dv)
+        if note:
+            raise NotFoundError(f"{dv.ref} {note}") from None
+        raise
     try:
         return pq.read_table(pa.BufferReader(data), columns=columns)
     except (pa.ArrowInvalid, KeyError) as e:
@@ -251,8 +291,10 @@ def lineage(ref: str, workspace: Any = None) -> dict[str, Any]:
         for row in ws.metadata.query("SELECT name, version, datasets FROM registry_versions ORDER BY name, version"):
             if dv.ref in json.loads(row["datasets"] or "[]"):
                 models.append(f"{row['name']}@{row['version']}")
+    from forgeml.datasets.erasure import erasures_of
+
     return {"dataset": dv.ref, "digest": dv.digest, "source_kind": dv.source_kind, "source": dv.source,
-            "files": dv.files, "runs": runs, "models": models}
+            "files": dv.files, "runs": runs, "models": models, "erasures": erasures_of(ws, dv)}
 
 
 def diff(old_ref: str, new_ref: str, workspace: Any = None) -> dict[str, Any]:

@@ -87,6 +87,7 @@ class Entity:
     dtype: str = "int64"
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    pii: bool = False  # the join keys identify a person: kept out of logs and artifacts, erased by forget
 
     def __post_init__(self) -> None:
         check_name("entity", self.name)
@@ -99,22 +100,23 @@ class Entity:
     def to_spec(self) -> dict[str, Any]:
         """Return the JSON-ready description stored in the registry."""
         return {"name": self.name, "join_keys": list(self.join_keys), "dtype": self.dtype,
-                "description": self.description, "tags": dict(self.tags)}
+                "description": self.description, "tags": dict(self.tags), **({"pii": True} if self.pii else {})}
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Entity:
         """Rebuild an entity from its registry description."""
         return cls(spec["name"], tuple(spec["join_keys"]), spec["dtype"], spec.get("description", ""),
-                   dict(spec.get("tags", {})))
+                   dict(spec.get("tags", {})), bool(spec.get("pii", False)))
 
 
 @dataclass(frozen=True)
 class Feature:
-    """One feature column of a view: name, dtype and a description."""
+    """One feature column of a view: name, dtype, a description and whether it holds personal data."""
 
     name: str
     dtype: Any = "float64"
     description: str = ""
+    pii: bool = False  # personal data: kept out of prediction logs, run artifacts and alerts unless allowed
 
     def __post_init__(self) -> None:
         check_name("feature", self.name)
@@ -122,7 +124,13 @@ class Feature:
 
     def to_spec(self) -> dict[str, Any]:
         """Return the JSON-ready description stored in the registry."""
-        return {"name": self.name, "dtype": self.dtype, "description": self.description}
+        return {"name": self.name, "dtype": self.dtype, "description": self.description,
+                **({"pii": True} if self.pii else {})}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Feature:
+        """Rebuild a feature from its registry description."""
+        return cls(spec["name"], spec["dtype"], spec.get("description", ""), bool(spec.get("pii", False)))
 
 
 Field = Feature  # Feast's name for the same thing
@@ -409,6 +417,12 @@ class FeatureView:
         from forgeml.errors import unknown_name
 
         raise unknown_name(f"feature of view {self.name!r}", name, self.feature_names)
+
+    @property
+    def pii_columns(self) -> tuple[str, ...]:
+        """The join keys of PII entities and the features tagged ``pii``."""
+        keys = tuple(k for e in self.entities if e.pii for k in e.join_keys)
+        return keys + tuple(f.name for f in self.features if f.pii)
 
     @property
     def embedding_features(self) -> tuple[Feature, ...]:

@@ -16,6 +16,7 @@ from forgeml.errors import NotFoundError, ValidationError, unknown_name
 from forgeml.features.aggregations import Aggregation
 from forgeml.features.definitions import (
     Entity,
+    Feature,
     FeatureView,
     OnDemandFeatureView,
     PushSource,
@@ -195,7 +196,21 @@ class FeatureRegistry:
 
     def apply(self, objects: list[Definition]) -> list[Change]:
         """Register definitions: new objects get version 1, breaking changes a new version."""
-        return self._apply(objects, dry_run=False)
+        changes = self._apply(objects, dry_run=False)
+        self._publish_pii()
+        return changes
+
+    def _publish_pii(self) -> None:
+        """Tell the kernel which columns the current definitions tag PII (logs and artifacts keep them out)."""
+        from forgeml.pii.tags import publish_pii
+
+        _, views, odfvs = self.load_all()
+        names = {c for v in views.values() for c in v.pii_columns}
+        for odfv in odfvs.values():
+            names.update(f.name for f in odfv.features if f.pii)
+            names.update(f.name for s in odfv.sources if isinstance(s, RequestSource) for f in s.schema if f.pii)
+        with self.store.transaction() as tx:
+            publish_pii(tx, "features", names)
 
     def _apply(self, objects: list[Definition], dry_run: bool) -> list[Change]:
         objects = _with_entities(objects)
@@ -297,7 +312,7 @@ class FeatureRegistry:
             aggregations = [Aggregation.from_spec(a) for a in s.get("aggregations", ())]
             views[r["name"]] = FeatureView(
                 name=s["name"], entities=[entities[e] for e in s["entities"]],
-                features=[] if aggregations else [(f["name"], f["dtype"]) for f in s["features"]],
+                features=[] if aggregations else [Feature.from_spec(f) for f in s["features"]],
                 aggregations=aggregations, allowed_lateness=s.get("allowed_lateness", 3600.0),
                 source=source_from_spec(s["source"]),
                 ttl=s["ttl"], owner=s["owner"], description=s["description"], tags=s["tags"],
@@ -307,7 +322,7 @@ class FeatureRegistry:
         for r in self.list("on_demand_view"):
             s = r["spec"]
             sources: list[Any] = [views[v] for v in s["views"] if v in views]
-            sources += [RequestSource(q["name"], [(f["name"], f["dtype"]) for f in q["schema"]]) for q in s["request"]]
+            sources += [RequestSource(q["name"], [Feature.from_spec(f) for f in q["schema"]]) for q in s["request"]]
             odfvs[r["name"]] = OnDemandFeatureView(
                 name=s["name"], sources=sources, features=[(f["name"], f["dtype"]) for f in s["features"]],
                 transformation=_transformation_from_spec(s["transformation"]), description=s["description"],

@@ -324,21 +324,10 @@ class FeatureStore(StatusMixin):
 
     def _refuse_future_rows(self, fv: FeatureView, raw: Any) -> None:
         """Refuse a push holding an event time beyond now plus the configured clock skew."""
-        import datetime as dt
-
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        column = fv.timestamp_field
-        if column not in raw.column_names or not pa.types.is_timestamp(raw.schema.field(column).type):
-            return  # conform() reports a missing or mistyped timestamp column with its own message
-        latest = pc.max(raw.column(column)).as_py()
+        latest = latest_event_time(fv, raw)
         if latest is None:
             return
-        if latest.tzinfo is None:
-            latest = latest.replace(tzinfo=dt.UTC)
-        skew = self.workspace.config.section("features").max_future_skew_s
-        limit = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=skew)
+        limit, skew = future_limit(self.workspace)
         if latest > limit:
             raise ValidationError(f"push to {fv.name!r}: event time {latest.isoformat()} is more than {skew:g}s in "
                                   f"the future (it would pin the online value); fix the clock or the timestamps, "
@@ -476,3 +465,27 @@ def store_for(workspace: Any = None) -> FeatureStore:
         if store is None:
             store = _stores[workspace] = FeatureStore(workspace)
         return store
+
+
+def future_limit(workspace: Any) -> tuple[Any, float]:
+    """Return the latest event time a write may carry (now plus [features].max_future_skew_s) and the skew."""
+    import datetime as dt
+
+    skew = workspace.config.section("features").max_future_skew_s
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=skew), skew
+
+
+def latest_event_time(fv: FeatureView, table: Any) -> Any:
+    """Return the latest event time in a table as an aware datetime (None when it has none to read)."""
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = fv.timestamp_field
+    if column not in table.column_names or not pa.types.is_timestamp(table.schema.field(column).type):
+        return None  # conform() reports a missing or mistyped timestamp column with its own message
+    latest = pc.max(table.column(column)).as_py()
+    if latest is not None and latest.tzinfo is None:
+        latest = latest.replace(tzinfo=dt.UTC)
+    return latest

@@ -11,6 +11,7 @@ applied, so after a kill -9 nothing is counted twice and nothing is missed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,8 @@ from forgeml.errors import ValidationError
 from forgeml.features.definitions import FeatureView, StreamSource
 from forgeml.features.window_online import OFFSET, PARTITION, ApplyCounts, WindowWriter, conform_events
 
+log = logging.getLogger("forgeml.features")
+
 
 @dataclass
 class StreamStatus:
@@ -32,6 +35,7 @@ class StreamStatus:
     applied: int = 0
     duplicates: int = 0
     late: int = 0
+    future: int = 0  # events beyond now + [features].max_future_skew_s, set aside (logged, never applied)
     batches: int = 0
     positions: dict[str, int] = field(default_factory=dict)
     updated_at: float = 0.0
@@ -91,22 +95,46 @@ class StreamProcessor:
         records = self.consumer.poll(self.batch_size, self.poll_timeout_s)
         if records.num_rows == 0:
             return None
-        events = conform_events(self.view, records, f"stream {self.view.source.name!r}")
+        polled = conform_events(self.view, records, f"stream {self.view.source.name!r}")
+        events, future = self._set_aside_future(polled)
         if self.log_offline:
             self.store.offline.write(self.view.name, events, self.view.timestamp_field)
         counts = self.writer.apply(events)
-        grouped = events.select([PARTITION, OFFSET]).group_by(PARTITION).aggregate([(OFFSET, "max")])
+        # positions come from every polled record: the set-aside ones are committed too
+        grouped = polled.select([PARTITION, OFFSET]).group_by(PARTITION).aggregate([(OFFSET, "max")])
         positions = dict(zip(grouped.column(PARTITION).to_pylist(), grouped.column(f"{OFFSET}_max").to_pylist()))
         self.consumer.commit(positions)
         status = self.status
         status.applied += counts.applied
         status.duplicates += counts.duplicates
         status.late += counts.late
+        status.future += future
         status.batches += 1
         status.positions.update(positions)
         status.updated_at = time.time()
         _write_status(self.store.workspace, status)
         return counts
+
+    def _set_aside_future(self, events: Any) -> tuple[Any, int]:
+        """Drop events beyond now plus the clock skew a push allows, as a push refuses them: applied, one
+        would pin the online value. Dropped rather than refused, so one bad clock cannot stall the stream;
+        they are counted in the status and logged, and committed with the rest."""
+        import pyarrow.compute as pc
+
+        from forgeml.features.service import future_limit, latest_event_time
+
+        latest = latest_event_time(self.view, events)
+        limit, skew = future_limit(self.store.workspace)
+        if latest is None or latest <= limit:
+            return events, 0
+        column = events.column(self.view.timestamp_field)
+        keep = pc.less_equal(column, pc.cast(limit, column.type))
+        kept = events.filter(keep)
+        dropped = events.num_rows - kept.num_rows
+        log.warning("stream %r -> view %r: set aside %d event(s) more than %gs in the future (latest %s); "
+                    "fix the producer's clock or raise [features].max_future_skew_s",
+                    self.view.source.name, self.view.name, dropped, skew, latest.isoformat())
+        return kept, dropped
 
     def close(self) -> None:
         """Close the consumer (uncommitted records stay due)."""

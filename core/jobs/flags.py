@@ -12,7 +12,7 @@ _FLAGS = {
     "name": "name", "framework": "framework", "gpus": "gpus", "gpu_type": "gpu_type",
     "min_gpu_memory": "min_gpu_memory_mb", "shared": "shared", "cpus": "cpus", "memory": "memory_mb",
     "nproc": "nproc", "workdir": "workdir", "priority": "priority", "retries": "retries", "timeout": "timeout_s",
-    "target": "target",
+    "target": "target", "strategy": "strategy", "nodes": "nodes",
 }
 
 

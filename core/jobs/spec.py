@@ -17,6 +17,9 @@ from forgeml.errors import ValidationError, did_you_mean
 from forgeml.layers import DEFAULT_TARGET
 
 FRAMEWORKS = ("none", "pytorch", "tensorflow", "jax")
+# auto: torchrun when framework is pytorch on several GPUs; ddp/fsdp: always torchrun, and
+# forgeml.distributed.wrap() applies that strategy; none: one plain process
+STRATEGIES = ("auto", "none", "ddp", "fsdp")
 
 # Product families a user may ask for; a name the inventory reports is accepted too.
 KNOWN_GPU_TYPES = (
@@ -115,6 +118,8 @@ class JobSpec:
     cpus: float | None = None
     memory_mb: int | None = None
     nproc: int | None = None
+    strategy: str = "auto"
+    nodes: int = 1
     datasets: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -193,11 +198,18 @@ class JobSpec:
         return Path(self.command[0]).name if self.command else "job"
 
     @property
+    def distributed(self) -> bool:
+        """Whether the job is launched through torchrun (DDP or FSDP, or PyTorch on several GPUs)."""
+        if self.strategy == "none":
+            return False
+        return self.strategy in ("ddp", "fsdp") or (self.framework == "pytorch" and max(self.gpus, self.nproc or 0) > 1)
+
+    @property
     def processes(self) -> int:
-        """How many processes the job launches (torchrun workers for DDP)."""
+        """How many processes the job launches on each node (torchrun workers for DDP and FSDP)."""
         if self.nproc:
             return self.nproc
-        return self.gpus if self.framework == "pytorch" and self.gpus > 1 else 1
+        return self.gpus if self.distributed and self.gpus > 1 else 1
 
     def argv(self, python: str | None = None) -> list[str]:
         """Return the command line to launch, with torchrun for multi-process PyTorch jobs."""
@@ -206,7 +218,7 @@ class JobSpec:
             return list(self.command) + list(self.args)
         assert self.script is not None
         script = self.script
-        if self.framework == "pytorch" and self.processes > 1:
+        if self.distributed and (self.processes > 1 or self.strategy in ("ddp", "fsdp")):
             return [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.processes}",
                     script, *self.args]
         if script.endswith(".py"):
@@ -235,7 +247,10 @@ def _coerce_fields(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
             out["timeout_s"] = parse_duration(out["timeout_s"], "timeout")
     except ValidationError as e:
         raise ValidationError(f"{where}: {e}") from None
-    for key in ("gpus", "priority", "retries", "nproc"):
+    if "strategy" in out and out["strategy"] not in STRATEGIES:
+        raise ValidationError(f"{where}: strategy must be one of {', '.join(STRATEGIES)}, got {out['strategy']!r}"
+                              f"{did_you_mean(str(out['strategy']), list(STRATEGIES))}")
+    for key in ("gpus", "priority", "retries", "nproc", "nodes"):
         value = out.get(key)
         if value is None:
             continue
@@ -244,6 +259,8 @@ def _coerce_fields(kwargs: dict[str, Any], where: str) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationError(f"{where}: {key} must be a whole number, got {value!r}")
         out[key] = value
+    if out.get("nodes") is not None and out["nodes"] < 1:
+        raise ValidationError(f"{where}: nodes must be 1 or more, got {out['nodes']}")
     if out.get("cpus") is not None:
         try:
             out["cpus"] = float(out["cpus"])

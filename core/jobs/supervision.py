@@ -34,6 +34,7 @@ def job_environment(ws: Any, job: Job, attempt: int, gpus: list[int] | tuple[int
         FORGEML_PARAMS=json.dumps(spec.params, sort_keys=True),
         FORGEML_DATASETS=json.dumps(spec.datasets),
         FORGEML_JOB_SPEC=json.dumps(spec.to_dict(), default=str),
+        FORGEML_STRATEGY=spec.strategy,
         PYTHONUNBUFFERED="1",
     )
     if job.run_id:

@@ -44,8 +44,9 @@ def _check_shape(spec: JobSpec) -> None:
         raise ValidationError(f"gpus must be 0 or more, got {spec.gpus}")
     if spec.nproc is not None and spec.nproc < 1:
         raise ValidationError(f"nproc must be 1 or more, got {spec.nproc}")
-    if spec.nproc and spec.nproc > 1 and spec.framework != "pytorch":
-        raise ValidationError("nproc > 1 launches torchrun workers; set framework = \"pytorch\"")
+    if spec.nproc and spec.nproc > 1 and not spec.distributed:
+        raise ValidationError("nproc > 1 launches torchrun workers; set strategy = \"ddp\" or \"fsdp\" "
+                              "(or framework = \"pytorch\")")
     if spec.gpus == 0 and (spec.gpu_type or spec.min_gpu_memory_mb or spec.shared):
         raise ValidationError("gpu_type, min_gpu_memory and shared need gpus >= 1 (add --gpus 1)")
     if spec.cpus is not None and spec.cpus <= 0:

@@ -115,3 +115,20 @@ def answer(label_set: str, key: str, label: str, annotator: str, workspace: Any 
         raise ValidationError("say who is labelling (an annotator name)")
     impl, project = _interactive(ws, ls)
     impl.annotate(project, key, label, annotator)
+
+
+def label_here(label_set: str, key: str, label: str, annotator: str, workspace: Any = None) -> dict[str, Any]:
+    """Record one person's label in a backend that labels here and bring it into the label set at once."""
+    ws = workspace_or_current(workspace)
+    answer(label_set, key, label, annotator, workspace=ws)
+    return pull(label_set, workspace=ws)
+
+
+def queue(label_set: str, annotator: str, limit: int = 50, workspace: Any = None) -> dict[str, Any]:
+    """What a labelling screen shows: the label set's classes and the annotator's pending tasks."""
+    ws = workspace_or_current(workspace)
+    ls = get_label_set(label_set, workspace=ws)
+    tasks = pending(ls.name, annotator, limit, workspace=ws)
+    return {"label_set": ls.name, "classes": ls.classes, "instructions": ls.description,
+            "tasks": [{"key": t.key, "data": t.data, "prediction": t.prediction, "score": t.score, "model": t.model}
+                      for t in tasks]}

@@ -151,14 +151,25 @@ class LabelModel:
             raise ValidationError(f"votes must be class indices 0..{self.n_classes - 1} or -1 (abstain)")
         return votes.astype(np.int64)
 
-    def _posterior(self, votes: Any) -> Any:
+    def _onehots(self, votes: Any) -> list[Any]:
+        """One (rows x classes) indicator matrix per function; an abstention is a row of zeros."""
         import numpy as np
 
-        log_t = np.tile(np.log(self.priors_), (len(votes), 1))
+        out = []
         for j in range(votes.shape[1]):
+            oh = np.zeros((len(votes), self.n_classes))
             voted = votes[:, j] != ABSTAIN
-            # log P(vote | true class) for each row that voted, for every candidate true class
-            log_t[voted] += np.log(self.confusion_[j][:, votes[voted, j]]).T
+            oh[np.nonzero(voted)[0], votes[voted, j]] = 1.0
+            out.append(oh)
+        return out
+
+    def _posterior(self, onehots: list[Any]) -> Any:
+        import numpy as np
+
+        log_t = np.tile(np.log(self.priors_), (len(onehots[0]), 1))
+        for oh, confusion in zip(onehots, self.confusion_):
+            # adds log P(vote | true class) for each candidate true class; abstentions add nothing
+            log_t += oh @ np.log(confusion).T
         log_t -= log_t.max(axis=1, keepdims=True)
         t = np.exp(log_t)
         return t / t.sum(axis=1, keepdims=True)
@@ -168,21 +179,16 @@ class LabelModel:
         import numpy as np
 
         votes = self._check(votes)
-        k, m = self.n_classes, votes.shape[1]
+        k = self.n_classes
         t = majority_proba(votes, k)
-        onehots = []
-        for j in range(m):
-            oh = np.zeros((len(votes), k))
-            voted = votes[:, j] != ABSTAIN
-            oh[np.nonzero(voted)[0], votes[voted, j]] = 1.0
-            onehots.append(oh)
+        onehots = self._onehots(votes)
         previous = None
         for iteration in range(1, self.max_iter + 1):
             self.priors_ = (t.sum(axis=0) + self.smoothing) / (len(votes) + k * self.smoothing)
             # confusion[j][true, vote] = P(function j votes `vote` | true class, j voted)
             self.confusion_ = np.stack([(t.T @ oh + self.smoothing) / ((t.T @ oh).sum(axis=1, keepdims=True)
                                                                        + k * self.smoothing) for oh in onehots])
-            t = self._posterior(votes)
+            t = self._posterior(onehots)
             self.n_iter_ = iteration
             if previous is not None and np.abs(t - previous).max() < self.tol:
                 break
@@ -196,7 +202,7 @@ class LabelModel:
         votes = self._check(votes)
         if votes.shape[1] != len(self.confusion_):
             raise ValidationError(f"the model was fitted on {len(self.confusion_)} functions, got {votes.shape[1]}")
-        return self._posterior(votes)
+        return self._posterior(self._onehots(votes))
 
     @property
     def accuracies_(self) -> Any:

@@ -206,6 +206,9 @@ def _record(ws: Any, outcome: RuleOutcome, now: datetime) -> RuleOutcome:
 
 def fire(ws: Any, rule: AlertRule, value: float, details: dict[str, Any], now: datetime) -> tuple[Alert, bool]:
     """Store an alert for a firing rule (or bump the unresolved one); deliver and announce only a new one."""
+    from forgeml.pii.tags import kept_out, redact
+
+    details = redact(details, kept_out(ws))
     store = schema.store(ws)
     at = now.timestamp()
     message = (f"{rule.name}: {rule.metric} of {rule.model} is {value:.4g} ({rule.op} {rule.threshold:g}) "
@@ -277,7 +280,11 @@ def get_alert(alert_id: int, workspace: Any = None) -> Alert:
 
 def add_details(alert_id: int, extra: dict[str, Any], workspace: Any = None) -> Alert:
     """Merge extra keys into an alert's stored details (what listeners learned after it fired)."""
-    store = schema.store(_ws(workspace))
+    from forgeml.pii.tags import kept_out, redact
+
+    ws = _ws(workspace)
+    extra = redact(extra, kept_out(ws))
+    store = schema.store(ws)
     with store.transaction() as tx:
         rows = tx.query("SELECT details FROM monitoring_alerts WHERE id = ?", (int(alert_id),))
         if not rows:

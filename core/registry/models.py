@@ -117,8 +117,9 @@ def from_row(row: dict[str, Any], aliases: list[str]) -> ModelVersion:
 
 def audit(tx: Any, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
     """Append one record to the core audit log inside the caller's transaction."""
-    tx.execute("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-               (time.time(), actor, action, subject, json.dumps(detail, default=str)))
+    from forgeml.auth.audit import append_one
+
+    append_one(tx, actor, action, subject, detail)
 
 
 # ------------------------------------------------------------------ packaging
@@ -243,7 +244,7 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
         if rows is not None:
             from forgeml.registry.statistics import write_statistics
 
-            write_statistics(folder, rows)
+            write_statistics(folder, rows, training=training_data is not None)
         digest = ws.artifacts.put_bytes(_pack(folder))
     now = time.time()
     actor = actor or default_actor()

@@ -226,3 +226,18 @@ def rollback(name: str, actor: str | None = None, reason: str = "", workspace: A
     ws.plugins.on_model_stage_changed(model_version=restored, old_stage=old_stage, new_stage="PRODUCTION",
                                       reason=why, workspace=ws)
     return PromotionResult(restored, old_stage, archived, [])
+
+
+def production_history(name: str, workspace: Any = None) -> list[dict[str, Any]]:
+    """Return every production period of a model, oldest first: version, started_at, ended_at, ended_by."""
+    ws = workspace_or_current(workspace)
+    return store(ws).query("SELECT version, started_at, ended_at, ended_by FROM registry_production_history"
+                           " WHERE name = ? ORDER BY started_at, id", (name,))
+
+
+def production_at(name: str, at: float, workspace: Any = None) -> int | None:
+    """Return the version that served production at epoch time ``at`` (None when none did)."""
+    for period in reversed(production_history(name, workspace)):
+        if period["started_at"] <= at and (period["ended_at"] is None or at < period["ended_at"]):
+            return int(period["version"])
+    return None

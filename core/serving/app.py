@@ -97,8 +97,13 @@ class ServingState:
         self.workspace = workspace
         self.source = source or RegistrySource(workspace)
         self.metrics = ServingMetrics()
-        self.predlog = (PredictionLogger(log_root(workspace), options.predlog_flush_s)
-                        if options.log_predictions else None)
+        self.predlog = None
+        if options.log_predictions:
+            from forgeml.pii.tags import kept_out
+
+            self.predlog = PredictionLogger(log_root(workspace), options.predlog_flush_s,
+                                            drop_columns=kept_out(workspace),
+                                            keyring=workspace.encryption_keyring())
 
         def lookup(served: Any, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
             return fetch_online_features(workspace, served, rows)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ValidationError
 from forgeml.paths import safe_component
+from forgeml.pii.files import read_parquet, write_parquet
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -41,8 +42,11 @@ class PredictionLogger:
     GIL long enough to show in the request latency tail.
     """
 
-    def __init__(self, root: str | Path, flush_interval_s: float = 1.0, max_pending_rows: int = 50_000):
+    def __init__(self, root: str | Path, flush_interval_s: float = 1.0, max_pending_rows: int = 50_000,
+                 drop_columns: frozenset[str] = frozenset(), keyring: Any = None):
         self.root = Path(root)
+        self.keyring = keyring  # encrypts each file at rest when [privacy] encrypt_at_rest is on
+        self.drop_columns = drop_columns  # PII columns ([privacy]) that never reach the log files
         self.flush_interval_s = flush_interval_s
         self.max_pending_rows = max_pending_rows
         # the writer polls on its own clock: the request path wakes no thread and never hands it the GIL
@@ -133,24 +137,24 @@ class PredictionLogger:
         if not blocks:
             return
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         for (model, day), block in blocks.items():
             date = (_EPOCH_DAY + dt.timedelta(days=day)).isoformat()
             try:
                 table = block.table(model, pa)
+                if self.drop_columns:
+                    table = table.drop_columns([c for c in table.column_names if c in self.drop_columns])
                 folder = self.root / f"model={model}" / f"date={date}"
                 folder.mkdir(parents=True, exist_ok=True)
-                tmp = folder / f".{uuid.uuid4().hex}.tmp"
-                pq.write_table(table, tmp)
-                tmp.rename(folder / f"{uuid.uuid4().hex}.parquet")
+                write_parquet(table, folder / f"{uuid.uuid4().hex}.parquet", self.keyring)
                 self.written_rows += block.rows
             except (OSError, pa.ArrowException, ValueError, TypeError) as e:
                 # a log write failing must never fail serving; it is counted and shown in /metrics
                 self.errors += 1
-                self.last_error = f"{type(e).__name__}: {e}"
-                logging.getLogger("forgeml.serving").error("prediction log: %d rows of %s not written: %s",
-                                                           block.rows, model, self.last_error)
+                cause = " ".join(str(e).split())
+                kind = "StorageError" if isinstance(e, OSError) else type(e).__name__
+                self.last_error = f"{kind}: prediction log: {block.rows} rows of {model} not written: {cause}"
+                logging.getLogger("forgeml.serving").error("%s", self.last_error)
             with self._lock:
                 self._pending_rows -= block.rows
 
@@ -296,13 +300,13 @@ def read_prediction_log(model: str, start: Any = None, end: Any = None, workspac
     """Return a model's logged predictions with ``_ts`` in [start, end) as one Arrow table."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     if workspace is None:
         from forgeml.workspace import current
 
         workspace = current()
     lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
+    keyring = workspace.encryption_keyring()
     folder = log_root(workspace) / f"model={safe_component(model, 'model name')}"
     tables = []
     if folder.is_dir():
@@ -313,7 +317,7 @@ def read_prediction_log(model: str, start: Any = None, end: Any = None, workspac
             if hi is not None and date > hi.date():
                 continue
             for path in sorted(day.glob("*.parquet")):
-                tables.append(pq.read_table(path))
+                tables.append(read_parquet(path, keyring))
     if not tables:
         return _to_table({}, {name: [] for name in RESERVED}, pa)
     table = pa.concat_tables(tables, promote_options="permissive")

@@ -102,6 +102,21 @@ class OfflineStoreSuite(StoreSuite):
         assert times == [T0, T0 + timedelta(hours=1)], f"expected [{T0}, {T0 + timedelta(hours=1)}], got {times}"
         assert all(t.utcoffset() == timedelta(0) for t in times), f"expected UTC timestamps, got {times}"
 
+    def test_erases_one_subject(self, store: Any, open_store: Callable[[], Any], table: str) -> None:
+        """find_subject locates one key's rows across dates; erase_subject removes only them, for every reader."""
+        from forgeml.contracts import Subject, SubjectStore
+
+        assert isinstance(store, SubjectStore), "an offline store implements find_subject and erase_subject"
+        store.write(table, _history([1, 2, 1], [T0, T0, T0 + timedelta(days=2)], [1.0, 2.0, 3.0]), "event_timestamp")
+        subject = Subject("user_id", "1")
+        found = store.find_subject(subject)
+        assert sum(h.rows for h in found) == 2, f"expected 2 rows of user 1, found {found}"
+        assert sum(h.rows for h in store.erase_subject(subject)) == 2
+        assert store.find_subject(subject) == [], "the subject's rows are still found after erase_subject"
+        assert call_opened(open_store, "find_subject", subject) == [], "another opener still finds the subject"
+        assert _sorted(store.read(table)) == [{"user_id": 2, "event_timestamp": T0, "v": 2.0}]
+        assert store.find_subject(Subject("no_such_column", "1")) == []
+
     def test_rows_survive_a_reopen(self, store: Any, open_store: Callable[[], Any], table: str) -> None:
         """A store opened again over the same data reads what the first one wrote."""
         store.write(table, _history([1, 2], [T0, T0], [1.0, 2.0]), "event_timestamp")

@@ -70,6 +70,25 @@ class OnlineStoreSuite(StoreSuite):
         assert got.column("s").to_pylist() == ["y", "x"]
         assert got.column("_event_timestamp").to_pylist() == [T0 + timedelta(seconds=1), T0]
 
+    def test_erases_one_subject(self, store: Any, open_store: Callable[[], Any], view: str) -> None:
+        """The subject's rows go from single-key and composite-key views; other keys and views stay."""
+        import pyarrow as pa
+
+        from forgeml.contracts import Subject, SubjectStore
+
+        assert isinstance(store, SubjectStore), "an online store implements find_subject and erase_subject"
+        store.write(view, _rows([1, 2], [T0, T0], a=[1.0, 2.0]), ["user_id"], "event_timestamp")
+        pairs = pa.table({"user_id": [1, 2], "item": ["x", "x"], "event_timestamp": pa.array([T0, T0],
+                          pa.timestamp("us", tz="UTC")), "a": [3.0, 4.0]})
+        store.write(view + "_pairs", pairs, ["user_id", "item"], "event_timestamp")
+        subject = Subject("user_id", "1", {view: ("user_id",), view + "_pairs": ("user_id", "item")})
+        assert sorted((h.location, h.rows) for h in store.find_subject(subject)) == [(view, 1), (view + "_pairs", 1)]
+        assert sum(h.rows for h in store.erase_subject(subject)) == 2
+        assert call_opened(open_store, "find_subject", subject) == [], "another opener still finds the subject"
+        assert store.read_rows(view, [(1,), (2,)])[0] is None
+        assert store.read_rows(view, [(2,)])[0] is not None
+        assert store.read_rows(view + "_pairs", [(2, "x")])[0] is not None
+
     def test_missing_keys_and_features_are_null(self, store: Any, view: str) -> None:
         """An absent key gives nulls and a null timestamp; an unknown feature gives nulls."""
         store.write(view, _rows([1], [T0], a=[1.0]), ["user_id"], "event_timestamp")

@@ -50,6 +50,19 @@ class VectorStoreSuite(StoreSuite):
         """The store has every method of the VectorStore protocol."""
         assert isinstance(store, VectorStore)
 
+    def test_erases_one_subject(self, store: Any, open_store: Callable[[], Any], table: str) -> None:
+        """The subject's rows leave search results and counts, for this opener and the next one."""
+        from forgeml.contracts import Subject, SubjectStore
+
+        assert isinstance(store, SubjectStore), "a vector store implements find_subject and erase_subject"
+        store.upsert(table, _rows(list(range(6)), GRID[:6]), "embedding", ["item_id"])
+        subject = Subject("item_id", "4")
+        assert [(h.location, h.rows) for h in store.find_subject(subject)] == [(table, 1)]
+        assert sum(h.rows for h in store.erase_subject(subject)) == 1
+        assert call_opened(open_store, "find_subject", subject) == [], "another opener still finds the subject"
+        assert store.count(table) == 5
+        assert 4 not in store.search(table, [4.0, 1.0], k=3).column("item_id").to_pylist()
+
     def test_nearest_first_with_distances(self, store: Any, table: str) -> None:
         """search returns the k nearest rows, nearest first, with their columns and a rising _distance."""
         assert store.upsert(table, _rows(list(range(12)), GRID), "embedding", ["item_id"]) == 12

@@ -60,7 +60,8 @@ class ActiveRun(Run):
                 check_step(step)
         elif step.__class__ is not int or not -INT64 <= step < INT64:
             step = check_step(step)
-        v = value if value.__class__ is float else check_value(value, key)
+        # + 0.0 turns -0.0 into 0.0: SQLite keeps no sign on a zero, so every store reads zero the same way
+        v = (value if value.__class__ is float else check_value(value, key)) + 0.0
         ts = time.time() if timestamp is None else check_timestamp(timestamp)
         self._steps[key] = step
         self.metrics[key] = v
@@ -126,6 +127,10 @@ class ActiveRun(Run):
         base = safe_relpath(name if name is not None else path.name, "artifact name")
         files = [(path, base)] if path.is_file() else [
             (p, f"{base}/{p.relative_to(path).as_posix()}") for p in sorted(path.rglob("*")) if p.is_file()]
+        from forgeml.pii.tags import refuse_pii_in_file
+
+        for p, rel in files:
+            refuse_pii_in_file(self._store.workspace, p, f"artifact {rel!r} of run {self.id}")
         store = self._store.workspace.artifacts
         return [self._store.add_artifact(self.id, rel, store.put_file(p), p.stat().st_size) for p, rel in files]
 

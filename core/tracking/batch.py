@@ -37,7 +37,7 @@ def _columns(metrics: Mapping[str, Sequence[Any]]) -> tuple[list[str], list[floa
     if not isinstance(steps, list) or not isinstance(stamps, list) or len(steps) != n or len(stamps) != n:
         raise ValidationError("metrics 'steps' and 'timestamps' must be lists as long as 'keys'")
     try:
-        out_values = [float(v) for v in values]
+        out_values = [float(v) + 0.0 for v in values]  # -0.0 is stored as 0.0, as a local run stores it
         out_steps = [int(s) for s in steps]
         out_stamps = [float(t) for t in stamps]
     except (TypeError, ValueError) as e:

@@ -52,7 +52,7 @@ class RemoteRun(Run):
             raise ValidationError(f"metric key must be a non-empty string, got {key!r}")
         step = self._steps.get(key, -1) + 1 if step is None else int(step)
         self._steps[key] = step
-        v = float(value)
+        v = float(value) + 0.0  # -0.0 reads back as 0.0 everywhere, as from a local run
         self.metrics[key] = v
         self._writer.append((0, key, step, time.time() if timestamp is None else float(timestamp), v))
 

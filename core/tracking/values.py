@@ -55,11 +55,15 @@ def check_timestamp(timestamp: object) -> float:
 
 
 def check_value(value: object, key: str) -> float:
-    """Return a metric value as a float (NaN and infinities allowed) or raise ValidationError."""
+    """Return a metric value as a float (NaN and infinities allowed) or raise ValidationError.
+
+    A negative zero comes back as 0.0, as SQLite would read it, so that every store reads a zero alike;
+    callers that skip this check for plain floats add 0.0 themselves.
+    """
     if isinstance(value, str | bytes):
         raise ValidationError(f"metric {key!r} must be a number, got {_short(value)}")
     try:
-        return float(value)  # type: ignore[arg-type]
+        return float(value) + 0.0  # type: ignore[arg-type]
     except OverflowError:
         raise ValidationError(f"metric {key!r} = {_short(value)} is too large for a 64-bit float") from None
     except (TypeError, ValueError):

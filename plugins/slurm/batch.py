@@ -72,7 +72,8 @@ def render_sbatch(job_name: str, job_dir: str, argv: list[str], env: dict[str, s
     if needs.array:
         lines.append("export FORGEML_TRIAL_INDEX=$SLURM_ARRAY_TASK_ID")
     lines.append(f"cd {shlex.quote(d + '/code/' + workdir)} 2>/dev/null || cd {shlex.quote(d + '/code')} || cd {shlex.quote(d)}")
-    multi = needs.nodes > 1
+    torchrun = len(argv) >= 3 and argv[1] == "-m" and argv[2] in {TORCHRUN_MODULE, "torchrun"}
+    multi = needs.nodes > 1 or (settings.srun_torchrun and torchrun)
     if multi:
         python, script = split_torchrun(argv)
         per_node = nproc or max(1, needs.gpus)

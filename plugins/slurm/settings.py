@@ -21,3 +21,5 @@ class SlurmTargetSettings(SshConnectionSettings):
     sbatch_args: list[str] = setting([], "Extra #SBATCH lines, e.g. [\"--constraint=a100\"].")
     setup: list[str] = setting([], "Shell lines run before the job, e.g. [\"module load cuda\"].")
     nodes: int = setting(1, "Default node count; more than 1 runs srun + torchrun with the rendezvous on the first node.")
+    srun_torchrun: bool = setting(False, "Launch DDP/FSDP jobs through srun + torchrun with the c10d rendezvous on one "
+                                  "node too, as multi-node jobs are (the same launch on one node and on many).")

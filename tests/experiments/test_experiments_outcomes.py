@@ -19,7 +19,8 @@ DAY = 86_400.0
 
 
 def _serve(workspace, experiment: str, requests: int, start: dt.datetime | None, conversion: dict[str, float],
-           seed: int = 0, holdout: float = 0.0, latency: dict[str, float] | None = None) -> list[tuple[str, str, float]]:
+           seed: int = 0, holdout: float = 0.0, latency: dict[str, float] | None = None,
+           spacing_s: float = 10.0) -> list[tuple[str, str, float]]:
     """Log `requests` predictions through the real prediction logger, each assigned by the real allocator;
     return (request id, arm, time) and record a conversion outcome for the converting ones."""
     rng = np.random.default_rng(seed)
@@ -31,7 +32,7 @@ def _serve(workspace, experiment: str, requests: int, start: dt.datetime | None,
     for i in range(requests):
         rid = f"{experiment}-{seed}-{i}"
         arm, propensity = alloc.assign(f"user-{seed}-{i}")
-        ts = start + dt.timedelta(seconds=i * 10)
+        ts = start + dt.timedelta(seconds=i * spacing_s)
         lat = (latency or {}).get(arm, 5.0)
         logger.log("fraud", 1, arm, rid, ts, lat, {"x": [float(i)], "_experiment": [experiment],
                                                     "_propensity": [propensity]}, [0.7], 1)

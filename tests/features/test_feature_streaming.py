@@ -228,3 +228,32 @@ def test_the_supervised_stream_process_restarts_its_worker_and_stops_on_sigterm(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.service
+@pytest.mark.parametrize("kind", ["redis", "file"])
+def test_streamed_events_from_the_future_are_set_aside_as_pushes_refuse_them(request, kind, caplog):
+    """An event beyond now + [features].max_future_skew_s would pin the online value: the stream processor
+    applies the push's check, sets such events aside (counted, logged, committed) and applies the rest."""
+    from forgeml.features.streaming import read_status, run_streams
+
+    ws = request.getfixturevalue(f"{kind}_workspace")
+    store = _store(ws)
+    events = recent_events(50, seed=3, keys=2)
+    ahead = [{**e, "event_timestamp": datetime.now(UTC) + timedelta(hours=2)} for e in recent_events(7, seed=4, keys=2)]
+    store.publish("txns", event_table(events + ahead))
+    with caplog.at_level("WARNING", logger="forgeml.features"):
+        [status] = run_streams(store, until_idle=True, poll_timeout_s=0.2)
+    assert (status.applied, status.future) == (50, 7)
+    assert read_status(ws, "txn").future == 7
+    assert "set aside 7 event(s) more than 300s in the future" in caplog.text
+    # nothing from the future reached the tiles: every window equals the past events' own
+    got, at_us = _online(store, [1, 2], [w.name for w in window_features(AGGREGATIONS)])
+    for w in window_features(AGGREGATIONS):
+        for i, key in enumerate([1, 2]):
+            assert same(got[w.name][i], expected(events, key, at_us, w)), (w.name, key)
+    # and none went offline; a second run finds nothing new (they were committed)
+    assert store.offline.query(f"SELECT count(*) AS n FROM {store.offline.table_relation('txn')}").column("n")[0].as_py() \
+        == 50
+    [again] = run_streams(store, until_idle=True, poll_timeout_s=0.2)
+    assert (again.applied, again.future) == (50, 7)

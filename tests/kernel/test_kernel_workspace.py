@@ -22,7 +22,7 @@ def test_init_writes_the_documented_config_and_dot_folder(tmp_path: Path) -> Non
     ws = Workspace.init(tmp_path / "new")
     assert (tmp_path / "new" / "plugins.toml").read_text() == default_config_text()
     assert ws.dot.is_dir() and (ws.dot / "metadata.db").exists()
-    assert ws.metadata.applied_migrations("core") == [1]
+    assert ws.metadata.applied_migrations("core") == [1, 2]
     ws.close()
 
 

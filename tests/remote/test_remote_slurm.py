@@ -100,3 +100,48 @@ def test_array_job_runs_one_task_per_trial_each_on_its_own_gres_gpu(workspace, s
     job_dir = parse_handle(handle, "slurm").job_dir
     outputs = [Path(job_dir, f"output-{i}.log").read_text() for i in (0, 1)]
     assert all(re.search(r"^CUDA_VISIBLE_DEVICES=[01]$", text, re.M) for text in outputs), outputs
+
+
+FSDP_JOB = """
+import json
+import torch
+from forgeml import distributed as fd
+
+rank, world = fd.init()
+torch.manual_seed(0)
+model = fd.wrap(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1)))
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+x = torch.randn(16, 4)
+for _ in range(3):
+    loss = ((model(x) - 1) ** 2).mean()
+    opt.zero_grad(); loss.backward(); opt.step()
+print(json.dumps({"rank": rank, "world": world, "strategy": fd.strategy(), "loss": round(loss.item(), 6)}), flush=True)
+fd.finish()
+"""
+
+
+def test_fsdp_job_launches_through_srun_and_torchrun_rendezvous(workspace, slurm_settings, job_code, tmp_path):
+    """The multi-node launch (srun + torchrun with the c10d rendezvous) runs a 2-process FSDP job on the one-node Slurm."""
+    import json
+    from dataclasses import replace
+
+    from forgeml.jobs import JobSpec
+
+    (job_code / "fsdp_job.py").write_text(FSDP_JOB)
+    settings = replace(slurm_settings, srun_torchrun=True)
+    executor = SlurmExecutor(settings, workspace)
+    spec = JobSpec(script="fsdp_job.py", strategy="fsdp", nproc=2, cpus=2, memory_mb=1024, timeout_s=600)
+    argv = spec.argv(sys.executable)
+    handle = executor.launch(LaunchRequest(job_id="slurm-fsdp", attempt=1, argv=argv,
+                                           env={"FORGEML_STRATEGY": "fsdp"}, workdir=str(job_code),
+                                           log_path=str(tmp_path / "slurm-fsdp.log"), spec=spec))
+    status = wait_done(executor, handle, timeout=300)
+    log = (tmp_path / "slurm-fsdp.log").read_text()
+    assert status.state == "succeeded", log
+    from forgeml.plugins.slurm.executor import SCHEME
+
+    sbatch = Path(parse_handle(handle, SCHEME).job_dir, "job.sbatch").read_text()
+    assert "srun --ntasks-per-node=1" in sbatch and "--rdzv-backend=c10d" in sbatch and "--standalone" not in sbatch
+    reports = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert sorted(r["rank"] for r in reports) == [0, 1] and {r["world"] for r in reports} == {2}
+    assert {r["strategy"] for r in reports} == {"fsdp"} and len({r["loss"] for r in reports}) == 1

@@ -100,7 +100,7 @@ def _bits(value: float) -> str:
     return "nan" if math.isnan(value) else struct.pack(">d", value).hex()
 
 
-finite_or_not = st.floats(allow_nan=True, allow_infinity=True).map(lambda v: 0.0 if v == 0 else v)
+finite_or_not = st.one_of(st.just(-0.0), st.floats(allow_nan=True, allow_infinity=True))
 
 
 @settings(max_examples=40, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -108,10 +108,11 @@ finite_or_not = st.floats(allow_nan=True, allow_infinity=True).map(lambda v: 0.0
        key=st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zs", "Zl", "Zp")), min_size=1,
                    max_size=30).filter(lambda k: k.isprintable() and k == k.strip()))
 def test_a_value_reads_back_bit_identical_through_every_reader(tracked, value, step, key):
-    """NaN reads back as NaN (stored as missing); -0.0 is outside the property: SQLite keeps no sign on zero."""
+    """NaN reads back as NaN (stored as missing); -0.0 reads back as 0.0 on every store (SQLite keeps no
+    sign on a zero, so none does)."""
     with start_run(capture_context=False) as run:
         run.log_metric(key, value, step=step)
-    expected = _bits(value)
+    expected = _bits(value + 0.0)
     assert _bits(get_run(run.id).metrics[key]) == expected
     store = forgeml.tracking.store.tracking_store(tracked)
     assert [_bits(v) for k, _, _, v in store.metric_history(run.id)] == [expected]
@@ -165,3 +166,16 @@ def test_several_processes_attaching_to_a_new_run_id_all_succeed(tracked):
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
     assert get_run("shared0001").metrics == {"rank": 1.0}
+
+
+def test_a_negative_zero_is_stored_as_zero_by_every_write_path(tracked):
+    from forgeml.tracking.batch import log_batch
+
+    with start_run(capture_context=False) as run:
+        run.log_metric("local", -0.0)
+        run.log_metrics({"many": -0.0})
+    log_batch(run.id, {"keys": ["batched"], "values": [-0.0]})
+    store = forgeml.tracking.store.tracking_store(tracked)
+    assert {k: _bits(v) for k, _, _, v in store.metric_history(run.id)} == {
+        "batched": _bits(0.0), "local": _bits(0.0), "many": _bits(0.0)}
+    assert all(_bits(v) == _bits(0.0) for v in get_run(run.id).metrics.values())

@@ -1,0 +1,69 @@
+"""`forgeml forget`: erase data subjects from every store, log and snapshot, or list what would change."""
+
+from __future__ import annotations
+
+import click
+
+from forgeml.cli.output import emit_json, print_table
+
+
+@click.command("forget")
+@click.argument("subjects", nargs=-1, required=True)
+@click.option("--dry-run", is_flag=True, help="List where each subject's data lives; change nothing.")
+@click.option("--verify", is_flag=True, help="Search every place again and fail if any row of a subject remains.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def forget_cmd(subjects: tuple[str, ...], dry_run: bool, verify: bool, as_json: bool) -> None:
+    """Erase each COLUMN=VALUE subject (e.g. user_id=42) from offline, online and vector stores, stream state,
+    prediction logs, dataset snapshots and run artifacts; list the models trained on their data."""
+    from forgeml.errors import ForgeError
+    from forgeml.privacy.forget import forget, verify_forgotten
+
+    reports = verify_forgotten(list(subjects)) if verify else forget(list(subjects), dry_run=dry_run)
+    if as_json:
+        emit_json([r.to_dict() for r in reports])
+    else:
+        for r in reports:
+            verb = "remains" if verify else "would be erased" if dry_run else "erased"
+            head = f"{r.column}={r.value}: {r.rows} row(s) {verb}"
+            click.echo(head + (f" (erasure {r.erasure})" if r.erasure else ""))
+            if r.holdings:
+                print_table([{"place": h.place, "location": h.location, "rows": h.rows} for h in r.holdings])
+            if r.models:
+                click.echo(f"models trained on this subject's data (retrain them): {', '.join(r.models)}")
+    if verify and any(r.holdings for r in reports):
+        raise ForgeError("data of a forgotten subject remains; see the places listed above")
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="List what is past its retention limit; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def gc_cmd(dry_run: bool, as_json: bool) -> None:
+    """Apply the [privacy.retention] limits and reclaim artifact objects nothing refers to."""
+    from forgeml.privacy.retention import collect_garbage
+
+    report = collect_garbage(dry_run=dry_run)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb}: {len(report.prediction_log_days)} prediction-log day(s), {len(report.runs)} run(s), "
+               f"{len(report.archived_model_artifacts)} archived model file set(s), "
+               f"{len(report.unreferenced_artifacts)} unreferenced object(s); {report.bytes} bytes")
+
+
+@click.group("encryption")
+def encryption_group() -> None:
+    """Encryption at rest of artifacts and prediction logs ([privacy] encrypt_at_rest)."""
+
+
+@encryption_group.command("rotate")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def rotate_cmd(as_json: bool) -> None:
+    """Re-encrypt everything under the first key of the keys variable (put the new key first, old ones after)."""
+    from forgeml.privacy.keys import reencrypt
+
+    counts = reencrypt()
+    if as_json:
+        emit_json(counts)
+    else:
+        click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))

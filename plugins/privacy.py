@@ -1,0 +1,33 @@
+"""Erasers for the places outside the stores that keep personal data: prediction logs, dataset snapshots, run artifacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forgeml import hookimpl
+
+
+def _prediction_log(workspace: Any) -> Any:
+    from forgeml.serving.erasure import PredictionLogEraser
+
+    return PredictionLogEraser(workspace)
+
+
+def _datasets(workspace: Any) -> Any:
+    from forgeml.datasets.erasure import DatasetEraser
+
+    return DatasetEraser(workspace)
+
+
+def _run_artifacts(workspace: Any) -> Any:
+    from forgeml.tracking.erasure import RunArtifactEraser
+
+    return RunArtifactEraser(workspace)
+
+
+@hookimpl
+def forgeml_register_erasers(register):
+    """Offer the prediction-log, dataset-snapshot and run-artifact erasers."""
+    register("prediction_log", _prediction_log)
+    register("datasets", _datasets)
+    register("run_artifacts", _run_artifacts)
