@@ -39,6 +39,7 @@ QUICK_ARGS = {
     "server": ["--points", "50000", "--requests", "100"],
     "privacy": ["--offline-rows", "1000000", "--log-rows", "100000", "--days", "20", "--artifact-mb", "20"],
     "experiments": ["--rows", "100000", "--keys", "50000"],
+    "labeling": ["--pool-rows", "200000", "--seeds", "1"],
 }
 
 

@@ -199,6 +199,22 @@ def alerts(ws: Any, status: str | None = None) -> list[dict[str, Any]]:
     ]
 
 
+def experiments(ws: Any) -> list[dict[str, Any]]:
+    """Return experiments, newest first: arms, allocation, the smallest always-valid p-value seen, decision."""
+    from forgeml.feedback.schema import list_experiments
+
+    rows = []
+    for e in list_experiments(ws):
+        spec, seq = e["spec"], e["state"].get("sequential_p", {})
+        best = min(seq.items(), key=lambda kv: kv[1]) if seq else None
+        rows.append({"name": e["name"], "endpoint": e["endpoint"], "status": e["status"],
+                     "arms": ", ".join(spec["arms"]), "policy": spec["allocation"]["policy"],
+                     "holdout": f"{spec['allocation']['holdout']:.0%}",
+                     "best": f"{best[0]} p={best[1]:.3g}" if best else "not looked at",
+                     "decision": (e["decision"] or {}).get("action", "")})
+    return rows
+
+
 def acknowledge(ws: Any, alert_id: int) -> None:
     """Acknowledge an alert."""
     from forgeml.monitoring import acknowledge as ack

@@ -72,14 +72,15 @@ def add_cmd(name: str, source: str, source_kind: str, source_name: str, key: str
 
 @label_group.command("next")
 @click.argument("name")
-@click.option("--model", required=True, help="The model scoring the pool: name@production, name@3.")
+@click.option("--model", help="The model scoring the pool, name@production or name@3 (default: the production, "
+                               "else newest staging, model trained on this label set).")
 @click.option("--strategy", default="margin", show_default=True, help="A query strategy: margin, entropy, ...")
 @click.option("--n", "n", default=100, show_default=True, type=click.IntRange(min=0), help="How many items.")
 @click.option("--dataset", help="The dataset version to choose from (default: the label set's latest).")
 @click.option("--embeddings", help="A list-of-floats column for diversity-aware strategies.")
 @click.option("--dry-run", is_flag=True, help="Show the choice without sending anything.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def next_cmd(name: str, model: str, strategy: str, n: int, dataset: str | None, embeddings: str | None,
+def next_cmd(name: str, model: str | None, strategy: str, n: int, dataset: str | None, embeddings: str | None,
              dry_run: bool, as_json: bool) -> None:
     """Choose the next N items of label set NAME to label, and send them to the annotation backend."""
     from forgeml.labeling.active import next_batch

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from forgeml.errors import PluginError, ValidationError
+from forgeml.errors import NotFoundError, PluginError, ValidationError
 from forgeml.labeling import persistence as db
 from forgeml.labeling.labelsets import get_label_set, workspace_or_current
 
@@ -76,19 +76,57 @@ def choose(strategy_impl: Any, probabilities: Any, n: int, embeddings: Any = Non
     return out
 
 
+def default_model(label_set: str, workspace: Any = None) -> str:
+    """The model trained on this label set's training sets: its production version, else its newest staging one."""
+    from forgeml.labeling.labelsets import lineage
+    from forgeml.registry.models import list_versions
+
+    ws = workspace_or_current(workspace)
+    try:
+        trained = {m for t in lineage(label_set, workspace=ws)["training_sets"] for m in t["models"]}
+    except NotFoundError:
+        trained = set()
+    names = sorted({uri.rsplit("@", 1)[0] for uri in trained})
+    for stage in ("production", "staging"):
+        found = [v for name in names for v in list_versions(name, workspace=ws)
+                 if v.stage.lower() == stage and v.uri in trained]
+        if found:
+            return max(found, key=lambda v: v.created_at).uri
+    raise ValidationError(f"no production or staging model was trained on label set {label_set!r}'s training sets; "
+                          "name one with --model NAME@VERSION")
+
+
+def class_probabilities(predictor: Any, x: Any, classes: Sequence[str], label: str) -> Any:
+    """The model's (rows x classes) probabilities; a binary model giving one probability column is widened."""
+    import numpy as np
+
+    if hasattr(predictor, "predict_proba"):
+        proba = np.asarray(predictor.predict_proba(x), dtype=float)
+    else:  # a model whose predict returns the positive class's probability (a torch module ending in a sigmoid)
+        proba = np.asarray(predictor.predict(x), dtype=float)
+    if len(classes) == 2 and (proba.ndim == 1 or proba.shape[1] == 1):
+        p = proba.reshape(-1)
+        proba = np.column_stack([1.0 - p, p])
+    if proba.ndim != 2 or proba.shape[1] != len(classes) or not np.isfinite(proba).all():
+        raise ValidationError(f"model {label} gave probabilities of shape {proba.shape} for the {len(classes)} classes "
+                              f"{list(classes)}, or values that are not finite")
+    return proba
+
+
 def feature_table(table: Any, key: str, drop: Sequence[str] = ()) -> Any:
     """The columns a model scores: everything but the key, label columns and those named in ``drop``."""
     skip = {key, "label", "label_source", "label_confidence", *drop}
     return table.drop_columns([c for c in table.column_names if c in skip])
 
 
-def next_batch(label_set: str, model: Any, *, strategy_name: str = "margin", n: int = 100, dataset: str | None = None,
+def next_batch(label_set: str, model: Any = None, *, strategy_name: str = "margin", n: int = 100, dataset: str | None = None,
                embeddings: str | None = None, drop: Sequence[str] = (), send: bool = True, seed: int = 0,
                workspace: Any = None) -> Batch:
     """Choose the next n items of the dataset to label with a strategy and a model; send them unless ``send=False``.
 
     Items already answered (by an annotator, gold or outcome) or already sent to the backend are left out.
-    ``embeddings`` names a list-of-floats column for diversity-aware strategies.
+    ``embeddings`` names a list-of-floats column for diversity-aware strategies. Without ``model``, the
+    production (else newest staging) model trained on this label set's training sets scores the pool.
     """
     import numpy as np
 
@@ -112,12 +150,11 @@ def next_batch(label_set: str, model: Any, *, strategy_name: str = "margin", n: 
     if len(pool) == 0:
         raise ValidationError(f"every item of {dv.ref} is labelled or waiting in the backend; nothing to ask")
     pool_table = table.take(pool)
-    predictor, model_label, _ = load_for_evaluation(model, ws)
+    predictor, model_label, _ = load_for_evaluation(model or default_model(ls.name, ws), ws)
     x = feature_table(pool_table, ls.key, [*drop, *([embeddings] if embeddings else [])])
-    proba = np.asarray(predictor.predict_proba(x), dtype=float)
-    if proba.shape != (len(pool), len(ls.classes)):
-        raise ValidationError(f"model {model_label} gave probabilities of shape {proba.shape} for {len(pool)} items "
-                              f"and {len(ls.classes)} classes {ls.classes}")
+    proba = class_probabilities(predictor, x, ls.classes, model_label)
+    if len(proba) != len(pool):
+        raise ValidationError(f"model {model_label} gave {len(proba)} rows of probabilities for {len(pool)} items")
     emb = None
     if embeddings:
         if embeddings not in pool_table.column_names:

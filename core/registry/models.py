@@ -244,7 +244,7 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
         if rows is not None:
             from forgeml.registry.statistics import write_statistics
 
-            write_statistics(folder, rows)
+            write_statistics(folder, rows, training=training_data is not None)
         digest = ws.artifacts.put_bytes(_pack(folder))
     now = time.time()
     actor = actor or default_actor()

@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 STATISTICS_FILE = "training_stats.json"
+MAX_CATEGORIES = 1000  # a text column with more distinct values keeps only its mode
 
 
-def column_statistics(data: Any) -> dict[str, dict[str, Any]]:
-    """Return each column's count and mean, std, min and max (numbers) or mode (anything else)."""
+def column_statistics(data: Any, training: bool = False) -> dict[str, dict[str, Any]]:
+    """Return each column's count and mean, std, min and max (numbers) or mode (anything else).
+
+    With ``training`` (the rows are the training data, not a sample), each column is marked so, and a
+    text column with at most MAX_CATEGORIES distinct values keeps them: serving warns about a value
+    outside what training saw only from such statistics.
+    """
     import pandas as pd
 
     from forgeml.registry.background import as_frame
@@ -32,13 +38,19 @@ def column_statistics(data: Any) -> dict[str, dict[str, Any]]:
             mode = column.mode().iloc[0]
             stats = {"kind": "category", "count": int(len(column)), "mode": mode.item() if hasattr(mode, "item")
                      else mode}
+            if training:
+                seen = column.astype(str).unique()
+                if len(seen) <= MAX_CATEGORIES:
+                    stats["values"] = sorted(seen.tolist())
+        if training:
+            stats["training"] = True
         out[str(name)] = stats
     return out
 
 
-def write_statistics(folder: Path, data: Any) -> dict[str, dict[str, Any]]:
-    """Store the columns' statistics in a model folder; return them."""
-    stats = column_statistics(data)
+def write_statistics(folder: Path, data: Any, training: bool = False) -> dict[str, dict[str, Any]]:
+    """Store the columns' statistics in a model folder (``training``: from the training data); return them."""
+    stats = column_statistics(data, training)
     (Path(folder) / STATISTICS_FILE).write_text(json.dumps(stats, sort_keys=True, default=str))
     return stats
 

@@ -237,6 +237,12 @@ class Endpoint(FallbackChain, ExperimentArms):
                  "request_id": request_id, "predictions": result.predictions}
         if result.defaulted:
             reply["feature_defaults"] = result.defaulted
+        answered = self.slots[arm].served
+        if answered is not None and answered.profile is not None:
+            warnings = answered.profile.warnings(result.inputs, len(result.predictions),
+                                                 "rows" if "rows" in payload else "entities")
+            if warnings:
+                reply["warnings"] = warnings
         if explanations is not None:
             reply["explanations"] = explanations
         return reply

@@ -24,6 +24,7 @@ class ServedModel:
     warm_ms: float = float("inf")  # one-row predict time measured at warm-up
     warm_batch: tuple[int, float] = (1, float("inf"))  # (rows, ms) of a full batch at warm-up
     training_stats: dict[str, Any] = field(default_factory=dict)  # mean (numbers) or mode per training column
+    profile: Any = None  # InputProfile: what training saw, for the response's warnings
 
     def cost_ms(self, rows: int) -> float:
         """Estimate a batch's predict time from the warm-up timings (linear between 1 row and a full batch)."""
@@ -98,7 +99,12 @@ class RegistrySource:
         mv = resolve(uri, workspace=self.workspace)
         model = load_model(mv, device=device, workspace=self.workspace)
         served = describe(uri, mv, model)
-        served.training_stats = typical_values(read_statistics(mv, self.workspace))
+        stats = read_statistics(mv, self.workspace)
+        served.training_stats = typical_values(stats)
+        from forgeml.serving.input_checks import InputProfile
+
+        profile = InputProfile(stats, ", ".join(mv.datasets))
+        served.profile = profile if profile else None
         return served
 
 

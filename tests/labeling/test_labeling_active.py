@@ -135,3 +135,44 @@ def test_next_batch_errors(workspace: Any, pool: Any) -> None:
     dry = next_batch("pool-labels", uri, strategy_name="diverse", n=5, send=False)
     assert len(dry.keys) == 5 and dry.sent == 0
     assert sent_keys(workspace, "pool-labels", "local") == set()
+
+
+class OneColumn:
+    """A binary model that gives only the positive class's probability (like a network ending in a sigmoid)."""
+
+    def predict(self, x: Any) -> Any:
+        a = np.asarray(x["a"].to_numpy(zero_copy_only=False), dtype=float)
+        return 1 / (1 + np.exp(-4 * a))
+
+
+def test_the_model_trained_on_the_label_set_is_the_default(workspace: Any, pool: Any) -> None:
+    """Without --model, the staging version trained on this label set's training set scores the pool."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from forgeml.datasets import read_dataset
+    from forgeml.labeling import add_labels, training_set
+    from forgeml.labeling.active import default_model
+    from forgeml.registry.models import register_model
+
+    _, y, _ = pool
+    with pytest.raises(ValidationError, match="name one with --model"):
+        next_batch("pool-labels", strategy_name="margin", n=3, send=False)
+    add_labels("pool-labels", {i: ["neg", "pos"][y[i]] for i in range(50)}, source_kind="annotator", source="ann")
+    train = training_set("pool-labels")
+    table = read_dataset(train.ref)
+    x = pd.DataFrame({c: table[c].to_numpy() for c in "abc"})
+    _model(workspace, y)  # another model, not trained on the label set
+    mv = register_model("trained", LogisticRegression().fit(x, table["label"].to_numpy(zero_copy_only=False)),
+                        input_example=x[:5], datasets=[train.ref])
+    assert default_model("pool-labels") == mv.uri
+    assert next_batch("pool-labels", strategy_name="margin", n=3, send=False).model == mv.uri
+
+
+def test_a_one_column_binary_model_is_widened(workspace: Any, pool: Any) -> None:
+    """P(pos) alone becomes [1 - p, p]: the items nearest a = 0 are the least certain."""
+    batch = next_batch("pool-labels", OneColumn(), strategy_name="margin", n=5, send=False)
+    from forgeml.datasets import read_dataset
+
+    a = read_dataset("pool@v1")["a"].to_numpy()
+    assert set(batch.keys) == {str(i) for i in np.argsort(np.abs(a))[:5]}

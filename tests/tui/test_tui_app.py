@@ -147,3 +147,27 @@ class TestJobs:
 
         asyncio.run(run())
         assert [j.state for j in list_jobs(workspace=seeded)] == ["CANCELLED"]
+
+
+class TestExperiments:
+    def test_the_serving_screen_lists_experiments(self, seeded):
+        from forgeml.experiments import start_experiment, stop
+
+        start_experiment("lift", "fraud", {"control": "fraud@1", "candidate": "fraud@1"}, holdout=0.05,
+                         policy="thompson", workspace=seeded)
+        start_experiment("old", "search", {"control": ""}, workspace=seeded)
+        stop("old", workspace=seeded)
+
+        async def run() -> None:
+            app = ForgeApp(seeded)
+            async with app.run_test(size=(160, 50)) as pilot:
+                await _settle(pilot)
+                await pilot.press("s")
+                await _settle(pilot)
+                table = app.screen.query_one("#experiments-table")
+                rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+                assert rows[0][:6] == ["old", "search", "stopped", "control", "fixed", "0%"]
+                assert rows[0][7] == "keep"
+                assert rows[1][:6] == ["lift", "fraud", "running", "control, candidate", "thompson", "5%"]
+
+        asyncio.run(run())
