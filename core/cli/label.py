@@ -78,15 +78,17 @@ def add_cmd(name: str, source: str, source_kind: str, source_name: str, key: str
 @click.option("--n", "n", default=100, show_default=True, type=click.IntRange(min=0), help="How many items.")
 @click.option("--dataset", help="The dataset version to choose from (default: the label set's latest).")
 @click.option("--embeddings", help="A list-of-floats column for diversity-aware strategies.")
+@click.option("--gold", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Mix this many gold items (known answers, not yet sent) into the tasks.")
 @click.option("--dry-run", is_flag=True, help="Show the choice without sending anything.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def next_cmd(name: str, model: str | None, strategy: str, n: int, dataset: str | None, embeddings: str | None,
-             dry_run: bool, as_json: bool) -> None:
+             gold: int, dry_run: bool, as_json: bool) -> None:
     """Choose the next N items of label set NAME to label, and send them to the annotation backend."""
     from forgeml.labeling.active import next_batch
 
     batch = next_batch(name, model, strategy_name=strategy, n=n, dataset=dataset, embeddings=embeddings,
-                       send=not dry_run)
+                       send=not dry_run, gold=gold)
     if as_json:
         emit_json(batch.to_dict())
         return

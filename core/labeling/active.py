@@ -121,12 +121,14 @@ def feature_table(table: Any, key: str, drop: Sequence[str] = ()) -> Any:
 
 def next_batch(label_set: str, model: Any = None, *, strategy_name: str = "margin", n: int = 100, dataset: str | None = None,
                embeddings: str | None = None, drop: Sequence[str] = (), send: bool = True, seed: int = 0,
-               workspace: Any = None) -> Batch:
+               gold: int = 0, workspace: Any = None) -> Batch:
     """Choose the next n items of the dataset to label with a strategy and a model; send them unless ``send=False``.
 
     Items already answered (by an annotator, gold or outcome) or already sent to the backend are left out.
     ``embeddings`` names a list-of-floats column for diversity-aware strategies. Without ``model``, the
     production (else newest staging) model trained on this label set's training sets scores the pool.
+    ``gold`` items whose answer is known (source kind ``gold``) and not yet sent go along, without a
+    pre-label and in shuffled order, so each annotator's accuracy can be measured on them.
     """
     import numpy as np
 
@@ -165,10 +167,24 @@ def next_batch(label_set: str, model: Any = None, *, strategy_name: str = "margi
                   [ls.classes[int(proba[i].argmax())] for i in chosen], [float(proba[i].max()) for i in chosen],
                   len(pool), model_label)
     if send and batch.keys:
+        import pyarrow as pa
+
         from forgeml.labeling.annotate import send_items
 
         rows = pool_table.take(np.asarray(chosen, dtype=np.int64))
-        result = send_items(ls.name, rows, predictions=batch.predictions, scores=batch.scores, model=model_label,
+        predictions: list[str | None] = list(batch.predictions)
+        scores: list[float | None] = list(batch.scores)
+        if gold:
+            waiting = db.labelled_keys(ws, ls.name, ["gold"]) - db.sent_keys(ws, ls.name, backend(ws).name)
+            gold_rows = [i for i, k in enumerate(keys) if k in waiting]
+            gold_rows = sorted(np.random.default_rng(seed).permutation(gold_rows)[:gold].tolist())
+            rows = pa.concat_tables([rows, table.take(np.asarray(gold_rows, dtype=np.int64))])
+            predictions += [None] * len(gold_rows)
+            scores += [None] * len(gold_rows)
+            order = np.random.default_rng(seed).permutation(rows.num_rows)  # gold items hide among the others
+            rows = rows.take(order)
+            predictions, scores = [predictions[i] for i in order], [scores[i] for i in order]
+        result = send_items(ls.name, rows, predictions=predictions, scores=scores, model=model_label,
                             strategy=strategy_name, workspace=ws)
         batch.sent, batch.backend, batch.project = result["sent"], result["backend"], result["project"]
     return batch

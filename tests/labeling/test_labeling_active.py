@@ -176,3 +176,24 @@ def test_a_one_column_binary_model_is_widened(workspace: Any, pool: Any) -> None
 
     a = read_dataset("pool@v1")["a"].to_numpy()
     assert set(batch.keys) == {str(i) for i in np.argsort(np.abs(a))[:5]}
+
+
+def test_gold_items_are_mixed_into_the_tasks(workspace: Any, pool: Any) -> None:
+    """Three gold items go along without a pre-label; answering them gives the annotator a gold accuracy."""
+    from forgeml.labeling import add_labels
+    from forgeml.labeling.annotate import label_here, pending
+    from forgeml.labeling.quality import gold_accuracy
+
+    _, y, _ = pool
+    add_labels("pool-labels", {i: ["neg", "pos"][y[i]] for i in range(300, 310)}, source_kind="gold", source="gold")
+    batch = next_batch("pool-labels", _model(workspace, y), strategy_name="margin", n=5, gold=3)
+    assert batch.sent == 8
+    tasks = pending("pool-labels", "ann", limit=100)
+    gold_tasks = [t for t in tasks if t.key not in batch.keys]
+    assert len(gold_tasks) == 3 and all(300 <= int(t.key) < 310 and t.prediction is None for t in gold_tasks)
+    for t in gold_tasks[:2]:
+        label_here("pool-labels", t.key, ["neg", "pos"][y[int(t.key)]], "ann")
+    label_here("pool-labels", gold_tasks[2].key, ["pos", "neg"][y[int(gold_tasks[2].key)]], "ann")
+    assert gold_accuracy("pool-labels")["ann"] == {"gold_items": 3, "correct": 2, "accuracy": 2 / 3}
+    again = next_batch("pool-labels", _model(workspace, y), strategy_name="margin", n=5, gold=20)
+    assert again.sent == 5 + 7  # only the gold items not yet sent
