@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import uuid
@@ -105,11 +106,12 @@ class DuckDBOfflineStore:
         # Files are written under a name readers do not match and renamed once complete, so a process
         # killed mid-write leaves an ignored .tmp file, never a truncated Parquet file in the table.
         written: list[str] = []
+        batch = uuid.uuid4().hex
         try:
             ds.write_dataset(
                 data, base_dir, format="parquet", filesystem=filesystem,
                 partitioning=ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive"),
-                basename_template=f"part-{uuid.uuid4().hex}-{{i}}.parquet{PARTIAL}",
+                basename_template=f"part-{batch}-{{i}}.parquet{PARTIAL}",
                 existing_data_behavior="overwrite_or_ignore", max_rows_per_group=1_000_000,
                 file_visitor=lambda f: written.append(f.path),
             )
@@ -119,8 +121,22 @@ class DuckDBOfflineStore:
                 else:
                     self.fs.mv(path, path[: -len(PARTIAL)])
         except (OSError, pa.ArrowException) as e:
-            raise StorageError(f"offline table {table!r}: cannot write Parquet under {self.root}: {e}") from e
+            self._remove_partial(base_dir, batch)  # a full disk leaves no unfinished file behind
+            raise StorageError(f"offline table {table!r}: cannot write Parquet under {self.root}: "
+                               f"{' '.join(str(e).split())}") from e
         return data.num_rows
+
+    def _remove_partial(self, base_dir: str, batch: str) -> None:
+        """Delete the unfinished files of one failed write (best effort: the store may be unwritable)."""
+        pattern = f"{base_dir}/*/part-{batch}-*.parquet{PARTIAL}"
+        try:
+            for path in (glob.glob(pattern) if self.local else self.fs.glob(pattern)):
+                if self.local:
+                    os.unlink(path)
+                else:
+                    self.fs.rm(path)
+        except OSError:
+            pass
 
     def read(self, table: str, start: Any = None, end: Any = None, columns: Sequence[str] | None = None,
              timestamp_field: str = "event_timestamp") -> pa.Table:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from forgeml.plugin_template import KINDS
+
 
 @click.group("plugin")
 def plugin_group() -> None:
@@ -13,7 +15,7 @@ def plugin_group() -> None:
 
 
 @plugin_group.command("new")
-@click.argument("kind", type=click.Choice(["notifier", "monitor", "runtime", "gpu_inventory"]))
+@click.argument("kind", type=click.Choice(sorted(KINDS)))
 @click.argument("name")
 @click.option("--dir", "dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder to create the package in.")

@@ -151,9 +151,10 @@ class PredictionLogger:
             except (OSError, pa.ArrowException, ValueError, TypeError) as e:
                 # a log write failing must never fail serving; it is counted and shown in /metrics
                 self.errors += 1
-                self.last_error = f"{type(e).__name__}: {e}"
-                logging.getLogger("forgeml.serving").error("prediction log: %d rows of %s not written: %s",
-                                                           block.rows, model, self.last_error)
+                cause = " ".join(str(e).split())
+                kind = "StorageError" if isinstance(e, OSError) else type(e).__name__
+                self.last_error = f"{kind}: prediction log: {block.rows} rows of {model} not written: {cause}"
+                logging.getLogger("forgeml.serving").error("%s", self.last_error)
             with self._lock:
                 self._pending_rows -= block.rows
 

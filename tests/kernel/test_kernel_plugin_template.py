@@ -31,18 +31,36 @@ def test_a_generated_plugin_passes_its_own_tests(kind: str, tmp_path: Path) -> N
     assert " passed" in done.stdout and "failed" not in done.stdout, done.stdout
 
 
-def test_a_generated_plugin_registers_through_its_entry_point_module(tmp_path: Path) -> None:
-    """The module the entry point names registers the provider under the chosen name."""
+LAYER_OF_KIND = {"notifier": "notifiers", "monitor": "monitors", "runtime": "runtimes",
+                 "gpu_inventory": "gpu_inventories", "artifact_store": "artifact_stores",
+                 "metadata_store": "metadata_stores", "online_store": "online_stores", "offline_store": "offline_stores",
+                 "vector_store": "vector_stores", "executor": "executors", "placement_policy": "placement_policies",
+                 "gate": "gates"}
+
+
+def test_every_provider_layer_has_a_template() -> None:
+    """`plugin new` covers every layer a plugin author implements (stream sources aside: they need a broker)."""
+    from forgeml.layers import LAYERS
+
+    assert set(LAYER_OF_KIND) == set(KINDS)
+    missing = {layer.name for layer in LAYERS} - set(LAYER_OF_KIND.values())
+    assert missing <= {"stream_sources", "retrievers", "rerankers", "annotation_backends", "query_strategies"}, missing
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_generated_plugin_loads_as_a_local_plugin(kind: str, tmp_path: Path) -> None:
+    """Listed under [plugins] local in a workspace's plugins.toml, the module registers its provider by name."""
     from forgeml.plugin_template import new_plugin
 
-    root = new_plugin("notifier", "pager_duty", tmp_path)
-    code = ("from forgeml.plugin_manager import make_plugin_manager\n"
-            "import forgeml_pager_duty.plugin as p\n"
-            "host = make_plugin_manager(extra=[('pager_duty', p)])\n"
-            "print(sorted(host.providers('notifiers')))\n")
+    root = new_plugin(kind, "acme_co", tmp_path)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "plugins.toml").write_text(f'[plugins]\nlocal = ["{root / "forgeml_acme_co" / "plugin.py"}"]\n')
+    code = ("from forgeml.workspace import Workspace\n"
+            f"print(sorted(Workspace({str(ws)!r}).plugins.providers({LAYER_OF_KIND[kind]!r})))\n")
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(root)),
                          capture_output=True, text=True, timeout=120)
-    assert "'pager_duty'" in out.stdout, out.stderr
+    assert "'acme_co'" in out.stdout, out.stdout + out.stderr
 
 
 def test_bad_names_and_existing_folders_are_refused(tmp_path: Path) -> None:
