@@ -185,7 +185,8 @@ def test_doctor_checks_database_integrity(workspace):
     assert check.ok and check.detail == "ok"
 
 
-def test_doctor_asks_every_layer_for_the_artifacts_it_references(workspace):
+@pytest.mark.parametrize("metadata_backend", ["sqlite", "postgres"], indirect=True)
+def test_doctor_asks_every_layer_for_the_artifacts_it_references(workspace, metadata_backend):
     """Runs, model versions, dataset versions and pipeline outputs each report their digests; doctor checks all."""
     import pandas as pd
 

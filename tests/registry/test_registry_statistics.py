@@ -18,9 +18,10 @@ def test_training_data_statistics_are_stored_with_the_version(workspace):
     mv = register_model("fn", _double, flavor="python", input_example=train[["x"]].head(2), training_data=train)
     stats = read_statistics(get_model_version("fn", mv.version), workspace)
     assert stats["x"] == {"kind": "number", "count": 4, "mean": 4.0, "std": stats["x"]["std"], "min": 1.0,
-                          "max": 10.0}
+                          "max": 10.0, "training": True}
     assert abs(stats["x"]["std"] - 3.5355) < 1e-3
-    assert stats["city"] == {"kind": "category", "count": 5, "mode": "oslo"}
+    assert stats["city"] == {"kind": "category", "count": 5, "mode": "oslo", "values": ["oslo", "rome"],
+                             "training": True}
     assert typical_values(stats) == {"x": 4.0, "city": "oslo"}
 
 
