@@ -89,6 +89,56 @@ class FolderEventStream:
         except (OSError, pa.ArrowException) as e:
             raise StorageError(f"file stream: cannot read {str(path)!r}: {e}") from e
 
+    def _subject_hits(self, subject: Any) -> list[tuple[str, Any, Any]]:
+        """Return (file, rows, mask of the subject's rows) for each file holding the subject."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        hits = []
+        for name in self.files():
+            table = self.read(name)
+            if subject.column not in table.column_names:
+                continue
+            text = pc.cast(table.column(subject.column), pa.string())
+            mask = pc.fill_null(pc.equal(text, pa.scalar(subject.value, pa.string())), False)
+            if pc.any(mask).as_py():
+                hits.append((name, table, mask))
+        return hits
+
+    def find_subject(self, subject: Any) -> list[Any]:
+        """Return each file holding events of the subject."""
+        import pyarrow.compute as pc
+
+        from forgeml.contracts import Holding
+
+        return [Holding("stream", f"{self.folder.name}/{name}", pc.sum(mask).as_py())
+                for name, _, mask in self._subject_hits(subject)]
+
+    def erase_subject(self, subject: Any) -> list[Any]:
+        """Blank every value of the subject's events in place (rows stay, so consumers' offsets still hold)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        from forgeml.contracts import Holding
+
+        removed = []
+        for name, table, mask in self._subject_hits(subject):
+            blanked = pa.table({c: pc.if_else(mask, pa.scalar(None, table.column(c).type), table.column(c))
+                                for c in table.column_names})
+            tmp = self.folder / f".{name}.{uuid.uuid4().hex}.tmp"
+            try:
+                if name.endswith(".parquet"):
+                    pq.write_table(blanked, tmp)
+                else:
+                    pcsv.write_csv(blanked, tmp)
+                os.replace(tmp, self.folder / name)
+            finally:
+                tmp.unlink(missing_ok=True)
+            removed.append(Holding("stream", f"{self.folder.name}/{name}", pc.sum(mask).as_py()))
+        return removed
+
     def consumer(self, group: str) -> FolderConsumer:
         """Open a consumer group's cursor."""
         from forgeml.features.definitions import check_name

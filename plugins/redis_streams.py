@@ -97,6 +97,37 @@ class RedisEventStream:
             self.call(pipe.execute)
         return n
 
+    def _subject_entries(self, subject: Any) -> list[bytes]:
+        """Return the ids of entries whose subject field holds the subject's value (scanning in batches)."""
+        field, value = subject.column.encode(), subject.value.encode()
+        found: list[bytes] = []
+        start = "-"
+        while True:
+            batch = self.call(self.client.xrange, self.stream, min=start, max="+", count=5000)
+            if not batch:
+                return found
+            found += [entry_id for entry_id, fields in batch if fields.get(field) == value]
+            last = batch[-1][0].decode()
+            start = "(" + last
+            if len(batch) < 5000:
+                return found
+
+    def find_subject(self, subject: Any) -> list[Any]:
+        """Return the stream holding entries of the subject, with how many."""
+        from forgeml.contracts import Holding
+
+        ids = self._subject_entries(subject)
+        return [Holding("stream", self.stream, len(ids))] if ids else []
+
+    def erase_subject(self, subject: Any) -> list[Any]:
+        """Delete the subject's entries (XDEL); consumers skip the gaps."""
+        from forgeml.contracts import Holding
+
+        ids = self._subject_entries(subject)
+        for start in range(0, len(ids), 1000):
+            self.call(self.client.xdel, self.stream, *ids[start:start + 1000])
+        return [Holding("stream", self.stream, len(ids))] if ids else []
+
     def consumer(self, group: str) -> RedisStreamConsumer:
         """Open a consumer group's cursor, creating the group at the stream's start on first use."""
         return RedisStreamConsumer(self, group)

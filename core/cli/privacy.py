@@ -32,6 +32,10 @@ def forget_cmd(subjects: tuple[str, ...], dry_run: bool, verify: bool, as_json: 
                 click.echo(f"models trained on this subject's data (retrain them): {', '.join(r.models)}")
     if verify and any(r.holdings for r in reports):
         raise ForgeError("data of a forgotten subject remains; see the places listed above")
+    unreachable = sorted({u for r in reports for u in r.unreachable})
+    if unreachable:
+        raise ForgeError(f"not erased from {len(unreachable)} place(s) that cannot erase a subject: "
+                         f"{'; '.join(unreachable)}; remove the data there by hand")
 
 
 @click.command("gc")

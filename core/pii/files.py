@@ -62,9 +62,18 @@ def write_parquet(table: Any, path: Path, keyring: Any = None) -> None:
 
 
 def subject_rows(path: Path, subject: Subject, keyring: Any = None) -> int:
-    """Return how many rows of a local Parquet file belong to the subject."""
-    table = read_parquet(path, keyring)
-    return without_subject(table, subject)[1]
+    """Return how many rows of a local Parquet file belong to the subject (a plain file: one column read)."""
+    import pyarrow.parquet as pq
+
+    from forgeml.pii.encryption import HEADER, is_sealed
+
+    with open(path, "rb") as f:
+        sealed = is_sealed(f.read(HEADER))
+    if not sealed:
+        if subject.column not in pq.read_schema(path).names:
+            return 0
+        return without_subject(pq.read_table(path, columns=[subject.column]), subject)[1]
+    return without_subject(read_parquet(path, keyring), subject)[1]
 
 
 def rewrite_parquet(path: Path, subject: Subject, keyring: Any = None) -> int:

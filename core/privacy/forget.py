@@ -16,7 +16,7 @@ from typing import Any
 
 from forgeml.auth.service import resolve_workspace
 from forgeml.contracts import Holding, Subject, SubjectStore
-from forgeml.errors import ForgeError, StorageError, ValidationError
+from forgeml.errors import ForgeError, ValidationError
 from forgeml.features.definitions import NAME_RE
 
 STORES = (("offline", "offline_store"), ("online", "online_store"), ("vector", "vector_store"))
@@ -33,6 +33,7 @@ class ForgetReport:
     models: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     erasure: str | None = None
+    unreachable: list[str] = field(default_factory=list)  # places that cannot find or erase a subject
 
     @property
     def rows(self) -> int:
@@ -43,7 +44,7 @@ class ForgetReport:
         """Return plain values for JSON output."""
         return {"subject": f"{self.column}={self.value}", "dry_run": self.dry_run, "rows": self.rows,
                 "holdings": [asdict(h) for h in self.holdings], "models_to_retrain": self.models,
-                "runs": self.runs, "erasure": self.erasure}
+                "runs": self.runs, "erasure": self.erasure, "unreachable": self.unreachable}
 
 
 def parse_subject(text: str) -> tuple[str, str]:
@@ -72,26 +73,28 @@ def make_subject(workspace: Any, column: str, value: Any, erasure: str = "") -> 
     return Subject(column, str(value), views, erasure)
 
 
-def places(workspace: Any) -> list[tuple[str, SubjectStore]]:
-    """Return every place that keeps subjects' data: the feature stores, then the registered erasers."""
+def places(workspace: Any) -> tuple[list[tuple[str, SubjectStore]], list[str]]:
+    """Return the places that keep subjects' data (stores, streams, registered erasers) and those that cannot erase.
+
+    A place without ``find_subject``/``erase_subject`` (a Kafka topic, a third-party store) is named
+    in the second list: forget erases everywhere else and reports the erasure as incomplete.
+    """
     out: list[tuple[str, SubjectStore]] = []
+    unreachable: list[str] = []
     # the vector store only ever holds the embedding features of views: without such a view it holds
     # nobody, and opening it (loading its engine) is skipped
     embeddings = any(v.embedding_features for v in _views(workspace))
-    for name, attr in STORES:
-        if name == "vector" and not embeddings:
-            continue
-        store = getattr(workspace, attr)
-        if not isinstance(store, SubjectStore):
-            raise StorageError(f"the {name} store {type(store).__name__} cannot find or erase a data subject "
-                               f"(it lacks find_subject/erase_subject), so forget cannot promise erasure")
-        out.append((name, store))
-    for name, (factory, plugin) in sorted(workspace.plugins.erasers().items()):
-        eraser = factory(workspace)
-        if not isinstance(eraser, SubjectStore):
-            raise StorageError(f"eraser {name!r} of plugin {plugin!r} lacks find_subject/erase_subject")
-        out.append((name, eraser))
-    return out
+    found: list[tuple[str, Any]] = [(name, getattr(workspace, attr)) for name, attr in STORES
+                                    if name != "vector" or embeddings]
+    found += [(f"stream:{name}", workspace.stream(name)) for name in sorted(workspace.config.streams())]
+    for name, (factory, _plugin) in sorted(workspace.plugins.erasers().items()):
+        found.append((name, factory(workspace)))
+    for name, place in found:
+        if isinstance(place, SubjectStore):
+            out.append((name, place))
+        else:
+            unreachable.append(f"{name} ({type(place).__name__} cannot find or erase a data subject)")
+    return out, unreachable
 
 
 def find_subject(subject: str | tuple[str, Any], workspace: Any = None) -> ForgetReport:
@@ -100,7 +103,8 @@ def find_subject(subject: str | tuple[str, Any], workspace: Any = None) -> Forge
     column, value = parse_subject(subject) if isinstance(subject, str) else subject
     target = make_subject(ws, column, value)
     report = ForgetReport(column, str(value), dry_run=True)
-    for _, place in places(ws):
+    reachable, report.unreachable = places(ws)
+    for _, place in reachable:
         report.holdings += place.find_subject(target)
     report.models, report.runs = _trained_on(ws, report.holdings)
     return report
@@ -122,7 +126,8 @@ def forget(subjects: list[str] | str, dry_run: bool = False, workspace: Any = No
         erasure = uuid.uuid4().hex[:16]
         target = make_subject(ws, column, value, erasure)
         report = ForgetReport(column, value, dry_run=False, erasure=erasure)
-        for _, place in places(ws):
+        reachable, report.unreachable = places(ws)
+        for _, place in reachable:
             report.holdings += place.erase_subject(target)
         report.models, report.runs = _trained_on(ws, report.holdings)
         _record(ws, report, principal.name)
@@ -154,11 +159,13 @@ def _record(ws: Any, report: ForgetReport, actor: str) -> None:
 
     assert report.erasure is not None
     token = subject_token(ws, report.column, report.value)
-    insert_erasure(ws, report.erasure, actor, report.column, token, [asdict(h) for h in report.holdings],
+    insert_erasure(ws, report.erasure, actor, report.column, token,
+                   [asdict(h) for h in report.holdings] + [{"unreachable": u} for u in report.unreachable],
                    report.models)
     write_access(auth_db(ws), [(time.time(), actor, "privacy.erasure", f"subject:{token}",
                                 json.dumps({"erasure": report.erasure, "rows": report.rows,
-                                            "places": sorted({h.place for h in report.holdings})}))])
+                                            "places": sorted({h.place for h in report.holdings}),
+                                            "unreachable": report.unreachable}))])
 
 
 def _trained_on(ws: Any, holdings: list[Holding]) -> tuple[list[str], list[str]]:

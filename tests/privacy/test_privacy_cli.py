@@ -50,3 +50,31 @@ def test_forget_dry_run_then_erase_then_verify(workspace, tmp_path, capsys):
 def test_forget_without_a_subject_is_a_usage_error(workspace):
     """No subject at all is refused by the command line."""
     assert "Missing argument" in _run("forget", code=2)
+
+
+class _Blind:
+    """A throwaway plugin whose eraser cannot find or erase anything."""
+
+    from forgeml import hookimpl
+
+    @hookimpl
+    def forgeml_register_erasers(self, register):
+        register("crm_export", lambda workspace: object())
+
+
+def test_a_place_that_cannot_erase_is_reported_and_fails_the_command(workspace, tmp_path, capsys):
+    """Everything else is erased; the command names the place it could not reach and exits non-zero."""
+    from forgeml.privacy import forget, verify_forgotten
+
+    populate(workspace, tmp_path)
+    workspace.plugins.pm.register(_Blind(), name="blind-eraser")
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["forget", f"user_id={SUBJECT}"])
+        assert exited.value.code != 0
+        assert "crm_export (object cannot find or erase a data subject)" in capsys.readouterr().err
+        again = verify_forgotten(f"user_id={SUBJECT}", workspace=workspace)[0]
+        assert again.holdings == [] and again.unreachable
+        assert forget(f"user_id={SUBJECT}", dry_run=True, workspace=workspace)[0].unreachable
+    finally:
+        workspace.plugins.pm.unregister(name="blind-eraser")
