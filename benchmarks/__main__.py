@@ -37,6 +37,7 @@ QUICK_ARGS = {
     "tuning": ["--trials", "12", "--work-s", "1.0"],
     "explain": ["--seconds", "2", "--rounds", "2"],
     "server": ["--points", "50000", "--requests", "100"],
+    "recsys": ["--quick"],
     "privacy": ["--offline-rows", "1000000", "--log-rows", "100000", "--days", "20", "--artifact-mb", "20"],
     "experiments": ["--rows", "100000", "--keys", "50000"],
     "labeling": ["--pool-rows", "200000", "--seeds", "1"],
