@@ -105,7 +105,7 @@ def monitor_drift(reference: str, current: str | None, model: str | None, window
     else:
         raise ValidationError("give CURRENT (a dataset or file) or --model NAME to read its prediction log")
     report = drift_report(_table(reference), cur, columns=columns.split(",") if columns else None,
-                          tests=tests.split(",") if tests else None, workspace=ws)
+                          tests=tests.split(",") if tests else None, workspace=ws, model=model)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -32,14 +32,16 @@ class StepLogHandler(logging.Handler):
 
 @click.command("quickstart")
 @click.argument("directory", required=False, default="forgeml-quickstart")
+@click.argument("target", required=False)
 @click.option("--small", is_flag=True, help="Less data, fewer trials, epochs and requests.")
 @click.option("--force", is_flag=True, help="Replace a previous quickstart in DIRECTORY (never other files).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (progress goes to stderr).")
-def quickstart_cmd(directory: str, small: bool, force: bool, as_json: bool) -> None:
+def quickstart_cmd(directory: str, target: str | None, small: bool, force: bool, as_json: bool) -> None:
     """Run the whole lifecycle in a new workspace: data, features, tuning, registry, serving, drift, retraining.
 
     DIRECTORY (default: forgeml-quickstart) must be new or empty. Everything runs on this machine:
-    a GPU when there is one, else the CPU.
+    a GPU when there is one, else the CPU. `forgeml quickstart recsys [DIRECTORY]` builds and serves a
+    two-stage recommender instead (default folder forgeml-recsys-quickstart; ./recsys names a folder).
     """
     from rich.console import Console
 
@@ -70,10 +72,18 @@ def quickstart_cmd(directory: str, small: bool, force: bool, as_json: bool) -> N
                 for part in textwrap.wrap(line, max(20, console.width - 10)):
                     console.print(f"          {part}", markup=False, highlight=False)
 
+    if target is not None and directory != "recsys":
+        raise click.UsageError(f"unexpected argument {target!r}; only `forgeml quickstart recsys` takes a folder after it")
     root_logger = logging.getLogger()
     root_logger.addHandler(handler)
     try:
-        summary = run_quickstart(directory, "small" if small else "default", progress=progress, force=force)
+        if directory == "recsys":
+            from forgeml.quickstart.recsys import DEFAULT_DIRECTORY, run_recsys_quickstart
+
+            summary = run_recsys_quickstart(target or DEFAULT_DIRECTORY, "small" if small else "default",
+                                            progress=progress, force=force)
+        else:
+            summary = run_quickstart(directory, "small" if small else "default", progress=progress, force=force)
     finally:
         root_logger.removeHandler(handler)
         status.stop()
@@ -85,5 +95,9 @@ def quickstart_cmd(directory: str, small: bool, force: bool, as_json: bool) -> N
     for line in summary.report():
         console.print(line, markup=False)
     console.print()
+    if directory == "recsys":
+        console.print(f"Serve it: [bold]cd {summary.directory} && forgeml serve[/] and POST to "
+                      "/v1/recommenders/shop/recommend")
+        return
     console.print(f"Look around: [bold]cd {summary.directory} && forgeml tui[/] "
                   "(runs, the model in production, the drift alert and the retrained model)")

@@ -267,10 +267,12 @@ def _host_and_config(workspace: Any) -> tuple[Any, Any]:
 # ---------------------------------------------------------------- the report
 def drift_report(reference: Any, current: Any, columns: Sequence[str] | None = None,
                  tests: Sequence[str] | Mapping[str, Mapping[str, Any]] | None = None,
-                 workspace: Any = None, workers: int | None = None, skip_roles: bool = True) -> DriftReport:
+                 workspace: Any = None, workers: int | None = None, skip_roles: bool = True,
+                 model: str | None = None) -> DriftReport:
     """Compare current data with a reference per column (and the prediction score when both carry one).
 
-    Without ``columns``, identifiers, labels and timestamps (see forgeml.monitoring.roles) are skipped.
+    Without ``columns``, identifiers, labels and timestamps (see forgeml.monitoring.roles; ``model``
+    names the registered model whose entity keys and feature views decide first) are skipped.
     """
     started = time.perf_counter()
     ref = as_table(reference, "reference")
@@ -285,7 +287,7 @@ def drift_report(reference: Any, current: Any, columns: Sequence[str] | None = N
         if skip_roles:
             from forgeml.monitoring.roles import column_roles
 
-            roles = column_roles(workspace)
+            roles = column_roles(workspace, model)
             skipped.update({c: roles[c] for c in chosen if c in roles})
             chosen = [c for c in chosen if c not in roles]
     else:

@@ -66,7 +66,7 @@ def _drift(workspace: Any, rule: Any, log: Any, start: datetime, end: datetime) 
     from forgeml.monitoring.drift import drift_report
 
     reference = reference_for(workspace, rule.model, rule.reference)
-    return drift_report(reference, log, columns=rule.columns or None, workspace=workspace)
+    return drift_report(reference, log, columns=rule.columns or None, workspace=workspace, model=rule.model)
 
 
 def _drift_share(workspace: Any, rule: Any, log: Any, start: datetime, end: datetime) -> Value:

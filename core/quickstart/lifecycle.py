@@ -12,6 +12,7 @@ from typing import Any
 from forgeml.errors import ForgeError, GateFailedError
 from forgeml.quickstart import training
 from forgeml.quickstart.experiment import run_experiment
+from forgeml.quickstart.labels import label_with_active_learning
 from forgeml.quickstart.summary import Summary
 from forgeml.quickstart.traffic import ModelServer, Traffic, request_rows, send, wait_for_log
 
@@ -401,5 +402,6 @@ STEPS: list[Step] = [
     ("detect", "Detect drift, alert and retrain", detect_and_retrain),
     ("promote_retrained", "Promote the retrained model", promote_retrained),
     ("experiment", "Run an experiment with a holdout and late labels", run_experiment),
+    ("labels", "Chargebacks as labels, then active learning", label_with_active_learning),
     ("stop", "Stop the server", stop_server),
 ]

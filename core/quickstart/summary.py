@@ -72,6 +72,7 @@ class Summary:
     retrained_gates: list[str] = field(default_factory=list)
     served_version_after: int | None = None
     experiment: str = ""
+    labels: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain values for JSON output."""
@@ -108,6 +109,7 @@ class Summary:
             f"pipeline     retrain_fraud run {self.pipeline_run} {self.pipeline_status}",
             f"retrained    {retrained}",
             f"experiment   {self.experiment or 'not run'}",
+            f"labels       {self.labels or 'not run'}",
         ]
         if self.retrained_gates and not self.retrained_promoted:
             lines.append(f"             gates: {'; '.join(self.retrained_gates)}")

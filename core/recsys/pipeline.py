@@ -107,13 +107,28 @@ class Recommender:
         return store_for(self.workspace)
 
     def load(self) -> None:
-        """Load the ranking model (and let sources that follow a registry URI load theirs)."""
+        """Load the ranking model (and let sources that follow a registry URI load theirs), then warm up."""
         if self.model is not None:
             self.model.load()
         for source in self.sources.values():
             refresh = getattr(source, "refresh", None)
             if callable(refresh):
                 refresh()
+        self.warm()
+
+    def warm(self) -> None:
+        """Run each stage once on a stranger so the first real request pays no import or plan-building cost."""
+        q = RecommendQuery(None, [], {}, set(), 1)
+        for spec in self.specs:
+            self._timed(spec.name, q, 1)  # errors come back as values: a source failing here is reported later
+        lookup_features(self.store, self.settings.user_key, self.settings.item_key, None,
+                        [Candidate(None, 0.0, "warm-up")], self._refs())
+        model = self.model.current if self.model is not None else None
+        if model is not None:
+            try:
+                model.score({name: [0.0] for name in model.inputs}, 1)
+            except (ForgeError, ValueError, TypeError) as e:  # the model may refuse zeros; requests will say so
+                log.info("recommender %s: warm-up score failed: %s", self.name, e)
 
     def poll(self) -> list[str]:
         """Swap in what moved in the registry (ranking model, embedding tables); return what swapped."""

@@ -224,7 +224,7 @@ features = ["items:category", "items:sponsored", "items:created_at"]
 available = "items:available"
 recent = "user_history:recent"
 sources = [
-  {{ source = "ann", view = "item_emb", user_vector = "user_emb:vector", k = 200 }},
+  {{ {ann}, k = 200 }},
   {{ source = "cooccurrence", feature = "item_cooc:also_bought", k = 150 }},
   {{ source = "popularity", feature = "popular:top_items", k = 100 }},
   {{ source = "content", attribute = "items:category", by_value = "category_top:category_items", k = 100 }},
@@ -249,11 +249,16 @@ sources = [
 """
 
 
-def recommender_toml(name: str = "shop", model: str = "ranker", budget_ms: float = 40.0, retrieval: str = "") -> str:
+def recommender_toml(name: str = "shop", model: str = "ranker", budget_ms: float = 40.0, retrieval: str = "",
+                     every_source: bool = False) -> str:
     """Return the [serving.recommenders.NAME] table serving the shop (appended to plugins.toml).
 
-    With ``retrieval`` (a two-tower model name), the ANN source follows that model's published
-    embedding tables and popularity backs it up; without, every built-in source and rule is used.
+    With ``retrieval`` (a two-tower model name) the ANN source follows that model's published
+    embedding tables: alone with popularity, or with ``every_source`` beside all the built-in sources
+    and rules. Without it the ANN source searches the item_emb view with the user_emb vectors.
     """
-    template = TWO_TOWER_TOML if retrieval else RECOMMENDER_TOML
-    return template.format(name=name, model=model, budget_ms=budget_ms, retrieval=retrieval)
+    if retrieval and not every_source:
+        return TWO_TOWER_TOML.format(name=name, model=model, budget_ms=budget_ms, retrieval=retrieval)
+    ann = (f'source = "ann", model = "{retrieval}@production"' if retrieval
+           else 'source = "ann", view = "item_emb", user_vector = "user_emb:vector"')
+    return RECOMMENDER_TOML.format(name=name, model=model, budget_ms=budget_ms, ann=ann)

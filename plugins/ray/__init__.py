@@ -23,6 +23,8 @@ class RayTargetSettings:
                                   "Paths of the working directory not uploaded (gitignore syntax).")
     pip: list[str] = setting([], "Requirements the runtime env installs on the nodes before the job, "
                                  "e.g. [\"scikit-learn==1.5.2\"].")
+    cpus_per_job: float = setting(1.0, "CPUs a job asks Ray for when its spec names none (Ray's own default, 0, "
+                                       "starts every job on the head node whatever the cluster's size).")
     resources: dict[str, float] = setting({}, "Custom Ray resources every job asks for, e.g. {\"a100\" = 1}.")
     env: dict[str, str] = setting({}, "Variables set for every job on the cluster.")
 

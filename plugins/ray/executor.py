@@ -77,7 +77,7 @@ class RayExecutor(Executor):
         self._call(f"submit job {request.job_id}", self.client.submit_job, entrypoint=entrypoint,
                    submission_id=submission, runtime_env=runtime_env,
                    metadata={"forgeml_job": request.job_id, "attempt": str(request.attempt)},
-                   entrypoint_num_gpus=needs.gpus or None, entrypoint_num_cpus=needs.cpus,
+                   entrypoint_num_gpus=needs.gpus or None, entrypoint_num_cpus=needs.cpus if needs.cpus is not None else self.settings.cpus_per_job,
                    entrypoint_memory=needs.memory_mb * 1024 * 1024 if needs.memory_mb else None,
                    entrypoint_resources=dict(self.settings.resources) or None)
         return PREFIX + submission

@@ -28,6 +28,24 @@ def recent_events(n: int, seed: int = 0, keys: int = 5) -> list[dict]:
              "amount": float(rnd.randint(1, 100)), "merchant": rnd.choice("abcdef")} for _ in range(n)]
 
 
+def kill_worker_mid_stream(ws, at_least: int, view: str = "txn", deadline_s: float = 90) -> int:
+    """Run the view's stream worker as a process, SIGKILL it once it applied at_least events; return how many it had."""
+    from forgeml.features.streaming import read_status
+
+    env = {**os.environ, "FORGEML_HOME": str(ws.root)}
+    worker = subprocess.Popen([sys.executable, "-m", "forgeml.features.streaming", "--batch", "300", view], env=env)
+    try:
+        deadline = time.monotonic() + deadline_s
+        while read_status(ws, view).applied < at_least and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    return read_status(ws, view).applied
+
+
 @pytest.fixture
 def redis_workspace(configure, redis_url):
     key = f"forgeml-test:{uuid.uuid4().hex}"
@@ -114,23 +132,12 @@ def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(redis_workspac
     """The worker process is killed with SIGKILL while it streams; after a restart every event counts once."""
     import pandas as pd
 
-    from forgeml.features.streaming import read_status, run_streams
+    from forgeml.features.streaming import run_streams
 
     store = _store(redis_workspace, [Aggregation("count", windows=["1d"]), Aggregation("sum", "amount", ["1d"])])
     events = recent_events(20_000, seed=3, keys=50)
     store.publish("txns", event_table(events))
-    env = {**os.environ, "FORGEML_HOME": str(redis_workspace.root)}
-    worker = subprocess.Popen([sys.executable, "-m", "forgeml.features.streaming", "--batch", "300", "txn"], env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while read_status(redis_workspace, "txn").applied < 3000 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    killed_at = read_status(redis_workspace, "txn").applied
+    killed_at = kill_worker_mid_stream(redis_workspace, at_least=3000)
     assert 0 < killed_at < 20_000, "the worker was not killed mid-stream"
     run_streams(store, until_idle=True, poll_timeout_s=0.3)
     keys = list(range(1, 51))

@@ -6,16 +6,11 @@ commits, but it is not Apache Kafka; confluent-kafka (librdkafka) is the client,
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
-from test_feature_streaming import _online, _store, recent_events
+from test_feature_streaming import _online, _store, kill_worker_mid_stream, recent_events
 from window_support import event_table, same
 
 from forgeml.errors import ConfigError, StorageError
@@ -104,23 +99,12 @@ def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(kafka_workspac
     """The consumer process is killed with SIGKILL while it streams; after a restart every event counts once."""
     import pandas as pd
 
-    from forgeml.features.streaming import read_status, run_streams
+    from forgeml.features.streaming import run_streams
 
     store = _store(kafka_workspace, COUNT_SUM)
     events = recent_events(20_000, seed=6, keys=50)
     store.publish("txns", event_table(events))
-    env = {**os.environ, "FORGEML_HOME": str(kafka_workspace.root)}
-    worker = subprocess.Popen([sys.executable, "-m", "forgeml.features.streaming", "--batch", "300", "txn"], env=env)
-    try:
-        deadline = time.monotonic() + 90
-        while read_status(kafka_workspace, "txn").applied < 3000 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait(timeout=10)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-    killed_at = read_status(kafka_workspace, "txn").applied
+    killed_at = kill_worker_mid_stream(kafka_workspace, at_least=3000)
     assert 0 < killed_at < 20_000, "the consumer was not killed mid-stream"
     run_streams(store, until_idle=True, poll_timeout_s=0.5)
     keys = list(range(1, 51))

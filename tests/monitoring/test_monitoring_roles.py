@@ -87,3 +87,41 @@ def test_the_cli_prints_the_warning_and_what_it_skipped(workspace, tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning: category: categories the reference never had: 'crypto'" in result.stderr
     assert "skipped user_id: identifier: entity key of feature view 'spend'" in result.stderr
+
+
+def _model_with_entity_key(workspace, name: str, keys: list[str]) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from forgeml.registry import register_model
+
+    register_model(name, DummyClassifier().fit(np.zeros((2, 1)), [0, 1]), entity_keys=keys, workspace=workspace)
+
+
+def test_a_registered_models_entity_keys_are_identifiers_without_guessing(workspace):
+    """No feature view defines user_id here: the registered model's entity keys say it is an identifier."""
+    _model_with_entity_key(workspace, "fraud", ["user_id"])
+    ref, cur = _sides()
+    report = drift_report(ref, cur, workspace=workspace, model="fraud")
+    assert report.skipped["user_id"] == "identifier: entity key of model 'fraud@1'"
+    assert "user_id" not in {c.column for c in report.columns}
+    # without naming the model, every registered model's entity keys still count
+    assert drift_report(ref, cur, workspace=workspace).skipped["user_id"] == "identifier: entity key of model 'fraud@1'"
+
+
+def test_the_named_models_feature_views_decide_first(workspace):
+    """Two views key different columns; the model reads one of them, so its reasons name that model."""
+    from sklearn.dummy import DummyClassifier
+
+    from forgeml.features import Entity, Feature, FeatureStore, FeatureView, PushSource
+    from forgeml.registry import promote, register_model
+
+    user = Entity("user", join_keys=["user_id"])
+    FeatureStore(workspace).apply([user, FeatureView("spend", entities=[user], source=PushSource("spend_push"),
+                                                     features=[Feature("amount")], ttl=timedelta(days=1))])
+    mv = register_model("churn", DummyClassifier().fit(np.zeros((2, 1)), [0, 1]), feature_views=["spend:amount"],
+                        workspace=workspace)
+    promote("churn", mv.version, "production", workspace=workspace)
+    ref, cur = _sides()
+    report = drift_report(ref, cur, workspace=workspace, model="churn")
+    assert report.skipped["user_id"] == "identifier: entity key of feature view 'spend', read by 'churn@1'"
+    assert report.skipped["event_timestamp"] == "timestamp: event time of feature view 'spend', read by 'churn@1'"

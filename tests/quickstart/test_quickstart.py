@@ -134,6 +134,15 @@ def test_the_whole_lifecycle_runs_and_every_step_leaves_its_trace(tmp_path: Path
         tagged = tagged[tagged["_experiment"] == "quickstart_ab"]
         assert set(tagged["_arm"]) <= {"control", "candidate", "holdout"} and len(tagged) >= tiny.drift_requests
         assert tagged["_propensity"].notna().all() and "decision:" in summary.experiment
+        # labels: chargebacks arrived through the label set, active learning asked the fraud team about the rest
+        from forgeml.labeling import get_labels
+        from forgeml.labeling.labelsets import lineage
+
+        kinds = {r.source_kind for r in get_labels("chargebacks", workspace=ws)}
+        assert kinds == {"outcome", "annotator"}
+        assert len(get_labels("chargebacks", kinds=["annotator"], workspace=ws)) == 40
+        assert lineage("chargebacks", workspace=ws)["training_sets"][-1]["models"] == ["fraud_triage@2"]
+        assert "margin sampling" in summary.labels
     finally:
         ws.close()
 

@@ -118,3 +118,34 @@ def test_bad_handles_and_an_unreachable_cluster_are_clear_errors(ray_executor, w
         nowhere.poll("ray:forgeml-x")
     assert "\n" not in str(info.value)
     assert not nowhere.check()[0].ok
+
+
+def test_tuning_trials_run_as_ray_jobs_across_both_nodes(workspace, ray_dashboard, monkeypatch):
+    """A study on the Ray target runs its trials as Ray jobs, on the head and the worker node, and finds a best."""
+    from ray.job_submission import JobSubmissionClient
+
+    from forgeml.jobs import list_jobs
+    from forgeml.tuning import TuneConfig, parse_space, tune
+    from forgeml.workspace import Workspace, set_current
+
+    conf = workspace.root / "plugins.toml"
+    conf.write_text(conf.read_text() + f'\n[compute.targets.cluster]\nplugin = "ray"\naddress = "{ray_dashboard}"\n'
+                                       f'python = "{sys.executable}"\n')
+    (workspace.root / "trial.py").write_text(
+        "import time, forgeml\nx = forgeml.trial_params()['x']\ntime.sleep(1)\nforgeml.report(x, 0)\n"
+        "with forgeml.start_run():\n    forgeml.log_metric('val_loss', (x - 0.3) ** 2)\n")
+    monkeypatch.chdir(workspace.root)
+    ws = Workspace(workspace.root)
+    set_current(ws)
+    try:
+        result = tune(TuneConfig(script="trial.py", space=parse_space({"x": {"type": "float", "low": 0, "high": 1}}),
+                                 trials=6, parallel="3", sampler="random", seed=1, pruner="none", metric="val_loss",
+                                 study_name="on-ray", target="cluster"), workspace=ws)
+        assert (result.complete, result.failed) == (6, 0)
+        mine = {j.id for j in list_jobs(workspace=ws)}
+        nodes = {j.driver_node_id for j in JobSubmissionClient(ray_dashboard).list_jobs()
+                 if (j.metadata or {}).get("forgeml_job") in mine}
+        assert len(nodes) == 2, "trials should run on the head and on the worker node"
+    finally:
+        set_current(workspace)
+        ws.close()

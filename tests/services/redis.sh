@@ -18,9 +18,9 @@ stop() {
   [[ -f $PIDS ]] || { log "nothing to stop"; return 0; }
   local pid; pid=$(awk '$1=="redis"{print $2}' "$PIDS")
   if alive "$pid"; then
-    kill -TERM "$pid"
+    kill -TERM "$pid" 2>/dev/null || true  # it may exit between the check and the signal
     for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-    alive "$pid" && kill -KILL "$pid"
+    alive "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }
     log "stopped redis $pid"
   fi
   rm -f "$PIDS"

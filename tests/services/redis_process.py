@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).with_name("redis.sh")
@@ -62,8 +63,18 @@ class RedisProcess:
         return int((self.folder / "pids").read_text().split()[1])
 
     def kill(self) -> None:
-        """kill -9: connections are refused until ``start``."""
-        os.kill(self.pid, signal.SIGKILL)
+        """kill -9 and wait until the process is gone: connections are refused until ``start``."""
+        pid = self.pid
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            if state == "Z":
+                return
+            time.sleep(0.01)
 
     def freeze(self) -> None:
         """SIGSTOP: connections hang, as on a stuck server, until ``thaw``."""

@@ -168,7 +168,8 @@ def test_a_failing_online_store_is_answered_with_feature_defaults(flaky_workspac
 
     clock = ManualClock()
     defaults = {"clicks": 0.0, "spend": 1.0, "spend_ratio": 0.0}
-    fallback = FallbackConfig(feature_defaults=defaults, lookup_deadline_ms=200, breaker_failures=2,
+    # the deadline leaves a busy machine room for real reads; the hanging store sleeps 1 s
+    fallback = FallbackConfig(feature_defaults=defaults, lookup_deadline_ms=600, breaker_failures=2,
                               breaker_cooldown_s=5)
     options = ServerOptions(poll_interval_s=0.2, predlog_flush_s=0.2)
     srv = start_server(build_app([EndpointConfig("scorer", "scorer@production", fallback=fallback)], options,
