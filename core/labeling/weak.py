@@ -151,25 +151,21 @@ class LabelModel:
             raise ValidationError(f"votes must be class indices 0..{self.n_classes - 1} or -1 (abstain)")
         return votes.astype(np.int64)
 
-    def _onehots(self, votes: Any) -> list[Any]:
-        """One (rows x classes) indicator matrix per function; an abstention is a row of zeros."""
+    def _columns(self, votes: Any) -> list[Any]:
+        """Each function's votes with an abstention as class index ``n_classes`` (an extra, ignored column)."""
         import numpy as np
 
-        out = []
-        for j in range(votes.shape[1]):
-            oh = np.zeros((len(votes), self.n_classes))
-            voted = votes[:, j] != ABSTAIN
-            oh[np.nonzero(voted)[0], votes[voted, j]] = 1.0
-            out.append(oh)
-        return out
+        return [np.where(votes[:, j] == ABSTAIN, self.n_classes, votes[:, j]) for j in range(votes.shape[1])]
 
-    def _posterior(self, onehots: list[Any]) -> Any:
+    def _posterior(self, columns: list[Any]) -> Any:
         import numpy as np
 
-        log_t = np.tile(np.log(self.priors_), (len(onehots[0]), 1))
-        for oh, confusion in zip(onehots, self.confusion_):
-            # adds log P(vote | true class) for each candidate true class; abstentions add nothing
-            log_t += oh @ np.log(confusion).T
+        log_t = np.tile(np.log(self.priors_), (len(columns[0]), 1))
+        for vote, confusion in zip(columns, self.confusion_):
+            # log P(vote | true class) for every candidate class, gathered per row; an abstention adds 0.
+            # Gathers and bincounts keep each iteration linear in rows without large BLAS calls.
+            table = np.hstack([np.log(confusion), np.zeros((self.n_classes, 1))])
+            log_t += table[:, vote].T
         log_t -= log_t.max(axis=1, keepdims=True)
         t = np.exp(log_t)
         return t / t.sum(axis=1, keepdims=True)
@@ -181,14 +177,17 @@ class LabelModel:
         votes = self._check(votes)
         k = self.n_classes
         t = majority_proba(votes, k)
-        onehots = self._onehots(votes)
+        columns = self._columns(votes)
         previous = None
         for iteration in range(1, self.max_iter + 1):
             self.priors_ = (t.sum(axis=0) + self.smoothing) / (len(votes) + k * self.smoothing)
             # confusion[j][true, vote] = P(function j votes `vote` | true class, j voted)
-            self.confusion_ = np.stack([(t.T @ oh + self.smoothing) / ((t.T @ oh).sum(axis=1, keepdims=True)
-                                                                       + k * self.smoothing) for oh in onehots])
-            t = self._posterior(onehots)
+            confusion = []
+            for vote in columns:
+                counts = np.stack([np.bincount(vote, weights=t[:, c], minlength=k + 1)[:k] for c in range(k)])
+                confusion.append((counts + self.smoothing) / (counts.sum(axis=1, keepdims=True) + k * self.smoothing))
+            self.confusion_ = np.stack(confusion)
+            t = self._posterior(columns)
             self.n_iter_ = iteration
             if previous is not None and np.abs(t - previous).max() < self.tol:
                 break
@@ -202,7 +201,7 @@ class LabelModel:
         votes = self._check(votes)
         if votes.shape[1] != len(self.confusion_):
             raise ValidationError(f"the model was fitted on {len(self.confusion_)} functions, got {votes.shape[1]}")
-        return self._posterior(self._onehots(votes))
+        return self._posterior(self._columns(votes))
 
     @property
     def accuracies_(self) -> Any:

@@ -81,7 +81,7 @@ def merge(found: Iterable[tuple[str, list[tuple[Any, float]]]], exclude: set[Any
 class Recommender:
     """One configured recommender, built from its [serving.recommenders.NAME] table."""
 
-    def __init__(self, name: str, settings: RecommenderSettings, workspace: Any, threads: int = 8,
+    def __init__(self, name: str, settings: RecommenderSettings, workspace: Any, threads: int = 16,
                  clock: Callable[[], float] = time.perf_counter):
         where = f"[serving.recommenders.{name}]"
         self.name = name
@@ -96,7 +96,9 @@ class Recommender:
         self.fallback_source = settings.fallback or next((s.name for s in self.specs if s.plugin == "popularity"),
                                                          self.specs[0].name)
         self.model = ModelSlot(settings.model, workspace) if settings.model else None
-        self._pool = cf.ThreadPoolExecutor(max_workers=max(threads, len(self.specs)),
+        # a thread per source per concurrent request: sources queued behind other requests' would spend
+        # their time budget waiting, and every request would end in the fallback under load
+        self._pool = cf.ThreadPoolExecutor(max_workers=max(1, threads) * (len(self.specs) + 1),
                                            thread_name_prefix=f"forgeml-recsys-{name}")
 
     @property

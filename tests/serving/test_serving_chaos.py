@@ -243,9 +243,12 @@ def test_a_saturated_endpoint_sheds_with_503_and_retry_after_and_never_500s(work
                      "answers once the model is fast again")
         codes = {a[2] for a in load.answers}
         assert codes <= {200, 503} and 503 in codes
-        shed = [a for a in load.answers if a[2] == 503]
+        refused = [a for a in load.answers if a[2] == 503]
+        assert all(a[3]["retry-after"] == "1" for a in refused)
+        # shed at admission, or (admitted behind a 2 s call) past the 3 s budget
+        shed = [a for a in refused if "retry shortly" in a[3]["error"]]
+        assert shed and all("retry shortly" in a[3]["error"] or "latency budget" in a[3]["error"] for a in refused)
         # queued, a request would wait for the 2 s model calls ahead of it
         assert p95([a[1] for a in shed]) < 1.0, "a shed request is refused at once, not queued"
-        assert all("retry shortly" in a[3]["error"] and a[3]["retry-after"] == "1" for a in shed)
     finally:
         srv.stop()
