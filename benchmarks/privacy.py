@@ -55,8 +55,8 @@ def forget_workload(args: argparse.Namespace, work: Path) -> dict:
         [T0] * args.users, pa.timestamp("us", tz="UTC")), "clicks": np.zeros(args.users, dtype=np.int64),
         "spend": np.zeros(args.users)})
     store.online.write("activity", latest, ["user_id"], "event_timestamp")
-    logger = PredictionLogger(log_root(ws))
     log_days, per_log_day = 10, args.log_rows // 10
+    logger = PredictionLogger(log_root(ws), max_pending_rows=per_log_day)  # take a whole day before each flush
     for day in range(log_days):
         for start in range(0, per_log_day, 10_000):
             n = min(10_000, per_log_day - start)
@@ -66,6 +66,9 @@ def forget_workload(args: argparse.Namespace, work: Path) -> dict:
                        {"user_id": ids, "spend": rng.random(n).tolist()}, rng.random(n).tolist(), n)
         logger.flush()
     filled_s = time.perf_counter() - started
+    if logger.written_rows != log_days * per_log_day:
+        raise SystemExit(f"the prediction log holds {logger.written_rows} rows, not {log_days * per_log_day}: "
+                         f"{logger.dropped_rows} dropped, {logger.errors} failed ({logger.last_error})")
     began = time.perf_counter()
     report = forget([f"user_id={args.subject}"], workspace=ws)[0]
     forget_s = time.perf_counter() - began
