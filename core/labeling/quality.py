@@ -165,7 +165,9 @@ def label_errors(label_set: str, dataset: str | None = None, *, features: Sequen
     pred_probs = np.asarray(pred_probs, dtype=float)
     if pred_probs.shape != (len(rows), len(ls.classes)):
         raise ValidationError(f"pred_probs must have shape ({len(rows)}, {len(ls.classes)}), got {pred_probs.shape}")
-    ranked = filt.find_label_issues(labels, pred_probs, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: cleanlab's default process pool forks this process, and a fork of a process whose other
+    # threads hold locks (the metric writer's, a server's) can hang forever; one process is fast enough here
+    ranked = filt.find_label_issues(labels, pred_probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     return [{"key": keys[rows[i]], "label": ls.classes[labels[i]],
              "suggested": ls.classes[int(pred_probs[i].argmax())],
              "label_probability": float(pred_probs[i, labels[i]]),
