@@ -136,6 +136,12 @@ def copy_metadata(workspace: Any, target: Any, progress: Callable[[str, int], No
     """Copy every table of the workspace's metadata store into an empty target store and verify it."""
     import sqlalchemy as sa
 
+    from forgeml.buffering import flush_all
+
+    # records still buffered in this process (access audit, metric points) would land in the source
+    # mid-copy and make the verification fail: write them first
+    workspace.flush_pending()
+    flush_all()
     source = workspace.metadata
     sets = sorted({r[0] for r in source.rows(f"SELECT DISTINCT migration_set FROM {MIGRATIONS_TABLE}")} - {"core"})
     report = CopyReport(source=source.url, target=target.url, sets=sets)

@@ -127,13 +127,15 @@ def test_fsdp_job_launches_through_srun_and_torchrun_rendezvous(workspace, slurm
 
     from forgeml.jobs import JobSpec
 
-    (job_code / "fsdp_job.py").write_text(FSDP_JOB)
+    code = tmp_path / "fsdp-code"  # not the shared job_code folder: other tests count its files
+    code.mkdir()
+    (code / "fsdp_job.py").write_text(FSDP_JOB)
     settings = replace(slurm_settings, srun_torchrun=True)
     executor = SlurmExecutor(settings, workspace)
     spec = JobSpec(script="fsdp_job.py", strategy="fsdp", nproc=2, cpus=2, memory_mb=1024, timeout_s=600)
     argv = spec.argv(sys.executable)
     handle = executor.launch(LaunchRequest(job_id="slurm-fsdp", attempt=1, argv=argv,
-                                           env={"FORGEML_STRATEGY": "fsdp"}, workdir=str(job_code),
+                                           env={"FORGEML_STRATEGY": "fsdp"}, workdir=str(code),
                                            log_path=str(tmp_path / "slurm-fsdp.log"), spec=spec))
     status = wait_done(executor, handle, timeout=300)
     log = (tmp_path / "slurm-fsdp.log").read_text()
