@@ -206,6 +206,15 @@ def _overlaps(record: Path) -> list[tuple[dict, dict]]:
     return bad
 
 
+def _a_job_of(host_dir: Path, workspace: str, running: bool) -> bool:
+    """Whether the host state shows a lease of this workspace held by a started job process."""
+    try:
+        leases = json.loads((host_dir / "state.json").read_text())["leases"].values()
+    except (FileNotFoundError, ValueError):
+        return False
+    return any(v["workspace"] == workspace and (v.get("pid") or not running) for v in leases)
+
+
 def _env(root: Path, host_dir: Path) -> dict[str, str]:
     return {**os.environ, "FORGEML_HOME": str(root), "FORGEML_HOST_DIR": str(host_dir)}
 
@@ -229,11 +238,12 @@ def test_two_workspaces_never_share_a_gpu_even_when_a_scheduler_is_killed(tmp_pa
     sa = _scheduler(a, _env(a, host_dir))
     sb = _scheduler(b, _env(b, host_dir))
     try:
-        deadline = time.monotonic() + 30
-        while not (host_dir / "state.json").exists() or not json.loads((host_dir / "state.json").read_text())["leases"]:
-            assert time.monotonic() < deadline, "no scheduler took a lease"
+        deadline = time.monotonic() + 60
+        while not _a_job_of(host_dir, str(a.resolve()), running=True):
+            assert time.monotonic() < deadline, "workspace a never started a job"
             time.sleep(0.05)
-        os.killpg(sa.pid, signal.SIGKILL)  # its running job keeps its GPU: the lease follows the job's process
+        # a scheduler killed while its job runs: the job keeps its GPU, since the lease follows its process
+        os.killpg(sa.pid, signal.SIGKILL)
         sa.wait()
         sa = _scheduler(a, _env(a, host_dir))  # adopts the job and finishes the queue
         assert sb.wait(timeout=120) == 0, sb.stderr.read().decode() if sb.stderr else ""
