@@ -87,11 +87,7 @@ class HostSide:
                 slot = by_uuid.get(u)
                 if slot is None:
                     continue
-                if lease.shared:
-                    slot.shared_jobs += 1
-                    slot.reserved_mb += lease.memory_mb
-                else:
-                    slot.exclusive = True
+                slot.hold(lease.shared, lease.memory_mb)
         ours = self.ours
         for device in devices:
             slot = by_uuid.get(self.uuid(device.index))

@@ -40,6 +40,14 @@ class GpuSlot:
     shared_jobs: int = 0
     reserved_mb: int = 0
 
+    def hold(self, shared: bool, memory_mb: int = 0) -> None:
+        """Count a job (of this workspace or another) that holds this GPU: shared with its memory, or whole."""
+        if shared:
+            self.shared_jobs += 1
+            self.reserved_mb += memory_mb
+        else:
+            self.exclusive = True
+
     @property
     def available_mb(self) -> int:
         """Memory a new job may count on: what is free, less what shared jobs were promised."""

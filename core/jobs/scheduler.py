@@ -401,11 +401,7 @@ class Scheduler:
                 slot = slots.get(i)
                 if slot is None:
                     continue
-                if job.shared:
-                    slot.shared_jobs += 1
-                    slot.reserved_mb += job.gpu_memory_mb
-                else:
-                    slot.exclusive = True
+                slot.hold(job.shared, job.gpu_memory_mb)
         resources = Resources(cpus_total, cpus_total - cpus_used, memory_total, memory_total - memory_used, held)
         return list(slots.values()), resources
 
