@@ -28,7 +28,7 @@ def _promote_in_child(root, version, barrier, results):
 
 
 def _race(root, versions):
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(len(versions)), ctx.Queue()
     procs = [ctx.Process(target=_promote_in_child, args=(str(root), v, barrier, results)) for v in versions]
     for p in procs:
@@ -76,7 +76,7 @@ def test_different_versions_race_to_production(raced):
 
 
 def test_same_version_promoted_by_everyone(raced):
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
     procs = [ctx.Process(target=_promote_in_child, args=(str(raced.root), 3, barrier, results))
              for _ in range(WORKERS)]

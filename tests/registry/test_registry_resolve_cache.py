@@ -32,7 +32,7 @@ def _in_child(root: str, action: str) -> None:
 
 
 def _elsewhere(root: object, action: str) -> None:
-    process = mp.get_context("fork").Process(target=_in_child, args=(str(root), action))
+    process = mp.get_context("spawn").Process(target=_in_child, args=(str(root), action))
     process.start()
     process.join(timeout=120)
     assert process.exitcode == 0

@@ -16,26 +16,36 @@ def count_points(ws, run_id: str, key: str | None = None) -> int:
     return tracking_store(ws).count_points(run_id, key)
 
 
-def _write_points(run_id: str, writer: int, points: int) -> None:
-    os.environ["RANK"] = "1"  # a worker rank: logs, never ends the run
-    with forgeml.start_run(run_id=run_id):
-        for step in range(points):
-            forgeml.log_metric(f"loss/{writer}", 1.0 / (step + 1), step=step)
+def test_eight_processes_write_one_run_concurrently_without_loss(tracked, run_python):
+    """Forked workers (like DataLoader or DDP ranks); the benchmark runs 8 separate interpreters.
 
-
-def test_eight_processes_write_one_run_concurrently_without_loss(tracked):
-    """Forked workers (like DataLoader or DDP ranks); the benchmark runs 8 separate interpreters."""
-    import multiprocessing
-
+    The forking parent is a fresh interpreter: forking the test process itself would copy the locks that
+    other tests' leftover threads hold at that instant, which no program of a user's shares.
+    """
     run = create_run(name="ddp-like")
     per_process = 2000
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_write_points, args=(run.id, i, per_process)) for i in range(8)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+    run_python(f"""
+        import multiprocessing, os, sys
+        import forgeml
+
+        def write_points(writer):
+            os.environ["RANK"] = "1"  # a worker rank: logs, never ends the run
+            with forgeml.start_run(run_id="{run.id}"):
+                for step in range({per_process}):
+                    forgeml.log_metric(f"loss/{{writer}}", 1.0 / (step + 1), step=step)
+
+        ctx = multiprocessing.get_context("fork")
+        procs = [ctx.Process(target=write_points, args=(i,)) for i in range(8)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(100)
+        codes = [p.exitcode for p in procs]
+        for p in procs:
+            if p.exitcode is None:
+                p.kill()
+        sys.exit(0 if codes == [0] * 8 else f"worker exit codes {{codes}}")
+    """, timeout=150)
     assert count_points(tracked, run.id) == 8 * per_process
     latest = get_run(run.id).metrics
     assert latest == {f"loss/{i}": pytest.approx(1.0 / per_process) for i in range(8)}
@@ -75,25 +85,32 @@ def test_the_background_writer_flushes_within_a_second(tracked, run_python):
     assert count_points(tracked, run.id, "loss") == 1000
 
 
-def test_a_forked_child_logs_into_the_parents_run_without_duplicates(tracked):
-    import multiprocessing
+def test_a_forked_child_logs_into_the_parents_run_without_duplicates(tracked, run_python):
+    done = run_python("""
+        import multiprocessing, sys
+        import forgeml
 
-    with start_run(name="parent") as run:
-        for step in range(100):
-            forgeml.log_metric("parent", step)  # buffered, not flushed, when the child forks
+        with forgeml.start_run(name="parent") as run:
+            for step in range(100):
+                forgeml.log_metric("parent", step)  # buffered, not flushed, when the child forks
 
-        def child() -> None:
-            for step in range(200):
-                forgeml.log_metric("child", step, step=step)
+            def child():
+                for step in range(200):
+                    forgeml.log_metric("child", step, step=step)
 
-        ctx = multiprocessing.get_context("fork")
-        p = ctx.Process(target=child)
-        p.start()
-        p.join(60)
-        assert p.exitcode == 0
-    assert count_points(tracked, run.id, "parent") == 100
-    assert count_points(tracked, run.id, "child") == 200  # flushed by the child's exit, not lost
-    assert get_run(run.id).status == "FINISHED"
+            p = multiprocessing.get_context("fork").Process(target=child)
+            p.start()
+            p.join(60)
+            if p.exitcode is None:
+                p.kill()
+            if p.exitcode != 0:
+                sys.exit(f"child exit code {p.exitcode}")
+        print(run.id)
+    """)
+    run_id = done.stdout.split()[-1]
+    assert count_points(tracked, run_id, "parent") == 100
+    assert count_points(tracked, run_id, "child") == 200  # flushed by the child's exit, not lost
+    assert get_run(run_id).status == "FINISHED"
 
 
 def test_a_write_failure_keeps_the_points_for_the_next_flush(tracked):
