@@ -232,6 +232,10 @@ def main() -> None:
             lean = run_load(port, "/api/v1/resolve?uri=fraud%40champion", [""], CONCURRENCY, args.seconds, 1.0,
                             Path(tmp), "GET", {"Authorization": f"Bearer {token}"})
             result["resolve_own_process_client"] = {**lean, "client": "asyncio sockets, one process of its own"}
+            # the control: the same client against /healthz, which does no work; its tail is the machine's
+            # scheduling (a loaded machine parks the server for whole time slices), not the resolve
+            idle = run_load(port, "/healthz", [""], CONCURRENCY, args.seconds, 1.0, Path(tmp), "GET")
+            result["healthz_own_process_client"] = {k: idle[k] for k in ("rps", "p50_ms", "p99_ms", "errors")}
         finally:
             server.terminate()
             server.wait(timeout=30)
