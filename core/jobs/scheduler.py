@@ -13,6 +13,7 @@ from forgeml.contracts import Executor, LaunchRequest
 from forgeml.errors import ForgeError, JobError, PluginError
 
 from . import queue as q
+from .host import process_naming
 from .hostside import HostSide
 from .placement import GpuSlot, JobRequest, Resources, RunningJob
 from .plans import never_fits, plan_problems
@@ -221,6 +222,9 @@ class Scheduler:
             if handle:
                 self.store.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, row["id"]))
         if not handle:
+            if row["log_path"] and process_naming(row["log_path"]) is not None:
+                # started, but its executor cannot adopt it: it keeps its GPUs (and lease) until it ends
+                return True
             self._ended(row, None, "lost", "the attempt was never started (the scheduler stopped while launching)")
             return False
         status = executor.poll(handle)

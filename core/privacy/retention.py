@@ -135,7 +135,9 @@ def _runs(ws: Any, cutoff: float, report: RetentionReport) -> None:
 def _archived_models(ws: Any, cutoff: float, report: RetentionReport) -> None:
     if not ws.metadata.applied_migrations("registry"):
         return
-    rows = ws.metadata.query("SELECT name, version, artifact_digest, stage, stage_changed_at FROM registry_versions")
+    from forgeml.registry.store import all_versions
+
+    rows = all_versions(ws.metadata, "name", "version", "artifact_digest", "stage", "stage_changed_at")
     live = {r["artifact_digest"] for r in rows if r["stage"] != "ARCHIVED" or r["stage_changed_at"] >= cutoff}
     old = [r for r in rows if r["stage"] == "ARCHIVED" and r["stage_changed_at"] < cutoff]
     gone = sorted({r["artifact_digest"] for r in old} - live)
