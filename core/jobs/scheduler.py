@@ -217,6 +217,7 @@ class Scheduler:
             handle = executor.recover(row["log_path"])
             if handle:
                 self.store.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, row["id"]))
+                row["handle"] = handle  # this cycle's host sync ties the lease to the adopted process
         if not handle:
             if row["log_path"] and process_naming(row["log_path"]) is not None:
                 # started, but its executor cannot adopt it: it keeps its GPUs (and lease) until it ends
