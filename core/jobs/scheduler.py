@@ -18,6 +18,7 @@ from .hostside import HostSide
 from .placement import GpuSlot, JobRequest, Resources, RunningJob
 from .plans import never_fits, plan_problems
 from .supervision import TRANSIENT, backoff_delay, classify_failure, finish_run, job_environment, log_tail
+from .upkeep import Upkeep
 from .wake import SchedulerLock, Waker
 
 log = logging.getLogger("forgeml.jobs")
@@ -59,6 +60,7 @@ class Scheduler:
         self._host: HostSide | None | bool = None  # None: not decided yet; False: host leases off
         self._host_synced = 0.0
         self._devices: list[Any] = []
+        self.upkeep = Upkeep(ws)
         self._unfit: dict[str, int] = {}  # job id -> consecutive placement passes it looked impossible to fit
 
     # ------------------------------------------------------------ lifecycle
@@ -144,8 +146,10 @@ class Scheduler:
                     log.error("scheduler cycle failed: %s", e)
                 except Exception:  # an executor bug must not stop supervision of every other job
                     log.exception("scheduler cycle failed")
+                self.upkeep.maybe_run()  # periodic work (retention...) runs beside the loop, in its own thread
                 self._wait(self._sleep_time())
         finally:
+            self.upkeep.join()
             self.close()
 
     def start_in_thread(self) -> Scheduler:
