@@ -306,6 +306,8 @@ class HostLeases:
             for key in [k for k, v in leases.items() if v["workspace"] == workspace and k not in mine]:
                 del leases[key]
             for lease in running:
+                if not lease.pid:  # no process recorded yet: the lease lives with this scheduler, or the marker's process
+                    lease.scheduler_pid, lease.scheduler_ctime = self._me
                 old = leases.get(lease.key)
                 lease.since = old["since"] if old else (lease.since or now)
                 leases[lease.key] = asdict(lease)
