@@ -285,6 +285,22 @@ class DuckDBOfflineStore:
                                        rows))
         return removed
 
+    def expire(self, table: str, before_day: str, dry_run: bool = False) -> list[str]:
+        """Remove a table's date partitions of days before ``before_day`` (YYYY-MM-DD); return those days."""
+        gone = []
+        for folder in sorted(self.fs.glob(f"{self._table_dir(table)}/{PARTITION}=*")):
+            day = folder.rstrip("/").rsplit("=", 1)[-1]
+            if len(day) == 10 and day < before_day:
+                if dry_run:
+                    gone.append(day)
+                    continue
+                try:
+                    self.fs.rm(folder, recursive=True)
+                except OSError as e:
+                    raise StorageError(f"offline table {table!r}: cannot remove the partition of {day}: {e}") from e
+                gone.append(day)
+        return gone
+
     def close(self) -> None:
         """Close the DuckDB connection."""
         with self._lock:
