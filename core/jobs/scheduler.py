@@ -13,10 +13,12 @@ from forgeml.contracts import Executor, LaunchRequest
 from forgeml.errors import ForgeError, JobError, PluginError
 
 from . import queue as q
+from .host import process_naming
 from .hostside import HostSide
 from .placement import GpuSlot, JobRequest, Resources, RunningJob
 from .plans import never_fits, plan_problems
 from .supervision import TRANSIENT, backoff_delay, classify_failure, finish_run, job_environment, log_tail
+from .upkeep import Upkeep
 from .wake import SchedulerLock, Waker
 
 log = logging.getLogger("forgeml.jobs")
@@ -58,6 +60,7 @@ class Scheduler:
         self._host: HostSide | None | bool = None  # None: not decided yet; False: host leases off
         self._host_synced = 0.0
         self._devices: list[Any] = []
+        self.upkeep = Upkeep(ws)
         self._unfit: dict[str, int] = {}  # job id -> consecutive placement passes it looked impossible to fit
 
     # ------------------------------------------------------------ lifecycle
@@ -143,8 +146,10 @@ class Scheduler:
                     log.error("scheduler cycle failed: %s", e)
                 except Exception:  # an executor bug must not stop supervision of every other job
                     log.exception("scheduler cycle failed")
+                self.upkeep.maybe_run()  # periodic work (retention...) runs beside the loop, in its own thread
                 self._wait(self._sleep_time())
         finally:
+            self.upkeep.join()
             self.close()
 
     def start_in_thread(self) -> Scheduler:
@@ -216,7 +221,11 @@ class Scheduler:
             handle = executor.recover(row["log_path"])
             if handle:
                 self.store.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, row["id"]))
+                row["handle"] = handle  # this cycle's host sync ties the lease to the adopted process
         if not handle:
+            if row["log_path"] and process_naming(row["log_path"]) is not None:
+                # started, but its executor cannot adopt it: it keeps its GPUs (and lease) until it ends
+                return True
             self._ended(row, None, "lost", "the attempt was never started (the scheduler stopped while launching)")
             return False
         status = executor.poll(handle)

@@ -171,6 +171,7 @@ def _record(ws: Any, report: ForgetReport, actor: str) -> None:
 def _trained_on(ws: Any, holdings: list[Holding]) -> tuple[list[str], list[str]]:
     """Return the model versions and runs that read data of the holdings (to retrain without it)."""
     from forgeml.datasets.versions import lineage
+    from forgeml.registry.store import all_versions
 
     models: set[str] = set()
     runs: set[str] = set()
@@ -184,12 +185,12 @@ def _trained_on(ws: Any, holdings: list[Holding]) -> tuple[list[str], list[str]]
             runs.update(r["run_id"] for r in lin["runs"])
     views = {h.location.split("/")[0].split("__")[0] for h in holdings if h.place in ("offline", "online", "vector")}
     if views and ws.metadata.applied_migrations("registry"):
-        for row in ws.metadata.query("SELECT name, version, feature_views, run_id FROM registry_versions"):
+        for row in all_versions(ws.metadata, "name", "version", "feature_views"):
             used = {str(v).split("@")[0].split(":")[0] for v in json.loads(row["feature_views"] or "[]")}
             if used & views:
                 models.add(f"{row['name']}@{row['version']}")
     if runs and ws.metadata.applied_migrations("registry"):
-        for row in ws.metadata.query("SELECT name, version, run_id FROM registry_versions"):
+        for row in all_versions(ws.metadata, "name", "version", "run_id"):
             if row["run_id"] in runs:
                 models.add(f"{row['name']}@{row['version']}")
     return sorted(models), sorted(runs)

@@ -68,3 +68,78 @@ def test_gc_dry_run_then_apply(workspace):
     assert not workspace.artifacts.exists(mv.artifact_digest)
     again = json.loads(_run("gc", "--dry-run", "--json"))
     assert again["runs"] == [] and again["unreferenced_artifacts"] == []
+
+
+def _old_log_day(workspace, days: int = 90) -> str:
+    from forgeml.serving.predlog import PredictionLogger, log_root
+
+    now = datetime.now(UTC)
+    logger = PredictionLogger(log_root(workspace))
+    for age in (days, 1):
+        logger.log("m", 1, "primary", "r", now - timedelta(days=age), 1.0, {"x": [1.0]}, [0.0], 1)
+    logger.close()
+    return f"model=m/date={(now - timedelta(days=days)).date().isoformat()}"
+
+
+def test_the_scheduler_daemon_applies_retention_on_its_schedule(workspace):
+    """With every_hours set, a running scheduler applies the limits by itself, records the run in the audit
+    log, and `gc status` shows the last and next run; before that, status says it is not scheduled."""
+    from forgeml.jobs.scheduler import Scheduler
+    from forgeml.serving.predlog import log_root
+
+    assert "not scheduled" in _run("gc", "status")
+    limits = workspace.config.section("privacy").retention
+    limits.prediction_logs_days, limits.every_hours = 30, 6
+    day = _old_log_day(workspace)
+    assert "last run: never" in _run("gc", "status")
+    scheduler = Scheduler(workspace).start_in_thread()
+    try:
+        deadline = time.monotonic() + 60
+        status = json.loads(_run("gc", "status", "--json"))
+        while status["last_run"] is None and time.monotonic() < deadline:  # the run is recorded after it ends
+            time.sleep(0.2)
+            status = json.loads(_run("gc", "status", "--json"))
+        assert status["scheduler_pid"] is not None and status["note"] == ""
+    finally:
+        scheduler.stop()
+    assert not (log_root(workspace) / day).exists()
+    last = status["last_run"]
+    assert last["trigger"] == "schedule" and last["counts"]["prediction_log_days"] == 1
+    assert status["next_run_at"] == last["at"] + 6 * 3600
+    audit = workspace.metadata.query("SELECT actor, detail FROM audit_log WHERE action = 'privacy.retention'")
+    assert [json.loads(r["detail"])["trigger"] for r in audit] == ["schedule"]
+    text = _run("gc", "status")
+    assert "every: 6 h" in text and "(schedule): prediction log days 1" in text and "next run:" in text
+    assert "no scheduler runs" in text  # stopped
+
+
+def test_a_scheduled_run_waits_for_its_interval_and_records_failures(workspace, monkeypatch):
+    """run_if_due runs once per interval whatever started the last run; a failed run is recorded with its error."""
+    from forgeml.errors import StorageError
+    from forgeml.privacy import retention
+
+    limits = workspace.config.section("privacy").retention
+    assert retention.run_if_due(workspace) is None  # no schedule: nothing runs
+    limits.prediction_logs_days, limits.every_hours = 30, 1
+    _old_log_day(workspace)
+    now = time.time()
+    first = retention.run_if_due(workspace, now)
+    assert first is not None and len(first.prediction_log_days) == 1
+    assert retention.run_if_due(workspace, now + 1800) is None  # not due yet
+    _run("gc")  # a run by hand counts as the last run too
+    assert json.loads(_run("gc", "status", "--json"))["last_run"]["trigger"] == "command"
+
+    def broken(*_args, **_kwargs):
+        raise StorageError("disk full while deleting")
+
+    monkeypatch.setattr(retention, "_prediction_logs", broken)
+    try:
+        retention.run_if_due(workspace, time.time() + 3601)
+    except StorageError:
+        pass
+    else:
+        raise AssertionError("the failure was swallowed")
+    last = json.loads(_run("gc", "status", "--json"))["last_run"]
+    assert last["trigger"] == "schedule" and last["error"] == "disk full while deleting"
+    audit = workspace.metadata.query("SELECT detail FROM audit_log WHERE action = 'privacy.retention' ORDER BY id")
+    assert [json.loads(r["detail"]).get("error") for r in audit] == [None, None, "disk full while deleting"]
