@@ -21,6 +21,7 @@ SCANNED = [CORE, ROOT / "plugins", ROOT / "tui", ROOT / "storage"]
 #: layer folder -> (its persistence module, the prefixes or names of the tables it owns)
 STORES = {
     "registry": ("store.py", ("registry_", "calibrators")),
+    "jobs": ("store.py", ("jobs", "job_")),
 }
 #: calls that run a statement on a metadata store or a transaction
 RUNS_SQL = {"execute", "executemany", "query", "rows", "stream", "insert_rows", "insert_or_ignore", "upsert",
@@ -53,14 +54,14 @@ def layer_problems(layer: str, store_module: str, root: Path = CORE) -> list[str
 def foreign_sql(tables: tuple[str, ...], layer_folder: Path) -> list[str]:
     """Return SQL literals outside a layer's store that name one of its tables."""
     names = re.compile(r"\b(FROM|INTO|UPDATE|JOIN)\s+(" + "|".join(
-        f"{t}\\w*" if t.endswith("_") else t for t in tables) + r")\b", re.IGNORECASE)
+        f"{t}\\w*" if t.endswith("_") else t for t in tables) + r")\b")
     problems = []
     for folder in SCANNED:
         for path in sorted(folder.rglob("*.py")):
             if path.parent == layer_folder and path.name in ("store.py", "schema.py"):
                 continue
             for line, text in _strings(path):
-                if names.search(text):
+                if _looks_like_sql(text) and names.search(text):
                     problems.append(f"{path.relative_to(ROOT)}:{line} names {layer_folder.name}'s table: "
                                     f"{text.strip()[:60]!r}")
     return problems
