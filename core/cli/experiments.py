@@ -31,8 +31,9 @@ def _arms(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--endpoint", required=True, help="Served endpoint whose traffic the experiment splits.")
 @click.option("--arm", "arms", multiple=True, required=True, help="NAME=MODEL_URI, repeatable; the first is control.")
 @click.option("--control", default=None, help="Control arm (default: the first --arm).")
-@click.option("--policy", type=click.Choice(["fixed", "epsilon_greedy", "thompson"]), default="fixed",
-              show_default=True, help="How traffic is split among the arms.")
+@click.option("--policy", type=click.Choice(["fixed", "epsilon_greedy", "thompson", "interleave"]), default="fixed",
+              show_default=True, help="How traffic is split among the arms; interleave: two recommenders "
+                                      "(--arm control=NAME --arm candidate=NAME) merged into every list.")
 @click.option("--weights", default="", help="Fixed split weights, comma-separated, one per arm.")
 @click.option("--epsilon", type=float, default=0.1, show_default=True, help="Exploration share of epsilon_greedy.")
 @click.option("--holdout", type=float, default=0.0, show_default=True, help="Share of keys no model decides for.")
