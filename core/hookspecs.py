@@ -215,3 +215,13 @@ def forgeml_on_dataset_version_registered(dataset_version: DatasetVersion, works
 
     Called after the version was committed. Return nothing.
     """
+
+
+@hookspec
+def forgeml_on_upkeep(workspace: Workspace, now: float) -> None:
+    """The scheduler daemon's periodic upkeep: called about once a minute while it runs.
+
+    Run periodic work that is due (retention, compaction) and decide cheaply when it is not; keep
+    your own record of the last run. Calls run in a thread beside the scheduling loop, one pass at
+    a time; a ForgeError is logged in one line and the scheduler carries on. Return nothing.
+    """

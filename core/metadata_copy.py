@@ -27,7 +27,7 @@ LAYER_MIGRATIONS = {
     "monitoring": "forgeml.monitoring.schema:MIGRATIONS",
     "pipelines": "forgeml.pipelines.schema:MIGRATIONS",
     "auth": "forgeml.auth.store:MIGRATIONS",
-    "calibration": "forgeml.registry.calibration:MIGRATIONS",
+    "calibration": "forgeml.registry.schema:CALIBRATION_MIGRATIONS",
 }
 MIGRATIONS_TABLE = "_forgeml_migrations"
 BATCH = 5000

@@ -199,6 +199,10 @@ class PluginHost:
         """Announce a stored, de-duplicated alert."""
         self.pm.hook.forgeml_on_alert_fired(alert=alert, workspace=workspace)
 
+    def on_upkeep(self, workspace: Workspace, now: float) -> None:
+        """Let plugins run the periodic work that is due (called by the scheduler daemon)."""
+        self.pm.hook.forgeml_on_upkeep(workspace=workspace, now=now)
+
     def on_features_materialized(self, view: str, start: str, end: str, rows: int, workspace: Workspace) -> None:
         """Announce a materialization of a feature view."""
         self.pm.hook.forgeml_on_features_materialized(view=view, start=start, end=end, rows=rows,

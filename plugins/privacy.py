@@ -31,3 +31,11 @@ def forgeml_register_erasers(register):
     register("prediction_log", _prediction_log)
     register("datasets", _datasets)
     register("run_artifacts", _run_artifacts)
+
+
+@hookimpl
+def forgeml_on_upkeep(workspace, now):
+    """Apply the retention limits when [privacy.retention] every_hours says a run is due."""
+    from forgeml.privacy.retention import run_if_due
+
+    run_if_due(workspace, now)

@@ -224,7 +224,7 @@ class SQLMetadataStore:
                 if sql is None:
                     sql = self._sql[statement] = to_driver_sql(statement, conn.dialect.paramstyle)
                 return conn.exec_driver_sql(sql, self.clean(params if type(params) is tuple else tuple(params)))
-            return conn.execute(statement, params or None)
+            return conn.execute(statement, self.clean(params) if params else None)
         except sa_exc.SQLAlchemyError as e:
             raise self.error(e) from e
         except OverflowError as e:  # a value, not the database

@@ -200,3 +200,12 @@ def access_rows(db: Any, actor: str | None = None, action_prefix: str | None = N
     for r in rows:
         r["detail"] = json.loads(r["detail"])
     return rows
+
+
+def subject_records(db: Any, subject: str, prefix: str) -> list[dict[str, Any]]:
+    """Return the audit records about ``subject`` or any subject starting with ``prefix``, oldest first."""
+    rows = db.query("SELECT at, actor, action, subject, detail FROM audit_log"
+                    " WHERE subject = ? OR substr(subject, 1, ?) = ? ORDER BY id", (subject, len(prefix), prefix))
+    for r in rows:
+        r["detail"] = json.loads(r["detail"])
+    return rows

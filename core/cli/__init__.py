@@ -42,7 +42,7 @@ COMMANDS: dict[str, str] = {
     "label": "forgeml.cli.label:label_group",
     "quickstart": "forgeml.cli.quickstart:quickstart_cmd",
     "forget": "forgeml.cli.privacy:forget_cmd",
-    "gc": "forgeml.cli.privacy:gc_cmd",
+    "gc": "forgeml.cli.privacy:gc_group",
     "encryption": "forgeml.cli.privacy:encryption_group",
     "audit": "forgeml.cli.audit:audit_group",
 }

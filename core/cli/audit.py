@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from forgeml.cli.output import emit_json, print_table
@@ -44,12 +46,30 @@ def verify_cmd(as_json: bool) -> None:
     from forgeml.workspace import current
 
     result = verify_chain(current())
-    if as_json:
-        emit_json(result.to_dict())
-    else:
-        click.echo(f"{result.records} record(s), {result.chained} chained"
-                   + (f", {result.unchained} from before the chain" if result.unchained else ""))
-        for problem in result.problems:
-            click.echo(f"  {problem}")
+    _show(result, as_json)
     if not result.ok:
         raise ForgeError(f"the audit log was tampered with: {result.problems[0]}")
+
+
+@audit_group.command("rekey")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def rekey_cmd(as_json: bool) -> None:
+    """Re-sign the whole chain under the first key of FORGEML_AUDIT_KEY (after verifying it as it stands).
+
+    Run it once after setting a key on a workspace whose chain is unkeyed, and after putting a new key
+    first in FORGEML_AUDIT_KEY; the old key can be dropped afterwards.
+    """
+    from forgeml.auth.audit import rekey_chain
+    from forgeml.workspace import current
+
+    _show(rekey_chain(current()), as_json)
+
+
+def _show(result: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    click.echo(f"{result.records} record(s), {result.chained} chained, {result.keyed} keyed"
+               + (f", {result.unchained} from before the chain" if result.unchained else ""))
+    for line in result.problems + result.warnings:
+        click.echo(f"  {line}")

@@ -31,8 +31,9 @@ def _arms(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--endpoint", required=True, help="Served endpoint whose traffic the experiment splits.")
 @click.option("--arm", "arms", multiple=True, required=True, help="NAME=MODEL_URI, repeatable; the first is control.")
 @click.option("--control", default=None, help="Control arm (default: the first --arm).")
-@click.option("--policy", type=click.Choice(["fixed", "epsilon_greedy", "thompson"]), default="fixed",
-              show_default=True, help="How traffic is split among the arms.")
+@click.option("--policy", type=click.Choice(["fixed", "epsilon_greedy", "thompson", "interleave"]), default="fixed",
+              show_default=True, help="How traffic is split among the arms; interleave: two recommenders "
+                                      "(--arm control=NAME --arm candidate=NAME) merged into every list.")
 @click.option("--weights", default="", help="Fixed split weights, comma-separated, one per arm.")
 @click.option("--epsilon", type=float, default=0.1, show_default=True, help="Exploration share of epsilon_greedy.")
 @click.option("--holdout", type=float, default=0.0, show_default=True, help="Share of keys no model decides for.")
@@ -174,6 +175,26 @@ def replay_cmd(candidate: str, endpoint: str, start: str | None, end: str | None
 
     report: Any = replay(candidate, endpoint, start, end, list(arms) or None, outcome)
     emit_json(report.to_dict())
+
+
+@experiment_group.command("offpolicy")
+@click.argument("name")
+@click.option("--target", required=True, help="The policy to evaluate: one arm (all traffic to it), or "
+                                              "ARM=SHARE pairs, e.g. control=0.2,candidate=0.8.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def offpolicy_cmd(name: str, target: str, as_json: bool) -> None:
+    """Estimate experiment NAME's metric under another traffic split (IPS, SNIPS, doubly robust)."""
+    from forgeml.experiments.offpolicy import estimate
+
+    out = estimate(name, target)
+    if as_json:
+        emit_json(out)
+        return
+    click.echo(f"experiment {name}: {out['requests']} matured requests with logged propensities, logged value "
+               f"{out['logged_value']:.5g}; target {', '.join(f'{a}={s:g}' for a, s in out['target'].items())}")
+    print_table([{"estimator": e["estimator"], "value": round(e["value"], 5), "std_error": round(e["std_error"], 5),
+                  "ci95": f"[{e['value'] - 1.96 * e['std_error']:.4g}, {e['value'] + 1.96 * e['std_error']:.4g}]",
+                  "effective_n": round(e["effective_n"], 1)} for e in out["estimates"]], title="off-policy estimates")
 
 
 @experiment_group.command("feedback-check")

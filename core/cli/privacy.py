@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from click_default_group import DefaultGroup
 
 from forgeml.cli.output import emit_json, print_table
 
@@ -38,7 +39,12 @@ def forget_cmd(subjects: tuple[str, ...], dry_run: bool, verify: bool, as_json: 
                          f"{'; '.join(unreachable)}; remove the data there by hand")
 
 
-@click.command("gc")
+@click.group("gc", cls=DefaultGroup, default="run", default_if_no_args=True)
+def gc_group() -> None:
+    """Retention: `forgeml gc [--dry-run]` applies [privacy.retention] now; `forgeml gc status` shows the schedule."""
+
+
+@gc_group.command("run")
 @click.option("--dry-run", is_flag=True, help="List what is past its retention limit; remove nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def gc_cmd(dry_run: bool, as_json: bool) -> None:
@@ -53,6 +59,30 @@ def gc_cmd(dry_run: bool, as_json: bool) -> None:
     click.echo(f"{verb}: {len(report.prediction_log_days)} prediction-log day(s), {len(report.runs)} run(s), "
                f"{len(report.archived_model_artifacts)} archived model file set(s), "
                f"{len(report.unreferenced_artifacts)} unreferenced object(s); {report.bytes} bytes")
+
+
+@gc_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def gc_status_cmd(as_json: bool) -> None:
+    """Show the retention schedule: the interval, the last run (when, how, what it removed) and the next."""
+    from forgeml.privacy.retention import schedule_status
+    from forgeml.times import format_utc
+
+    out = schedule_status()
+    if as_json:
+        emit_json(out)
+        return
+    last = out["last_run"]
+    click.echo(f"every: {out['every_hours']:g} h" if out["every_hours"] else "every: not scheduled")
+    click.echo("last run: never" if last is None else
+               f"last run: {format_utc(last['at'])} ({last['trigger']}): "
+               + (f"failed: {last['error']}" if "error" in last else
+                  ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in last["counts"].items())))
+    if out["next_run_at"] is not None:
+        click.echo(f"next run: {format_utc(out['next_run_at'])}"
+                   + (f" (scheduler pid {out['scheduler_pid']})" if out["scheduler_pid"] else ""))
+    if out["note"]:
+        click.echo(out["note"])
 
 
 @click.group("encryption")

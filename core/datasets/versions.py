@@ -288,7 +288,9 @@ def lineage(ref: str, workspace: Any = None) -> dict[str, Any]:
                 seen.add(row["run_id"])
                 runs.append({"run_id": row["run_id"], "used_at": row["used_at"]})
     if ws.metadata.applied_migrations("registry"):
-        for row in ws.metadata.query("SELECT name, version, datasets FROM registry_versions ORDER BY name, version"):
+        from forgeml.registry.store import all_versions
+
+        for row in all_versions(ws.metadata, "name", "version", "datasets"):
             if dv.ref in json.loads(row["datasets"] or "[]"):
                 models.append(f"{row['name']}@{row['version']}")
     from forgeml.datasets.erasure import erasures_of

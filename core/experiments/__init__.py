@@ -8,5 +8,5 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".analysis": ["MetricSpec", "Guardrails"],
     ".stats": ["compare_proportions", "compare_means", "compare_ratios", "sample_size", "power_at"],
     ".offpolicy": ["ips", "snips", "doubly_robust"],
-    ".interleaving": ["team_draft"],
+    "forgeml.feedback.interleaving": ["team_draft"],
 })

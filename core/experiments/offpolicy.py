@@ -91,3 +91,72 @@ def doubly_robust(rewards: Any, propensities: Any, target: Any, predicted_logged
     return PolicyValue("doubly_robust", float(terms.mean()),
                        float(terms.std(ddof=1) / math.sqrt(len(r))) if len(r) > 1 else float("nan"),
                        len(r), _ess(w))
+
+
+def parse_target(text: str, arms: list[str]) -> dict[str, float]:
+    """Read a target policy: one arm name (all traffic to it) or ARM=SHARE pairs summing to 1."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) == 1 and "=" not in parts[0]:
+        parts = [f"{parts[0]}=1"]
+    target: dict[str, float] = {}
+    for part in parts:
+        arm, sep, share = part.partition("=")
+        try:
+            target[arm.strip()] = float(share) if sep else float("nan")
+        except ValueError:
+            target[arm.strip()] = float("nan")
+        if not sep or not 0 <= target[arm.strip()] <= 1:
+            raise ValidationError(f"target {text!r}: write one arm, or ARM=SHARE pairs with shares in [0, 1], "
+                                  "e.g. candidate or control=0.2,candidate=0.8")
+    unknown = [a for a in target if a not in arms]
+    if unknown:
+        raise ValidationError(f"target arm {unknown[0]!r} is not one of the logged arms {', '.join(arms) or '(none)'}")
+    if abs(sum(target.values()) - 1) > 1e-6:
+        raise ValidationError(f"target {text!r}: the shares add up to {sum(target.values()):g}, not 1")
+    return target
+
+
+def estimate(name: str, target: str | dict[str, float], now: float | None = None,
+             workspace: Any = None) -> dict[str, Any]:
+    """Estimate an experiment's metric had traffic followed ``target``, from its matured logged requests.
+
+    Each logged request carries its arm and the propensity it was chosen with; the reward is the
+    experiment's metric per request (outcomes inside the label window). The doubly robust reward
+    model is the per-arm mean reward (the direct method).
+    """
+    import time
+
+    import numpy as np
+
+    from forgeml.experiments.analysis import MetricSpec, join_outcomes, requests_frame
+    from forgeml.experiments.service import _utc, _ws
+    from forgeml.feedback import schema
+    from forgeml.feedback.outcomes import read_outcomes
+    from forgeml.serving import read_prediction_log
+
+    ws = _ws(workspace)
+    exp = schema.get_experiment(ws, name)
+    metric = MetricSpec(**exp["spec"]["metric"])
+    if metric.kind == "ratio":
+        raise ValidationError(f"experiment {name!r} measures a ratio; off-policy estimates need a per-request "
+                              "reward (a proportion, mean or accuracy metric)")
+    log = read_prediction_log(exp["endpoint"], start=_utc(exp["started_at"]), workspace=ws)
+    outcomes = read_outcomes(metric.outcomes, since=exp["started_at"], workspace=ws)
+    frame = join_outcomes(requests_frame(log, name), outcomes, metric, exp["spec"]["window_s"],
+                          time.time() if now is None else now)
+    frame = frame[frame["labelled"] & frame["_propensity"].notna()] if len(frame) else frame
+    if len(frame) == 0:
+        raise ValidationError(f"experiment {name!r} has no matured request with a logged propensity yet")
+    arms = sorted({str(a) for a in frame["_arm"]})
+    policy = parse_target(target, arms) if isinstance(target, str) else dict(target)
+    r = frame["y"].to_numpy(dtype=float)
+    p = frame["_propensity"].to_numpy(dtype=float)
+    logged_arm = frame["_arm"].astype(str).to_numpy()
+    t = np.array([policy.get(a, 0.0) for a in logged_arm])
+    q = {a: float(r[logged_arm == a].mean()) for a in arms}
+    q_logged = np.array([q[a] for a in logged_arm])
+    q_target = np.full(len(r), sum(share * q.get(a, 0.0) for a, share in policy.items()))
+    return {"experiment": name, "target": policy, "requests": int(len(r)), "logged_value": float(r.mean()),
+            "per_arm": {a: {"requests": int((logged_arm == a).sum()), "mean_reward": q[a]} for a in arms},
+            "estimates": [e.to_dict() for e in (ips(r, p, t), snips(r, p, t),
+                                                doubly_robust(r, p, t, q_logged, q_target))]}

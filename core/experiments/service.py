@@ -9,6 +9,7 @@ from typing import Any
 
 from forgeml.errors import ValidationError
 from forgeml.experiments.analysis import Guardrails, MetricSpec, Report, analyze_frame, requests_frame
+from forgeml.experiments.interleaved import INTERLEAVE, analyze_interleaving, interleaving_spec
 from forgeml.feedback import schema
 from forgeml.serving.arms import HOLDOUT, ArmsConfig, ArmStats, policy_shares, write_shares
 from forgeml.serving.experiment_arms import RESERVED_ARMS
@@ -55,6 +56,19 @@ def start_experiment(name: str, endpoint: str, arms: Mapping[str, str], control:
         if arm in RESERVED_ARMS:
             raise ValidationError(f"arm name {arm!r} is taken by the endpoint's own arms "
                                   f"({', '.join(RESERVED_ARMS)}); choose e.g. control and candidate")
+    if policy == INTERLEAVE:
+        if holdout:
+            raise ValidationError("an interleaving experiment shows every request both rankers; it has no holdout")
+        endpoint, arms, control = interleaving_spec(ws, name, endpoint, dict(arms), control)
+        metric = metric or MetricSpec(outcome="click")
+        spec = {"arms": arms, "control": control, "allocation": {"arms": list(arms), "policy": INTERLEAVE},
+                "metric": dataclasses.asdict(metric), "window_s": parse_duration(window), "alpha": alpha,
+                "guardrails": dataclasses.asdict(guardrails or Guardrails()), "holdout_model": "",
+                "holdout_constant": 0.0}
+        row = schema.create_experiment(ws, name, endpoint, spec)
+        write_shares(ws.dot, endpoint, name, list(arms), [0.5, 0.5],
+                     {"kind": INTERLEAVE, "rankers": arms, "status": "running"})
+        return row
     for uri in [*arms.values(), holdout_model]:
         if uri:
             parse_uri(uri, require_ref=True)
@@ -93,15 +107,19 @@ def analyze(name: str, now: float | None = None, workspace: Any = None, update: 
     spec = exp["spec"]
     config, metric, guard = _spec_parts(spec)
     log = read_prediction_log(exp["endpoint"], start=_utc(exp["started_at"]), workspace=ws)
-    requests = requests_frame(log, name)
     outcomes = read_outcomes(metric.outcomes, since=exp["started_at"], workspace=ws)
     previous = exp["state"].get("sequential_p", {})
-    report = analyze_frame(name, requests, outcomes, config.arms, spec["control"], metric, spec["window_s"],
-                           spec["alpha"], guard, previous, now)
+    if config.policy == INTERLEAVE:
+        candidate = next(a for a in config.arms if a != spec["control"])
+        report = analyze_interleaving(name, exp, log, outcomes, time.time() if now is None else now,
+                                      previous.get(candidate, 1.0))
+    else:
+        report = analyze_frame(name, requests_frame(log, name), outcomes, config.arms, spec["control"], metric,
+                               spec["window_s"], spec["alpha"], guard, previous, now)
     if update and exp["status"] == "running":
         seq = {c["treatment"]["arm"]: c["sequential_p"] for c in report.comparisons}
         schema.save_state(ws, name, {**exp["state"], "sequential_p": {**previous, **seq}, "looked_at": report.at})
-        if config.policy != "fixed":
+        if config.policy not in ("fixed", INTERLEAVE):
             arm_stats = {a: ArmStats(int(v.get("matured", 0)), float(v["metric"] or 0) * int(v.get("matured", 0)),
                                      0.0) for a, v in report.arms.items() if a != HOLDOUT}
             write_shares(ws.dot, exp["endpoint"], name, config.arms, policy_shares(config, arm_stats))
@@ -159,7 +177,11 @@ def stop(name: str, promote: bool = True, now: float | None = None, workspace: A
     decision = decide(report, exp["spec"])
     decision["decided_at"] = time.time()
     arms = exp["spec"]["arms"]
-    if decision["action"] == "promote" and promote:
+    if decision["action"] == "promote" and exp["spec"]["allocation"].get("policy") == INTERLEAVE:
+        endpoint = exp["endpoint"].split(".", 1)[1]
+        decision["note"] = (f"recommender {arms[decision['winner']]} is preferred: point {endpoint}'s clients at "
+                            f"/v1/recommenders/{arms[decision['winner']]}/recommend, or give {endpoint} its settings")
+    elif decision["action"] == "promote" and promote:
         from forgeml.registry import promote as registry_promote
 
         winner = resolve(arms[decision["winner"]], workspace=ws)

@@ -1,8 +1,9 @@
 """Helpers for training code run as a job: checkpoints that survive preemption, and where to resume from.
 
 ``forgeml.checkpoint(state, step)`` saves the state atomically in the job's checkpoint folder (which
-every attempt of the job sees, on whichever GPUs it is placed); ``forgeml.resume()`` returns the
-newest one, or None on a fresh start; ``forgeml.should_stop()`` turns True once the scheduler sends
+every attempt of the job on this machine sees, on whichever GPUs it is placed) and copies it into the
+workspace's artifact store under the job's run (so an attempt on another host finds it too);
+``forgeml.resume()`` returns the newest one, or None on a fresh start; ``forgeml.should_stop()`` turns True once the scheduler sends
 SIGTERM (preemption, cancel, timeout), so the loop can save and exit within the grace period:
 
     state = forgeml.resume() or {"step": 0, "model": model.state_dict(), ...}
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import StorageError, ValidationError
+from forgeml.jobs.ckptstore import fetch_newer, publish, step_of
 
 CHECKPOINT_PREFIX = "ckpt-"
 _stop = threading.Event()
@@ -110,6 +112,7 @@ def checkpoint(state: Any, step: int | None = None, keep: int = 2) -> Path:
                            "is intact") from e
     for old in _ordered(folder)[:-max(1, keep)]:
         old.unlink(missing_ok=True)
+    publish(path, CHECKPOINT_PREFIX, keep)
     return path
 
 
@@ -119,7 +122,12 @@ def resume(map_location: Any = "cpu") -> Any:
 
     install_stop_handler()
     folder = checkpoint_dir()
-    if folder is None or not folder.is_dir():
+    if folder is None:
+        return None
+    # an attempt on another host starts with an empty folder: the run's stored checkpoints fill it
+    local = _ordered(folder) if folder.is_dir() else []
+    fetch_newer(folder, CHECKPOINT_PREFIX, step_of(local[-1].name, CHECKPOINT_PREFIX) if local else None)
+    if not folder.is_dir():
         return None
     for path in reversed(_ordered(folder)):
         try:

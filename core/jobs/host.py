@@ -68,7 +68,7 @@ def _alive(pid: int | None, ctime: float | None) -> bool:
     return found < 0 or ctime is None or abs(found - ctime) < 1.0
 
 
-def _process_naming(marker: str) -> tuple[int, float] | None:
+def process_naming(marker: str) -> tuple[int, float] | None:
     """Find a live process whose command line names marker (an attempt's log file), as (pid, start time)."""
     if not marker:
         return None
@@ -269,7 +269,7 @@ class HostLeases:
         if self.alive(lease.get("scheduler_pid"), lease.get("scheduler_ctime")):
             return True
         # the scheduler died between claiming and recording the job's process: the job may still have started
-        found = _process_naming(lease.get("marker") or "")
+        found = process_naming(lease.get("marker") or "")
         if found:
             lease["pid"], lease["ctime"] = found
         return found is not None
@@ -306,6 +306,8 @@ class HostLeases:
             for key in [k for k, v in leases.items() if v["workspace"] == workspace and k not in mine]:
                 del leases[key]
             for lease in running:
+                if not lease.pid:  # no process recorded yet: the lease lives with this scheduler, or the marker's process
+                    lease.scheduler_pid, lease.scheduler_ctime = self._me
                 old = leases.get(lease.key)
                 lease.since = old["since"] if old else (lease.since or now)
                 leases[lease.key] = asdict(lease)

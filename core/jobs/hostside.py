@@ -52,7 +52,7 @@ class HostSide:
                     pid, ctime = found
             out.append(Lease(self.workspace, r["id"], self.user, [self.uuid(i) for i in gpus], list(gpus),
                              bool(r["shared"]), r["min_gpu_memory_mb"] or 0, bool(r["preemptible"]),
-                             pid=pid, ctime=ctime, since=r["started_at"] or 0.0))
+                             pid=pid, ctime=ctime, since=r["started_at"] or 0.0, marker=r.get("log_path") or ""))
         return out
 
     def uuid(self, index: int) -> str:

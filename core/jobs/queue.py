@@ -15,6 +15,7 @@ from forgeml.client import remote
 from forgeml.errors import ForgeError, JobError, NotFoundError, ValidationError, did_you_mean
 from forgeml.paths import safe_component
 
+from . import store as persisted
 from .schema import MIGRATION_SET, MIGRATIONS
 from .spec import JobSpec
 from .wake import jobs_dir, notify_scheduler
@@ -128,16 +129,12 @@ def submit(spec: JobSpec, workspace: Any = None) -> Job:
     now = time.time()
     try:
         with store.transaction() as tx:
-            tx.execute(
-                "INSERT INTO jobs (id, name, spec, state, target, priority, gpus, gpu_type, min_gpu_memory_mb, "
-                "shared, cpus, memory_mb, preemptible, max_retries, timeout_s, run_id, submitted_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, spec.display_name, spec.to_json(), PENDING, spec.target, spec.priority, spec.gpus,
-                 spec.gpu_type, spec.min_gpu_memory_mb, int(spec.shared), spec.cpus, spec.memory_mb,
-                 int(spec.preemptible), spec.retries, spec.timeout_s, run_id, now, now),
-            )
-            tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
-                       (job_id, now, None, PENDING, "submitted"))
+            persisted.add_job(tx, {
+                "id": job_id, "name": spec.display_name, "spec": spec.to_json(), "state": PENDING,
+                "target": spec.target, "priority": spec.priority, "gpus": spec.gpus, "gpu_type": spec.gpu_type,
+                "min_gpu_memory_mb": spec.min_gpu_memory_mb, "shared": int(spec.shared), "cpus": spec.cpus,
+                "memory_mb": spec.memory_mb, "preemptible": int(spec.preemptible), "max_retries": spec.retries,
+                "timeout_s": spec.timeout_s, "run_id": run_id}, now)
     except BaseException:
         _discard_run(ws, run_id)  # the job was never queued: its run must not linger as SCHEDULED
         raise
@@ -156,14 +153,15 @@ def get_job(job_id: str, workspace: Any = None) -> Job:
         return via_server.get_job(client, job_id)
     ws = _ws(workspace)
     store = jobs_store(ws)
-    rows = store.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    row = persisted.job_row(store, job_id)
+    rows = [row] if row is not None else []
     if not rows and len(job_id) >= 4:
-        rows = store.query("SELECT * FROM jobs WHERE id LIKE ? ORDER BY seq LIMIT 3", (job_id + "%",))
+        rows = persisted.jobs_with_prefix(store, job_id)
         if len(rows) > 1:
             raise NotFoundError(f"job id prefix {job_id!r} is ambiguous ({', '.join(r['id'] for r in rows)}); "
                                 f"type more characters")
     if not rows:
-        recent = [r["id"] for r in store.query("SELECT id FROM jobs ORDER BY seq DESC LIMIT 50")]
+        recent = persisted.recent_ids(store)
         raise NotFoundError(f"no job {job_id!r}{did_you_mean(job_id, recent)}; list jobs with `forgeml jobs ls`")
     return _job(rows[0])
 
@@ -172,44 +170,31 @@ def list_jobs(state: str | None = None, target: str | None = None, limit: int | 
               workspace: Any = None) -> list[Job]:
     """Return jobs, newest first, optionally filtered by state and target."""
     ws = _ws(workspace)
-    where, params = [], []
-    if state:
-        if state.upper() not in STATES:
-            raise ValidationError(f"unknown job state {state!r}{did_you_mean(state.upper(), STATES)}; "
-                                  f"choices: {', '.join(STATES)}")
-        where.append("state = ?")
-        params.append(state.upper())
-    if target:
-        where.append("target = ?")
-        params.append(target)
-    sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC"
-    if limit:
-        sql += " LIMIT ?"
-        params.append(int(limit))
-    return [_job(r) for r in jobs_store(ws).query(sql, params)]
+    if state and state.upper() not in STATES:
+        raise ValidationError(f"unknown job state {state!r}{did_you_mean(state.upper(), STATES)}; "
+                              f"choices: {', '.join(STATES)}")
+    return [_job(r) for r in persisted.job_rows(jobs_store(ws), state.upper() if state else None, target, limit)]
 
 
 def job_events(job_id: str, workspace: Any = None) -> list[dict[str, Any]]:
     """Return a job's state transitions, oldest first."""
     ws = _ws(workspace)
     job = get_job(job_id, ws)
-    return jobs_store(ws).query("SELECT at, old_state, new_state, reason FROM job_events WHERE job_id = ?"
-                                " ORDER BY id", (job.id,))
+    return persisted.events(jobs_store(ws), job.id)
 
 
 def job_events_since(job_id: str, after: int = 0, workspace: Any = None) -> list[dict[str, Any]]:
     """Return a job's state transitions recorded after event id `after`, oldest first, with their ids."""
     ws = _ws(workspace)
     job = get_job(job_id, ws)
-    return jobs_store(ws).query("SELECT id, at, old_state, new_state, reason FROM job_events"
-                                " WHERE job_id = ? AND id > ? ORDER BY id", (job.id, int(after)))
+    return persisted.events(jobs_store(ws), job.id, after=int(after))
 
 
 def job_attempts(job_id: str, workspace: Any = None) -> list[dict[str, Any]]:
     """Return a job's attempts: start, end, exit code, outcome, GPUs and log file."""
     ws = _ws(workspace)
     job = get_job(job_id, ws)
-    rows = jobs_store(ws).query("SELECT * FROM job_attempts WHERE job_id = ? ORDER BY attempt", (job.id,))
+    rows = persisted.attempt_rows(jobs_store(ws), job.id)
     for r in rows:
         r["gpus"] = json.loads(r["gpus"] or "[]")
     return rows
@@ -226,18 +211,16 @@ def transition(ws: Any, job_id: str, new_state: str, expect: tuple[str, ...], re
     store = jobs_store(ws)
     now = time.time()
     with store.transaction() as tx:
-        rows = tx.query("SELECT state FROM jobs WHERE id = ?", (job_id,))
-        if not rows or rows[0]["state"] not in expect:
+        row = persisted.job_row(tx, job_id, ("state",))
+        if row is None or row["state"] not in expect:
             return None
-        old = rows[0]["state"]
+        old = row["state"]
         columns.update(state=new_state, reason=reason, updated_at=now)
         if new_state in TERMINAL:
             columns.setdefault("finished_at", now)
-        sets = ", ".join(f"{k} = ?" for k in columns)
-        tx.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*columns.values(), job_id))
+        persisted.update_job(tx, job_id, columns)
         if old != new_state:
-            tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
-                       (job_id, now, old, new_state, reason))
+            persisted.add_event(tx, job_id, now, old, new_state, reason)
     job = get_job(job_id, ws)
     if old != new_state:
         ws.plugins.on_job_state_changed(job=job, old_state=old, new_state=new_state, workspace=ws)
@@ -264,9 +247,7 @@ def cancel(job_id: str, workspace: Any = None, reason: str = "cancelled by user"
 
             finish_run(ws, done.run_id, CANCELLED)  # the run never started: it ends KILLED, not SCHEDULED
             return done
-    store = jobs_store(ws)
-    store.execute("UPDATE jobs SET stop_requested = 'cancel', stop_sent_at = NULL, updated_at = ?"
-                  " WHERE id = ? AND state = ?", (time.time(), job.id, RUNNING))
+    persisted.request_stop(jobs_store(ws), job.id, "cancel", now=time.time())
     notify_scheduler(ws)
     return get_job(job.id, ws)
 

@@ -13,19 +13,18 @@ from forgeml.contracts import Executor, LaunchRequest
 from forgeml.errors import ForgeError, JobError, PluginError
 
 from . import queue as q
+from . import store as persisted
+from .host import process_naming
 from .hostside import HostSide
 from .placement import GpuSlot, JobRequest, Resources, RunningJob
 from .plans import never_fits, plan_problems
 from .supervision import TRANSIENT, backoff_delay, classify_failure, finish_run, job_environment, log_tail
+from .upkeep import Upkeep
 from .wake import SchedulerLock, Waker
 
 log = logging.getLogger("forgeml.jobs")
 
-_RUNNING_COLUMNS = ("id, target, priority, gpus, shared, min_gpu_memory_mb, cpus, memory_mb, preemptible, timeout_s,"
-                    " handle, log_path, assigned_gpus, stop_requested, stop_sent_at, started_at, attempts, failures,"
-                    " max_retries, run_id")
 REAP_INTERVAL_S = 30.0  # how often a scheduler looks for runs whose process was killed
-_PENDING_COLUMNS = "id, seq, target, priority, gpus, gpu_type, min_gpu_memory_mb, shared, cpus, memory_mb, submitted_at"
 
 
 class Scheduler:
@@ -58,6 +57,7 @@ class Scheduler:
         self._host: HostSide | None | bool = None  # None: not decided yet; False: host leases off
         self._host_synced = 0.0
         self._devices: list[Any] = []
+        self.upkeep = Upkeep(ws)
         self._unfit: dict[str, int] = {}  # job id -> consecutive placement passes it looked impossible to fit
 
     # ------------------------------------------------------------ lifecycle
@@ -123,7 +123,7 @@ class Scheduler:
         try:
             while True:
                 self.cycle()
-                if not self.store.query("SELECT 1 FROM jobs WHERE state IN (?, ?) LIMIT 1", (q.PENDING, q.RUNNING)):
+                if not persisted.any_active(self.store):
                     return
                 if deadline is not None and time.monotonic() > deadline:
                     raise JobError(f"the queue was not idle after {timeout:g}s")
@@ -143,8 +143,10 @@ class Scheduler:
                     log.error("scheduler cycle failed: %s", e)
                 except Exception:  # an executor bug must not stop supervision of every other job
                     log.exception("scheduler cycle failed")
+                self.upkeep.maybe_run()  # periodic work (retention...) runs beside the loop, in its own thread
                 self._wait(self._sleep_time())
         finally:
+            self.upkeep.join()
             self.close()
 
     def start_in_thread(self) -> Scheduler:
@@ -170,7 +172,7 @@ class Scheduler:
         """Supervise running jobs, then place and launch pending ones."""
         self.cycles += 1
         now = time.time()
-        running = self.store.query(f"SELECT {_RUNNING_COLUMNS} FROM jobs WHERE state = ?", (q.RUNNING,))
+        running = persisted.running_rows(self.store)
         still: list[dict[str, Any]] = []
         for row in running:
             if self._supervise(row, now):
@@ -197,8 +199,7 @@ class Scheduler:
 
     def _placement_needed(self, freed: bool, now: float) -> bool:
         """Skip re-reading a big queue when nothing that placement depends on has changed."""
-        row = self.store.query("SELECT COUNT(*) AS n, MAX(seq) AS s, COALESCE(SUM(updated_at), 0) AS u FROM jobs"
-                               " WHERE state = ?", (q.PENDING,))[0]
+        row = persisted.pending_key(self.store)
         key = (row["n"], row["s"], row["u"])
         due = bool(self._next_due) and self._next_due <= now
         # free GPU memory and CPU load change outside our view too: look again every few seconds
@@ -215,8 +216,12 @@ class Scheduler:
         if not handle and row["log_path"]:
             handle = executor.recover(row["log_path"])
             if handle:
-                self.store.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, row["id"]))
+                persisted.set_handle(self.store, row["id"], handle)
+                row["handle"] = handle  # this cycle's host sync ties the lease to the adopted process
         if not handle:
+            if row["log_path"] and process_naming(row["log_path"]) is not None:
+                # started, but its executor cannot adopt it: it keeps its GPUs (and lease) until it ends
+                return True
             self._ended(row, None, "lost", "the attempt was never started (the scheduler stopped while launching)")
             return False
         status = executor.poll(handle)
@@ -232,13 +237,12 @@ class Scheduler:
         stop = row["stop_requested"]
         if not stop and row["timeout_s"] and row["started_at"] and now - row["started_at"] > row["timeout_s"]:
             stop = "timeout"
-            self.store.execute("UPDATE jobs SET stop_requested = ? WHERE id = ? AND stop_requested IS NULL",
-                               (stop, row["id"]))
+            persisted.request_stop(self.store, row["id"], stop)
         if not stop:
             return
         if row["stop_sent_at"] is None or (stop == "timeout" and row["stop_requested"] != "timeout"):
             executor.cancel(handle, grace)
-            self.store.execute("UPDATE jobs SET stop_sent_at = ? WHERE id = ?", (now, row["id"]))
+            persisted.stop_sent(self.store, row["id"], now)
         elif now - row["stop_sent_at"] > grace + 2 * self.settings.poll_interval_s:
             # the SIGKILL timer died with an earlier scheduler: kill now
             executor.kill(handle)
@@ -247,9 +251,7 @@ class Scheduler:
         """Record how an attempt ended and move the job on: success, retry, requeue, failure, cancel."""
         job_id, now, s = row["id"], time.time(), self.settings
         stop = row["stop_requested"] or ""
-        self.store.execute(
-            "UPDATE job_attempts SET finished_at = ?, exit_code = ?, outcome = ?, reason = ? WHERE job_id = ? AND attempt = ?",
-            (now, exit_code, outcome, reason, job_id, row["attempts"]))
+        persisted.end_attempt(self.store, job_id, row["attempts"], now, exit_code, outcome, reason)
         clear = dict(handle=None, assigned_gpus="[]", assigned_cpus="[]", stop_requested=None, stop_sent_at=None,
                      exit_code=exit_code)
         job: q.Job | None
@@ -293,7 +295,7 @@ class Scheduler:
                 log.warning("could not close run %s of job %s: %s", job.run_id, job_id, e)
 
     def _count(self, job_id: str, column: str) -> int:
-        return self.store.query(f"SELECT {column} FROM jobs WHERE id = ?", (job_id,))[0][column]
+        return persisted.job_row(self.store, job_id, (column,))[column]
 
     # ------------------------------------------------------------ placement and launch
     def _place(self, running: list[dict[str, Any]], now: float) -> None:
@@ -362,11 +364,7 @@ class Scheduler:
 
     def pending(self, now: float) -> tuple[list[dict[str, Any]], list[JobRequest]]:
         """Return the due pending jobs: rows for targets that place their own, and placement requests for the rest."""
-        rows = self.store.query(f"SELECT {_PENDING_COLUMNS} FROM jobs WHERE state = ? AND not_before <= ?"
-                                " ORDER BY priority DESC, seq", (q.PENDING, now))
-        later = self.store.query("SELECT MIN(not_before) AS due FROM jobs WHERE state = ? AND not_before > ?",
-                                 (q.PENDING, now))
-        self._next_due = later[0]["due"] or 0.0
+        rows, self._next_due = persisted.due_pending(self.store, now)
         default_cpus = self.settings.default_cpus
         placed = {target: self._placed(target) for target in {r["target"] for r in rows}}
         self._placed_targets = {target for target, yes in placed.items() if yes}
@@ -414,15 +412,12 @@ class Scheduler:
 
     def _preempt(self, victims: tuple[str, ...], for_job: str) -> None:
         for victim in victims:
-            changed = self.store.execute(
-                "UPDATE jobs SET stop_requested = ?, stop_sent_at = NULL WHERE id = ? AND state = ?"
-                " AND stop_requested IS NULL", (f"preempt:{for_job}", victim, q.RUNNING))
-            if not changed:
+            if not persisted.request_preemption(self.store, victim, for_job):
                 continue
-            row = self.store.query("SELECT target, handle FROM jobs WHERE id = ?", (victim,))[0]
+            row = persisted.job_row(self.store, victim, ("target", "handle"))
             if row["handle"]:
                 self.executor(row["target"]).cancel(row["handle"], self.settings.grace_period_s)
-                self.store.execute("UPDATE jobs SET stop_sent_at = ? WHERE id = ?", (time.time(), victim))
+                persisted.stop_sent(self.store, victim, time.time())
             log.info("preempting job %s for job %s", victim, for_job)
 
     def _launch(self, job_id: str, gpus: list[int]) -> None:
@@ -442,19 +437,10 @@ class Scheduler:
                 return
         now = time.time()
         with self.store.transaction() as tx:
-            changed = tx.execute(
-                "UPDATE jobs SET state = ?, attempts = ?, assigned_gpus = ?, log_path = ?, started_at = ?, handle = NULL,"
-                " stop_requested = NULL, stop_sent_at = NULL, reason = ?, updated_at = ? WHERE id = ? AND state = ?",
-                (q.RUNNING, attempt, json.dumps(gpus), log_path, now, f"attempt {attempt}", now, job.id, q.PENDING),
-            ).rowcount
-            if not changed:
+            if not persisted.start_attempt(tx, job.id, attempt, json.dumps(gpus), log_path, now):
                 if host is not None:
                     host.release(job.id)
                 return  # cancelled between placement and launch
-            tx.execute("INSERT INTO job_events (job_id, at, old_state, new_state, reason) VALUES (?, ?, ?, ?, ?)",
-                       (job.id, now, q.PENDING, q.RUNNING, f"attempt {attempt}"))
-            tx.upsert("job_attempts", ("job_id", "attempt", "started_at", "gpus", "log_path"),
-                      [(job.id, attempt, now, json.dumps(gpus), log_path)], keys=("job_id", "attempt"))
         try:
             executor = self.executor(job.target)
             request = LaunchRequest(
@@ -471,9 +457,7 @@ class Scheduler:
                        max_retries=job.max_retries, log_path=log_path, timeout_s=None)
             self._ended(row, None, "failed", f"launch failed: {e}")
             return
-        with self.store.transaction() as tx:
-            tx.execute("UPDATE jobs SET handle = ? WHERE id = ?", (handle, job.id))
-            tx.execute("UPDATE job_attempts SET handle = ? WHERE job_id = ? AND attempt = ?", (handle, job.id, attempt))
+        persisted.set_handle(self.store, job.id, handle, attempt)
         if host is not None:
             try:
                 process = executor.process(handle)

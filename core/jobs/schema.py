@@ -1,7 +1,12 @@
-"""The jobs layer's migration set: the queue, attempts and the state-transition history."""
+"""The jobs layer's tables and migration set: the queue, attempts and the state-transition history.
+
+The tables are declared once with ``sqlalchemy.Table``; m001 creates exactly these shapes. A later
+migration that alters a table must give m001 its own copy of the shape m001 created.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from forgeml.contracts import Migration
@@ -9,13 +14,12 @@ from forgeml.contracts import Migration
 MIGRATION_SET = "jobs"
 
 
-def _m001_initial(tx: Any) -> None:
-    """Create the jobs tables."""
+def declare(metadata: Any) -> Any:
+    """Declare the jobs tables on a ``sqlalchemy.MetaData`` and return it."""
     import sqlalchemy as sa
 
-    from forgeml.sqltypes import ID, create_tables
+    from forgeml.sqltypes import ID
 
-    metadata = sa.MetaData()
     sa.Table(
         "jobs", metadata,
         sa.Column("seq", ID, primary_key=True),
@@ -79,7 +83,24 @@ def _m001_initial(tx: Any) -> None:
         sa.Index("job_events_job", "job_id", "id"),
         sqlite_autoincrement=True,
     )
-    create_tables(tx, metadata)
+    return metadata
+
+
+@functools.cache
+def tables() -> Any:
+    """Return the jobs layer's ``sqlalchemy.Table`` objects by name (declared on first use: sqlalchemy loads then)."""
+    import sqlalchemy as sa
+
+    return declare(sa.MetaData()).tables
+
+
+def _m001_initial(tx: Any) -> None:
+    """Create the jobs tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import create_tables
+
+    create_tables(tx, declare(sa.MetaData()))
 
 
 # Placement inputs live in plain columns so a scheduling cycle never parses the JSON spec.

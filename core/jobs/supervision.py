@@ -21,7 +21,10 @@ def job_environment(ws: Any, job: Job, attempt: int, gpus: list[int] | tuple[int
     """
     # the job opens this workspace's stores too, here or on another machine: keep the variables its
     # plugins.toml reads secrets from (such as FORGEML_PG_URL) while dropping the scheduler's other FORGEML_*
-    secrets = ws.config.secret_variables()
+    # the audit key too: a job that registers a model appends to the keyed audit chain
+    from forgeml.auth.audit import KEY_ENV
+
+    secrets = ws.config.secret_variables() | {KEY_ENV}
     base = os.environ if beside else {k: v for k, v in os.environ.items() if k in secrets}
     env = {k: v for k, v in base.items()
            if (k in secrets or not k.startswith("FORGEML_")) and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}

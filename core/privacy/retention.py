@@ -28,6 +28,9 @@ class RetentionReport:
 
     dry_run: bool
     prediction_log_days: list[str] = field(default_factory=list)
+    stream_event_days: list[str] = field(default_factory=list)
+    window_states: dict[str, int] = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     archived_model_artifacts: list[str] = field(default_factory=list)
     unreferenced_artifacts: list[str] = field(default_factory=list)
@@ -38,12 +41,58 @@ class RetentionReport:
         return asdict(self)
 
 
-def collect_garbage(dry_run: bool = False, now: float | None = None, workspace: Any = None) -> RetentionReport:
-    """Apply the [privacy.retention] limits; with dry_run only report what would go."""
+def collect_garbage(dry_run: bool = False, now: float | None = None, workspace: Any = None,
+                    trigger: str = "command") -> RetentionReport:
+    """Apply the [privacy.retention] limits; with dry_run only report what would go.
+
+    Every real run (``trigger`` "command" or "schedule") is kept as the last run and written to the
+    audit log, a failed one with its error.
+    """
     ws = resolve_workspace(workspace)
-    limits = ws.config.section("privacy").retention
     now = time.time() if now is None else now
-    report = RetentionReport(dry_run)
+    if dry_run:
+        return _apply(ws, RetentionReport(dry_run), now)
+    try:
+        report = _apply(ws, RetentionReport(dry_run), now)
+    except ForgeError as e:
+        _record(ws, now, trigger, None, str(e))
+        raise
+    _record(ws, now, trigger, report, None)
+    return report
+
+
+def run_if_due(workspace: Any, now: float | None = None) -> RetentionReport | None:
+    """Apply the limits when ``every_hours`` is set and that long has passed since the last run (any trigger)."""
+    from forgeml.privacy.schema import last_retention_run
+
+    now = time.time() if now is None else now
+    every = workspace.config.section("privacy").retention.every_hours
+    if not every:
+        return None
+    last = last_retention_run(workspace)
+    if last is not None and now < last["at"] + every * 3600.0:
+        return None
+    return collect_garbage(now=now, workspace=workspace, trigger="schedule")
+
+
+def schedule_status(workspace: Any = None, now: float | None = None) -> dict[str, Any]:
+    """Return the retention schedule: its interval, the last run, the next one, and whether a scheduler runs."""
+    from forgeml.jobs.wake import SchedulerLock
+    from forgeml.privacy.schema import last_retention_run
+
+    ws = resolve_workspace(workspace)
+    now = time.time() if now is None else now
+    every = ws.config.section("privacy").retention.every_hours
+    last = last_retention_run(ws)
+    holder = SchedulerLock(ws).holder()
+    next_at = None if not every else max(now, last["at"] + every * 3600.0) if last else now
+    return {"every_hours": every, "last_run": last, "next_run_at": next_at, "scheduler_pid": holder,
+            "note": "not scheduled: set [privacy.retention] every_hours" if not every else
+            "" if holder else "no scheduler runs for this workspace: start `forgeml scheduler --detach`"}
+
+
+def _apply(ws: Any, report: RetentionReport, now: float) -> RetentionReport:
+    limits = ws.config.section("privacy").retention
     if limits.prediction_logs_days:
         _prediction_logs(ws, now - limits.prediction_logs_days * DAY_S, report)
     if limits.runs_days:
@@ -52,8 +101,10 @@ def collect_garbage(dry_run: bool = False, now: float | None = None, workspace: 
         _archived_models(ws, now - limits.archived_model_artifacts_days * DAY_S, report)
     if limits.unreferenced_artifacts_hours:
         _unreferenced(ws, now - limits.unreferenced_artifacts_hours * 3600.0, report)
-    if not dry_run:
-        _record(ws, report)
+    if limits.stream_events_days or limits.window_state_days:
+        from forgeml.privacy.stream_retention import expire_stream_data
+
+        expire_stream_data(ws, now, limits.stream_events_days, limits.window_state_days, report)
     return report
 
 
@@ -91,7 +142,9 @@ def _runs(ws: Any, cutoff: float, report: RetentionReport) -> None:
 def _archived_models(ws: Any, cutoff: float, report: RetentionReport) -> None:
     if not ws.metadata.applied_migrations("registry"):
         return
-    rows = ws.metadata.query("SELECT name, version, artifact_digest, stage, stage_changed_at FROM registry_versions")
+    from forgeml.registry.store import all_versions
+
+    rows = all_versions(ws.metadata, "name", "version", "artifact_digest", "stage", "stage_changed_at")
     live = {r["artifact_digest"] for r in rows if r["stage"] != "ARCHIVED" or r["stage_changed_at"] >= cutoff}
     old = [r for r in rows if r["stage"] == "ARCHIVED" and r["stage_changed_at"] < cutoff]
     gone = sorted({r["artifact_digest"] for r in old} - live)
@@ -150,15 +203,21 @@ def _age_ok(artifacts: Any, digest: str, cutoff: float) -> bool:
         return False
 
 
-def _record(ws: Any, report: RetentionReport) -> None:
+def _record(ws: Any, now: float, trigger: str, report: RetentionReport | None, error: str | None) -> None:
     import json
 
     from forgeml.auth.service import current_principal
     from forgeml.auth.store import auth_db, write_access
+    from forgeml.privacy.schema import save_retention_run
 
-    counts = {"prediction_log_days": len(report.prediction_log_days), "runs": len(report.runs),
-              "archived_model_artifacts": len(report.archived_model_artifacts),
-              "unreferenced_artifacts": len(report.unreferenced_artifacts), "bytes": report.bytes}
-    if any(counts.values()):
-        write_access(auth_db(ws), [(time.time(), current_principal(ws).name, "privacy.retention", "gc",
-                                    json.dumps(counts))])
+    run: dict[str, Any] = {"at": now, "trigger": trigger}
+    if report is not None:
+        run["counts"] = {"prediction_log_days": len(report.prediction_log_days), "runs": len(report.runs),
+                         "stream_event_days": len(report.stream_event_days),
+                         "window_states": sum(report.window_states.values()),
+                         "archived_model_artifacts": len(report.archived_model_artifacts),
+                         "unreferenced_artifacts": len(report.unreferenced_artifacts), "bytes": report.bytes}
+    if error is not None:
+        run["error"] = error
+    save_retention_run(ws, run)
+    write_access(auth_db(ws), [(time.time(), current_principal(ws).name, "privacy.retention", "gc", json.dumps(run))])

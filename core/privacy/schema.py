@@ -66,3 +66,20 @@ def erasure_rows(workspace: Any, token: str | None = None) -> list[dict[str, Any
         r["holdings"] = json.loads(r["holdings"])
         r["models"] = json.loads(r["models"])
     return rows
+
+
+RETENTION_KEY = "privacy.retention.last"
+
+
+def save_retention_run(workspace: Any, run: dict[str, Any]) -> None:
+    """Keep the latest retention run (time, trigger, counts or error) for the schedule and its status."""
+    with privacy_db(workspace).transaction() as tx:
+        tx.execute("INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?)"
+                   " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                   (RETENTION_KEY, json.dumps(run), time.time()))
+
+
+def last_retention_run(workspace: Any) -> dict[str, Any] | None:
+    """Return the latest retention run, or None before the first."""
+    rows = privacy_db(workspace).query("SELECT value FROM kv WHERE key = ?", (RETENTION_KEY,))
+    return json.loads(rows[0]["value"]) if rows else None

@@ -9,71 +9,30 @@ threshold decides.
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from forgeml.contracts import Migration
-
-MIGRATION_SET = "calibration"
-
-
-def _m001_calibrators(tx: Any) -> None:
-    """Create the calibrators table."""
-    import sqlalchemy as sa
-
-    from forgeml.sqltypes import create_tables
-
-    metadata = sa.MetaData()
-    sa.Table(
-        "calibrators", metadata,
-        sa.Column("name", sa.Text, nullable=False),
-        sa.Column("version", sa.BigInteger, nullable=False),
-        sa.Column("method", sa.Text, nullable=False),
-        sa.Column("artifact_digest", sa.Text, nullable=False),
-        sa.Column("threshold", sa.Double, nullable=False),
-        sa.Column("dataset", sa.Text, nullable=False),
-        sa.Column("report", sa.Text, nullable=False),
-        sa.Column("at", sa.Double, nullable=False),
-        sa.PrimaryKeyConstraint("name", "version"),
-    )
-    create_tables(tx, metadata)
-
-
-MIGRATIONS = [Migration(1, "m001_calibrators", apply=_m001_calibrators)]
-
-
-def _store(ws: Any) -> Any:
-    return ws.metadata_for(MIGRATION_SET, MIGRATIONS)
+from forgeml.registry import store as persisted
+from forgeml.registry.schema import calibration_store
 
 
 def save_calibrator(ws: Any, name: str, version: int, method: str, digest: str, threshold: float, dataset: str,
                     report: dict[str, Any]) -> None:
     """Store (or replace) a version's calibrator: its artifact digest, threshold, holdout and report."""
-    with _store(ws).transaction() as tx:
-        tx.execute("INSERT INTO calibrators (name, version, method, artifact_digest, threshold, dataset, report, at)"
-                   " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (name, version) DO UPDATE SET method = excluded.method,"
-                   " artifact_digest = excluded.artifact_digest, threshold = excluded.threshold,"
-                   " dataset = excluded.dataset, report = excluded.report, at = excluded.at",
-                   (name, version, method, digest, threshold, dataset, json.dumps(report), time.time()))
+    with calibration_store(ws).transaction() as tx:
+        persisted.put_calibrator(tx, name, version, method, digest, threshold, dataset, report, time.time())
 
 
 def calibration_of(name: str, version: int, workspace: Any) -> dict[str, Any] | None:
     """Return a version's stored calibrator row (method, threshold, report), or None."""
-    rows = _store(workspace).query("SELECT method, artifact_digest, threshold, dataset, report, at FROM calibrators"
-                                   " WHERE name = ? AND version = ?", (name, version))
-    if not rows:
-        return None
-    row = dict(rows[0])
-    row["report"] = json.loads(row["report"])
-    return row
+    return persisted.calibrator(calibration_store(workspace), name, version)
 
 
 def remove_calibration(name: str, version: int, workspace: Any) -> bool:
     """Drop a version's calibrator; return whether it had one."""
-    with _store(workspace).transaction() as tx:
-        return tx.execute("DELETE FROM calibrators WHERE name = ? AND version = ?", (name, version)).rowcount > 0
+    with calibration_store(workspace).transaction() as tx:
+        return persisted.drop_calibrator(tx, name, version)
 
 
 class CalibratedModel:

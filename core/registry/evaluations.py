@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from forgeml.auth.service import require
 from forgeml.errors import PermissionDeniedError
+from forgeml.registry import store as persisted
 from forgeml.registry.models import audit, check_name, default_actor, version_number, workspace_or_current
 from forgeml.registry.schema import store
 
@@ -17,28 +17,12 @@ def record_evaluation(name: str, version: int, dataset: str, target: str, task: 
     """Store an evaluation of a model version on a dataset version; return its id."""
     db = store(workspace_or_current(workspace))
     with db.transaction() as tx:
-        cur = tx.execute(
-            "INSERT INTO registry_evaluations (name, version, dataset, target, task, metrics, result, at)"
-            " VALUES (?,?,?,?,?,?,?,?) RETURNING id",
-            (name, version, dataset, target, task, json.dumps(metrics, default=float),
-             json.dumps(result, default=str), time.time()),
-        )
-        return cur.scalar()
+        return persisted.add_evaluation(tx, name, version, dataset, target, task, metrics, result, time.time())
 
 
 def evaluations(name: str, version: int, dataset: str | None = None, workspace: Any = None) -> list[dict[str, Any]]:
     """Return a version's stored evaluations, newest first (optionally on one dataset version)."""
-    db = store(workspace_or_current(workspace))
-    sql = "SELECT * FROM registry_evaluations WHERE name = ? AND version = ?"
-    params: list[Any] = [name, version]
-    if dataset is not None:
-        sql += " AND dataset = ?"
-        params.append(dataset)
-    rows = db.query(sql + " ORDER BY at DESC, id DESC", params)
-    for r in rows:
-        r["metrics"] = json.loads(r["metrics"])
-        r["result"] = json.loads(r["result"])
-    return rows
+    return persisted.evaluations(store(workspace_or_current(workspace)), name, version, dataset)
 
 
 def headline(mv: Any, workspace: Any = None) -> dict[str, Any]:
@@ -73,45 +57,29 @@ def approve(name: str, version: int | str, reviewer: str | None = None, comment:
         raise PermissionDeniedError(f"{acting.name} may approve only as itself, not as {reviewer!r}")
     reviewer = reviewer or default_actor()
     with db.transaction() as tx:
-        tx.execute("INSERT INTO registry_approvals (name, version, reviewer, comment, at) VALUES (?,?,?,?,?)"
-                   " ON CONFLICT(name, version, reviewer) DO UPDATE SET comment = excluded.comment, at = excluded.at",
-                   (name, number, reviewer, comment, time.time()))
+        persisted.put_approval(tx, name, number, reviewer, comment, time.time())
         audit(tx, reviewer, "model.approve", f"model:{name}@{number}", {"comment": comment})
     return {"name": name, "version": number, "reviewer": reviewer, "comment": comment}
 
 
 def approvals(name: str, version: int, workspace: Any = None) -> list[dict[str, Any]]:
     """Return the approvals recorded for a version."""
-    db = store(workspace_or_current(workspace))
-    return db.query("SELECT reviewer, comment, at FROM registry_approvals WHERE name = ? AND version = ?"
-                    " ORDER BY at", (name, version))
+    return persisted.approvals(store(workspace_or_current(workspace)), name, version)
 
 
 def gate_results(name: str, version: int, workspace: Any = None) -> list[dict[str, Any]]:
     """Return every gate verdict recorded for a version, newest first."""
-    db = store(workspace_or_current(workspace))
-    rows = db.query("SELECT stage, gate, passed, message, details, at FROM registry_gate_results"
-                    " WHERE name = ? AND version = ? ORDER BY at DESC, id DESC", (name, version))
-    for r in rows:
-        r["passed"] = bool(r["passed"])
-        r["details"] = json.loads(r["details"])
-    return rows
+    return persisted.gate_results(store(workspace_or_current(workspace)), name, version)
 
 
 def audit_trail(name: str, workspace: Any = None) -> list[dict[str, Any]]:
     """Return the audit records of a model, oldest first."""
     ws = workspace_or_current(workspace)
-    store(ws)
-    rows = ws.metadata.query("SELECT at, actor, action, subject, detail FROM audit_log"
-                             " WHERE subject = ? OR substr(subject, 1, ?) = ? ORDER BY id",
-                             (f"model:{name}", len(name) + 7, f"model:{name}@"))
-    for r in rows:
-        r["detail"] = json.loads(r["detail"])
-    return rows
+    from forgeml.auth.store import subject_records
+
+    return subject_records(store(ws), f"model:{name}", f"model:{name}@")
 
 
 def evaluation_targets(workspace: Any = None) -> dict[str, str]:
     """Return each column any evaluation used as its target (label), with the dataset it was evaluated on."""
-    db = store(workspace_or_current(workspace))
-    return {r["target"]: r["dataset"] for r in db.query(
-        "SELECT target, MAX(dataset) AS dataset FROM registry_evaluations GROUP BY target")}
+    return persisted.evaluation_targets(store(workspace_or_current(workspace)))

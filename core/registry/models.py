@@ -20,6 +20,7 @@ from typing import Any
 from forgeml.auth.service import require
 from forgeml.client import remote
 from forgeml.errors import CorruptObjectError, NotFoundError, ValidationError, unknown_name
+from forgeml.registry import store as persisted
 from forgeml.registry.cache import bump as bump_generation
 from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
 from forgeml.registry.schema import store
@@ -250,18 +251,11 @@ def register_model(name: str, model: Any = None, flavor: str | None = None, path
     actor = actor or default_actor()
     db = store(ws)
     with db.transaction() as tx:
-        tx.execute("INSERT INTO registry_models (name, description, created_at, updated_at) VALUES (?, ?, ?, ?)"
-                   " ON CONFLICT(name) DO UPDATE SET updated_at = excluded.updated_at", (name, "", now, now))
-        version = tx.query("SELECT COALESCE(MAX(version), 0) + 1 AS v FROM registry_versions WHERE name = ?",
-                           (name,))[0]["v"]
-        tx.execute(
-            "INSERT INTO registry_versions (name, version, stage, flavor, artifact_digest, signature, metrics, params,"
-            " datasets, feature_views, entity_keys, tags, description, run_id, created_at, stage_changed_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (name, version, "STAGING", flavor, digest, json.dumps(signature), json.dumps(_floats(metrics or {})),
-             json.dumps(params or {}, default=str), json.dumps(dataset_refs), json.dumps(list(feature_views or [])),
-             json.dumps(list(entity_keys or [])), json.dumps(tags or {}), description, run_id, now, now),
-        )
+        version = persisted.add_version(tx, name, {
+            "flavor": flavor, "artifact_digest": digest, "signature": signature, "metrics": _floats(metrics or {}),
+            "params": params or {}, "datasets": dataset_refs, "feature_views": list(feature_views or []),
+            "entity_keys": list(entity_keys or []), "tags": tags or {}, "description": description, "run_id": run_id,
+        }, now)
         audit(tx, actor, "model.register", f"model:{name}@{version}",
               {"flavor": flavor, "artifact_digest": digest, "run_id": run_id, "to": "STAGING"})
         bump_generation(tx)
@@ -305,18 +299,11 @@ def _canonical_datasets(ws: Any, refs: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------ looking up
-def _aliases(db: Any, name: str, version: int) -> list[str]:
-    return [r["alias"] for r in db.query("SELECT alias FROM registry_aliases WHERE name = ? AND version = ?",
-                                         (name, version))]
-
-
 def version_number(db: Any, name: str, ref: int | str) -> int:
     """Turn a version, stage or alias reference into a version number."""
-    rows = db.query("SELECT version FROM registry_versions WHERE name = ? ORDER BY version", (name,))
-    if not rows:
-        names = [r["name"] for r in db.query("SELECT name FROM registry_models")]
-        raise unknown_name("model", name, names)
-    known = [r["version"] for r in rows]
+    known = persisted.version_numbers(db, name)
+    if not known:
+        raise unknown_name("model", name, persisted.model_names(db))
     text = str(ref).strip()
     if isinstance(ref, int) or re.fullmatch(r"v?\d+", text):
         number = int(text.lstrip("v"))
@@ -327,17 +314,16 @@ def version_number(db: Any, name: str, ref: int | str) -> int:
     if low == "latest":
         return known[-1]
     if low.upper() in STAGES:
-        hit = db.query("SELECT version FROM registry_versions WHERE name = ? AND stage = ?"
-                       " ORDER BY stage_changed_at DESC, version DESC LIMIT 1", (name, low.upper()))
-        if not hit:
+        hit = persisted.newest_in_stage(db, name, low.upper())
+        if hit is None:
             raise NotFoundError(f"model {name!r} has no version in {low.upper()}; promote one first")
-        return hit[0]["version"]
-    hit = db.query("SELECT version FROM registry_aliases WHERE name = ? AND alias = ?", (name, text))
-    if not hit:
-        aliases = [r["alias"] for r in db.query("SELECT alias FROM registry_aliases WHERE name = ?", (name,))]
+        return hit
+    found = persisted.alias_version(db, name, text)
+    if found is None:
+        aliases = [r["alias"] for r in persisted.aliases(db, name)]
         raise unknown_name(f"version reference of model {name!r}", text,
                            [*aliases, "latest", *(s.lower() for s in STAGES)])
-    return hit[0]["version"]
+    return found
 
 
 def get_model_version(name: str, ref: int | str = "latest", workspace: Any = None) -> ModelVersion:
@@ -349,8 +335,8 @@ def get_model_version(name: str, ref: int | str = "latest", workspace: Any = Non
     ws = workspace_or_current(workspace)
     db = store(ws)
     number = version_number(db, check_name(name), ref)
-    row = db.query("SELECT * FROM registry_versions WHERE name = ? AND version = ?", (name, number))[0]
-    return from_row(row, _aliases(db, name, number))
+    row = persisted.version_row(db, name, number)
+    return from_row(row, [r["alias"] for r in persisted.aliases(db, name, number)])
 
 
 def parse_uri(uri: str, require_ref: bool = False) -> tuple[str, str]:
@@ -393,24 +379,18 @@ def load_model(uri: str | ModelVersion, device: str | None = None, workspace: An
 
 def list_models(workspace: Any = None) -> list[dict[str, Any]]:
     """Return one row per model: latest version and the version in production."""
-    db = store(workspace_or_current(workspace))
-    return db.query(
-        "SELECT m.name, MAX(v.version) AS latest,"
-        " MAX(CASE WHEN v.stage = 'PRODUCTION' THEN v.version END) AS production, COUNT(v.version) AS versions,"
-        " m.updated_at FROM registry_models m LEFT JOIN registry_versions v ON v.name = m.name"
-        " GROUP BY m.name ORDER BY m.name"
-    )
+    return persisted.model_summaries(store(workspace_or_current(workspace)))
 
 
 def list_versions(name: str, workspace: Any = None) -> list[ModelVersion]:
     """Return every version of a model, oldest first."""
     ws = workspace_or_current(workspace)
     db = store(ws)
-    rows = db.query("SELECT * FROM registry_versions WHERE name = ? ORDER BY version", (check_name(name),))
+    rows = persisted.version_rows(db, check_name(name))
     if not rows:
-        raise unknown_name("model", name, [r["name"] for r in db.query("SELECT name FROM registry_models")])
+        raise unknown_name("model", name, persisted.model_names(db))
     aliases: dict[int, list[str]] = {}
-    for r in db.query("SELECT alias, version FROM registry_aliases WHERE name = ?", (name,)):
+    for r in persisted.aliases(db, name):
         aliases.setdefault(r["version"], []).append(r["alias"])
     return [from_row(r, aliases.get(r["version"], [])) for r in rows]
 
@@ -425,12 +405,10 @@ def set_alias(name: str, alias: str, version: int | str, actor: str | None = Non
     require("models.promote", model=check_name(name), workspace=ws, subject=f"models/{name}@{alias}")
     number = version_number(db, check_name(name), version)
     with db.transaction() as tx:
-        old = tx.query("SELECT version FROM registry_aliases WHERE name = ? AND alias = ?", (name, alias))
-        tx.execute("INSERT INTO registry_aliases (name, alias, version, updated_at) VALUES (?, ?, ?, ?)"
-                   " ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version,"
-                   " updated_at = excluded.updated_at", (name, alias, number, time.time()))
+        old = persisted.alias_version(tx, name, alias)
+        persisted.point_alias(tx, name, alias, number, time.time())
         audit(tx, actor or default_actor(), "model.alias", f"model:{name}@{number}",
-              {"alias": alias, "from": old[0]["version"] if old else None, "to": number})
+              {"alias": alias, "from": old, "to": number})
         bump_generation(tx)
     return get_model_version(name, number, workspace=ws)
 
@@ -441,8 +419,7 @@ def delete_alias(name: str, alias: str, actor: str | None = None, workspace: Any
     db = store(ws)
     require("models.promote", model=name, workspace=ws, subject=f"models/{name}@{alias}")
     with db.transaction() as tx:
-        gone = tx.execute("DELETE FROM registry_aliases WHERE name = ? AND alias = ?", (name, alias)).rowcount
-        if not gone:
+        if not persisted.drop_alias(tx, name, alias):
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         audit(tx, actor or default_actor(), "model.alias_deleted", f"model:{name}", {"alias": alias})
         bump_generation(tx)

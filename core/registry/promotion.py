@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from forgeml.errors import (
     PromotionConflictError,
     ValidationError,
 )
+from forgeml.registry import store as persisted
 from forgeml.registry.cache import bump as bump_generation
 from forgeml.registry.models import (
     ModelVersion,
@@ -84,20 +84,9 @@ def run_gates(ctx: PromotionContext) -> list[GateResult]:
     return results
 
 
-def _current_production(tx: Any, name: str) -> int | None:
-    rows = tx.query("SELECT version FROM registry_versions WHERE name = ? AND stage = 'PRODUCTION'", (name,))
-    return rows[0]["version"] if rows else None
-
-
 def _set_stage(tx: Any, name: str, version: int, stage: str, now: float) -> None:
-    tx.execute("UPDATE registry_versions SET stage = ?, stage_changed_at = ? WHERE name = ? AND version = ?",
-               (stage, now, name, version))
+    persisted.set_stage(tx, name, version, stage, now)
     bump_generation(tx)  # cached resolves in every process must see the new stage
-
-
-def _end_production(tx: Any, name: str, version: int, now: float, why: str) -> None:
-    tx.execute("UPDATE registry_production_history SET ended_at = ?, ended_by = ?"
-               " WHERE name = ? AND version = ? AND ended_at IS NULL", (now, why, name, version))
 
 
 def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str | None = None, reason: str = "",
@@ -122,7 +111,7 @@ def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str
     mv = get_model_version(name, number, workspace=ws)
     if mv.stage == target:
         raise ValidationError(f"{mv.uri} is already in {target}")
-    prod_number = _current_production(db, name)
+    prod_number = persisted.production_version(db, name)
     production = get_model_version(name, prod_number, workspace=ws) if prod_number is not None else None
     ctx = PromotionContext(ws, mv, target, production, actor, reason)
     results = run_gates(ctx) if target != "ARCHIVED" else []
@@ -130,18 +119,14 @@ def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str
     now = time.time()
     archived_number = None
     with db.transaction() as tx:
-        row = tx.query("SELECT stage FROM registry_versions WHERE name = ? AND version = ?", (name, number))
-        if row[0]["stage"] != mv.stage or _current_production(tx, name) != prod_number:
+        if persisted.stage_of(tx, name, number) != mv.stage or persisted.production_version(tx, name) != prod_number:
             raise PromotionConflictError(
                 f"{mv.uri}: the registry changed while its gates ran (another promotion of {name!r} committed "
                 "first); nothing was changed; look at `forgeml models show` and retry if still wanted"
             )
-        tx.executemany(
-            "INSERT INTO registry_gate_results (name, version, stage, gate, passed, message, details, at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            [(name, number, target, r.gate, int(r.passed), r.message, json.dumps(r.details, default=str), now)
-             for r in results],
-        )
+        persisted.add_gate_results(tx, [
+            {"name": name, "version": number, "stage": target, "gate": r.gate, "passed": r.passed,
+             "message": r.message, "details": r.details, "at": now} for r in results])
         gates_detail = [{"gate": r.gate, "passed": r.passed, "message": r.message} for r in results]
         if failed:
             audit(tx, actor, "model.promote_refused", f"model:{name}@{number}",
@@ -150,14 +135,13 @@ def promote(name: str, version: int | str, stage: str = "PRODUCTION", actor: str
             if target == "PRODUCTION" and prod_number is not None:
                 archived_number = prod_number
                 _set_stage(tx, name, prod_number, "ARCHIVED", now)
-                _end_production(tx, name, prod_number, now, "replaced")
+                persisted.end_production(tx, name, prod_number, now, "replaced")
                 audit(tx, actor, "model.stage", f"model:{name}@{prod_number}",
                       {"from": "PRODUCTION", "to": "ARCHIVED", "reason": f"replaced by version {number}"})
             if mv.stage == "PRODUCTION":
-                _end_production(tx, name, number, now, target.lower())
+                persisted.end_production(tx, name, number, now, target.lower())
             if target == "PRODUCTION":
-                tx.execute("INSERT INTO registry_production_history (name, version, started_at) VALUES (?, ?, ?)",
-                           (name, number, now))
+                persisted.start_production(tx, name, number, now)
             _set_stage(tx, name, number, target, now)
             audit(tx, actor, "model.stage", f"model:{name}@{number}",
                   {"from": mv.stage, "to": target, "reason": reason, "gates": gates_detail})
@@ -196,23 +180,19 @@ def rollback(name: str, actor: str | None = None, reason: str = "", workspace: A
     actor = actor or default_actor()
     now = time.time()
     with db.transaction() as tx:
-        current = _current_production(tx, name)
+        current = persisted.production_version(tx, name)
         if current is None:
             raise NotFoundError(f"model {name!r} has no version in PRODUCTION to roll back")
-        previous = tx.query(
-            "SELECT id, version FROM registry_production_history WHERE name = ? AND ended_by = 'replaced'"
-            " AND version != ? ORDER BY ended_at DESC, id DESC LIMIT 1", (name, current))
-        if not previous:
+        previous = persisted.last_replaced(tx, name, current)
+        if previous is None:
             raise NotFoundError(f"model {name!r} has no earlier production version to roll back to")
-        prev = previous[0]["version"]
-        old_stage = tx.query("SELECT stage FROM registry_versions WHERE name = ? AND version = ?",
-                             (name, prev))[0]["stage"]
+        prev = previous["version"]
+        old_stage = persisted.stage_of(tx, name, prev)
         _set_stage(tx, name, current, "ARCHIVED", now)
-        _end_production(tx, name, current, now, "rolled_back")
+        persisted.end_production(tx, name, current, now, "rolled_back")
         # the restored version's old stint must not be a rollback target again
-        tx.execute("UPDATE registry_production_history SET ended_by = 'restored' WHERE id = ?", (previous[0]["id"],))
-        tx.execute("INSERT INTO registry_production_history (name, version, started_at) VALUES (?, ?, ?)",
-                   (name, prev, now))
+        persisted.mark_restored(tx, previous["id"])
+        persisted.start_production(tx, name, prev, now)
         _set_stage(tx, name, prev, "PRODUCTION", now)
         why = reason or f"rollback from version {current}"
         audit(tx, actor, "model.rollback", f"model:{name}@{current}",
@@ -231,8 +211,7 @@ def rollback(name: str, actor: str | None = None, reason: str = "", workspace: A
 def production_history(name: str, workspace: Any = None) -> list[dict[str, Any]]:
     """Return every production period of a model, oldest first: version, started_at, ended_at, ended_by."""
     ws = workspace_or_current(workspace)
-    return store(ws).query("SELECT version, started_at, ended_at, ended_by FROM registry_production_history"
-                           " WHERE name = ? ORDER BY started_at, id", (name,))
+    return persisted.production_periods(store(ws), name)
 
 
 def production_at(name: str, at: float, workspace: Any = None) -> int | None:

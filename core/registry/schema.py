@@ -1,21 +1,27 @@
-"""The registry's migration set: model versions, aliases, production history, gates, approvals, evaluations."""
+"""The registry's tables and migration sets: model versions, aliases, production history, gates, approvals,
+evaluations, and the calibrators stored per version.
+
+The tables are declared once with ``sqlalchemy.Table``; m001 of each set creates exactly these shapes.
+A later migration that alters a table must give m001 its own copy of the shape m001 created.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from forgeml.contracts import Migration
 
 MIGRATION_SET = "registry"
+CALIBRATION_SET = "calibration"
 
 
-def _m001_initial(tx: Any) -> None:
-    """Create the registry tables."""
+def declare(metadata: Any) -> Any:
+    """Declare the registry tables on a ``sqlalchemy.MetaData`` and return it."""
     import sqlalchemy as sa
 
-    from forgeml.sqltypes import ID, create_tables
+    from forgeml.sqltypes import ID
 
-    metadata = sa.MetaData()
     sa.Table(
         "registry_models", metadata,
         sa.Column("name", sa.Text, primary_key=True),
@@ -101,17 +107,68 @@ def _m001_initial(tx: Any) -> None:
         sa.Index("registry_evaluations_version", "name", "version", "at"),
         sqlite_autoincrement=True,
     )
-    create_tables(tx, metadata)
+    return metadata
+
+
+def declare_calibrators(metadata: Any) -> Any:
+    """Declare the calibrators table (its own migration set, ``calibration``) and return the MetaData."""
+    import sqlalchemy as sa
+
+    sa.Table(
+        "calibrators", metadata,
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("method", sa.Text, nullable=False),
+        sa.Column("artifact_digest", sa.Text, nullable=False),
+        sa.Column("threshold", sa.Double, nullable=False),
+        sa.Column("dataset", sa.Text, nullable=False),
+        sa.Column("report", sa.Text, nullable=False),
+        sa.Column("at", sa.Double, nullable=False),
+        sa.PrimaryKeyConstraint("name", "version"),
+    )
+    return metadata
+
+
+@functools.cache
+def tables() -> Any:
+    """Return the registry's ``sqlalchemy.Table`` objects by name (declared on first use: sqlalchemy loads then)."""
+    import sqlalchemy as sa
+
+    return declare_calibrators(declare(sa.MetaData())).tables
+
+
+def _m001_initial(tx: Any) -> None:
+    """Create the registry tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import create_tables
+
+    create_tables(tx, declare(sa.MetaData()))
+
+
+def _m001_calibrators(tx: Any) -> None:
+    """Create the calibrators table."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import create_tables
+
+    create_tables(tx, declare_calibrators(sa.MetaData()))
 
 
 MIGRATIONS = [
     Migration(1, "m001_initial", apply=_m001_initial),
 ]
+CALIBRATION_MIGRATIONS = [Migration(1, "m001_calibrators", apply=_m001_calibrators)]
 
 
 def store(workspace):
     """Return the metadata store with the registry migration set applied."""
     return workspace.metadata_for(MIGRATION_SET, MIGRATIONS)
+
+
+def calibration_store(workspace: Any) -> Any:
+    """Return the metadata store with the calibration migration set applied."""
+    return workspace.metadata_for(CALIBRATION_SET, CALIBRATION_MIGRATIONS)
 
 
 def artifact_references(workspace: Any) -> set[str]:

@@ -1,7 +1,9 @@
 """POST /v1/recommenders/{name}/recommend: the recommenders of [serving.recommenders] on the model server.
 
 Each request runs its recommender in a thread (retrieval, one batched feature lookup, ranking,
-rules); the reply lists the top items with their scores and sources. Per-stage latency goes to the
+rules); the reply lists the top items with their scores and sources. While an interleaving
+experiment runs on a recommender, its requests run both rankers and return their team-draft merge
+(``forgeml.serving.interleaved``). Per-stage latency goes to the
 metrics and, with every shown item as an impression, to the prediction log under
 ``model=recommender.NAME``.
 """
@@ -21,6 +23,7 @@ from starlette.responses import Response
 
 from forgeml.errors import ConfigError, ForgeError, ValidationError, did_you_mean
 from forgeml.serving.endpoint import new_request_id
+from forgeml.serving.interleaved import InterleavingLayouts, log_impressions, merge_answers
 
 log = logging.getLogger("forgeml.serving")
 
@@ -46,6 +49,21 @@ class RecommenderHost:
         self.predlog = predlog
         self.ready: dict[str, bool] = dict.fromkeys(self.recommenders, False)
         self.errors: dict[str, str] = {}
+        self.layouts = InterleavingLayouts(workspace, LOG_PREFIX)
+
+    def partner(self, name: str) -> tuple[dict[str, Any], Any] | None:
+        """Return (layout, candidate recommender) while an interleaving experiment runs on ``name``."""
+        layout = self.layouts.running(name)
+        if layout is None:
+            return None
+        rankers = layout.get("rankers") or {}
+        control, candidate = (layout.get("arms") or [None, None])[:2]
+        other = rankers.get(candidate)
+        if rankers.get(control) != name or other not in self.recommenders or not self.ready.get(other):
+            log.warning("recommender %s: interleaving experiment %s needs recommender %r served and ready; "
+                        "answering alone", name, layout.get("experiment"), other)
+            return None
+        return layout, self.recommenders[other]
 
     async def load_all(self) -> None:
         """Load every recommender's ranking model and embedding tables."""
@@ -81,8 +99,8 @@ class RecommenderHost:
         for rec in self.recommenders.values():
             rec.close()
 
-    def observe(self, name: str, answer: Any, request_id: str) -> None:
-        """Record one answer's stage latencies, source outcomes and impressions."""
+    def observe(self, name: str, answer: Any, request_id: str, impressions: bool = True) -> None:
+        """Record one answer's stage latencies, source outcomes and (unless merged elsewhere) impressions."""
         m = self.metrics
         for stage, ms in answer.stages_ms.items():
             m.child(m.recsys_stage_latency, name, stage).observe(ms / 1000)
@@ -91,7 +109,7 @@ class RecommenderHost:
         if answer.fallback:
             m.child(m.recsys_fallbacks, name).inc()
         m.child(m.recsys_requests, name, "fallback" if answer.fallback else "ok").inc()
-        if self.predlog is None or not answer.items:
+        if self.predlog is None or not answer.items or not impressions:
             return
         n = len(answer.items)
         inputs: dict[str, list[Any]] = {
@@ -150,10 +168,22 @@ async def recommend(request: Request) -> Response:
     if len(body) > state.options.max_body_bytes:
         return _reply({"error": f"request body exceeds the {state.options.max_body_bytes}-byte limit"}, 413)
     request_id = request.headers.get("x-request-id", "")[:128] or new_request_id()
+    interleaving = host.partner(name)
     try:
         args = _request(orjson.loads(body))
         start = time.perf_counter()
-        answer = await asyncio.get_running_loop().run_in_executor(None, lambda: rec.recommend(**args))
+        loop = asyncio.get_running_loop()
+        if interleaving is not None:
+            layout, other = interleaving
+            first, second = await asyncio.gather(loop.run_in_executor(None, lambda: rec.recommend(**args)),
+                                                 loop.run_in_executor(None, lambda: other.recommend(**args)))
+            took = (time.perf_counter() - start) * 1000
+            host.observe(name, first, request_id, impressions=False)
+            host.observe(other.name, second, request_id, impressions=False)
+            merged, rows = merge_answers(layout, first, second, request_id)
+            log_impressions(host.predlog, LOG_PREFIX + name, layout, first.user, rows, request_id, took)
+            return _reply({**merged, "request_id": request_id, "latency_ms": round(took, 3)})
+        answer = await loop.run_in_executor(None, lambda: rec.recommend(**args))
         took = (time.perf_counter() - start) * 1000
     except orjson.JSONDecodeError as e:
         return _reply({"error": f"request body is not valid JSON: {e}"}, 400)

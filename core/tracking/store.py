@@ -257,6 +257,10 @@ class TrackingStore:
         )
         return record
 
+    def remove_artifact(self, run_id: str, path: str) -> None:
+        """Forget the artifact at a path of the run (its object stays until gc finds it unreferenced)."""
+        self.db.execute("DELETE FROM tracking_artifacts WHERE run = ? AND path = ?", (self.seq(run_id), path))
+
     def artifacts(self, run_id: str) -> list[ArtifactRecord]:
         """Return a run's artifacts ordered by path."""
         rows = self.db.query("SELECT path, digest, size, created_at FROM tracking_artifacts "

@@ -228,11 +228,11 @@ def _collect(study: Any, in_flight: dict[int, tuple[Any, str]], config: TuneConf
     if not in_flight:
         return
     from forgeml.jobs.queue import TERMINAL, jobs_store
+    from forgeml.jobs.store import states as job_states
 
     # one cheap query per poll decides which trials need work; reports are relayed at most every report_s
     ids = [job_id for _trial, job_id in in_flight.values()]
-    marks = ", ".join("?" for _ in ids)
-    states = {r["id"]: r["state"] for r in jobs_store(ws).query(f"SELECT id, state FROM jobs WHERE id IN ({marks})", ids)}
+    states = job_states(jobs_store(ws), ids)
     now = time.monotonic()
     for number, (trial, job_id) in list(in_flight.items()):
         state = states.get(job_id)

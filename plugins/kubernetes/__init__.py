@@ -19,3 +19,11 @@ def forgeml_register_executors(register):
     """Offer the kubernetes executor."""
     register("kubernetes", _kubernetes, settings=KubernetesTargetSettings,
              description="Jobs / PyTorchJobs on a Kubernetes cluster")
+
+
+@hookimpl
+def forgeml_register_commands(cli):
+    """Add `forgeml kubernetes serving` (manifests for `forgeml serve` on a cluster)."""
+    from forgeml.plugins.kubernetes.cli import kubernetes_group
+
+    cli.add_command(kubernetes_group)

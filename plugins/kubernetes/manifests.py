@@ -54,7 +54,8 @@ def _env(request: LaunchRequest, settings: KubernetesTargetSettings, name: str) 
     return env
 
 
-def _volumes(settings: KubernetesTargetSettings) -> tuple[list[Any], list[Any]]:
+def pod_volumes(settings: KubernetesTargetSettings) -> tuple[list[Any], list[Any]]:
+    """Return the target's volumes and the matching mounts as client models."""
     from kubernetes import client as k
 
     volumes, mounts = [], []
@@ -95,7 +96,7 @@ def _pod_template(argv: list[str], env: dict[str, str], needs: Needs, settings: 
         requests["memory"] = limits["memory"] = f"{needs.memory_mb}Mi"
     if not needs.gpus:
         env = {**env, "CUDA_VISIBLE_DEVICES": ""}
-    volumes, mounts = _volumes(settings)
+    volumes, mounts = pod_volumes(settings)
     container = k.V1Container(
         name=container_name, image=settings.image, image_pull_policy=settings.image_pull_policy,
         command=argv, working_dir=settings.workdir,

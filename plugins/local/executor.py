@@ -162,9 +162,24 @@ class LocalExecutor(Executor):
             callback()
 
     def recover(self, log_path: str) -> str | None:
-        """Return the handle an attempt wrote beside its log (after a crash before it was recorded)."""
+        """Return the handle of an attempt whose scheduler died before recording it, or None if none started.
+
+        The handle file beside the log is written right after the process starts; a scheduler killed in
+        between leaves a running process and no file, so the process is found by the exit file its
+        wrapper's command line names, and adopted.
+        """
         path = Path(f"{log_path}.handle")
-        return path.read_text() if path.is_file() else None
+        if path.is_file():
+            return path.read_text()
+        from forgeml.jobs.host import process_naming
+
+        exit_file = f"{log_path}.exit"
+        found = process_naming(exit_file)
+        if found is None:
+            return None
+        handle = json.dumps({"pid": found[0], "ctime": found[1], "exit": exit_file, "log": str(log_path), "cores": []})
+        path.write_text(handle)
+        return handle
 
     # ------------------------------------------------------------ supervision
     def poll(self, handle: str) -> ExecutionStatus:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from forgeml.errors import ConfigError, ValidationError
-from forgeml.experiments import interleaving, offpolicy
+from forgeml.experiments import offpolicy
+from forgeml.feedback import interleaving
 from forgeml.serving.arms import (
     HOLDOUT,
     Allocator,

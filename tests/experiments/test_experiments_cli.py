@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 from test_experiments_outcomes import _serve
@@ -59,3 +60,36 @@ def test_sizes_and_bad_input_are_one_line(workspace):
         result = _run(*args)  # the CLI's main prints a ForgeError in one line; here it arrives as the exception
         assert result.exit_code != 0 and isinstance(result.exception, ForgeError), (args, result.output)
         assert message in str(result.exception) and "\n" not in str(result.exception)
+
+
+def test_offpolicy_estimates_another_split_from_logged_propensities(workspace):
+    """`experiment offpolicy` reads the logged arms and propensities: the logging split itself is estimated
+    exactly by IPS; all traffic to the candidate gives the candidate's mean (SNIPS, DR) and IPS near it."""
+    import forgeml
+
+    started = _run("experiment", "start", "opl", "--endpoint", "fraud", "--arm", "control=", "--arm", "candidate=",
+                   "--outcome", "purchase", "--window", "1s")
+    assert started.exit_code == 0, started.output
+    assert "no matured request" in str(_run("experiment", "offpolicy", "opl", "--target", "candidate").exception)
+    done = _serve(workspace, "opl", 2000, None, {"control": 0.0, "candidate": 0.0}, spacing_s=0.001)
+    rng = np.random.default_rng(7)
+    rate = {"control": 0.1, "candidate": 0.3}
+    converted = [(rid, arm, ts) for rid, arm, ts in done if rng.random() < rate[arm]]
+    forgeml.log_outcomes([{"request_id": rid, "name": "purchase", "value": 1.0, "time": ts + 0.5}
+                          for rid, _, ts in converted])  # inside the 1 s label window
+    time.sleep(max(0.0, done[-1][2] + 1 - time.time()) + 0.2)  # every prediction has matured
+    out = json.loads(_run("experiment", "offpolicy", "opl", "--target", "candidate", "--json").output)
+    by = {e["estimator"]: e for e in out["estimates"]}
+    cand = [rid for rid, arm, _ in done if arm == "candidate"]
+    observed = sum(1 for _, arm, _ in converted if arm == "candidate") / len(cand)
+    assert out["requests"] == 2000 and out["per_arm"]["candidate"]["requests"] == len(cand)
+    assert by["snips"]["value"] == by["doubly_robust"]["value"] == observed
+    assert abs(by["ips"]["value"] - 0.3) < 4 * by["ips"]["std_error"] and by["ips"]["effective_n"] < 1200
+    same = json.loads(_run("experiment", "offpolicy", "opl", "--target", "control=0.5,candidate=0.5", "--json").output)
+    assert {e["estimator"]: e["value"] for e in same["estimates"]}["ips"] == same["logged_value"]
+    table = _run("experiment", "offpolicy", "opl", "--target", "candidate")
+    assert table.exit_code == 0 and "doubly_robust" in table.output and "effective_n" in table.output
+    for target, message in [("nobody", "not one of the logged arms"), ("control=0.5", "add up to 0.5"),
+                            ("control=x", "ARM=SHARE")]:
+        result = _run("experiment", "offpolicy", "opl", "--target", target)
+        assert isinstance(result.exception, ForgeError) and message in str(result.exception), result.output

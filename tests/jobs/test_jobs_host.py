@@ -227,6 +227,18 @@ def _scheduler(root: Path, env: dict[str, str], user: str | None = None) -> subp
                             stderr=subprocess.PIPE)
 
 
+def _finish(*schedulers: subprocess.Popen) -> None:
+    """Wait for each scheduler to finish its queue (exit 0); kill whichever is still running afterwards."""
+    try:
+        for proc in schedulers:
+            assert proc.wait(timeout=120) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        for proc in schedulers:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+
+
 def test_two_workspaces_never_share_a_gpu_even_when_a_scheduler_is_killed(tmp_path: Path) -> None:
     """Two workspaces' schedulers (separate processes) split 2 GPUs; kill -9 of one does not free its jobs' GPUs."""
     host_dir = tmp_path / "host"
@@ -246,12 +258,8 @@ def test_two_workspaces_never_share_a_gpu_even_when_a_scheduler_is_killed(tmp_pa
         os.killpg(sa.pid, signal.SIGKILL)
         sa.wait()
         sa = _scheduler(a, _env(a, host_dir))  # adopts the job and finishes the queue
-        assert sb.wait(timeout=120) == 0, sb.stderr.read().decode() if sb.stderr else ""
-        assert sa.wait(timeout=120) == 0, sa.stderr.read().decode() if sa.stderr else ""
     finally:
-        for proc in (sa, sb):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        _finish(sb, sa)
     rows = record.read_text().splitlines()
     assert len(rows) >= 5  # the killed scheduler's running job may have been cut short with it
     assert not _overlaps(record), _overlaps(record)

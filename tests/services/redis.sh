@@ -7,24 +7,13 @@
 #        FORGEML_SERVICES_INSTALL [1] (apt-get install redis-server when it is missing)
 #        FORGEML_REDIS_APPENDONLY [no] (yes: keep the data in an append-only file across a restart)
 set -euo pipefail
+NAME=redis
 DIR=${FORGEML_REDIS_DIR:-${TMPDIR:-/tmp}/forgeml-redis}
 PORT=${FORGEML_REDIS_PORT:-6390}
-PIDS=$DIR/pids
-log() { echo "[redis.sh] $*" >&2; }
-alive() { [[ -n ${1:-} && -r /proc/$1/stat ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+# shellcheck source=tests/services/lib.sh
+source "$(dirname "$0")/lib.sh"
 pong() { [[ $(redis-cli -h 127.0.0.1 -p "$PORT" ping 2>/dev/null) == PONG ]]; }
-
-stop() {
-  [[ -f $PIDS ]] || { log "nothing to stop"; return 0; }
-  local pid; pid=$(awk '$1=="redis"{print $2}' "$PIDS")
-  if alive "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true  # it may exit between the check and the signal
-    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-    alive "$pid" && { kill -KILL "$pid" 2>/dev/null || true; }
-    log "stopped redis $pid"
-  fi
-  rm -f "$PIDS"
-}
+stop() { stop_recorded redis; }
 
 start() {
   if [[ ${FORGEML_SERVICES_INSTALL:-1} == 1 ]] && ! { command -v redis-server && command -v redis-cli; } >/dev/null; then
@@ -68,8 +57,4 @@ CONF
   log "up: redis $(cat "$DIR/redis.pid") on 127.0.0.1:$PORT"
 }
 
-case ${1:-} in
-  start) start ;;
-  stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
-esac
+dispatch "$@"

@@ -11,25 +11,14 @@
 # Knobs: FORGEML_S3_DIR [${TMPDIR:-/tmp}/forgeml-s3]  FORGEML_S3_PORT [4571]
 #        FORGEML_SERVICES_INSTALL [1] (pip install moto[server] into $DIR/venv when it is missing)
 set -euo pipefail
+NAME=s3
 DIR=${FORGEML_S3_DIR:-${TMPDIR:-/tmp}/forgeml-s3}
 PORT=${FORGEML_S3_PORT:-4571}
-PIDS=$DIR/pids
-log() { echo "[s3.sh] $*" >&2; }
-alive() { [[ -n ${1:-} && -r /proc/$1/stat ]] && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+# shellcheck source=tests/services/lib.sh
+source "$(dirname "$0")/lib.sh"
 answers() { curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$PORT/" 2>/dev/null | grep -q -E '^[2-4][0-9][0-9]$'; }
 has_moto() { (cd / && "$1" -c 'import moto.server, flask') >/dev/null 2>&1; }
-
-stop() {
-  [[ -f $PIDS ]] || { log "nothing to stop"; return 0; }
-  local pid; pid=$(awk '$1=="moto"{print $2}' "$PIDS")
-  if alive "$pid"; then
-    kill -TERM "$pid"
-    for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-    alive "$pid" && kill -KILL "$pid"
-    log "stopped moto $pid"
-  fi
-  rm -f "$PIDS"
-}
+stop() { stop_recorded moto; }
 
 python_with_moto() {
   local py
@@ -45,20 +34,11 @@ python_with_moto() {
 
 start() {
   mkdir -p "$DIR"
-  if [[ -f $PIDS ]]; then
-    local pid; pid=$(awk '$1=="moto"{print $2}' "$PIDS")
-    if alive "$pid" && answers; then log "already running: moto $pid on 127.0.0.1:$PORT"; write_env; return 0; fi
-    log "stale state, restarting"; stop
-  fi
+  if already_up moto answers; then write_env; return 0; fi
   local py; py=$(python_with_moto)
-  # setsid: its own session, so a test run's Ctrl-C does not take the shared server down
-  setsid "$py" -m moto.server -H 127.0.0.1 -p "$PORT" </dev/null >"$DIR/server.log" 2>&1 &
-  local pid=$!
-  echo "moto $pid $PORT" > "$PIDS"
-  for _ in $(seq 150); do answers && break; alive "$pid" || break; sleep 0.1; done
-  answers || { log "moto does not answer on 127.0.0.1:$PORT"; tail -20 "$DIR/server.log" >&2; stop; exit 1; }
+  launch moto answers 150 "$py" -m moto.server -H 127.0.0.1 -p "$PORT"
   write_env
-  log "up: moto $pid on http://127.0.0.1:$PORT; source $DIR/env"
+  log "up: moto $(recorded_pid moto) on http://127.0.0.1:$PORT; source $DIR/env"
 }
 
 write_env() {
@@ -69,8 +49,4 @@ export AWS_ACCESS_KEY_ID=\${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=\$
 EOF
 }
 
-case ${1:-} in
-  start) start ;;
-  stop) stop ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
-esac
+dispatch "$@"
