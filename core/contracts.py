@@ -227,6 +227,10 @@ class OfflineStore(Protocol):
     null; any time zone is stored as the UTC instant; ``read`` is [start, end); the point-in-time join
     keeps entity order, never uses a later value and honours TTL; missing columns, naive timestamps and
     bad SQL raise ForgeError.
+
+    Optional: ``expire(table, before_day, dry_run=False) -> list[str]`` removes (or lists) a table's
+    date partitions of days before ``before_day`` (YYYY-MM-DD); retention (``[privacy.retention] stream_events_days``) uses
+    it and names a store without it.
     """
 
     def write(self, table: str, data: pa.Table, timestamp_field: str) -> int:
@@ -266,6 +270,10 @@ class OnlineStore(Protocol):
     Its conformance suite (:class:`forgeml.testing.OnlineStoreSuite`) enforces: values survive a reopen
     and are read by other processes; ``read_rows`` event times are epoch microseconds, UTC; any time zone
     or resolution is one instant; NaN reads as null; bad rows raise ForgeError.
+
+    Optional: ``expire(view, before_us, dry_run=False) -> int`` deletes (or counts) a view's rows
+    stored with an event time before ``before_us``; retention (``[privacy.retention] window_state_days``) uses it and names a
+    store without it.
     """
 
     def write(self, view: str, rows: pa.Table, key_columns: Sequence[str], timestamp_field: str) -> int:

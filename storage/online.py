@@ -323,6 +323,23 @@ class SQLiteOnlineStore:
                 conn.execute("PRAGMA secure_delete = OFF")
         return subject_holdings("online", keys)
 
+    def expire(self, view: str, before_us: int, dry_run: bool = False) -> int:
+        """Delete a view's rows stored with an event time before ``before_us`` (freed pages overwritten)."""
+        conn = self.connection()
+        with self._translate():
+            if dry_run:
+                return int(conn.execute("SELECT count(*) FROM online_rows WHERE view = ? AND event_ts < ?",
+                                        (view, before_us)).fetchone()[0])
+            conn.execute("PRAGMA secure_delete = ON")
+            try:
+                gone = conn.execute("DELETE FROM online_rows WHERE view = ? AND event_ts < ?",
+                                    (view, before_us)).rowcount
+                if gone:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.execute("PRAGMA secure_delete = OFF")
+        return gone
+
     # ------------------------------------------------------------ reads
     def read_rows(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]] | None]:
         """Return (event µs, values) or None per key, in the order of keys."""

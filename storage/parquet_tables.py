@@ -198,3 +198,19 @@ class ParquetTables:
                 removed.append(Holding("offline", f"{table}/{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}",
                                        rows))
         return removed
+
+    def expire(self, table: str, before_day: str, dry_run: bool = False) -> list[str]:
+        """Remove a table's date partitions of days before ``before_day`` (YYYY-MM-DD); return those days."""
+        gone = []
+        for folder in sorted(self.fs.glob(f"{self._table_dir(table)}/{PARTITION}=*")):
+            day = folder.rstrip("/").rsplit("=", 1)[-1]
+            if len(day) == 10 and day < before_day:
+                if dry_run:
+                    gone.append(day)
+                    continue
+                try:
+                    self.fs.rm(folder, recursive=True)
+                except OSError as e:
+                    raise StorageError(f"offline table {table!r}: cannot remove the partition of {day}: {e}") from e
+                gone.append(day)
+        return gone
