@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import NotFoundError, ValidationError, unknown_name
+from forgeml.features import store as persisted
 from forgeml.features.aggregations import Aggregation
 from forgeml.features.definitions import (
     Entity,
@@ -26,7 +27,6 @@ from forgeml.features.definitions import (
 )
 from forgeml.features.schema import MIGRATION_SET, MIGRATIONS
 
-LINEAGE_COLUMNS = ("src_kind", "src", "dst_kind", "dst", "created_at")
 KINDS = {"entity": Entity, "view": FeatureView, "on_demand_view": OnDemandFeatureView}
 Definition = Entity | FeatureView | OnDemandFeatureView
 
@@ -221,14 +221,13 @@ class FeatureRegistry:
             for obj in objects:
                 kind, spec = kind_of(obj), obj.to_spec()
                 digest = fingerprint(spec)
-                rows = tx.query("SELECT version, spec, fingerprint FROM features_objects WHERE kind = ? AND name = ?"
-                                " ORDER BY version DESC LIMIT 1", (kind, obj.name))
-                if not rows:
+                held = persisted.latest_object(tx, kind, obj.name)
+                if held is None:
                     change = Change(kind, obj.name, "created", 1)
                 else:
-                    old = json.loads(rows[0]["spec"])
-                    version = rows[0]["version"]
-                    if rows[0]["fingerprint"] == digest:
+                    old = json.loads(held["spec"])
+                    version = held["version"]
+                    if held["fingerprint"] == digest:
                         change = Change(kind, obj.name, "unchanged", version)
                     elif reasons := breaking_changes(kind, old, spec):
                         change = Change(kind, obj.name, "new_version", version + 1, reasons)
@@ -237,13 +236,8 @@ class FeatureRegistry:
                 changes.append(change)
                 if dry_run or change.action == "unchanged":
                     continue
-                if change.action == "updated":
-                    tx.execute("UPDATE features_objects SET spec = ?, fingerprint = ?, updated_at = ?"
-                               " WHERE kind = ? AND name = ? AND version = ?",
-                               (json.dumps(spec), digest, now, kind, obj.name, change.version))
-                else:
-                    tx.execute("INSERT INTO features_objects VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               (kind, obj.name, change.version, json.dumps(spec), digest, now, now))
+                write = persisted.update_object if change.action == "updated" else persisted.add_object
+                write(tx, kind, obj.name, change.version, json.dumps(spec), digest, now)
                 self._record_apply_lineage(tx, obj, change.version)
             if dry_run:
                 return changes
@@ -267,41 +261,31 @@ class FeatureRegistry:
             edges = [("view", v, "view", obj.name) for v in obj.source_views]
         else:
             edges = []
-        tx.insert_or_ignore("features_lineage", LINEAGE_COLUMNS, [(*edge, time.time()) for edge in edges])
+        persisted.add_lineage(tx, edges, time.time())
 
     # ------------------------------------------------------------ reading
     def names(self, kind: str) -> list[str]:
         """Return the names of every object of a kind."""
-        return [r["name"] for r in self.store.query(
-            "SELECT DISTINCT name FROM features_objects WHERE kind = ? ORDER BY name", (kind,))]
+        return persisted.names(self.store, kind)
 
     def list(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Return the latest version of every object (optionally of one kind)."""
-        sql = ("SELECT o.kind, o.name, o.version, o.spec, o.updated_at FROM features_objects o"
-               " WHERE o.version = (SELECT MAX(version) FROM features_objects l WHERE l.kind = o.kind AND l.name = o.name)")
-        params: tuple[Any, ...] = ()
-        if kind is not None:
-            sql, params = sql + " AND o.kind = ?", (kind,)
-        rows = self.store.query(sql + " ORDER BY o.kind, o.name", params)
+        rows = persisted.latest_objects(self.store, kind)
         return [{"kind": r["kind"], "name": r["name"], "version": r["version"], "spec": json.loads(r["spec"]),
                  "updated_at": r["updated_at"]} for r in rows]
 
     def get_spec(self, kind: str, name: str, version: int | None = None) -> tuple[int, dict[str, Any]]:
         """Return (version, spec) of an object: the latest unless a version is given."""
-        sql, params = "SELECT version, spec FROM features_objects WHERE kind = ? AND name = ?", (kind, name)
-        if version is not None:
-            sql, params = sql + " AND version = ?", (*params, version)
-        rows = self.store.query(sql + " ORDER BY version DESC LIMIT 1", params)
-        if not rows:
+        row = persisted.latest_object(self.store, kind, name, version)
+        if row is None:
             if version is not None and name in self.names(kind):
                 raise NotFoundError(f"{kind} {name!r} has no version {version}")
             raise unknown_name(kind.replace("_", "-"), name, self.names(kind))
-        return rows[0]["version"], json.loads(rows[0]["spec"])
+        return row["version"], json.loads(row["spec"])
 
     def versions(self, kind: str, name: str) -> list[int]:
         """Return every version number of an object."""
-        return [r["version"] for r in self.store.query(
-            "SELECT version FROM features_objects WHERE kind = ? AND name = ? ORDER BY version", (kind, name))]
+        return persisted.versions(self.store, kind, name)
 
     def load_all(self) -> tuple[dict[str, Entity], dict[str, FeatureView], dict[str, OnDemandFeatureView]]:
         """Rebuild the latest version of every definition as Python objects."""
@@ -331,32 +315,18 @@ class FeatureRegistry:
 
     def generation(self) -> float:
         """Return a value that changes whenever any definition changes (for cheap cache checks)."""
-        rows = self.store.query("SELECT max(updated_at) AS at, count(*) AS n FROM features_objects")
-        return (rows[0]["at"] or 0.0) + rows[0]["n"]
+        return persisted.generation(self.store)
 
     # ------------------------------------------------------------ lineage
     def record_lineage(self, src_kind: str, src: str, dst_kind: str, dst: str) -> None:
         """Record that src feeds dst (e.g. view -> dataset, dataset -> run, run -> model); repeats are ignored."""
         with self.store.transaction() as tx:
-            tx.insert_or_ignore("features_lineage", LINEAGE_COLUMNS, [(src_kind, src, dst_kind, dst, time.time())])
+            persisted.add_lineage(tx, [(src_kind, src, dst_kind, dst)], time.time())
 
     def lineage(self, kind: str, name: str) -> dict[str, list[dict[str, str]]]:
         """Return every edge upstream and downstream of a node, transitively."""
-        def walk(direction: str) -> list[dict[str, str]]:
-            near, far = ("dst", "src") if direction == "up" else ("src", "dst")
-            sql = f"""
-                WITH RECURSIVE reach(k, n) AS (
-                    SELECT ?, ?
-                    UNION
-                    SELECT l.{far}_kind, l.{far} FROM features_lineage l JOIN reach r
-                      ON l.{near}_kind = r.k AND l.{near} = r.n
-                )
-                SELECT DISTINCT l.src_kind, l.src, l.dst_kind, l.dst FROM features_lineage l JOIN reach r
-                  ON l.{near}_kind = r.k AND l.{near} = r.n ORDER BY l.src_kind, l.src, l.dst_kind, l.dst
-            """
-            return self.store.query(sql, (kind, name))
-
-        return {"upstream": walk("up"), "downstream": walk("down")}
+        return {"upstream": persisted.reachable_edges(self.store, kind, name, upstream=True),
+                "downstream": persisted.reachable_edges(self.store, kind, name, upstream=False)}
 
 
 def diff_specs(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -1,7 +1,12 @@
-"""The feature registry's tables: the migration set "features" in the metadata store."""
+"""The feature registry's tables: the migration set "features" in the metadata store.
+
+The tables are declared once with ``sqlalchemy.Table``; m001 creates exactly these shapes. A later
+migration that alters a table must give m001 its own copy of the shape m001 created.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from forgeml.contracts import Migration
@@ -9,13 +14,10 @@ from forgeml.contracts import Migration
 MIGRATION_SET = "features"
 
 
-def _m001_initial(tx: Any) -> None:
-    """Create the features tables."""
+def declare(metadata: Any) -> Any:
+    """Declare the features tables on a ``sqlalchemy.MetaData`` and return it."""
     import sqlalchemy as sa
 
-    from forgeml.sqltypes import create_tables
-
-    metadata = sa.MetaData()
     sa.Table(
         "features_objects", metadata,
         sa.Column("kind", sa.Text, nullable=False),
@@ -46,7 +48,24 @@ def _m001_initial(tx: Any) -> None:
         sa.Column("rows_materialized", sa.BigInteger, nullable=False, server_default=sa.text("0")),
         sa.Column("rows_pushed", sa.BigInteger, nullable=False, server_default=sa.text("0")),
     )
-    create_tables(tx, metadata)
+    return metadata
+
+
+@functools.cache
+def tables() -> Any:
+    """Return the features tables by name (declared on first use: sqlalchemy loads then)."""
+    import sqlalchemy as sa
+
+    return declare(sa.MetaData()).tables
+
+
+def _m001_initial(tx: Any) -> None:
+    """Create the features tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import create_tables
+
+    create_tables(tx, declare(sa.MetaData()))
 
 
 MIGRATIONS = [

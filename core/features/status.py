@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from forgeml.features import store as persisted
+
 
 @dataclass
 class ViewStatus:
@@ -42,8 +44,8 @@ class StatusMixin:
 
     def watermark_us(self, view: str) -> int | None:
         """Return the end of the last materialized window of a view (epoch µs), or None."""
-        rows = self.registry.store.query("SELECT watermark_us FROM features_state WHERE view = ?", (view,))
-        return rows[0]["watermark_us"] if rows else None
+        row = persisted.view_state(self.registry.store, view)
+        return row["watermark_us"] if row else None
 
     def _record_write(self, view: Any, table: Any, pushed: int = 0, materialized: int = 0,
                       watermark_us: int | None = None) -> None:
@@ -54,26 +56,24 @@ class StatusMixin:
             newest = pc.max(pc.cast(table.column(view.timestamp_field), "int64")).as_py()
         # read, combine and write in one serialised transaction: portable, and no write is lost to a race
         with self.registry.store.transaction() as tx:
-            rows = tx.query("SELECT watermark_us, last_event_us, rows_materialized, rows_pushed FROM features_state"
-                            " WHERE view = ?", (view.name,))
-            if not rows:
-                tx.execute("INSERT INTO features_state (view, watermark_us, last_event_us, last_write_at,"
-                           " rows_materialized, rows_pushed) VALUES (?, ?, ?, ?, ?, ?)",
-                           (view.name, watermark_us, newest, time.time(), materialized, pushed))
+            held = persisted.view_state(tx, view.name)
+            if held is None:
+                persisted.put_view_state(tx, view.name, {
+                    "watermark_us": watermark_us, "last_event_us": newest, "last_write_at": time.time(),
+                    "rows_materialized": materialized, "rows_pushed": pushed}, new=True)
                 return
-            held = rows[0]
             events = [v for v in (held["last_event_us"], newest) if v is not None]
-            tx.execute("UPDATE features_state SET watermark_us = ?, last_event_us = ?, last_write_at = ?,"
-                       " rows_materialized = ?, rows_pushed = ? WHERE view = ?",
-                       (held["watermark_us"] if watermark_us is None else watermark_us,
-                        max(events) if events else None, time.time(), held["rows_materialized"] + materialized,
-                        held["rows_pushed"] + pushed, view.name))
+            persisted.put_view_state(tx, view.name, {
+                "watermark_us": held["watermark_us"] if watermark_us is None else watermark_us,
+                "last_event_us": max(events) if events else None, "last_write_at": time.time(),
+                "rows_materialized": held["rows_materialized"] + materialized,
+                "rows_pushed": held["rows_pushed"] + pushed}, new=False)
 
     def status(self, now: datetime | None = None) -> list[ViewStatus]:
         """Return every view's freshness; a view with an SLA is stale when its newest value is older than it."""
         self.refresh(force=True)  # type: ignore[attr-defined]
         now_s = (now or datetime.now(UTC)).timestamp()
-        state = {r["view"]: r for r in self.registry.store.query("SELECT * FROM features_state")}
+        state = persisted.all_view_states(self.registry.store)
         out = []
         for item in self.registry.list("view"):
             name, spec = item["name"], item["spec"]
