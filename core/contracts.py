@@ -198,8 +198,9 @@ class ArtifactStore(Protocol):
 class FeatureRequest:
     """One feature view's part of a point-in-time join.
 
-    ``relation`` is DuckDB SQL yielding the view's rows (a table function such as ``read_parquet(...)``
-    or a parenthesized query) or an Arrow table; ``features`` are its columns, returned under
+    ``relation`` is contract SQL (DuckDB's dialect) yielding the view's rows (a stored table's
+    ``table_relation``, a table function such as ``read_parquet(...)`` or a parenthesized query) or an
+    Arrow table; ``features`` are its columns, returned under
     ``output_names``; ``ttl_s`` None means values never expire.
     """
 
@@ -216,11 +217,20 @@ class FeatureRequest:
 class OfflineStore(Protocol):
     """Append-only, date-partitioned history of feature rows, queried for point-in-time joins.
 
+    The SQL this contract speaks (``query``, ``table_relation``, FeatureRequest relations) is DuckDB's dialect:
+    core writes it once, and a store on another engine translates it (the Spark store parses it with sqlglot and
+    prints Spark SQL, mapping stored tables, Arrow tables and file scans to views of its own). The point-in-time
+    join is each store's own code, built for its engine from the requests.
+
     Its conformance suite (:class:`forgeml.testing.OfflineStoreSuite`) enforces: rows survive a reopen and
     are read by other processes; int64/float/bool/text/timestamps round-trip with NaN kept apart from
     null; any time zone is stored as the UTC instant; ``read`` is [start, end); the point-in-time join
     keeps entity order, never uses a later value and honours TTL; missing columns, naive timestamps and
     bad SQL raise ForgeError.
+
+    Optional: ``expire(table, before_day, dry_run=False) -> list[str]`` removes (or lists) a table's
+    date partitions of days before ``before_day`` (YYYY-MM-DD); retention (``[privacy.retention] stream_events_days``) uses
+    it and names a store without it.
     """
 
     def write(self, table: str, data: pa.Table, timestamp_field: str) -> int:
@@ -234,10 +244,10 @@ class OfflineStore(Protocol):
         """Return whether any rows were written to a table."""
 
     def table_relation(self, table: str) -> str:
-        """Return DuckDB SQL reading a stored table, for use as a FeatureRequest relation."""
+        """Return a relation in the contract's SQL naming a stored table, for FROM clauses and FeatureRequests."""
 
     def query(self, sql: str, tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
-        """Run DuckDB SQL (with Arrow tables registered under the given names) and return the result."""
+        """Run contract SQL (with Arrow tables registered under the given names) and return the result."""
 
     def register_filesystem_for(self, url: str) -> None:
         """Make the engine able to read an fsspec URL (s3://, memory://, ...) named by a file source."""
@@ -260,6 +270,10 @@ class OnlineStore(Protocol):
     Its conformance suite (:class:`forgeml.testing.OnlineStoreSuite`) enforces: values survive a reopen
     and are read by other processes; ``read_rows`` event times are epoch microseconds, UTC; any time zone
     or resolution is one instant; NaN reads as null; bad rows raise ForgeError.
+
+    Optional: ``expire(view, before_us, dry_run=False) -> int`` deletes (or counts) a view's rows
+    stored with an event time before ``before_us``; retention (``[privacy.retention] window_state_days``) uses it and names a
+    store without it.
     """
 
     def write(self, view: str, rows: pa.Table, key_columns: Sequence[str], timestamp_field: str) -> int:

@@ -131,6 +131,10 @@ def _json_column(col: pa.ChunkedArray) -> pa.Array:
     if pa.types.is_timestamp(tp):
         micros = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC" if tp.tz else None), safe=False), pa.int64())
         return pc.cast(micros, pa.string()).fill_null("null")
+    if (pa.types.is_string(tp) or pa.types.is_large_string(tp)) and not pc.any(
+            pc.match_substring_regex(col, r'[^ !#-\[\]-~]')).as_py():
+        # printable ASCII without quote or backslash is its own JSON text: quote it without a per-row encode
+        return pc.binary_join_element_wise('"', col, '"', "").fill_null("null").cast(pa.string())
     return pa.array([_dumps(v) for v in col.to_pylist()], pa.string())
 
 
@@ -318,6 +322,23 @@ class SQLiteOnlineStore:
             finally:
                 conn.execute("PRAGMA secure_delete = OFF")
         return subject_holdings("online", keys)
+
+    def expire(self, view: str, before_us: int, dry_run: bool = False) -> int:
+        """Delete a view's rows stored with an event time before ``before_us`` (freed pages overwritten)."""
+        conn = self.connection()
+        with self._translate():
+            if dry_run:
+                return int(conn.execute("SELECT count(*) FROM online_rows WHERE view = ? AND event_ts < ?",
+                                        (view, before_us)).fetchone()[0])
+            conn.execute("PRAGMA secure_delete = ON")
+            try:
+                gone = conn.execute("DELETE FROM online_rows WHERE view = ? AND event_ts < ?",
+                                    (view, before_us)).rowcount
+                if gone:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.execute("PRAGMA secure_delete = OFF")
+        return gone
 
     # ------------------------------------------------------------ reads
     def read_rows(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]] | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,3 +117,35 @@ def ray_dashboard() -> str:
     installed = _importable("aiohttp_cors") or (_state_dir("ray") / "venv" / "bin" / "python").exists()
     _ensure("ray", port, installed, "ray[default] is not installed (pip install 'forgeml[ray]')")
     return f"http://127.0.0.1:{port}"
+
+
+# ---------------------------------------------------------------- spark (standalone master + worker)
+
+
+@pytest.fixture(scope="session")
+def spark_master() -> Iterator[str]:
+    """Master URL of a real Spark standalone cluster on 127.0.0.1: a master and a worker JVM (tests/services/spark.sh).
+
+    The one SparkSession the tests share (its driver JVM runs beside pytest) is stopped at the end of the session.
+    """
+    import shutil
+
+    if not _importable("pyspark") or not _importable("sqlglot"):
+        _unavailable("pyspark or sqlglot is not installed (pip install 'forgeml[spark]')")
+    if shutil.which("java") is None:
+        _unavailable("Spark needs Java 17+ (apt install openjdk-17-jre-headless)")
+    port = int(os.environ.get("FORGEML_SPARK_PORT", "7377"))
+    _ensure("spark", port, True, "pyspark is not installed")
+    yield f"spark://127.0.0.1:{port}"
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is not None:
+        context.stop()
+
+
+def spark_settings(master: str) -> dict[str, Any]:
+    """Settings of the Spark offline store on the test cluster: a small driver, every listener on loopback."""
+    return {"master": master, "shuffle_partitions": 2,
+            "conf": {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+                     "spark.executor.memory": "512m", "spark.driver.memory": "512m", "spark.cores.max": "2"}}

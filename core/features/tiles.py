@@ -1,25 +1,32 @@
 """Online window state: pre-aggregated time tiles per entity, applied from events and read in O(tiles).
 
-Each entity of a window view holds, per hop size, a map from tile number (event time // hop) to
-one partial aggregate per aggregation, plus the newest event time seen (``m``) and the last stream
-offset applied per partition (``p``), which makes a replay after a crash apply nothing twice.
-The state is one JSON document per entity, stored in the online store as view ``{view}__windows``.
-A read merges the tiles from the hop-aligned window start to the tile of the read time, so its
-values follow the same rule as the offline query in :mod:`forgeml.features.window_offline`.
+Each entity of a window view holds, per hop size, the partial aggregates of each tile (event time
+// hop), plus the newest event time seen (``m``) and the last stream offset applied per partition
+(``p``), which makes a replay after a crash apply nothing twice. Numeric partials are columnar rows
+(:mod:`forgeml.features.tile_columns`, folded a micro-batch at a time with numpy); first, last,
+last_n, distinct counts and non-numeric min/max keep Python partials per tile. The state is stored
+in the online store as view ``{view}__windows``, one compact text per entity (a small JSON header
+and the rows' bytes, base64). A read merges the tiles from the hop-aligned window start to the
+tile of the read time, so its values follow the same rule as the offline query in
+:mod:`forgeml.features.window_offline`.
 """
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from forgeml.features.aggregations import WindowFeature, window_features, window_start_us
 from forgeml.features.definitions import FeatureView
+from forgeml.features.tile_columns import Layout, partial_row, raw, window_value
 
 STATE_SUFFIX = "__windows"
-COUNT, MOMENTS, MAX, MIN, OTHER = range(5)  # how apply_events folds an event into each partial
 
 
 def state_view(view: str) -> str:
@@ -119,7 +126,11 @@ def _result(fn: str, parts: list[Any], n: int) -> Any:
 # ---------------------------------------------------------------- a view's compiled plan
 @dataclass
 class TilePlan:
-    """What a window view keeps per entity: which aggregations each hop's tiles hold, and how long."""
+    """What a window view keeps per entity: which aggregations each hop's tiles hold, and how long.
+
+    Numeric aggregations (see :func:`~forgeml.features.tile_columns.is_columnar`) keep columnar
+    rows folded a batch at a time; the others keep Python partials per tile, folded per event.
+    """
 
     view: FeatureView
     features: tuple[WindowFeature, ...]
@@ -127,16 +138,19 @@ class TilePlan:
     keep_us: dict[int, int]  # hop µs -> how far behind the newest event its tiles are still read
     lateness_us: int | None
     by_name: dict[str, WindowFeature] = field(default_factory=dict)
-    hop_ops: list[tuple[int, tuple[int, ...], tuple[tuple[int, int, int], ...]]] = field(default_factory=list)
-    set_slots: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    layout: Layout = field(init=False)
+    object_hops: dict[int, tuple[int, ...]] = field(init=False)  # hop -> the non-columnar aggregations
+    set_slots: dict[int, tuple[int, ...]] = field(init=False)
+    slot: dict[int, tuple[str, tuple[str, ...], bool]] = field(init=False)  # columnar: (function, fields, integer)
 
     def __post_init__(self) -> None:
-        fns = [a.function for a in self.view.aggregations]
-        codes = {"count": COUNT, "sum": MOMENTS, "mean": MOMENTS, "max": MAX, "min": MIN}
-        self.hop_ops = [(hop, members, tuple((j, codes.get(fns[a], OTHER), a) for j, a in enumerate(members)))
-                        for hop, members in self.hops.items()]
-        self.set_slots = {hop: tuple(j for j, a in enumerate(members) if fns[a] == "count_distinct")
-                          for hop, members in self.hops.items()}
+        aggs = self.view.aggregations
+        self.layout = Layout.of(aggs)
+        self.slot = self.layout.slots
+        self.object_hops = {hop: objs for hop, members in self.hops.items()
+                            if (objs := tuple(a for a in members if a not in self.slot))}
+        self.set_slots = {hop: tuple(j for j, a in enumerate(objs) if aggs[a].function == "count_distinct")
+                          for hop, objs in self.object_hops.items()}
 
     @classmethod
     def of(cls, view: FeatureView) -> TilePlan:
@@ -151,92 +165,53 @@ class TilePlan:
         return cls(view, features, {h: tuple(sorted(a)) for h, a in hops.items()}, keep, lateness,
                    {w.name: w for w in features})
 
+    def empty_state(self) -> dict[str, Any]:
+        """Return the state of an entity that has seen no event."""
+        return {"p": {}, "m": None, "t": {}, "c": self.layout.empty()}
 
-def empty_state() -> dict[str, Any]:
-    """Return the state of an entity that has seen no event."""
-    return {"p": {}, "m": None, "t": {}}
 
-
-def apply_events(plan: TilePlan, state: dict[str, Any], times: Sequence[int], columns: Sequence[Sequence[Any]],
-                 partitions: Sequence[str] | None, offsets: Sequence[int] | None) -> tuple[int, int, int]:
-    """Fold one entity's events into its state; return (applied, duplicates skipped, too late and dropped).
-
-    ``columns`` holds one value list per aggregation of the view (empty for count); events are in
-    stream order. An event at or below its partition's applied offset is a replay and is skipped; one
-    older than the entity's newest event by more than the allowed lateness is dropped.
-    """
+def fold_objects(plan: TilePlan, state: dict[str, Any], times: Sequence[int], columns: dict[int, list[Any]]) -> None:
+    """Fold one entity's applied events into its per-object partials (first, last, last_n, distinct, ...)."""
     aggs = plan.view.aggregations
-    fns = [a.function for a in aggs]
-    ns = [a.n for a in aggs]
-    applied_pos = state["p"]
-    newest = state["m"]
     tiles_by_hop = state["t"]
-    lateness = plan.lateness_us
-    applied = dups = late = 0
-    for i, ts in enumerate(times):
-        if partitions is not None:
-            part, off = partitions[i], offsets[i]
-            held = applied_pos.get(part)
-            if held is not None and off <= held:
-                dups += 1
-                continue
-            applied_pos[part] = off
-        if lateness is not None and newest is not None and ts < newest - lateness:
-            late += 1
-            continue
-        if newest is None or ts > newest:
-            newest = ts
-        for hop, members, ops in plan.hop_ops:
-            tiles = tiles_by_hop.get(hop)
-            if tiles is None:
-                tiles = tiles_by_hop[hop] = {}
+    for hop, members in plan.object_hops.items():
+        tiles = tiles_by_hop.setdefault(hop, {})
+        for i, ts in enumerate(times):
             tile = ts // hop
             partials = tiles.get(tile)
             if partials is None:
-                partials = tiles[tile] = [_new(fns[a]) for a in members]
-            # the common aggregations inline (this loop runs per event, hop and aggregation)
-            for j, code, a in ops:
-                if code == COUNT:
-                    partials[j] += 1
-                    continue
-                v = columns[a][i]
-                if v is None:
-                    continue
-                if code == MOMENTS:
-                    p = partials[j]
-                    p[0] += 1
-                    p[1] += v
-                elif code == MAX:
-                    if partials[j] is None or v > partials[j]:
-                        partials[j] = v
-                elif code == MIN:
-                    if partials[j] is None or v < partials[j]:
-                        partials[j] = v
-                else:
-                    partials[j] = _add(fns[a], partials[j], ts, v, ns[a])
-        applied += 1
-    state["m"] = newest
-    if newest is not None:
-        # reads happen at or after the newest event, so older tiles can never enter a window again
-        for hop, tiles in tiles_by_hop.items():
-            oldest = (newest - plan.keep_us[hop]) // hop
-            for tile in [t for t in tiles if t < oldest]:
-                del tiles[tile]
-    return applied, dups, late
+                partials = tiles[tile] = [_new(aggs[a].function) for a in members]
+            for j, a in enumerate(members):
+                agg = aggs[a]
+                partials[j] = _add(agg.function, partials[j], ts, columns[a][i] if agg.column else None, agg.n)
+    newest = state["m"]
+    for hop, tiles in tiles_by_hop.items():
+        oldest = (newest - plan.keep_us[hop]) // hop
+        for tile in [t for t in tiles if t < oldest]:
+            del tiles[tile]
 
 
 def read_features(plan: TilePlan, state: dict[str, Any] | None, names: Sequence[str], now_us: int) -> list[Any]:
     """Return each named window feature's value at now_us from an entity's state (None: no state)."""
     out = []
     tiles_by_hop = state["t"] if state else {}
+    rows = state["c"] if state else plan.layout.empty()
+    selected: dict[tuple[int, int, int], Any] = {}
     for name in names:
         w = plan.by_name[name]
         agg = w.aggregation
-        members = plan.hops[w.hop_us]
-        j = members.index(w.index)
-        tiles = tiles_by_hop.get(w.hop_us) or {}
         lo = window_start_us(now_us, w.window_us, w.hop_us) // w.hop_us
         hi = now_us // w.hop_us
+        if w.index in plan.slot:
+            fn, fields, integer = plan.slot[w.index]
+            span = (w.hop_us, lo, hi)
+            if span not in selected:
+                tile = rows["tile"]
+                selected[span] = rows[(rows["hop"] == w.hop_us) & (tile >= lo) & (tile <= hi)]
+            out.append(window_value(selected[span], fn, fields, integer))
+            continue
+        j = plan.object_hops[w.hop_us].index(w.index)
+        tiles = tiles_by_hop.get(w.hop_us) or {}
         if hi - lo + 1 < len(tiles):
             parts = [tiles[t][j] for t in range(lo, hi + 1) if t in tiles]
         else:
@@ -246,15 +221,18 @@ def read_features(plan: TilePlan, state: dict[str, Any] | None, names: Sequence[
 
 
 # ---------------------------------------------------------------- serialization
-def dump_state(state: dict[str, Any]) -> str:
-    """Encode an entity's state as compact JSON: [positions, newest, [[hop, [tile, *partials], ...], ...]].
+def dump_state(plan: TilePlan, state: dict[str, Any]) -> str:
+    """Encode an entity's state as text: "b" + base64 of (header length, JSON header, columnar rows).
 
-    Lists rather than objects: almost nothing to quote or escape when the online store embeds it.
+    The header is [positions, newest, [[hop, [tile, *object partials], ...], ...], layout]; the rows
+    are the columnar partials' bytes, which load back without parsing.
     """
     import orjson
 
     tiles = [[hop, [[tile, *partials] for tile, partials in held.items()]] for hop, held in state["t"].items()]
-    return orjson.dumps([state["p"], state["m"], tiles], default=_jsonable).decode()
+    header = orjson.dumps([state["p"], state["m"], tiles, plan.layout.signature], default=_jsonable)
+    rows = raw(state["c"])
+    return "b" + base64.b64encode(b"".join((struct.pack("<I", len(header)), header, rows.tobytes()))).decode()
 
 
 def _jsonable(value: Any) -> Any:
@@ -264,21 +242,61 @@ def _jsonable(value: Any) -> Any:
 
 
 def load_state(plan: TilePlan, text: str) -> dict[str, Any]:
-    """Decode an entity's state (distinct-value lists back to sets)."""
+    """Decode an entity's state (distinct-value lists back to sets; JSON state of earlier releases too)."""
     import orjson
 
-    positions, newest, held_by_hop = orjson.loads(text)
+    if text.startswith("["):
+        return _load_json_state(plan, orjson.loads(text))
+    blob = base64.b64decode(text[1:])
+    (size,) = struct.unpack_from("<I", blob)
+    positions, newest, held_by_hop, signature = orjson.loads(blob[4:4 + size])
+    layout = plan.layout
+    if signature == layout.signature:
+        rows = np.frombuffer(blob, layout.dtype, offset=4 + size).copy()
+    else:  # written under another definition: keep the slots both share, on the hops still used
+        old = Layout(np.dtype([tuple(f.split(":")) for f in signature.split(",")]), {})
+        rows = layout.adopt(np.frombuffer(blob, old.dtype, offset=4 + size))
+        rows = rows[np.isin(rows["hop"], list(plan.hops))]
     tiles: dict[int, dict[int, list[Any]]] = {}
+    for hop, held in held_by_hop:
+        members = plan.object_hops.get(hop)
+        if members is None or (held and len(held[0]) != len(members) + 1):
+            continue  # a hop or an aggregation set the definition no longer uses
+        tiles[hop] = _object_tiles(plan, hop, held)
+    return {"p": positions, "m": newest, "t": tiles, "c": rows}
+
+
+def _object_tiles(plan: TilePlan, hop: int, held: list[list[Any]]) -> dict[int, list[Any]]:
+    sets = plan.set_slots.get(hop, ())
+    decoded = {}
+    for entry in held:
+        partials = entry[1:]
+        for j in sets:
+            partials[j] = set(partials[j])
+        decoded[entry[0]] = partials
+    return decoded
+
+
+def _load_json_state(plan: TilePlan, data: list[Any]) -> dict[str, Any]:
+    """Read the JSON state of earlier releases: every aggregation's partial per tile, in member order."""
+    positions, newest, held_by_hop = data
+    aggs = plan.view.aggregations
+    rows, tiles = [], {}
     for hop, held in held_by_hop:
         members = plan.hops.get(hop)
         if members is None:
-            continue  # a hop the definition no longer uses
-        sets = plan.set_slots.get(hop, ())
-        decoded = {}
-        for entry in held:
-            partials = entry[1:]
-            for j in sets:
-                partials[j] = set(partials[j])
-            decoded[entry[0]] = partials
-        tiles[hop] = decoded
-    return {"p": positions, "m": newest, "t": tiles}
+            continue
+        objects = plan.object_hops.get(hop, ())
+        kept = []
+        for tile, *partials in held:
+            row = np.zeros(1, plan.layout.dtype)[0]
+            row["hop"], row["tile"] = hop, tile
+            for j, a in enumerate(members):
+                if a in plan.slot:
+                    partial_row(aggs[a].function, plan.slot[a][1], row, partials[j])
+            rows.append(row)
+            kept.append([tile, *(partials[members.index(a)] for a in objects)])
+        if objects:
+            tiles[hop] = _object_tiles(plan, hop, kept)
+    columnar = np.array(rows, plan.layout.dtype) if rows else plan.layout.empty()
+    return {"p": positions, "m": newest, "t": tiles, "c": columnar}

@@ -10,7 +10,7 @@ from typing import Any
 
 from forgeml.errors import ValidationError
 from forgeml.features.definitions import FeatureView
-from forgeml.features.tiles import TilePlan, apply_events, dump_state, empty_state, load_state, state_view
+from forgeml.features.tiles import TilePlan, dump_state, load_state, state_view
 
 PARTITION, OFFSET = "_partition", "_offset"
 
@@ -77,6 +77,134 @@ def _python_values(column: Any) -> list[Any]:
     return column.to_pylist()
 
 
+def _numbers(column: Any) -> tuple[Any, Any]:
+    """Return a numeric column as (numpy values with nulls as 0, numpy validity)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_timestamp(col.type):
+        col = col.cast(pa.timestamp("us", tz=col.type.tz)).cast(pa.int64())
+    if pa.types.is_boolean(col.type):
+        col = pc.cast(col, pa.int64())
+    if col.null_count == 0:  # the common case, without a compute call per column
+        return col.to_numpy(zero_copy_only=False), np.ones(len(col), bool)
+    return col.fill_null(0).to_numpy(zero_copy_only=False), pc.is_valid(col).to_numpy(zero_copy_only=False)
+
+
+def _entity_codes(events: Any, join_keys: Sequence[str]) -> tuple[Any, list[tuple[Any, ...]]]:
+    """Return each event's entity number and the entities' key tuples, in first-seen order."""
+    import numpy as np
+    import pyarrow as pa
+
+    encoded = []
+    for k in join_keys:
+        col = events.column(k)
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        encoded.append(col.dictionary_encode(null_encoding="encode"))
+    if len(encoded) == 1:
+        return encoded[0].indices.to_numpy().astype(np.int64), [(v,) for v in encoded[0].dictionary.to_pylist()]
+    combined = np.zeros(events.num_rows, np.int64)
+    for enc in encoded:
+        combined = combined * len(enc.dictionary) + enc.indices.to_numpy()
+    uniq, first, codes = np.unique(combined, return_index=True, return_inverse=True)
+    dictionaries = [enc.dictionary.to_pylist() for enc in encoded]
+    indices = [enc.indices.to_numpy() for enc in encoded]
+    keys = [tuple(d[ix[i]] for d, ix in zip(dictionaries, indices)) for i in first.tolist()]
+    return codes.astype(np.int64), keys
+
+
+def _fresh(states: list[dict[str, Any]], codes: Any, events: Any) -> Any:
+    """Mark each event at or below its partition's applied offset (a replay) False; move the offsets on."""
+    import numpy as np
+
+    keep = np.ones(len(codes), bool)
+    if PARTITION not in events.column_names:
+        return keep
+    part = events.column(PARTITION).combine_chunks().dictionary_encode()
+    pcodes = part.indices.to_numpy()
+    offsets = events.column(OFFSET).to_numpy().astype(np.int64)
+    for pi, name in enumerate(part.dictionary.to_pylist()):
+        held = np.array([s["p"].get(name, NONE) for s in states], np.int64)
+        on = pcodes == pi
+        keep &= ~(on & (offsets <= held[codes]))
+        moved = on & keep
+        top = np.full(len(states), NONE, np.int64)
+        np.maximum.at(top, codes[moved], offsets[moved])
+        for k in np.flatnonzero(top > NONE).tolist():
+            states[k]["p"][name] = int(top[k])
+    return keep
+
+
+NONE = -(2 ** 62)  # "no offset / no event yet" in int64 arrays, far from any real value
+
+
+def apply_batch(plan: TilePlan, states: list[dict[str, Any]], codes: Any, events: Any) -> tuple[int, int, int]:
+    """Fold conformed events into their entities' states (codes index states); return (applied, dups, late).
+
+    A replayed event (at or below its partition's applied offset) is skipped; one older than its
+    entity's newest event by more than the allowed lateness is dropped. Columnar partials fold with
+    numpy over the whole batch; the other aggregations per event, only where a view has them.
+    """
+    import numpy as np
+
+    from forgeml.features.tile_columns import event_rows, evict, join, merge_rows, raw
+    from forgeml.features.tiles import fold_objects
+
+    view = plan.view
+    times = _numbers(events.column(view.timestamp_field))[0]
+    keep = _fresh(states, codes, events)
+    dups = int(len(keep) - keep.sum())
+    prior = np.array([NONE if s["m"] is None else s["m"] for s in states], np.int64)
+    if plan.lateness_us is not None:
+        idx = np.flatnonzero(keep)
+        t, c = times[idx], codes[idx]
+        # the running newest over all entities bounds each entity's: when nothing is late against it, done
+        seen = np.maximum(np.maximum.accumulate(t), prior[c]) if len(t) else t
+        if (t < seen - plan.lateness_us).any():
+            import pandas as pd
+
+            seen = np.maximum(pd.Series(t).groupby(c).cummax().to_numpy(), prior[c])
+            keep[idx[t < seen - plan.lateness_us]] = False
+    late = int(len(keep) - keep.sum()) - dups
+    applied = np.flatnonzero(keep)
+    owners = codes[applied]
+    newest = prior.copy()
+    np.maximum.at(newest, owners, times[applied])
+    touched = np.unique(owners)
+    for k in touched.tolist():
+        states[k]["m"] = int(newest[k])
+    layout = plan.layout
+    if layout.slots and len(applied):
+        by_column = {col: _numbers(events.column(col)) for col in {view.aggregations[a].column for a in layout.slots}
+                     if col}
+        whole = len(applied) == len(times)
+        values = {a: tuple(v if whole else v[applied] for v in by_column[view.aggregations[a].column])
+                  for a, (fn, _, _) in layout.slots.items() if fn != "count"}
+        new, which = event_rows(layout, plan.hops, times[applied], values)
+        held = [states[k]["c"] for k in touched.tolist()]
+        rows, by = merge_rows(layout, join(layout, [*held, new]),
+                              np.concatenate([np.repeat(touched, [len(h) for h in held]), owners[which]]))
+        reach = evict(rows, by, newest, plan.keep_us)
+        packed, by = raw(rows)[reach], by[reach]
+        lo, hi = np.searchsorted(by, touched, "left"), np.searchsorted(by, touched, "right")
+        for k, s, e in zip(touched.tolist(), lo.tolist(), hi.tolist()):
+            states[k]["c"] = packed[s:e].copy().view(layout.dtype)
+    if plan.object_hops and len(applied):
+        aggs = view.aggregations
+        objects = {a: _python_values(events.column(aggs[a].column).take(applied))
+                   for members in plan.object_hops.values() for a in members if aggs[a].column}
+        order = np.argsort(owners, kind="stable")
+        cuts = np.flatnonzero(np.diff(owners[order])) + 1
+        t_applied = times[applied].tolist()
+        for group in np.split(order, cuts):
+            rows_of = group.tolist()
+            fold_objects(plan, states[int(owners[group[0]])], [t_applied[i] for i in rows_of],
+                         {a: [col[i] for i in rows_of] for a, col in objects.items()})
+    return len(applied), dups, late
+
+
 class WindowWriter:
     """Applies event batches to one window view's tiles in the online store.
 
@@ -94,33 +222,16 @@ class WindowWriter:
 
     def apply(self, events: Any) -> ApplyCounts:
         """Fold conformed events into their entities' states and write the changed states; return counts."""
-        view = self.view
         counts = ApplyCounts()
         if events.num_rows == 0:
             return counts
-        key_cols = [events.column(k).to_pylist() for k in view.join_keys]
-        keys = list(zip(*key_cols))
-        times = _python_values(events.column(view.timestamp_field))
-        values = {a.column: _python_values(events.column(a.column)) for a in view.aggregations if a.column}
-        has_pos = PARTITION in events.column_names
-        partitions = events.column(PARTITION).to_pylist() if has_pos else None
-        offsets = events.column(OFFSET).to_pylist() if has_pos else None
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        for i, key in enumerate(keys):
-            groups.setdefault(key, []).append(i)
+        codes, keys = _entity_codes(events, self.view.join_keys)
         with self._lock:
-            states = self._states(list(groups))
-            for key, rows in groups.items():
-                cols = [[values[a.column][i] for i in rows] if a.column else [] for a in view.aggregations]
-                applied, dups, late = apply_events(
-                    self.plan, states[key], [times[i] for i in rows], cols,
-                    [partitions[i] for i in rows] if has_pos else None,
-                    [offsets[i] for i in rows] if has_pos else None)
-                counts.applied += applied
-                counts.duplicates += dups
-                counts.late += late
-            counts.entities = len(groups)
-            self._write(states, [events.column(k).type for k in view.join_keys])
+            found = self._states(keys)
+            states = [found[k] for k in keys]
+            counts.applied, counts.duplicates, counts.late = apply_batch(self.plan, states, codes, events)
+            counts.entities = len(keys)
+            self._write(found, [events.column(k).type for k in self.view.join_keys])
         return counts
 
     def _write(self, states: dict[tuple[Any, ...], dict[str, Any]], key_types: Sequence[Any]) -> int:
@@ -129,10 +240,11 @@ class WindowWriter:
 
         self._version = max(int(time.time() * 1_000_000), self._version + 1)
         order = list(states)
+        plan = self.plan
         table = pa.table({
             **{k: pa.array([key[j] for key in order], key_types[j]) for j, k in enumerate(self.view.join_keys)},
             "__version": pa.array([self._version] * len(order), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "state": pa.array([dump_state(states[key]) for key in order], pa.string()),
+            "state": pa.array([dump_state(plan, states[key]) for key in order], pa.string()),
         })
         return self.online.write(state_view(self.view.name), table, self.view.join_keys, "__version")
 
@@ -152,7 +264,7 @@ class WindowWriter:
         if wanted:
             stored = self.online.read_rows(state_view(self.view.name), wanted)
             for key, hit in zip(wanted, stored):
-                found[key] = empty_state() if hit is None else load_state(self.plan, hit[1]["state"])
+                found[key] = self.plan.empty_state() if hit is None else load_state(self.plan, hit[1]["state"])
         if cache is None:
             return found
         cache.update(found)

@@ -106,6 +106,7 @@ def find_subject(subject: str | tuple[str, Any], workspace: Any = None) -> Forge
     reachable, report.unreachable = places(ws)
     for _, place in reachable:
         report.holdings += place.find_subject(target)
+    report.holdings += rebuild_windows(ws, column, report.holdings, dry_run=True)
     report.models, report.runs = _trained_on(ws, report.holdings)
     return report
 
@@ -129,10 +130,34 @@ def forget(subjects: list[str] | str, dry_run: bool = False, workspace: Any = No
         reachable, report.unreachable = places(ws)
         for _, place in reachable:
             report.holdings += place.erase_subject(target)
+        report.holdings += rebuild_windows(ws, column, report.holdings)
         report.models, report.runs = _trained_on(ws, report.holdings)
         _record(ws, report, principal.name)
         reports.append(report)
     return reports
+
+
+def rebuild_windows(ws: Any, column: str, holdings: list[Holding], dry_run: bool = False) -> list[Holding]:
+    """Rebuild the tiles of window views that aggregate the subject's column for other entities.
+
+    A view keyed by another entity (a merchant's distinct users, say) folded the subject's events
+    into other entities' tiles; once its offline events lost the subject's rows, its online tiles are
+    recomputed from the events that remain, so no sum, count, distinct set or last-n list keeps them.
+    """
+    from forgeml.features import FeatureStore
+    from forgeml.features.streaming import backfill
+
+    erased = {h.location.split("/")[0]: h.rows for h in holdings if h.place == "offline"}
+    views = [v for v in _views(ws) if v.windowed and v.name in erased and column not in v.join_keys
+             and any(a.column == column for a in v.aggregations)]
+    if not views:
+        return []
+    store = FeatureStore(ws)
+    for view in views if not dry_run else ():
+        backfill(store, view)
+    how = "to rebuild from the remaining events" if dry_run else "rebuilt from the remaining events"
+    return [Holding("window_tiles", f"{view.name} ({how})", erased[view.name])
+            for view in views]
 
 
 def verify_forgotten(subjects: list[str] | str, workspace: Any = None) -> list[ForgetReport]:

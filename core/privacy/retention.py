@@ -28,6 +28,9 @@ class RetentionReport:
 
     dry_run: bool
     prediction_log_days: list[str] = field(default_factory=list)
+    stream_event_days: list[str] = field(default_factory=list)
+    window_states: dict[str, int] = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     archived_model_artifacts: list[str] = field(default_factory=list)
     unreferenced_artifacts: list[str] = field(default_factory=list)
@@ -98,6 +101,10 @@ def _apply(ws: Any, report: RetentionReport, now: float) -> RetentionReport:
         _archived_models(ws, now - limits.archived_model_artifacts_days * DAY_S, report)
     if limits.unreferenced_artifacts_hours:
         _unreferenced(ws, now - limits.unreferenced_artifacts_hours * 3600.0, report)
+    if limits.stream_events_days or limits.window_state_days:
+        from forgeml.privacy.stream_retention import expire_stream_data
+
+        expire_stream_data(ws, now, limits.stream_events_days, limits.window_state_days, report)
     return report
 
 
@@ -205,6 +212,8 @@ def _record(ws: Any, now: float, trigger: str, report: RetentionReport | None, e
     run: dict[str, Any] = {"at": now, "trigger": trigger}
     if report is not None:
         run["counts"] = {"prediction_log_days": len(report.prediction_log_days), "runs": len(report.runs),
+                         "stream_event_days": len(report.stream_event_days),
+                         "window_states": sum(report.window_states.values()),
                          "archived_model_artifacts": len(report.archived_model_artifacts),
                          "unreferenced_artifacts": len(report.unreferenced_artifacts), "bytes": report.bytes}
     if error is not None:

@@ -17,6 +17,11 @@ class RetentionSettings:
         0, "Delete the stored files of model versions archived more than this many days ago (the record stays).")
     unreferenced_artifacts_hours: float = setting(
         24.0, "Reclaim artifact objects no metadata refers to once they are this many hours old (0: never).")
+    stream_events_days: int = setting(
+        0, "Delete the offline events of pushed, streamed and window views older than this many days "
+           "(whole days).")
+    window_state_days: int = setting(
+        0, "Delete the online window state (tiles) of entities no event has updated for this many days.")
     every_hours: float = setting(
         0.0, "Apply these limits every this many hours from the scheduler daemon (`forgeml scheduler`), each "
              "run recorded in the audit log; 0: only when `forgeml gc` runs.")

@@ -49,10 +49,18 @@ def _bucket(endpoint: Any) -> str:
     return _buckets[endpoint.endpoint_url]
 
 
-class TestOfflineStores(OfflineStoreSuite):
-    """Every offline store (duckdb over Parquet on disk; s3: the same over Parquet in an S3 bucket)."""
+def _spark(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The Spark offline store on a real standalone cluster (master + worker JVMs) on loopback."""
+    from engine_services import spark_settings
 
-    open_store = each_provider("offline_stores", {"s3": _s3})
+    return spark_settings(request.getfixturevalue("spark_master"))
+
+
+class TestOfflineStores(OfflineStoreSuite):
+    """Every offline store (duckdb over Parquet on disk; s3: the same over Parquet in an S3 bucket; spark: Parquet
+    on disk, queried on a Spark standalone cluster)."""
+
+    open_store = each_provider("offline_stores", {"s3": _s3, "spark": _spark})
 
 
 class TestArtifactStores(ArtifactStoreSuite):

@@ -88,3 +88,38 @@ def test_forget_reaches_window_state_and_its_event_history(workspace):
     assert store.online.read_rows(state_view("spend"), [(7,), (8,)])[0] is None
     assert store.online.read_rows(state_view("spend"), [(8,)])[0] is not None
     assert store.offline.read("spend").column("card_id").to_pylist() == [8]
+
+
+def test_forget_rebuilds_the_tiles_of_other_entities_that_aggregated_the_subject(workspace):
+    """A merchant-keyed window view counting distinct users and summing amounts forgets one user's events:
+    its tiles are rebuilt from the remaining events, so the distinct set, sums and counts lose them."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from forgeml.features import Aggregation, Entity, FeatureStore, FeatureView, PushSource
+    from forgeml.features.tiles import state_view
+    from forgeml.privacy import forget, verify_forgotten
+
+    merchant = Entity("merchant", join_keys=("merchant_id",))
+    store = FeatureStore(workspace)
+    store.apply([merchant, FeatureView("sales", entities=[merchant], source=PushSource("sales"), aggregations=[
+        Aggregation("count_distinct", "email", ["1d"], dtype="string"), Aggregation("sum", "amount", ["1d"])])])
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    store.push("sales", pa.table({
+        "merchant_id": [1, 1, 2, 1], "email": ["ana@example.com", "bo@example.com", "ana@example.com", "bo@example.com"],
+        "event_timestamp": pa.array([now + timedelta(seconds=i) for i in range(4)], pa.timestamp("us", tz="UTC")),
+        "amount": [5.0, 7.0, 1.0, 2.0]}))
+    refs = ["sales:email_count_distinct_1d", "sales:amount_sum_1d"]
+    before = store.get_online_features([{"merchant_id": 1}, {"merchant_id": 2}], refs).to_dict()
+    assert before["email_count_distinct_1d"] == [2, 1] and before["amount_sum_1d"] == [14.0, 1.0]
+    planned = forget("email=ana@example.com", dry_run=True, workspace=workspace)[0]
+    assert any(h.place == "window_tiles" and "to rebuild" in h.location for h in planned.holdings)
+    report = forget("email=ana@example.com", workspace=workspace)[0]
+    assert [h.location for h in report.holdings if h.place == "window_tiles"] == [
+        "sales (rebuilt from the remaining events)"]
+    after = store.get_online_features([{"merchant_id": 1}, {"merchant_id": 2}], refs).to_dict()
+    assert after["email_count_distinct_1d"] == [1, 0] and after["amount_sum_1d"] == [9.0, None]
+    state = store.online.read_rows(state_view("sales"), [(1,)])[0]
+    assert state is not None and "ana@example.com" not in state[1]["state"]  # the distinct set lost her
+    assert not verify_forgotten("email=ana@example.com", workspace=workspace)[0].holdings

@@ -143,3 +143,40 @@ def test_a_scheduled_run_waits_for_its_interval_and_records_failures(workspace, 
     assert last["trigger"] == "schedule" and last["error"] == "disk full while deleting"
     audit = workspace.metadata.query("SELECT detail FROM audit_log WHERE action = 'privacy.retention' ORDER BY id")
     assert [json.loads(r["detail"]).get("error") for r in audit] == [None, None, "disk full while deleting"]
+
+
+def test_gc_expires_old_stream_events_and_idle_window_state(workspace):
+    """stream_events_days removes old days of pushed events offline; window_state_days removes the tile state
+    of entities no event updated for that long; the dry run lists both and changes nothing."""
+    import pyarrow as pa
+
+    from forgeml.features import Aggregation, Entity, FeatureStore, FeatureView, PushSource
+    from forgeml.features.tiles import state_view
+
+    card = Entity("card", join_keys=("card_id",))
+    store = FeatureStore(workspace)
+    store.apply([card, FeatureView("spend", entities=[card], source=PushSource("spend"),
+                                   aggregations=[Aggregation("sum", "amount", ["1d"])])])
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=90), now - timedelta(minutes=5)
+    store.push("spend", pa.table({"card_id": [7, 8], "event_timestamp": pa.array([old, recent], pa.timestamp(
+        "us", tz="UTC")), "amount": [1.0, 2.0]}), to="offline")
+    store.push("spend", pa.table({"card_id": [7, 8], "event_timestamp": pa.array([recent, recent], pa.timestamp(
+        "us", tz="UTC")), "amount": [1.0, 2.0]}), to="online")
+    # card 7's state was last updated 60 days ago: no event since
+    store.online.connection().execute("UPDATE online_rows SET event_ts = ? WHERE view = ? AND entity_key = ?",
+                                      (int((time.time() - 60 * 86400) * 1e6), state_view("spend"), "7"))
+    limits = workspace.config.section("privacy").retention
+    limits.stream_events_days, limits.window_state_days, limits.unreferenced_artifacts_hours = 30, 30, 0
+    day = f"spend/date={old.date().isoformat()}"
+    planned = json.loads(_run("gc", "--dry-run", "--json"))
+    assert planned["stream_event_days"] == [day] and planned["window_states"] == {"spend": 1}
+    assert sorted(store.offline.read("spend").column("card_id").to_pylist()) == [7, 8]
+    done = json.loads(_run("gc", "--json"))
+    assert done["stream_event_days"] == [day] and done["window_states"] == {"spend": 1}
+    assert store.offline.read("spend").column("card_id").to_pylist() == [8]
+    assert store.online.read_rows(state_view("spend"), [(7,)])[0] is None
+    assert store.online.read_rows(state_view("spend"), [(8,)])[0] is not None
+    again = json.loads(_run("gc", "--dry-run", "--json"))
+    assert again["stream_event_days"] == [] and again["window_states"] == {}
+    assert json.loads(_run("gc", "status", "--json"))["last_run"]["counts"]["window_states"] == 1

@@ -1,0 +1,246 @@
+"""The Spark offline store: the shared Parquet layout, read and joined point-in-time by Apache Spark."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from forgeml.contracts import FeatureRequest
+from forgeml.errors import StorageError, ValidationError
+from forgeml.plugins.spark.dialect import FileScan, to_spark
+from forgeml.storage.parquet_tables import (
+    PARTITION,
+    ROW,
+    ParquetTables,
+    entity_keys,
+    entity_times,
+    in_entity_order,
+)
+from forgeml.times import to_utc_micros
+
+TABLE_PREFIX = "__forgeml_offline_"  # + hex of the table name: a relation naming a stored table
+DEFAULT_CONF = {
+    "spark.sql.session.timeZone": "UTC",  # timestamps are instants; results come back in UTC
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+}
+_session_lock = threading.Lock()
+
+
+def spark_session(master: str, app_name: str, conf: Mapping[str, str]) -> Any:
+    """Return this process's SparkSession, starting it (and its driver JVM) on first use."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as e:
+        raise StorageError(f"the Spark offline store needs pyspark: pip install 'forgeml[spark]' ({e})") from e
+    with _session_lock:
+        builder = SparkSession.builder.master(master).appName(app_name)
+        for key, value in {**DEFAULT_CONF, **conf}.items():
+            builder = builder.config(key, value)
+        try:
+            return builder.getOrCreate()
+        except Exception as e:  # the JVM failed to start: no Java, a bad master URL, a port in use
+            raise StorageError(f"Spark could not start with master {master!r} (Java 17+ must be installed): "
+                               f"{' '.join(str(e).split())[:500]}") from e
+
+
+def _spark_errors() -> tuple[type[BaseException], ...]:
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    return PySparkException, Py4JError
+
+
+class SparkOfflineStore(ParquetTables):
+    """Date-partitioned Parquet tables (local folder or a path every node mounts) queried with Spark."""
+
+    def __init__(self, root: str, master: str = "local[2]", app_name: str = "forgeml",
+                 conf: Mapping[str, str] | None = None, search_path: str | None = None):
+        if "://" in str(root) and not str(root).startswith("file://"):
+            raise ValidationError(f"Spark offline store: root must be a folder every Spark node sees, got "
+                                  f"{root!r} (object stores need Spark's own connectors; use plugin 's3' for S3)")
+        super().__init__(root)
+        self.master, self.app_name, self.conf = master, app_name, dict(conf or {})
+        self.search_path = search_path
+        self._spark: Any = None  # started on first query: writing and listing need no JVM
+
+    @property
+    def spark(self) -> Any:
+        """The SparkSession this store runs on (started on first use)."""
+        if self._spark is None:
+            self._spark = spark_session(self.master, self.app_name, self.conf)
+        return self._spark
+
+    # ------------------------------------------------------------ relations
+    def table_relation(self, table: str) -> str:
+        """Return a relation naming a stored table, resolved to a fresh Spark view by each query."""
+        return '"' + TABLE_PREFIX + table.encode().hex() + '"'
+
+    def register_filesystem_for(self, url: str) -> None:
+        """Accept local files; other URLs need a Hadoop connector configured in Spark itself."""
+        protocol = url.split("://", 1)[0] if "://" in url else ""
+        if protocol not in ("", "file") and not any(k.startswith(f"spark.hadoop.fs.{protocol}")
+                                                    for k in self.conf):
+            raise ValidationError(f"Spark offline store: cannot read {url!r}; configure Spark's Hadoop connector "
+                                  f"for {protocol}:// in [storage.offline] conf (spark.hadoop.fs.{protocol}.*)")
+
+    def table_frame(self, table: str) -> Any:
+        """Return a Spark DataFrame over a stored table's finished Parquet files (listed now, not cached)."""
+        if not self.has_table(table):
+            raise StorageError(f"offline table {table!r} has no rows yet")
+        reader = (self.spark.read.option("mergeSchema", "true").option("pathGlobFilter", "*.parquet")
+                  .option("basePath", self._table_dir(table)))
+        frame = reader.parquet(self._table_dir(table))
+        return frame.drop(PARTITION)
+
+    def _files_frame(self, scan: FileScan) -> Any:
+        pattern = scan.pattern
+        if "://" not in pattern and self.search_path and not Path(pattern).is_absolute():
+            pattern = str(Path(self.search_path) / pattern)
+        self.register_filesystem_for(pattern)
+        reader = self.spark.read.option("mergeSchema", "true")
+        base, _, leaf = pattern.partition("/**/")
+        if leaf:  # DuckDB's recursive glob: Spark walks the folder (hive partitions included) and filters names
+            reader, pattern = reader.option("pathGlobFilter", leaf), base
+        if scan.file_format == "csv":
+            return reader.csv(pattern, header=True, inferSchema=True)
+        return reader.parquet(pattern)
+
+    def _translate(self, sql: str, tables: Mapping[str, Any], views: list[str]) -> str:
+        """Translate contract SQL to Spark SQL over temporary views (their names appended to views)."""
+
+        def register(frame: Any) -> str:
+            name = f"__forgeml_v{uuid.uuid4().hex}"
+            frame.createOrReplaceTempView(name)
+            views.append(name)
+            return name
+
+        def view_for_table(name: str) -> str | None:
+            if name in tables:
+                value = tables[name]
+                return register(value if not isinstance(value, pa.Table) else self.frame_of(value))
+            if name.startswith(TABLE_PREFIX):
+                return register(self.table_frame(bytes.fromhex(name[len(TABLE_PREFIX):]).decode()))
+            return None
+
+        return to_spark(sql, view_for_table, lambda scan: register(self._files_frame(scan)))
+
+    @contextmanager
+    def _views(self) -> Iterator[list[str]]:
+        """Collect the temporary views a query registers; drop them when it is done."""
+        views: list[str] = []
+        try:
+            yield views
+        finally:
+            for name in views:
+                self.spark.catalog.dropTempView(name)
+
+    def frame_of(self, table: pa.Table) -> Any:
+        """Return a Spark DataFrame of an Arrow table."""
+        if table.num_columns == 0:
+            raise ValidationError("cannot query an Arrow table without columns on Spark")
+        return self.spark.createDataFrame(table)
+
+    def relation_frame(self, relation: Any, views: list[str]) -> Any:
+        """Return a Spark DataFrame for a FeatureRequest relation (contract SQL or an Arrow table)."""
+        if isinstance(relation, pa.Table):
+            return self.frame_of(relation)
+        return self.spark.sql(self._translate(f"SELECT * FROM {relation}", {}, views))
+
+    # ------------------------------------------------------------ queries
+    def to_arrow(self, frame: Any) -> pa.Table:
+        """Collect a Spark DataFrame as an Arrow table with every timestamp in UTC."""
+        try:
+            table = frame.toArrow()
+        except _spark_errors() as e:
+            raise StorageError(f"Spark query failed: {' '.join(str(e).split())[:800]}") from e
+        for i, field in enumerate(table.schema):
+            if pa.types.is_timestamp(field.type) and field.type.tz != "UTC":
+                utc = pc.cast(table.column(i), pa.timestamp("us", tz="UTC")) if field.type.tz else \
+                    pc.assume_timezone(table.column(i), "UTC")
+                table = table.set_column(i, field.name, utc)
+        return table
+
+    def query(self, sql: str, tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
+        """Run contract SQL (DuckDB's dialect, translated) with Arrow tables as views; return an Arrow table."""
+        try:
+            with self._views() as views:
+                return self.to_arrow(self.spark.sql(self._translate(sql, dict(tables or {}), views)))
+        except _spark_errors() as e:
+            raise StorageError(f"Spark query failed: {' '.join(str(e).split())[:800]}") from e
+
+    def read(self, table: str, start: Any = None, end: Any = None, columns: Sequence[str] | None = None,
+             timestamp_field: str = "event_timestamp") -> pa.Table:
+        """Return a table's rows with timestamp_field in [start, end) (all rows when both are None)."""
+        from pyspark.sql import functions as F
+
+        if not self.has_table(table):
+            return pa.table({})
+        try:
+            frame = self.table_frame(table)
+            ts = F.col(timestamp_field).cast("timestamp")
+            if start is not None:
+                frame = frame.where(ts >= F.timestamp_micros(F.lit(int(to_utc_micros(start)))))
+            if end is not None:
+                frame = frame.where(ts < F.timestamp_micros(F.lit(int(to_utc_micros(end)))))
+            if columns:
+                frame = frame.select(*[F.col(f"`{c}`") for c in columns])
+            return self.to_arrow(frame)
+        except _spark_errors() as e:
+            raise StorageError(f"offline table {table!r}: Spark read failed: {' '.join(str(e).split())[:800]}") from e
+
+    # ------------------------------------------------------------ point-in-time join
+    def point_in_time_join(self, entity_rows: pa.Table, requests: Sequence[FeatureRequest],
+                           timestamp_field: str) -> pa.Table:
+        """Join each entity row with each request's newest row at or before its time within TTL, in Spark."""
+        micros = entity_times(entity_rows, timestamp_field)
+        if not requests:
+            return entity_rows
+        try:
+            with self._views() as views:
+                joined = self.to_arrow(self._pit_frame(entity_keys(entity_rows, requests, micros), micros,
+                                                       requests, views))
+        except _spark_errors() as e:
+            raise StorageError(f"Spark point-in-time join failed: {' '.join(str(e).split())[:800]}") from e
+        return in_entity_order(entity_rows, joined)
+
+    def _pit_frame(self, narrow: pa.Table, micros: pa.Array, requests: Sequence[FeatureRequest],
+                   views: list[str]) -> Any:
+        """Build the Spark plan: per request, an equi-join on keys bounded by time, newest row per entity row."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        bounds = pc.min_max(micros)
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        entities = self.frame_of(narrow)
+        result = entities.select(ROW)
+        for i, req in enumerate(requests):
+            features = self.relation_frame(req.relation, views)
+            ts = F.col(f"`{req.timestamp_field}`").cast("timestamp")
+            if hi is not None:
+                features = features.where(ts <= F.timestamp_micros(F.lit(hi)))
+            if lo is not None and req.ttl_s is not None:
+                features = features.where(ts >= F.timestamp_micros(F.lit(lo - int(req.ttl_s * 1_000_000))))
+            renamed = [F.col(f"`{k}`").alias(f"__k{j}") for j, k in enumerate(req.join_keys)]
+            renamed += [F.col(f"`{f}`").alias(f"__f{j}") for j, f in enumerate(req.features)]
+            features = features.select(*renamed, ts.alias("__fts"))
+            cond = [entities[f"`{k}`"] == features[f"__k{j}"] for j, k in enumerate(req.join_keys)]
+            cond.append(features["__fts"] <= entities["__ts"])
+            if req.ttl_s is not None:
+                lag = F.make_dt_interval(secs=F.lit(float(req.ttl_s)))
+                cond.append(features["__fts"] >= entities["__ts"] - lag)
+            newest = Window.partitionBy(ROW).orderBy(F.col("__fts").desc_nulls_last())
+            picked = (entities.join(features, on=cond, how="left")
+                      .withColumn("__rank", F.row_number().over(newest)).where(F.col("__rank") == 1)
+                      .select(F.col(ROW).alias(f"__r{i}"),
+                              *[F.col(f"__f{j}").alias(out) for j, out in enumerate(req.output_names)]))
+            result = result.join(picked, result[ROW] == picked[f"__r{i}"], "left").drop(f"__r{i}")
+        return result
