@@ -15,6 +15,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -50,7 +51,15 @@ def _json_default(value: Any) -> Any:
 
 
 _dumps = json.JSONEncoder(default=_json_default, separators=(",", ":")).encode
-_loads = json.JSONDecoder().decode
+_std_loads = json.JSONDecoder().decode
+
+
+def _loads(text: str) -> Any:
+    """Decode a payload with orjson (several times faster on a batch of hundreds of rows)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN, Infinity, integers past 64 bits: only the standard decoder reads them
+        return _std_loads(text)
 
 
 def encode_rows(rows: pa.Table, key_columns: Sequence[str],

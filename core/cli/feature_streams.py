@@ -86,7 +86,7 @@ def streams_cmd(as_json: bool) -> None:
         emit_json([asdict(s) for s in statuses])
         return
     print_table([{"view": s.view, "stream": s.stream, "applied": s.applied, "replays skipped": s.duplicates,
-                  "too late": s.late,
+                  "too late": s.late, "dead letters": s.dead_letters,
                   "last batch": "-" if not s.updated_at else f"{time.time() - s.updated_at:.0f}s ago"}
                  for s in statuses])
 

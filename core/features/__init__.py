@@ -58,15 +58,20 @@ def get_online_features(entity_rows: Any, features: Sequence[str], full_feature_
     return _store().get_online_features(entity_rows, features, full_feature_names)
 
 
-def push(view: str, rows: Any, to: str = "online_and_offline") -> int:
-    """Write rows online and append them offline through the view's transformation."""
+def push(view: str, rows: Any, to: str = "online_and_offline", bad_rows: str = "refuse") -> int:
+    """Write rows online and append them offline through the view's transformation (see FeatureStore.push)."""
     from forgeml.client import remote
 
     if (client := remote()) is not None:
         from forgeml.features import remote as via_server
 
+        if bad_rows != "refuse":
+            from forgeml.errors import ValidationError
+
+            raise ValidationError("push(bad_rows='dead_letter') runs in the serving process: POST /v1/push/{view} "
+                                  'with "bad_rows": "dead_letter"')
         return via_server.push(client, view, rows, to)
-    return _store().push(view, rows, to)
+    return _store().push(view, rows, to, bad_rows)
 
 
 def publish(stream: str, rows: Any) -> int:

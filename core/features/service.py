@@ -294,10 +294,16 @@ class FeatureStore(StatusMixin):
             values[out] = computed.column(feature).to_pylist()
 
     # ------------------------------------------------------------ streaming
-    def push(self, view: str, rows: Any, to: str = "online_and_offline") -> int:
-        """Transform rows once, then write them to the online store and append them to the offline store."""
+    def push(self, view: str, rows: Any, to: str = "online_and_offline", bad_rows: str = "refuse") -> int:
+        """Transform rows once, then write them to the online store and append them to the offline store.
+
+        For a window view, ``bad_rows="dead_letter"`` sets rows that cannot be cast to its schema aside
+        in the view's dead letters (with the reason) and applies the rest; the default refuses the push.
+        """
         if to not in ("online_and_offline", "online", "offline"):
             raise ValidationError(f"push(to=...) must be 'online_and_offline', 'online' or 'offline', got {to!r}")
+        if bad_rows not in ("refuse", "dead_letter"):
+            raise ValidationError(f"push(bad_rows=...) must be 'refuse' or 'dead_letter', got {bad_rows!r}")
         from forgeml.auth.service import require
 
         require("features.push", workspace=self.workspace, subject=f"features/{view}")
@@ -310,9 +316,11 @@ class FeatureStore(StatusMixin):
         raw = _to_arrow(rows, "pushed rows")
         if raw.num_rows == 0:
             return 0
-        self._refuse_future_rows(fv, raw)
         if fv.windowed:
-            return self._push_events(fv, raw, to)
+            return self._push_events(fv, raw, to, bad_rows)
+        if bad_rows != "refuse":
+            raise ValidationError(f"view {view!r} has no aggregations: bad_rows='dead_letter' applies to window views")
+        self._refuse_future_rows(fv, raw)
         table = transform_pushed(fv, raw, self.offline)
         self._refuse_future_rows(fv, table)
         if to != "online":
@@ -343,11 +351,23 @@ class FeatureStore(StatusMixin):
             raise StorageError(f"stream {stream!r} reported {count} records appended for {table.num_rows} rows")
         return count
 
-    def _push_events(self, fv: FeatureView, raw: Any, to: str) -> int:
+    def _push_events(self, fv: FeatureView, raw: Any, to: str, bad_rows: str) -> int:
         """Append pushed events offline and fold them into the view's online tiles."""
         from forgeml.features.window_online import WindowWriter, conform_events
 
-        events = conform_events(fv, raw, f"push to {fv.name!r}")
+        where = f"push to {fv.name!r}"
+        if bad_rows == "dead_letter":
+            from forgeml.features.dead_letters import DeadLetters, split_castable
+
+            events, dead = split_castable(fv, raw, where)
+            self._refuse_future_rows(fv, events if events is not None else raw.slice(0, 0))
+            if dead:
+                DeadLetters(self.workspace, fv.name).write("push", dead)
+            if events is None:
+                return 0
+        else:
+            self._refuse_future_rows(fv, raw)
+            events = conform_events(fv, raw, where)
         self._refuse_future_rows(fv, events)
         if to != "online":
             self.offline.write(fv.name, events, fv.timestamp_field)
@@ -417,17 +437,12 @@ class FeatureStore(StatusMixin):
 
 def _latest_values(stored: list[Any], features: list[str], ttl: float | None,
                    now_us: float) -> tuple[list[list[Any]], list[int | None]]:
-    n = len(stored)
-    ttl_us = ttl * 1e6 if ttl is not None else None
-    ts_col: list[int | None] = [None] * n
-    cols: list[list[Any]] = [[None] * n for _ in features]
-    for i, hit in enumerate(stored):
-        if hit is None or (ttl_us is not None and now_us - hit[0] > ttl_us):
-            continue
-        ts_col[i] = hit[0]
-        data = hit[1]
-        for j, feature in enumerate(features):
-            cols[j][i] = data.get(feature)
+    if ttl is not None:
+        ttl_us = ttl * 1e6
+        stored = [None if hit is None or now_us - hit[0] > ttl_us else hit for hit in stored]
+    # one comprehension per feature: several times faster than filling columns cell by cell
+    ts_col: list[int | None] = [None if hit is None else hit[0] for hit in stored]
+    cols = [[None if hit is None else hit[1].get(feature) for hit in stored] for feature in features]
     return cols, ts_col
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeml.errors import ValidationError
+from forgeml.features.dead_letters import DeadLetters, split_castable
 from forgeml.features.definitions import FeatureView, StreamSource
 from forgeml.features.window_online import OFFSET, PARTITION, ApplyCounts, WindowWriter, conform_events
 
@@ -36,6 +37,7 @@ class StreamStatus:
     duplicates: int = 0
     late: int = 0
     future: int = 0  # events beyond now + [features].max_future_skew_s, set aside (logged, never applied)
+    dead_letters: int = 0  # records that could not be cast to the view's schema, kept in VIEW.dead.jsonl
     batches: int = 0
     positions: dict[str, int] = field(default_factory=dict)
     updated_at: float = 0.0
@@ -88,6 +90,7 @@ class StreamProcessor:
         self.writer = WindowWriter(view, store.online, cache=True)
         self.log_offline = view.source.batch_source is None
         self.status = read_status(store.workspace, view.name, view.source.name)
+        self.dead = DeadLetters(store.workspace, view.name)
         self.status.pid = os.getpid()
 
     def step(self) -> ApplyCounts | None:
@@ -95,13 +98,22 @@ class StreamProcessor:
         records = self.consumer.poll(self.batch_size, self.poll_timeout_s)
         if records.num_rows == 0:
             return None
-        polled = conform_events(self.view, records, f"stream {self.view.source.name!r}")
-        events, future = self._set_aside_future(polled)
-        if self.log_offline:
-            self.store.offline.write(self.view.name, events, self.view.timestamp_field)
-        counts = self.writer.apply(events)
-        # positions come from every polled record: the set-aside ones are committed too
-        grouped = polled.select([PARTITION, OFFSET]).group_by(PARTITION).aggregate([(OFFSET, "max")])
+        source = self.view.source.name
+        polled, dead = split_castable(self.view, records, f"stream {source!r}")
+        if dead:
+            written = self.dead.write(source, dead)
+            self.status.dead_letters += written
+            log.warning("stream %r -> view %r: %d record(s) could not be cast and went to %s (first: %s)",
+                        source, self.view.name, len(dead), self.dead.path, dead[0][1])
+        counts = ApplyCounts()
+        future = 0
+        if polled is not None:
+            events, future = self._set_aside_future(polled)
+            if self.log_offline:
+                self.store.offline.write(self.view.name, events, self.view.timestamp_field)
+            counts = self.writer.apply(events)
+        # positions come from every polled record: the set-aside and dead-lettered ones are committed too
+        grouped = records.select([PARTITION, OFFSET]).group_by(PARTITION).aggregate([(OFFSET, "max")])
         positions = dict(zip(grouped.column(PARTITION).to_pylist(), grouped.column(f"{OFFSET}_max").to_pylist()))
         self.consumer.commit(positions)
         status = self.status

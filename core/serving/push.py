@@ -17,7 +17,7 @@ def _reply(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status, media_type="application/json")
 
 
-def _rows_table(view: Any, rows: list[dict[str, Any]]) -> Any:
+def _rows_table(view: Any, rows: list[dict[str, Any]], read_times: bool = True) -> Any:
     """Return JSON rows as Arrow, with ISO text in the view's timestamp column read as instants."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -29,7 +29,7 @@ def _rows_table(view: Any, rows: list[dict[str, Any]]) -> Any:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise ValidationError(f"rows do not form a table (mixed types in one column?): {e}") from e
     name = view.timestamp_field
-    if name in table.column_names and pa.types.is_string(table.column(name).type):
+    if read_times and name in table.column_names and pa.types.is_string(table.column(name).type):
         try:
             stamped = pc.cast(table.column(name), pa.timestamp("us", tz="UTC"))
         except pa.ArrowInvalid as e:
@@ -40,10 +40,10 @@ def _rows_table(view: Any, rows: list[dict[str, Any]]) -> Any:
 
 async def authorized_body(request: Request) -> tuple[Any, Any] | Response:
     """Check the caller's token and parse the JSON body: (serving state, body), or the error to answer."""
-    from forgeml.serving.app import _authorized
+    from forgeml.serving.state import authorized
 
     state = request.app.state.serving
-    if not _authorized(state, request):
+    if not authorized(state, request):
         return _reply({"error": "missing or wrong bearer token"}, 401)
     try:
         return state, orjson.loads(await request.body())
@@ -68,12 +68,18 @@ async def push_rows(request: Request) -> Response:
         return _reply({"error": f"at most {MAX_ROWS} rows per push, got {len(rows)}"}, 413)
     if to not in TARGETS:
         return _reply({"error": f'"to" must be one of {", ".join(TARGETS)}'}, 422)
+    bad_rows = body.get("bad_rows", "refuse")
+    if bad_rows not in ("refuse", "dead_letter"):
+        return _reply({"error": '"bad_rows" must be "refuse" or "dead_letter"'}, 422)
+    if bad_rows == "dead_letter":  # as text, like a stream's records: each is cast, or set aside, on its own
+        rows = [{k: v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for k, v in r.items()}
+                for r in rows]
     store = store_for(state.workspace)
     name = request.path_params["view"]
 
     def push() -> int:
         view = store.get_feature_view(name)
-        return store.push(name, _rows_table(view, rows), to=to)
+        return store.push(name, _rows_table(view, rows, bad_rows == "refuse"), to=to, bad_rows=bad_rows)
 
     try:
         written = await run_in_threadpool(push)
@@ -81,4 +87,6 @@ async def push_rows(request: Request) -> Response:
         return _reply({"error": str(e)}, 404)
     except ForgeError as e:
         return _reply({"error": str(e)}, 422)
+    if bad_rows == "dead_letter":
+        return _reply({"view": name, "rows": written, "dead_letters": len(rows) - written})
     return _reply({"view": name, "rows": written})

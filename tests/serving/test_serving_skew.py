@@ -115,6 +115,11 @@ def test_rows_pushed_over_http_are_served_at_once(window_model, serve):
     unknown = srv.client.post("/v1/push/card_txn", json={"rows": [{"card_id": 7}]})
     assert unknown.status_code == 404 and "did you mean 'card_txns'" in unknown.json()["error"]
     assert srv.client.post("/v1/push/card_txns", content=b"{").status_code == 400
+    mixed = srv.client.post("/v1/push/card_txns", json={"bad_rows": "dead_letter", "rows": [
+        {"card_id": 7, "amount": 5.0, "event_timestamp": stamp}, {"card_id": 7, "amount": "abc", "event_timestamp": stamp},
+        {"card_id": 7, "amount": 1.0, "event_timestamp": "yesterday"}]})
+    assert mixed.status_code == 200 and mixed.json() == {"view": "card_txns", "rows": 1, "dead_letters": 2}
+    assert srv.predict("fraud", {"entities": [{"card_id": 7}]}).json()["predictions"] == [3 * 2 + 80 / 100]
 
 
 def test_skew_recomputes_on_demand_features_from_the_logged_request_values(entity_model, serve):

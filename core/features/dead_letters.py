@@ -1,0 +1,118 @@
+"""Dead letters: events that cannot be cast to their window view's schema, set aside with the reason.
+
+A stream processor must not stop at one malformed record (its supervisor would restart it onto the
+same record forever), so a batch that fails to conform is split in halves until the records at
+fault are alone; those are appended to ``.forgeml/streams/VIEW.dead.jsonl`` — one JSON object per
+record with the reason, its stream position and when — and the rest is applied. The file is
+written and flushed before the offsets are committed, so a crash in between writes the same record
+again on replay; positions already present are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from forgeml.errors import ValidationError
+
+Dead = tuple[dict[str, Any], str]  # (the record as it arrived, why it could not be cast)
+
+
+def dead_letter_path(workspace: Any, view: str) -> Path:
+    """Return the file holding a view's dead letters."""
+    return workspace.dot / "streams" / f"{view}.dead.jsonl"
+
+
+def split_castable(view: Any, records: Any, where: str) -> tuple[Any, list[Dead]]:
+    """Return (the conformed records that cast, in their order, or None; the records that do not, with why)."""
+    import pyarrow as pa
+
+    from forgeml.features.window_offline import event_columns
+    from forgeml.features.window_online import conform_events
+
+    missing = [c for c in event_columns(view) if c not in records.column_names]
+    if missing:  # no record of the batch can be applied: say so once, for all of them
+        reason = f"{where}: record lacks column {missing[0]!r} (needed: {', '.join(event_columns(view))})"
+        return None, [(row, reason) for row in records.to_pylist()]
+    good: list[Any] = []
+    bad: list[Dead] = []
+
+    def visit(part: Any) -> None:
+        try:
+            good.append(conform_events(view, part, where))
+        except ValidationError as e:
+            if part.num_rows == 1:
+                bad.append((part.to_pylist()[0], str(e)))
+                return
+            half = part.num_rows // 2
+            visit(part.slice(0, half))
+            visit(part.slice(half))
+
+    if records.num_rows:
+        visit(records)
+    return (pa.concat_tables(good) if good else None), bad
+
+
+class DeadLetters:
+    """Appends a view's dead letters, skipping stream positions it already holds (a replay after a crash)."""
+
+    def __init__(self, workspace: Any, view: str):
+        self.view = view
+        self.path = dead_letter_path(workspace, view)
+        self._held: set[tuple[str, int]] | None = None
+
+    def _positions(self) -> set[tuple[str, int]]:
+        if self._held is None:
+            self._held = {(r["partition"], r["offset"]) for r in read_dead_letters(self.path)
+                          if r.get("partition") is not None}
+        return self._held
+
+    def write(self, source: str, dead: list[Dead]) -> int:
+        """Append records with their reasons (flushed to disk); return how many were new."""
+        held = self._positions()
+        lines = []
+        now = time.time()
+        for record, reason in dead:
+            partition, offset = record.pop("_partition", None), record.pop("_offset", None)
+            if partition is not None and (partition, offset) in held:
+                continue
+            if partition is not None:
+                held.add((partition, offset))
+            lines.append(json.dumps({"view": self.view, "source": source, "partition": partition, "offset": offset,
+                                     "reason": reason, "at": now, "record": record}, default=str) + "\n")
+        if lines:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if _ends_torn(self.path):
+                lines.insert(0, "\n")  # keep a line cut short by a crash apart from the new ones
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write("".join(lines))
+                out.flush()
+                os.fsync(out.fileno())
+        return len(lines)
+
+
+def _ends_torn(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:  # missing or empty
+        return False
+
+
+def read_dead_letters(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Return the dead letters in a file, oldest first (the newest ``limit`` when given; a torn last line skipped)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in text.splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a crash mid-append; its record is written again on replay
+    return rows[-limit:] if limit else rows
