@@ -164,13 +164,16 @@ def main() -> None:
     candidates = sum(r["candidates"] for r in probe["sources"].values())
     result = {
         "items": args.items, "users": args.users, "max_candidates": args.candidates,
+        "ann_search": "in memory, exact" if args.items <= 200_000 else "LanceDB IVF index",
         "candidates_retrieved_in_probe": candidates, "budget_ms": args.budget_ms, "setup": timings,
         "recommend": {**steady, "floor_p99_ms": 50.0, "meets_floor": steady["p99_ms"] < 50.0,
                       "fallback_answers": steady_fallbacks,
+                      "fallback_share": round(steady_fallbacks / max(1, steady["successes"]), 4),
                       "probe_stages_ms": probe["stages_ms"], "probe_fallback": probe["fallback"],
                       "probe_sources": {k: r["status"] for k, r in probe["sources"].items()}},
         "ann": {**recall, "floor": 0.95, "meets_floor": recall["recall_at_100"] >= 0.95},
         "blue_green": {**during, **swap, "fallback_answers": fallbacks,
+                       "fallback_share": round(fallbacks / max(1, during["successes"]), 4),
                        "failed_requests": during["errors"], "meets_floor": during["errors"] == 0,
                        "ann_timeouts": metric(after, "forgeml_recsys_source_results_total", source="ann",
                                               status="timeout") - metric(before, "forgeml_recsys_source_results_total",

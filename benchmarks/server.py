@@ -6,7 +6,11 @@ get-by-alias REST call at the same concurrency. MLflow runs from its own interpr
 (FORGEML_BENCH_MLFLOW_PYTHON, see common.py) or this one when it imports mlflow; otherwise the peer
 is reported as skipped.
 
-Usage: python benchmarks/server.py [--points 200000] [--requests 400]
+Resolve latency is measured twice: from httpx clients in 8 threads of this process (as the MLflow
+peer is, with requests in 8 threads) and from a lean asyncio client in a process of its own, whose
+figures hold only the server's and the operating system's time; the floor is judged on the latter.
+
+Usage: python benchmarks/server.py [--points 200000] [--requests 400] [--seconds 5]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import comparison, finish, peer_python  # noqa: E402
+from serving import run_load  # noqa: E402
 
 CONCURRENCY = 8
 
@@ -185,6 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=400, help="resolve requests per thread")
+    parser.add_argument("--seconds", type=float, default=5.0, help="resolve load from the lean client")
     args = parser.parse_args()
 
     from sklearn.linear_model import LogisticRegression
@@ -220,6 +226,16 @@ def main() -> None:
             after = psutil.Process(server.pid).cpu_times()
             used = (after.user + after.system) - (before.user + before.system)
             result["resolve"]["server_cpu_ms_per_request"] = round(used / result["resolve"]["requests"] * 1e3, 3)
+            result["resolve"]["client"] = f"httpx, {CONCURRENCY} threads in the benchmark's process"
+            # the same requests from a lean asyncio client in a process of its own: the threaded httpx
+            # client's own CPU and GIL waits are not in these figures, only the server's and the OS's
+            lean = run_load(port, "/api/v1/resolve?uri=fraud%40champion", [""], CONCURRENCY, args.seconds, 1.0,
+                            Path(tmp), "GET", {"Authorization": f"Bearer {token}"})
+            result["resolve_own_process_client"] = {**lean, "client": "asyncio sockets, one process of its own"}
+            # the control: the same client against /healthz, which does no work; its tail is the machine's
+            # scheduling (a loaded machine parks the server for whole time slices), not the resolve
+            idle = run_load(port, "/healthz", [""], CONCURRENCY, args.seconds, 1.0, Path(tmp), "GET")
+            result["healthz_own_process_client"] = {k: idle[k] for k in ("rps", "p50_ms", "p99_ms", "errors")}
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -242,7 +258,8 @@ def main() -> None:
     result["floors"] = {
         "token_check_under_20us": result["token_check_and_rate_limit"]["median_us"] < 20,
         "remote_logging_50k_points_per_s": ours[0]["points_per_s"] >= 50_000,
-        "resolve_p99_under_5ms": ours[1]["p99_ms"] < 5,
+        "resolve_p99_under_5ms": result["resolve_own_process_client"]["p99_ms"] < 5,
+        "resolve_p99_under_5ms_threaded_httpx_client": ours[1]["p99_ms"] < 5,
     }
     finish("server", result)
 

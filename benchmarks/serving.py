@@ -35,10 +35,12 @@ _LENGTH = re.compile(rb"(?i)content-length: *(\d+)")
 
 # ------------------------------------------------------------------ load generator (own process)
 async def _worker(port: int, path: bytes, bodies: list[bytes], stop_at: float, record_from: float,
-                  latencies: list[float], errors: list[int], offset: int) -> None:
+                  latencies: list[float], errors: list[int], offset: int, method: bytes = b"POST",
+                  extra: bytes = b"") -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = offset
-    head_tpl = b"POST " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
+    head_tpl = (method + b" " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra
+                + b"Content-Type: application/json\r\nContent-Length: ")
     try:
         while True:
             started = time.perf_counter()
@@ -63,13 +65,15 @@ async def _worker(port: int, path: bytes, bodies: list[bytes], stop_at: float, r
 
 
 async def _load(port: int, path: str, bodies: list[bytes], concurrency: int, seconds: float,
-                warmup: float) -> dict[str, Any]:
+                warmup: float, method: str = "POST", headers: dict[str, str] | None = None) -> dict[str, Any]:
     now = time.perf_counter()
     record_from = now + warmup
     stop_at = record_from + seconds
     latencies: list[float] = []
     errors: list[int] = []
-    await asyncio.gather(*(_worker(port, path.encode(), bodies, stop_at, record_from, latencies, errors, k * 97)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items()).encode()
+    await asyncio.gather(*(_worker(port, path.encode(), bodies, stop_at, record_from, latencies, errors, k * 97,
+                                   method.encode(), extra)
                            for k in range(concurrency)))
     latencies.sort()
     n = len(latencies)
@@ -93,16 +97,16 @@ def loadgen_main(spec_path: str) -> None:
     except ImportError:
         pass
     result = asyncio.run(_load(spec["port"], spec["path"], bodies, spec["concurrency"], spec["seconds"],
-                               spec["warmup"]))
+                               spec["warmup"], spec.get("method", "POST"), spec.get("headers")))
     print(json.dumps(result))
 
 
 def run_load(port: int, path: str, bodies: list[str], concurrency: int, seconds: float, warmup: float,
-             tmp: Path) -> dict[str, Any]:
-    """Run the load generator in a separate process and return its measurements."""
+             tmp: Path, method: str = "POST", headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run the load generator in a separate process and return its measurements (GET: give bodies [""])."""
     spec = tmp / f"load-{port}-{concurrency}.json"
     spec.write_text(json.dumps({"port": port, "path": path, "bodies": bodies, "concurrency": concurrency,
-                                "seconds": seconds, "warmup": warmup}))
+                                "seconds": seconds, "warmup": warmup, "method": method, "headers": headers or {}}))
     out = subprocess.run([sys.executable, __file__, "--loadgen", str(spec)], capture_output=True, text=True,
                          timeout=seconds + warmup + 120)
     if out.returncode != 0:

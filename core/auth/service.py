@@ -14,7 +14,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -98,8 +98,11 @@ class _AccessLog:
     """Access records buffered in memory and written in batches by a background thread."""
 
     def __init__(self, db: Any):
-        self.writer = BufferedWriter(lambda records: db_.write_access(db, records), 0.5, what="access record",
-                                     label=lambda record: f"{record[2]} {record[3]}")
+        # the detail is encoded by the writer thread, in its batch, not on the request's path
+        def write(records: Sequence[tuple[Any, ...]]) -> None:
+            db_.write_access(db, [(*r[:4], json.dumps(r[4])) for r in records])
+
+        self.writer = BufferedWriter(write, 0.5, what="access record", label=lambda record: f"{record[2]} {record[3]}")
 
     def record(self, principal: Principal, action: str, subject: str, reason: str | None) -> None:
         detail = {"allowed": reason is None, "kind": principal.kind}
@@ -109,7 +112,7 @@ class _AccessLog:
             detail["from"] = principal.address
         if reason:
             detail["reason"] = reason
-        self.writer.append((time.time(), principal.name, f"access.{action}", subject, json.dumps(detail)))
+        self.writer.append((time.time(), principal.name, f"access.{action}", subject, detail))
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, _AuthCache] = weakref.WeakKeyDictionary()

@@ -275,10 +275,9 @@ def lineage(ref: str, workspace: Any = None) -> dict[str, Any]:
     if ws.metadata.applied_migrations("tracking"):
         # runs that called tracking's log_input(dataset=...) with any reference to this version
         seen = {r["run_id"] for r in runs}
-        rows = ws.metadata.query(
-            "SELECT r.id AS run_id, i.ref, i.created_at AS used_at FROM tracking_inputs i"
-            " JOIN tracking_runs r ON r.seq = i.run WHERE i.kind = 'dataset' AND (i.ref = ? OR substr(i.ref, 1, ?) = ?)"
-            " ORDER BY i.created_at", (dv.name, len(dv.name) + 1, dv.name + "@"))
+        from forgeml.tracking.store import tracking_store
+
+        rows = tracking_store(ws).runs_with_input("dataset", dv.name)
         for row in rows:
             try:
                 same = get_dataset_version(row["ref"], workspace=ws).version == dv.version
@@ -288,9 +287,9 @@ def lineage(ref: str, workspace: Any = None) -> dict[str, Any]:
                 seen.add(row["run_id"])
                 runs.append({"run_id": row["run_id"], "used_at": row["used_at"]})
     if ws.metadata.applied_migrations("registry"):
-        from forgeml.registry.store import all_versions
+        from forgeml.layers import model_versions
 
-        for row in all_versions(ws.metadata, "name", "version", "datasets"):
+        for row in model_versions(ws.metadata, "name", "version", "datasets"):
             if dv.ref in json.loads(row["datasets"] or "[]"):
                 models.append(f"{row['name']}@{row['version']}")
     from forgeml.datasets.erasure import erasures_of

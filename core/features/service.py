@@ -437,17 +437,12 @@ class FeatureStore(StatusMixin):
 
 def _latest_values(stored: list[Any], features: list[str], ttl: float | None,
                    now_us: float) -> tuple[list[list[Any]], list[int | None]]:
-    n = len(stored)
-    ttl_us = ttl * 1e6 if ttl is not None else None
-    ts_col: list[int | None] = [None] * n
-    cols: list[list[Any]] = [[None] * n for _ in features]
-    for i, hit in enumerate(stored):
-        if hit is None or (ttl_us is not None and now_us - hit[0] > ttl_us):
-            continue
-        ts_col[i] = hit[0]
-        data = hit[1]
-        for j, feature in enumerate(features):
-            cols[j][i] = data.get(feature)
+    if ttl is not None:
+        ttl_us = ttl * 1e6
+        stored = [None if hit is None or now_us - hit[0] > ttl_us else hit for hit in stored]
+    # one comprehension per feature: several times faster than filling columns cell by cell
+    ts_col: list[int | None] = [None if hit is None else hit[0] for hit in stored]
+    cols = [[None if hit is None else hit[1].get(feature) for hit in stored] for feature in features]
     return cols, ts_col
 
 

@@ -131,10 +131,9 @@ def _runs(ws: Any, cutoff: float, report: RetentionReport) -> None:
     if not ws.metadata.applied_migrations("tracking"):
         return
     from forgeml.tracking.api import purge_runs
+    from forgeml.tracking.store import tracking_store
 
-    rows = ws.metadata.query("SELECT id FROM tracking_runs WHERE end_time IS NOT NULL AND end_time < ?"
-                             " AND status <> 'RUNNING' ORDER BY end_time", (cutoff,))
-    report.runs = [r["id"] for r in rows]
+    report.runs = tracking_store(ws).ended_before(cutoff)
     if report.runs and not report.dry_run:
         purge_runs(report.runs, workspace=ws)
 

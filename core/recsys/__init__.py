@@ -6,7 +6,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     ".pipeline": ["Recommendation", "Recommender", "merge"],
     ".settings": ["RecommenderSettings"],
     "forgeml.feedback.interleaving": ["Interleaved", "InterleavingTally", "team_draft"],
-    ".embeddings": ["EmbeddingTable", "publish_embeddings", "registered_table"],
+    ".embeddings": ["EmbeddingTable", "add_cold_items", "publish_embeddings", "registered_table"],
     ".metrics": ["average_precision_at_k", "catalogue_coverage", "evaluate", "intra_list_diversity", "ndcg_at_k",
                  "recall_at_k", "reciprocal_rank"],
 })

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from forgeml.errors import ConfigError, ValidationError
@@ -51,6 +51,62 @@ class EmbeddingTable:
         if not self.user_table or user is None:
             return None
         return _by_key(workspace, self.user_table, self.user_key, [user])[0]
+
+
+@dataclass(frozen=True)
+class VectorIndex:
+    """Every vector of one embedding table in memory by key: a lookup is a dict access, not a table scan."""
+
+    rows: dict[Any, int]
+    matrix: Any
+    """float32 array, one row per key."""
+    keys: list[Any] = field(repr=False)
+    """Every key, in row order."""
+    squared_norms: Any = field(repr=False)
+    """Each row's squared Euclidean norm (computed once, when loaded)."""
+    key_type: Any = None
+    """The Arrow type of the key column (rows appended later must match it)."""
+
+    def get(self, keys: Sequence[Any]) -> list[Any]:
+        """Return each key's vector as a list of floats (None for keys the table lacks), in the order given."""
+        rows = self.rows
+        return [None if (i := rows.get(k)) is None else self.matrix[i].tolist() for k in keys]
+
+    def nearest(self, vector: Sequence[float], k: int, metric: str = "l2") -> tuple[list[Any], list[float]]:
+        """Return the k keys nearest to vector and their distances (exact: every row is compared), nearest first."""
+        import numpy as np
+
+        q = np.asarray(vector, dtype=np.float32)
+        if q.shape != (self.matrix.shape[1],):
+            raise ValidationError(f"query vector has {q.size} dimensions, the table {self.matrix.shape[1]}")
+        # einsum, not matmul: BLAS would start threads of its own that fight the server's for the cores
+        dots = np.einsum("ij,j->i", self.matrix, q)
+        if metric == "cosine":
+            distances = 1.0 - dots / np.maximum(np.sqrt(self.squared_norms) * float(np.sqrt(q @ q)), 1e-12)
+        elif metric == "dot":
+            distances = 1.0 - dots
+        else:  # squared euclidean, as the vector store reports it
+            distances = self.squared_norms - 2.0 * dots + float(q @ q)
+        k = min(k, len(distances))
+        if k <= 0:
+            return [], []
+        head = np.argpartition(distances, k - 1)[:k] if k < len(distances) else np.arange(len(distances))
+        head = head[np.argsort(distances[head], kind="stable")]
+        return [self.keys[i] for i in head.tolist()], distances[head].tolist()
+
+
+def load_vectors(workspace: Any, table: str, key: str) -> VectorIndex:
+    """Read a whole embedding table into memory (done once per table version, never per request)."""
+    import numpy as np
+
+    store = workspace.vector_store
+    found = store.rows(table, f"{key} IS NOT NULL", max(1, store.count(table)))
+    column = found.column(VECTOR_COLUMN).combine_chunks()
+    dim = column.type.list_size
+    matrix = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
+    keys = found.column(key).to_pylist()
+    return VectorIndex({k: i for i, k in enumerate(keys)}, matrix, keys, np.einsum("ij,ij->i", matrix, matrix),
+                       found.schema.field(key).type)
 
 
 def _by_key(workspace: Any, table: str, key: str, keys: Sequence[Any]) -> list[Any]:
@@ -140,3 +196,40 @@ def publish_embeddings(name: str, model: Any, items: Sequence[Any], vectors: Any
     if stage:
         promote(name, mv.version, stage, reason=f"embedding table {table}", workspace=ws)
     return mv
+
+
+def add_cold_items(uri: str, items: Sequence[Any], like: Mapping[Any, Sequence[Any]] | None = None,
+                   workspace: Any = None) -> int:
+    """Give new items (no interactions, so no trained vector) a cold-start vector in the table ``uri`` points at.
+
+    A new item's vector is the mean of the vectors of the known items it is ``like`` (its category's
+    items, its brand's: the caller's choice), else the table's cold-start vector (the mean item), so
+    the ANN source retrieves it for the users near those items. Items the table already holds keep
+    their vectors. Recommenders following ``uri`` search the new items from their next registry poll;
+    the next published version should carry them (its model has then seen them or embeds their features).
+    Returns how many items were added.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from forgeml.registry.models import workspace_or_current
+
+    ws = workspace_or_current(workspace)
+    table = registered_table(uri, ws)
+    for item in items:
+        sql_literal(item)  # ids are whole numbers or text, as in every table
+    known = load_vectors(ws, table.table, table.key)
+    fresh = [item for item in dict.fromkeys(items) if item not in known.rows]
+    if not fresh:
+        return 0
+    fallback = table.cold_start if table.cold_start is not None else known.matrix.mean(axis=0).tolist()
+    vectors = []
+    for item in fresh:
+        near = [known.rows[i] for i in (like or {}).get(item, ()) if i in known.rows]
+        vectors.append(known.matrix[near].mean(axis=0) if near else np.asarray(fallback, dtype=np.float32))
+    matrix = np.asarray(vectors, dtype=np.float32).reshape(len(fresh), table.dim)
+    data = pa.table({table.key: pa.array(fresh, known.key_type),
+                     VECTOR_COLUMN: pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), table.dim)})
+    ws.vector_store.upsert(table.table, data, VECTOR_COLUMN, [table.key])
+    return len(fresh)
+

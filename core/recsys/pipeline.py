@@ -190,14 +190,18 @@ class Recommender:
 
     def _retrieve(self, q: RecommendQuery) -> tuple[list[tuple[str, list[tuple[Any, float]]]], dict[str, SourceReport]]:
         start = self.clock()
-        budget_s = self.settings.budget_ms / 1000 if self.settings.budget_ms else None
         futures = {s.name: self._pool.submit(self._timed, s.name, q, s.k) for s in self.specs}
-        cf.wait(futures.values(), timeout=budget_s)
         found = []
         reports: dict[str, SourceReport] = {}
-        for spec in self.specs:
+        # each source gets until its own deadline (timeout_ms capped by budget_ms, from the start of retrieval),
+        # checked in deadline order: an answer that arrived by then is used whatever else the machine was doing
+        for spec in sorted(self.specs, key=self._limit_ms):
             future = futures[spec.name]
-            limit_ms = min(x for x in (spec.timeout_ms or float("inf"), self.settings.budget_ms or float("inf")))
+            limit_ms = self._limit_ms(spec)
+            if limit_ms != float("inf"):
+                cf.wait([future], timeout=max(0.0, limit_ms / 1000 - (self.clock() - start)))
+            else:
+                cf.wait([future])
             if not future.done():
                 future.cancel()
                 reports[spec.name] = SourceReport("timeout", ms=(self.clock() - start) * 1000)
@@ -205,12 +209,15 @@ class Recommender:
             pairs, ms, error = future.result()
             if error:
                 reports[spec.name] = SourceReport("error", ms=ms, error=error)
-            elif ms > limit_ms:
-                reports[spec.name] = SourceReport("timeout", len(pairs), ms)
             else:
                 reports[spec.name] = SourceReport("ok", len(pairs), ms)
                 found.append((spec.name, pairs))
-        return found, reports
+        order = {s.name: i for i, s in enumerate(self.specs)}  # merge in configured order: first finder keeps
+        found.sort(key=lambda pair: order[pair[0]])
+        return found, {s.name: reports[s.name] for s in self.specs}
+
+    def _limit_ms(self, spec: Any) -> float:
+        return min(spec.timeout_ms or float("inf"), self.settings.budget_ms or float("inf"))
 
     def _timed(self, name: str, q: RecommendQuery, k: int) -> tuple[list[tuple[Any, float]], float, str]:
         start = self.clock()
@@ -235,17 +242,30 @@ class Recommender:
         columns = lookup_features(self.store, self.settings.user_key, self.settings.item_key, q.user, candidates,
                                   refs)
         names = [feature_name(r) for r in refs]
-        for i, c in enumerate(candidates):
-            c.features = {name: columns[name][i] for name in names if name in columns}
-        if self.settings.available:
-            flag = feature_name(self.settings.available)
-            candidates = [c for c in candidates if c.features.get(flag) is not False]
+        present = [name for name in names if name in columns]
+        # column-wise throughout: per-candidate dicts are built once, for the rules, with zip
+        for c, row in zip(candidates, zip(*(columns[name] for name in present)), strict=False):
+            c.features = dict(zip(present, row))
+        if not present:
+            for c in candidates:
+                c.features = {}
+        keep: list[int] | None = None
+        if self.settings.available and feature_name(self.settings.available) in columns:
+            flags = columns[feature_name(self.settings.available)]
+            keep = [i for i, flag in enumerate(flags) if flag is not False]
+            if len(keep) == len(candidates):
+                keep = None
+            else:
+                candidates = [candidates[i] for i in keep]
         model = self.model.current if self.model is not None else None
         if model is None or not candidates:
             if self.model is not None:
                 raise ValidationError(f"ranking model {self.settings.model} is not loaded")
             return sorted(candidates, key=lambda c: -c.score), None
-        inputs: dict[str, list[Any]] = {name: [c.features.get(name) for c in candidates] for name in names}
+        blank = [None] * len(candidates)
+        inputs: dict[str, list[Any]] = {
+            name: blank if name not in columns else columns[name] if keep is None else [columns[name][i] for i in keep]
+            for name in names}
         for key, value in q.context.items():
             if key not in inputs:
                 inputs[key] = [value] * len(candidates)

@@ -30,7 +30,9 @@ class RankingModel:
         if missing:
             raise ValidationError(f"ranking model {self.uri} needs input {missing[0]!r}, which neither its features "
                                   f"nor the request context give")
-        frame = pd.DataFrame({c: columns[c] for c in self.inputs}) if self.inputs else pd.DataFrame(columns)
+        frame = self._matrix(columns)
+        if frame is None:
+            frame = pd.DataFrame({c: columns[c] for c in self.inputs}) if self.inputs else pd.DataFrame(columns)
         inner = getattr(self.model, "model", None)
         if inner is not None and hasattr(inner, "predict_proba") and hasattr(self.model, "predict_proba"):
             # a classifier ranks by the probability of the positive class, not by its 0/1 label
@@ -43,6 +45,22 @@ class RankingModel:
         if len(out) != rows:
             raise ValidationError(f"ranking model {self.uri} returned {len(out)} scores for {rows} candidates")
         return [float(v) for v in out]
+
+
+    def _matrix(self, columns: dict[str, Sequence[Any]]) -> Any:
+        """Return the inputs as a float matrix when the model takes one in signature order, else None.
+
+        Building a DataFrame of hundreds of rows costs more than scoring them; a model whose loader
+        names ``matrix_columns`` takes the plain array and gives the same scores.
+        """
+        import numpy as np
+
+        if not self.inputs or getattr(self.model, "matrix_columns", None) != self.inputs:
+            return None
+        try:
+            return np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in self.inputs])
+        except (TypeError, ValueError):  # text or mixed values: the DataFrame path encodes them
+            return None
 
 
 class ModelSlot:

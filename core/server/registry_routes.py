@@ -19,9 +19,23 @@ def _versioned(call: Call, mv: Any) -> dict[str, Any]:
     return _with_artifact_uri(call, mv.to_dict())
 
 
+_BASES: dict[tuple[Any, ...], str] = {}  # few distinct values: the addresses clients reach this server by
+
+
+def _base_url(call: Call) -> str:
+    """Return the request's base URL, built once per scheme, host and root path rather than per request."""
+    scope = call.request.scope
+    key = (scope.get("scheme"), call.request.headers.get("host"), scope.get("server"), scope.get("root_path"))
+    base = _BASES.get(key)
+    if base is None:
+        base = str(call.request.base_url).rstrip("/")
+        if len(_BASES) < 64:  # Host is the client's to choose: never let the cache grow with it
+            _BASES[key] = base
+    return base
+
+
 def _with_artifact_uri(call: Call, out: dict[str, Any]) -> dict[str, Any]:
-    base = str(call.request.base_url).rstrip("/")
-    out["artifact_uri"] = f"{base}{PREFIX}/models/{out['name']}/versions/{out['version']}/artifact"
+    out["artifact_uri"] = f"{_base_url(call)}{PREFIX}/models/{out['name']}/versions/{out['version']}/artifact"
     return out
 
 

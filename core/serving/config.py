@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from forgeml.errors import ConfigError
-from forgeml.serving.app import ServerOptions
 from forgeml.serving.batching import BatchingConfig
 from forgeml.serving.endpoint import EndpointConfig
 from forgeml.serving.resilience import FallbackConfig
 from forgeml.serving.source import parse_uri
+from forgeml.serving.state import ServerOptions
 from forgeml.serving.traffic import CanaryConfig
 
 TOKEN_ENV = "FORGEML_SERVE_TOKEN"

@@ -40,10 +40,10 @@ def _rows_table(view: Any, rows: list[dict[str, Any]], read_times: bool = True) 
 
 async def authorized_body(request: Request) -> tuple[Any, Any] | Response:
     """Check the caller's token and parse the JSON body: (serving state, body), or the error to answer."""
-    from forgeml.serving.app import _authorized
+    from forgeml.serving.state import authorized
 
     state = request.app.state.serving
-    if not _authorized(state, request):
+    if not authorized(state, request):
         return _reply({"error": "missing or wrong bearer token"}, 401)
     try:
         return state, orjson.loads(await request.body())

@@ -145,7 +145,7 @@ def _request(payload: Any) -> dict[str, Any]:
 
 async def recommend(request: Request) -> Response:
     """POST /v1/recommenders/{name}/recommend: the top N items for a user, with scores and sources."""
-    from forgeml.serving.app import _token_ok
+    from forgeml.serving.state import token_ok
 
     state = request.app.state.serving
     name = request.path_params["name"]
@@ -154,7 +154,7 @@ async def recommend(request: Request) -> Response:
         denied = state.gate.check(header, "models.predict", name, request.client.host if request.client else "")
         if denied is not None:
             return _reply({"error": denied[1]}, denied[0])
-    elif not _token_ok(state, header):
+    elif not token_ok(state, header):
         return _reply({"error": "missing or wrong bearer token"}, 401)
     host: RecommenderHost = state.recommenders
     rec = host.recommenders.get(name)

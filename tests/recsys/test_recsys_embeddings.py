@@ -112,3 +112,66 @@ def test_blue_green_swap_and_rollback_under_load_drop_no_request(server: Running
     assert len(results) > 20
     failed = [r for r in results if r[0] != 200 or r[1] is not None or r[2]["status"] != "ok"]
     assert failed == [], failed[:3]
+
+
+def _clustered_table(ws: Any, name: str) -> tuple[np.ndarray, list[int]]:
+    """Publish a small table of 4 well-separated clusters (item i in cluster i % 4); return the centres and items."""
+    from sklearn.linear_model import LinearRegression
+
+    from forgeml.recsys import publish_embeddings
+
+    rng = np.random.default_rng(1)
+    centres = np.eye(4, 8, dtype=np.float32) * 10
+    items = list(range(80))
+    vectors = np.stack([centres[i % 4] + rng.normal(0, 0.1, 8) for i in items]).astype(np.float32)
+    publish_embeddings(name, LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), items, vectors,
+                       stage="PRODUCTION", workspace=ws)
+    return centres, items
+
+
+def test_a_new_item_without_interactions_becomes_retrievable(shop_ws: Any) -> None:
+    """add_cold_items gives a new item its like-items' mean vector: the ANN source finds it beside them."""
+    from forgeml.contracts import RecommendQuery
+    from forgeml.plugins.recsys.sources import AnnRetriever, AnnSettings
+    from forgeml.recsys import add_cold_items, registered_table
+
+    ws, _ = shop_ws
+    _clustered_table(ws, "cold_demo")
+    ann = AnnRetriever(AnnSettings(model="cold_demo@production"), ws)
+    ann.refresh()
+    near_two = RecommendQuery(None, recent=[2, 6], n=10)  # a stranger whose recent items sit in cluster 2
+    before = [item for item, _ in ann.retrieve(near_two, 30)]
+    assert 1000 not in before and all(item % 4 == 2 for item in before[:20])
+
+    added = add_cold_items("cold_demo@production", [1000, 1001, 2], like={1000: [10, 14, 18], 1001: [999_999]},
+                           workspace=ws)
+    assert added == 2  # item 2 already has its trained vector and keeps it
+    assert add_cold_items("cold_demo@production", [1000], workspace=ws) == 0
+    assert ann.refresh()  # the table grew: the next poll reads it again
+    after = [item for item, _ in ann.retrieve(near_two, 30)]
+    assert 1000 in after[:21]  # among cluster 2's twenty items: its vector is their mean
+    table = registered_table("cold_demo@production", ws)
+    assert ann.followed is not None and ann.followed.items is not None
+    stranger = ann.followed.items.get([1001])[0]  # like only unknown items: the table's cold-start vector
+    assert np.allclose(stranger, table.cold_start, atol=1e-5)
+    with pytest.raises(ValidationError, match="whole numbers or text"):
+        add_cold_items("cold_demo@production", [1.5], workspace=ws)
+
+
+def test_the_in_memory_search_agrees_with_the_vector_store(shop_ws: Any) -> None:
+    """The exact in-memory search returns what the vector store's exact search returns, distances included."""
+    from forgeml.recsys import registered_table
+    from forgeml.recsys.embeddings import load_vectors
+
+    ws, _ = shop_ws
+    table = registered_table("two_tower@production", ws)
+    loaded = load_vectors(ws, table.table, table.key)
+    assert len(loaded.keys) == ws.vector_store.count(table.table)
+    for user in (0, 7, 55):
+        vector = table.user_vector(ws, user)
+        keys, distances = loaded.nearest(vector, 20)
+        found = table.search(ws, vector, 20)
+        assert keys == found.column(table.key).to_pylist()
+        assert np.allclose(distances, found.column("_distance").to_pylist(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValidationError, match="dimensions"):
+        loaded.nearest([1.0, 2.0], 5)
