@@ -140,9 +140,10 @@ def _json_column(col: pa.ChunkedArray) -> pa.Array:
     if pa.types.is_timestamp(tp):
         micros = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC" if tp.tz else None), safe=False), pa.int64())
         return pc.cast(micros, pa.string()).fill_null("null")
-    if (pa.types.is_string(tp) or pa.types.is_large_string(tp)) and not pc.any(
+    if (pa.types.is_string(tp) or pa.types.is_large_string(tp)) and len(col) > 64 and not pc.any(
             pc.match_substring_regex(col, r'[^ !#-\[\]-~]')).as_py():
         # printable ASCII without quote or backslash is its own JSON text: quote it without a per-row encode
+        # (for a few rows the per-row encode is cheaper than these compute calls)
         return pc.binary_join_element_wise('"', col, '"', "").fill_null("null").cast(pa.string())
     return pa.array([_dumps(v) for v in col.to_pylist()], pa.string())
 
