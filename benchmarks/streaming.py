@@ -108,6 +108,14 @@ def ingest_redis(store, table: pa.Table, batch: int) -> dict:
             "events_per_cpu_s": rate(status.applied, cpu), "publish_events_per_s": rate(table.num_rows, publish_s)}
 
 
+def visible_within(start: float, worker: threading.Thread | None = None, limit_s: float = 60) -> None:
+    """Fail instead of waiting forever for an event that never shows (a dead processor, a dropped event)."""
+    if worker is not None and not worker.is_alive():
+        raise RuntimeError("the stream processor thread stopped; see its traceback above")
+    if time.perf_counter() - start > limit_s:
+        raise RuntimeError(f"an event was not visible online after {limit_s:g}s")
+
+
 def push_to_visible(store, keys: int, calls: int, to: str = "online_and_offline") -> dict:
     """Time from push() of one event to get_online_features returning a count that includes it."""
     from datetime import UTC, datetime
@@ -120,7 +128,7 @@ def push_to_visible(store, keys: int, calls: int, to: str = "online_and_offline"
         store.push("cards", pa.table({"card_id": [key], "event_timestamp": pa.array(
             [datetime.now(UTC)], pa.timestamp("us", tz="UTC")), "amount": [1.0]}), to=to)
         while store.get_online_features([{"card_id": key}], ["cards:count_10m"]).to_dict()["count_10m"][0] <= before:
-            pass
+            visible_within(start)
         lat.append((time.perf_counter() - start) * 1000)
     return {"calls": calls, "to": to, "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99)}
 
@@ -145,6 +153,7 @@ def stream_to_visible(store, keys: int, calls: int) -> dict:
             store.publish("bench", pa.table({"card_id": [key], "event_timestamp": pa.array(
                 [datetime.now(UTC)], pa.timestamp("us", tz="UTC")), "amount": [1.0]}))
             while store.get_online_features([{"card_id": key}], ref).to_dict()["count_10m"][0] <= before:
+                visible_within(start, worker)
                 time.sleep(0.0002)
             lat.append((time.perf_counter() - start) * 1000)
     finally:

@@ -154,6 +154,10 @@ ARTIFACT_REFERENCES: Mapping[str, str] = {
     "pipelines": "forgeml.pipelines.schema:artifact_references",
 }
 
+# The registry records which datasets and feature views each model version used. Layers below it
+# (datasets' lineage) read that through this "module:function", not its tables and not an import.
+MODEL_VERSIONS = "forgeml.registry.store:all_versions"
+
 CORE = "forgeml"
 """Who declares core's own sections, where a plugin's name would be shown."""
 
@@ -166,6 +170,11 @@ def _load(target: str) -> Any:
 def core_sections() -> dict[str, type]:
     """Return core's own settings sections: section -> settings dataclass."""
     return {section: _load(target) for section, target in CORE_SECTIONS.items()}
+
+
+def model_versions(metadata: Any, *columns: str) -> list[dict[str, Any]]:
+    """Return the given columns of every registered model version, as the registry's store reads them."""
+    return list(_load(MODEL_VERSIONS)(metadata, *columns))
 
 
 def artifact_referencers() -> dict[str, Callable[[Any], set[str]]]:

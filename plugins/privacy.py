@@ -1,4 +1,5 @@
-"""Erasers for the places outside the stores that keep personal data: prediction logs, dataset snapshots, run artifacts."""
+"""Erasers for the places outside the stores that keep personal data: prediction logs, dataset snapshots, run
+artifacts and the dead letters of stream processing."""
 
 from __future__ import annotations
 
@@ -25,12 +26,19 @@ def _run_artifacts(workspace: Any) -> Any:
     return RunArtifactEraser(workspace)
 
 
+def _dead_letters(workspace: Any) -> Any:
+    from forgeml.features.dead_letters import DeadLetterEraser
+
+    return DeadLetterEraser(workspace)
+
+
 @hookimpl
 def forgeml_register_erasers(register):
-    """Offer the prediction-log, dataset-snapshot and run-artifact erasers."""
+    """Offer the prediction-log, dataset-snapshot, run-artifact and dead-letter erasers."""
     register("prediction_log", _prediction_log)
     register("datasets", _datasets)
     register("run_artifacts", _run_artifacts)
+    register("dead_letters", _dead_letters)
 
 
 @hookimpl

@@ -140,9 +140,10 @@ def _json_column(col: pa.ChunkedArray) -> pa.Array:
     if pa.types.is_timestamp(tp):
         micros = pc.cast(pc.cast(col, pa.timestamp("us", tz="UTC" if tp.tz else None), safe=False), pa.int64())
         return pc.cast(micros, pa.string()).fill_null("null")
-    if (pa.types.is_string(tp) or pa.types.is_large_string(tp)) and not pc.any(
+    if (pa.types.is_string(tp) or pa.types.is_large_string(tp)) and len(col) > 64 and not pc.any(
             pc.match_substring_regex(col, r'[^ !#-\[\]-~]')).as_py():
         # printable ASCII without quote or backslash is its own JSON text: quote it without a per-row encode
+        # (for a few rows the per-row encode is cheaper than these compute calls)
         return pc.binary_join_element_wise('"', col, '"', "").fill_null("null").cast(pa.string())
     return pa.array([_dumps(v) for v in col.to_pylist()], pa.string())
 
@@ -314,6 +315,11 @@ class SQLiteOnlineStore:
         keys = self._subject_keys(subject)
         if not keys:
             return []
+        self._scrubbed([("DELETE FROM online_rows WHERE view = ? AND entity_key = ?", keys)])
+        return subject_holdings("online", keys)
+
+    def _scrubbed(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Run statements (SQL, parameter rows) in one transaction that leaves no copy of replaced rows."""
         conn = self.connection()
         with self._translate():
             # secure_delete zeroes the freed space; the checkpoint moves the zeroed pages into the main
@@ -322,7 +328,8 @@ class SQLiteOnlineStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany("DELETE FROM online_rows WHERE view = ? AND entity_key = ?", keys)
+                    for sql, rows in statements:
+                        conn.executemany(sql, rows)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -330,24 +337,43 @@ class SQLiteOnlineStore:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 conn.execute("PRAGMA secure_delete = OFF")
-        return subject_holdings("online", keys)
 
     def expire(self, view: str, before_us: int, dry_run: bool = False) -> int:
         """Delete a view's rows stored with an event time before ``before_us`` (freed pages overwritten)."""
-        conn = self.connection()
         with self._translate():
-            if dry_run:
-                return int(conn.execute("SELECT count(*) FROM online_rows WHERE view = ? AND event_ts < ?",
-                                        (view, before_us)).fetchone()[0])
-            conn.execute("PRAGMA secure_delete = ON")
-            try:
-                gone = conn.execute("DELETE FROM online_rows WHERE view = ? AND event_ts < ?",
-                                    (view, before_us)).rowcount
-                if gone:
-                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                conn.execute("PRAGMA secure_delete = OFF")
+            gone = int(self.connection().execute("SELECT count(*) FROM online_rows WHERE view = ? AND event_ts < ?",
+                                                 (view, before_us)).fetchone()[0])
+        if gone and not dry_run:
+            self._scrubbed([("DELETE FROM online_rows WHERE view = ? AND event_ts < ?", [(view, before_us)])])
         return gone
+
+    def map_text(self, pattern: Any, fn: Any, dry_run: bool = False) -> dict[str, int]:
+        """Pass every match of ``pattern`` in stored keys and payloads through ``fn``; return changed rows per view.
+
+        A row whose key changes moves to the new key, unless a newer row is already stored there.
+        """
+        conn = self.connection()
+        changed: dict[str, int] = {}
+        moves = []
+        with self._translate():
+            for view, key, ts, written, payload in conn.execute(
+                    "SELECT view, entity_key, event_ts, written_at, payload FROM online_rows"):
+                text = payload if isinstance(payload, str) else payload.decode()
+                new_key = pattern.sub(lambda m: fn(m.group(0)), key)
+                new_text = pattern.sub(lambda m: fn(m.group(0)), text)
+                if new_key != key or new_text != text:
+                    changed[view] = changed.get(view, 0) + 1
+                    moves.append((view, key, new_key, ts, written, new_text))
+        if dry_run or not moves:
+            return changed
+        self._scrubbed([
+            ("DELETE FROM online_rows WHERE view = ? AND entity_key = ?", [(v, k) for v, k, *_ in moves]),
+            ("INSERT INTO online_rows (view, entity_key, event_ts, written_at, payload) VALUES (?, ?, ?, ?, ?)"
+             " ON CONFLICT (view, entity_key) DO UPDATE SET event_ts = excluded.event_ts,"
+             " written_at = excluded.written_at, payload = excluded.payload"
+             " WHERE excluded.event_ts >= online_rows.event_ts", [(v, nk, t, w, p) for v, _, nk, t, w, p in moves]),
+        ])
+        return changed
 
     # ------------------------------------------------------------ reads
     def read_rows(self, view: str, keys: Sequence[tuple[Any, ...]]) -> list[tuple[int, dict[str, Any]] | None]:

@@ -185,13 +185,7 @@ class ParquetTables:
                     if kept.num_rows == 0:
                         self.fs.rm(name)
                     else:
-                        tmp = f"{name}{PARTIAL}"
-                        with self.fs.open(tmp, "wb") as f:
-                            pq.write_table(kept, f, row_group_size=1_000_000)
-                        if self.local:
-                            os.replace(tmp, name)
-                        else:
-                            self.fs.mv(tmp, name)
+                        self._replace_file(name, kept)
                 except (OSError, pa.ArrowException) as e:
                     raise StorageError(f"offline table {table!r}: cannot rewrite {name} without the subject: "
                                        f"{e}") from e
@@ -214,3 +208,46 @@ class ParquetTables:
                     raise StorageError(f"offline table {table!r}: cannot remove the partition of {day}: {e}") from e
                 gone.append(day)
         return gone
+
+    def _replace_file(self, name: str, data: pa.Table) -> None:
+        """Write a file's new content under a .tmp name, then rename it over the old one."""
+        import pyarrow.parquet as pq
+
+        tmp = f"{name}{PARTIAL}"
+        with self.fs.open(tmp, "wb") as f:
+            pq.write_table(data, f, row_group_size=1_000_000)
+        if self.local:
+            os.replace(tmp, name)
+        else:
+            self.fs.mv(tmp, name)
+
+    def map_text(self, pattern: Any, fn: Any, dry_run: bool = False) -> dict[str, int]:
+        """Pass every match of ``pattern`` in text columns through ``fn``, rewriting files atomically.
+
+        Returns the changed values per table (counted, not written, on a dry run).
+        """
+        import pyarrow.parquet as pq
+
+        changed: dict[str, int] = {}
+        for table in self._tables():
+            for name in sorted(self.fs.glob(f"{self._table_dir(table)}/*/*.parquet")):
+                try:
+                    with self.fs.open(name, "rb") as f:
+                        data = pq.read_table(f)
+                    count = 0
+                    for i, column in enumerate(data.schema):
+                        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+                            continue
+                        values = data.column(i).to_pylist()
+                        mapped = [v if v is None else pattern.sub(lambda m: fn(m.group(0)), v) for v in values]
+                        diff = sum(a != b for a, b in zip(values, mapped, strict=True))
+                        if diff:
+                            count += diff
+                            data = data.set_column(i, column, pa.array(mapped, column.type))
+                    if count:
+                        changed[table] = changed.get(table, 0) + count
+                        if not dry_run:
+                            self._replace_file(name, data)
+                except (OSError, pa.ArrowException) as e:
+                    raise StorageError(f"offline table {table!r}: cannot rewrite {name}: {e}") from e
+        return changed

@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "forget": "forgeml.cli.privacy:forget_cmd",
     "gc": "forgeml.cli.privacy:gc_group",
     "encryption": "forgeml.cli.privacy:encryption_group",
+    "pseudonyms": "forgeml.cli.privacy:pseudonyms_group",
     "audit": "forgeml.cli.audit:audit_group",
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from click_default_group import DefaultGroup
 
@@ -44,9 +46,16 @@ def gc_group() -> None:
     """Retention: `forgeml gc [--dry-run]` applies [privacy.retention] now; `forgeml gc status` shows the schedule."""
 
 
+def _dry_run_and_json(what: str) -> Any:
+    """The --dry-run (with its help text) and --json options of a command that changes stored data."""
+    def wrap(f: Any) -> Any:
+        return click.option("--dry-run", is_flag=True, help=what)(
+            click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f))
+    return wrap
+
+
 @gc_group.command("run")
-@click.option("--dry-run", is_flag=True, help="List what is past its retention limit; remove nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_dry_run_and_json("List what is past its retention limit; remove nothing.")
 def gc_cmd(dry_run: bool, as_json: bool) -> None:
     """Apply the [privacy.retention] limits and reclaim artifact objects nothing refers to."""
     from forgeml.privacy.retention import collect_garbage
@@ -101,3 +110,24 @@ def rotate_cmd(as_json: bool) -> None:
         emit_json(counts)
     else:
         click.echo(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
+
+
+@click.group("pseudonyms")
+def pseudonyms_group() -> None:
+    """PII pseudonyms: rotate the key they are made with (the key chain in [privacy] key_env)."""
+
+
+@pseudonyms_group.command("rotate")
+@_dry_run_and_json("Count the pseudonyms that would move; change nothing.")
+def pseudonyms_rotate_cmd(dry_run: bool, as_json: bool) -> None:
+    """Move stored pseudonyms under a new key: append it to FORGEML_PII_KEY (OLD,NEW), then run this."""
+    from forgeml.privacy.keys import rotate_pseudonyms
+
+    out = rotate_pseudonyms(dry_run=dry_run)
+    if as_json:
+        emit_json(out)
+        return
+    verb = "would move" if dry_run else "moved"
+    click.echo(f"{verb} pseudonyms under the chain of {out['keys']} keys: "
+               + (", ".join(f"{k} {v}" for k, v in out["changed"].items()) or "none found"))
+    click.echo("not rewritten: " + "; ".join(out["not_rewritten"]))

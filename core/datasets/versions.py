@@ -287,9 +287,9 @@ def lineage(ref: str, workspace: Any = None) -> dict[str, Any]:
                 seen.add(row["run_id"])
                 runs.append({"run_id": row["run_id"], "used_at": row["used_at"]})
     if ws.metadata.applied_migrations("registry"):
-        from forgeml.registry.store import all_versions
+        from forgeml.layers import model_versions
 
-        for row in all_versions(ws.metadata, "name", "version", "datasets"):
+        for row in model_versions(ws.metadata, "name", "version", "datasets"):
             if dv.ref in json.loads(row["datasets"] or "[]"):
                 models.append(f"{row['name']}@{row['version']}")
     from forgeml.datasets.erasure import erasures_of

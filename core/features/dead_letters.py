@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from forgeml.contracts import Holding, Subject
 from forgeml.errors import ValidationError
 
 Dead = tuple[dict[str, Any], str]  # (the record as it arrived, why it could not be cast)
@@ -72,6 +75,10 @@ class DeadLetters:
 
     def write(self, source: str, dead: list[Dead]) -> int:
         """Append records with their reasons (flushed to disk); return how many were new."""
+        with _locked(self.path):
+            return self._write(source, dead)
+
+    def _write(self, source: str, dead: list[Dead]) -> int:
         held = self._positions()
         lines = []
         now = time.time()
@@ -92,6 +99,66 @@ class DeadLetters:
                 out.flush()
                 os.fsync(out.fileno())
         return len(lines)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold the view's dead-letter lock: an erasure rewrites the file while a stream process may append."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+class DeadLetterEraser:
+    """The dead letters' part of ``forget``: records set aside as they arrived hold subjects' keys too."""
+
+    name = "dead_letters"
+
+    def __init__(self, workspace: Any):
+        self.root = workspace.dot / "streams"
+
+    def _files(self) -> list[Path]:
+        return sorted(self.root.glob("*.dead.jsonl")) if self.root.is_dir() else []
+
+    @staticmethod
+    def _holds(row: dict[str, Any], subject: Subject) -> bool:
+        record = row.get("record")
+        return isinstance(record, dict) and subject.column in record and str(record[subject.column]) == subject.value
+
+    def find_subject(self, subject: Subject) -> list[Holding]:
+        """Return each view's dead-letter file holding records of the subject."""
+        found = []
+        for path in self._files():
+            rows = sum(self._holds(r, subject) for r in read_dead_letters(path))
+            if rows:
+                found.append(Holding(self.name, path.name, rows))
+        return found
+
+    def erase_subject(self, subject: Subject) -> list[Holding]:
+        """Rewrite each dead-letter file without the subject's records (a torn last line goes too)."""
+        removed = []
+        for path in self._files():
+            with _locked(path):
+                rows = read_dead_letters(path)
+                keep = [r for r in rows if not self._holds(r, subject)]
+                if len(keep) == len(rows):
+                    continue
+                tmp = path.with_name(path.name + ".tmp")
+                with open(tmp, "w", encoding="utf-8") as out:
+                    out.write("".join(json.dumps(r, default=str) + "\n" for r in keep))
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, path)
+                dir_fd = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+                removed.append(Holding(self.name, path.name, len(rows) - len(keep)))
+        return removed
 
 
 def _ends_torn(path: Path) -> bool:

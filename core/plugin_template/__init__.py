@@ -64,9 +64,11 @@ from forgeml.config import setting
 def _kinds() -> dict[str, dict[str, str]]:
     from forgeml.plugin_template.compute import COMPUTE
     from forgeml.plugin_template.observing import OBSERVING
+    from forgeml.plugin_template.queues import QUEUES
+    from forgeml.plugin_template.ranking import RANKING
     from forgeml.plugin_template.stores import STORES
 
-    return {**OBSERVING, **STORES, **COMPUTE}
+    return {**OBSERVING, **STORES, **COMPUTE, **QUEUES, **RANKING}
 
 
 KINDS: dict[str, dict[str, str]] = _kinds()

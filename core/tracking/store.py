@@ -63,6 +63,32 @@ def _key_values_of(table: str) -> Any:
 
 
 @functools.cache
+def _insert_run() -> Any:
+    import sqlalchemy as sa
+
+    runs = _t("tracking_runs")
+    return sa.insert(runs).returning(runs.c.seq)
+
+
+@functools.cache
+def _snapshot_rows(kind: str) -> Any:
+    import sqlalchemy as sa
+
+    t = _t(_SNAPSHOT_TABLES[kind])
+    return (sa.select(t.c.run, t.c.key, t.c.value).where(t.c.run.in_(sa.bindparam("seqs", expanding=True)))
+            .order_by(t.c.run, t.c.key))
+
+
+@functools.cache
+def _snapshot_update(kind: str) -> Any:
+    import sqlalchemy as sa
+
+    runs = _t("tracking_runs")
+    return sa.update(runs).where(runs.c.seq == sa.bindparam("run_seq")).values(
+        {f"{kind}_json": sa.bindparam("snapshot")})
+
+
+@functools.cache
 def _inputs_of() -> Any:
     import sqlalchemy as sa
 
@@ -122,11 +148,8 @@ class TrackingStore:
 
     def insert_run(self, run: Run) -> int:
         """Insert a new run row with its params and tags; return its seq."""
-        import sqlalchemy as sa
-
-        runs = _t("tracking_runs")
         with self.db.transaction() as tx:
-            seq = tx.execute(sa.insert(runs).values(id=run.id, **self._run_values(run)).returning(runs.c.seq)).scalar()
+            seq = tx.execute(_insert_run(), {"id": run.id, **self._run_values(run)}).scalar()
             self._params(tx, seq, run.params)
             self._tags(tx, seq, run.tags)
             self.refresh_snapshots(tx, [seq], ("params", "tags"))
@@ -324,22 +347,16 @@ class TrackingStore:
     @staticmethod
     def refresh_snapshots(tx: Any, seqs: Iterable[int], which: Iterable[str]) -> None:
         """Rewrite the runs' JSON snapshots of params, metrics and/or tags from their rows."""
-        import sqlalchemy as sa
-
         seqs = sorted(seqs)
         if not seqs:
             return
-        runs = _t("tracking_runs")
         for kind in which:
-            t = _t(_SNAPSHOT_TABLES[kind])
             # built here, not by the database's JSON functions (which differ per database, print floats
             # with 15 digits and infinities as invalid JSON): a value read back must be the value logged
             snapshots: dict[int, dict[str, Any]] = {seq: {} for seq in seqs}
-            for seq, key, value in tx.execute(sa.select(t.c.run, t.c.key, t.c.value).where(t.c.run.in_(seqs))
-                                              .order_by(t.c.run, t.c.key)).fetchall():
+            for seq, key, value in tx.execute(_snapshot_rows(kind), {"seqs": seqs}).fetchall():
                 snapshots[seq][key] = read_value(value) if kind == "metrics" else value
-            tx.executemany(sa.update(runs).where(runs.c.seq == sa.bindparam("run_seq"))
-                           .values({f"{kind}_json": sa.bindparam("snapshot")}),
+            tx.executemany(_snapshot_update(kind),
                            [{"run_seq": seq, "snapshot": json.dumps(snapshot)} for seq, snapshot in snapshots.items()])
 
     def write_params(self, run_id: str, params: Mapping[str, Any]) -> None:
@@ -453,8 +470,7 @@ class TrackingStore:
                 self._clear(tx, [seq])
                 tx.execute(sa.update(runs).where(runs.c.seq == seq).values(**self._run_values(run)))
             else:
-                seq = tx.execute(sa.insert(runs).values(id=run.id, **self._run_values(run))
-                                 .returning(runs.c.seq)).scalar()
+                seq = tx.execute(_insert_run(), {"id": run.id, **self._run_values(run)}).scalar()
             points = [(seq, *p[1:]) for p in points]
             self._params(tx, seq, run.params)
             self._tags(tx, seq, run.tags)

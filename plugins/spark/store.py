@@ -214,7 +214,12 @@ class SparkOfflineStore(ParquetTables):
 
     def _pit_frame(self, narrow: pa.Table, micros: pa.Array, requests: Sequence[FeatureRequest],
                    views: list[str]) -> Any:
-        """Build the Spark plan: per request, an equi-join on keys bounded by time, newest row per entity row."""
+        """Build the Spark plan: per request, entity and feature rows in one time order per key (an as-of scan).
+
+        Entity rows and feature rows are unioned and sorted by key and time, feature rows first at one instant
+        (at-or-before includes it); each entity row takes the last feature row before it, carried whole as a
+        struct so a null value in the newest row stays null. One sort, no join fan-out, as DuckDB's ASOF JOIN.
+        """
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
@@ -229,18 +234,26 @@ class SparkOfflineStore(ParquetTables):
                 features = features.where(ts <= F.timestamp_micros(F.lit(hi)))
             if lo is not None and req.ttl_s is not None:
                 features = features.where(ts >= F.timestamp_micros(F.lit(lo - int(req.ttl_s * 1_000_000))))
-            renamed = [F.col(f"`{k}`").alias(f"__k{j}") for j, k in enumerate(req.join_keys)]
-            renamed += [F.col(f"`{f}`").alias(f"__f{j}") for j, f in enumerate(req.features)]
-            features = features.select(*renamed, ts.alias("__fts"))
-            cond = [entities[f"`{k}`"] == features[f"__k{j}"] for j, k in enumerate(req.join_keys)]
-            cond.append(features["__fts"] <= entities["__ts"])
+            key_types = {f.name: f.dataType for f in entities.schema.fields}
+            keys = [F.col(f"`{k}`").cast(key_types[k]).alias(f"__k{j}") for j, k in enumerate(req.join_keys)]
+            row = F.struct(ts.alias("t"), *[F.col(f"`{f}`").alias(f"f{j}") for j, f in enumerate(req.features)])
+            features = features.where(ts.isNotNull()).select(*keys, ts.alias("__t"), F.lit(None).cast("long")
+                                                             .alias(ROW), row.alias("__v"))
+            side = entities.select(*[F.col(f"`{k}`").alias(f"__k{j}") for j, k in enumerate(req.join_keys)],
+                                   F.col("__ts").alias("__t"), F.col(ROW),
+                                   F.lit(None).cast(features.schema["__v"].dataType).alias("__v"))
+            order = Window.partitionBy(*[f"__k{j}" for j in range(len(req.join_keys))]) \
+                .orderBy("__t", F.col(ROW).isNotNull()).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+            found = F.col("__last").isNotNull()
+            for j in range(len(req.join_keys)):  # a null key matches nothing, as in an equi-join
+                found = found & F.col(f"__k{j}").isNotNull()
             if req.ttl_s is not None:
-                lag = F.make_dt_interval(secs=F.lit(float(req.ttl_s)))
-                cond.append(features["__fts"] >= entities["__ts"] - lag)
-            newest = Window.partitionBy(ROW).orderBy(F.col("__fts").desc_nulls_last())
-            picked = (entities.join(features, on=cond, how="left")
-                      .withColumn("__rank", F.row_number().over(newest)).where(F.col("__rank") == 1)
+                found = found & (F.col("__last.t") >= F.col("__t") - F.make_dt_interval(secs=F.lit(float(req.ttl_s))))
+            picked = (side.unionByName(features)
+                      .withColumn("__last", F.last("__v", ignorenulls=True).over(order))
+                      .where(F.col(ROW).isNotNull())
                       .select(F.col(ROW).alias(f"__r{i}"),
-                              *[F.col(f"__f{j}").alias(out) for j, out in enumerate(req.output_names)]))
+                              *[F.when(found, F.col(f"__last.f{j}")).alias(out)
+                                for j, out in enumerate(req.output_names)]))
             result = result.join(picked, result[ROW] == picked[f"__r{i}"], "left").drop(f"__r{i}")
         return result

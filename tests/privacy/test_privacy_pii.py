@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -138,3 +139,50 @@ def test_alerts_keep_figures_of_pii_columns_but_not_their_values(workspace):
     assert stored.details["results"][0] == {"column": "email", "test": "chi2", "statistic": 9.5, "p_value": 0.01}
     assert stored.details["results"][1]["details"] == {"bins": [1, 2]}
     assert stored.details["top_values"] == {"email": "[pii]", "score": [0.5]}
+
+
+def test_rotating_the_pseudonym_key_moves_stored_pseudonyms_under_the_new_key(workspace, monkeypatch):
+    """After appending a key and rotating, the stores hold only pseudonyms under the whole chain: the same ones
+    new data gets, and the ones `upgrade` gives an outside table; a second rotation finds nothing to move."""
+    import pandas as pd
+    import pyarrow as pa
+    from click.testing import CliRunner
+
+    from forgeml.cli import cli
+    from forgeml.errors import ConfigError
+    from forgeml.features import Entity, Feature, FeatureStore, FeatureView, PushSource
+    from forgeml.privacy import pseudonym, rotate_pseudonyms, tokenize, upgrade
+
+    monkeypatch.setenv("FORGEML_PII_KEY", KEY)
+    user = Entity("user", join_keys=("user_id",))
+    store = FeatureStore(workspace)
+    store.apply([user, FeatureView("mail", entities=[user], source=PushSource("mail"),
+                                   features=[Feature("email", "string", pii=True)],
+                                   transformation=lambda df: tokenize(df, ["email"]))])
+    store.push("mail", pd.DataFrame({"user_id": [7], "event_timestamp": [datetime(2024, 1, 1, tzinfo=UTC)],
+                                     "email": ["p@q.r"]}))
+    old = pseudonym("p@q.r", KEY.encode())
+    with pytest.raises(ConfigError, match="append the new key"):
+        rotate_pseudonyms(workspace=workspace)
+    new_key = "second-key-0123456789abcdef"
+    monkeypatch.setenv("FORGEML_PII_KEY", f"{KEY},{new_key}")
+    chain = [KEY.encode(), new_key.encode()]
+    new = pseudonym("p@q.r", chain)
+    assert new.startswith("pii2_") and new != old and pseudonym("p@q.r") == new
+    planned = rotate_pseudonyms(dry_run=True, workspace=workspace)
+    assert planned["changed"] == {"offline:mail": 1, "online:mail": 1}
+    assert store.offline.read("mail").column("email").to_pylist() == [old]  # the dry run changed nothing
+    result = CliRunner().invoke(cli, ["pseudonyms", "rotate", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["changed"] == {"offline:mail": 1, "online:mail": 1}
+    assert store.offline.read("mail").column("email").to_pylist() == [new]
+    assert store.get_online_features([{"user_id": 7}], ["mail:email"]).to_dict()["email"] == [new]
+    # data arriving after the rotation joins with the rotated data; an outside table is upgraded for joins
+    store.push("mail", pd.DataFrame({"user_id": [8], "event_timestamp": [datetime(2024, 1, 2, tzinfo=UTC)],
+                                     "email": ["p@q.r"]}))
+    assert set(store.offline.read("mail").column("email").to_pylist()) == {new}
+    outside = upgrade(pa.table({"email": [old, "not a pseudonym", None]}))
+    assert outside.column("email").to_pylist() == [new, "not a pseudonym", None]
+    assert rotate_pseudonyms(workspace=workspace)["changed"] == {}
+    for path in (p for p in (workspace.root / ".forgeml").rglob("*") if p.is_file()):
+        assert old.encode() not in path.read_bytes(), path  # neither files nor the online database keep it
