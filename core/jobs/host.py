@@ -22,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,13 @@ class HostLeases:
         lock_path = self.folder / ".lock"
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            with suppress(OSError):  # the creator's umask must not lock other users out of the lock file
+                os.fchmod(fd, 0o666)
+        except PermissionError:
+            try:  # another user created it under a strict umask: flock needs only a readable file
+                fd = os.open(lock_path, os.O_RDONLY)
+            except OSError as e:
+                raise StorageError(f"cannot open the host lock {lock_path} ({e.strerror})") from e
         except OSError as e:
             raise StorageError(f"cannot open the host lock {lock_path} ({e.strerror})") from e
         try:
