@@ -112,7 +112,10 @@ def load_query(sql: str, root: Path | None = None) -> LoadedSource:
             os.chdir(root)
         con = duckdb.connect()
         try:
-            table = con.sql(sql).fetch_arrow_table()
+            relation = con.sql(sql)
+            if relation is None:  # a statement without a result (SET, CREATE, ...)
+                raise ValidationError(f"dataset query {sql[:80]!r} returns no table: give a SELECT")
+            table = relation.fetch_arrow_table()
         finally:
             con.close()
     except duckdb.Error as e:

@@ -144,4 +144,7 @@ class TestBadInput:
             register_dataset("d", mixed)
         with pytest.raises(ValidationError, match="query failed"):
             register_dataset("d", query="SELEC nonsense")
+        for nothing in (";", "-- a comment only"):
+            with pytest.raises(ValidationError, match="returns no table"):
+                register_dataset("d", query=nothing)
         assert list_datasets() == [], "failed registrations leave nothing behind"
