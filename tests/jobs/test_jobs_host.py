@@ -313,13 +313,28 @@ def _warm_up(root: Path, record: Path) -> None:
         ws.close()
 
 
+def _second_user(root: str, host_dir: str, record: str, uid: int, gid: int, warm: str) -> None:
+    """In a fresh interpreter: warm up, then fork the second OS user's scheduler and exit with its status."""
+    import multiprocessing
+
+    _warm_up(Path(warm), Path(record).with_name("warm.jsonl"))
+    child = multiprocessing.get_context("fork").Process(target=_other_user_scheduler,
+                                                        args=(root, host_dir, record, uid, gid, 3))
+    child.start()
+    child.join(timeout=200)
+    if child.is_alive():
+        child.kill()
+        sys.exit("the second user's scheduler did not finish within 200 s")
+    sys.exit(child.exitcode)
+
+
 def test_two_os_users_share_one_host_folder(request: pytest.FixtureRequest) -> None:
     """A second OS user's scheduler claims GPUs through the same folder and state file, and no GPU is double-booked.
 
-    The second user's scheduler is a forked child that drops to uid ``nobody`` (the interpreter is
-    already loaded, so it needs no access to where Python is installed); its jobs are shell commands.
+    The second user's scheduler is a child forked by a fresh interpreter that drops to uid ``nobody``
+    (the interpreter is already loaded, so it needs no access to where Python is installed); its jobs
+    are shell commands.
     """
-    import multiprocessing
     import pwd
     import tempfile
 
@@ -341,19 +356,24 @@ def test_two_os_users_share_one_host_folder(request: pytest.FixtureRequest) -> N
     for _ in range(3):
         subprocess.run([sys.executable, "-m", "forgeml", "submit", "--gpus", "1", "--command",
                         f"/bin/sh -c '{SH_JOB}' job 1.0 {record}"], cwd=a, env=env_a, check=True, capture_output=True)
-    _warm_up(shared / "warm", record.with_name("warm.jsonl"))
-    child = multiprocessing.get_context("fork").Process(
-        target=_other_user_scheduler, args=(str(b), str(host_dir), str(record), other.pw_uid, other.pw_gid, 3))
-    child.start()
+    # the warm-up and the fork happen in a fresh interpreter: a fork of the pytest process would copy
+    # locks that other tests' leftover threads hold at that instant
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import test_jobs_host
+        test_jobs_host._second_user({str(b)!r}, {str(host_dir)!r}, {str(record)!r}, {other.pw_uid}, {other.pw_gid},
+                                    {str(shared / "warm")!r})
+    """)], stderr=subprocess.PIPE)
     sa = _scheduler(a, env_a)
     try:
         assert sa.wait(timeout=180) == 0, sa.stderr.read().decode() if sa.stderr else ""
-        child.join(timeout=180)
-        assert child.exitcode == 0
+        _, child_err = child.communicate(timeout=240)
+        assert child.returncode == 0, child_err.decode()
     finally:
         if sa.poll() is None:
             os.killpg(sa.pid, signal.SIGKILL)
-        if child.is_alive():
+        if child.poll() is None:
             child.kill()
     rows = [json.loads(line) for line in record.read_text().splitlines()]
     assert sorted(r["user"] for r in rows) == ["nobody"] * 3 + ["root"] * 3
