@@ -102,15 +102,13 @@ def load_files(url: str, fmt: str | None = None) -> LoadedSource:
 
 def load_query(sql: str, root: Path | None = None) -> LoadedSource:
     """Run a DuckDB query (relative file paths resolve from the workspace root) and read its result."""
-    import os
-
     import duckdb
 
-    old = os.getcwd()
+    # relative paths resolve through DuckDB's file_search_path, not the process's working directory,
+    # which other threads share
+    config = {"file_search_path": str(root)} if root is not None else {}
     try:
-        if root is not None:
-            os.chdir(root)
-        con = duckdb.connect()
+        con = duckdb.connect(config=config)
         try:
             relation = con.sql(sql)
             if relation is None:  # a statement without a result (SET, CREATE, ...)
@@ -120,8 +118,6 @@ def load_query(sql: str, root: Path | None = None) -> LoadedSource:
             con.close()
     except duckdb.Error as e:
         raise ValidationError(f"dataset query failed: {e}") from e
-    finally:
-        os.chdir(old)
     return LoadedSource(table, "query", sql, [], [table_digest(table)])
 
 

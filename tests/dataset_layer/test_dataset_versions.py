@@ -88,6 +88,17 @@ class TestVersions:
         assert d["rows"] == [5, 10] and d["added_columns"] == ["w"] and not d["same_content"]
         assert next(c for c in d["columns"] if c["column"] == "v")["mean"] == [2.0, 4.5]
 
+    def test_query_paths_resolve_from_the_workspace_wherever_the_process_runs(self, workspace, tmp_path, monkeypatch):
+        """Relative paths in a query are the workspace's; the process's working directory is left alone."""
+        import os
+
+        pq.write_table(pa.table({"k": [1, 2, 3]}), workspace.root / "t.parquet")
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        monkeypatch.chdir(elsewhere)
+        assert register_dataset("q", query="SELECT k FROM 't.parquet'").num_rows == 3
+        assert os.getcwd() == str(elsewhere)
+
     def test_lineage_lists_sources_runs_and_models(self, workspace, tmp_path):
         from sklearn.dummy import DummyClassifier
 
