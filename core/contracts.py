@@ -61,6 +61,34 @@ class Migration:
     apply: Callable[[Any], None] | None = None
 
 
+
+def declared_tables(*declares: Callable[[Any], Any]) -> Callable[[], Any]:
+    """Return a layer's ``tables()``: its ``sqlalchemy.Table`` objects by name, declared on the first call."""
+    import functools
+
+    @functools.cache
+    def tables() -> Any:
+        import sqlalchemy as sa  # loads on first use, not when the layer is imported
+
+        metadata = sa.MetaData()
+        for declare in declares:
+            metadata = declare(metadata)
+        return metadata.tables
+
+    return tables
+
+
+def creating(declare: Callable[[Any], Any]) -> Callable[[Any], None]:
+    """Return a migration step's ``apply`` that creates the tables ``declare(metadata)`` declares."""
+
+    def apply(tx: Any) -> None:
+        import sqlalchemy as sa
+
+        # inside the step's open transaction, so a failed step leaves nothing behind
+        declare(sa.MetaData()).create_all(tx.connection, checkfirst=False)
+
+    return apply
+
 class Result(Protocol):
     """What a statement returns: the part of SQLAlchemy's CursorResult every store supports."""
 

@@ -6,10 +6,9 @@ migration that alters a table must give m001 its own copy of the shape m001 crea
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from forgeml.contracts import Migration
+from forgeml.contracts import Migration, creating, declared_tables
 
 MIGRATION_SET = "jobs"
 
@@ -86,24 +85,10 @@ def declare(metadata: Any) -> Any:
     return metadata
 
 
-@functools.cache
-def tables() -> Any:
-    """Return the jobs layer's ``sqlalchemy.Table`` objects by name (declared on first use: sqlalchemy loads then)."""
-    import sqlalchemy as sa
-
-    return declare(sa.MetaData()).tables
-
-
-def _m001_initial(tx: Any) -> None:
-    """Create the jobs tables."""
-    import sqlalchemy as sa
-
-    from forgeml.sqltypes import create_tables
-
-    create_tables(tx, declare(sa.MetaData()))
+tables = declared_tables(declare)
 
 
 # Placement inputs live in plain columns so a scheduling cycle never parses the JSON spec.
 MIGRATIONS = [
-    Migration(1, "m001_initial", apply=_m001_initial),
+    Migration(1, "m001_initial", apply=creating(declare)),
 ]

@@ -7,10 +7,9 @@ A later migration that alters a table must give m001 its own copy of the shape m
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from forgeml.contracts import Migration
+from forgeml.contracts import Migration, creating, declared_tables
 
 MIGRATION_SET = "registry"
 CALIBRATION_SET = "calibration"
@@ -129,36 +128,13 @@ def declare_calibrators(metadata: Any) -> Any:
     return metadata
 
 
-@functools.cache
-def tables() -> Any:
-    """Return the registry's ``sqlalchemy.Table`` objects by name (declared on first use: sqlalchemy loads then)."""
-    import sqlalchemy as sa
-
-    return declare_calibrators(declare(sa.MetaData())).tables
-
-
-def _m001_initial(tx: Any) -> None:
-    """Create the registry tables."""
-    import sqlalchemy as sa
-
-    from forgeml.sqltypes import create_tables
-
-    create_tables(tx, declare(sa.MetaData()))
-
-
-def _m001_calibrators(tx: Any) -> None:
-    """Create the calibrators table."""
-    import sqlalchemy as sa
-
-    from forgeml.sqltypes import create_tables
-
-    create_tables(tx, declare_calibrators(sa.MetaData()))
+tables = declared_tables(declare, declare_calibrators)
 
 
 MIGRATIONS = [
-    Migration(1, "m001_initial", apply=_m001_initial),
+    Migration(1, "m001_initial", apply=creating(declare)),
 ]
-CALIBRATION_MIGRATIONS = [Migration(1, "m001_calibrators", apply=_m001_calibrators)]
+CALIBRATION_MIGRATIONS = [Migration(1, "m001_calibrators", apply=creating(declare_calibrators))]
 
 
 def store(workspace):

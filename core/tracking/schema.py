@@ -7,10 +7,9 @@ migration that alters a table must give m001 its own copy of the shape m001 crea
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from forgeml.contracts import Migration
+from forgeml.contracts import Migration, creating, declared_tables
 
 MIGRATION_SET = "tracking"
 
@@ -106,21 +105,7 @@ def declare(metadata: Any) -> Any:
     return metadata
 
 
-@functools.cache
-def tables() -> Any:
-    """Return the tracking tables by name (declared on first use: sqlalchemy loads then)."""
-    import sqlalchemy as sa
-
-    return declare(sa.MetaData()).tables
-
-
-def _m001_initial(tx: Any) -> None:
-    """Create the tracking tables."""
-    import sqlalchemy as sa
-
-    from forgeml.sqltypes import create_tables
-
-    create_tables(tx, declare(sa.MetaData()))
+tables = declared_tables(declare)
 
 
 # Params and latest metrics are narrow key/value tables indexed by (key, value) so that a search
@@ -130,7 +115,7 @@ def _m001_initial(tx: Any) -> None:
 # and tags, rewritten in the same transaction as the rows they summarise, so a search reads one row
 # per matching run.
 MIGRATIONS = [
-    Migration(1, "m001_initial", apply=_m001_initial),
+    Migration(1, "m001_initial", apply=creating(declare)),
 ]
 
 
