@@ -18,7 +18,8 @@ from typing import Any
 
 from forgeml.errors import ValidationError
 
-FUNCTIONS = ("count", "sum", "mean", "min", "max", "stddev", "count_distinct", "last_n", "first", "last")
+FUNCTIONS = ("count", "sum", "mean", "min", "max", "stddev", "count_distinct", "approx_count_distinct", "last_n",
+             "first", "last")
 NUMERIC = ("sum", "mean", "stddev")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 HOPS_S = (1, 10, 60, 300, 900, 3600, 21600, 86400)
@@ -62,7 +63,8 @@ class Aggregation:
     """One aggregation of an event column over one or more sliding windows.
 
     ``function`` is one of count, sum, mean, min, max, stddev (sample), count_distinct (exact),
-    last_n (the newest ``n`` non-null values, newest first), first and last (the oldest and newest
+    approx_count_distinct (a HyperLogLog sketch of ``lg_k`` 4..21, default 12: about 1.04 / sqrt(2^lg_k)
+    relative standard error, 1.6% at 12; see :mod:`forgeml.features.sketches`), last_n (the newest ``n`` non-null values, newest first), first and last (the oldest and newest
     non-null value; events at the same time are ordered by value). ``column`` is the event column
     (not needed by count, which counts events); ``dtype`` is that column's type. Each window gives
     one feature named ``{name}_{window}``, where ``name`` defaults to ``{column}_{function}``.
@@ -74,6 +76,7 @@ class Aggregation:
     dtype: str = "float64"
     n: int = 0
     name: str = ""
+    lg_k: int = 0
 
     def __post_init__(self) -> None:
         from forgeml.features.definitions import check_name, embedding_dim, normalize_dtype
@@ -98,6 +101,7 @@ class Aggregation:
                 raise ValidationError(f"last_n of {self.column!r} needs n= between 1 and 1000, got {self.n!r}")
         elif self.n:
             raise ValidationError(f"n= is only for last_n, not {self.function!r}")
+        self._check_lg_k()
         windows = [self.windows] if isinstance(self.windows, str | int | float | timedelta) else list(self.windows)
         if not windows:
             raise ValidationError(f"aggregation {self.base_name!r}: give at least one window")
@@ -107,6 +111,19 @@ class Aggregation:
         object.__setattr__(self, "windows", tuple(window_label(s) for s in seconds))
         if self.name:
             check_name("aggregation name", self.name)
+
+    def _check_lg_k(self) -> None:
+        from forgeml.features.sketches import DEFAULT_LG_K, FUNCTION, LG_K_RANGE
+
+        if self.function != FUNCTION:
+            if self.lg_k:
+                raise ValidationError(f"lg_k= is only for {FUNCTION}, not {self.function!r}")
+            return
+        lg_k = self.lg_k or DEFAULT_LG_K
+        lo, hi = LG_K_RANGE
+        if not isinstance(lg_k, int) or isinstance(lg_k, bool) or not lo <= lg_k <= hi:
+            raise ValidationError(f"{FUNCTION} of {self.column!r} needs lg_k= between {lo} and {hi}, got {lg_k!r}")
+        object.__setattr__(self, "lg_k", lg_k)
 
     @property
     def base_name(self) -> str:
@@ -122,7 +139,7 @@ class Aggregation:
     @property
     def output_dtype(self) -> str:
         """The dtype of the features this aggregation produces."""
-        if self.function in ("count", "count_distinct"):
+        if self.function in ("count", "count_distinct", "approx_count_distinct"):
             return "int64"
         if self.function in NUMERIC:
             return "float64"
@@ -132,13 +149,17 @@ class Aggregation:
 
     def to_spec(self) -> dict[str, Any]:
         """Return the JSON-ready description stored in the registry."""
-        return {"function": self.function, "column": self.column, "windows": list(self.windows),
+        spec = {"function": self.function, "column": self.column, "windows": list(self.windows),
                 "dtype": self.dtype, "n": self.n, "name": self.name}
+        if self.lg_k:
+            spec["lg_k"] = self.lg_k
+        return spec
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Aggregation:
         """Rebuild an aggregation from its registry description."""
-        return cls(spec["function"], spec["column"], tuple(spec["windows"]), spec["dtype"], spec["n"], spec["name"])
+        return cls(spec["function"], spec["column"], tuple(spec["windows"]), spec["dtype"], spec["n"], spec["name"],
+                   spec.get("lg_k", 0))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 
 from forgeml.features.aggregations import WindowFeature, window_features, window_start_us
 from forgeml.features.definitions import FeatureView
+from forgeml.features.sketches import FUNCTION as APPROX
 from forgeml.features.tile_columns import Layout, partial_row, raw, window_value
 
 STATE_SUFFIX = "__windows"
@@ -35,7 +36,11 @@ def state_view(view: str) -> str:
 
 
 # ---------------------------------------------------------------- partial aggregates
-def _new(fn: str) -> Any:
+def _new(fn: str, lg_k: int = 0) -> Any:
+    if fn == APPROX:
+        from forgeml.features.sketches import new_sketch
+
+        return new_sketch(lg_k)
     if fn == "count":
         return 0
     if fn in ("sum", "mean"):
@@ -69,6 +74,10 @@ def _add(fn: str, p: Any, ts: int, v: Any, n: int) -> Any:
         return v if p is None or v > p else p
     elif fn == "count_distinct":
         p.add(v)
+    elif fn == APPROX:
+        from forgeml.features.sketches import add
+
+        add(p, v)
     elif fn == "first":
         return [ts, v] if p is None or (ts, v) < (p[0], p[1]) else p
     elif fn == "last":
@@ -105,6 +114,10 @@ def _result(fn: str, parts: list[Any], n: int) -> Any:
             m2 += q + delta * delta * count * c / total
             count = total
         return math.sqrt(max(m2, 0.0) / (count - 1)) if count > 1 else None
+    if fn == APPROX:
+        from forgeml.features.sketches import estimate
+
+        return estimate(parts, parts[0].lg_config_k) if parts else 0
     if fn == "count_distinct":
         seen: set[Any] = set()
         for p in parts:
@@ -141,6 +154,7 @@ class TilePlan:
     layout: Layout = field(init=False)
     object_hops: dict[int, tuple[int, ...]] = field(init=False)  # hop -> the non-columnar aggregations
     set_slots: dict[int, tuple[int, ...]] = field(init=False)
+    sketch_slots: dict[int, tuple[int, ...]] = field(init=False)
     slot: dict[int, tuple[str, tuple[str, ...], bool]] = field(init=False)  # columnar: (function, fields, integer)
 
     def __post_init__(self) -> None:
@@ -151,6 +165,8 @@ class TilePlan:
                             if (objs := tuple(a for a in members if a not in self.slot))}
         self.set_slots = {hop: tuple(j for j, a in enumerate(objs) if aggs[a].function == "count_distinct")
                           for hop, objs in self.object_hops.items()}
+        self.sketch_slots = {hop: tuple(j for j, a in enumerate(objs) if aggs[a].function == APPROX)
+                             for hop, objs in self.object_hops.items()}
 
     @classmethod
     def of(cls, view: FeatureView) -> TilePlan:
@@ -180,7 +196,7 @@ def fold_objects(plan: TilePlan, state: dict[str, Any], times: Sequence[int], co
             tile = ts // hop
             partials = tiles.get(tile)
             if partials is None:
-                partials = tiles[tile] = [_new(aggs[a].function) for a in members]
+                partials = tiles[tile] = [_new(aggs[a].function, aggs[a].lg_k) for a in members]
             for j, a in enumerate(members):
                 agg = aggs[a]
                 partials[j] = _add(agg.function, partials[j], ts, columns[a][i] if agg.column else None, agg.n)
@@ -238,6 +254,10 @@ def dump_state(plan: TilePlan, state: dict[str, Any]) -> str:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, set):
         return list(value)
+    from forgeml.features.sketches import encode, is_sketch
+
+    if is_sketch(value):
+        return encode(value)
     raise TypeError(f"cannot store a {type(value).__name__} in window state")
 
 
@@ -267,12 +287,16 @@ def load_state(plan: TilePlan, text: str) -> dict[str, Any]:
 
 
 def _object_tiles(plan: TilePlan, hop: int, held: list[list[Any]]) -> dict[int, list[Any]]:
-    sets = plan.set_slots.get(hop, ())
+    sets, sketches = plan.set_slots.get(hop, ()), plan.sketch_slots.get(hop, ())
+    if sketches:
+        from forgeml.features.sketches import decode
     decoded = {}
     for entry in held:
         partials = entry[1:]
         for j in sets:
             partials[j] = set(partials[j])
+        for j in sketches:
+            partials[j] = decode(partials[j])
         decoded[entry[0]] = partials
     return decoded
 

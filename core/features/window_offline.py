@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from forgeml.features.aggregations import WindowFeature, window_features
 from forgeml.features.definitions import FeatureView, FileSource, PushSource, SqlSource, StreamSource
+from forgeml.features.sketches import FUNCTION as APPROX
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,6 +71,9 @@ def _aggregate(feature: WindowFeature, column: str, frame: str) -> str:
         return f"{fn}({c}) OVER {frame}"
     if fn == "count_distinct":
         return f"count(DISTINCT {c}) OVER {frame}"
+    if fn == APPROX:  # each row's distinct values, sketched in Python as the online tiles sketch them
+        value = f"epoch_us({c})" if feature.aggregation.dtype == "timestamp" else c
+        return f"list(DISTINCT {value}) FILTER (WHERE {c} IS NOT NULL) OVER {frame}"
     nonnull = f"FILTER (WHERE {c} IS NOT NULL)"
     if fn == "first":
         return f"arg_min({c}, (__t, {c})) {nonnull} OVER {frame}"
@@ -134,4 +138,19 @@ def historical_windows(view: FeatureView, features: list[str], entity_rows: pa.T
     joined = offline.query(window_sql(view, features, relation, bounds["min"].as_py(), bounds["max"].as_py()), tables)
     order = np.empty(joined.num_rows, dtype=np.int64)
     order[joined.column(ROW).to_numpy()] = np.arange(joined.num_rows, dtype=np.int64)
-    return joined.drop_columns([ROW]).take(pa.array(order))
+    return _sketched(view, joined.drop_columns([ROW]).take(pa.array(order)))
+
+
+def _sketched(view: FeatureView, table: pa.Table) -> pa.Table:
+    """Replace each approx_count_distinct column's per-row distinct values by their sketch's estimate."""
+    import pyarrow as pa
+
+    from forgeml.features.sketches import estimate_values
+
+    for w in window_features(view.aggregations):
+        if w.aggregation.function == APPROX and w.name in table.column_names:
+            lg_k = w.aggregation.lg_k
+            values = [estimate_values(v, lg_k) for v in table.column(w.name).to_pylist()]
+            i = table.column_names.index(w.name)
+            table = table.set_column(i, w.name, pa.array(values, pa.int64()))
+    return table
