@@ -406,6 +406,18 @@ class FeatureStore(StatusMixin):
 
         return backfill(self, self.get_feature_view(view))
 
+    def compact(self, view: str, min_files: int = 2) -> dict[str, Any]:
+        """Rewrite a view's small offline files (one per push or stream batch) into one file per date."""
+        from dataclasses import asdict
+
+        fv = self.get_feature_view(view)
+        compact = getattr(self.offline, "compact", None)
+        if compact is None:
+            raise ValidationError(f"the offline store ({type(self.offline).__name__}) cannot compact tables")
+        if not self.offline.has_table(fv.name):
+            raise ValidationError(f"view {view!r} has no offline rows to compact")
+        return asdict(compact(fv.name, min_files=min_files))
+
     # ------------------------------------------------------------ embeddings
     def nearest(self, view: str, vector: Sequence[float], k: int = 10, filter: str | None = None,
                 feature: str | None = None) -> Any:
