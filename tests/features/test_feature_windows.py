@@ -311,6 +311,14 @@ def test_online_equals_offline_at_every_read(workspace, raw, reads):
                 assert same(columns[j][i], off), (feature, i + 1, t_s, columns[j][i], off)
 
 
+def _plain(tiles: dict) -> dict:
+    """Object tiles with each HLL sketch replaced by its distinct count (sketches do not compare by value)."""
+    from forgeml.features.sketches import estimate, is_sketch
+
+    return {hop: {tile: [estimate([p], p.lg_config_k) if is_sketch(p) else p for p in partials]
+                  for tile, partials in held.items()} for hop, held in tiles.items()}
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_few_events_fold_as_a_large_batch_does(seed, monkeypatch):
     """Batches of a few events are folded in plain Python; replays, lateness, nulls, int and bool columns and
@@ -361,7 +369,7 @@ def test_a_few_events_fold_as_a_large_batch_does(seed, monkeypatch):
     names = list(view.feature_names)
     for key, want in numpy_states.items():
         got = python_states[key]
-        assert (got["p"], got["m"], got["t"]) == (want["p"], want["m"], want["t"])
+        assert (got["p"], got["m"], _plain(got["t"])) == (want["p"], want["m"], _plain(want["t"]))
         assert got["c"][["hop", "tile"]].tolist() == want["c"][["hop", "tile"]].tolist()
         for field in want["c"].dtype.names:
             np.testing.assert_allclose(got["c"][field], want["c"][field], rtol=1e-9, atol=1e-9)
