@@ -115,6 +115,9 @@ class ParquetTables:
         days = pc.cast(pc.divide(pc.subtract(micros, pc.if_else(pc.less(micros, 0), US_PER_DAY - 1, 0)),
                                  US_PER_DAY), pa.int32())
         dates = pc.strftime(pc.cast(days, pa.date32()).cast(pa.timestamp("s")), format="%Y-%m-%d")
+        bounds = pc.min_max(days).as_py()
+        one_date = dates[0].as_py() if self.local and bounds["min"] == bounds["max"] else None
+        rows = data
         data = data.append_column(PARTITION, dates)
         if self.local:
             base_dir, filesystem = self._table_dir(table), None
@@ -128,13 +131,23 @@ class ParquetTables:
         written: list[str] = []
         batch = uuid.uuid4().hex
         try:
-            ds.write_dataset(
-                data, base_dir, format="parquet", filesystem=filesystem,
-                partitioning=ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive"),
-                basename_template=f"part-{batch}-{{i}}.parquet{PARTIAL}",
-                existing_data_behavior="overwrite_or_ignore", max_rows_per_group=1_000_000,
-                file_visitor=lambda f: written.append(f.path),
-            )
+            if one_date is not None and rows.num_rows <= 1_000_000:
+                # one date, one file: the file write_dataset would make, without its fixed cost per call
+                # (a few milliseconds, most of a one-event push)
+                import pyarrow.parquet as pq
+
+                folder = f"{base_dir}/{PARTITION}={one_date}"
+                os.makedirs(folder, exist_ok=True)
+                written.append(f"{folder}/part-{batch}-0.parquet{PARTIAL}")
+                pq.write_table(rows, written[0])
+            else:
+                ds.write_dataset(
+                    data, base_dir, format="parquet", filesystem=filesystem,
+                    partitioning=ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive"),
+                    basename_template=f"part-{batch}-{{i}}.parquet{PARTIAL}",
+                    existing_data_behavior="overwrite_or_ignore", max_rows_per_group=1_000_000,
+                    file_visitor=lambda f: written.append(f.path),
+                )
             for path in written:
                 if self.local:
                     os.replace(path, path[: -len(PARTIAL)])
