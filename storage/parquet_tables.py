@@ -143,8 +143,8 @@ class ParquetTables:
     def _tables(self) -> list[str]:
         if not self.fs.exists(self.root):
             return []
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)
-                      if self.fs.isdir(p))
+        names = (p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False) if self.fs.isdir(p))
+        return sorted(n for n in names if not n.startswith("."))  # dot folders are an engine's scratch space
 
 
     def _subject_files(self, table: str, subject: Subject) -> dict[str, int]:
