@@ -366,9 +366,8 @@ class FeatureStore(StatusMixin):
             if events is None:
                 return 0
         else:
-            self._refuse_future_rows(fv, raw)
             events = conform_events(fv, raw, where)
-        self._refuse_future_rows(fv, events)
+            self._refuse_future_rows(fv, events)  # after the cast: text times are read as times too
         if to != "online":
             self.offline.write(fv.name, events, fv.timestamp_field)
         if to != "offline" and fv.online:
