@@ -165,6 +165,21 @@ def bench_resolve(url: str, token: str, per_thread: int) -> dict:
             "req_per_s": round(len(latencies) / wall)}
 
 
+def measured_load(pid: int, port: int, path: str, seconds: float, tmp: Path,
+                  headers: dict[str, str] | None = None) -> dict:
+    """Run the lean client against path at CONCURRENCY; add the server's CPU per answer over the whole run."""
+    import psutil
+
+    server = psutil.Process(pid)
+    before = server.cpu_times()
+    out = run_load(port, path, [""], CONCURRENCY, seconds, 1.0, tmp, "GET", headers)
+    after = server.cpu_times()
+    used = (after.user + after.system) - (before.user + before.system)
+    # both CPU figures count every answer, warm-up included; client below server: the server is the bottleneck
+    out["server_cpu_ms_per_request"] = round(used / max(1, out["answered_in_all"]) * 1e3, 3)
+    return out
+
+
 def bench_mlflow(python: str, root: Path, points: int, per_thread: int) -> dict:
     """Run an MLflow tracking server and the same workloads against it, in MLflow's own Python."""
     port = free_port()
@@ -229,13 +244,14 @@ def main() -> None:
             result["resolve"]["client"] = f"httpx, {CONCURRENCY} threads in the benchmark's process"
             # the same requests from a lean asyncio client in a process of its own: the threaded httpx
             # client's own CPU and GIL waits are not in these figures, only the server's and the OS's
-            lean = run_load(port, "/api/v1/resolve?uri=fraud%40champion", [""], CONCURRENCY, args.seconds, 1.0,
-                            Path(tmp), "GET", {"Authorization": f"Bearer {token}"})
+            lean = measured_load(server.pid, port, "/api/v1/resolve?uri=fraud%40champion", args.seconds, Path(tmp),
+                                 {"Authorization": f"Bearer {token}"})
             result["resolve_own_process_client"] = {**lean, "client": "asyncio sockets, one process of its own"}
             # the control: the same client against /healthz, which does no work; its tail is the machine's
             # scheduling (a loaded machine parks the server for whole time slices), not the resolve
-            idle = run_load(port, "/healthz", [""], CONCURRENCY, args.seconds, 1.0, Path(tmp), "GET")
-            result["healthz_own_process_client"] = {k: idle[k] for k in ("rps", "p50_ms", "p99_ms", "errors")}
+            idle = measured_load(server.pid, port, "/healthz", args.seconds, Path(tmp))
+            result["healthz_own_process_client"] = {k: idle[k] for k in (
+                "rps", "p50_ms", "p99_ms", "errors", "server_cpu_ms_per_request", "client_cpu_ms_per_request")}
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -245,6 +245,8 @@ def main() -> None:
     parser.add_argument("--offline-events", type=int, default=10_000_000)
     parser.add_argument("--offline-keys", type=int, default=100_000)
     parser.add_argument("--skip-offline", action="store_true")
+    parser.add_argument("--compaction-files", type=int, default=5000,
+                        help="small pushed files read before and after compaction (0: skip)")
     args = parser.parse_args()
     from forgeml.features import Entity, FeatureView, PushSource, StreamSource
     from forgeml.features.service import FeatureStore
@@ -283,6 +285,10 @@ def main() -> None:
     ws.close()
     if not args.skip_offline:
         result["offline_windows"] = offline(args, work)
+    if args.compaction_files:
+        from offline_compaction import run as compaction
+
+        result["offline_compaction"] = compaction(args.compaction_files, work=work)
     python, how = peer_python("feast")
     result["feast"] = {"skipped": "Feast computes no window aggregation locally (its stream feature views "
                                   "aggregate only on a Spark or Flink engine), so there is no same-machine run "

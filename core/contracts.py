@@ -415,7 +415,10 @@ class StreamConsumer(Protocol):
         """Return up to max_records records after those already delivered (empty table after timeout_s).
 
         The table holds the event columns (typed, or strings the caller casts) plus ``_partition``
-        (string) and ``_offset`` (int64); within a partition, records come in offset order.
+        (string) and ``_offset`` (int64); within a partition, records come in offset order. A record
+        that cannot be decoded (bytes that are not UTF-8, say) must not fail the poll: it comes with a
+        non-null ``_error`` (string) saying why, its fields shown as best they can be, and the caller
+        sets it aside. The column may be absent when every record decoded.
         """
 
     def commit(self, positions: Mapping[str, int]) -> None:

@@ -4,7 +4,11 @@ its state, and readers in any process compare it with the value their cache was 
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
+
+# per store: key -> (the store's data version when the counter was read, the value read)
+_SEEN: weakref.WeakKeyDictionary[Any, dict[str, tuple[int, int]]] = weakref.WeakKeyDictionary()
 
 
 def bump(tx: Any, key: str) -> None:
@@ -15,6 +19,25 @@ def bump(tx: Any, key: str) -> None:
 
 
 def read(db: Any, key: str) -> int:
-    """Return the counter ``key`` (0 before its first bump)."""
+    """Return the counter ``key`` (0 before its first bump).
+
+    Where the store has a cheap "did anyone commit" probe (SQLite's data_version), the row is read
+    again only after some commit: a bump, in any process, is a commit, so nothing newer is missed.
+    """
+    probe = getattr(db, "data_version", None)
+    version = probe() if probe is not None else None
+    seen = None
+    if version is not None:
+        seen = _SEEN.get(db)
+        if seen is None:
+            seen = _SEEN.setdefault(db, {})
+        hit = seen.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+    # the version was taken before this read: a commit landing in between moves it again, so the
+    # next call reads the row afresh rather than trusting a value paired with a stale version
     rows = db.query("SELECT value FROM kv WHERE key = ?", (key,))
-    return int(rows[0]["value"]) if rows else 0
+    value = int(rows[0]["value"]) if rows else 0
+    if seen is not None and version is not None:
+        seen[key] = (version, value)
+    return value

@@ -1,13 +1,15 @@
-"""Redis Streams as an event stream: XADD to publish, consumer groups (XREADGROUP / XACK) to consume.
+"""Redis Streams as an event stream: XADD to publish; a consumer group's position as the committed offset.
 
 One Redis stream key is one partition. A record's offset is its entry ID ``ms-seq`` packed into one
-integer (``ms << 20 | seq``), so offsets grow with the stream. Entries delivered but not acknowledged
-stay in the group's pending list, and a consumer reopened under the same name reads those first:
-that is the at-least-once replay after a crash.
+integer (``ms << 20 | seq``), so offsets grow with the stream. A consumer reads with XREAD after its
+own cursor and commits by moving its group's last-delivered ID (XGROUP SETID); a consumer reopened
+after a crash starts from that ID, so what was read but not committed comes again: at least once.
+The window views' tiles keep the offsets they applied, which makes the replay count nothing twice.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +20,8 @@ from forgeml import hookimpl
 from forgeml.config import Secret, setting
 
 SEQ_BITS = 20
+ERROR = "_error"  # the column saying why a record could not be decoded (see StreamConsumer.poll)
+READ_AHEAD_WAIT_S = 60.0
 
 
 @dataclass
@@ -27,10 +31,12 @@ class RedisStreamSettings:
     stream: str = setting("", "The Redis stream key (empty: forgeml:stream:NAME is not guessed; give one).")
     url: str = setting("redis://127.0.0.1:6379/0", "Redis URL (redis://, rediss:// or unix://).")
     password: Secret | None = setting(None, "Password, given as { env = \"VAR\" } (or put it in the URL).")
-    consumer: str = setting("forgeml", "Consumer name within each group; a restarted consumer of the same name "
-                                       "gets its unacknowledged entries back.")
+    consumer: str = setting("forgeml", "Consumer name (reads go through XREAD and the group keeps only the committed "
+                                       "position, so no entry waits on a consumer of this name).")
     maxlen: int = setting(0, "Trim the stream to about this many entries on publish (0: never trim).")
     publish_batch: int = setting(2000, "Entries per pipelined XADD round trip.")
+    read_count: int = setting(10_000, "Entries per XREAD round trip; a poll wanting more reads several, each "
+                                      "next one while the last is decoded.")
 
 
 def offset_of(entry_id: bytes | str) -> int:
@@ -61,7 +67,7 @@ class RedisEventStream:
     """One Redis stream key: publish with pipelined XADD, consume through consumer groups."""
 
     def __init__(self, url: str, stream: str, password: str | None = None, consumer: str = "forgeml",
-                 maxlen: int = 0, publish_batch: int = 2000):
+                 maxlen: int = 0, publish_batch: int = 2000, read_count: int = 10_000):
         import redis
 
         from forgeml.errors import ConfigError
@@ -73,6 +79,7 @@ class RedisEventStream:
         self.consumer_name = consumer
         self.maxlen = maxlen or None
         self.publish_batch = publish_batch
+        self.read_count = max(1, read_count)
 
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a Redis command, turning Redis errors into StorageError."""
@@ -139,7 +146,7 @@ class RedisEventStream:
 
 
 def _entries(reply: Any) -> list[Any]:
-    """Return the [id, fields] entries of a raw XREADGROUP reply for one stream (RESP2 list or RESP3 map)."""
+    """Return the [id, fields] entries of a raw XREAD reply for one stream (RESP2 list or RESP3 map)."""
     if not reply:
         return []
     if isinstance(reply, dict):
@@ -164,81 +171,211 @@ def _columns(flats: list[list[bytes]]) -> dict[bytes, list[bytes | None]]:
     return {name: [d.get(name) for d in dicts] for name in every}
 
 
+def _offsets(ids: list[bytes]) -> Any:
+    """Return entry IDs "ms-seq" packed into offsets, as an int64 numpy array (one Arrow pass, no loop)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not ids:
+        return np.zeros(0, np.int64)
+    parts = pc.list_flatten(pc.split_pattern(pa.array(ids, pa.binary()).cast(pa.string()), "-"))
+    ms, seq = parts.cast(pa.int64()).to_numpy().reshape(-1, 2).T
+    if int(seq.max()) >= 1 << SEQ_BITS:
+        offset_of(ids[int(seq.argmax())])  # raises, naming the entry
+    return (ms << SEQ_BITS) | seq
+
+
+def _text_column(name: str, values: list[bytes | None], errors: list[str | None]) -> Any:
+    """Return values as an Arrow string column; a value that is not UTF-8 is shown escaped and its row gets
+    an error, so that one record cannot fail the whole batch."""
+    import pyarrow as pa
+
+    raw = pa.array(values, pa.binary())
+    try:
+        return raw.cast(pa.string())  # Arrow checks the UTF-8 once per column, far cheaper than a decode per value
+    except pa.ArrowInvalid:
+        pass
+    shown: list[str | None] = []
+    for i, value in enumerate(values):
+        if value is None:
+            shown.append(None)
+            continue
+        try:
+            shown.append(value.decode())
+        except UnicodeDecodeError as e:
+            shown.append(value.decode("utf-8", "backslashreplace"))
+            errors[i] = errors[i] or (f"field {name!r} is not UTF-8 text (byte {value[e.start]:#04x} at "
+                                      f"position {e.start})")
+    return pa.array(shown, pa.string())
+
+
+def records_table(partition: str, entries: list[Any]) -> Any:
+    """Return entries ([id, [field, value, ...]]) as an Arrow table of strings plus _partition, _offset, and
+    _error (null, or why the record could not be decoded)."""
+    import pyarrow as pa
+
+    kept = [e for e in entries if e[1] is not None]  # an entry trimmed away while pending has no fields
+    values = _columns([fields for _, fields in kept])
+    values.pop(b"_", None)
+    errors: list[str | None] = [None] * len(kept)
+    columns = {}
+    for raw_name, col in values.items():
+        try:
+            name = raw_name.decode()
+        except UnicodeDecodeError:
+            name = raw_name.decode("utf-8", "backslashreplace")
+            for i, value in enumerate(col):
+                if value is not None:
+                    errors[i] = errors[i] or f"field name {name!r} is not UTF-8 text"
+        columns[name] = _text_column(name, col, errors)
+    columns["_partition"] = pa.array([partition] * len(kept), pa.string())
+    columns["_offset"] = pa.array(_offsets([entry_id for entry_id, _ in kept]), pa.int64())
+    if any(e is not None for e in errors):
+        columns[ERROR] = pa.array(errors, pa.string())
+    return pa.table(columns)
+
+
+class _ReadAhead(threading.Thread):
+    """One XREAD run beside the caller, so the next chunk travels and parses while the current one is applied
+    (the socket read releases the GIL). It ends after that one round trip."""
+
+    def __init__(self, read: Any):
+        super().__init__(name="forgeml-redis-read-ahead", daemon=True)
+        self.read = read
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.result = self.read(None)
+        except BaseException as e:  # handed to the polling thread, which raises it
+            self.error = e
+
+    def take(self) -> Any:
+        """Wait for the chunk and return it (raising what the read raised)."""
+        from forgeml.errors import StorageError
+
+        self.join(timeout=READ_AHEAD_WAIT_S)
+        if self.is_alive():
+            raise StorageError(f"Redis did not answer a stream read within {READ_AHEAD_WAIT_S:g}s")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
 class RedisStreamConsumer:
-    """A consumer group cursor: pending entries first after a reopen, then new ones (XREADGROUP >)."""
+    """A consumer group's cursor. The group's last-delivered ID is its committed position: records are read
+    with XREAD from an in-memory cursor, and a commit moves the group on with XGROUP SETID. So nothing is
+    kept per entry on the server (no pending list to fill and acknowledge), and a reopened consumer
+    starts after the last commit: what was read but not committed is delivered again."""
 
     def __init__(self, stream: RedisEventStream, group: str):
         import redis
 
-        self.stream = stream
-        self.group = group
         from forgeml.errors import StorageError
 
+        self.stream = stream
+        self.group = group
         try:
             stream.client.xgroup_create(stream.stream, group, id="0", mkstream=True)
         except redis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):  # the group exists already: keep its offsets
+            if "BUSYGROUP" not in str(e):  # the group exists already: keep its position
                 raise StorageError(f"Redis stream {stream.stream!r}: cannot create group {group!r}: {e}") from e
         except redis.RedisError as e:
             raise StorageError(f"Redis stream {stream.stream!r}: {e}") from e
-        self._replay_after: str | None = "0"  # read our own pending entries before new ones
-        self._delivered: list[tuple[int, bytes]] = []
-        # XREADGROUP's replies unparsed (entries as [id, [field, value, ...]]): _table reads the flat field
+        # XREAD's replies unparsed (entries as [id, [field, value, ...]]): records_table reads the flat field
         # lists column by column, far cheaper than the dict per entry redis-py would build
         self.reader = redis.Redis(connection_pool=stream.client.connection_pool)
-        self.reader.set_response_callback("XREADGROUP", lambda response, **options: response)
+        self.reader.set_response_callback("XREAD", lambda response, **options: response)
+        self._cursor = self._resume()
+        self._committed = offset_of(self._cursor)
+        self._ahead: _ReadAhead | None = None
+        self._left: tuple[Any, bool] | None = None  # the rest of a chunk larger than the last poll wanted
+
+    def _resume(self) -> str:
+        """Return the entry ID to read after. A group that earlier releases read with XREADGROUP may hold
+        pending entries: it is moved back to before the oldest, and they are acknowledged (they will be
+        read again from there)."""
+        s = self.stream
+        info = self._info()
+        if info is None:
+            return "0-0"
+        if not info["pending"]:
+            last = info["last-delivered-id"]
+            return last.decode() if isinstance(last, bytes) else last
+        oldest = s.call(s.client.xpending, s.stream, self.group)["min"]
+        start = id_of(max(0, offset_of(oldest) - 1))
+        s.call(s.client.xgroup_setid, s.stream, self.group, start)
+        while True:  # only once the group is moved back: a crash in between finds the same start again
+            held = s.call(s.client.xpending_range, s.stream, self.group, min="-", max="+", count=10_000)
+            if not held:
+                return start
+            s.call(s.client.xack, s.stream, self.group, *[h["message_id"] for h in held])
+
+    def _info(self) -> dict[str, Any] | None:
+        s = self.stream
+        for g in s.call(s.client.xinfo_groups, s.stream):
+            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+            if name == self.group:
+                return g
+        return None
+
+    def _read(self, timeout_s: float | None) -> tuple[Any, bool]:
+        """Read the next chunk after the cursor (waiting up to timeout_s; None: not at all); return it as a
+        table and whether it was full (more are likely waiting)."""
+        s = self.stream
+        block = None if timeout_s is None else max(1, int(timeout_s * 1000))
+        entries = _entries(s.call(self.reader.xread, {s.stream: self._cursor}, count=s.read_count, block=block))
+        if entries:
+            last = entries[-1][0]
+            self._cursor = last.decode() if isinstance(last, bytes) else last
+        return records_table(s.stream, entries), len(entries) >= s.read_count
 
     def poll(self, max_records: int, timeout_s: float) -> Any:
-        """Return the next entries as an Arrow table of strings plus _partition and _offset."""
-        s = self.stream
-        key = s.stream
-        if self._replay_after is not None:
-            entries = _entries(s.call(self.reader.xreadgroup, self.group, s.consumer_name, {key: self._replay_after},
-                                      count=max_records))
-            if entries:
-                self._replay_after = entries[-1][0].decode()
-            else:
-                self._replay_after = None
-        if self._replay_after is None:
-            entries = _entries(s.call(self.reader.xreadgroup, self.group, s.consumer_name, {key: ">"},
-                                      count=max_records, block=max(1, int(timeout_s * 1000))))
-        return self._table(entries)
-
-    def _table(self, entries: list[Any]) -> Any:
+        """Return up to max_records next records as an Arrow table of strings plus _partition and _offset (and
+        _error where a record could not be decoded)."""
         import pyarrow as pa
 
-        offsets = []
-        kept = []
-        for entry_id, fields in entries:
-            self._delivered.append((offset_of(entry_id), entry_id))
-            if fields is None:  # trimmed away while pending: nothing left to deliver
-                continue
-            offsets.append(self._delivered[-1][0])
-            kept.append(fields)
-        values = _columns(kept)
-        values.pop(b"_", None)
-        # bytes straight into Arrow, which checks the UTF-8 once per column instead of a decode per value
-        columns = {name.decode(): pa.array(col, pa.binary()).cast(pa.string()) for name, col in values.items()}
-        columns["_partition"] = pa.array([self.stream.stream] * len(kept), pa.string())
-        columns["_offset"] = pa.array(offsets, pa.int64())
-        return pa.table(columns)
+        parts: list[Any] = []
+        n = 0
+        while n < max_records:
+            if self._left is not None:
+                (chunk, full), self._left = self._left, None
+            elif self._ahead is not None:
+                ahead, self._ahead = self._ahead, None
+                chunk, full = ahead.take()
+            elif n == 0:
+                chunk, full = self._read(timeout_s)
+            else:
+                break
+            if full and self._ahead is None:
+                self._ahead = _ReadAhead(self._read)
+            if chunk.num_rows > max_records - n:
+                self._left = (chunk.slice(max_records - n), full)
+                chunk = chunk.slice(0, max_records - n)
+            if chunk.num_rows:
+                parts.append(chunk)
+                n += chunk.num_rows
+            if not full:  # caught up with the stream: hand over what there is now
+                break
+        if not parts:
+            return records_table(self.stream.stream, [])
+        return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
 
     def commit(self, positions: Mapping[str, int]) -> None:
-        """XACK every delivered entry up to each partition's offset."""
+        """Move the group's position to each partition's offset (XGROUP SETID)."""
         upto = positions.get(self.stream.stream)
-        if upto is None:
+        if upto is None or upto <= self._committed:
             return
-        done = [entry_id for offset, entry_id in self._delivered if offset <= upto]
-        if done:
-            self.stream.call(self.stream.client.xack, self.stream.stream, self.group, *done)
-        self._delivered = [(o, e) for o, e in self._delivered if o > upto]
+        self.stream.call(self.stream.client.xgroup_setid, self.stream.stream, self.group, id_of(upto))
+        self._committed = upto
 
     def committed(self) -> dict[str, int]:
-        """Return the offset before the group's oldest pending entry, or its last delivered one."""
+        """Return the group's position: the offset before its oldest pending entry, or its last delivered one."""
         s = self.stream
-        groups = {g["name"].decode() if isinstance(g["name"], bytes) else g["name"]: g
-                  for g in s.call(s.client.xinfo_groups, s.stream)}
-        info = groups.get(self.group)
+        info = self._info()
         if info is None:
             return {}
         if info["pending"]:
@@ -249,13 +386,17 @@ class RedisStreamConsumer:
         return {} if last == "0-0" else {s.stream: offset_of(last)}
 
     def close(self) -> None:
-        """Nothing to release: the connection belongs to the stream."""
+        """Wait for a read still under way (the connection belongs to the stream)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.join(timeout=READ_AHEAD_WAIT_S)
 
 
 def _redis_stream(settings: RedisStreamSettings, workspace: Any) -> RedisEventStream:
     password = settings.password.get() if settings.password is not None else None
     return RedisEventStream(settings.url, settings.stream, password=password, consumer=settings.consumer,
-                            maxlen=settings.maxlen, publish_batch=settings.publish_batch)
+                            maxlen=settings.maxlen, publish_batch=settings.publish_batch,
+                            read_count=settings.read_count)
 
 
 @hookimpl

@@ -29,6 +29,11 @@ from forgeml.times import to_utc_micros
 
 __all__ = ["PARTIAL", "PARTITION", "US_PER_DAY", "DuckDBOfflineStore"]
 ARROW_PREFIX = "__forgeml_arrow_"  # + hex of a table name: a stored table read through arrow_fs
+TABLE_PREFIX = "__forgeml_table_"  # + hex of a table name: a stored table, its files listed when a query runs
+STORED = re.compile(f"(?:{ARROW_PREFIX}|{TABLE_PREFIX})([0-9a-f]+)")
+# DuckDB's words for a file that went between listing and reading (a compaction removed what it replaced)
+GONE = ("No files found", "No such file", "Cannot open file", "FileNotFoundError")
+RETRIES = 3
 
 
 class DuckDBOfflineStore(ParquetTables):
@@ -70,10 +75,11 @@ class DuckDBOfflineStore(ParquetTables):
     # ------------------------------------------------------------ tables
     def table_relation(self, table: str) -> str:
         """Return DuckDB SQL reading a stored table (without its partition column)."""
-        if self.arrow_fs is not None:  # a name query() binds to a pyarrow dataset of the table's files
+        # a name query() binds to the files visible when it runs: one listing, so a compaction that swaps
+        # files meanwhile is seen either wholly or not at all
+        if self.arrow_fs is not None:  # bound to a pyarrow dataset of the table's files
             return quote_ident(ARROW_PREFIX + table.encode().hex())
-        path = quote_literal(f"{self._table_dir(table)}/*/*.parquet")
-        return f"(SELECT * EXCLUDE ({PARTITION}) FROM read_parquet({path}, hive_partitioning = true, union_by_name = true))"
+        return quote_ident(TABLE_PREFIX + table.encode().hex())  # bound to a view over read_parquet([...])
 
     def read(self, table: str, start: Any = None, end: Any = None, columns: Sequence[str] | None = None,
              timestamp_field: str = "event_timestamp") -> pa.Table:
@@ -98,16 +104,33 @@ class DuckDBOfflineStore(ParquetTables):
     # ------------------------------------------------------------ queries
     def query(self, sql: str, tables: Mapping[str, pa.Table] | None = None) -> pa.Table:
         """Run DuckDB SQL with Arrow tables registered under the given names; return an Arrow table."""
-        bound = {**self._arrow_datasets(sql), **(tables or {})}
-        cur = self.cursor()
-        try:
-            for name, value in bound.items():
-                cur.register(name, value)
-            return cur.sql(sql).to_arrow_table()
-        except duckdb.Error as e:
-            raise StorageError(f"DuckDB query failed: {e}") from e
-        finally:
-            cur.close()
+        attempts = RETRIES + 1 if STORED.search(sql) else 1
+        for attempt in range(1, attempts + 1):
+            bound = {**self._arrow_datasets(sql), **(tables or {})}
+            cur = self.cursor()
+            try:
+                self._bind_tables(cur, sql)
+                for name, value in bound.items():
+                    cur.register(name, value)
+                return cur.sql(sql).to_arrow_table()
+            except duckdb.Error as e:
+                # a file listed for this query was replaced and removed by a compaction: list again
+                if attempt == attempts or not any(word in str(e) for word in GONE):
+                    raise StorageError(f"DuckDB query failed: {e}") from e
+            finally:
+                cur.close()
+        return pa.table({})  # not reached: the last attempt returns or raises
+
+    def _bind_tables(self, cur: Any, sql: str) -> None:
+        """Create, on this cursor, a view over the files each stored table the SQL names holds now."""
+        for name in set(re.findall(TABLE_PREFIX + "([0-9a-f]+)", sql)):
+            table = bytes.fromhex(name).decode()
+            files = self.visible_files(table)
+            if not files:
+                raise StorageError(f"offline table {table!r} has no rows under {self.root}")
+            paths = ", ".join(quote_literal(p if self.local else self.fs.unstrip_protocol(p)) for p in files)
+            cur.execute(f"CREATE TEMP VIEW {quote_ident(TABLE_PREFIX + name)} AS SELECT * EXCLUDE ({PARTITION}) "
+                        f"FROM read_parquet([{paths}], hive_partitioning = true, union_by_name = true)")
 
     def _arrow_datasets(self, sql: str) -> dict[str, Any]:
         """Return a pyarrow dataset for each stored table the SQL names through table_relation (read via arrow_fs)."""
@@ -121,10 +144,15 @@ class DuckDBOfflineStore(ParquetTables):
         import pyarrow.dataset as ds
         from pyarrow.fs import FileSelector
 
+        from forgeml.storage.parquet_compaction import COMPACTED, replaced_by
+
         base = self.fs._strip_protocol(self._table_dir(table))
         try:
             infos = self.arrow_fs.get_file_info(FileSelector(base, recursive=True, allow_not_found=True))
             paths = sorted(i.path for i in infos if i.is_file and i.path.endswith(".parquet"))
+            hidden = {f"{p.rsplit('/', 1)[0]}/{r}" for p in paths if p.rsplit("/", 1)[-1].startswith(COMPACTED)
+                      for r in replaced_by(self.fs, p)}
+            paths = [p for p in paths if p not in hidden]
             if not paths:
                 raise StorageError(f"offline table {table!r} has no rows under {self.root}")
             factory = ds.FileSystemDatasetFactory(self.arrow_fs, paths, ds.ParquetFileFormat())

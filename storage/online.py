@@ -80,8 +80,10 @@ def encode_rows(rows: pa.Table, key_columns: Sequence[str],
     micros = timestamp_micros(rows.column(timestamp_field), f"online rows column {timestamp_field!r}")
     if micros.null_count:
         raise ValidationError(f"online rows: {micros.null_count} rows have a null {timestamp_field!r}")
-    keys = _key_strings(rows, key_columns)
     names = [c for c in rows.column_names if c not in key_columns and c != timestamp_field]
+    if rows.num_rows <= SMALL_WRITE and all(_plain(rows.column(n).type) for n in names):
+        return _encode_few(rows, key_columns, names, micros.to_pylist())
+    keys = _key_strings(rows, key_columns)
     pieces: list[Any] = []
     vectors = [n for n in names if _is_vector(rows.column(n).type)]
     for i, name in enumerate(names):
@@ -103,6 +105,26 @@ def encode_rows(rows: pa.Table, key_columns: Sequence[str],
     for i in sorted(range(len(ts)), key=ts.__getitem__):  # ascending time: the last write of a key wins
         newest[key_list[i]] = i
     return list(newest), [ts[i] for i in newest.values()], [payloads[i] for i in newest.values()]
+
+
+SMALL_WRITE = 8  # rows up to which a write is encoded in plain Python (a few rows cost less than Arrow's calls)
+
+
+def _plain(tp: pa.DataType) -> bool:
+    return pa.types.is_string(tp) or pa.types.is_large_string(tp) or pa.types.is_integer(tp) or pa.types.is_boolean(
+        tp)
+
+
+def _encode_few(rows: pa.Table, key_columns: Sequence[str], names: Sequence[str],
+                micros: list[int]) -> tuple[list[str], list[int], list[str]]:
+    """encode_rows for a few rows of text, integer and boolean values: the same keys and JSON, per row."""
+    keys = [entity_key(k) for k in zip(*(rows.column(c).to_pylist() for c in key_columns))]
+    columns = [rows.column(n).to_pylist() for n in names]
+    payloads = [_dumps(dict(zip(names, values))) for values in zip(*columns)] if names else ["{}"] * len(keys)
+    newest: dict[str, int] = {}
+    for i in sorted(range(len(micros)), key=micros.__getitem__):  # ascending time: the last write of a key wins
+        newest[keys[i]] = i
+    return list(newest), [micros[i] for i in newest.values()], [payloads[i] for i in newest.values()]
 
 
 def _is_vector(tp: pa.DataType) -> bool:

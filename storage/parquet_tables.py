@@ -78,6 +78,24 @@ class ParquetTables:
     def _table_dir(self, table: str) -> str:
         return f"{self.root}/{table}"
 
+    def visible_files(self, table: str) -> list[str]:
+        """Return a table's Parquet files as readers must see them: finished, less those compaction replaced."""
+        from forgeml.storage.parquet_compaction import visible_files
+
+        return visible_files(self.fs, self._table_dir(table))
+
+    def compact(self, table: str, min_files: int = 2, grace_s: float = 1.0) -> Any:
+        """Rewrite each date partition's small files into one, atomically for readers (see parquet_compaction)."""
+        from forgeml.storage.parquet_compaction import compact
+
+        return compact(self, table, min_files=min_files, grace_s=grace_s)
+
+    def _table_lock(self, table: str) -> Any:
+        """Hold a table's lock while rewriting files compaction may be reading."""
+        from forgeml.storage.parquet_compaction import table_lock
+
+        return table_lock(self._table_dir(table), self.local)
+
     def has_table(self, table: str) -> bool:
         """Return whether any Parquet file was written to a table."""
         return bool(self.fs.glob(f"{self._table_dir(table)}/*/*.parquet"))
@@ -173,28 +191,37 @@ class ParquetTables:
 
     def erase_subject(self, subject: Subject) -> list[Holding]:
         """Rewrite each file holding the subject without its rows (under a .tmp name, then renamed)."""
+        removed = []
+        for table in self._tables():
+            with self._table_lock(table):
+                removed += self._erase_in(table, subject)
+        return removed
+
+    def _erase_in(self, table: str, subject: Subject) -> list[Holding]:
         import pyarrow.parquet as pq
 
         removed = []
-        for table in self._tables():
-            for name, rows in self._subject_files(table, subject).items():
-                try:
-                    with self.fs.open(name, "rb") as f:
-                        data = pq.read_table(f)
-                    kept = without_subject(data, subject)[0]
-                    if kept.num_rows == 0:
-                        self.fs.rm(name)
-                    else:
-                        self._replace_file(name, kept)
-                except (OSError, pa.ArrowException) as e:
-                    raise StorageError(f"offline table {table!r}: cannot rewrite {name} without the subject: "
-                                       f"{e}") from e
-                removed.append(Holding("offline", f"{table}/{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}",
-                                       rows))
+        for name, rows in self._subject_files(table, subject).items():
+            try:
+                with self.fs.open(name, "rb") as f:
+                    data = pq.read_table(f)
+                kept = without_subject(data, subject)[0]
+                if kept.num_rows == 0:
+                    self.fs.rm(name)
+                else:
+                    self._replace_file(name, kept)
+            except (OSError, pa.ArrowException) as e:
+                raise StorageError(f"offline table {table!r}: cannot rewrite {name} without the subject: "
+                                   f"{e}") from e
+            removed.append(Holding("offline", f"{table}/{name.rsplit('/', 2)[-2]}/{name.rsplit('/', 1)[-1]}", rows))
         return removed
 
     def expire(self, table: str, before_day: str, dry_run: bool = False) -> list[str]:
         """Remove a table's date partitions of days before ``before_day`` (YYYY-MM-DD); return those days."""
+        with self._table_lock(table):
+            return self._expire_in(table, before_day, dry_run)
+
+    def _expire_in(self, table: str, before_day: str, dry_run: bool) -> list[str]:
         gone = []
         for folder in sorted(self.fs.glob(f"{self._table_dir(table)}/{PARTITION}=*")):
             day = folder.rstrip("/").rsplit("=", 1)[-1]
@@ -226,28 +253,33 @@ class ParquetTables:
 
         Returns the changed values per table (counted, not written, on a dry run).
         """
-        import pyarrow.parquet as pq
 
         changed: dict[str, int] = {}
         for table in self._tables():
-            for name in sorted(self.fs.glob(f"{self._table_dir(table)}/*/*.parquet")):
-                try:
-                    with self.fs.open(name, "rb") as f:
-                        data = pq.read_table(f)
-                    count = 0
-                    for i, column in enumerate(data.schema):
-                        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-                            continue
-                        values = data.column(i).to_pylist()
-                        mapped = [v if v is None else pattern.sub(lambda m: fn(m.group(0)), v) for v in values]
-                        diff = sum(a != b for a, b in zip(values, mapped, strict=True))
-                        if diff:
-                            count += diff
-                            data = data.set_column(i, column, pa.array(mapped, column.type))
-                    if count:
-                        changed[table] = changed.get(table, 0) + count
-                        if not dry_run:
-                            self._replace_file(name, data)
-                except (OSError, pa.ArrowException) as e:
-                    raise StorageError(f"offline table {table!r}: cannot rewrite {name}: {e}") from e
+            with self._table_lock(table):
+                self._map_text_in(table, pattern, fn, dry_run, changed)
         return changed
+
+    def _map_text_in(self, table: str, pattern: Any, fn: Any, dry_run: bool, changed: dict[str, int]) -> None:
+        import pyarrow.parquet as pq
+
+        for name in sorted(self.fs.glob(f"{self._table_dir(table)}/*/*.parquet")):
+            try:
+                with self.fs.open(name, "rb") as f:
+                    data = pq.read_table(f)
+                count = 0
+                for i, column in enumerate(data.schema):
+                    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+                        continue
+                    values = data.column(i).to_pylist()
+                    mapped = [v if v is None else pattern.sub(lambda m: fn(m.group(0)), v) for v in values]
+                    diff = sum(a != b for a, b in zip(values, mapped, strict=True))
+                    if diff:
+                        count += diff
+                        data = data.set_column(i, column, pa.array(mapped, column.type))
+                if count:
+                    changed[table] = changed.get(table, 0) + count
+                    if not dry_run:
+                        self._replace_file(name, data)
+            except (OSError, pa.ArrowException) as e:
+                raise StorageError(f"offline table {table!r}: cannot rewrite {name}: {e}") from e

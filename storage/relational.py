@@ -325,6 +325,10 @@ class SQLMetadataStore:
         except sa_exc.SQLAlchemyError as e:
             raise self.error(e) from e
 
+    def data_version(self) -> int | None:
+        """Return a number that moves whenever anyone commits, or None when the database offers no cheap probe."""
+        return None
+
     def identities_copied(self, tables: Sequence[str]) -> None:
         """Move identity counters past the highest ids after rows were copied in with their ids."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ class SQLiteMetadataStore(SQLMetadataStore):
         self.path = Path(path)
         super().__init__(f"sqlite:///{self.path}")
         self.busy_timeout_ms = busy_timeout_ms
+        self._probe: sqlite3.Connection | None = None
+        self._probe_pid = 0
+        self._probe_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if migrate_core:
             self.migrate(CORE, CORE_MIGRATIONS)
@@ -68,6 +72,37 @@ class SQLiteMetadataStore(SQLMetadataStore):
                                 "there, so make the folder writable or point FORGEML_HOME at a writable copy")
         return StorageError(f"{self.path}: not a usable SQLite database ({error}); restore it from a backup "
                             "or move it aside to start afresh", transient=False)
+
+    def data_version(self) -> int | None:
+        """Return a number that moves whenever any connection, in any process, commits to the file.
+
+        None inside this thread's own write transaction, whose uncommitted writes would not move it.
+        """
+        if getattr(self._local, "depth", 0):
+            return None
+        with self._probe_lock:
+            # a connection of its own that never writes: SQLite's data_version moves for every commit
+            # made through any other connection, this process's pooled ones included
+            if self._probe is None or self._probe_pid != os.getpid():
+                try:
+                    self._probe = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                                  timeout=self.busy_timeout_ms / 1000)
+                except sqlite3.Error:
+                    return None
+                self._probe_pid = os.getpid()
+            try:
+                return int(self._probe.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                self._probe = None  # reopened next time; meanwhile callers read what they need
+                return None
+
+    def close(self) -> None:
+        """Close every connection this process opened, the change probe's too."""
+        with self._probe_lock:
+            if self._probe is not None and self._probe_pid == os.getpid():
+                self._probe.close()
+            self._probe = None
+        super().close()
 
     def integrity_problems(self) -> list[str]:
         """Return what SQLite's quick_check finds wrong with the database file (empty when it is sound)."""

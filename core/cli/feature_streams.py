@@ -1,4 +1,4 @@
-"""`forgeml features stream | backfill | publish | streams`: run and inspect window views' stream processing."""
+"""`forgeml features stream | backfill | compact | publish | streams`: run and inspect window views' stream processing."""
 
 from __future__ import annotations
 
@@ -60,6 +60,20 @@ def backfill_cmd(view: str, as_json: bool) -> None:
         click.echo(f"{result['view']}: {result['events']} events into {result['entities']} entities")
 
 
+@click.command("compact")
+@click.argument("view")
+@click.option("--min-files", default=2, show_default=True, help="Leave a date with fewer small files than this.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def compact_cmd(view: str, min_files: int, as_json: bool) -> None:
+    """Rewrite a view's small offline files (one per push or stream batch) into one file per date."""
+    result = _store().compact(view, min_files)
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"{result['table']}: {result['files_before']} files -> {result['files_after']} "
+                   f"({result['rows']} rows rewritten in {result['seconds']}s)")
+
+
 @click.command("publish")
 @click.argument("stream")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
@@ -91,4 +105,4 @@ def streams_cmd(as_json: bool) -> None:
                  for s in statuses])
 
 
-COMMANDS = [stream_cmd, backfill_cmd, publish_cmd, streams_cmd]
+COMMANDS = [stream_cmd, backfill_cmd, compact_cmd, publish_cmd, streams_cmd]

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from forgeml.features.retrieval import OnlineFeatures
     from forgeml.features.status import ViewStatus
 
-_FUNCTIONS = ["apply", "get_historical_features", "get_online_features", "lineage", "materialize", "nearest",
+_FUNCTIONS = ["apply", "compact", "get_historical_features", "get_online_features", "lineage", "materialize", "nearest",
               "publish", "push", "record_lineage", "status"]
 _EXPORTED, __getattr__, __dir__ = lazy_exports(__name__, {
     ".aggregations": ["Aggregation"],
@@ -39,6 +39,11 @@ def _store() -> Any:
 def apply(objects: Iterable[Any]) -> list[Change]:
     """Register definitions in the current workspace's feature registry."""
     return _store().apply(objects)
+
+
+def compact(view: str, min_files: int = 2) -> dict[str, Any]:
+    """Rewrite a view's small offline files into one per date, atomically for readers (see FeatureStore.compact)."""
+    return _store().compact(view, min_files)
 
 
 def get_historical_features(entity_df: Any, features: Sequence[str], full_feature_names: bool = False,

@@ -22,6 +22,7 @@ from forgeml.contracts import Holding, Subject
 from forgeml.errors import ValidationError
 
 Dead = tuple[dict[str, Any], str]  # (the record as it arrived, why it could not be cast)
+ERROR = "_error"  # a polled record's decoding error (StreamConsumer.poll), null for one that decoded
 
 
 def dead_letter_path(workspace: Any, view: str) -> Path:
@@ -36,12 +37,20 @@ def split_castable(view: Any, records: Any, where: str) -> tuple[Any, list[Dead]
     from forgeml.features.window_offline import event_columns
     from forgeml.features.window_online import conform_events
 
+    bad: list[Dead] = []
+    if ERROR in records.column_names:  # records the stream could not decode, with why
+        import pyarrow.compute as pc
+
+        errors = records.column(ERROR)
+        undecoded = records.filter(pc.is_valid(errors))
+        for row, reason in zip(undecoded.drop_columns([ERROR]).to_pylist(), undecoded.column(ERROR).to_pylist()):
+            bad.append((row, f"{where}: {reason}"))
+        records = records.filter(pc.is_null(errors)).drop_columns([ERROR])
     missing = [c for c in event_columns(view) if c not in records.column_names]
     if missing:  # no record of the batch can be applied: say so once, for all of them
         reason = f"{where}: record lacks column {missing[0]!r} (needed: {', '.join(event_columns(view))})"
-        return None, [(row, reason) for row in records.to_pylist()]
+        return None, [*bad, *((row, reason) for row in records.to_pylist())]
     good: list[Any] = []
-    bad: list[Dead] = []
 
     def visit(part: Any) -> None:
         try:
@@ -56,6 +65,8 @@ def split_castable(view: Any, records: Any, where: str) -> tuple[Any, list[Dead]
 
     if records.num_rows:
         visit(records)
+    if bad and all(row.get("_offset") is not None for row, _ in bad):
+        bad.sort(key=lambda dead: (str(dead[0].get("_partition")), dead[0]["_offset"]))  # stream order
     return (pa.concat_tables(good) if good else None), bad
 
 

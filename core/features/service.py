@@ -366,9 +366,8 @@ class FeatureStore(StatusMixin):
             if events is None:
                 return 0
         else:
-            self._refuse_future_rows(fv, raw)
             events = conform_events(fv, raw, where)
-        self._refuse_future_rows(fv, events)
+            self._refuse_future_rows(fv, events)  # after the cast: text times are read as times too
         if to != "online":
             self.offline.write(fv.name, events, fv.timestamp_field)
         if to != "offline" and fv.online:
@@ -406,6 +405,18 @@ class FeatureStore(StatusMixin):
         from forgeml.features.streaming import backfill
 
         return backfill(self, self.get_feature_view(view))
+
+    def compact(self, view: str, min_files: int = 2) -> dict[str, Any]:
+        """Rewrite a view's small offline files (one per push or stream batch) into one file per date."""
+        from dataclasses import asdict
+
+        fv = self.get_feature_view(view)
+        compact = getattr(self.offline, "compact", None)
+        if compact is None:
+            raise ValidationError(f"the offline store ({type(self.offline).__name__}) cannot compact tables")
+        if not self.offline.has_table(fv.name):
+            raise ValidationError(f"view {view!r} has no offline rows to compact")
+        return asdict(compact(fv.name, min_files=min_files))
 
     # ------------------------------------------------------------ embeddings
     def nearest(self, view: str, vector: Sequence[float], k: int = 10, filter: str | None = None,

@@ -54,7 +54,11 @@ class StatusMixin:
         newest = None
         if table.num_rows:
             newest = pc.max(pc.cast(table.column(view.timestamp_field), "int64")).as_py()
-        # read, combine and write in one serialised transaction: portable, and no write is lost to a race
+        if persisted.bump_view_state(self.registry.store, view.name, newest, pushed, materialized, watermark_us,
+                                     time.time()):
+            return
+        # the view's first write: read, combine and write in one serialised transaction, as another
+        # process may be writing its first row at the same time
         with self.registry.store.transaction() as tx:
             held = persisted.view_state(tx, view.name)
             if held is None:

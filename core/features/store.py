@@ -131,6 +131,25 @@ def all_view_states(db: Any) -> dict[str, dict[str, Any]]:
     return {r["view"]: r for r in db.query(sa.select(tables()["features_state"]))}
 
 
+def bump_view_state(db: Any, view: str, newest_us: int | None, pushed: int, materialized: int,
+                    watermark_us: int | None, at: float) -> bool:
+    """Add a write to a view's bookkeeping row in one statement; return False when the view has no row yet.
+
+    One UPDATE with the combining done in SQL: no read before it, and no statement built per call,
+    which matters on the push path (one bookkeeping write per push).
+    """
+    sets = ["last_write_at = ?", "rows_pushed = rows_pushed + ?", "rows_materialized = rows_materialized + ?"]
+    params: list[Any] = [at, pushed, materialized]
+    if newest_us is not None:
+        sets.append("last_event_us = CASE WHEN last_event_us IS NULL OR last_event_us < ? THEN ? "
+                    "ELSE last_event_us END")
+        params += [newest_us, newest_us]
+    if watermark_us is not None:
+        sets.append("watermark_us = ?")
+        params.append(watermark_us)
+    return db.execute(f"UPDATE features_state SET {', '.join(sets)} WHERE view = ?", (*params, view)) > 0
+
+
 def put_view_state(tx: Any, view: str, values: dict[str, Any], new: bool) -> None:
     """Insert (``new``) or overwrite a view's bookkeeping row."""
     import sqlalchemy as sa

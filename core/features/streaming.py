@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -92,6 +93,9 @@ class StreamProcessor:
         self.status = read_status(store.workspace, view.name, view.source.name)
         self.dead = DeadLetters(store.workspace, view.name)
         self.status.pid = os.getpid()
+        self.compact_after = int(store.workspace.config.section("features").compact_after_files or 0)
+        self.files_added = 0
+        self.compactor: threading.Thread | None = None
 
     def step(self) -> ApplyCounts | None:
         """Process one polled batch; return its counts, or None when nothing arrived in time."""
@@ -111,6 +115,7 @@ class StreamProcessor:
             events, future = self._set_aside_future(polled)
             if self.log_offline:
                 self.store.offline.write(self.view.name, events, self.view.timestamp_field)
+                self._maybe_compact()
             counts = self.writer.apply(events)
         # positions come from every polled record: the set-aside and dead-lettered ones are committed too
         grouped = records.select([PARTITION, OFFSET]).group_by(PARTITION).aggregate([(OFFSET, "max")])
@@ -148,9 +153,31 @@ class StreamProcessor:
                     self.view.source.name, self.view.name, dropped, skew, latest.isoformat())
         return kept, dropped
 
+    def _maybe_compact(self) -> None:
+        """Compact the view's offline table in a background thread once enough batch files have piled up."""
+        self.files_added += 1
+        if not self.compact_after or self.files_added < self.compact_after or not hasattr(self.store.offline, "compact"):
+            return
+        if self.compactor is not None and self.compactor.is_alive():
+            return
+        self.files_added = 0
+
+        def run() -> None:
+            try:
+                done = self.store.offline.compact(self.view.name)
+                log.info("view %r: compacted offline files %d -> %d", self.view.name, done.files_before,
+                         done.files_after)
+            except Exception as e:  # a failed compaction loses nothing; the stream goes on and tries again later
+                log.warning("view %r: offline compaction failed: %s", self.view.name, e)
+
+        self.compactor = threading.Thread(target=run, name=f"compact-{self.view.name}", daemon=True)
+        self.compactor.start()
+
     def close(self) -> None:
-        """Close the consumer (uncommitted records stay due)."""
+        """Close the consumer (uncommitted records stay due) and wait for a running compaction."""
         self.consumer.close()
+        if self.compactor is not None:
+            self.compactor.join(timeout=600)
 
 
 def run_streams(store: Any, names: Sequence[str] = (), until_idle: bool = False, batch_size: int = 10_000,

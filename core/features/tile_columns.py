@@ -10,8 +10,9 @@ per batch, not Python work per event. Reads merge the rows of a window's tiles t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,9 +42,12 @@ class Layout:
     slots: dict[int, tuple[str, tuple[str, ...], bool]]  # aggregation index -> (function, its fields, integer)
     signature: str = ""  # the fields as text, stored with each state to spot a changed definition
 
+    index: dict[str, int] = field(default_factory=dict)  # field name -> position in a row
+
     def __post_init__(self) -> None:
         text = ",".join(f"{name}:{self.dtype[name].str}" for name in self.dtype.names or ())
         object.__setattr__(self, "signature", text)
+        object.__setattr__(self, "index", {name: j for j, name in enumerate(self.dtype.names or ())})
 
     @classmethod
     def of(cls, aggregations: Sequence[Any]) -> Layout:
@@ -168,27 +172,31 @@ def evict(rows: np.ndarray, owners: np.ndarray, newest: np.ndarray, keep_us: dic
     return keep
 
 
-def window_value(rows: np.ndarray, fn: str, names: tuple[str, ...], integer: bool) -> Any:
-    """Merge the rows of one window (already selected) into an aggregation's value."""
+def window_value(rows: Sequence[tuple[Any, ...]], fn: str, at: tuple[int, ...], integer: bool) -> Any:
+    """Merge the rows of one window (already selected, as tuples) into an aggregation's value.
+
+    ``at`` holds the positions of the aggregation's fields in a row (:attr:`Layout.index`). A window
+    spans tens of tiles, for which plain Python costs less than numpy's fixed cost per call.
+    """
     if fn == "count":
-        return int(rows["c"].sum())
-    n = rows[names[0]]
-    count = int(n.sum())
+        return sum(r[at[0]] for r in rows)
+    j = at[0]
+    count = sum(r[j] for r in rows)
     if fn == "stddev":
         if count < 2:
             return None
-        u = rows[names[1]]
-        mean = float(np.dot(n, u)) / count
-        d = u - mean
-        m2 = float(np.sum(rows[names[2]] + n * d * d))
-        return float(np.sqrt(max(m2, 0.0) / (count - 1)))
+        u, q = at[1], at[2]
+        mean = math.fsum(r[j] * r[u] for r in rows) / count
+        m2 = math.fsum(r[q] + r[j] * (r[u] - mean) * (r[u] - mean) for r in rows)
+        return math.sqrt(max(m2, 0.0) / (count - 1))
     if not count:
         return None
+    v = at[1]
     if fn in MOMENT_FNS:
-        total = float(np.sum(rows[names[1]]))
+        total = math.fsum(r[v] for r in rows)
         return total if fn == "sum" else total / count
-    v = rows[names[1]][n > 0]
-    best = v.min() if fn == "min" else v.max()
+    held = [r[v] for r in rows if r[j] > 0]
+    best = min(held) if fn == "min" else max(held)
     return int(best) if integer else float(best)
 
 
@@ -202,3 +210,65 @@ def partial_row(fn: str, names: tuple[str, ...], row: np.void, partial: Any) -> 
     elif partial is not None:
         row[names[1]] = partial
         row[names[0]] = max(int(row[names[0]]), 1)  # shared with the column's other aggregations
+
+
+def fold_few(layout: Layout, hops: dict[int, tuple[int, ...]], keep_us: dict[int, int], rows: np.ndarray,
+             times: Sequence[int], values: dict[int, tuple[list[Any], list[bool]]], newest: int) -> np.ndarray:
+    """Fold a few events of one entity into its rows in plain Python: numpy's fixed cost per call would
+    exceed the work. The rows come out as :func:`event_rows`, :func:`merge_rows` and :func:`evict` make them."""
+    names = layout.dtype.names or ()
+    width = len(names)
+    groups: dict[tuple[int, int], list[list[Any]]] = {(r[0], r[1]): [list(r)] for r in rows.tolist()}
+    for hop, members in hops.items():
+        held = [a for a in members if a in layout.slots]
+        if not held:
+            continue
+        for i, t in enumerate(times):
+            row: list[Any] = [0] * width
+            row[0], row[1] = hop, t // hop
+            for a in held:
+                fields = layout.slots[a][1]
+                if fields[0] == "c":
+                    row[layout.index["c"]] = 1
+                    continue
+                v, valid = values[a]
+                row[layout.index[fields[0]]] = int(valid[i])
+                for name in fields[1:]:
+                    if name[0] != "q":
+                        row[layout.index[name]] = v[i] if valid[i] else 0
+            groups.setdefault((hop, row[1]), []).append(row)
+    out = []
+    for (hop, tile), members in groups.items():
+        reach = keep_us.get(hop)
+        if reach is not None and tile < (newest - reach) // hop:
+            continue
+        out.append(tuple(members[0]) if len(members) == 1 else _merge_few(layout, members))
+    out.sort(key=_hop_tile)
+    return np.array(out, layout.dtype) if out else layout.empty()
+
+
+def _hop_tile(row: tuple[Any, ...]) -> tuple[Any, Any]:
+    return row[0], row[1]
+
+
+def _merge_few(layout: Layout, members: list[list[Any]]) -> tuple[Any, ...]:
+    """Merge the rows of one (hop, tile) with the formulas of :func:`merge_rows`."""
+    out = list(members[0])
+    index = layout.index
+    for j, name in enumerate(layout.dtype.names or ()):
+        if j < 2:
+            continue
+        kind, col = name.split("_", 1) if "_" in name else (name, "")
+        if kind in ("c", "n", "s"):
+            out[j] = sum(m[j] for m in members)
+        elif kind == "u":
+            nj, qj = index[f"n_{col}"], index[f"q_{col}"]
+            total = sum(m[nj] for m in members)
+            mean = sum(m[nj] * m[j] for m in members) / total if total > 0 else 0.0
+            out[j] = mean
+            out[qj] = sum(m[qj] + m[nj] * (m[j] - mean) * (m[j] - mean) for m in members)
+        elif kind in ("lo", "hi"):
+            nj = index[f"n_{col}"]
+            held = [m[j] for m in members if m[nj] > 0]
+            out[j] = (min(held) if kind == "lo" else max(held)) if held else 0
+    return tuple(out)

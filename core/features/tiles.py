@@ -142,11 +142,17 @@ class TilePlan:
     object_hops: dict[int, tuple[int, ...]] = field(init=False)  # hop -> the non-columnar aggregations
     set_slots: dict[int, tuple[int, ...]] = field(init=False)
     slot: dict[int, tuple[str, tuple[str, ...], bool]] = field(init=False)  # columnar: (function, fields, integer)
+    slot_at: dict[int, tuple[int, ...]] = field(init=False)  # columnar: its fields' positions in a row
+    reads: dict[tuple[Any, ...], Any] = field(init=False)  # recent reads per entity (see read_window_rows)
+    spans: tuple[tuple[int, int], ...] = field(init=False)  # every (window, hop) of the view's features
 
     def __post_init__(self) -> None:
         aggs = self.view.aggregations
         self.layout = Layout.of(aggs)
         self.slot = self.layout.slots
+        self.slot_at = {a: tuple(self.layout.index[f] for f in fields) for a, (_, fields, _) in self.slot.items()}
+        self.reads = {}
+        self.spans = tuple(sorted({(w.window_us, w.hop_us) for w in self.features}))
         self.object_hops = {hop: objs for hop, members in self.hops.items()
                             if (objs := tuple(a for a in members if a not in self.slot))}
         self.set_slots = {hop: tuple(j for j, a in enumerate(objs) if aggs[a].function == "count_distinct")
@@ -195,20 +201,20 @@ def read_features(plan: TilePlan, state: dict[str, Any] | None, names: Sequence[
     """Return each named window feature's value at now_us from an entity's state (None: no state)."""
     out = []
     tiles_by_hop = state["t"] if state else {}
-    rows = state["c"] if state else plan.layout.empty()
+    rows = state["c"].tolist() if state else []
     selected: dict[tuple[int, int, int], Any] = {}
     for name in names:
         w = plan.by_name[name]
         agg = w.aggregation
-        lo = window_start_us(now_us, w.window_us, w.hop_us) // w.hop_us
-        hi = now_us // w.hop_us
+        hop = w.hop_us
+        lo = window_start_us(now_us, w.window_us, hop) // hop
+        hi = now_us // hop
         if w.index in plan.slot:
-            fn, fields, integer = plan.slot[w.index]
-            span = (w.hop_us, lo, hi)
+            fn, _, integer = plan.slot[w.index]
+            span = (hop, lo, hi)
             if span not in selected:
-                tile = rows["tile"]
-                selected[span] = rows[(rows["hop"] == w.hop_us) & (tile >= lo) & (tile <= hi)]
-            out.append(window_value(selected[span], fn, fields, integer))
+                selected[span] = [r for r in rows if r[0] == hop and lo <= r[1] <= hi]
+            out.append(window_value(selected[span], fn, plan.slot_at[w.index], integer))
             continue
         j = plan.object_hops[w.hop_us].index(w.index)
         tiles = tiles_by_hop.get(w.hop_us) or {}

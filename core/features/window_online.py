@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from forgeml.errors import ValidationError
+from forgeml.features.aggregations import window_start_us
 from forgeml.features.definitions import FeatureView
 from forgeml.features.tiles import TilePlan, dump_state, load_state, state_view
 
@@ -152,6 +153,8 @@ def apply_batch(plan: TilePlan, states: list[dict[str, Any]], codes: Any, events
     from forgeml.features.tile_columns import event_rows, evict, join, merge_rows, raw
     from forgeml.features.tiles import fold_objects
 
+    if len(codes) <= FEW:
+        return _apply_few(plan, states, codes.tolist(), events)
     view = plan.view
     times = _numbers(events.column(view.timestamp_field))[0]
     keep = _fresh(states, codes, events)
@@ -203,6 +206,60 @@ def apply_batch(plan: TilePlan, states: list[dict[str, Any]], codes: Any, events
             fold_objects(plan, states[int(owners[group[0]])], [t_applied[i] for i in rows_of],
                          {a: [col[i] for i in rows_of] for a, col in objects.items()})
     return len(applied), dups, late
+
+
+FEW = 16  # events up to which a batch is folded in plain Python (a push of one event, a quiet stream)
+
+
+def _apply_few(plan: TilePlan, states: list[dict[str, Any]], owners: list[int], events: Any) -> tuple[int, int, int]:
+    """apply_batch for a few events, with the same rules, in plain Python."""
+    from forgeml.features.tile_columns import fold_few
+    from forgeml.features.tiles import fold_objects
+
+    view = plan.view
+    times = _python_values(events.column(view.timestamp_field))
+    n = len(times)
+    keep = [True] * n
+    if PARTITION in events.column_names:
+        parts, offsets = events.column(PARTITION).to_pylist(), events.column(OFFSET).to_pylist()
+        held = {(k, p): states[k]["p"].get(p, NONE) for k, p in zip(owners, parts)}  # as before the batch
+        keep = [o > held[k, p] for k, p, o in zip(owners, parts, offsets)]
+        for k, p, o, fresh in zip(owners, parts, offsets, keep):
+            if fresh and o > states[k]["p"].get(p, NONE):
+                states[k]["p"][p] = int(o)
+    dups = n - sum(keep)
+    if plan.lateness_us is not None:
+        seen: dict[int, int] = {}
+        for i in range(n):
+            if keep[i]:
+                k, t = owners[i], times[i]
+                newest = seen[k] = max(seen.get(k, NONE if states[k]["m"] is None else states[k]["m"]), t)
+                keep[i] = t >= newest - plan.lateness_us
+    applied = [i for i in range(n) if keep[i]]
+    mine: dict[int, list[int]] = {}
+    for i in applied:
+        mine.setdefault(owners[i], []).append(i)
+    for k, rows_of in mine.items():
+        top = max(times[i] for i in rows_of)
+        states[k]["m"] = top if states[k]["m"] is None else max(states[k]["m"], top)
+    aggs = view.aggregations
+    columns = {a: aggs[a].column for a in (*plan.slot, *(a for m in plan.object_hops.values() for a in m))
+               if aggs[a].column}
+    pylists = {c: _python_values(events.column(c)) for c in set(columns.values())}
+    for k, rows_of in mine.items():
+        ts = [times[i] for i in rows_of]
+        if plan.slot:
+            values = {}
+            for a, (fn, _, _) in plan.slot.items():
+                if fn != "count":
+                    v = [pylists[columns[a]][i] for i in rows_of]
+                    values[a] = (v, [x is not None for x in v])
+            states[k]["c"] = fold_few(plan.layout, plan.hops, plan.keep_us, states[k]["c"], ts, values,
+                                      states[k]["m"])
+        if plan.object_hops:
+            fold_objects(plan, states[k], ts, {a: [pylists[c][i] for i in rows_of] for a, c in columns.items()
+                                               if a not in plan.slot})
+    return len(applied), dups, n - len(applied) - dups
 
 
 class WindowWriter:
@@ -271,18 +328,47 @@ class WindowWriter:
         return {k: cache[k] for k in keys}
 
 
+READ_MEMO = 2048  # entities per view whose last read is kept: (stored text, decoded state, values)
+
+
 def read_window_rows(view: FeatureView, plan: TilePlan, online: Any, keys: Sequence[tuple[Any, ...]],
                      features: Sequence[str], now_us: int) -> tuple[list[list[Any]], list[int | None]]:
-    """Return per feature a column of values at now_us, and per key the newest event time applied."""
+    """Return per feature a column of values at now_us, and per key the newest event time applied.
+
+    The store is read every time; when an entity's stored text is what the last read found, its
+    decoded state is reused, and so are its values while every window still covers the same tiles.
+    Any write changes the text, so nothing stale is ever served.
+    """
     from forgeml.features.tiles import read_features
 
     stored = online.read_rows(state_view(view.name), keys)
     columns: list[list[Any]] = [[None] * len(keys) for _ in features]
     newest: list[int | None] = [None] * len(keys)
+    memo = plan.reads
+    span = (tuple(features), *(window_start_us(now_us, w, h) // h for w, h in plan.spans),
+            *(now_us // h for h in plan.hops))
     for i, hit in enumerate(stored):
-        state = None if hit is None else load_state(plan, hit[1]["state"])
-        if state is not None:
+        if hit is None:
+            values = read_features(plan, None, features, now_us)
+        else:
+            text = hit[1]["state"]
+            held = memo.get(keys[i])
+            if held is not None and held[0] == text:
+                state = held[1]
+                values = [v.copy() if isinstance(v, list) else v for v in held[3]] if held[2] == span else None
+            else:
+                state, values = load_state(plan, text), None
             newest[i] = state["m"]
-        for j, value in enumerate(read_features(plan, state, features, now_us)):
+            if values is None:
+                values = read_features(plan, state, features, now_us)
+                with _memo_lock:
+                    if len(memo) >= READ_MEMO:
+                        memo.pop(next(iter(memo)))
+                    memo[keys[i]] = (text, state, span, values)
+                values = [v.copy() if isinstance(v, list) else v for v in values]
+        for j, value in enumerate(values):
             columns[j][i] = value
     return columns, newest
+
+
+_memo_lock = threading.Lock()

@@ -37,6 +37,22 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return json_response({"error": exc.detail or "not found"}, exc.status_code)
 
 
+def warm(workspace: Any) -> None:
+    """Open what every request touches (auth tables, the registry store and its cache) before serving.
+
+    The first request would otherwise pay for importing SQLAlchemy and migrating-checks, and the
+    objects made here would sit in the collector's young generations instead of being frozen.
+    """
+    from forgeml.auth.service import cache_for
+    from forgeml.registry import models  # noqa: F401  (resolve's service module, imported once here)
+    from forgeml.registry.cache import cache_for as resolve_cache
+    from forgeml.registry.schema import store
+
+    cache_for(workspace).fresh(force=True)
+    store(workspace)
+    resolve_cache(workspace)
+
+
 def build_app(workspace: Any = None, options: ServerOptions | None = None) -> Starlette:
     """Build the platform API app over a workspace (default: the current one)."""
     from forgeml.auth.service import flush_access_log
@@ -49,7 +65,7 @@ def build_app(workspace: Any = None, options: ServerOptions | None = None) -> St
     options = options or ServerOptions()
     door = Door(workspace, options)
     ops = operations()
-    routes = [Route(PREFIX + op.path, door.endpoint(op), methods=[op.method]) for op in ops]
+    routes = [Route(PREFIX + op.path, door.endpoint(op), methods=[op.method], name=op.call.__name__) for op in ops]
     document = openapi_document(ops)
 
     async def openapi(request: Request) -> Response:

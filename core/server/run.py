@@ -60,11 +60,13 @@ def _check_address(host: str, port: int) -> None:
 def run_server(host: str | None = None, port: int | None = None, self_signed: bool = False,
                workspace: Any = None) -> None:
     """Serve the platform API of a workspace until interrupted."""
+    import gc
+
     import uvicorn
 
     from forgeml.server.api import ServerOptions
-    from forgeml.server.app import build_app
-    from forgeml.serving.server import uvicorn_speedups
+    from forgeml.server.app import build_app, warm
+    from forgeml.serving.server import tune_interpreter, uvicorn_speedups
 
     if workspace is None:
         from forgeml.workspace import current
@@ -90,4 +92,9 @@ def run_server(host: str | None = None, port: int | None = None, self_signed: bo
                             max_body_bytes=settings.max_body_bytes, cors_origins=list(settings.cors_origins),
                             max_rows=settings.max_rows, view_max_rows=dict(settings.view_max_rows or {}))
     app = build_app(workspace, options)
+    warm(workspace)
+    tune_interpreter()
+    # the libraries, stores and app live as long as the process: a full collection then scans only what
+    # requests made (tens of thousands of objects, not hundreds of thousands; pauses of ms, not 100+ ms)
+    gc.freeze()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **uvicorn_speedups(), **tls)

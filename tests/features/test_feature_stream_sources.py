@@ -29,6 +29,73 @@ class TestRedisStreams(EventStreamSuite):
         return lambda s: RedisEventStream(redis_url, s.stream, consumer="c1")
 
 
+class TestRedisStreamsInSmallReads(TestRedisStreams):
+    """The same with 3 entries per XREAD: a poll gathers several reads, each next one read ahead in a thread."""
+
+    @pytest.fixture
+    def stream(self, redis_url):
+        from forgeml.plugins.redis_streams import RedisEventStream
+
+        key = f"forgeml-test:{uuid.uuid4().hex}"
+        s = RedisEventStream(redis_url, key, consumer="c1", read_count=3)
+        yield s
+        s.client.delete(key)
+        s.close()
+
+    @pytest.fixture
+    def reopen(self, redis_url):
+        from forgeml.plugins.redis_streams import RedisEventStream
+
+        return lambda s: RedisEventStream(redis_url, s.stream, consumer="c1", read_count=3)
+
+
+@pytest.mark.service
+def test_a_redis_group_left_with_pending_entries_resumes_before_them(redis_url):
+    """A group read through XREADGROUP (as earlier releases did) with entries left unacknowledged resumes
+    before the oldest of them, and its pending list is emptied (they are read again instead)."""
+    from forgeml.plugins.redis_streams import RedisEventStream, offset_of
+    from forgeml.testing.streams import drain, events, typed
+
+    key = f"forgeml-test:{uuid.uuid4().hex}"
+    s = RedisEventStream(redis_url, key)
+    try:
+        s.publish(events(0, 10))
+        s.client.xgroup_create(key, "old", id="0")
+        read = s.client.xreadgroup("old", "forgeml", {key: ">"}, count=6)[0][1]
+        s.client.xack(key, "old", *[entry_id for entry_id, _ in read[:4]])  # 4 processed; 2 left pending
+        consumer = s.consumer("old")
+        assert consumer.committed() == {key: offset_of(read[3][0])}
+        assert s.client.xpending(key, "old")["pending"] == 0
+        again = drain(consumer, max_records=4)
+        assert typed(again, events(4, 6)).equals(events(4, 6))
+    finally:
+        s.client.delete(key)
+        s.close()
+
+
+@pytest.mark.service
+def test_a_redis_record_that_is_not_utf8_comes_with_an_error_not_a_failed_poll(redis_url):
+    """Bytes that are not UTF-8 (in a value or a field name) mark that record's _error; the others decode."""
+    from forgeml.plugins.redis_streams import RedisEventStream
+
+    key = f"forgeml-test:{uuid.uuid4().hex}"
+    s = RedisEventStream(redis_url, key)
+    try:
+        s.client.xadd(key, {"card_id": "1", "merchant": "café".encode()})
+        s.client.xadd(key, {"card_id": "2", "merchant": b"bad\xff"})
+        s.client.xadd(key, {"card_id": "3", b"m\xfe": "x"})
+        got = s.consumer("g").poll(10, 1.0)
+        assert got.column("card_id").to_pylist() == ["1", "2", "3"]
+        assert got.column("merchant").to_pylist() == ["café", "bad\\xff", None]
+        errors = got.column("_error").to_pylist()
+        assert errors[0] is None
+        assert "'merchant' is not UTF-8" in errors[1] and "0xff at position 3" in errors[1]
+        assert "field name" in errors[2] and "not UTF-8" in errors[2]
+    finally:
+        s.client.delete(key)
+        s.close()
+
+
 class TestFileStreams(EventStreamSuite):
     """A folder of Parquet files."""
 

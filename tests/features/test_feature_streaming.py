@@ -118,10 +118,9 @@ def test_a_replay_of_uncommitted_records_counts_nothing_twice(redis_workspace):
     assert first.step().applied == 30
     second = StreamProcessor(store, view, batch_size=100, poll_timeout_s=0.2)
     second.writer.cache = {}  # a new process: states come from the online store
-    replay = second.step()  # the pending (delivered, unacknowledged) records come first
-    assert (replay.applied, replay.duplicates) == (0, 30)
-    fresh = second.step()
-    assert (fresh.applied, fresh.duplicates) == (20, 0)
+    replay = second.step()  # the uncommitted records come again, before the new ones
+    assert (replay.applied, replay.duplicates) == (20, 30)
+    assert second.step() is None
     got, _ = _online(store, [1, 2, 3, 4, 5], ["count_1d"])
     assert sum(got["count_1d"]) == 50
 
@@ -259,33 +258,42 @@ def test_streamed_events_from_the_future_are_set_aside_as_pushes_refuse_them(req
     assert (again.applied, again.future) == (50, 7)
 
 
+def _stream_with_bad_records(ws, redis_url, bad: list[dict], batch_size: int = 100):
+    """Stream 20 good events, the bad records (raw Redis entries) and 10 more good ones; return what came out."""
+    import redis
+
+    from forgeml.features.dead_letters import dead_letter_path, read_dead_letters
+    from forgeml.features.streaming import run_streams
+
+    store = _store(ws, [Aggregation("count", windows=["1d"]), Aggregation("sum", "amount", ["1d"])])
+    store.publish("txns", event_table(recent_events(20, seed=8)))
+    client = redis.Redis.from_url(redis_url)
+    key = store.workspace.stream("txns").stream
+    last = [client.xadd(key, fields) for fields in bad][-1]
+    store.publish("txns", event_table(recent_events(10, seed=9)))
+    status = run_streams(store, ["txn"], until_idle=True, batch_size=batch_size, poll_timeout_s=0.2)[0]
+    assert (status.applied, status.dead_letters) == (30, len(bad))
+    got, _ = _online(store, [1, 2, 3, 4, 5], ["count_1d"])
+    assert sum(got["count_1d"]) == 30
+    return store, key, last, read_dead_letters(dead_letter_path(store.workspace, "txn"))
+
+
 @pytest.mark.service
 def test_records_that_cannot_be_cast_go_to_dead_letters_and_the_stream_goes_on(redis_workspace, redis_url):
     """Malformed records (text amount, bad time, bad key) are set aside with the reason; the rest is applied."""
     import json
 
-    import redis
     from click.testing import CliRunner
 
     from forgeml.cli import cli
-    from forgeml.features.dead_letters import DeadLetters, dead_letter_path, read_dead_letters
-    from forgeml.features.streaming import read_status, run_streams
+    from forgeml.features.dead_letters import DeadLetters
+    from forgeml.features.streaming import read_status
 
-    store = _store(redis_workspace, [Aggregation("count", windows=["1d"]), Aggregation("sum", "amount", ["1d"])])
-    store.publish("txns", event_table(recent_events(20, seed=8)))
     stamp = datetime.now(UTC).isoformat()
-    client = redis.Redis.from_url(redis_url)
-    key = store.workspace.stream("txns").stream
-    for bad in ({"card_id": "1", "amount": "abc", "event_timestamp": stamp},
-                {"card_id": "2", "amount": "3.0", "event_timestamp": "yesterday"},
-                {"card_id": "x", "amount": "3.0", "event_timestamp": stamp}):
-        client.xadd(key, bad)
-    store.publish("txns", event_table(recent_events(10, seed=9)))
-    status = run_streams(store, ["txn"], until_idle=True, batch_size=100, poll_timeout_s=0.2)[0]
-    assert (status.applied, status.dead_letters) == (30, 3)
-    got, _ = _online(store, [1, 2, 3, 4, 5], ["count_1d"])
-    assert sum(got["count_1d"]) == 30
-    dead = read_dead_letters(dead_letter_path(store.workspace, "txn"))
+    store, key, _, dead = _stream_with_bad_records(redis_workspace, redis_url, [
+        {"card_id": "1", "amount": "abc", "event_timestamp": stamp},
+        {"card_id": "2", "amount": "3.0", "event_timestamp": "yesterday"},
+        {"card_id": "x", "amount": "3.0", "event_timestamp": stamp}])
     assert [d["record"]["card_id"] for d in dead] == ["1", "2", "x"]
     assert "'amount'" in dead[0]["reason"] and "'event_timestamp'" in dead[1]["reason"]
     assert "'card_id'" in dead[2]["reason"] and all(d["partition"] == key for d in dead)
@@ -295,6 +303,23 @@ def test_records_that_cannot_be_cast_go_to_dead_letters_and_the_stream_goes_on(r
     assert read_status(store.workspace, "txn").dead_letters == 3
     listed = json.loads(CliRunner().invoke(cli, ["features", "streams", "--json"]).output)
     assert listed[0]["dead_letters"] == 3
+
+
+@pytest.mark.service
+def test_records_that_are_not_utf8_go_to_dead_letters_and_the_rest_is_committed(redis_workspace, redis_url):
+    """Bytes that are not UTF-8 fail neither the poll nor the batch: those records are set aside, the rest applied."""
+    from forgeml.features.streaming import run_streams
+    from forgeml.plugins.redis_streams import offset_of
+
+    stamp = datetime.now(UTC).isoformat()
+    store, key, last, dead = _stream_with_bad_records(redis_workspace, redis_url, [
+        {"card_id": "1", "amount": b"4\xff", "event_timestamp": stamp},
+        {"card_id": "2", "amount": "5.0", "event_timestamp": stamp, "note": b"\xfe"}], batch_size=1000)
+    assert [d["record"]["amount"] for d in dead] == ["4\\xff", "5.0"]
+    assert "'amount' is not UTF-8" in dead[0]["reason"] and "'note' is not UTF-8" in dead[1]["reason"]
+    # everything, the dead letters included, is committed: the group's position is past them
+    assert store.workspace.stream("txns").consumer("txn").committed()[key] > offset_of(last)
+    assert run_streams(store, ["txn"], until_idle=True, poll_timeout_s=0.1)[0].dead_letters == 2
 
 
 def test_a_push_can_set_bad_rows_aside(file_workspace):

@@ -196,6 +196,37 @@ class TestOnline:
                                             "amount": 1.0, "merchant": "a"} for k, m in at]))
         assert (counts.applied, counts.late) == (3, 1)
 
+    def test_repeated_reads_follow_every_write_and_the_clock(self, store):
+        """Reads reuse an entity's last decoded state and values only while its stored state and tiles are the same."""
+        from forgeml.features.window_online import WindowWriter, read_window_rows
+
+        view = FeatureView("again", entities=[CARD], aggregations=AGGREGATIONS)
+        store.apply([view])
+        view = store.get_feature_view("again")
+        plan = store.tile_plan(view)
+        names = ["count_10m", "count_1h", "merchant_last3_1h"]
+        writer = WindowWriter(view, store.online)
+
+        def read(minutes: float) -> list:
+            columns, _ = read_window_rows(view, plan, store.online, [(1,)], names, micros(T0) + int(minutes * 60 * US))
+            return [c[0] for c in columns]
+
+        def event(minute: int, merchant: str) -> None:
+            writer.apply(event_table([{"card_id": 1, "event_timestamp": T0 + timedelta(minutes=minute),
+                                       "amount": 1.0, "merchant": merchant}]))
+
+        event(1, "a")
+        assert read(2) == read(2) == [1, 1, ["a"]]
+        read(2)[2].append("changed by the caller")
+        assert read(2) == [1, 1, ["a"]]
+        event(2, "b")
+        assert read(2) == [2, 2, ["b", "a"]]
+        assert read(15) == [0, 2, ["b", "a"]]
+        assert read(90) == [0, 0, []]
+        WindowWriter(view, store.online).apply(event_table([{"card_id": 1, "event_timestamp": T0 + timedelta(
+            minutes=89), "amount": 1.0, "merchant": "c"}]))  # another writer
+        assert read(90) == [1, 1, ["c"]]
+
     def test_state_written_as_json_by_earlier_releases_still_reads(self, store):
         """Tiles stored in the earlier JSON form (every partial per tile) read the same values."""
         import orjson
@@ -278,3 +309,63 @@ def test_online_equals_offline_at_every_read(workspace, raw, reads):
                 off = offline[feature].iloc[i]
                 off = None if isinstance(off, float) and off != off else off
                 assert same(columns[j][i], off), (feature, i + 1, t_s, columns[j][i], off)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_few_events_fold_as_a_large_batch_does(seed, monkeypatch):
+    """Batches of a few events are folded in plain Python; replays, lateness, nulls, int and bool columns and
+    every aggregation leave the same state and values as the numpy path over the same batches."""
+    import numpy as np
+    import pyarrow as pa
+
+    from forgeml.features import window_online
+    from forgeml.features.tiles import TilePlan, read_features
+
+    aggs = [*AGGREGATIONS, Aggregation("sum", "qty", ["1h"], dtype="int64"),
+            Aggregation("max", "qty", ["10m"], dtype="int64"), Aggregation("stddev", "qty", ["1h"], dtype="int64"),
+            Aggregation("mean", "flag", ["1h"], dtype="bool"), Aggregation("min", "amount", ["1h"], name="lowest")]
+    view = FeatureView("few", entities=[CARD], aggregations=aggs, allowed_lateness=300)
+    plan = TilePlan.of(view)
+    rnd = random.Random(seed)
+    batches, offset = [], 0
+    for b in range(40):
+        size = rnd.randint(1, 6)
+        if b and rnd.random() < 0.2:  # a replay of positions already applied
+            offset = max(0, offset - size)
+        rows = []
+        for _ in range(size):
+            offset += 1
+            rows.append({"card_id": rnd.randint(1, 3), "event_timestamp": T0 + timedelta(
+                seconds=b * 90 + rnd.randint(-900, 60)), "amount": None if rnd.random() < 0.1 else rnd.uniform(-5, 9),
+                "merchant": rnd.choice(["a", "b", None]), "qty": None if rnd.random() < 0.1 else rnd.randint(-3, 40),
+                "flag": rnd.choice([True, False, None]), "_partition": "0", "_offset": offset})
+        batches.append(pa.Table.from_pylist(rows).cast(pa.schema([
+            ("card_id", pa.int64()), ("event_timestamp", pa.timestamp("us", tz="UTC")), ("amount", pa.float64()),
+            ("merchant", pa.string()), ("qty", pa.int64()), ("flag", pa.bool_()), ("_partition", pa.string()),
+            ("_offset", pa.int64())])))
+
+    def run(few: int) -> tuple[dict, list]:
+        monkeypatch.setattr(window_online, "FEW", few)
+        states: dict = {}
+        counts = []
+        for table in batches:
+            codes, keys = window_online._entity_codes(table, ["card_id"])
+            held = [states.setdefault(k, plan.empty_state()) for k in keys]
+            counts.append(window_online.apply_batch(plan, held, codes, table))
+        return states, counts
+
+    python_states, python_counts = run(1000)
+    numpy_states, numpy_counts = run(0)
+    assert python_counts == numpy_counts and sum(c[1] for c in numpy_counts) and sum(c[2] for c in numpy_counts)
+    assert python_states.keys() == numpy_states.keys()
+    names = list(view.feature_names)
+    for key, want in numpy_states.items():
+        got = python_states[key]
+        assert (got["p"], got["m"], got["t"]) == (want["p"], want["m"], want["t"])
+        assert got["c"][["hop", "tile"]].tolist() == want["c"][["hop", "tile"]].tolist()
+        for field in want["c"].dtype.names:
+            np.testing.assert_allclose(got["c"][field], want["c"][field], rtol=1e-9, atol=1e-9)
+        for t_s in range(0, 40 * 90 + 3600, 450):
+            t_us = micros(T0) + t_s * US
+            for name, a, b in zip(names, read_features(plan, got, names, t_us), read_features(plan, want, names, t_us)):
+                assert same(a, b), (key, t_s, name, a, b)
