@@ -798,6 +798,9 @@ class RecommendQuery:
     """Items never to return (already shown, blocked by the caller)."""
     n: int = 10
     """How many items the caller wants."""
+    features: dict[str, Any] = field(default_factory=dict)
+    """The user's features read once for the request, by "view:feature" reference: those the ranking model,
+    the sources and the rules declare (``user_features``); a source or rule reads its own when absent."""
 
 
 @dataclass

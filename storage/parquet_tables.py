@@ -114,7 +114,10 @@ class ParquetTables:
         micros = timestamp_micros(data.column(timestamp_field), f"offline table {table!r}: {timestamp_field!r}")
         days = pc.cast(pc.divide(pc.subtract(micros, pc.if_else(pc.less(micros, 0), US_PER_DAY - 1, 0)),
                                  US_PER_DAY), pa.int32())
-        dates = pc.strftime(pc.cast(days, pa.date32()).cast(pa.timestamp("s")), format="%Y-%m-%d")
+        # formatted once per distinct day, not once per row (strftime is the costly part of a big append)
+        unique = pc.unique(days)
+        labels = pc.strftime(pc.cast(unique, pa.date32()).cast(pa.timestamp("s")), format="%Y-%m-%d")
+        dates = pc.take(labels, pc.index_in(days, value_set=unique))
         data = data.append_column(PARTITION, dates)
         if self.local:
             base_dir, filesystem = self._table_dir(table), None
