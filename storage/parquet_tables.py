@@ -114,9 +114,11 @@ class ParquetTables:
         micros = timestamp_micros(data.column(timestamp_field), f"offline table {table!r}: {timestamp_field!r}")
         days = pc.cast(pc.divide(pc.subtract(micros, pc.if_else(pc.less(micros, 0), US_PER_DAY - 1, 0)),
                                  US_PER_DAY), pa.int32())
-        dates = pc.strftime(pc.cast(days, pa.date32()).cast(pa.timestamp("s")), format="%Y-%m-%d")
-        bounds = pc.min_max(days).as_py()
-        one_date = dates[0].as_py() if self.local and bounds["min"] == bounds["max"] else None
+        # formatted once per distinct day, not once per row (strftime is the costly part of a big append)
+        unique = pc.unique(days)
+        labels = pc.strftime(pc.cast(unique, pa.date32()).cast(pa.timestamp("s")), format="%Y-%m-%d")
+        dates = pc.take(labels, pc.index_in(days, value_set=unique))
+        one_date = labels[0].as_py() if self.local and len(unique) == 1 else None
         rows = data
         data = data.append_column(PARTITION, dates)
         if self.local:
@@ -174,8 +176,8 @@ class ParquetTables:
     def _tables(self) -> list[str]:
         if not self.fs.exists(self.root):
             return []
-        return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)
-                      if self.fs.isdir(p))
+        names = (p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False) if self.fs.isdir(p))
+        return sorted(n for n in names if not n.startswith("."))  # dot folders are an engine's scratch space
 
 
     def _subject_files(self, table: str, subject: Subject) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -12,14 +13,44 @@ import pyarrow as pa
 from forgeml.contracts import Holding, Subject
 from forgeml.errors import NotFoundError, StorageError, ValidationError
 
+_IMPORT_LOCK = threading.Lock()
+
+
+def _import_lancedb() -> Any:
+    """Import lancedb even when the program has its own module named ``datasets`` loaded.
+
+    lancedb registers converters for Hugging Face's ``datasets`` at import time whenever a module of that
+    name is in sys.modules, and its import then fails on any other module so named (a user's own package).
+    Such a module is hidden from sys.modules while lancedb imports, so lancedb skips those converters
+    (the store hands it Arrow tables only); the module is put back at once.
+    """
+    if "lancedb" in sys.modules:
+        import lancedb
+
+        return lancedb
+    with _IMPORT_LOCK:
+        shadow = sys.modules.get("datasets")
+        hide = shadow is not None and not (hasattr(shadow, "Dataset") and hasattr(shadow, "DatasetDict"))
+        if hide:
+            del sys.modules["datasets"]
+        try:
+            import lancedb
+        except ImportError as e:
+            where = getattr(shadow, "__file__", None) or repr(shadow)
+            hint = f" (a module named 'datasets' is loaded from {where})" if shadow is not None else ""
+            raise StorageError(f"the vector store needs lancedb, which failed to import: {e}{hint}") from e
+        finally:
+            if hide:
+                sys.modules["datasets"] = shadow
+    return lancedb
+
 
 class LanceDBVectorStore:
     """Embedding tables in a LanceDB folder; an IVF_FLAT index is built once a table is large enough."""
 
     def __init__(self, uri: str, metric: str = "l2", index_min_rows: int = 50_000, rows_per_partition: int = 3_000,
                  nprobes_fraction: float = 0.25):
-        import lancedb
-
+        lancedb = _import_lancedb()
         self.uri = str(uri)
         self.metric = metric
         self.index_min_rows = index_min_rows

@@ -7,6 +7,7 @@ scheduler) follows the same job through the API; logs are read from the cluster 
 
 from __future__ import annotations
 
+import os
 import shlex
 import uuid
 from typing import Any
@@ -39,10 +40,18 @@ class RayExecutor(Executor):
                 from ray.job_submission import JobSubmissionClient
             except ImportError as e:
                 raise ConfigError(f"the ray executor needs ray: pip install 'forgeml[ray]' ({e})") from e
+            override = _address_override()
             try:
-                self._client = JobSubmissionClient(self.settings.address)
+                client = JobSubmissionClient(self.settings.address)
             except (ConnectionError, RuntimeError, ValueError) as e:
-                raise RemoteError(f"Ray cluster at {self.settings.address}: {_first_line(e)}") from e
+                via = f" (Ray's client went to {override[0]}={override[1]} instead)" if override else ""
+                raise RemoteError(f"Ray cluster at {self.settings.address}{via}: {_first_line(e)}") from e
+            used = client.get_address().rstrip("/")
+            if override and used != self.settings.address.rstrip("/"):
+                raise ConfigError(f"{override[0]}={override[1]} in this environment sends Ray's job client to "
+                                  f"{used}, not to the target's address {self.settings.address}: unset it, or "
+                                  f"set the target's address to {used}")
+            self._client = client
         return self._client
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -150,6 +159,14 @@ class RayExecutor(Executor):
         gpus = sum(float(n.get("raylet", {}).get("resourcesTotal", {}).get("GPU", 0)) for n in alive)
         out.append(HealthCheck("nodes", bool(alive), f"{len(alive)} alive, {gpus:g} GPU(s) in total"))
         return out
+
+
+def _address_override() -> tuple[str, str] | None:
+    """The variable through which Ray's job client ignores the address it is given, if one is set."""
+    for name in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"):
+        if os.environ.get(name):
+            return name, os.environ[name]
+    return None
 
 
 def _first_line(error: Any) -> str:

@@ -1,7 +1,7 @@
 """Apache Spark as the offline feature store: ``[storage.offline] plugin = "spark"``.
 
 The Parquet layout is the DuckDB store's (date-partitioned tables under one root), so a workspace switches
-engines without moving data. Point-in-time joins and reads run on Spark (``local[N]`` in this process or a
+engines without moving data. Point-in-time joins, window aggregations and reads run on Spark (``local[N]`` in this process or a
 standalone/YARN/Kubernetes cluster named by ``master``); SQL in the offline-store contract's dialect is
 translated to Spark SQL with sqlglot (see :mod:`forgeml.plugins.spark.dialect`). ``pip install 'forgeml[spark]'``
 brings pyspark and sqlglot; Spark needs Java 17 or newer.

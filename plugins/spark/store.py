@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from forgeml.contracts import FeatureRequest
+from forgeml.contracts import FeatureRequest, WindowRequest
 from forgeml.errors import StorageError, ValidationError
 from forgeml.plugins.spark.dialect import FileScan, to_spark
 from forgeml.storage.parquet_tables import (
@@ -32,6 +32,8 @@ DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
+STAGING = ".staging"  # folder under the root for entity rows handed to Spark as Parquet (not a table)
+STAGE_BYTES = 4 << 20  # larger entity tables go through Parquet rather than inside Spark's tasks
 _session_lock = threading.Lock()
 
 
@@ -70,6 +72,7 @@ class SparkOfflineStore(ParquetTables):
         super().__init__(root)
         self.master, self.app_name, self.conf = master, app_name, dict(conf or {})
         self.search_path = search_path
+        self.stage_bytes = STAGE_BYTES
         self._spark: Any = None  # started on first query: writing and listing need no JVM
 
     @property
@@ -114,7 +117,7 @@ class SparkOfflineStore(ParquetTables):
             return reader.csv(pattern, header=True, inferSchema=True)
         return reader.parquet(pattern)
 
-    def _translate(self, sql: str, tables: Mapping[str, Any], views: list[str]) -> str:
+    def _translate(self, sql: str, tables: Mapping[str, Any], views: list[Any]) -> str:
         """Translate contract SQL to Spark SQL over temporary views (their names appended to views)."""
 
         def register(frame: Any) -> str:
@@ -134,14 +137,17 @@ class SparkOfflineStore(ParquetTables):
         return to_spark(sql, view_for_table, lambda scan: register(self._files_frame(scan)))
 
     @contextmanager
-    def _views(self) -> Iterator[list[str]]:
-        """Collect the temporary views a query registers; drop them when it is done."""
-        views: list[str] = []
+    def _views(self) -> Iterator[list[Any]]:
+        """Collect what a query leaves behind (temporary view names, staged files); remove it when it is done."""
+        views: list[Any] = []
         try:
             yield views
         finally:
             for name in views:
-                self.spark.catalog.dropTempView(name)
+                if isinstance(name, Path):
+                    name.unlink(missing_ok=True)
+                else:
+                    self.spark.catalog.dropTempView(name)
 
     def frame_of(self, table: pa.Table) -> Any:
         """Return a Spark DataFrame of an Arrow table."""
@@ -149,7 +155,30 @@ class SparkOfflineStore(ParquetTables):
             raise ValidationError("cannot query an Arrow table without columns on Spark")
         return self.spark.createDataFrame(table)
 
-    def relation_frame(self, relation: Any, views: list[str]) -> Any:
+    def entity_frame(self, entity: pa.Table, views: list[Any]) -> Any:
+        """Return a Spark DataFrame of a join's entity rows (keys, times, row numbers).
+
+        Small tables travel inside the query plan; larger ones are written as one Parquet file under the root
+        (which every node sees) and read back, so no task carries millions of rows in its closure.
+        """
+        if entity.nbytes <= self.stage_bytes:
+            return self.frame_of(entity)
+        import pyarrow.parquet as pq
+
+        folder = Path(self.root) / STAGING
+        path = folder / f"entities-{uuid.uuid4().hex}.parquet"
+        partial = path.with_name(path.name + ".tmp")
+        views.append(path)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(entity, partial)
+            partial.replace(path)
+        except OSError as e:
+            partial.unlink(missing_ok=True)
+            raise StorageError(f"cannot stage entity rows for Spark under {folder}: {e}") from e
+        return self.spark.read.parquet(str(path))
+
+    def relation_frame(self, relation: Any, views: list[Any]) -> Any:
         """Return a Spark DataFrame for a FeatureRequest relation (contract SQL or an Arrow table)."""
         if isinstance(relation, pa.Table):
             return self.frame_of(relation)
@@ -212,8 +241,22 @@ class SparkOfflineStore(ParquetTables):
             raise StorageError(f"Spark point-in-time join failed: {' '.join(str(e).split())[:800]}") from e
         return in_entity_order(entity_rows, joined)
 
+    def window_join(self, entity_rows: pa.Table, times_us: pa.Array, request: WindowRequest) -> pa.Table:
+        """Compute a window request's aggregates as of each entity row's time, in Spark; one row per entity row."""
+        from forgeml.plugins.spark.windows import window_frame
+
+        if not request.aggregates:
+            return pa.table({})
+        try:
+            with self._views() as views:
+                joined = self.to_arrow(window_frame(self, entity_rows, times_us, request, views))
+        except _spark_errors() as e:
+            raise StorageError(f"Spark window aggregation failed: {' '.join(str(e).split())[:800]}") from e
+        ordered = in_entity_order(entity_rows, joined)
+        return ordered.select(list(range(entity_rows.num_columns, ordered.num_columns)))
+
     def _pit_frame(self, narrow: pa.Table, micros: pa.Array, requests: Sequence[FeatureRequest],
-                   views: list[str]) -> Any:
+                   views: list[Any]) -> Any:
         """Build the Spark plan: per request, entity and feature rows in one time order per key (an as-of scan).
 
         Entity rows and feature rows are unioned and sorted by key and time, feature rows first at one instant
@@ -225,7 +268,7 @@ class SparkOfflineStore(ParquetTables):
 
         bounds = pc.min_max(micros)
         lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-        entities = self.frame_of(narrow)
+        entities = self.entity_frame(narrow, views)
         result = entities.select(ROW)
         for i, req in enumerate(requests):
             features = self.relation_frame(req.relation, views)

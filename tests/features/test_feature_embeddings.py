@@ -80,3 +80,34 @@ def test_nearest_upserts_by_key_and_checks_the_query(item_store):
     assert np.allclose(top.column("emb").to_pylist()[0], moved)
     online = item_store.get_online_features([{"item_id": 1}, {"item_id": 2}], ["items:emb"]).to_dict()["emb"]
     assert online == [moved.tolist(), vectors[1].tolist()]  # float32 values come back exactly
+
+
+def test_a_users_own_datasets_module_does_not_break_the_vector_store(tmp_path):
+    """A project package named ``datasets`` (not Hugging Face's) is loaded first; the store still opens and searches.
+
+    Runs in a fresh interpreter: lancedb is imported once per process, and only the first import meets the module.
+    """
+    import subprocess
+    import sys
+
+    project = tmp_path / "project"
+    (project / "datasets").mkdir(parents=True)
+    (project / "datasets" / "__init__.py").write_text("LOADERS = ['clicks']\n")
+    script = f"""
+import sys
+import datasets
+import pyarrow as pa
+from forgeml.storage.vectors import LanceDBVectorStore
+
+store = LanceDBVectorStore({str(tmp_path / "vectors")!r})
+rows = pa.table({{"k": [1, 2, 3], "v": pa.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], pa.list_(pa.float32(), 2))}})
+store.upsert("items", rows, "v", ["k"])
+store.upsert("items", rows.slice(0, 1), "v", ["k"])
+assert store.count("items") == 3
+assert store.search("items", [1.0, 0.0], 1).column("k").to_pylist() == [2]
+assert sys.modules["datasets"] is datasets and datasets.LOADERS == ["clicks"]
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"

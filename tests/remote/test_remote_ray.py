@@ -104,10 +104,13 @@ def test_a_job_through_the_scheduler_logs_its_run_and_artifacts(workspace, ray_d
         ws.close()
 
 
-def test_bad_handles_and_an_unreachable_cluster_are_clear_errors(ray_executor, workspace):
+def test_bad_handles_and_an_unreachable_cluster_are_clear_errors(ray_executor, workspace, monkeypatch):
     """A handle the executor never issued, or a job Ray does not know, is a JobError; no cluster is a RemoteError."""
     from forgeml.plugins.ray import RayTargetSettings
     from forgeml.plugins.ray.executor import RayExecutor
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
 
     with pytest.raises(JobError, match="not a handle it issued"):
         ray_executor.poll("local:1234")
@@ -118,6 +121,28 @@ def test_bad_handles_and_an_unreachable_cluster_are_clear_errors(ray_executor, w
         nowhere.poll("ray:forgeml-x")
     assert "\n" not in str(info.value)
     assert not nowhere.check()[0].ok
+
+
+def test_ray_address_variables_that_would_override_the_target_are_clear_errors(ray_dashboard, workspace, monkeypatch):
+    """Ray's job client ignores the address it is given when RAY_ADDRESS or RAY_API_SERVER_ADDRESS is set: the
+    executor says so instead of sending the job to another cluster."""
+    from forgeml.errors import ConfigError
+    from forgeml.plugins.ray import RayTargetSettings
+    from forgeml.plugins.ray.executor import RayExecutor
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_API_SERVER_ADDRESS", ray_dashboard)
+    elsewhere = RayExecutor(RayTargetSettings(address="http://127.0.0.1:1"), workspace)
+    with pytest.raises(ConfigError, match="RAY_API_SERVER_ADDRESS=.*not to the target's address http://127.0.0.1:1"):
+        elsewhere.poll("ray:forgeml-x")
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS")
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:1")
+    with pytest.raises(RemoteError, match="RAY_ADDRESS=http://127.0.0.1:1 instead") as info:
+        RayExecutor(RayTargetSettings(address=ray_dashboard), workspace).poll("ray:forgeml-x")
+    assert "\n" not in str(info.value)
+    monkeypatch.setenv("RAY_ADDRESS", ray_dashboard)  # the same cluster: nothing to say
+    with pytest.raises(JobError, match="no such job"):
+        RayExecutor(RayTargetSettings(address=ray_dashboard), workspace).poll("ray:forgeml-never-submitted")
 
 
 def test_tuning_trials_run_as_ray_jobs_across_both_nodes(workspace, ray_dashboard, monkeypatch):
