@@ -33,6 +33,8 @@ HEAD_KEY = "audit.head"
 KEY_ENV = "FORGEML_AUDIT_KEY"
 MIN_KEY_CHARS = 16
 Record = tuple[float, str, str, str, str]  # at, actor, action, subject, detail JSON
+# what json.dumps(..., separators=(",", ":")) writes, without building an encoder per record
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def audit_keys() -> dict[str, bytes]:
@@ -60,7 +62,7 @@ def record_hash(prev: str, at: float, actor: str, action: str, subject: str, det
 
     The float time is written in its shortest exact text, so both databases agree.
     """
-    body = json.dumps([prev, repr(float(at)), actor, action, subject, detail], separators=(",", ":")).encode()
+    body = _COMPACT.encode([prev, repr(float(at)), actor, action, subject, detail]).encode()
     if key is None:
         return hashlib.sha256(body).hexdigest()
     return f"k:{key[0]}:{hmac.new(key[1], body, hashlib.sha256).hexdigest()}"

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import json
 import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
+
+import orjson
 
 from forgeml.auth import store as db_
 from forgeml.auth.policy import Principal, decide
@@ -57,6 +58,8 @@ class _AuthCache:
         self.roles: dict[str, frozenset[str]] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
         self.principals: dict[str, Principal] = {}
+        # (token id, client address) -> (the token's principal it was made from, that principal with the address)
+        self.addressed: dict[tuple[str, str], tuple[Principal, Principal]] = {}
         self.log = _AccessLog(self.db)
         before_close = getattr(workspace, "before_close", None)
         if before_close is not None:
@@ -79,6 +82,7 @@ class _AuthCache:
                 rows = db_.token_rows(self.db)
                 self.tokens = {r["id"]: r for r in rows}
                 self.principals = {r["id"]: self._token_principal(r) for r in rows}
+                self.addressed = {}
                 self.generation = gen
         return self
 
@@ -100,7 +104,7 @@ class _AccessLog:
     def __init__(self, db: Any):
         # the detail is encoded by the writer thread, in its batch, not on the request's path
         def write(records: Sequence[tuple[Any, ...]]) -> None:
-            db_.write_access(db, [(*r[:4], json.dumps(r[4])) for r in records])
+            db_.write_access(db, [(*r[:4], orjson.dumps(r[4]).decode()) for r in records])
 
         self.writer = BufferedWriter(write, 0.5, what="access record", label=lambda record: f"{record[2]} {record[3]}")
 
@@ -184,8 +188,14 @@ def authenticate(workspace: Any, authorization: str, address: str = "") -> Princ
         raise AuthenticationError(f"token {token_id} expired; create a new one with `forgeml auth token create`")
     principal = cache.principals[token_id]
     if address:
-        principal = Principal(principal.name, principal.kind, principal.roles, principal.token_id,
-                              principal.operations, principal.models, address)
+        found = cache.addressed.get((token_id, address))
+        if found is None or found[0] is not principal:  # made from a principal a reload has since replaced
+            found = (principal, Principal(principal.name, principal.kind, principal.roles, principal.token_id,
+                                          principal.operations, principal.models, address))
+            if len(cache.addressed) >= 4096:  # clients are many behind a NAT; keep the map bounded
+                cache.addressed.clear()
+            cache.addressed[(token_id, address)] = found
+        principal = found[1]
     return principal
 
 

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -162,39 +163,40 @@ class Door:
         self.options = options
         self.limiter = RateLimiter(options.rate_per_s, options.burst)
 
-    def endpoint(self, op: Operation) -> Callable[[Request], Any]:
-        """Return the Starlette endpoint for an operation."""
+    def endpoint(self, op: Operation) -> Endpoint:
+        """Return the ASGI app of an operation (Starlette routes to it as it is)."""
+        return Endpoint(self, op)
 
-        async def handle(request: Request) -> Response:
-            try:
-                call = await self._prepare(op, request)
-                result = self._invoke_with(op.fast, call) if op.fast is not None else None
-                if result is None:
-                    result = await run_in_threadpool(self._invoke, op, call)
-            except ForgeError as e:
-                return error_response(e)
-            except Exception as e:  # a bug must answer 500 in JSON, and be logged, not kill the connection
-                log.exception("%s %s failed", op.method, op.path)
-                return json_response({"error": f"internal error: {type(e).__name__}: {e}"}, 500)
-            if isinstance(result, Response):
-                return result
-            return json_response(result, op.status)
-
-        handle.__name__ = op.call.__name__
-        return handle
+    async def respond(self, op: Operation, request: Request) -> Response:
+        """Answer one request of an operation: always a Response, errors included."""
+        try:
+            call = await self._prepare(op, request)
+            result = self._invoke_with(op.fast, call) if op.fast is not None else None
+            if result is None:
+                result = await run_in_threadpool(self._invoke, op, call)
+        except ForgeError as e:
+            return error_response(e)
+        except Exception as e:  # a bug must answer 500 in JSON, and be logged, not kill the connection
+            log.exception("%s %s failed", op.method, op.path)
+            return json_response({"error": f"internal error: {type(e).__name__}: {e}"}, 500)
+        if isinstance(result, Response):
+            return result
+        return json_response(result, op.status)
 
     async def _prepare(self, op: Operation, request: Request) -> Call:
-        client = request.client
+        scope = request.scope
+        client = scope.get("client")
         principal = authenticate(self.workspace, request.headers.get("authorization", ""),
-                                 client.host if client else "")
+                                 client[0] if client else "")
         wait = self.limiter.take(principal.token_id or principal.name)
         if wait:
             raise RateLimitedError(f"rate limit of {self.options.rate_per_s:g} requests/s exceeded for token "
                                    f"{principal.token_id}; retry in {wait:.2f}s", wait)
         query: dict[str, Any] = {}
+        given = _query(scope["query_string"]) if op.params else _NO_QUERY
         for param in op.params:
             if param.where == "query":
-                raw = request.query_params.get(param.name)
+                raw = given.get(param.name)
                 if raw is None:
                     if param.required:
                         raise ValidationError(f"query parameter {param.name!r} is required")
@@ -235,6 +237,36 @@ class Door:
     def _invoke_with(function: Callable[[Call], Any], call: Call) -> Any:
         with acting_as(call.principal):
             return function(call)
+
+
+class Endpoint:
+    """One operation as an ASGI app: no per-request function wrapping, the Door answers every error."""
+
+    __slots__ = ("door", "op", "__name__")
+
+    def __init__(self, door: Door, op: Operation):
+        self.door, self.op = door, op
+        self.__name__ = op.call.__name__
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        response = await self.door.respond(self.op, Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+_NO_QUERY: dict[str, str] = {}
+_QUERIES: dict[bytes, dict[str, str]] = {}  # clients repeat the same few query strings (a resolve's uri)
+
+
+def _query(raw: bytes) -> dict[str, str]:
+    """Return a query string's parameters (the last of repeated ones), parsed once per distinct string."""
+    found = _QUERIES.get(raw)
+    if found is None:
+        found = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+        if len(raw) <= 1024:  # bounded: the query string is the client's to choose
+            if len(_QUERIES) >= 1024:
+                _QUERIES.clear()
+            _QUERIES[raw] = found
+    return found
 
 
 def body_field(call: Call, name: str, kind: type | tuple[type, ...], default: Any = ..., what: str = "") -> Any:

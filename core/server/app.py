@@ -65,7 +65,7 @@ def build_app(workspace: Any = None, options: ServerOptions | None = None) -> St
     options = options or ServerOptions()
     door = Door(workspace, options)
     ops = operations()
-    routes = [Route(PREFIX + op.path, door.endpoint(op), methods=[op.method]) for op in ops]
+    routes = [Route(PREFIX + op.path, door.endpoint(op), methods=[op.method], name=op.call.__name__) for op in ops]
     document = openapi_document(ops)
 
     async def openapi(request: Request) -> Response:
