@@ -71,7 +71,7 @@ def window_request(view: FeatureView, features: list[str], relation: Any) -> Win
                                                w.hop_us, w.aggregation.n) for w in wanted))
 
 
-def _aggregate(feature: WindowAggregate, column: str, frame: str) -> str:
+def _aggregate(feature: WindowAggregate, column: str, frame: str, dtype: str = "") -> str:
     fn = feature.function
     c = _q(column) if column else ""
     if fn == "count":
@@ -84,7 +84,7 @@ def _aggregate(feature: WindowAggregate, column: str, frame: str) -> str:
     if fn == "count_distinct":
         return f"count(DISTINCT {c}) OVER {frame}"
     if fn == APPROX:  # each row's distinct values, sketched in Python as the online tiles sketch them
-        value = f"epoch_us({c})" if feature.aggregation.dtype == "timestamp" else c
+        value = f"epoch_us({c})" if dtype == "timestamp" else c
         return f"list(DISTINCT {value}) FILTER (WHERE {c} IS NOT NULL) OVER {frame}"
     nonnull = f"FILTER (WHERE {c} IS NOT NULL)"
     if fn == "first":
@@ -106,14 +106,15 @@ def window_sql(request: WindowRequest, relation: str, lo_us: int | None, hi_us: 
         where.append(f"{ts} <= {int(hi_us)}")
     if lo_us is not None:
         where.append(f"{ts} >= {int(lo_us) - span}")
-    typed = {c: DUCK_TYPES[dtype] for c, dtype in request.columns}
+    typed = dict(request.columns)
     ev_cols = ", ".join([*(_q(k) for k in request.join_keys), f"{ts} AS __t", "0 AS __q", f"NULL::BIGINT AS {ROW}",
-                         *(f"CAST({_q(c)} AS {typed[c]}) AS {a}" for c, a in aliases.items())])
+                         *(f"CAST({_q(c)} AS {DUCK_TYPES[typed[c]]}) AS {a}" for c, a in aliases.items())])
     frames: dict[tuple[int, int], str] = {}
     selects = [ROW, "__q"]
     for w in wanted:
         frame = frames.setdefault((w.window_us, w.hop_us), f"__w{len(frames)}")
-        selects.append(f"{_aggregate(w, aliases.get(w.column or '', ''), frame)} AS {_q(w.name)}")
+        alias = aliases.get(w.column or "", "")
+        selects.append(f"{_aggregate(w, alias, frame, typed.get(w.column or '', ''))} AS {_q(w.name)}")
     windows = ", ".join(
         f"{name} AS (PARTITION BY {keys} ORDER BY __t RANGE BETWEEN ({win} + ((__t - {win}) % {hop} + {hop}) % {hop}) "
         f"PRECEDING AND CURRENT ROW)" for (win, hop), name in frames.items())
@@ -142,7 +143,7 @@ def historical_windows(view: FeatureView, features: list[str], entity_rows: pa.T
     request = window_request(view, features, relation)
     keys = entity_rows.select(list(view.join_keys))
     if hasattr(offline, "window_join"):  # the store compiles the request for its own engine
-        return offline.window_join(keys, micros, request)
+        return _sketched(view, offline.window_join(keys, micros, request))
     tables = {"__entity": keys.append_column("__t", micros).append_column(
         ROW, pa.array(np.arange(keys.num_rows, dtype=np.int64)))}
     if isinstance(relation, pa.Table):
@@ -155,7 +156,11 @@ def historical_windows(view: FeatureView, features: list[str], entity_rows: pa.T
 
 
 def _sketched(view: FeatureView, table: pa.Table) -> pa.Table:
-    """Replace each approx_count_distinct column's per-row distinct values by their sketch's estimate."""
+    """Replace each approx_count_distinct column's per-row distinct values by their sketch's estimate.
+
+    Every engine returns the distinct values (a list per row, time columns as epoch µs); the sketch is
+    built here, as the online tiles build theirs.
+    """
     import pyarrow as pa
 
     from forgeml.features.sketches import estimate_values

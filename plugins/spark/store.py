@@ -130,7 +130,9 @@ class SparkOfflineStore(ParquetTables):
         folder = self.spark_path(self._table_dir(table))
         reader = (self.spark.read.option("mergeSchema", "true").option("pathGlobFilter", "*.parquet")
                   .option("basePath", folder))
-        frame = reader.parquet(folder)
+        # a local table may be compacted: read the files listed once, less those a compacted file replaced
+        # (an object-store root is never compacted, so its folder is read as it is)
+        frame = reader.parquet(*self.visible_files(table)) if self.local else reader.parquet(folder)
         return frame.drop(PARTITION)
 
     def _files_frame(self, scan: FileScan) -> Any:

@@ -52,11 +52,13 @@ def window_frame(store: Any, keys: pa.Table, times_us: pa.Array, request: Window
     for j in range(len(request.join_keys)):
         on = on & F.col(f"__k{j}").eqNullSafe(F.col(f"__e{j}"))
     columns = {c: f"__c{i}" for i, (c, _) in enumerate(request.columns)}
-    aggregates = [_aggregate(a, columns.get(a.column or "", "")).alias(a.name) for a in request.aggregates]
+    dtypes = dict(request.columns)
+    aggregates = [_aggregate(a, columns.get(a.column or "", ""), dtypes.get(a.column or "", "")).alias(a.name)
+                  for a in request.aggregates]
     return entities.join(events, on, "left").groupBy(ROW).agg(*aggregates)
 
 
-def _aggregate(agg: WindowAggregate, column: str) -> Any:
+def _aggregate(agg: WindowAggregate, column: str, agg_dtype: str = "") -> Any:
     """Return the Spark aggregate of one window feature over the joined rows (event columns null when none)."""
     from pyspark.sql import functions as F
 
@@ -73,6 +75,9 @@ def _aggregate(agg: WindowAggregate, column: str) -> Any:
         return (F.min if fn == "min" else F.max)(F.when(inside, c))
     if fn == "count_distinct":
         return F.size(F.collect_set(F.when(inside, c)))  # one pass: a DISTINCT aggregate would expand every row
+    if fn == "approx_count_distinct":  # the distinct values; core sketches them as the online tiles do
+        value = F.unix_micros(c) if agg_dtype == "timestamp" else c
+        return F.collect_set(F.when(inside, value))
     valued = inside & c.isNotNull()
     ordered = F.when(valued, F.struct(F.col("__s").alias("t"), c.alias("v")))  # time, then value, as DuckDB's tuple
     if fn in ("first", "last"):

@@ -218,3 +218,31 @@ def test_large_entity_tables_reach_spark_as_parquet_under_the_root(spark_store, 
     assert len(staged) == 2 and all("/.staging/" in p for p in staged)
     assert list((Path(spark_store.root) / ".staging").iterdir()) == []
     assert spark_store._tables() == ["clicks"]  # what subject search and erasure walk: not the scratch folder
+
+
+def test_a_compacted_table_reads_each_row_once(spark_store):
+    """Spark reads the files DuckDB reads: a compacted file in place hides the files it replaces, still there."""
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from forgeml.storage.offline import DuckDBOfflineStore
+    from forgeml.storage.parquet_compaction import PARTIAL, _rewrite
+
+    start = datetime(2024, 6, 1, tzinfo=UTC)
+    for i in range(8):
+        spark_store.write("t", pa.table({"id": [i * 3, i * 3 + 1, i * 3 + 2],
+                                         "event_timestamp": [start + timedelta(hours=i)] * 3}), "event_timestamp")
+    folder = os.path.join(spark_store.root, "t", "date=2024-06-01")
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".parquet"))
+    tmp, rows = _rewrite(folder, names, 1000)
+    os.replace(tmp, tmp[: -len(PARTIAL)])  # as a compaction killed before deleting what it replaced leaves it
+    assert rows == 24 and len(os.listdir(folder)) == 9
+    sql = "SELECT count(*) AS n, count(DISTINCT id) AS d FROM {}"
+    duck = DuckDBOfflineStore(spark_store.root)
+    try:
+        assert duck.query(sql.format(duck.table_relation("t"))).to_pylist() == [{"n": 24, "d": 24}]
+    finally:
+        duck.close()
+    assert spark_store.query(sql.format(spark_store.table_relation("t"))).to_pylist() == [{"n": 24, "d": 24}]

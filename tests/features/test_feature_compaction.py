@@ -232,3 +232,4 @@ def test_the_stream_process_compacts_as_it_goes(configure):
     assert len(files) < 10 and any(f.name.startswith("compact-") for f in files)
     count = store.offline.query(f"SELECT count(*) AS n FROM {store.offline.table_relation('txn')}")
     assert count.column("n")[0].as_py() == 100
+
