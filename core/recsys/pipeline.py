@@ -17,7 +17,8 @@ from typing import Any
 
 from forgeml.contracts import Candidate, RecommendQuery
 from forgeml.errors import ForgeError, ValidationError
-from forgeml.recsys.ranking import ModelSlot, feature_name, lookup_features
+from forgeml.recsys.cache import CandidateFeatures, feature_name
+from forgeml.recsys.ranking import ModelSlot
 from forgeml.recsys.settings import RecommenderSettings, configured_rules, configured_sources
 
 log = logging.getLogger("forgeml.recsys")
@@ -96,6 +97,7 @@ class Recommender:
         self.fallback_source = settings.fallback or next((s.name for s in self.specs if s.plugin == "popularity"),
                                                          self.specs[0].name)
         self.model = ModelSlot(settings.model, workspace) if settings.model else None
+        self.features = CandidateFeatures(self.store, settings.user_key, settings.item_key, settings.item_cache_s)
         # a thread per source per concurrent request: sources queued behind other requests' would spend
         # their time budget waiting, and every request would end in the fallback under load
         self._pool = cf.ThreadPoolExecutor(max_workers=max(1, threads) * (len(self.specs) + 1),
@@ -123,8 +125,7 @@ class Recommender:
         q = RecommendQuery(None, [], {}, set(), 1)
         for spec in self.specs:
             self._timed(spec.name, q, 1)  # errors come back as values: a source failing here is reported later
-        lookup_features(self.store, self.settings.user_key, self.settings.item_key, None,
-                        [Candidate(None, 0.0, "warm-up")], self._refs())
+        self.features.lookup(None, [None], self._refs(), self._user_features(None))
         model = self.model.current if self.model is not None else None
         if model is not None:
             try:
@@ -154,10 +155,19 @@ class Recommender:
         n = self.settings.n if n is None else n
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValidationError(f"n must be a whole number of at least 1, got {n!r}")
+        known = self._user_features(user, recent is None)
         if recent is None and self.settings.recent and user is not None:
-            got = self.store.get_online_features([{self.settings.user_key: user}], [self.settings.recent]).to_dict()
-            recent = list(got.get(feature_name(self.settings.recent), [None])[0] or [])
-        return RecommendQuery(user, list(recent or []), dict(context or {}), set(exclude), n)
+            recent = list(known.get(self.settings.recent) or [])
+        return RecommendQuery(user, list(recent or []), dict(context or {}), set(exclude), n, known)
+
+    def _user_features(self, user: Any, with_recent: bool = True) -> dict[str, Any]:
+        """Read every user-keyed feature the request needs in one lookup: ranking, recent items, declared."""
+        if user is None:
+            return {}
+        declared = [ref for part in (*self.sources.values(), *(rule for _, rule in self.rules))
+                    for ref in getattr(part, "user_features", ())]
+        wanted = [*self._refs(), *([self.settings.recent] if with_recent and self.settings.recent else []), *declared]
+        return self.features.user_values(user, self.features.split(list(dict.fromkeys(wanted)))[0])
 
     def recommend(self, user: Any, n: int | None = None, context: dict[str, Any] | None = None,
                   recent: list[Any] | None = None, exclude: Iterable[Any] = ()) -> Recommendation:
@@ -182,7 +192,8 @@ class Recommender:
         if reason is not None:
             candidates = self._fallback(q, reports)
         rule_errors: dict[str, str] = {}
-        candidates = self._rerank(q, candidates, rule_errors)[:q.n]
+        window = self._window(q)
+        candidates = (self._rerank(q, candidates[:window], rule_errors) + candidates[window:])[:q.n]
         t3 = self.clock()
         stages["rerank"] = (t3 - t2) * 1000
         stages["total"] = (t3 - t0) * 1000
@@ -190,12 +201,22 @@ class Recommender:
 
     def _retrieve(self, q: RecommendQuery) -> tuple[list[tuple[str, list[tuple[Any, float]]]], dict[str, SourceReport]]:
         start = self.clock()
-        futures = {s.name: self._pool.submit(self._timed, s.name, q, s.k) for s in self.specs}
+        inline = [s for s in self.specs if getattr(self.sources[s.name], "inline", False)]
+        pooled = [s for s in self.specs if s not in inline]
+        futures = {s.name: self._pool.submit(self._timed, s.name, q, s.k) for s in pooled}
         found = []
         reports: dict[str, SourceReport] = {}
+        # a source answering from memory runs here, while the others run in threads: handing it to a thread
+        # and back costs more than its work, and under load each hand-off waits for the interpreter lock
+        for spec in inline:
+            pairs, ms, error = self._timed(spec.name, q, spec.k)
+            reports[spec.name] = SourceReport("error", ms=ms, error=error) if error else SourceReport("ok", len(pairs),
+                                                                                                      ms)
+            if not error:
+                found.append((spec.name, pairs))
         # each source gets until its own deadline (timeout_ms capped by budget_ms, from the start of retrieval),
         # checked in deadline order: an answer that arrived by then is used whatever else the machine was doing
-        for spec in sorted(self.specs, key=self._limit_ms):
+        for spec in sorted(pooled, key=self._limit_ms):
             future = futures[spec.name]
             limit_ms = self._limit_ms(spec)
             if limit_ms != float("inf"):
@@ -237,46 +258,48 @@ class Recommender:
                 refs.append(ref)
         return refs
 
+    def _window(self, q: RecommendQuery) -> int:
+        """How many of the ranked candidates the rules see (never fewer than the request's n)."""
+        return max(self.settings.rerank_window, q.n) if self.settings.rerank_window else self.settings.max_candidates
+
     def _rank(self, q: RecommendQuery, candidates: list[Candidate]) -> tuple[list[Candidate], int | None]:
+        import numpy as np
+
         refs = self._refs()
-        columns = lookup_features(self.store, self.settings.user_key, self.settings.item_key, q.user, candidates,
-                                  refs)
+        columns = self.features.lookup(q.user, [c.item for c in candidates], refs, q.features)
         names = [feature_name(r) for r in refs]
-        present = [name for name in names if name in columns]
-        # column-wise throughout: per-candidate dicts are built once, for the rules, with zip
-        for c, row in zip(candidates, zip(*(columns[name] for name in present)), strict=False):
-            c.features = dict(zip(present, row))
-        if not present:
-            for c in candidates:
-                c.features = {}
-        keep: list[int] | None = None
         if self.settings.available and feature_name(self.settings.available) in columns:
             flags = columns[feature_name(self.settings.available)]
             keep = [i for i, flag in enumerate(flags) if flag is not False]
-            if len(keep) == len(candidates):
-                keep = None
-            else:
+            if len(keep) < len(candidates):
                 candidates = [candidates[i] for i in keep]
+                columns = {name: [col[i] for i in keep] for name, col in columns.items()}
         model = self.model.current if self.model is not None else None
         if model is None or not candidates:
             if self.model is not None:
                 raise ValidationError(f"ranking model {self.settings.model} is not loaded")
-            return sorted(candidates, key=lambda c: -c.score), None
-        blank = [None] * len(candidates)
-        inputs: dict[str, list[Any]] = {
-            name: blank if name not in columns else columns[name] if keep is None else [columns[name][i] for i in keep]
-            for name in names}
-        for key, value in q.context.items():
-            if key not in inputs:
-                inputs[key] = [value] * len(candidates)
-        timeout = self.settings.rank_timeout_ms / 1000 if self.settings.rank_timeout_ms else None
-        if timeout is None:
-            scores = model.score(inputs, len(candidates))
+            version = None
         else:
-            scores = self._pool.submit(model.score, inputs, len(candidates)).result(timeout=timeout)
-        for c, s in zip(candidates, scores, strict=True):
-            c.score = s
-        return sorted(candidates, key=lambda c: -c.score), model.version
+            blank = [None] * len(candidates)
+            inputs: dict[str, list[Any]] = {name: columns.get(name, blank) for name in names}
+            for key, value in q.context.items():
+                if key not in inputs:
+                    inputs[key] = [value] * len(candidates)
+            timeout = self.settings.rank_timeout_ms / 1000 if self.settings.rank_timeout_ms else None
+            if timeout is None:
+                scores = model.score(inputs, len(candidates))
+            else:
+                scores = self._pool.submit(model.score, inputs, len(candidates)).result(timeout=timeout)
+            for c, s in zip(candidates, scores, strict=True):
+                c.score = s
+            version = model.version
+        # one stable sort of the scores, ties keeping merge order
+        order = np.argsort(-np.asarray([c.score for c in candidates], dtype=np.float64), kind="stable").tolist()
+        # per-candidate feature dicts only for those the rules will see: each costs microseconds
+        present = [(name, columns[name]) for name in names if name in columns]
+        for i in order[:self._window(q)]:
+            candidates[i].features = {name: col[i] for name, col in present}
+        return [candidates[i] for i in order], version
 
     def _fallback(self, q: RecommendQuery, reports: dict[str, SourceReport]) -> list[Candidate]:
         name = self.fallback_source

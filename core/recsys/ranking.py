@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from forgeml.contracts import Candidate
 from forgeml.errors import ValidationError
+from forgeml.recsys.cache import feature_name
+
+__all__ = ["ModelSlot", "RankingModel", "feature_name"]
 
 
 @dataclass
@@ -97,18 +99,3 @@ class ModelSlot:
             return False
         self.load()
         return True
-
-
-def lookup_features(store: Any, user_key: str, item_key: str, user: Any, candidates: list[Candidate],
-                    refs: Sequence[str]) -> dict[str, list[Any]]:
-    """Fetch user and item features for every candidate in one online lookup; columns by feature name."""
-    if not refs or not candidates:
-        return {}
-    rows = [{user_key: user, item_key: c.item} for c in candidates]
-    got = store.get_online_features(rows, list(refs)).to_dict()
-    return {k: v for k, v in got.items() if k not in (user_key, item_key)}
-
-
-def feature_name(ref: str) -> str:
-    """Return the column a "view:feature" reference is returned under."""
-    return ref.split(":", 1)[1] if ":" in ref else ref

@@ -36,6 +36,11 @@ class RecommenderSettings:
     n: int = setting(10, "Items returned when the request does not say.")
     max_candidates: int = setting(500, "Most merged candidates passed to ranking.")
     budget_ms: float = setting(40.0, "Time budget of retrieval: sources not done by then are left out of the merge.")
+    item_cache_s: float = setting(30.0, "Item features (views keyed by the item alone) are held in memory and "
+                                        "read again once this many seconds old, so a change reaches answers "
+                                        "within it; 0: read them from the online store on every request.", low=0)
+    rerank_window: int = setting(100, "Re-ranking rules see this many of the best-ranked candidates (at least the "
+                                      "request's n); the rest follow unchanged. 0: every candidate.", low=0)
     rank_timeout_ms: float = setting(0.0, "Give up on ranking after this many ms and answer from the fallback "
                                           "(0: wait).")
     fallback: str = setting("", "Name of the source answering, in its own order, when ranking or every source "

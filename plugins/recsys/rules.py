@@ -34,10 +34,14 @@ class SuppressPurchased:
         if settings.feature and ":" not in settings.feature:
             raise ConfigError(f"suppress_purchased: feature must be a \"view:feature\" reference, got "
                               f"{settings.feature!r}")
+        self.user_features = [settings.feature] if settings.feature else []
+        """Read by the recommender with the user's other features and passed in the query."""
 
-    def _purchased(self, user: Any) -> set[Any]:
+    def _purchased(self, user: Any, known: dict[str, Any] | None = None) -> set[Any]:
         if not self.settings.feature or user is None:
             return set()
+        if known and self.settings.feature in known:  # read with the user's other features for this request
+            return set(known[self.settings.feature] or [])
         view, _, feature = self.settings.feature.partition(":")
         key = self.store.get_feature_view(view).join_keys[0]
         got = self.store.get_online_features([{key: user}], [self.settings.feature]).to_dict()[feature][0]
@@ -45,7 +49,7 @@ class SuppressPurchased:
 
     def rerank(self, query: RecommendQuery, candidates: list[Candidate]) -> list[Candidate]:
         """Return the candidates the user has not bought."""
-        drop = self._purchased(query.user) | query.exclude
+        drop = self._purchased(query.user, query.features) | query.exclude
         return [c for c in candidates if c.item not in drop]
 
 

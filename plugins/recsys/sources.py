@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from forgeml.config import setting
@@ -19,27 +21,43 @@ def _split(ref: str, what: str) -> tuple[str, str]:
 
 
 class _OnlineLists:
-    """Reads one list-valued feature, keyed by the view's join key, for several keys in one lookup."""
+    """Reads one feature, keyed by the view's join key, for several keys in one lookup; held cache_s seconds."""
 
-    def __init__(self, ref: str, what: str, workspace: Any):
+    def __init__(self, ref: str, what: str, workspace: Any, cache_s: float = 0.0):
         from forgeml.features import store_for
+        from forgeml.recsys.cache import TTLCache
 
         self.ref = ref
         self.view, self.feature = _split(ref, what)
         self.store = store_for(workspace)
+        self.cache = TTLCache(cache_s, self._load)
+
+    @property
+    def inline(self) -> bool:
+        """Whether reads are mostly answered from memory (a cache is kept)."""
+        return self.cache.ttl_s > 0
 
     def read(self, keys: Sequence[Any]) -> list[Any]:
         """Return the feature's value per key (None where the store has none)."""
         if not keys:
             return []
+        return self.cache.get_many(keys)
+
+    def _load(self, keys: list[Any]) -> list[Any]:
         key = self.store.get_feature_view(self.view).join_keys[0]
         got = self.store.get_online_features([{key: k} for k in keys], [self.ref]).to_dict()
         return list(got[self.feature])
 
 
+CACHE_HELP = ("Seconds a read value is held in memory before the online store is read again (the staleness of "
+              "this source's answers; 0: read on every request).")
+
+
 def _top(scores: dict[Any, float], exclude: set[Any], k: int) -> list[tuple[Any, float]]:
-    ranked = sorted(((i, s) for i, s in scores.items() if i not in exclude), key=lambda p: (-p[1], str(p[0])))
-    return ranked[:k]
+    # a stable sort on the score alone: ties keep the order the items were found in, which is deterministic
+    kept = [(i, s) for i, s in scores.items() if i not in exclude] if exclude else list(scores.items())
+    return heapq.nlargest(k, kept, key=itemgetter(1)) if k < len(kept) // 4 else \
+        sorted(kept, key=itemgetter(1), reverse=True)[:k]
 
 
 # ---------------------------------------------------------------- ann
@@ -93,6 +111,13 @@ class AnnRetriever:
         """The registered embedding table searched now (None when the source searches a view)."""
         followed = self.followed
         return None if followed is None else followed.table
+
+    @property
+    def inline(self) -> bool:
+        """Whether a search runs in memory (the recommender then calls it in the request's own thread)."""
+        followed = self.followed
+        return (followed is not None and followed.items is not None and not self.settings.filter
+                and len(followed.items.rows) <= self.settings.exact_up_to)
 
     def refresh(self) -> bool:
         """Follow the model URI's registered embedding table; return whether it switched."""
@@ -160,8 +185,9 @@ class AnnRetriever:
         if followed is not None and followed.items is not None and not filter_ \
                 and len(followed.items.rows) <= self.settings.exact_up_to:
             metric = getattr(self.workspace.vector_store, "metric", "l2")
-            keys, distances = followed.items.nearest(vector, want, metric)
-            return _top({i: -d for i, d in zip(keys, distances, strict=True)}, query.exclude, k)
+            keys, distances = followed.items.nearest(vector, want, metric)  # nearest first already
+            exclude = query.exclude
+            return [(i, -d) for i, d in zip(keys, distances, strict=True) if i not in exclude][:k]
         if table is not None:
             found = table.search(self.workspace, vector, want, filter_)
             key = table.key
@@ -182,6 +208,7 @@ class CooccurrenceSettings:
     feature: str = setting("", "\"view:feature\": a list of related items per item, most related first.")
     recent_items: int = setting(5, "How many of the user's most recent items are followed.")
     decay: float = setting(0.7, "Weight of each older recent item relative to the next newer one.", low=0, high=1)
+    cache_s: float = setting(30.0, CACHE_HELP, low=0)
 
 
 class CooccurrenceRetriever:
@@ -191,7 +218,12 @@ class CooccurrenceRetriever:
 
     def __init__(self, settings: CooccurrenceSettings, workspace: Any):
         self.settings = settings
-        self.lists = _OnlineLists(settings.feature, "cooccurrence feature", workspace)
+        self.lists = _OnlineLists(settings.feature, "cooccurrence feature", workspace, settings.cache_s)
+
+    @property
+    def inline(self) -> bool:
+        """Whether its lists are held in memory (the recommender then calls it in the request's own thread)."""
+        return self.lists.inline
 
     def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
         """Return the items most often seen with the recent ones."""
@@ -212,6 +244,7 @@ class PopularitySettings:
     feature: str = setting("", "\"view:feature\": a list of items, most popular first, keyed by segment.")
     segment: str = setting("all", "The segment read when the request's context names none.")
     segment_from: str = setting("", "Context field whose value picks the segment (e.g. \"country\").")
+    cache_s: float = setting(30.0, CACHE_HELP, low=0)
 
 
 class PopularityRetriever:
@@ -221,7 +254,12 @@ class PopularityRetriever:
 
     def __init__(self, settings: PopularitySettings, workspace: Any):
         self.settings = settings
-        self.lists = _OnlineLists(settings.feature, "popularity feature", workspace)
+        self.lists = _OnlineLists(settings.feature, "popularity feature", workspace, settings.cache_s)
+
+    @property
+    def inline(self) -> bool:
+        """Whether its lists are held in memory (the recommender then calls it in the request's own thread)."""
+        return self.lists.inline
 
     def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
         """Return the k most popular items not excluded, scored by rank."""
@@ -246,6 +284,7 @@ class ContentSettings:
     attribute: str = setting("", "\"view:feature\" giving each item's category (keyed by item).")
     by_value: str = setting("", "\"view:feature\": a list of top items per category, best first (keyed by category).")
     recent_items: int = setting(5, "How many of the user's most recent items give categories.")
+    cache_s: float = setting(30.0, CACHE_HELP, low=0)
 
 
 class ContentRetriever:
@@ -255,8 +294,13 @@ class ContentRetriever:
 
     def __init__(self, settings: ContentSettings, workspace: Any):
         self.settings = settings
-        self.attributes = _OnlineLists(settings.attribute, "content attribute", workspace)
-        self.lists = _OnlineLists(settings.by_value, "content by_value", workspace)
+        self.attributes = _OnlineLists(settings.attribute, "content attribute", workspace, settings.cache_s)
+        self.lists = _OnlineLists(settings.by_value, "content by_value", workspace, settings.cache_s)
+
+    @property
+    def inline(self) -> bool:
+        """Whether its lists are held in memory (the recommender then calls it in the request's own thread)."""
+        return self.lists.inline and self.attributes.inline
 
     def retrieve(self, query: RecommendQuery, k: int) -> list[tuple[Any, float]]:
         """Return items of the same categories as the recent items."""

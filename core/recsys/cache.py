@@ -1,0 +1,147 @@
+"""Online values held in the recommender's process for a bounded time, so a request reads memory, not the store.
+
+A recommendation request looks up features for hundreds of candidates; most of them were looked up
+moments ago by another request. :class:`TTLCache` keeps each key's value for at most ``ttl_s`` seconds
+(a little less, spread per key, so keys loaded together do not all expire in the same request) and
+loads every missing or expired key of a call in one batch. A value is therefore never older than
+``ttl_s`` plus the time of one online read: that is the staleness a recommender configures with
+``item_cache_s`` (items) and a list source with ``cache_s``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+_SPREAD = 1024
+
+
+class TTLCache:
+    """Values per key, each kept up to ``ttl_s`` seconds; missing and expired keys are loaded in one call."""
+
+    def __init__(self, ttl_s: float, load: Callable[[list[Any]], Sequence[Any]], max_keys: int = 1_000_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.ttl_s = float(ttl_s)
+        self.load = load
+        self.max_keys = max_keys
+        self.clock = clock
+        self.loaded = 0
+        """Keys loaded from the source so far (misses and expiries)."""
+        self._entries: dict[Hashable, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_many(self, keys: Sequence[Any]) -> list[Any]:
+        """Return the value of each key, loading the missing and expired ones together."""
+        if self.ttl_s <= 0:
+            return list(self.load(list(keys)))
+        now = self.clock()
+        entries = self._entries
+        got = [entries.get(k) for k in keys]
+        stale = [k for k, e in zip(keys, got, strict=True) if e is None or e[0] <= now]
+        if not stale:
+            return [e[1] for e in got]  # type: ignore[index]
+        fresh = self._fill(list(dict.fromkeys(stale)), now)
+        return [fresh[k] if e is None or e[0] <= now else e[1] for k, e in zip(keys, got, strict=True)]
+
+    def _fill(self, keys: list[Any], now: float) -> dict[Any, Any]:
+        values = list(self.load(keys))
+        if len(values) != len(keys):
+            raise ValueError(f"cache loader returned {len(values)} values for {len(keys)} keys")
+        # each key expires somewhere in the last quarter of ttl_s (by its hash): a batch loaded at once
+        # is refreshed over several requests instead of all in one
+        step = self.ttl_s / (4 * _SPREAD)
+        fresh = dict(zip(keys, values, strict=True))
+        with self._lock:
+            if len(self._entries) + len(keys) > self.max_keys:
+                self._entries = {}
+            self._entries.update({k: (now + self.ttl_s - (hash(k) % _SPREAD) * step, v)
+                                  for k, v in fresh.items()})
+        self.loaded += len(keys)
+        return fresh
+
+    def clear(self) -> None:
+        """Forget every value: the next call of each key reads the source."""
+        with self._lock:
+            self._entries = {}
+
+
+class CandidateFeatures:
+    """The features of a request's candidates: item views from memory, user views once, the rest per row.
+
+    A reference is split by its view's join keys: views keyed by the item alone are served from a
+    :class:`TTLCache` of per-item value tuples (``ttl_s`` = 0 reads them every time), views keyed by
+    the user alone are read once for the request and repeated, and anything else (views keyed by
+    both, on-demand views) is looked up per (user, item) row as before.
+    """
+
+    def __init__(self, store: Any, user_key: str, item_key: str, ttl_s: float, max_items: int = 1_000_000):
+        self.store = store
+        self.user_key = user_key
+        self.item_key = item_key
+        self.ttl_s = ttl_s
+        self.max_items = max_items
+        self._items: dict[tuple[str, ...], TTLCache] = {}
+
+    def split(self, refs: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+        """Return (user-keyed, item-keyed, other) references."""
+        users, items, rows = [], [], []
+        for ref in refs:
+            view, _, _ = ref.partition(":")
+            try:
+                keys = list(self.store.get_feature_view(view).join_keys)
+            except Exception:  # an on-demand view or one defined later: the per-row lookup says what is wrong
+                keys = []
+            (users if keys == [self.user_key] else items if keys == [self.item_key] else rows).append(ref)
+        return users, items, rows
+
+    def item_cache(self, refs: Sequence[str]) -> TTLCache:
+        """Return the cache of per-item value tuples for these item references (one per distinct list)."""
+        key = tuple(refs)
+        cache = self._items.get(key)
+        if cache is None:
+            names = [feature_name(r) for r in refs]
+
+            def load(items: list[Any]) -> list[tuple[Any, ...]]:
+                got = self.store.get_online_features([{self.item_key: i} for i in items], list(refs)).to_dict()
+                return list(zip(*(got[n] for n in names), strict=True))
+
+            cache = self._items[key] = TTLCache(self.ttl_s, load, self.max_items)
+        return cache
+
+    def user_values(self, user: Any, refs: Sequence[str]) -> dict[str, Any]:
+        """Return the user's value of each user-keyed reference, by reference, in one lookup."""
+        if not refs:
+            return {}
+        got = self.store.get_online_features([{self.user_key: user}], list(refs)).to_dict()
+        return {r: got[feature_name(r)][0] for r in refs}
+
+    def lookup(self, user: Any, items: Sequence[Any], refs: Sequence[str],
+               known: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+        """Return columns by feature name for the candidates; ``known`` holds user values already read, by reference."""
+        if not refs or not items:
+            return {}
+        user_refs, item_refs, row_refs = self.split(refs)
+        n = len(items)
+        known = known or {}
+        values = {**{r: known[r] for r in user_refs if r in known},
+                  **self.user_values(user, [r for r in user_refs if r not in known])}
+        columns: dict[str, list[Any]] = {feature_name(r): [values[r]] * n for r in user_refs}
+        if item_refs:
+            tuples = self.item_cache(item_refs).get_many(items)
+            for name, col in zip([feature_name(r) for r in item_refs], zip(*tuples, strict=True), strict=True):
+                columns[name] = list(col)
+        if row_refs:
+            rows = [{self.user_key: user, self.item_key: i} for i in items]
+            got = self.store.get_online_features(rows, list(row_refs)).to_dict()
+            columns.update({feature_name(r): got[feature_name(r)] for r in row_refs})
+        return columns
+
+
+def feature_name(ref: str) -> str:
+    """Return the column a "view:feature" reference is returned under."""
+    return ref.split(":", 1)[1] if ":" in ref else ref
