@@ -214,3 +214,30 @@ def _child_after_fork() -> None:
 
 atexit.register(flush_all)
 os.register_at_fork(after_in_child=_child_after_fork)
+
+
+class Beside(threading.Thread):
+    """One call run in a daemon thread beside the caller (overlapping I/O or GIL-free work with its own);
+    the thread ends when the call returns."""
+
+    def __init__(self, fn: Callable[[], Any], name: str = "forgeml-beside"):
+        super().__init__(name=name, daemon=True)
+        self.fn = fn
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.fn()
+        except BaseException as e:  # handed to the caller, which raises it from result()
+            self.error = e
+
+    def result(self, timeout_s: float, what: str) -> Any:
+        """Wait up to timeout_s for the call; return its value or raise what it raised (StorageError: too slow)."""
+        self.join(timeout=timeout_s)
+        if self.is_alive():
+            raise StorageError(f"{what} did not finish within {timeout_s:g}s")
+        if self.error is not None:
+            raise self.error
+        return self.value

@@ -241,6 +241,42 @@ class FeatureRequest:
     ttl_s: float | None = None
 
 
+@dataclass(frozen=True)
+class WindowAggregate:
+    """One feature of a WindowRequest: ``function`` (count, sum, mean, min, max, stddev, count_distinct,
+    last_n, first, last) of event ``column`` over a window of ``window_us`` aligned to ``hop_us``; ``n`` is
+    last_n's length; the feature is returned as column ``name``."""
+
+    name: str
+    function: str
+    column: str | None
+    window_us: int
+    hop_us: int
+    n: int = 0
+
+
+@dataclass(frozen=True)
+class WindowRequest:
+    """A window-aggregation view's part of a point-in-time join, described without SQL for each engine to compile.
+
+    ``relation`` (contract SQL or an Arrow table) yields the events: ``join_keys``, ``timestamp_field`` and
+    the ``columns`` aggregates read, each cast to its dtype (``(column, dtype)`` pairs, forgeml dtype names).
+    For an entity row with keys k at time t (epoch µs), an aggregate covers the events whose keys equal k (a
+    null key matching null, as in a window partition) and whose time lies in ``[start, t]``, both ends
+    included, with ``start = floor((t - window_us) / hop_us) * hop_us``; events with a null time count
+    nowhere. count counts events; sum, mean and stddev (sample) are float64 and null without values;
+    count_distinct is exact; min, max, first and last keep the column's dtype; first/last are the oldest /
+    newest non-null value, events at one instant ordered by value; last_n is the ``n`` newest non-null values,
+    newest first, in the same order (an empty list when none).
+    """
+
+    relation: Any
+    join_keys: tuple[str, ...]
+    timestamp_field: str
+    columns: tuple[tuple[str, str], ...]
+    aggregates: tuple[WindowAggregate, ...]
+
+
 @runtime_checkable
 class OfflineStore(Protocol):
     """Append-only, date-partitioned history of feature rows, queried for point-in-time joins.
@@ -255,6 +291,11 @@ class OfflineStore(Protocol):
     null; any time zone is stored as the UTC instant; ``read`` is [start, end); the point-in-time join
     keeps entity order, never uses a later value and honours TTL; missing columns, naive timestamps and
     bad SQL raise ForgeError.
+
+    Optional: ``window_join(entity_rows, times_us, request: WindowRequest) -> pa.Table`` computes a window
+    request's aggregates as of each entity row (``entity_rows`` holds the join keys, ``times_us`` each row's
+    time in epoch µs) and returns one column per aggregate, one row per entity row, in order. A store
+    without it gets the request compiled to contract SQL (a DuckDB window query) and run through ``query``.
 
     Optional: ``expire(table, before_day, dry_run=False) -> list[str]`` removes (or lists) a table's
     date partitions of days before ``before_day`` (YYYY-MM-DD); retention (``[privacy.retention] stream_events_days``) uses

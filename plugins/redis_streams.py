@@ -9,7 +9,6 @@ The window views' tiles keep the offsets they applied, which makes the replay co
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -161,9 +160,10 @@ def _columns(flats: list[list[bytes]]) -> dict[bytes, list[bytes | None]]:
     first = flats[0]
     names = first[0::2]
     width = len(first)
-    if all(len(f) == width and f[0::2] == names for f in flats):  # one producer's shape: slice, no per-entry dict
+    if len(set(map(len, flats))) == 1:  # one producer's shape (checked below): slice, no per-entry dict
         flat = list(chain.from_iterable(flats))
-        return {name: flat[2 * j + 1::width] for j, name in enumerate(names)}
+        if all(flat[2 * j::width].count(name) == len(flats) for j, name in enumerate(names)):
+            return {name: flat[2 * j + 1::width] for j, name in enumerate(names)}
     dicts = [dict(zip(f[0::2], f[1::2])) for f in flats]
     every: dict[bytes, None] = {}
     for d in dicts:
@@ -236,35 +236,6 @@ def records_table(partition: str, entries: list[Any]) -> Any:
     return pa.table(columns)
 
 
-class _ReadAhead(threading.Thread):
-    """One XREAD run beside the caller, so the next chunk travels and parses while the current one is applied
-    (the socket read releases the GIL). It ends after that one round trip."""
-
-    def __init__(self, read: Any):
-        super().__init__(name="forgeml-redis-read-ahead", daemon=True)
-        self.read = read
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.result = self.read(None)
-        except BaseException as e:  # handed to the polling thread, which raises it
-            self.error = e
-
-    def take(self) -> Any:
-        """Wait for the chunk and return it (raising what the read raised)."""
-        from forgeml.errors import StorageError
-
-        self.join(timeout=READ_AHEAD_WAIT_S)
-        if self.is_alive():
-            raise StorageError(f"Redis did not answer a stream read within {READ_AHEAD_WAIT_S:g}s")
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
 class RedisStreamConsumer:
     """A consumer group's cursor. The group's last-delivered ID is its committed position: records are read
     with XREAD from an in-memory cursor, and a commit moves the group on with XGROUP SETID. So nothing is
@@ -291,7 +262,7 @@ class RedisStreamConsumer:
         self.reader.set_response_callback("XREAD", lambda response, **options: response)
         self._cursor = self._resume()
         self._committed = offset_of(self._cursor)
-        self._ahead: _ReadAhead | None = None
+        self._ahead: Any = None  # a Beside reading the next chunk while the last one is used
         self._left: tuple[Any, bool] | None = None  # the rest of a chunk larger than the last poll wanted
 
     def _resume(self) -> str:
@@ -345,13 +316,15 @@ class RedisStreamConsumer:
                 (chunk, full), self._left = self._left, None
             elif self._ahead is not None:
                 ahead, self._ahead = self._ahead, None
-                chunk, full = ahead.take()
+                chunk, full = ahead.result(READ_AHEAD_WAIT_S, f"a read of Redis stream {self.stream.stream!r}")
             elif n == 0:
                 chunk, full = self._read(timeout_s)
             else:
                 break
-            if full and self._ahead is None:
-                self._ahead = _ReadAhead(self._read)
+            if full and self._ahead is None:  # read the next chunk while this one is used (the socket wait frees the GIL)
+                from forgeml.buffering import Beside
+
+                self._ahead = Beside(lambda: self._read(None), "forgeml-redis-read-ahead")
             if chunk.num_rows > max_records - n:
                 self._left = (chunk.slice(max_records - n), full)
                 chunk = chunk.slice(0, max_records - n)

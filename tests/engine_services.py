@@ -127,21 +127,31 @@ def spark_master() -> Iterator[str]:
     """Master URL of a real Spark standalone cluster on 127.0.0.1: a master and a worker JVM (tests/services/spark.sh).
 
     The one SparkSession the tests share (its driver JVM runs beside pytest) is stopped at the end of the session.
+    ``FORGEML_SPARK_TEST_MASTER=local[2]`` runs the same tests on Spark inside the test process instead (a
+    process keeps its first master, so that leg runs in a fresh interpreter: see test_engines_spark.py).
     """
+    spark_installed()
+    master = os.environ.get("FORGEML_SPARK_TEST_MASTER")
+    if not master:
+        port = int(os.environ.get("FORGEML_SPARK_PORT", "7377"))
+        _ensure("spark", port, True, "pyspark is not installed")
+        master = f"spark://127.0.0.1:{port}"
+    yield master
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is not None:
+        context.stop()
+
+
+def spark_installed() -> None:
+    """Skip (fail with CI=true) unless pyspark, sqlglot and Java 17+ are installed."""
     import shutil
 
     if not _importable("pyspark") or not _importable("sqlglot"):
         _unavailable("pyspark or sqlglot is not installed (pip install 'forgeml[spark]')")
     if shutil.which("java") is None:
         _unavailable("Spark needs Java 17+ (apt install openjdk-17-jre-headless)")
-    port = int(os.environ.get("FORGEML_SPARK_PORT", "7377"))
-    _ensure("spark", port, True, "pyspark is not installed")
-    yield f"spark://127.0.0.1:{port}"
-    from pyspark import SparkContext
-
-    context = SparkContext._active_spark_context
-    if context is not None:
-        context.stop()
 
 
 def spark_settings(master: str) -> dict[str, Any]:

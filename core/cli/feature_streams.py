@@ -18,7 +18,8 @@ def _store() -> Any:
 
 @click.command("stream")
 @click.argument("views", nargs=-1)
-@click.option("--batch", default=10_000, show_default=True, help="Most records applied per batch.")
+@click.option("--batch", default=50_000, show_default=True,
+              help="Most records applied and committed per batch (a poll takes what has arrived).")
 @click.option("--until-idle", is_flag=True, help="Stop once every stream has nothing more to read.")
 @click.option("--no-supervise", is_flag=True, help="Run in this process instead of a restarted child process.")
 def stream_cmd(views: tuple[str, ...], batch: int, until_idle: bool, no_supervise: bool) -> None:

@@ -1,9 +1,9 @@
 """Stream processing for window views: poll a consumer group, log, apply idempotently, commit; and backfill.
 
-A batch goes through four steps in this order: poll records; append them to the offline store with
-their stream positions (only for streams without a batch source, whose history must come from
-somewhere); fold them into the entities' tiles, which remember the last offset applied per
-partition, and write the tiles; commit the offsets. A crash anywhere replays the uncommitted
+A batch goes through three steps: poll records; append them to the offline store with their stream
+positions (only for streams without a batch source, whose history must come from somewhere) and, in
+the meantime, fold them into the entities' tiles, which remember the last offset applied per
+partition, and write the tiles; once both are done, commit the offsets. A crash anywhere replays the uncommitted
 records: the offline copy is de-duplicated by position when read, and the tiles skip what they have
 applied, so after a kill -9 nothing is counted twice and nothing is missed.
 """
@@ -20,12 +20,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgeml.buffering import Beside
 from forgeml.errors import ValidationError
 from forgeml.features.dead_letters import DeadLetters, split_castable
 from forgeml.features.definitions import FeatureView, StreamSource
 from forgeml.features.window_online import OFFSET, PARTITION, ApplyCounts, WindowWriter, conform_events
 
 log = logging.getLogger("forgeml.features")
+OFFLINE_WRITE_WAIT_S = 600.0
+# Most records applied and committed at once. A poll returns what has arrived, so a small trickle is applied
+# as it comes; under a backlog, each commit (tiles of every touched entity, a Parquet file) serves more events.
+BATCH = 50_000
 
 
 @dataclass
@@ -81,7 +86,7 @@ def stream_views(store: Any, names: Sequence[str] = ()) -> list[FeatureView]:
 class StreamProcessor:
     """Consumes one window view's stream into its online tiles (the view's single writer)."""
 
-    def __init__(self, store: Any, view: FeatureView, batch_size: int = 10_000, poll_timeout_s: float = 0.5):
+    def __init__(self, store: Any, view: FeatureView, batch_size: int = BATCH, poll_timeout_s: float = 0.5):
         self.store = store
         self.view = view
         self.batch_size = batch_size
@@ -114,9 +119,16 @@ class StreamProcessor:
         if polled is not None:
             events, future = self._set_aside_future(polled)
             if self.log_offline:
-                self.store.offline.write(self.view.name, events, self.view.timestamp_field)
+                # the Parquet append (Arrow, mostly without the GIL) runs beside the fold into the tiles: the
+                # two are independent, and both are done before the commit
+                offline = self.store.offline
+                logged = Beside(lambda: offline.write(self.view.name, events, self.view.timestamp_field),
+                                "forgeml-stream-offline-log")
+                counts = self.writer.apply(events)
+                logged.result(OFFLINE_WRITE_WAIT_S, f"view {self.view.name!r}: the offline append")
                 self._maybe_compact()
-            counts = self.writer.apply(events)
+            else:
+                counts = self.writer.apply(events)
         # positions come from every polled record: the set-aside and dead-lettered ones are committed too
         grouped = records.select([PARTITION, OFFSET]).group_by(PARTITION).aggregate([(OFFSET, "max")])
         positions = dict(zip(grouped.column(PARTITION).to_pylist(), grouped.column(f"{OFFSET}_max").to_pylist()))
@@ -180,7 +192,7 @@ class StreamProcessor:
             self.compactor.join(timeout=600)
 
 
-def run_streams(store: Any, names: Sequence[str] = (), until_idle: bool = False, batch_size: int = 10_000,
+def run_streams(store: Any, names: Sequence[str] = (), until_idle: bool = False, batch_size: int = BATCH,
                 poll_timeout_s: float = 0.5, should_stop: Callable[[], bool] = lambda: False,
                 report: Callable[[StreamStatus], None] | None = None) -> list[StreamStatus]:
     """Run the views' stream processors round-robin until should_stop() (or, with until_idle, all are idle)."""
@@ -283,7 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m forgeml.features.streaming")
     parser.add_argument("views", nargs="*")
-    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--until-idle", action="store_true")
     args = parser.parse_args(argv)
     stopping: list[int] = []

@@ -1,6 +1,7 @@
-"""Point-in-time window aggregations offline: one DuckDB window query over the events and the entity rows.
+"""Point-in-time window aggregations offline: a WindowRequest that each offline store compiles for its engine.
 
-Entity rows are unioned with the view's events, ordered by time per key, and each feature is a
+A store with ``window_join`` (Spark) compiles the request itself; for the others it becomes one DuckDB
+window query over the events and the entity rows (the contract's SQL dialect). There, entity rows are unioned with the view's events, ordered by time per key, and each feature is a
 window aggregate over a RANGE frame that ends at the row (peers at the same instant included) and
 starts at the hop-aligned window start (see :mod:`forgeml.features.aggregations`). Later events
 never enter a frame, and every entity row comes back, in order.
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from forgeml.features.aggregations import WindowFeature, window_features
+from forgeml.contracts import WindowAggregate, WindowRequest
+from forgeml.features.aggregations import window_features
 from forgeml.features.definitions import FeatureView, FileSource, PushSource, SqlSource, StreamSource
 
 if TYPE_CHECKING:
@@ -55,11 +57,21 @@ def event_relation(view: FeatureView, offline: Any, root: Any = None) -> str | N
             parts.append(f"SELECT {cols} FROM {logged}")
     if not parts:
         return None
-    return "(" + " UNION ALL BY NAME ".join(f"({p})" for p in parts) + ")"
+    # every part selects the same columns in the same order, so a positional UNION ALL is exact on any engine
+    return "(" + " UNION ALL ".join(f"({p})" for p in parts) + ")"
 
 
-def _aggregate(feature: WindowFeature, column: str, frame: str) -> str:
-    fn = feature.aggregation.function
+def window_request(view: FeatureView, features: list[str], relation: Any) -> WindowRequest:
+    """Return the engine-neutral description of a window view's requested features over its events."""
+    wanted = [w for w in window_features(view.aggregations) if w.name in features]
+    columns = {agg.column: agg.dtype for agg in view.aggregations if agg.column}
+    return WindowRequest(relation, tuple(view.join_keys), view.timestamp_field, tuple(columns.items()),
+                         tuple(WindowAggregate(w.name, w.aggregation.function, w.aggregation.column, w.window_us,
+                                               w.hop_us, w.aggregation.n) for w in wanted))
+
+
+def _aggregate(feature: WindowAggregate, column: str, frame: str) -> str:
+    fn = feature.function
     c = _q(column) if column else ""
     if fn == "count":
         return f"count(*) FILTER (WHERE __q = 0) OVER {frame}"
@@ -75,32 +87,29 @@ def _aggregate(feature: WindowFeature, column: str, frame: str) -> str:
         return f"arg_min({c}, (__t, {c})) {nonnull} OVER {frame}"
     if fn == "last":
         return f"arg_max({c}, (__t, {c})) {nonnull} OVER {frame}"
-    return f"coalesce(max_by({c}, (__t, {c}), {feature.aggregation.n}) {nonnull} OVER {frame}, [])"
+    return f"coalesce(max_by({c}, (__t, {c}), {feature.n}) {nonnull} OVER {frame}, [])"
 
 
-def window_sql(view: FeatureView, features: list[str], relation: str, lo_us: int | None, hi_us: int | None) -> str:
-    """Return DuckDB SQL computing features for the rows of ``__entity`` (keys, __t, row number)."""
-    wanted = [w for w in window_features(view.aggregations) if w.name in features]
-    keys = ", ".join(_q(k) for k in view.join_keys)
-    aliases: dict[str, str] = {}
-    for agg in view.aggregations:
-        if agg.column and agg.column not in aliases:
-            aliases[agg.column] = f"__c{len(aliases)}"
-    ts = f"epoch_us(CAST({_q(view.timestamp_field)} AS TIMESTAMPTZ))"
+def window_sql(request: WindowRequest, relation: str, lo_us: int | None, hi_us: int | None) -> str:
+    """Return DuckDB SQL computing a request's aggregates for the rows of ``__entity`` (keys, __t, row number)."""
+    wanted = request.aggregates
+    keys = ", ".join(_q(k) for k in request.join_keys)
+    aliases = {c: f"__c{i}" for i, (c, _) in enumerate(request.columns)}
+    ts = f"epoch_us(CAST({_q(request.timestamp_field)} AS TIMESTAMPTZ))"
     span = max(w.window_us + w.hop_us for w in wanted)
     where = [f"{ts} IS NOT NULL"]
     if hi_us is not None:
         where.append(f"{ts} <= {int(hi_us)}")
     if lo_us is not None:
         where.append(f"{ts} >= {int(lo_us) - span}")
-    typed = {agg.column: DUCK_TYPES[agg.dtype] for agg in view.aggregations if agg.column}
-    ev_cols = ", ".join([*(_q(k) for k in view.join_keys), f"{ts} AS __t", "0 AS __q", f"NULL::BIGINT AS {ROW}",
+    typed = {c: DUCK_TYPES[dtype] for c, dtype in request.columns}
+    ev_cols = ", ".join([*(_q(k) for k in request.join_keys), f"{ts} AS __t", "0 AS __q", f"NULL::BIGINT AS {ROW}",
                          *(f"CAST({_q(c)} AS {typed[c]}) AS {a}" for c, a in aliases.items())])
     frames: dict[tuple[int, int], str] = {}
     selects = [ROW, "__q"]
     for w in wanted:
         frame = frames.setdefault((w.window_us, w.hop_us), f"__w{len(frames)}")
-        selects.append(f"{_aggregate(w, aliases.get(w.aggregation.column or '', ''), frame)} AS {_q(w.name)}")
+        selects.append(f"{_aggregate(w, aliases.get(w.column or '', ''), frame)} AS {_q(w.name)}")
     windows = ", ".join(
         f"{name} AS (PARTITION BY {keys} ORDER BY __t RANGE BETWEEN ({win} + ((__t - {win}) % {hop} + {hop}) % {hop}) "
         f"PRECEDING AND CURRENT ROW)" for (win, hop), name in frames.items())
@@ -118,20 +127,24 @@ def historical_windows(view: FeatureView, features: list[str], entity_rows: pa.T
 
     from forgeml.features.definitions import arrow_type
 
-    n = entity_rows.num_rows
-    narrow = pa.table({**{k: entity_rows.column(k) for k in view.join_keys}, "__t": micros,
-                       ROW: pa.array(np.arange(n, dtype=np.int64))})
-    relation = event_relation(view, offline, root)
-    tables = {"__entity": narrow}
+    relation: Any = event_relation(view, offline, root)
     if relation is None:  # no events anywhere yet: an empty relation with the declared columns
         empty = {k: pa.array([], arrow_type(e.dtype)) for e in view.entities for k in e.join_keys}
         empty[view.timestamp_field] = pa.array([], pa.timestamp("us", tz="UTC"))
         for agg in view.aggregations:
             if agg.column:
                 empty[agg.column] = pa.array([], arrow_type(agg.dtype))
-        tables["__events"], relation = pa.table(empty), "__events"
+        relation = pa.table(empty)
+    request = window_request(view, features, relation)
+    keys = entity_rows.select(list(view.join_keys))
+    if hasattr(offline, "window_join"):  # the store compiles the request for its own engine
+        return offline.window_join(keys, micros, request)
+    tables = {"__entity": keys.append_column("__t", micros).append_column(
+        ROW, pa.array(np.arange(keys.num_rows, dtype=np.int64)))}
+    if isinstance(relation, pa.Table):
+        tables["__events"], relation = relation, "__events"
     bounds = pc.min_max(micros)
-    joined = offline.query(window_sql(view, features, relation, bounds["min"].as_py(), bounds["max"].as_py()), tables)
+    joined = offline.query(window_sql(request, relation, bounds["min"].as_py(), bounds["max"].as_py()), tables)
     order = np.empty(joined.num_rows, dtype=np.int64)
     order[joined.column(ROW).to_numpy()] = np.arange(joined.num_rows, dtype=np.int64)
     return joined.drop_columns([ROW]).take(pa.array(order))

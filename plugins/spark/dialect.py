@@ -12,7 +12,8 @@ and prints it for Spark, after three rewrites sqlglot leaves to the caller:
 
 Everything else (``QUALIFY``, casts, quoting, ``UNION ALL BY NAME`` ...) is sqlglot's own DuckDB -> Spark
 translation. Constructs with no Spark equivalent (ASOF JOIN, list-valued ``max_by``) fail as a StorageError
-from Spark's analyzer; point-in-time joins are the store's own ``point_in_time_join``, built with Spark's API.
+from Spark's analyzer; point-in-time joins and window aggregations are the store's own
+``point_in_time_join`` and ``window_join``, built with Spark's API.
 """
 
 from __future__ import annotations

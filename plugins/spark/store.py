@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from forgeml.contracts import FeatureRequest
+from forgeml.contracts import FeatureRequest, WindowRequest
 from forgeml.errors import StorageError, ValidationError
 from forgeml.plugins.spark.dialect import FileScan, to_spark
 from forgeml.storage.parquet_tables import (
@@ -32,7 +34,17 @@ DEFAULT_CONF = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
+STAGING = ".staging"  # folder under the root for entity rows handed to Spark as Parquet (not a table)
+STAGE_BYTES = 4 << 20  # larger entity tables go through Parquet rather than inside Spark's tasks
+S3A_CLASS = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 _session_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A file a query wrote under the root for Spark to read (removed when the query is done)."""
+
+    path: str
 
 
 def spark_session(master: str, app_name: str, conf: Mapping[str, str]) -> Any:
@@ -63,21 +75,39 @@ class SparkOfflineStore(ParquetTables):
     """Date-partitioned Parquet tables (local folder or a path every node mounts) queried with Spark."""
 
     def __init__(self, root: str, master: str = "local[2]", app_name: str = "forgeml",
-                 conf: Mapping[str, str] | None = None, search_path: str | None = None):
-        if "://" in str(root) and not str(root).startswith("file://"):
+                 conf: Mapping[str, str] | None = None, search_path: str | None = None, fs: Any = None):
+        if "://" in str(root) and not str(root).startswith("file://") and fs is None:
             raise ValidationError(f"Spark offline store: root must be a folder every Spark node sees, got "
-                                  f"{root!r} (object stores need Spark's own connectors; use plugin 's3' for S3)")
-        super().__init__(root)
+                                  f"{root!r} (an s3:// root is configured through the plugin's S3 settings)")
+        super().__init__(root, fs=fs)
         self.master, self.app_name, self.conf = master, app_name, dict(conf or {})
         self.search_path = search_path
+        self.stage_bytes = STAGE_BYTES
         self._spark: Any = None  # started on first query: writing and listing need no JVM
 
     @property
     def spark(self) -> Any:
         """The SparkSession this store runs on (started on first use)."""
         if self._spark is None:
-            self._spark = spark_session(self.master, self.app_name, self.conf)
+            spark = spark_session(self.master, self.app_name, self.conf)
+            hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+            for key, value in self.conf.items():  # the process's session may predate this store's settings
+                if key.startswith("spark.hadoop."):
+                    hadoop.set(key[len("spark.hadoop."):], value)
+            if not self.local:
+                try:
+                    spark._jvm.java.lang.Class.forName(S3A_CLASS)
+                except _spark_errors() as e:
+                    raise StorageError(f"Spark cannot read {self.root}: its s3a connector (hadoop-aws and the AWS "
+                                       f"SDK bundle) is not on the classpath; set s3_packages = "
+                                       f"\"org.apache.hadoop:hadoop-aws:3.5.0\" where Maven Central is reachable, "
+                                       f"or add the jars to Spark") from e
+            self._spark = spark
         return self._spark
+
+    def spark_path(self, path: str) -> str:
+        """Return a path under the root as Spark names it (s3:// is Hadoop's s3a://)."""
+        return "s3a://" + path.split("://", 1)[1] if path.startswith("s3://") else path
 
     # ------------------------------------------------------------ relations
     def table_relation(self, table: str) -> str:
@@ -87,7 +117,8 @@ class SparkOfflineStore(ParquetTables):
     def register_filesystem_for(self, url: str) -> None:
         """Accept local files; other URLs need a Hadoop connector configured in Spark itself."""
         protocol = url.split("://", 1)[0] if "://" in url else ""
-        if protocol not in ("", "file") and not any(k.startswith(f"spark.hadoop.fs.{protocol}")
+        hadoop = "s3a" if protocol == "s3" else protocol
+        if protocol not in ("", "file") and not any(k.startswith(f"spark.hadoop.fs.{hadoop}")
                                                     for k in self.conf):
             raise ValidationError(f"Spark offline store: cannot read {url!r}; configure Spark's Hadoop connector "
                                   f"for {protocol}:// in [storage.offline] conf (spark.hadoop.fs.{protocol}.*)")
@@ -96,9 +127,10 @@ class SparkOfflineStore(ParquetTables):
         """Return a Spark DataFrame over a stored table's finished Parquet files (listed now, not cached)."""
         if not self.has_table(table):
             raise StorageError(f"offline table {table!r} has no rows yet")
+        folder = self.spark_path(self._table_dir(table))
         reader = (self.spark.read.option("mergeSchema", "true").option("pathGlobFilter", "*.parquet")
-                  .option("basePath", self._table_dir(table)))
-        frame = reader.parquet(self._table_dir(table))
+                  .option("basePath", folder))
+        frame = reader.parquet(folder)
         return frame.drop(PARTITION)
 
     def _files_frame(self, scan: FileScan) -> Any:
@@ -107,6 +139,7 @@ class SparkOfflineStore(ParquetTables):
             pattern = str(Path(self.search_path) / pattern)
         self.register_filesystem_for(pattern)
         reader = self.spark.read.option("mergeSchema", "true")
+        pattern = self.spark_path(pattern)
         base, _, leaf = pattern.partition("/**/")
         if leaf:  # DuckDB's recursive glob: Spark walks the folder (hive partitions included) and filters names
             reader, pattern = reader.option("pathGlobFilter", leaf), base
@@ -114,7 +147,7 @@ class SparkOfflineStore(ParquetTables):
             return reader.csv(pattern, header=True, inferSchema=True)
         return reader.parquet(pattern)
 
-    def _translate(self, sql: str, tables: Mapping[str, Any], views: list[str]) -> str:
+    def _translate(self, sql: str, tables: Mapping[str, Any], views: list[Any]) -> str:
         """Translate contract SQL to Spark SQL over temporary views (their names appended to views)."""
 
         def register(frame: Any) -> str:
@@ -134,14 +167,20 @@ class SparkOfflineStore(ParquetTables):
         return to_spark(sql, view_for_table, lambda scan: register(self._files_frame(scan)))
 
     @contextmanager
-    def _views(self) -> Iterator[list[str]]:
-        """Collect the temporary views a query registers; drop them when it is done."""
-        views: list[str] = []
+    def _views(self) -> Iterator[list[Any]]:
+        """Collect what a query leaves behind (temporary view names, staged files); remove it when it is done."""
+        views: list[Any] = []
         try:
             yield views
         finally:
             for name in views:
-                self.spark.catalog.dropTempView(name)
+                if isinstance(name, Staged):
+                    try:
+                        self.fs.rm(name.path)
+                    except OSError:
+                        pass  # a scratch file left behind is harmless: dot folders are no table
+                else:
+                    self.spark.catalog.dropTempView(name)
 
     def frame_of(self, table: pa.Table) -> Any:
         """Return a Spark DataFrame of an Arrow table."""
@@ -149,7 +188,32 @@ class SparkOfflineStore(ParquetTables):
             raise ValidationError("cannot query an Arrow table without columns on Spark")
         return self.spark.createDataFrame(table)
 
-    def relation_frame(self, relation: Any, views: list[str]) -> Any:
+    def entity_frame(self, entity: pa.Table, views: list[Any]) -> Any:
+        """Return a Spark DataFrame of a join's entity rows (keys, times, row numbers).
+
+        Small tables travel inside the query plan; larger ones are written as one Parquet file under the root
+        (which every node sees) and read back, so no task carries millions of rows in its closure.
+        """
+        if entity.nbytes <= self.stage_bytes:
+            return self.frame_of(entity)
+        import pyarrow.parquet as pq
+
+        folder = f"{self.root}/{STAGING}"
+        path = f"{folder}/entities-{uuid.uuid4().hex}.parquet"
+        views.append(Staged(path))
+        try:
+            if self.local:
+                os.makedirs(folder, exist_ok=True)
+                pq.write_table(entity, path + ".tmp")
+                os.replace(path + ".tmp", path)
+            else:  # an object store's PUT is atomic: no partial object is ever listed
+                with self.fs.open(path, "wb") as f:
+                    pq.write_table(entity, f)
+        except (OSError, pa.ArrowException) as e:
+            raise StorageError(f"cannot stage entity rows for Spark under {folder}: {e}") from e
+        return self.spark.read.parquet(self.spark_path(path))
+
+    def relation_frame(self, relation: Any, views: list[Any]) -> Any:
         """Return a Spark DataFrame for a FeatureRequest relation (contract SQL or an Arrow table)."""
         if isinstance(relation, pa.Table):
             return self.frame_of(relation)
@@ -212,8 +276,22 @@ class SparkOfflineStore(ParquetTables):
             raise StorageError(f"Spark point-in-time join failed: {' '.join(str(e).split())[:800]}") from e
         return in_entity_order(entity_rows, joined)
 
+    def window_join(self, entity_rows: pa.Table, times_us: pa.Array, request: WindowRequest) -> pa.Table:
+        """Compute a window request's aggregates as of each entity row's time, in Spark; one row per entity row."""
+        from forgeml.plugins.spark.windows import window_frame
+
+        if not request.aggregates:
+            return pa.table({})
+        try:
+            with self._views() as views:
+                joined = self.to_arrow(window_frame(self, entity_rows, times_us, request, views))
+        except _spark_errors() as e:
+            raise StorageError(f"Spark window aggregation failed: {' '.join(str(e).split())[:800]}") from e
+        ordered = in_entity_order(entity_rows, joined)
+        return ordered.select(list(range(entity_rows.num_columns, ordered.num_columns)))
+
     def _pit_frame(self, narrow: pa.Table, micros: pa.Array, requests: Sequence[FeatureRequest],
-                   views: list[str]) -> Any:
+                   views: list[Any]) -> Any:
         """Build the Spark plan: per request, entity and feature rows in one time order per key (an as-of scan).
 
         Entity rows and feature rows are unioned and sorted by key and time, feature rows first at one instant
@@ -225,7 +303,7 @@ class SparkOfflineStore(ParquetTables):
 
         bounds = pc.min_max(micros)
         lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-        entities = self.frame_of(narrow)
+        entities = self.entity_frame(narrow, views)
         result = entities.select(ROW)
         for i, req in enumerate(requests):
             features = self.relation_frame(req.relation, views)
