@@ -167,7 +167,7 @@ def study(address: str | None, trials: int, work_s: float) -> dict[str, Any]:
         (root / "trial.py").write_text(TRIAL.format(work=work_s))
         parallel = 3 if address else (os.cpu_count() or 1)
         started = time.time()
-        result = tune(TuneConfig(script=str(root / "trial.py"), space=parse_space({"x": {"type": "float", "low": 0.0,
+        result = tune(TuneConfig(script="trial.py", space=parse_space({"x": {"type": "float", "low": 0.0,
                                                                                        "high": 1.0}}),
                                  trials=trials, parallel=str(parallel), sampler="tpe", seed=0, metric="val_loss",
                                  study_name="bench", target=target), workspace=ws)

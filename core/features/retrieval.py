@@ -20,6 +20,7 @@ class ViewPart:
     features: list[str]  # what is read (requested plus what on-demand views need)
     outputs: list[str]  # output names, parallel to features
     returned: list[bool]  # whether each feature was requested (else only an on-demand input)
+    instants: list[int] | None = None  # positions of the timestamp features (stored as epoch µs); set on first use
 
 
 @dataclass

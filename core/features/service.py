@@ -248,9 +248,13 @@ class FeatureStore(StatusMixin):
                 cols, ts_col = self._read_windows(view, keys, part.features, int(now_us))
             else:
                 cols, ts_col = _latest_values(online.read_rows(view.name, keys), part.features, view.ttl, now_us)
+            instants = part.instants
+            if instants is None:
+                instants = part.instants = [j for j, f in enumerate(part.features)
+                                            if view.feature(f).dtype == "timestamp"]
+            for j in instants:  # stored as epoch µs
+                cols[j] = [None if v is None else _datetime(v) for v in cols[j]]
             for j, out in enumerate(part.outputs):
-                if view.feature(part.features[j]).dtype == "timestamp":  # stored as epoch µs
-                    cols[j] = [None if v is None else _datetime(v) for v in cols[j]]
                 values[out] = cols[j]
                 event_us[out] = ts_col
         for od in plan.on_demand:

@@ -262,6 +262,9 @@ def _apply_few(plan: TilePlan, states: list[dict[str, Any]], owners: list[int], 
     return len(applied), dups, n - len(applied) - dups
 
 
+KNOWN_STATES = 4096  # entities whose last written state a push writer keeps decoded
+
+
 class WindowWriter:
     """Applies event batches to one window view's tiles in the online store.
 
@@ -274,6 +277,9 @@ class WindowWriter:
         self.plan = TilePlan.of(view)
         self.online = online
         self.cache: dict[tuple[Any, ...], dict[str, Any]] | None = {} if cache else None
+        # without the cache: the text this writer last stored per entity, with its state, so that a state
+        # nobody rewrote since is not decoded again (entries are taken out while a batch changes them)
+        self._known: dict[tuple[Any, ...], tuple[str, dict[str, Any]]] = {}
         self._version = 0
         self._lock = threading.Lock()
 
@@ -301,9 +307,16 @@ class WindowWriter:
         table = pa.table({
             **{k: pa.array([key[j] for key in order], key_types[j]) for j, k in enumerate(self.view.join_keys)},
             "__version": pa.array([self._version] * len(order), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            "state": pa.array([dump_state(plan, states[key]) for key in order], pa.string()),
+            "state": pa.array(texts := [dump_state(plan, states[key]) for key in order], pa.string()),
         })
-        return self.online.write(state_view(self.view.name), table, self.view.join_keys, "__version")
+        written = self.online.write(state_view(self.view.name), table, self.view.join_keys, "__version")
+        if self.cache is None:
+            known = self._known
+            for key, text in zip(order, texts):
+                if len(known) >= KNOWN_STATES:
+                    known.pop(next(iter(known)))
+                known[key] = (text, states[key])
+        return written
 
     def settle_positions(self, positions: dict[str, int], key_types: Sequence[Any]) -> int:
         """Mark every cached state as having applied the stream up to positions, and write them all."""
@@ -320,8 +333,14 @@ class WindowWriter:
         found: dict[tuple[Any, ...], dict[str, Any]] = {}
         if wanted:
             stored = self.online.read_rows(state_view(self.view.name), wanted)
+            known = self._known
             for key, hit in zip(wanted, stored):
-                found[key] = self.plan.empty_state() if hit is None else load_state(self.plan, hit[1]["state"])
+                mine = known.pop(key, None)
+                if hit is None:
+                    found[key] = self.plan.empty_state()
+                else:
+                    text = hit[1]["state"]
+                    found[key] = mine[1] if mine is not None and mine[0] == text else load_state(self.plan, text)
         if cache is None:
             return found
         cache.update(found)

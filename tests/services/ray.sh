@@ -8,6 +8,10 @@
 #  2. A worker node refuses that switch, and joining "127.0.0.1:PORT" is rewritten to the routable address;
 #     it joins through a host NAME that resolves to 127.0.0.1 instead (the hostname when /etc/hosts maps it
 #     there, else the alias forgeml-ray-loopback, added to /etc/hosts), and then binds loopback too.
+# All nodes share one temp dir, so job logs read through any node's agent are complete. They then also share
+# the runtime_resources folder: a node fetching a working_dir package that another node already unpacked first
+# deletes that folder, and a job just started from it there loses its cwd (rare: a parallel study's first
+# trials on both nodes at once). A per-node --temp-dir avoids that but loses the logs of drivers on worker nodes.
 # Each node is one `setsid ray start --block` process, stopped by PID with SIGTERM (it drains its node);
 # leftovers in its session are killed by PID. Never `ray stop`: it kills every Ray process by name.
 # Idempotent: `start` does nothing when the recorded nodes are alive and the head answers.
