@@ -6,9 +6,13 @@ get-by-alias REST call at the same concurrency. MLflow runs from its own interpr
 (FORGEML_BENCH_MLFLOW_PYTHON, see common.py) or this one when it imports mlflow; otherwise the peer
 is reported as skipped.
 
-Resolve latency is measured twice: from httpx clients in 8 threads of this process (as the MLflow
-peer is, with requests in 8 threads) and from a lean asyncio client in a process of its own, whose
-figures hold only the server's and the operating system's time; the floor is judged on the latter.
+The app's own CPU per resolve is measured first, its ASGI callable called directly in this process
+(with /healthz beside it as the floor every request pays in Starlette). Resolve latency is measured
+twice: from httpx clients in 8 threads of this process (as the MLflow peer is, with requests in 8
+threads) and from a lean asyncio client in a process of its own, whose figures hold only the server's
+and the operating system's time; the floor is judged on the latter.
+Both lean-client runs report the server process's and the client's CPU per request (psutil), and the
+same client against /healthz is the control: its tail is the machine's, not the resolve's.
 
 Usage: python benchmarks/server.py [--points 200000] [--requests 400] [--seconds 5]
 """
@@ -114,6 +118,57 @@ def bench_token_check(ws: object, rounds: int = 5, n: int = 100_000) -> dict:
             limiter.take(principal.token_id)
         best.append((time.perf_counter() - started) / n * 1e6)
     return {"median_us": round(statistics.median(best), 2), "best_us": round(min(best), 2)}
+
+
+def bench_app_cpu(ws: object, token: str, n: int = 3000, rounds: int = 5) -> dict:
+    """CPU per request of the app alone (its ASGI callable called directly, no sockets), resolve and /healthz.
+
+    Process CPU, so the access-log writer thread's share counts; the machine's load moves it far less
+    than latency. The best of a few rounds is reported, with the median beside it.
+    """
+    import asyncio
+
+    from forgeml.server.api import ServerOptions
+    from forgeml.server.app import build_app, warm
+
+    app = build_app(ws, ServerOptions(rate_per_s=0.0))
+    warm(ws)
+    answers: list[int] = []
+
+    def scope(path: str, query: bytes, headers: list[tuple[bytes, bytes]]) -> dict:
+        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": query,
+                "headers": [(b"host", b"127.0.0.1"), *headers], "client": ("127.0.0.1", 40000),
+                "server": ("127.0.0.1", 8765), "state": {}}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            answers.append(message["status"])
+
+    async def run(sc: dict, count: int) -> float:
+        started = time.process_time()
+        for _ in range(count):
+            await app(dict(sc), receive, send)
+        return (time.process_time() - started) / count * 1e6
+
+    async def main() -> dict:
+        resolve = scope("/api/v1/resolve", b"uri=fraud%40champion", [(b"authorization", f"Bearer {token}".encode())])
+        healthz = scope("/healthz", b"", [])
+        await run(resolve, 200)
+        times: dict[str, list[float]] = {"resolve": [], "healthz": []}
+        for _ in range(rounds):
+            times["resolve"].append(await run(resolve, n))
+            times["healthz"].append(await run(healthz, n))
+        return {f"{k}_{stat}_us": round(f(v), 1) for k, v in times.items()
+                for stat, f in (("best", min), ("median", statistics.median))}
+
+    out = asyncio.run(main())
+    if set(answers) != {200}:
+        raise RuntimeError(f"the app answered {sorted(set(answers))}, not only 200")
+    return out
 
 
 def bench_remote_logging(url: str, token: str, points: int) -> dict:
@@ -225,6 +280,7 @@ def main() -> None:
         register_model("fraud", LogisticRegression().fit([[0.0], [1.0]], [0, 1]), workspace=ws)
         set_alias("fraud", "champion", 1, workspace=ws)
         token, _ = create_token("bench-client", role="scientist", workspace=ws)
+        result["app_cpu_per_request"] = bench_app_cpu(ws, token)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([sys.executable, "-m", "forgeml", "server", "--port", str(port)], cwd=root,

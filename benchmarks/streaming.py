@@ -84,8 +84,19 @@ def workspace(root: Path, stream_key: str | None, url: str | None):
     return Workspace.init(root)
 
 
+def settle() -> None:
+    """Start a timed part on a quiet process: buffered writes (the access log) done, garbage collected."""
+    import gc
+
+    from forgeml.buffering import flush_all
+
+    flush_all()
+    gc.collect()
+
+
 def ingest_push(store, table: pa.Table, batch: int) -> dict:
     """Push events in batches (online tiles plus the offline history)."""
+    settle()
     wall, cpu = time.perf_counter(), time.process_time()
     for start in range(0, table.num_rows, batch):
         store.push("cards", table.slice(start, batch))
@@ -141,6 +152,7 @@ def push_to_visible(store, keys: int, calls: int, to: str = "online_and_offline"
     from datetime import UTC, datetime
 
     rng = np.random.default_rng(11)
+    settle()
     lat = []
     for key in rng.integers(0, keys, calls).tolist():
         before = store.get_online_features([{"card_id": key}], ["cards:count_10m"]).to_dict()["count_10m"][0]
@@ -164,6 +176,7 @@ def stream_to_visible(store, keys: int, calls: int) -> dict:
                               kwargs={"poll_timeout_s": 0.05, "should_stop": stop.is_set}, daemon=True)
     worker.start()
     rng = np.random.default_rng(12)
+    settle()
     lat = []
     try:
         for key in rng.integers(0, keys, calls).tolist():
@@ -189,6 +202,7 @@ def online_reads(store, keys: int, calls: int) -> dict:
     ids = rng.integers(0, keys, calls).tolist()
     for i in ids[:200]:
         store.get_online_features([{"card_id": i}], refs)
+    settle()
     lat, cpu = [], []
     for i in ids:
         start, start_cpu = time.perf_counter(), time.thread_time()

@@ -11,6 +11,7 @@ per batch, not Python work per event. Reads merge the rows of a window's tiles t
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,30 +173,32 @@ def evict(rows: np.ndarray, owners: np.ndarray, newest: np.ndarray, keep_us: dic
     return keep
 
 
-def window_value(rows: Sequence[tuple[Any, ...]], fn: str, at: tuple[int, ...], integer: bool) -> Any:
-    """Merge the rows of one window (already selected, as tuples) into an aggregation's value.
+def window_value(columns: Sequence[tuple[Any, ...]], fn: str, at: tuple[int, ...], integer: bool) -> Any:
+    """Merge one window's rows (already selected, given column-wise; empty: no rows) into an aggregation's value.
 
     ``at`` holds the positions of the aggregation's fields in a row (:attr:`Layout.index`). A window
     spans tens of tiles, for which plain Python costs less than numpy's fixed cost per call.
     """
+    if not columns:
+        return 0 if fn == "count" else None
+    n = columns[at[0]]
+    count = sum(n)
     if fn == "count":
-        return sum(r[at[0]] for r in rows)
-    j = at[0]
-    count = sum(r[j] for r in rows)
+        return count
     if fn == "stddev":
         if count < 2:
             return None
-        u, q = at[1], at[2]
-        mean = math.fsum(r[j] * r[u] for r in rows) / count
-        m2 = math.fsum(r[q] + r[j] * (r[u] - mean) * (r[u] - mean) for r in rows)
+        u, q = columns[at[1]], columns[at[2]]
+        mean = math.fsum(map(operator.mul, n, u)) / count
+        m2 = math.fsum(qi + ni * (ui - mean) * (ui - mean) for ni, ui, qi in zip(n, u, q))
         return math.sqrt(max(m2, 0.0) / (count - 1))
     if not count:
         return None
-    v = at[1]
+    v = columns[at[1]]
     if fn in MOMENT_FNS:
-        total = math.fsum(r[v] for r in rows)
+        total = math.fsum(v)
         return total if fn == "sum" else total / count
-    held = [r[v] for r in rows if r[j] > 0]
+    held = v if min(n) > 0 else [x for x, c in zip(v, n) if c > 0]
     best = min(held) if fn == "min" else max(held)
     return int(best) if integer else float(best)
 

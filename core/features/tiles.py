@@ -229,7 +229,7 @@ def read_features(plan: TilePlan, state: dict[str, Any] | None, names: Sequence[
             fn, _, integer = plan.slot[w.index]
             span = (hop, lo, hi)
             if span not in selected:
-                selected[span] = [r for r in rows if r[0] == hop and lo <= r[1] <= hi]
+                selected[span] = list(zip(*(r for r in rows if r[0] == hop and lo <= r[1] <= hi)))
             out.append(window_value(selected[span], fn, plan.slot_at[w.index], integer))
             continue
         j = plan.object_hops[w.hop_us].index(w.index)

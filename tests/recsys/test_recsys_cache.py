@@ -173,3 +173,18 @@ def test_sources_answering_from_memory_run_in_the_requests_thread(shop_ws: Any,
         assert threads["cooccurrence"] != main
     finally:
         rec.close()
+
+
+def test_the_sampled_selection_of_nearest_rows_is_exact() -> None:
+    """smallest() gives the same k rows as a full sort, for sizes above and below its sampling threshold."""
+    import numpy as np
+
+    from forgeml.recsys.embeddings import smallest
+
+    rng = np.random.default_rng(1)
+    for n, k in ((100_000, 250), (5_000, 100), (2_000, 1_999), (50, 60), (30_000, 1)):
+        values = rng.standard_normal(n).astype(np.float32)
+        assert smallest(values, k).tolist() == np.argsort(values, kind="stable")[:k].tolist()
+    clustered = np.concatenate([np.full(5_000, 3.0), rng.random(20_000) + 4]).astype(np.float32)
+    chosen = smallest(clustered, 300)  # many ties at the boundary: any 300 of the equal values are right
+    assert len(set(chosen.tolist())) == 300 and (clustered[chosen] == 3.0).all()

@@ -149,7 +149,7 @@ def test_tuning_trials_run_as_ray_jobs_across_both_nodes(workspace, ray_dashboar
     """A study on the Ray target runs its trials as Ray jobs, on the head and the worker node, and finds a best."""
     from ray.job_submission import JobSubmissionClient
 
-    from forgeml.jobs import list_jobs
+    from forgeml.jobs import FAILED, list_jobs, read_logs
     from forgeml.tuning import TuneConfig, parse_space, tune
     from forgeml.workspace import Workspace, set_current
 
@@ -163,9 +163,18 @@ def test_tuning_trials_run_as_ray_jobs_across_both_nodes(workspace, ray_dashboar
     ws = Workspace(workspace.root)
     set_current(ws)
     try:
-        result = tune(TuneConfig(script="trial.py", space=parse_space({"x": {"type": "float", "low": 0, "high": 1}}),
-                                 trials=6, parallel="3", sampler="random", seed=1, pruner="none", metric="val_loss",
-                                 study_name="on-ray", target="cluster"), workspace=ws)
+        def study(name):
+            return tune(TuneConfig(script="trial.py", space=parse_space({"x": {"type": "float", "low": 0, "high": 1}}),
+                                   trials=6, parallel="3", sampler="random", seed=1, pruner="none", metric="val_loss",
+                                   study_name=name, target="cluster"), workspace=ws)
+
+        result = study("on-ray")
+        if result.failed:
+            # Only the loopback cluster's shared runtime_resources race (tests/services/ray.sh) may fail a trial:
+            # the package is unpacked on both nodes after the first study, so a second one cannot meet it.
+            tails = [read_logs(j.id, workspace=ws)[0] for j in list_jobs(state=FAILED, workspace=ws)]
+            assert tails and all("getcwd() failed" in t for t in tails), tails
+            result = study("on-ray-again")
         assert (result.complete, result.failed) == (6, 0)
         mine = {j.id for j in list_jobs(workspace=ws)}
         nodes = {j.driver_node_id for j in JobSubmissionClient(ray_dashboard).list_jobs()
