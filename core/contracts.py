@@ -244,8 +244,10 @@ class FeatureRequest:
 @dataclass(frozen=True)
 class WindowAggregate:
     """One feature of a WindowRequest: ``function`` (count, sum, mean, min, max, stddev, count_distinct,
-    last_n, first, last) of event ``column`` over a window of ``window_us`` aligned to ``hop_us``; ``n`` is
-    last_n's length; the feature is returned as column ``name``."""
+    approx_count_distinct, last_n, first, last) of event ``column`` over a window of ``window_us`` aligned to
+    ``hop_us``; ``n`` is last_n's length (approx_count_distinct's lg_k); the feature is returned as column
+    ``name``. A store returns approx_count_distinct as the list of distinct non-null values per row (times as
+    epoch µs); core turns it into the sketch's estimate."""
 
     name: str
     function: str

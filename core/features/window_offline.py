@@ -68,7 +68,8 @@ def window_request(view: FeatureView, features: list[str], relation: Any) -> Win
     columns = {agg.column: agg.dtype for agg in view.aggregations if agg.column}
     return WindowRequest(relation, tuple(view.join_keys), view.timestamp_field, tuple(columns.items()),
                          tuple(WindowAggregate(w.name, w.aggregation.function, w.aggregation.column, w.window_us,
-                                               w.hop_us, w.aggregation.n) for w in wanted))
+                                               w.hop_us, w.aggregation.lg_k if w.aggregation.function == APPROX
+                                               else w.aggregation.n) for w in wanted))
 
 
 def _aggregate(feature: WindowAggregate, column: str, frame: str, dtype: str = "") -> str:
@@ -150,7 +151,7 @@ def window_aggregates(offline: Any, keys: pa.Table, micros: pa.Array, request: W
     import pyarrow.compute as pc
 
     if hasattr(offline, "window_join"):  # the store compiles the request for its own engine
-        return _sketched(view, offline.window_join(keys, micros, request))
+        return _sketched(request, offline.window_join(keys, micros, request))
     tables = {"__entity": keys.append_column("__t", micros).append_column(
         ROW, pa.array(np.arange(keys.num_rows, dtype=np.int64)))}
     relation = request.relation
@@ -160,23 +161,22 @@ def window_aggregates(offline: Any, keys: pa.Table, micros: pa.Array, request: W
     joined = offline.query(window_sql(request, relation, bounds["min"].as_py(), bounds["max"].as_py()), tables)
     order = np.empty(joined.num_rows, dtype=np.int64)
     order[joined.column(ROW).to_numpy()] = np.arange(joined.num_rows, dtype=np.int64)
-    return _sketched(view, joined.drop_columns([ROW]).take(pa.array(order)))
+    return _sketched(request, joined.drop_columns([ROW]).take(pa.array(order)))
 
 
-def _sketched(view: FeatureView, table: pa.Table) -> pa.Table:
+def _sketched(request: WindowRequest, table: pa.Table) -> pa.Table:
     """Replace each approx_count_distinct column's per-row distinct values by their sketch's estimate.
 
     Every engine returns the distinct values (a list per row, time columns as epoch µs); the sketch is
-    built here, as the online tiles build theirs.
+    built here, as the online tiles build theirs (``n`` of the aggregate is the sketch's lg_k).
     """
     import pyarrow as pa
 
     from forgeml.features.sketches import estimate_values
 
-    for w in window_features(view.aggregations):
-        if w.aggregation.function == APPROX and w.name in table.column_names:
-            lg_k = w.aggregation.lg_k
-            values = [estimate_values(v, lg_k) for v in table.column(w.name).to_pylist()]
-            i = table.column_names.index(w.name)
-            table = table.set_column(i, w.name, pa.array(values, pa.int64()))
+    for agg in request.aggregates:
+        if agg.function == APPROX and agg.name in table.column_names:
+            values = [estimate_values(v, agg.n) for v in table.column(agg.name).to_pylist()]
+            i = table.column_names.index(agg.name)
+            table = table.set_column(i, agg.name, pa.array(values, pa.int64()))
     return table
