@@ -9,6 +9,8 @@ The window views' tiles keep the offsets they applied, which makes the replay co
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +23,7 @@ from forgeml.config import Secret, setting
 SEQ_BITS = 20
 ERROR = "_error"  # the column saying why a record could not be decoded (see StreamConsumer.poll)
 READ_AHEAD_WAIT_S = 60.0
+AHEAD_CHUNKS = 8  # chunks read ahead at most (with read_count 10,000: a default stream batch and more)
 
 
 @dataclass
@@ -34,8 +37,8 @@ class RedisStreamSettings:
                                        "position, so no entry waits on a consumer of this name).")
     maxlen: int = setting(0, "Trim the stream to about this many entries on publish (0: never trim).")
     publish_batch: int = setting(2000, "Entries per pipelined XADD round trip.")
-    read_count: int = setting(10_000, "Entries per XREAD round trip; a poll wanting more reads several, each "
-                                      "next one while the last is decoded.")
+    read_count: int = setting(10_000, "Entries per XREAD round trip; under a backlog a thread reads up to 8 "
+                                      "such chunks ahead while the last batch is applied.")
 
 
 def offset_of(entry_id: bytes | str) -> int:
@@ -262,8 +265,14 @@ class RedisStreamConsumer:
         self.reader.set_response_callback("XREAD", lambda response, **options: response)
         self._cursor = self._resume()
         self._committed = offset_of(self._cursor)
-        self._ahead: Any = None  # a Beside reading the next chunk while the last one is used
-        self._left: tuple[Any, bool] | None = None  # the rest of a chunk larger than the last poll wanted
+        # chunks (table, was it full) read ahead in order by one reader thread at a time, with the rest of a
+        # chunk larger than the last poll wanted in front; the cursor moves only in the one thread reading
+        self._chunks: deque[tuple[Any, bool]] = deque()
+        self._ready = threading.Condition()
+        self._reading = False
+        self._closing = False
+        self._reader: Any = None
+        self._error: BaseException | None = None
 
     def _resume(self) -> str:
         """Return the entry ID to read after. A group that earlier releases read with XREADGROUP may hold
@@ -312,21 +321,17 @@ class RedisStreamConsumer:
         parts: list[Any] = []
         n = 0
         while n < max_records:
-            if self._left is not None:
-                (chunk, full), self._left = self._left, None
-            elif self._ahead is not None:
-                ahead, self._ahead = self._ahead, None
-                chunk, full = ahead.result(READ_AHEAD_WAIT_S, f"a read of Redis stream {self.stream.stream!r}")
-            elif n == 0:
-                chunk, full = self._read(timeout_s)
-            else:
-                break
-            if full and self._ahead is None:  # read the next chunk while this one is used (the socket wait frees the GIL)
-                from forgeml.buffering import Beside
-
-                self._ahead = Beside(lambda: self._read(None), "forgeml-redis-read-ahead")
+            item = self._next_chunk()
+            if item is None:
+                if n:
+                    break
+                item = self._read(timeout_s)  # nothing read ahead and no reader running: wait here
+            chunk, full = item
+            if full:  # more is waiting: read it while this poll's records are used (socket waits free the GIL)
+                self._read_ahead()
             if chunk.num_rows > max_records - n:
-                self._left = (chunk.slice(max_records - n), full)
+                with self._ready:
+                    self._chunks.appendleft((chunk.slice(max_records - n), full))
                 chunk = chunk.slice(0, max_records - n)
             if chunk.num_rows:
                 parts.append(chunk)
@@ -336,6 +341,49 @@ class RedisStreamConsumer:
         if not parts:
             return records_table(self.stream.stream, [])
         return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0]
+
+    def _next_chunk(self) -> tuple[Any, bool] | None:
+        """Return the oldest chunk read ahead, waiting while the reader runs; None when there is none."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._chunks or not self._reading, timeout=READ_AHEAD_WAIT_S)
+            if self._chunks:
+                return self._chunks.popleft()
+            reading, error, self._error = self._reading, self._error, None
+        if reading:
+            from forgeml.errors import StorageError
+
+            raise StorageError(f"Redis stream {self.stream.stream!r}: no read came back within {READ_AHEAD_WAIT_S:g}s")
+        if error is not None:
+            raise error
+        return None
+
+    def _read_ahead(self) -> None:
+        """Start a thread reading chunks after the cursor until AHEAD_CHUNKS wait or the stream is caught up."""
+        from forgeml.buffering import Beside
+
+        with self._ready:
+            if self._reading or len(self._chunks) >= AHEAD_CHUNKS:
+                return
+            self._reading = True
+
+        def run() -> None:
+            try:
+                while not self._closing:
+                    chunk, full = self._read(None)
+                    with self._ready:
+                        self._chunks.append((chunk, full))
+                        self._ready.notify_all()
+                        if not full or len(self._chunks) >= AHEAD_CHUNKS:
+                            return
+            except BaseException as e:  # raised by the next poll that finds nothing else
+                with self._ready:
+                    self._error = e
+            finally:
+                with self._ready:
+                    self._reading = False
+                    self._ready.notify_all()
+
+        self._reader = Beside(run, "forgeml-redis-read-ahead")
 
     def commit(self, positions: Mapping[str, int]) -> None:
         """Move the group's position to each partition's offset (XGROUP SETID)."""
@@ -359,10 +407,10 @@ class RedisStreamConsumer:
         return {} if last == "0-0" else {s.stream: offset_of(last)}
 
     def close(self) -> None:
-        """Wait for a read still under way (the connection belongs to the stream)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            ahead.join(timeout=READ_AHEAD_WAIT_S)
+        """Stop reading ahead, waiting for a read still under way (the connection belongs to the stream)."""
+        self._closing = True
+        if self._reader is not None:
+            self._reader.join(timeout=READ_AHEAD_WAIT_S)
 
 
 def _redis_stream(settings: RedisStreamSettings, workspace: Any) -> RedisEventStream:

@@ -28,6 +28,7 @@ from forgeml.features.window_online import OFFSET, PARTITION, ApplyCounts, Windo
 
 log = logging.getLogger("forgeml.features")
 OFFLINE_WRITE_WAIT_S = 600.0
+BESIDE_FROM = 2_000  # events from which the offline append runs in a thread of its own
 # Most records applied and committed at once. A poll returns what has arrived, so a small trickle is applied
 # as it comes; under a backlog, each commit (tiles of every touched entity, a Parquet file) serves more events.
 BATCH = 50_000
@@ -118,15 +119,19 @@ class StreamProcessor:
         future = 0
         if polled is not None:
             events, future = self._set_aside_future(polled)
-            if self.log_offline:
-                # the Parquet append (Arrow, mostly without the GIL) runs beside the fold into the tiles: the
-                # two are independent, and both are done before the commit
+            if self.log_offline and events.num_rows >= BESIDE_FROM:
+                # a big batch's Parquet append (Arrow, mostly without the GIL) runs beside the fold into the
+                # tiles: the two are independent, and both are done before the commit
                 offline = self.store.offline
                 logged = Beside(lambda: offline.write(self.view.name, events, self.view.timestamp_field),
                                 "forgeml-stream-offline-log")
                 counts = self.writer.apply(events)
                 logged.result(OFFLINE_WRITE_WAIT_S, f"view {self.view.name!r}: the offline append")
                 self._maybe_compact()
+            elif self.log_offline:  # a few events: a thread would cost more than it saves
+                self.store.offline.write(self.view.name, events, self.view.timestamp_field)
+                self._maybe_compact()
+                counts = self.writer.apply(events)
             else:
                 counts = self.writer.apply(events)
         # positions come from every polled record: the set-aside and dead-lettered ones are committed too

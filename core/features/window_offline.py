@@ -121,9 +121,7 @@ def window_sql(request: WindowRequest, relation: str, lo_us: int | None, hi_us: 
 def historical_windows(view: FeatureView, features: list[str], entity_rows: pa.Table, micros: pa.Array,
                        offline: Any, root: Any = None) -> pa.Table:
     """Return one column per requested window feature, as of each entity row's time, in entity-row order."""
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from forgeml.features.definitions import arrow_type
 
@@ -135,12 +133,22 @@ def historical_windows(view: FeatureView, features: list[str], entity_rows: pa.T
             if agg.column:
                 empty[agg.column] = pa.array([], arrow_type(agg.dtype))
         relation = pa.table(empty)
-    request = window_request(view, features, relation)
-    keys = entity_rows.select(list(view.join_keys))
+    return window_aggregates(offline, entity_rows.select(list(view.join_keys)), micros,
+                             window_request(view, features, relation))
+
+
+def window_aggregates(offline: Any, keys: pa.Table, micros: pa.Array, request: WindowRequest) -> pa.Table:
+    """Return a request's aggregates as of each entity row, in order: the store's own ``window_join``, else
+    DuckDB's window query through ``query``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if hasattr(offline, "window_join"):  # the store compiles the request for its own engine
         return offline.window_join(keys, micros, request)
     tables = {"__entity": keys.append_column("__t", micros).append_column(
         ROW, pa.array(np.arange(keys.num_rows, dtype=np.int64)))}
+    relation = request.relation
     if isinstance(relation, pa.Table):
         tables["__events"], relation = relation, "__events"
     bounds = pc.min_max(micros)

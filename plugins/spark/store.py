@@ -96,7 +96,9 @@ class SparkOfflineStore(ParquetTables):
                     hadoop.set(key[len("spark.hadoop."):], value)
             if not self.local:
                 try:
-                    spark._jvm.java.lang.Class.forName(S3A_CLASS)
+                    jvm = spark._jvm  # the loader Spark adds spark.jars / spark.jars.packages to
+                    jvm.java.lang.Class.forName(S3A_CLASS, True, jvm.java.lang.Thread.currentThread()
+                                                .getContextClassLoader())
                 except _spark_errors() as e:
                     raise StorageError(f"Spark cannot read {self.root}: its s3a connector (hadoop-aws and the AWS "
                                        f"SDK bundle) is not on the classpath; set s3_packages = "
