@@ -827,6 +827,10 @@ class Retriever(Protocol):
     Its conformance suite (:class:`forgeml.testing.RetrieverSuite`) enforces: at most k (item, score)
     pairs, best first, without duplicates or excluded items; the top of a larger k starts with a smaller
     k's answer; a user or items it knows nothing about give an empty list, not an error.
+
+    Optional: ``inline`` (true when answers come from memory: the recommender then calls the source in
+    the request's own thread, without a time-budget cut) and ``user_features`` (user-keyed "view:feature"
+    references read with the request's user features and passed in ``query.features``).
     """
 
     name: str
@@ -841,7 +845,8 @@ class Reranker(Protocol):
 
     Its conformance suite (:class:`forgeml.testing.RerankerSuite`) enforces: a list of the given
     candidates (none invented, none repeated), the input list left as it was, and the same answer for
-    the same input.
+    the same input. A rule sees the recommender's best ``rerank_window`` candidates. Optional:
+    ``user_features``, as for a retriever.
     """
 
     name: str

@@ -66,13 +66,12 @@ class Recommendation:
 def merge(found: Iterable[tuple[str, list[tuple[Any, float]]]], exclude: set[Any], limit: int) -> list[Candidate]:
     """Merge source answers in source order: first finder keeps the item, later finders are listed; drop excluded."""
     merged: dict[Any, Candidate] = {}
+    get = merged.get
     for source, pairs in found:
         for item, score in pairs:
-            if item in exclude:
-                continue
-            got = merged.get(item)
-            if got is None:
-                if len(merged) < limit:
+            got = get(item)
+            if got is None:  # an excluded item is never merged, so only a new item needs the check
+                if item not in exclude and len(merged) < limit:
                     merged[item] = Candidate(item, float(score), source, [source])
             elif source not in got.sources:
                 got.sources.append(source)
