@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,6 +37,7 @@ DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
 STAGING = ".staging"  # folder under the root for entity rows handed to Spark as Parquet (not a table)
+STAGED_MAX_AGE_S = 86_400.0  # staged entity rows older than this belong to a query whose process died
 STAGE_BYTES = 4 << 20  # larger entity tables go through Parquet rather than inside Spark's tasks
 S3A_CLASS = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 _session_lock = threading.Lock()
@@ -204,6 +207,7 @@ class SparkOfflineStore(ParquetTables):
         path = f"{folder}/entities-{uuid.uuid4().hex}.parquet"
         views.append(Staged(path))
         try:
+            self.sweep_staged(folder)
             if self.local:
                 os.makedirs(folder, exist_ok=True)
                 pq.write_table(entity, path + ".tmp")
@@ -214,6 +218,24 @@ class SparkOfflineStore(ParquetTables):
         except (OSError, pa.ArrowException) as e:
             raise StorageError(f"cannot stage entity rows for Spark under {folder}: {e}") from e
         return self.spark.read.parquet(self.spark_path(path))
+
+    def sweep_staged(self, folder: str) -> None:
+        """Remove entity rows staged by queries whose process was killed (they hold entity keys), once a day old."""
+        cutoff = time.time() - STAGED_MAX_AGE_S
+        if self.local:
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(folder):
+                    if entry.name.startswith("entities-") and entry.stat().st_mtime < cutoff:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.remove(entry.path)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            for info in self.fs.ls(folder, detail=True):
+                modified = info.get("LastModified") or info.get("mtime")
+                stamp = modified.timestamp() if hasattr(modified, "timestamp") else modified
+                if str(info["name"]).rsplit("/", 1)[-1].startswith("entities-") and stamp and stamp < cutoff:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.fs.rm(info["name"])
 
     def relation_frame(self, relation: Any, views: list[Any]) -> Any:
         """Return a Spark DataFrame for a FeatureRequest relation (contract SQL or an Arrow table)."""

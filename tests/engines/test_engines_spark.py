@@ -181,7 +181,10 @@ def test_the_spark_tests_pass_on_local_master_in_a_fresh_interpreter(tmp_path):
 
 def test_large_entity_tables_reach_spark_as_parquet_under_the_root(spark_store, monkeypatch):
     """Entity rows larger than ``stage_bytes`` are written as Parquet under the root and read back by Spark, not
-    shipped inside its tasks (forced here with stage_bytes = 0): joins are unchanged and nothing is left behind."""
+    shipped inside its tasks (forced here with stage_bytes = 0): joins are unchanged, nothing is left behind, and
+    entity rows a killed query left there over a day ago are removed."""
+    import os
+    import time
     from pathlib import Path
 
     import numpy as np
@@ -213,8 +216,13 @@ def test_large_entity_tables_reach_spark_as_parquet_under_the_root(spark_store, 
     write_table = pq.write_table
     monkeypatch.setattr(pq, "write_table", lambda table, where, **kw: (staged.append(str(where)),
                                                                         write_table(table, where, **kw))[1])
+    folder = Path(spark_store.root) / ".staging"
+    folder.mkdir()
+    (folder / "entities-killed.parquet").write_bytes(b"rows of a query whose process died")
+    os.utime(folder / "entities-killed.parquet", (time.time() - 2 * 86_400,) * 2)
+    (folder / "entities-running.parquet").write_bytes(b"rows of another process's query in flight")
     spark_store.stage_bytes = 0
     assert joins() == inline
     assert len(staged) == 2 and all("/.staging/" in p for p in staged)
-    assert list((Path(spark_store.root) / ".staging").iterdir()) == []
+    assert [p.name for p in folder.iterdir()] == ["entities-running.parquet"]  # the day-old leftover is swept
     assert spark_store._tables() == ["clicks"]  # what subject search and erasure walk: not the scratch folder
