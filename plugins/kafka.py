@@ -20,6 +20,7 @@ from typing import Any
 from forgeml import hookimpl
 from forgeml.config import Secret, reveal, setting
 from forgeml.errors import ConfigError, StorageError
+from forgeml.features.dead_letters import ERROR
 
 
 @dataclass
@@ -169,24 +170,25 @@ class KafkaStreamConsumer:
             raise StorageError(f"Kafka group {self.group!r}: cannot read committed offsets: {e}") from e
 
     def poll(self, max_records: int, timeout_s: float) -> Any:
-        """Return up to max_records records as an Arrow table plus _partition ("TOPIC:N") and _offset."""
+        """Return up to max_records records as an Arrow table plus _partition ("TOPIC:N"), _offset and _error."""
         import pyarrow as pa
 
         messages = self._consumer.consume(num_messages=max(1, max_records), timeout=timeout_s)
-        rows, parts, offsets = [], [], []
+        rows, parts, offsets, errors = [], [], [], []
         for msg in messages:
             if msg.error() is not None:
                 raise StorageError(f"Kafka topic {self.stream.topic!r}: {msg.error().str()}")
-            try:
-                rows.append(json.loads(msg.value()))
-            except (ValueError, TypeError) as e:
-                raise StorageError(f"Kafka topic {self.stream.topic!r} partition {msg.partition()} offset "
-                                   f"{msg.offset()}: not a JSON object ({e})") from e
+            row, error = _decoded(msg.value())
+            rows.append(row)
+            errors.append(None if error is None else f"partition {msg.partition()} offset {msg.offset()}: {error}")
             parts.append(f"{msg.topic()}:{msg.partition()}")
             offsets.append(msg.offset())
-        table = pa.Table.from_pylist(rows) if rows else pa.table({})
+        table = _rows_table(rows)
         table = table.append_column("_partition", pa.array(parts, pa.string()))
-        return table.append_column("_offset", pa.array(offsets, pa.int64()))
+        table = table.append_column("_offset", pa.array(offsets, pa.int64()))
+        if any(e is not None for e in errors):  # a foreign producer's record is set aside, never a stuck consumer
+            table = table.append_column(ERROR, pa.array(errors, pa.string()))
+        return table
 
     def commit(self, positions: Mapping[str, int]) -> None:
         """Commit each partition's last processed offset (Kafka stores the next one to read) synchronously."""
@@ -210,6 +212,35 @@ class KafkaStreamConsumer:
     def close(self) -> None:
         """Leave without committing anything more."""
         self._consumer.close()
+
+
+def _decoded(value: bytes | None) -> tuple[dict[str, Any], str | None]:
+    """Return a message's JSON object, or an empty record and why it is not one (with its first bytes)."""
+    try:
+        row = json.loads(value) if value is not None else None
+    except (ValueError, TypeError) as e:
+        return {}, f"not a JSON object ({e}); value starts {bytes(value or b'')[:80]!r}"
+    if not isinstance(row, dict):
+        return {}, f"not a JSON object (a {type(row).__name__}); value starts {bytes(value or b'')[:80]!r}"
+    return row, None
+
+
+def _rows_table(rows: list[dict[str, Any]]) -> Any:
+    """Return the records as an Arrow table; columns whose JSON types disagree become text the caller casts."""
+    import pyarrow as pa
+
+    if not rows:
+        return pa.table({})
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        return pa.table({n: pa.array([_text(row.get(n)) for row in rows], pa.string()) for n in names})
+
+
+def _text(value: Any) -> str | None:
+    """Return a JSON value as the text a cast reads (strings as they are, others as JSON)."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
 def client_config(settings: KafkaStreamSettings) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class RankingModel:
                 out = out[:, -1]
         if len(out) != rows:
             raise ValidationError(f"ranking model {self.uri} returned {len(out)} scores for {rows} candidates")
-        return [float(v) for v in out]
+        return np.asarray(out, dtype=np.float64).tolist()  # Python floats, converted in C
 
 
     def _matrix(self, columns: dict[str, Sequence[Any]]) -> Any:

@@ -118,20 +118,34 @@ def test_kill_9_mid_stream_then_restart_loses_and_doubles_nothing(kafka_workspac
     assert offline["count_1d"].tolist() == got["count_1d"]
 
 
-def test_a_record_that_is_not_json_is_one_clear_error(kafka_workspace, kafka_bootstrap):
-    """A foreign producer's non-JSON record stops the consumer with its partition and offset named."""
+def test_records_that_are_not_json_objects_come_with_an_error_not_a_stuck_consumer(kafka_workspace, kafka_bootstrap):
+    """A foreign producer's record that is not a JSON object is marked with why (partition and offset named);
+    the records around it still arrive, and types that disagree between records arrive as text to cast."""
+    import json
+
     from confluent_kafka import Producer
 
     stream = kafka_workspace.stream("txns")
     stream.ensure_topic()
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
-    producer.produce(stream.topic, b"\x00not json", partition=0)
+    for value in (b'{"card_id": 1, "amount": 2.5}', b"\x00not json", b"[1, 2]", b'{"card_id": "two", "amount": 3}'):
+        producer.produce(stream.topic, value, partition=0)
     producer.flush(10)
     consumer = stream.consumer("g-bad")
-    with pytest.raises(StorageError, match=r"partition 0 offset 0: not a JSON object"):
-        for _ in range(20):
-            consumer.poll(10, 0.5)
-    consumer.close()
+    try:
+        polled = []
+        for _ in range(40):
+            polled.extend(consumer.poll(10, 0.5).to_pylist())
+            if len(polled) >= 4:
+                break
+    finally:
+        consumer.close()
+    assert [r["_offset"] for r in polled] == [0, 1, 2, 3]
+    assert [r["_error"] is None for r in polled] == [True, False, False, True]
+    assert polled[1]["_error"].startswith("partition 0 offset 1: not a JSON object") and "not json" in polled[1]["_error"]
+    assert "not a JSON object (a list)" in polled[2]["_error"]
+    assert [(r["card_id"], r["amount"]) for r in (polled[0], polled[3])] == [("1", "2.5"), ("two", "3")]
+    assert json.loads(polled[0]["amount"]) == 2.5
 
 
 def test_bad_settings_are_clear_errors(configure, kafka_bootstrap):
