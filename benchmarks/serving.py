@@ -151,13 +151,16 @@ class Server:
 
     def __init__(self, argv: list[str], env: dict[str, str], port: int, health: str):
         self.port = port
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        # a file, not a pipe nobody reads: a chatty server would block once the pipe filled and stall the run
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr,
                                      start_new_session=True)
         try:
             self.startup_s = round(wait_http(port, health, proc=self.proc), 2)
         except RuntimeError as e:
             self.stop()
-            err = self.proc.stderr.read().decode(errors="replace")[-3000:] if self.proc.stderr else ""
+            self.stderr.seek(0)
+            err = self.stderr.read().decode(errors="replace")[-3000:]
             raise RuntimeError(f"{e}; server stderr:\n{err}") from None
 
     def stop(self) -> None:
