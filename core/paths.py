@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from forgeml.errors import ValidationError
 
@@ -109,3 +110,25 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             os.replace(tmp, final)  # readers see the old file or the whole new one, never a part
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def extract_archive(tar: Any, dest: str | Path) -> None:
+    """Unpack a tar archive under dest, refusing members that are absolute, climb out with '..' or are links."""
+    import tarfile
+
+    if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later: the standard library's own "data" rules
+        tar.extractall(dest, filter="data")
+        return
+    members = []
+    for member in tar.getmembers():  # older Pythons: the same refusals, checked here (links are refused outright)
+        if not (member.isfile() or member.isdir()):
+            raise tarfile.TarError(f"member {member.name!r} is a link or special file")
+        try:
+            safe_relpath(member.name, "archive member")
+        except ValidationError as e:
+            raise tarfile.TarError(str(e)) from e
+        member.mode &= 0o755  # no set-uid, set-gid or sticky bits, as the data filter does
+        member.uid = member.gid = 0
+        member.uname = member.gname = ""
+        members.append(member)
+    tar.extractall(dest, members=members, numeric_owner=True)

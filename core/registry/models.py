@@ -20,6 +20,7 @@ from typing import Any
 from forgeml.auth.service import require
 from forgeml.client import remote
 from forgeml.errors import CorruptObjectError, NotFoundError, ValidationError, unknown_name
+from forgeml.paths import extract_archive
 from forgeml.registry import store as persisted
 from forgeml.registry.cache import bump as bump_generation
 from forgeml.registry.inputs import META_FILE, infer_inputs, infer_outputs
@@ -149,8 +150,7 @@ def model_folder(ws: Any, digest: str) -> Path:
     tmp = final.parent / f".{digest}.{uuid.uuid4().hex}"
     try:
         with ws.artifacts.open(digest) as f, tarfile.open(fileobj=io.BytesIO(f.read()), mode="r") as tar:
-            # the "data" filter refuses members that are absolute, climb out with '..' or link outside
-            tar.extractall(tmp, filter="data")
+            extract_archive(tar, tmp)
     except tarfile.TarError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CorruptObjectError(f"model artifact {digest[:12]} is not a safe model archive: {e}") from e
