@@ -11,7 +11,8 @@ Workloads, on a synthetic shop (core/recsys/synthetic.py; deterministic):
   Floor: zero failed requests (non-200 answers). Fallback answers (a stage past its budget) are
   counted in both phases from the prediction log, which every worker process writes, so a swap that
   made them more frequent would show.
-The server runs --workers processes (default 2, one per core of the 2-core target machine): the
+The server runs --workers processes (default 2, one per core of the 2-core target machine; the parent
+hands each of the load's keep-alive connections to the worker holding the fewest): the
 pipeline is Python work under one interpreter lock per process.
 No peer runs the same pipeline (the issue names none): reported as skipped.
 
@@ -106,6 +107,21 @@ def ann_recall(ws: Any, shop: Any, queries: int = 50, k: int = 100) -> dict[str,
             "indexed": bool(ws.vector_store.optimize(table.table)["indices"])}
 
 
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by the server's process and its workers (the parent's share included)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for proc in [parent, *parent.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     """Sum a Prometheus family's samples whose labels include the given ones."""
     total = 0.0
@@ -166,10 +182,13 @@ def main() -> None:
             for body in bodies[:2 * args.concurrency]:  # every worker past its first request
                 httpx.post(url, content=body, timeout=30)
             steady_from = dt.datetime.now(dt.UTC)
+            cpu_before = server_cpu_s(server.proc.pid)
             # the first seconds fill each worker's item and list caches: the floor is about steady state,
             # and what is read again once items pass item_cache_s still falls inside the measured window
             steady = run_load(server.port, "/v1/recommenders/shop/recommend", bodies, args.concurrency,
                               args.seconds, args.warmup_s, Path(tmp))
+            steady["server_cpu_ms_per_answer"] = round(
+                (server_cpu_s(server.proc.pid) - cpu_before) / max(1, steady["answered_in_all"]) * 1e3, 3)
             steady_to = dt.datetime.now(dt.UTC)
             before = httpx.get(f"http://127.0.0.1:{server.port}/metrics").text
             swap: dict[str, Any] = {}
