@@ -63,7 +63,8 @@ def backfill_cmd(view: str, as_json: bool) -> None:
 
 @click.command("compact")
 @click.argument("view")
-@click.option("--min-files", default=2, show_default=True, help="Leave a date with fewer small files than this.")
+@click.option("--min-files", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Leave a date with fewer small files than this.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def compact_cmd(view: str, min_files: int, as_json: bool) -> None:
     """Rewrite a view's small offline files (one per push or stream batch) into one file per date."""

@@ -414,6 +414,8 @@ class FeatureStore(StatusMixin):
         """Rewrite a view's small offline files (one per push or stream batch) into one file per date."""
         from dataclasses import asdict
 
+        if isinstance(min_files, bool) or not isinstance(min_files, int) or min_files < 1:
+            raise ValidationError(f"min_files must be a whole number of at least 1, got {min_files!r}")
         fv = self.get_feature_view(view)
         compact = getattr(self.offline, "compact", None)
         if compact is None:

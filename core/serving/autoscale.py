@@ -218,8 +218,12 @@ def policy_from(settings: Any) -> AutoscalePolicy:
 
 
 def run_autoscaled(policy: AutoscalePolicy, options: dict[str, Any], announce: Callable[[str], None],
-                   workspace: Any) -> None:
-    """Run the workers under uvicorn's process manager with the autoscaler beside it, until interrupted."""
+                   workspace: Any, balance: bool = True) -> None:
+    """Run the workers under a process manager with the autoscaler beside it, until interrupted.
+
+    With ``balance`` the parent hands each connection to the worker holding the fewest
+    (forgeml.serving.balancer); otherwise uvicorn's process manager runs workers sharing the port.
+    """
     import inspect
     import tempfile
 
@@ -230,7 +234,12 @@ def run_autoscaled(policy: AutoscalePolicy, options: dict[str, Any], announce: C
     with tempfile.TemporaryDirectory(prefix="forgeml-serve-") as folder:
         os.environ[STATS_ENV] = folder  # the workers inherit it
         sock = config.bind_socket()
-        if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn before 0.36 takes the target
+        from forgeml.serving import balancer
+
+        supervisor: Any
+        if balance and balancer.supported():
+            supervisor = balancer.Balancer(config, policy.min_workers, sock)
+        elif "target" in inspect.signature(Multiprocess).parameters:  # uvicorn before 0.36 takes the target
             supervisor = Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock])
         else:
             supervisor = Multiprocess(config, sockets=[sock])

@@ -147,6 +147,12 @@ def run_server(uris: list[str], host: str | None = None, port: int | None = None
     if scale is not None:
         from forgeml.serving.autoscale import run_autoscaled
 
-        run_autoscaled(scale, common, announce or log.info, workspace)
+        run_autoscaled(scale, common, announce or log.info, workspace, settings.balance)
+        return
+    from forgeml.serving import balancer
+
+    if settings.balance and balancer.supported():
+        config = uvicorn.Config("forgeml.serving.app:app_from_env", factory=True, workers=workers, **common)
+        balancer.run_balanced(config, workers)
         return
     uvicorn.run("forgeml.serving.app:app_from_env", factory=True, workers=workers, **common)

@@ -100,6 +100,9 @@ class ServingSettings:
     host: str = setting("127.0.0.1", "Address to listen on; loopback unless you mean to expose it.")
     port: int = setting(8080, "TCP port.")
     workers: int = setting(1, "Server processes (see [serving.autoscale] to scale them on load).")
+    balance: bool = setting(True, "With several workers: the parent process accepts each connection and hands it "
+                                  "to the worker holding the fewest, so a client's keep-alive connections spread "
+                                  "evenly; false: the workers share the port and the kernel picks (uvicorn's mode).")
     autoscale: AutoscaleSettings = setting(default_factory=AutoscaleSettings, doc="Autoscaling of the workers.")
     token: Secret | None = setting(None, "Bearer token callers must send, e.g. { env = \"FORGEML_SERVE_TOKEN\" }.")
     principals: bool = setting(False, "Accept `forgeml auth` tokens instead of one shared token: roles and "

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from forgeml.errors import ValidationError
 from forgeml.features import Aggregation, Entity, FeatureView, PushSource, StreamSource
 
 CARD = Entity("card", join_keys=["card_id"])
@@ -211,6 +212,11 @@ def test_the_compact_command_and_python_api(workspace):
     assert store.compact("pushed")["files_after"] == result["files_after"]
     missing = runner.invoke(cli, ["features", "compact", "nope"])
     assert missing.exit_code != 0 and "unknown feature view 'nope'" in str(missing.exception)
+    zero = runner.invoke(cli, ["features", "compact", "pushed", "--min-files", "0"])
+    assert zero.exit_code == 2 and "--min-files" in zero.output
+    for bad in (0, -3, True, 1.5):
+        with pytest.raises(ValidationError, match="min_files must be a whole number of at least 1"):
+            store.compact("pushed", bad)
 
 
 def test_the_stream_process_compacts_as_it_goes(configure):

@@ -121,3 +121,12 @@ class SlowToLoad:
 
     def __call__(self, frame: pd.DataFrame) -> Any:
         return frame["x"].to_numpy() * 2
+
+
+class WhichProcess:
+    """A function model answering with the process id of the worker that ran it."""
+
+    def __call__(self, frame: pd.DataFrame) -> Any:
+        import os
+
+        return np.full(len(frame), float(os.getpid()))
