@@ -69,6 +69,9 @@ class RecommenderHost:
         """Run one recommendation once a slot is free: on the event loop, or on a compute thread."""
         async with self.slots:
             if self.executor is None:
+                # one turn of the loop first: requests that arrived meanwhile are read and queue behind
+                # this one, so they are answered in arrival order rather than in the order sockets are polled
+                await asyncio.sleep(0)
                 return rec.recommend(**args)
             return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: rec.recommend(**args))
 
