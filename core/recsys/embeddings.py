@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from forgeml.errors import ConfigError, ValidationError
@@ -94,7 +95,9 @@ class VectorIndex:
         if k <= 0:
             return [], []
         head = smallest(distances, k)
-        return [self.keys[i] for i in head.tolist()], distances[head].tolist()
+        rows = head.tolist()
+        keys = itemgetter(*rows)(self.keys) if k > 1 else (self.keys[rows[0]],)
+        return list(keys), distances[head].tolist()
 
 
 def smallest(values: Any, k: int, step: int = 64) -> Any:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, islice, repeat
+from operator import is_, is_not, itemgetter, not_
 from typing import Any
 
 from forgeml.contracts import Candidate, RecommendQuery
@@ -65,17 +67,83 @@ class Recommendation:
 
 def merge(found: Iterable[tuple[str, list[tuple[Any, float]]]], exclude: set[Any], limit: int) -> list[Candidate]:
     """Merge source answers in source order: first finder keeps the item, later finders are listed; drop excluded."""
-    merged: dict[Any, Candidate] = {}
-    get = merged.get
-    for source, pairs in found:
+    merged = Merged.of(found, exclude, limit)
+    return [merged.candidate(row, float(score)) for row, score in enumerate(merged.scores)]
+
+
+class Merged:
+    """Merged candidates as columns: a request ranks hundreds of them but returns a few, made Candidates only then."""
+
+    __slots__ = ("items", "scores", "found_by", "also")
+
+    def __init__(self, items: list[Any], scores: list[Any], found_by: list[str], also: dict[int, list[str]]):
+        self.items = items
+        self.scores = scores
+        """Each item's score from the source that found it first."""
+        self.found_by = found_by
+        self.also = also
+        """The later finders of the rows that several sources found."""
+
+    @classmethod
+    def of(cls, found: Iterable[tuple[str, list[tuple[Any, float]]]], exclude: set[Any], limit: int) -> Merged:
+        """Merge in source order (first finder keeps the item), drop excluded items, keep at most ``limit``."""
+        rows: dict[Any, int] = {}
+        items: list[Any] = []
+        scores: list[Any] = []
+        found_by: list[str] = []
+        also: dict[int, list[str]] = {}
+        for source, pairs in found:
+            keys = list(map(_FIRST, pairs))
+            if len(set(keys)) < len(keys) or not exclude.isdisjoint(keys):  # the contract says neither happens
+                cls._one_by_one(source, pairs, exclude, limit, rows, items, scores, found_by, also)
+                continue
+            # the usual answer, in C loops: items an earlier source found list this one too, the rest are new
+            for item in rows.keys() & keys:
+                row = rows[item]
+                if found_by[row] != source:
+                    later = also.setdefault(row, [])
+                    if source not in later:
+                        later.append(source)
+            new = list(compress(pairs, map(not_, map(rows.__contains__, keys))))[:max(0, limit - len(items))]
+            rows.update(zip(map(_FIRST, new), range(len(items), len(items) + len(new))))
+            items.extend(map(_FIRST, new))
+            scores.extend(map(_SECOND, new))
+            found_by.extend(repeat(source, len(new)))
+        return cls(items, scores, found_by, also)
+
+    @staticmethod
+    def _one_by_one(source: str, pairs: list[tuple[Any, float]], exclude: set[Any], limit: int, rows: dict[Any, int],
+                    items: list[Any], scores: list[Any], found_by: list[str], also: dict[int, list[str]]) -> None:
         for item, score in pairs:
-            got = get(item)
-            if got is None:  # an excluded item is never merged, so only a new item needs the check
-                if item not in exclude and len(merged) < limit:
-                    merged[item] = Candidate(item, float(score), source, [source])
-            elif source not in got.sources:
-                got.sources.append(source)
-    return list(merged.values())
+            row = rows.get(item)
+            if row is None:  # an excluded item is never merged, so only a new item needs the check
+                if item not in exclude and len(items) < limit:
+                    rows[item] = len(items)
+                    items.append(item)
+                    scores.append(score)
+                    found_by.append(source)
+            elif found_by[row] != source:
+                later = also.setdefault(row, [])
+                if source not in later:
+                    later.append(source)
+
+    def candidate(self, row: int, score: float, features: dict[str, Any] | None = None) -> Candidate:
+        """Return one merged row as a Candidate."""
+        first = self.found_by[row]
+        later = self.also.get(row)
+        return Candidate(self.items[row], score, first, [first, *later] if later else [first],
+                         {} if features is None else features)
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+
+
+def _picker(rows: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """Return a function taking those rows of a column, in that order (a C loop, not a Python one)."""
+    if len(rows) == 1:
+        only = rows[0]
+        return lambda column: (column[only],)
+    return itemgetter(*rows)  # type: ignore[return-value]
 
 
 class Recommender:
@@ -166,7 +234,7 @@ class Recommender:
         declared = [ref for part in (*self.sources.values(), *(rule for _, rule in self.rules))
                     for ref in getattr(part, "user_features", ())]
         wanted = [*self._refs(), *([self.settings.recent] if with_recent and self.settings.recent else []), *declared]
-        return self.features.user_values(user, self.features.split(list(dict.fromkeys(wanted)))[0])
+        return self.features.user_values(user, self.features.split(dict.fromkeys(wanted))[0])
 
     def recommend(self, user: Any, n: int | None = None, context: dict[str, Any] | None = None,
                   recent: list[Any] | None = None, exclude: Iterable[Any] = ()) -> Recommendation:
@@ -175,24 +243,30 @@ class Recommender:
         q = self.query(user, n, context, recent, exclude)
         stages: dict[str, float] = {}
         found, reports = self._retrieve(q)
-        candidates = merge(found, q.exclude, self.settings.max_candidates)
+        merged = Merged.of(found, q.exclude, self.settings.max_candidates)
         t1 = self.clock()
         stages["retrieve"] = (t1 - t0) * 1000
-        reason = None if candidates else "no source returned candidates"
+        reason = None if merged.items else "no source returned candidates"
         version = None
-        if candidates:
+        window = self._window(q)
+        ranked: list[Candidate] = []
+        rest: Iterator[Candidate] = iter(())
+        if merged.items:
             try:
-                candidates, version = self._rank(q, candidates)
+                ranked, rest, version = self._rank(q, merged, window)
             except (ForgeError, ValueError, TypeError, KeyError, cf.TimeoutError, RuntimeError) as e:
                 reason = f"ranking failed: {type(e).__name__}: {e}" if str(e) else "ranking timed out"
                 log.warning("recommender %s: %s", self.name, reason)
         t2 = self.clock()
         stages["rank"] = (t2 - t1) * 1000
         if reason is not None:
-            candidates = self._fallback(q, reports)
+            fallback = self._fallback(q, reports)
+            ranked, rest = fallback[:window], iter(fallback[window:])
         rule_errors: dict[str, str] = {}
-        window = self._window(q)
-        candidates = (self._rerank(q, candidates[:window], rule_errors) + candidates[window:])[:q.n]
+        candidates = self._rerank(q, ranked, rule_errors)
+        if len(candidates) < q.n:  # rules dropped some: the next ranked candidates, past the window, fill up
+            candidates = [*candidates, *islice(rest, q.n - len(candidates))]
+        candidates = candidates[:q.n]
         t3 = self.clock()
         stages["rerank"] = (t3 - t2) * 1000
         stages["total"] = (t3 - t0) * 1000
@@ -261,44 +335,58 @@ class Recommender:
         """How many of the ranked candidates the rules see (never fewer than the request's n)."""
         return max(self.settings.rerank_window, q.n) if self.settings.rerank_window else self.settings.max_candidates
 
-    def _rank(self, q: RecommendQuery, candidates: list[Candidate]) -> tuple[list[Candidate], int | None]:
+    def _rank(self, q: RecommendQuery, merged: Merged,
+              window: int) -> tuple[list[Candidate], Iterator[Candidate], int | None]:
+        """Return the best ``window`` candidates in ranked order with their features, the rest lazily, the version."""
         import numpy as np
 
         refs = self._refs()
-        columns = self.features.lookup(q.user, [c.item for c in candidates], refs, q.features)
+        columns = self.features.lookup(q.user, merged.items, refs, q.features)
         names = [feature_name(r) for r in refs]
+        rows: list[int] | None = None  # the merged rows still in, when some candidates are unavailable
         if self.settings.available and feature_name(self.settings.available) in columns:
             flags = columns[feature_name(self.settings.available)]
-            keep = [i for i, flag in enumerate(flags) if flag is not False]
-            if len(keep) < len(candidates):
-                candidates = [candidates[i] for i in keep]
-                columns = {name: [col[i] for i in keep] for name, col in columns.items()}
+            if any(map(is_, flags, repeat(False))):  # only a False flag drops a candidate
+                mask = list(map(is_not, flags, repeat(False)))
+                rows = list(compress(range(len(flags)), mask))
+                columns = {name: list(compress(col, mask)) for name, col in columns.items()}
+        count = len(merged.items) if rows is None else len(rows)
         model = self.model.current if self.model is not None else None
-        if model is None or not candidates:
+        if model is None or not count:
             if self.model is not None:
                 raise ValidationError(f"ranking model {self.settings.model} is not loaded")
             version = None
+            scores = np.asarray(merged.scores if rows is None else [merged.scores[i] for i in rows], dtype=np.float64)
         else:
-            blank = [None] * len(candidates)
-            inputs: dict[str, list[Any]] = {name: columns.get(name, blank) for name in names}
+            blank = [None] * count
+            inputs: dict[str, Sequence[Any]] = {name: columns.get(name, blank) for name in names}
             for key, value in q.context.items():
                 if key not in inputs:
-                    inputs[key] = [value] * len(candidates)
+                    inputs[key] = [value] * count
             timeout = self.settings.rank_timeout_ms / 1000 if self.settings.rank_timeout_ms else None
             if timeout is None:
-                scores = model.score(inputs, len(candidates))
+                scored = model.score(inputs, count)
             else:
-                scores = self._pool.submit(model.score, inputs, len(candidates)).result(timeout=timeout)
-            for c, s in zip(candidates, scores, strict=True):
-                c.score = s
+                scored = self._pool.submit(model.score, inputs, count).result(timeout=timeout)
+            scores = np.asarray(scored, dtype=np.float64)
+            if len(scores) != count:
+                raise ValidationError(f"ranking model {self.settings.model} returned {len(scores)} scores for "
+                                      f"{count} candidates")
             version = model.version
         # one stable sort of the scores, ties keeping merge order
-        order = np.argsort(-np.asarray([c.score for c in candidates], dtype=np.float64), kind="stable").tolist()
-        # per-candidate feature dicts only for those the rules will see: each costs microseconds
-        present = [(name, columns[name]) for name in names if name in columns]
-        for i in order[:self._window(q)]:
-            candidates[i].features = {name: col[i] for name, col in present}
-        return [candidates[i] for i in order], version
+        order = np.argsort(-scores, kind="stable")
+        head = order[:window].tolist()
+        # feature dicts, and Candidates at all, only for those the rules will see: each costs microseconds
+        present = [name for name in names if name in columns]
+        values = zip(*map(_picker(head), (columns[name] for name in present))) if head and present else repeat(())
+        ranked = [merged.candidate(i if rows is None else rows[i], score, dict(zip(present, row)))
+                  for i, score, row in zip(head, scores[order[:window]].tolist(), values)]
+
+        def rest() -> Iterator[Candidate]:
+            for i in order[window:].tolist():
+                yield merged.candidate(i if rows is None else rows[i], float(scores[i]))
+
+        return ranked, rest(), version
 
     def _fallback(self, q: RecommendQuery, reports: dict[str, SourceReport]) -> list[Candidate]:
         name = self.fallback_source

@@ -22,7 +22,7 @@ from forgeml.errors import ConfigError
 from forgeml.serving.endpoint import EndpointConfig
 from forgeml.serving.outcomes_route import post_outcomes
 from forgeml.serving.push import push_rows
-from forgeml.serving.recommend import recommend
+from forgeml.serving.recommend import RecommendRoute
 from forgeml.serving.routes import (
     PredictRoute,
     healthz,
@@ -41,27 +41,31 @@ __all__ = ["ServerOptions", "ServingApp", "ServingState", "app_from_env", "build
 
 
 _PREDICT_PREFIX, _PREDICT_SUFFIX = "/v1/models/", "/predict"
+_RECOMMEND_PREFIX, _RECOMMEND_SUFFIX = "/v1/recommenders/", "/recommend"
 
 
 class ServingApp(Starlette):
-    """Starlette, with POST /v1/models/{name}/predict dispatched ahead of its middleware and router.
+    """Starlette, with the predict and recommend routes dispatched ahead of its middleware and router.
 
-    That route handles its own errors (every failure becomes a JSON reply), so the generic
+    POST /v1/models/{name}/predict and /v1/recommenders/{name}/recommend: those routes handle their own errors (every failure becomes a JSON reply), so the generic
     middleware would only add cost to the path every prediction takes.
     """
 
     predict = PredictRoute()
+    recommend = RecommendRoute()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
-            if path.startswith(_PREDICT_PREFIX) and path.endswith(_PREDICT_SUFFIX):
-                name = path[len(_PREDICT_PREFIX):-len(_PREDICT_SUFFIX)]
-                if name and "/" not in name:
-                    scope["app"] = self
-                    scope["path_params"] = {"name": name}
-                    await self.predict(scope, receive, send)
-                    return
+            for prefix, suffix, route in ((_PREDICT_PREFIX, _PREDICT_SUFFIX, self.predict),
+                                          (_RECOMMEND_PREFIX, _RECOMMEND_SUFFIX, self.recommend)):
+                if path.startswith(prefix) and path.endswith(suffix):
+                    name = path[len(prefix):-len(suffix)]
+                    if name and "/" not in name:
+                        scope["app"] = self
+                        scope["path_params"] = {"name": name}
+                        await route(scope, receive, send)
+                        return
         await super().__call__(scope, receive, send)
 
 
@@ -89,7 +93,7 @@ def build_app(endpoints: Sequence[EndpointConfig], options: ServerOptions | None
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/push/{view}", push_rows, methods=["POST"]),
         Route("/v1/outcomes", post_outcomes, methods=["POST"]),
-        Route("/v1/recommenders/{name}/recommend", recommend, methods=["POST"]),
+        Route("/v1/recommenders/{name}/recommend", RecommendRoute(), methods=["POST"]),
     ]
     app = ServingApp(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     app.state.serving = state

@@ -82,7 +82,9 @@ def server_options(settings: Any) -> ServerOptions:
                          burst=settings.burst or settings.rate_per_s,
                          poll_interval_s=settings.poll_interval_s, log_predictions=settings.log_predictions,
                          predlog_flush_s=settings.predlog_flush_s,
-                         log_explanations=settings.log_explanations)
+                         log_explanations=settings.log_explanations,
+                         recommend_concurrency=settings.recommend_concurrency,
+                         recommend_on_event_loop=settings.recommend_on_event_loop)
 
 
 def app_args_to_spec(endpoints: Sequence[EndpointConfig], options: ServerOptions) -> dict[str, Any]:

@@ -27,14 +27,18 @@ class InterleavingLayouts:
         self.dot = getattr(workspace, "dot", None)
         self.prefix = prefix
         self._seen: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        self._paths: dict[str, str] = {}  # a pathlib join costs more than the stat checked on every request
 
     def running(self, name: str) -> dict[str, Any] | None:
         """Return the layout of a running interleaving experiment on recommender ``name``, else None."""
         if self.dot is None:
             return None
         endpoint = self.prefix + name
+        path = self._paths.get(name)
+        if path is None:
+            path = self._paths[name] = str(shares_path(self.dot, endpoint))
         try:
-            stamp = os.stat(shares_path(self.dot, endpoint)).st_mtime_ns
+            stamp = os.stat(path).st_mtime_ns
         except OSError:
             return None
         cached = self._seen.get(name)

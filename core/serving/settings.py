@@ -118,6 +118,13 @@ class ServingSettings:
                                             "(columns _attr_<feature>); costs an explanation per request.")
     predlog_flush_s: float = setting(1.0, "How often the prediction log is flushed to Parquet.")
     predict_threads: int = setting(4, "Threads running predict calls side by side when batching is off.")
+    recommend_concurrency: int = setting(1, "Recommendations one server process computes at once; later requests "
+                                            "wait in arrival order (more workers, not more of these, use more "
+                                            "cores: they share one interpreter lock).", low=1)
+    recommend_on_event_loop: bool | None = setting(
+        None, "Compute recommendations on the server's event loop instead of a compute thread: no hand-off "
+              "between threads, but the process's other requests wait meanwhile (unset: when it serves only "
+              "recommenders and recommend_concurrency is 1).")
     # None rather than {} so the default plugins.toml leaves room for [serving.endpoints.NAME] tables
     endpoints: dict[str, EndpointSettings] | None = setting(
         None, "Add one [serving.endpoints.NAME] table per endpoint (model, shadow, ab_model, batching, canary).")

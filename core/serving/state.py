@@ -47,6 +47,15 @@ class ServerOptions:
     principals: bool = False
     rate_per_s: float = 0.0
     burst: float = 0.0
+    # recommendations computed at once in this process; the others queue in arrival order
+    recommend_concurrency: int = 1
+    # compute them on the event loop (None: when the process serves only recommenders, one at a time)
+    recommend_on_event_loop: bool | None = None
+
+    def __post_init__(self) -> None:
+        from forgeml.serving.recommend import check_compute
+
+        check_compute(self.recommend_concurrency, self.recommend_on_event_loop)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -99,7 +108,11 @@ class ServingState:
         self.load_errors: dict[str, str] = {}
         from forgeml.serving.recommend import RecommenderHost
 
-        self.recommenders = RecommenderHost(recommenders, workspace, self.metrics, self.predlog)
+        on_loop = options.recommend_on_event_loop
+        if on_loop is None:  # a thread hand-off costs more than it saves when no model request could run meanwhile
+            on_loop = not endpoints and options.recommend_concurrency == 1
+        self.recommenders = RecommenderHost(recommenders, workspace, self.metrics, self.predlog,
+                                            options.recommend_concurrency, on_loop)
         self.gate = None
         if options.principals:
             from forgeml.serving.access import PrincipalGate

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import itemgetter, neg
 from typing import Any
 
 from forgeml.config import setting
@@ -44,9 +44,11 @@ class _OnlineLists:
         return self.cache.get_many(keys)
 
     def _load(self, keys: list[Any]) -> list[Any]:
+        from forgeml.recsys.cache import frozen
+
         key = self.store.get_feature_view(self.view).join_keys[0]
         got = self.store.get_online_features([{key: k} for k in keys], [self.ref]).to_dict()
-        return list(got[self.feature])
+        return [frozen(v) for v in got[self.feature]]  # lists held as tuples: the collector skips them
 
 
 CACHE_HELP = ("Seconds a read value is held in memory before the online store is read again (the staleness of "
@@ -54,10 +56,20 @@ CACHE_HELP = ("Seconds a read value is held in memory before the online store is
 
 
 def _top(scores: dict[Any, float], exclude: set[Any], k: int) -> list[tuple[Any, float]]:
+    """Return the k best (item, score) pairs not excluded; ``scores`` is the caller's own and loses excluded items."""
     # a stable sort on the score alone: ties keep the order the items were found in, which is deterministic
-    kept = [(i, s) for i, s in scores.items() if i not in exclude] if exclude else list(scores.items())
-    return heapq.nlargest(k, kept, key=itemgetter(1)) if k < len(kept) // 4 else \
-        sorted(kept, key=itemgetter(1), reverse=True)[:k]
+    if len(exclude) <= len(scores):  # a few excluded items are dropped from the dict rather than filtered
+        for item in exclude:
+            scores.pop(item, None)
+        kept: Any = scores.items()
+    else:
+        kept = [(i, s) for i, s in scores.items() if i not in exclude]
+    # the C sort beats heapq's Python loop until thousands of items (both keep ties in found order)
+    return heapq.nlargest(k, kept, key=_SCORE) if len(kept) > 2000 and k < len(kept) // 16 else \
+        sorted(kept, key=_SCORE, reverse=True)[:k]
+
+
+_SCORE = itemgetter(1)
 
 
 # ---------------------------------------------------------------- ann
@@ -187,7 +199,8 @@ class AnnRetriever:
             metric = getattr(self.workspace.vector_store, "metric", "l2")
             keys, distances = followed.items.nearest(vector, want, metric)  # nearest first already
             exclude = query.exclude
-            return [(i, -d) for i, d in zip(keys, distances, strict=True) if i not in exclude][:k]
+            pairs = zip(keys, map(neg, distances))
+            return list(pairs)[:k] if not exclude else [p for p in pairs if p[0] not in exclude][:k]
         if table is not None:
             found = table.search(self.workspace, vector, want, filter_)
             key = table.key
@@ -231,8 +244,9 @@ class CooccurrenceRetriever:
         scores: dict[Any, float] = {}
         for age, related in enumerate(self.lists.read(recent)):
             weight = self.settings.decay ** age
-            for pos, item in enumerate(related or []):
-                scores[item] = scores.get(item, 0.0) + weight / (1 + pos)
+            get = scores.get
+            for pos, item in enumerate(related or (), 1):
+                scores[item] = get(item, 0.0) + weight / pos
         return _top(scores, query.exclude | set(recent), k)
 
 
@@ -314,9 +328,13 @@ class ContentRetriever:
         order = sorted(counts, key=lambda v: (-counts[v], str(v)))
         lists = self.lists.read(order)
         scores: dict[Any, float] = {}
+        get = scores.get
         for value, items in zip(order, lists, strict=True):
             share = counts[value] / len(recent)
-            for pos, item in enumerate(items or []):
-                scores[item] = max(scores.get(item, 0.0), share / (1 + pos))
+            for pos, item in enumerate(items or (), 1):
+                score = share / pos
+                held = get(item)
+                if held is None or score > held:  # an item in several lists keeps its best score
+                    scores[item] = score
         return _top(scores, query.exclude | set(recent), k)
 

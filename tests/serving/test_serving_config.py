@@ -103,3 +103,21 @@ def test_serve_refuses_a_model_that_does_not_exist(sklearn_model, workspace):
         run_server(["clf@archived"], workspace=workspace)
     res = CliRunner().invoke(cli, ["serve", "--help"])
     assert res.exit_code == 0 and "--no-batching" in res.output
+
+
+def test_recommendation_compute_settings_are_checked(workspace):
+    """recommend_concurrency below 1, not a number, or above 1 on the event loop: one clear line each."""
+    for text, needle in (("recommend_concurrency = 0", "recommend_concurrency"),
+                         ('recommend_concurrency = "two"', "recommend_concurrency"),
+                         ("recommend_on_event_loop = 3", "recommend_on_event_loop")):
+        with pytest.raises(ConfigError, match=needle) as caught:
+            serving_settings(_workspace_with(workspace, f"[serving]\n{text}\n"))
+        assert "\n" not in str(caught.value)
+    ws = _workspace_with(workspace, "[serving]\nrecommend_concurrency = 2\nrecommend_on_event_loop = true\n")
+    with pytest.raises(ConfigError, match="one recommendation at a time") as caught:
+        server_options(serving_settings(ws))
+    assert "\n" not in str(caught.value)
+    options = server_options(serving_settings(_workspace_with(workspace, "[serving]\nrecommend_concurrency = 3\n")))
+    assert (options.recommend_concurrency, options.recommend_on_event_loop) == (3, None)
+    _, again = spec_to_app_args(orjson.loads(orjson.dumps(app_args_to_spec([], options))))
+    assert again.recommend_concurrency == 3  # worker processes compute as many at once
