@@ -13,11 +13,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from operator import itemgetter
+from itertools import repeat
 from typing import Any
 
 _SPREAD = 1024
-_EXPIRY, _VALUE = itemgetter(0), itemgetter(1)
+_SPLIT_S = 2.0  # as often as a long-lived feature store checks its registry for changed definitions
+_MISSING = float("-inf")  # the expiry of a key never loaded: always due
 
 
 def frozen(value: Any) -> Any:
@@ -31,7 +32,12 @@ def frozen(value: Any) -> Any:
 
 
 class TTLCache:
-    """Values per key, each kept up to ``ttl_s`` seconds; missing and expired keys are loaded in one call."""
+    """Values per key, each kept up to ``ttl_s`` seconds; missing and expired keys are loaded in one call.
+
+    Expiry times and values live in two dicts rather than as (expiry, value) pairs: the collector
+    untracks a tuple only once what it holds is untracked, one level per collection, so pairs holding
+    tuples would pile up in the older generations and lengthen their collections.
+    """
 
     def __init__(self, ttl_s: float, load: Callable[[list[Any]], Sequence[Any]], max_keys: int = 1_000_000,
                  clock: Callable[[], float] = time.monotonic):
@@ -41,24 +47,26 @@ class TTLCache:
         self.clock = clock
         self.loaded = 0
         """Keys loaded from the source so far (misses and expiries)."""
-        self._entries: dict[Hashable, tuple[float, Any]] = {}
+        # (expiry by key, value by key), swapped as one: a reader never pairs one generation's with another's
+        self._held: tuple[dict[Hashable, float], dict[Hashable, Any]] = ({}, {})
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._held[0])
 
     def get_many(self, keys: Sequence[Any]) -> list[Any]:
         """Return the value of each key, loading the missing and expired ones together."""
         if self.ttl_s <= 0:
             return list(self.load(list(keys)))
         now = self.clock()
-        got = list(map(self._entries.get, keys))
-        # the usual case, every key held and fresh, is decided by C loops over the entries
-        if None not in got and (not got or min(map(_EXPIRY, got)) > now):
-            return list(map(_VALUE, got))
-        stale = [k for k, e in zip(keys, got, strict=True) if e is None or e[0] <= now]
+        expires, values = self._held
+        due = list(map(expires.get, keys, repeat(_MISSING)))
+        # the usual case, every key held and fresh, is decided by C loops
+        if not due or min(due) > now:
+            return list(map(values.__getitem__, keys))
+        stale = [k for k, t in zip(keys, due, strict=True) if t <= now]
         fresh = self._fill(list(dict.fromkeys(stale)), now)
-        return [fresh[k] if e is None or e[0] <= now else e[1] for k, e in zip(keys, got, strict=True)]
+        return [fresh[k] if t <= now else values[k] for k, t in zip(keys, due, strict=True)]
 
     def _fill(self, keys: list[Any], now: float) -> dict[Any, Any]:
         values = list(self.load(keys))
@@ -69,17 +77,18 @@ class TTLCache:
         step = self.ttl_s / (4 * _SPREAD)
         fresh = dict(zip(keys, values, strict=True))
         with self._lock:
-            if len(self._entries) + len(keys) > self.max_keys:
-                self._entries = {}
-            self._entries.update({k: (now + self.ttl_s - (hash(k) % _SPREAD) * step, v)
-                                  for k, v in fresh.items()})
+            if len(self._held[0]) + len(keys) > self.max_keys:
+                self._held = ({}, {})
+            held_expiry, held_values = self._held
+            held_values.update(fresh)  # values first: a reader that finds an expiry finds its value
+            held_expiry.update({k: now + self.ttl_s - (hash(k) % _SPREAD) * step for k in keys})
         self.loaded += len(keys)
         return fresh
 
     def clear(self) -> None:
         """Forget every value: the next call of each key reads the source."""
         with self._lock:
-            self._entries = {}
+            self._held = ({}, {})
 
 
 class CandidateFeatures:
@@ -98,17 +107,27 @@ class CandidateFeatures:
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._items: dict[tuple[str, ...], TTLCache] = {}
+        self._splits: dict[tuple[str, ...], tuple[float, tuple[list[str], list[str], list[str]]]] = {}
 
     def split(self, refs: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
         """Return (user-keyed, item-keyed, other) references."""
+        key = tuple(refs)
+        now = time.monotonic()
+        held = self._splits.get(key)
+        if held is not None and held[0] > now:
+            return held[1]
         users, items, rows = [], [], []
+        known = True
         for ref in refs:
             view, _, _ = ref.partition(":")
             try:
                 keys = list(self.store.get_feature_view(view).join_keys)
             except Exception:  # an on-demand view or one defined later: the per-row lookup says what is wrong
                 keys = []
+                known = False
             (users if keys == [self.user_key] else items if keys == [self.item_key] else rows).append(ref)
+        if known:  # a view's join keys are read again as often as the store reads its definitions
+            self._splits[key] = (now + _SPLIT_S, (users, items, rows))
         return users, items, rows
 
     def item_cache(self, refs: Sequence[str]) -> TTLCache:

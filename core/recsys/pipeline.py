@@ -13,8 +13,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice, repeat
-from operator import itemgetter
+from itertools import compress, islice, repeat
+from operator import is_, is_not, itemgetter, not_
 from typing import Any
 
 from forgeml.contracts import Candidate, RecommendQuery
@@ -88,27 +88,44 @@ class Merged:
     def of(cls, found: Iterable[tuple[str, list[tuple[Any, float]]]], exclude: set[Any], limit: int) -> Merged:
         """Merge in source order (first finder keeps the item), drop excluded items, keep at most ``limit``."""
         rows: dict[Any, int] = {}
-        row_of = rows.get
         items: list[Any] = []
         scores: list[Any] = []
         found_by: list[str] = []
         also: dict[int, list[str]] = {}
         for source, pairs in found:
-            for item, score in pairs:
-                row = row_of(item)
-                if row is None:  # an excluded item is never merged, so only a new item needs the check
-                    if item not in exclude and len(items) < limit:
-                        rows[item] = len(items)
-                        items.append(item)
-                        scores.append(score)
-                        found_by.append(source)
-                elif found_by[row] != source:
-                    later = also.get(row)
-                    if later is None:
-                        also[row] = [source]
-                    elif source not in later:
+            keys = list(map(_FIRST, pairs))
+            if len(set(keys)) < len(keys) or not exclude.isdisjoint(keys):  # the contract says neither happens
+                cls._one_by_one(source, pairs, exclude, limit, rows, items, scores, found_by, also)
+                continue
+            # the usual answer, in C loops: items an earlier source found list this one too, the rest are new
+            for item in rows.keys() & keys:
+                row = rows[item]
+                if found_by[row] != source:
+                    later = also.setdefault(row, [])
+                    if source not in later:
                         later.append(source)
+            new = list(compress(pairs, map(not_, map(rows.__contains__, keys))))[:max(0, limit - len(items))]
+            rows.update(zip(map(_FIRST, new), range(len(items), len(items) + len(new))))
+            items.extend(map(_FIRST, new))
+            scores.extend(map(_SECOND, new))
+            found_by.extend(repeat(source, len(new)))
         return cls(items, scores, found_by, also)
+
+    @staticmethod
+    def _one_by_one(source: str, pairs: list[tuple[Any, float]], exclude: set[Any], limit: int, rows: dict[Any, int],
+                    items: list[Any], scores: list[Any], found_by: list[str], also: dict[int, list[str]]) -> None:
+        for item, score in pairs:
+            row = rows.get(item)
+            if row is None:  # an excluded item is never merged, so only a new item needs the check
+                if item not in exclude and len(items) < limit:
+                    rows[item] = len(items)
+                    items.append(item)
+                    scores.append(score)
+                    found_by.append(source)
+            elif found_by[row] != source:
+                later = also.setdefault(row, [])
+                if source not in later:
+                    later.append(source)
 
     def candidate(self, row: int, score: float, features: dict[str, Any] | None = None) -> Candidate:
         """Return one merged row as a Candidate."""
@@ -116,6 +133,9 @@ class Merged:
         later = self.also.get(row)
         return Candidate(self.items[row], score, first, [first, *later] if later else [first],
                          {} if features is None else features)
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
 def _picker(rows: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
@@ -214,7 +234,7 @@ class Recommender:
         declared = [ref for part in (*self.sources.values(), *(rule for _, rule in self.rules))
                     for ref in getattr(part, "user_features", ())]
         wanted = [*self._refs(), *([self.settings.recent] if with_recent and self.settings.recent else []), *declared]
-        return self.features.user_values(user, self.features.split(list(dict.fromkeys(wanted)))[0])
+        return self.features.user_values(user, self.features.split(dict.fromkeys(wanted))[0])
 
     def recommend(self, user: Any, n: int | None = None, context: dict[str, Any] | None = None,
                   recent: list[Any] | None = None, exclude: Iterable[Any] = ()) -> Recommendation:
@@ -326,11 +346,10 @@ class Recommender:
         rows: list[int] | None = None  # the merged rows still in, when some candidates are unavailable
         if self.settings.available and feature_name(self.settings.available) in columns:
             flags = columns[feature_name(self.settings.available)]
-            keep = [i for i, flag in enumerate(flags) if flag is not False]
-            if len(keep) < len(flags):
-                rows = keep
-                pick = _picker(keep) if keep else (lambda column: ())
-                columns = {name: pick(col) for name, col in columns.items()}
+            if any(map(is_, flags, repeat(False))):  # only a False flag drops a candidate
+                mask = list(map(is_not, flags, repeat(False)))
+                rows = list(compress(range(len(flags)), mask))
+                columns = {name: list(compress(col, mask)) for name, col in columns.items()}
         count = len(merged.items) if rows is None else len(rows)
         model = self.model.current if self.model is not None else None
         if model is None or not count:

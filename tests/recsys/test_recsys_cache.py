@@ -188,3 +188,30 @@ def test_the_sampled_selection_of_nearest_rows_is_exact() -> None:
     clustered = np.concatenate([np.full(5_000, 3.0), rng.random(20_000) + 4]).astype(np.float32)
     chosen = smallest(clustered, 300)  # many ties at the boundary: any 300 of the equal values are right
     assert len(set(chosen.tolist())) == 300 and (clustered[chosen] == 3.0).all()
+
+
+def test_held_values_cost_the_garbage_collector_nothing(recommender: Any) -> None:
+    """List values are held as tuples and no per-key pair is kept, so one young collection untracks them all.
+
+    A full collection walks every tracked object; thousands of held lists made each one take tens of ms.
+    """
+    import gc
+
+    from forgeml.recsys.cache import TTLCache
+
+    cache = TTLCache(60, lambda keys: [(k, k + 1, "x") for k in keys], clock=Clock())
+    gc.collect()
+    tracked = len(gc.get_objects())
+    gc.disable()  # one collection, below, must be enough
+    try:
+        cache.get_many(list(range(2000)))
+    finally:
+        gc.enable()
+    gc.collect(0)
+    assert len(gc.get_objects()) - tracked < 200  # not one object per key
+    assert not any(gc.is_tracked(v) for v in cache.get_many(list(range(2000))))
+    cooc = recommender.sources["cooccurrence"]
+    recommender.recommend(7, n=5, context=CONTEXT)
+    held = [v for v in cooc.lists.read(recommender.query(7).recent) if v]
+    gc.collect(0)
+    assert held and all(type(v) is tuple and not gc.is_tracked(v) for v in held)

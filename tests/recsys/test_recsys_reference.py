@@ -81,3 +81,34 @@ def test_rules_that_drop_candidates_are_filled_up_from_past_the_window(recommend
     assert [bool(c.features) for c in answer.items] == [True] * 3 + [False] * 3
     assert [c.score for c in answer.items] == [c.score for c in ranked[0:6:2] + ranked[6:9]]
     assert [c.item for c in wider.items[:6]] == [c.item for c in ranked[0:12:2]] and len(wider.items) == 12
+
+
+def test_merge_equals_the_item_by_item_definition() -> None:
+    """Random answers (overlapping sources, repeats, excluded items, a limit) merge as the plain loop says."""
+    import random
+
+    from forgeml.recsys import merge
+
+    def plain(found: list[tuple[str, list[tuple[int, float]]]], exclude: set[int], limit: int) -> list[tuple]:
+        merged: dict[int, list[Any]] = {}
+        for source, pairs in found:
+            for item, score in pairs:
+                if item not in merged:
+                    if item not in exclude and len(merged) < limit:
+                        merged[item] = [item, float(score), source, [source]]
+                elif source not in merged[item][3]:
+                    merged[item][3].append(source)
+        return [tuple(m) for m in merged.values()]
+
+    rng = random.Random(0)
+    for case in range(300):
+        found = [(name, [(rng.randrange(60), rng.random()) for _ in range(rng.randrange(30))])
+                 for name in ("ann", "cooc", "pop", "content")[:rng.randrange(1, 5)]]
+        if case % 2:  # most sources answer without repeats or excluded items, as their contract says
+            found = [(name, list({i: (i, s) for i, s in pairs}.values())) for name, pairs in found]
+        exclude = set(rng.sample(range(60), rng.randrange(4))) if case % 3 else set()
+        if case % 2 and case % 3:
+            found = [(name, [p for p in pairs if p[0] not in exclude]) for name, pairs in found]
+        limit = rng.choice([5, 20, 500])
+        got = [(c.item, c.score, c.source, c.sources) for c in merge(found, exclude, limit)]
+        assert got == plain(found, exclude, limit), case
