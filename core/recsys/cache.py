@@ -65,23 +65,26 @@ class TTLCache:
         if not due or min(due) > now:
             return list(map(values.__getitem__, keys))
         stale = [k for k, t in zip(keys, due, strict=True) if t <= now]
-        fresh = self._fill(list(dict.fromkeys(stale)), now)
+        fresh = self._fill(list(dict.fromkeys(stale)), now, expires)
         return [fresh[k] if t <= now else values[k] for k, t in zip(keys, due, strict=True)]
 
-    def _fill(self, keys: list[Any], now: float) -> dict[Any, Any]:
+    def _fill(self, keys: list[Any], now: float, known: dict[Hashable, float]) -> dict[Any, Any]:
         values = list(self.load(keys))
         if len(values) != len(keys):
             raise ValueError(f"cache loader returned {len(values)} values for {len(keys)} keys")
-        # each key expires somewhere in the last quarter of ttl_s (by its hash): a batch loaded at once
-        # is refreshed over several requests instead of all in one
-        step = self.ttl_s / (4 * _SPREAD)
+        # a key read again expires somewhere in the last quarter of ttl_s (by its hash), so a batch read
+        # together is read again over several requests; a key read for the first time, somewhere in the
+        # last three quarters, so a cache filled at once (a start, a swap) is read again a little at a
+        # time rather than in one wave that costs every request of a few seconds its share
+        step = self.ttl_s / _SPREAD
+        due = {k: now + self.ttl_s - (hash(k) % _SPREAD) * step * (0.25 if k in known else 0.75) for k in keys}
         fresh = dict(zip(keys, values, strict=True))
         with self._lock:
             if len(self._held[0]) + len(keys) > self.max_keys:
                 self._held = ({}, {})
             held_expiry, held_values = self._held
             held_values.update(fresh)  # values first: a reader that finds an expiry finds its value
-            held_expiry.update({k: now + self.ttl_s - (hash(k) % _SPREAD) * step for k in keys})
+            held_expiry.update(due)
         self.loaded += len(keys)
         return fresh
 

@@ -58,6 +58,8 @@ class ServingMetrics:
                                       ["recommender", "source", "status"], registry=self.registry)
         self.recsys_fallbacks = Counter("forgeml_recsys_fallbacks", "Recommendations answered by the fallback source.",
                                         ["recommender"], registry=self.registry)
+        self.recsys_queued = Gauge("forgeml_recsys_queued", "Recommendation requests waiting for a compute slot "
+                                   "([serving] recommend_concurrency).", ["recommender"], registry=self.registry)
         self.in_flight = Gauge("forgeml_serving_in_flight", "Requests admitted and not yet answered, per endpoint.",
                                ["model"], registry=self.registry)
         self.admission_limit = Gauge("forgeml_serving_admission_limit",

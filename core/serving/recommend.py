@@ -64,16 +64,36 @@ class RecommenderHost:
         self.executor = None if on_loop else cf.ThreadPoolExecutor(max_workers=concurrency,
                                                                    thread_name_prefix="forgeml-recommend")
         self._meters: dict[str, _Meters] = {}
+        for name in self.recommenders:  # every series shows in /metrics from the start, at zero
+            self.meters(name)
 
     async def compute(self, rec: Any, args: dict[str, Any]) -> Any:
         """Run one recommendation once a slot is free: on the event loop, or on a compute thread."""
-        async with self.slots:
+        if self.slots.locked():  # it waits: /metrics shows how many do
+            queued = self.meters(rec.name).queued
+            queued.inc()
+            try:
+                await self.slots.acquire()
+            finally:
+                queued.dec()
+        else:
+            await self.slots.acquire()
+        try:
             if self.executor is None:
                 # one turn of the loop first: requests that arrived meanwhile are read and queue behind
                 # this one, so they are answered in arrival order rather than in the order sockets are polled
                 await asyncio.sleep(0)
                 return rec.recommend(**args)
             return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: rec.recommend(**args))
+        finally:
+            self.slots.release()
+
+    def meters(self, name: str) -> _Meters:
+        """A recommender's metric children."""
+        found = self._meters.get(name)
+        if found is None:
+            found = self._meters[name] = _Meters(self.metrics, name)
+        return found
 
     def partner(self, name: str) -> tuple[dict[str, Any], Any] | None:
         """Return (layout, candidate recommender) while an interleaving experiment runs on ``name``."""
@@ -127,10 +147,7 @@ class RecommenderHost:
 
     def observe(self, name: str, answer: Any, request_id: str, impressions: bool = True) -> None:
         """Record one answer's stage latencies, source outcomes and (unless merged elsewhere) impressions."""
-        meters = self._meters.get(name)
-        if meters is None:
-            meters = self._meters[name] = _Meters(self.metrics, name)
-        meters.record(answer)
+        self.meters(name).record(answer)
         if self.predlog is None or not answer.items or not impressions:
             return
         items = answer.items
@@ -157,6 +174,7 @@ class _Meters:
         self.ok = metrics.child(metrics.recsys_requests, name, "ok")
         self.fallback = metrics.child(metrics.recsys_requests, name, "fallback")
         self.fallbacks = metrics.child(metrics.recsys_fallbacks, name)
+        self.queued = metrics.child(metrics.recsys_queued, name)
 
     def record(self, answer: Any) -> None:
         """Observe one answer's stage latencies, source outcomes and outcome."""

@@ -331,7 +331,11 @@ class ContentRetriever:
         get = scores.get
         for value, items in zip(order, lists, strict=True):
             share = counts[value] / len(recent)
-            for pos, item in enumerate(items or (), 1):
+            items = items or ()
+            if scores.keys().isdisjoint(items) and len(set(items)) == len(items):  # the usual case, in C loops
+                scores.update(zip(items, map(share.__truediv__, range(1, len(items) + 1))))
+                continue
+            for pos, item in enumerate(items, 1):
                 score = share / pos
                 held = get(item)
                 if held is None or score > held:  # an item in several lists keeps its best score

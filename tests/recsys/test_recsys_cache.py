@@ -25,7 +25,7 @@ def test_ttl_cache_loads_misses_together_and_reloads_expired_keys() -> None:
     from forgeml.recsys.cache import TTLCache
 
     calls: list[list[Any]] = []
-    source = {"a": 1, "b": 2, "c": 3}
+    source = {1: 1, 2: 2, 3: 3}  # whole numbers: their hashes, which spread expiries, are the same every run
 
     def load(keys: list[Any]) -> list[Any]:
         calls.append(list(keys))
@@ -33,14 +33,38 @@ def test_ttl_cache_loads_misses_together_and_reloads_expired_keys() -> None:
 
     clock = Clock()
     cache = TTLCache(10.0, load, clock=clock)
-    assert cache.get_many(["a", "b", "a", "x"]) == [1, 2, 1, None]
-    assert calls == [["a", "b", "x"]]
-    source["a"] = 10
-    clock.now += 7.4  # within the last quarter of ttl_s nothing has expired yet
-    assert cache.get_many(["a", "b"]) == [1, 2] and len(calls) == 1
+    assert cache.get_many([1, 2, 1, 99]) == [1, 2, 1, None]
+    assert calls == [[1, 2, 99]]
+    source[1] = 10
+    clock.now += 7.4  # these keys come due in the last thousandth of ttl_s: nothing has expired yet
+    assert cache.get_many([1, 2]) == [1, 2] and len(calls) == 1
     clock.now += 2.7  # past ttl_s: every key is read again
-    assert cache.get_many(["a", "c"]) == [10, 3]
-    assert sorted(calls[1]) == ["a", "c"]
+    assert cache.get_many([1, 3]) == [10, 3]
+    assert sorted(calls[1]) == [1, 3]
+
+
+def test_keys_read_together_come_due_spread_out() -> None:
+    """A cache filled at once is read again a little at a time, and a key read again keeps nearly ttl_s."""
+    from forgeml.recsys.cache import TTLCache
+
+    clock = Clock()
+    cache = TTLCache(100.0, lambda keys: [k * 2 for k in keys], clock=clock)
+    keys = list(range(1024))
+    cache.get_many(keys)
+    due_by = []
+    for _ in range(4):
+        clock.now += 25.0
+        before = cache.loaded
+        cache.get_many(keys)
+        due_by.append(cache.loaded - before)
+    # first reads come due over the last three quarters of ttl_s, evenly
+    assert due_by[0] == 0 and all(200 < n < 400 for n in due_by[1:3]) and sum(due_by) >= 1024
+    clock.now += 1000.0
+    cache.get_many(keys)
+    before = cache.loaded
+    clock.now += 74.9  # read again: every key keeps at least three quarters of ttl_s
+    cache.get_many(keys)
+    assert cache.loaded == before
 
 
 def test_ttl_cache_of_zero_seconds_reads_every_time_and_a_full_cache_starts_over() -> None:

@@ -112,3 +112,18 @@ def test_merge_equals_the_item_by_item_definition() -> None:
         limit = rng.choice([5, 20, 500])
         got = [(c.item, c.score, c.source, c.sources) for c in merge(found, exclude, limit)]
         assert got == plain(found, exclude, limit), case
+
+
+def test_content_scores_by_hand(recommender: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Category shares over list positions; an item in several lists (or twice in one) keeps its best score."""
+    from forgeml.contracts import RecommendQuery
+
+    content = recommender.sources["content"]
+    category = {1: "a", 2: "a", 3: "b", 4: "c", 5: "c"}
+    lists = {"a": (10, 11, 12), "b": (11, 13, 10, 13), "c": (20, 21)}
+    monkeypatch.setattr(content.attributes, "read", lambda keys: [category.get(k) for k in keys])
+    monkeypatch.setattr(content.lists, "read", lambda keys: [lists.get(k) for k in keys])
+    overlapping = content.retrieve(RecommendQuery(7, [1, 2, 3]), 4)
+    assert overlapping == [(10, 2 / 3), (11, 1 / 3), (12, 2 / 9), (13, 1 / 6)]
+    disjoint = content.retrieve(RecommendQuery(7, [4, 5, 1], exclude={20}), 3)
+    assert disjoint == [(21, (2 / 3) / 2), (10, 1 / 3), (11, (1 / 3) / 2)]

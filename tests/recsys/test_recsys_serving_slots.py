@@ -77,6 +77,49 @@ def test_one_slot_computes_one_recommendation_at_a_time_and_answers_every_reques
         assert 'forgeml_recsys_requests_total{recommender="shop",status="ok"} 4.0' in metrics
 
 
+def test_waiting_requests_are_counted_and_computed_in_arrival_order(shop_ws: Any) -> None:
+    """While the one slot is busy, later requests show in forgeml_recsys_queued and then run first come, first served."""
+    with _server(shop_ws, recommend_concurrency=1, recommend_on_event_loop=False) as srv:
+        rec = srv.state.recommenders.recommenders["shop"]
+        inner = rec.recommend
+        go = threading.Event()
+        started = threading.Event()
+        order: list[Any] = []
+
+        def held(**kwargs: Any) -> Any:
+            order.append(kwargs["user"])
+            started.set()
+            go.wait(30)
+            return inner(**kwargs)
+
+        rec.recommend = held
+        pool = ThreadPoolExecutor(4)
+        try:
+            def post(user: int) -> Any:
+                return pool.submit(httpx.post, f"{srv.url}/v1/recommenders/shop/recommend",
+                                   json={"user": user, "n": 3, "context": {"hour": 1}}, timeout=60)
+
+            replies = [post(21)]
+            assert started.wait(30)
+            for user, queued in ((22, 1), (23, 2), (24, 3)):
+                replies.append(post(user))
+                _wait_for_metric(srv, f'forgeml_recsys_queued{{recommender="shop"}} {queued}.0')
+            go.set()
+            assert [r.result(60).status_code for r in replies] == [200] * 4
+        finally:
+            go.set()
+            pool.shutdown(wait=True)
+        assert order == [21, 22, 23, 24]
+        _wait_for_metric(srv, 'forgeml_recsys_queued{recommender="shop"} 0.0')
+
+
+def _wait_for_metric(srv: Any, line: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while line not in srv.client.get("/metrics").text:
+        assert time.monotonic() < deadline, f"/metrics never showed {line}"
+        time.sleep(0.02)
+
+
 def test_more_slots_compute_side_by_side(shop_ws: Any) -> None:
     """With recommend_concurrency = 2, two requests compute at once (both reach the barrier inside recommend)."""
     with _server(shop_ws, recommend_concurrency=2) as srv:
