@@ -3,7 +3,8 @@
 from forgeml.lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    ".pipeline": ["Recommendation", "Recommender", "merge"],
+    ".merging": ["merge"],
+    ".pipeline": ["Recommendation", "Recommender"],
     ".settings": ["RecommenderSettings"],
     "forgeml.feedback.interleaving": ["Interleaved", "InterleavingTally", "team_draft"],
     ".embeddings": ["EmbeddingTable", "add_cold_items", "publish_embeddings", "registered_table"],

@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, islice, repeat
-from operator import is_, is_not, itemgetter, not_
+from operator import is_, is_not
 from typing import Any
 
 from forgeml.contracts import Candidate, RecommendQuery
 from forgeml.errors import ForgeError, ValidationError
 from forgeml.recsys.cache import CandidateFeatures, feature_name
+from forgeml.recsys.merging import Merged, merge, picker
 from forgeml.recsys.ranking import ModelSlot
 from forgeml.recsys.settings import RecommenderSettings, configured_rules, configured_sources
 
@@ -63,87 +64,6 @@ class Recommendation:
                             **({"error": r.error} if r.error else {})} for k, r in self.sources.items()},
             **({"rule_errors": self.rule_errors} if self.rule_errors else {}),
         }
-
-
-def merge(found: Iterable[tuple[str, list[tuple[Any, float]]]], exclude: set[Any], limit: int) -> list[Candidate]:
-    """Merge source answers in source order: first finder keeps the item, later finders are listed; drop excluded."""
-    merged = Merged.of(found, exclude, limit)
-    return [merged.candidate(row, float(score)) for row, score in enumerate(merged.scores)]
-
-
-class Merged:
-    """Merged candidates as columns: a request ranks hundreds of them but returns a few, made Candidates only then."""
-
-    __slots__ = ("items", "scores", "found_by", "also")
-
-    def __init__(self, items: list[Any], scores: list[Any], found_by: list[str], also: dict[int, list[str]]):
-        self.items = items
-        self.scores = scores
-        """Each item's score from the source that found it first."""
-        self.found_by = found_by
-        self.also = also
-        """The later finders of the rows that several sources found."""
-
-    @classmethod
-    def of(cls, found: Iterable[tuple[str, list[tuple[Any, float]]]], exclude: set[Any], limit: int) -> Merged:
-        """Merge in source order (first finder keeps the item), drop excluded items, keep at most ``limit``."""
-        rows: dict[Any, int] = {}
-        items: list[Any] = []
-        scores: list[Any] = []
-        found_by: list[str] = []
-        also: dict[int, list[str]] = {}
-        for source, pairs in found:
-            keys = list(map(_FIRST, pairs))
-            if len(set(keys)) < len(keys) or not exclude.isdisjoint(keys):  # the contract says neither happens
-                cls._one_by_one(source, pairs, exclude, limit, rows, items, scores, found_by, also)
-                continue
-            # the usual answer, in C loops: items an earlier source found list this one too, the rest are new
-            for item in rows.keys() & keys:
-                row = rows[item]
-                if found_by[row] != source:
-                    later = also.setdefault(row, [])
-                    if source not in later:
-                        later.append(source)
-            new = list(compress(pairs, map(not_, map(rows.__contains__, keys))))[:max(0, limit - len(items))]
-            rows.update(zip(map(_FIRST, new), range(len(items), len(items) + len(new))))
-            items.extend(map(_FIRST, new))
-            scores.extend(map(_SECOND, new))
-            found_by.extend(repeat(source, len(new)))
-        return cls(items, scores, found_by, also)
-
-    @staticmethod
-    def _one_by_one(source: str, pairs: list[tuple[Any, float]], exclude: set[Any], limit: int, rows: dict[Any, int],
-                    items: list[Any], scores: list[Any], found_by: list[str], also: dict[int, list[str]]) -> None:
-        for item, score in pairs:
-            row = rows.get(item)
-            if row is None:  # an excluded item is never merged, so only a new item needs the check
-                if item not in exclude and len(items) < limit:
-                    rows[item] = len(items)
-                    items.append(item)
-                    scores.append(score)
-                    found_by.append(source)
-            elif found_by[row] != source:
-                later = also.setdefault(row, [])
-                if source not in later:
-                    later.append(source)
-
-    def candidate(self, row: int, score: float, features: dict[str, Any] | None = None) -> Candidate:
-        """Return one merged row as a Candidate."""
-        first = self.found_by[row]
-        later = self.also.get(row)
-        return Candidate(self.items[row], score, first, [first, *later] if later else [first],
-                         {} if features is None else features)
-
-
-_FIRST, _SECOND = itemgetter(0), itemgetter(1)
-
-
-def _picker(rows: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """Return a function taking those rows of a column, in that order (a C loop, not a Python one)."""
-    if len(rows) == 1:
-        only = rows[0]
-        return lambda column: (column[only],)
-    return itemgetter(*rows)  # type: ignore[return-value]
 
 
 class Recommender:
@@ -378,7 +298,7 @@ class Recommender:
         head = order[:window].tolist()
         # feature dicts, and Candidates at all, only for those the rules will see: each costs microseconds
         present = [name for name in names if name in columns]
-        values = zip(*map(_picker(head), (columns[name] for name in present))) if head and present else repeat(())
+        values = zip(*map(picker(head), (columns[name] for name in present))) if head and present else repeat(())
         ranked = [merged.candidate(i if rows is None else rows[i], score, dict(zip(present, row)))
                   for i, score, row in zip(head, scores[order[:window]].tolist(), values)]
 
