@@ -32,19 +32,18 @@ class RankingModel:
         if missing:
             raise ValidationError(f"ranking model {self.uri} needs input {missing[0]!r}, which neither its features "
                                   f"nor the request context give")
-        frame = matrix = self._matrix(columns)
+        frame = self._matrix(columns)
         if frame is None:
             frame = pd.DataFrame({c: columns[c] for c in self.inputs}) if self.inputs else pd.DataFrame(columns)
         inner = getattr(self.model, "model", None)
-        with _checked_already(matrix):
-            if inner is not None and hasattr(inner, "predict_proba") and hasattr(self.model, "predict_proba"):
-                # a classifier ranks by the probability of the positive class, not by its 0/1 label
-                out = np.asarray(self.model.predict_proba(frame))
-                out = out[:, -1] if out.ndim == 2 else out
-            else:
-                out = np.asarray(self.model.predict(frame), dtype=np.float64)
-                if out.ndim == 2:
-                    out = out[:, -1]
+        if inner is not None and hasattr(inner, "predict_proba") and hasattr(self.model, "predict_proba"):
+            # a classifier ranks by the probability of the positive class, not by its 0/1 label
+            out = np.asarray(self.model.predict_proba(frame))
+            out = out[:, -1] if out.ndim == 2 else out
+        else:
+            out = np.asarray(self.model.predict(frame), dtype=np.float64)
+            if out.ndim == 2:
+                out = out[:, -1]
         if len(out) != rows:
             raise ValidationError(f"ranking model {self.uri} returned {len(out)} scores for {rows} candidates")
         return np.asarray(out, dtype=np.float64).tolist()  # Python floats, converted in C
@@ -63,26 +62,6 @@ class RankingModel:
             return np.column_stack([np.asarray(columns[c], dtype=np.float64) for c in self.inputs])
         except (TypeError, ValueError):  # text or mixed values: the DataFrame path encodes them
             return None
-
-
-def _checked_already(matrix: Any) -> Any:
-    """Skip scikit-learn's per-call checks that cannot fail here (a no-op for other libraries).
-
-    Hyperparameters were validated when the model was fitted, and a float matrix whose every value
-    is finite passes the finiteness check; together these checks cost about a fifth of scoring a few
-    hundred rows. A matrix holding NaN (a missing feature) or a DataFrame is still checked, so a
-    model that refuses missing values refuses them as before.
-    """
-    import sys
-    from contextlib import nullcontext
-
-    sklearn = sys.modules.get("sklearn")
-    if sklearn is None:
-        return nullcontext()
-    import numpy as np
-
-    finite = matrix is not None and bool(np.isfinite(matrix).all())
-    return sklearn.config_context(assume_finite=True if finite else None, skip_parameter_validation=True)
 
 
 class ModelSlot:

@@ -56,13 +56,32 @@ class LoadedSklearn:
 
     def predict(self, inputs: Any) -> Any:
         """Return the estimator's predictions as a numpy array."""
-        return self.model.predict(self._x(inputs))
+        x = self._x(inputs)
+        with _checked_already(x):
+            return self.model.predict(x)
 
     def predict_proba(self, inputs: Any) -> Any:
         """Return class probabilities (classifiers only)."""
         if not hasattr(self.model, "predict_proba"):
             raise ValidationError(f"{type(self.model).__name__} has no predict_proba")
-        return self.model.predict_proba(self._x(inputs))
+        x = self._x(inputs)
+        with _checked_already(x):
+            return self.model.predict_proba(x)
+
+
+def _checked_already(x: Any) -> Any:
+    """Skip scikit-learn's per-call checks that cannot fail for this input.
+
+    Hyperparameters were validated when the model was fitted, and a numeric matrix whose every value
+    is finite passes the finiteness check; together these checks cost about a fifth of scoring a few
+    hundred rows. A matrix holding NaN (a missing feature), or a DataFrame, is still checked, so a
+    model that refuses missing values refuses them as before.
+    """
+    import numpy as np
+    import sklearn
+
+    finite = isinstance(x, np.ndarray) and x.dtype.kind in "fiub" and bool(np.isfinite(x).all())
+    return sklearn.config_context(assume_finite=True if finite else None, skip_parameter_validation=True)
 
 
 def _needs_frame(model: Any) -> bool:

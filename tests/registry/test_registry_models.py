@@ -58,6 +58,20 @@ class TestSklearn:
         row = X.iloc[0].to_dict()
         assert loaded.predict(row).tolist() == expected[:1].tolist()
         assert np.allclose(loaded.predict_proba(X.head(3)), model.predict_proba(X.head(3)))
+
+    def test_skipped_sklearn_checks_still_refuse_missing_values(self, workspace):
+        """Finite matrices skip sklearn's per-call checks; a NaN still reaches the estimator's own refusal."""
+        model, X, _ = _sklearn_model()
+        register_model("strict", model, input_example=X.head(5))
+        loaded = load_model("strict@1")
+        matrix = X.to_numpy()
+        assert np.allclose(loaded.predict_proba(matrix), model.predict_proba(X))
+        holed = matrix.copy()
+        holed[3, 1] = np.nan
+        with pytest.raises(ValueError, match="NaN"):
+            loaded.predict_proba(holed)
+        with pytest.raises(ValueError, match="NaN"):
+            loaded.predict(holed)
         with pytest.raises(ValidationError, match="missing column"):
             loaded.predict(X.drop(columns=["b"]))
 
